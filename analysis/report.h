@@ -1,0 +1,129 @@
+// The report of a sweep, schema `ridgeline.report.v1` (described field by field, with units, in
+// reports/schema/ridgeline.report.v1.md): plain structs, their JSON form, a validator, and the join
+// of measured times with the cost model that produces one run.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "analysis/ceilings.h"
+#include "analysis/cost_model.h"
+#include "analysis/roofline.h"
+#include "engine/config.h"
+
+namespace ridgeline {
+
+inline constexpr const char* kReportSchema = "ridgeline.report.v1";
+
+struct DeviceInfo {
+  std::string name;          // "NVIDIA H100 80GB HBM3", or the CPU model
+  std::string backend;       // "cuda" | "cpu"
+  int sm_count = 0;          // streaming multiprocessors; 0 on the CPU
+  int64_t memory_bytes = 0;  // device (or host) memory
+  std::string driver;        // driver version; "" on the CPU
+  std::string cuda;          // CUDA runtime version; "" on the CPU
+  Ceilings peak;             // the roofs every point is placed against
+  std::optional<Datasheet> datasheet;  // none for CPUs and unknown GPUs
+};
+
+struct ModelInfo {
+  std::string name;
+  bool synthetic = false;  // preset shapes with generated weights
+  int64_t params = 0;
+  ModelConfig config;
+};
+
+// One op, or (in by_kind) the sum of the ops of one kind: then name == kind, layer == -1.
+struct OpRecord {
+  std::string name;
+  int layer = -1;
+  std::string kind;
+  int count = 1;        // ops summed (1 for a single op)
+  RooflinePoint point;  // point.time_us is the measured median
+};
+
+struct StepRecord {
+  TimeStats time_us;        // whole decode (or prefill) step, measured
+  double tokens_per_s = 0;  // batch * new_tokens_per_seq / median step time
+  RooflinePoint point;      // cost-model totals of every op; point.time_us == time_us.median
+};
+
+// What the cost model and the ceilings predict for the step.
+struct Prediction {
+  double time_us = 0;          // sum over every op of its own roofline time (ops run one after another)
+  double tokens_per_s = 0;     // tokens of the step / time_us
+  double memory_time_us = 0;   // all the step's bytes at peak bandwidth
+  double compute_time_us = 0;  // all the step's FLOPs at peak compute
+};
+
+struct RunRecord {
+  int batch = 0;
+  int context = 0;            // tokens per sequence after the step (the longest when they differ)
+  std::vector<int> contexts;  // per sequence; only kept when they differ
+  int new_tokens_per_seq = 1; // 1: decode
+  std::string weights;        // "fp16" | "w4a16"
+  std::string kv;             // "fp16" | "int8" | "int4"
+  int group_size = 128;       // w4a16 group along the input dimension
+  std::string method;         // how the per-op times were measured
+  StepRecord step;
+  std::vector<OpRecord> ops;      // measured ops, forward order
+  std::vector<OpRecord> by_kind;  // ops summed per kind, in order of first appearance
+  double coverage = 0;            // sum(ops time) / step median time
+  std::vector<std::string> unmeasured_ops;  // cost-model ops without a measured time (fused away)
+  Prediction predicted;
+};
+
+// Per (weights, kv, context, group size): where decode turns compute-bound, measured and predicted.
+struct HeadlineEntry {
+  std::string weights, kv;
+  int context = 0;
+  int group_size = 128;
+  std::vector<int> batches;  // the measured decode batches it was found from
+  std::optional<double> measured_ridge_batch;        // measured_ridge_batch() over the step
+  std::optional<double> predicted_ridge_batch;       // predicted_ridge_batch() for the whole step
+  std::optional<double> measured_gemm_ridge_batch;   // same, summed gemm ops only
+  std::optional<double> predicted_gemm_ridge_batch;
+};
+
+struct Report {
+  std::string schema = kReportSchema;
+  std::string created;     // ISO-8601 UTC
+  std::string git_commit;  // "" when unknown
+  std::string command;     // the command line that produced it
+  std::string method;      // how step times were measured (warm-up, repetitions, rotation, graphs)
+  DeviceInfo device;
+  ModelInfo model;
+  std::vector<RunRecord> runs;
+  std::vector<HeadlineEntry> headline;
+};
+
+// Joins the cost model of `shape` with measured times: the step from `step_us`, each op from
+// `op_median_us` (by op name). Cost-model ops without a time are listed in unmeasured_ops (their
+// cost still counts in the step); a time for a name the cost model lacks throws, naming it.
+RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings& ceilings,
+                    const TimeStats& step_us, const std::map<std::string, double>& op_median_us,
+                    const std::string& method);
+
+// Groups the decode runs (new_tokens_per_seq 1, one context for all sequences) by weights, kv,
+// context and group size, and finds the ridge batch of each group, measured and predicted.
+std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vector<RunRecord>& runs,
+                                          const Ceilings& ceilings);
+
+nlohmann::json to_json(const Report& r);
+// Throws std::runtime_error naming the JSON path of the first missing or mistyped field.
+Report report_from_json(const nlohmann::json& j);
+// Every problem found, one human-readable line each (with its JSON path); empty when valid.
+// Checks presence and types of every field, and that the derived numbers agree with their inputs:
+// intensity, achieved rates, utilizations, roofline times, `bound` against the ridge, tokens/s,
+// by_kind against the sum of ops, and coverage (1e-6 relative).
+std::vector<std::string> validate_report(const nlohmann::json& j);
+
+// Now, as ISO-8601 UTC ("2025-01-31T12:34:56Z").
+std::string utc_timestamp();
+
+}  // namespace ridgeline

@@ -1,0 +1,54 @@
+// ridgeline tokenize: shows the ids and pieces a text or a chat prompt becomes, `<s>` included.
+// Special tokens show by name (`<|im_start|>`), not as tokenizer.model spells them.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "engine/chat_template.h"
+#include "engine/tokenizer.h"
+
+namespace ridgeline::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "tokenize --tokenizer DIR|FILE (--text TEXT | --chat TEXT [--system TEXT]) [--json]";
+
+int run_tokenize(const std::vector<std::string>& argv) {
+  Args a(argv, {"tokenizer", "text", "chat", "system"}, {"json"});
+  if (!a.positional().empty())
+    throw UsageError(fmt::format("unexpected argument '{}'", a.positional().front()));
+  if (a.has("text") == a.has("chat")) throw UsageError("give exactly one of --text or --chat");
+  if (a.has("system") && !a.has("chat")) throw UsageError("--system goes with --chat");
+  Tokenizer tok = Tokenizer::load(a.require("tokenizer"));
+
+  std::vector<int> ids;
+  if (auto text = a.get("text")) {
+    ids = tok.encode(*text, true);
+  } else {
+    // --chat always asks for the answer: the generation prompt closes the user turn.
+    ids = encode_chat(tok, chat_messages(a.require("chat"), a.get_or("system", "")), true);
+  }
+  std::vector<std::string> pieces;
+  pieces.reserve(ids.size());
+  for (int id : ids) pieces.push_back(tok.display_piece(id));
+
+  if (a.has("json")) {
+    nlohmann::json j = {{"ids", ids}, {"pieces", pieces}};
+    fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else {
+    fmt::print("{}\n{}\n", fmt::join(ids, " "), fmt::join(pieces, " "));
+  }
+  return 0;
+}
+
+}  // namespace
+
+RIDGELINE_COMMAND(Command{"tokenize", kUsage, run_tokenize});
+
+}  // namespace ridgeline::cli

@@ -1,0 +1,90 @@
+// The one seam between the model-level engine (generation, sessions, sweeps) and the hardware.
+// Two implementations: the CPU reference (plain float32 C++, obviously correct) and CUDA.
+//
+// A backend owns the weights and the KV cache. Callers speak in sequences: a sequence is a slot
+// with its own KV cache; forward() appends tokens to sequences and leaves, per sequence, the
+// logits of its last new position on the backend, where sample() reads them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+
+namespace ridgeline {
+
+enum class WeightFormat { fp16, w4a16 };
+enum class KvFormat { fp16, int8 };
+
+const char* to_string(WeightFormat f);
+const char* to_string(KvFormat f);
+WeightFormat parse_weight_format(const std::string& s);  // throws naming the accepted values
+KvFormat parse_kv_format(const std::string& s);
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0: greedy (argmax, lowest index on ties)
+  int top_k = 0;             // 0: no top-k filter
+  float top_p = 1.0f;        // 1: no nucleus filter
+  uint64_t seed = 0;         // the draw for a token depends on (seed, position) only
+  bool greedy() const { return temperature <= 0.0f; }
+};
+
+// Samples of one op's time over the timed decode steps, in microseconds.
+struct OpSamples {
+  std::string name;  // the report's op name: "embed", "layers.3.wqkv", ..., "sample"
+  std::vector<double> us;
+};
+
+struct DecodeTiming {
+  std::vector<double> step_us;  // one sample per timed decode step (CUDA: one graph replay each)
+  std::vector<OpSamples> ops;   // per op, in forward order, from a separate profiling pass
+  std::string method;           // how the step and the ops were timed, for the report
+};
+
+struct BackendOptions {
+  WeightFormat weights = WeightFormat::fp16;
+  KvFormat kv = KvFormat::fp16;
+  int max_sequences = 64;        // sequences that may hold a KV cache at once
+  int64_t max_kv_tokens = 0;     // total KV-cache tokens over all sequences; 0: the backend decides
+  int64_t memory_cap_bytes = 0;  // cap on what the KV cache may take; 0: no cap beyond free memory
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual std::string name() const = 0;  // "cpu" | "cuda"
+
+  // Sequences. create_sequence() throws if no slot is free; capacity_tokens() is how many more
+  // tokens the KV cache can take in total.
+  virtual int create_sequence() = 0;
+  virtual void release_sequence(int seq) = 0;
+  virtual int sequence_length(int seq) const = 0;
+  virtual int64_t capacity_tokens() const = 0;
+  // The longest a sequence may grow (trained context, or more under dynamic NTK scaling).
+  virtual int64_t max_sequence_length() const = 0;
+
+  // Appends tokens[i] to sequence seqs[i] and runs the model over them: a prefill when a list holds
+  // many tokens, a decode step when every list holds one. Lists may differ in length. If `logits` is
+  // not null, the last new position's logits of each sequence are copied there, row-major
+  // [seqs.size(), vocab], float32. Throws (before touching any cache) if the tokens do not fit.
+  virtual void forward(std::span<const int> seqs, std::span<const std::vector<int>> tokens,
+                       float* logits) = 0;
+
+  // Draws the next token of each sequence from the logits its last forward() left.
+  virtual void sample(std::span<const int> seqs, std::span<const SamplingParams> params, int* out) = 0;
+
+  // Benchmark hooks (the sweep's). fill_context() makes an empty sequence `length` tokens long with
+  // random K/V (values from `seed`, never zeros): what a prefill would leave, without its cost;
+  // it throws like forward() when the tokens do not fit. benchmark_decode() times the decode step
+  // of `seqs` at their current lengths (one new token each, greedy sampling included) `iters` times
+  // after `warmup` untimed steps, WITHOUT advancing the sequences (each timed step rewrites the same
+  // cache slot), and then times each op in a separate profiling pass of `iters` steps.
+  virtual void fill_context(int seq, int length, uint64_t seed) = 0;
+  virtual DecodeTiming benchmark_decode(std::span<const int> seqs, int warmup, int iters) = 0;
+};
+
+}  // namespace ridgeline

@@ -1,0 +1,38 @@
+// The InternLM2 chat template (tokenizer_config.json's `chat_template`):
+//   {{bos}}{% for m in messages %}<|im_start|>{role}\n{content}<|im_end|>\n{% endfor %}
+//   {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/tokenizer.h"
+
+namespace ridgeline {
+
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+// The template's text WITHOUT the leading `<s>`: Tokenizer::encode(text, /*add_bos=*/true) adds it as
+// an id, and a literal "<s>" in the text would be split out the same way, so leaving it out keeps one
+// place responsible for bos.
+std::string render_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt);
+
+// A single user turn, preceded by a system message when `system` is not empty.
+std::vector<ChatMessage> chat_messages(const std::string& user, const std::string& system);
+
+// Reads an OpenAI-style `[{"role": "system"|"user"|"assistant", "content": "..."}]` file; errors name
+// the file and the message index.
+std::vector<ChatMessage> parse_messages_json(const std::string& path);
+
+// True when the last message is not the assistant's, so the model is to answer next.
+bool needs_generation_prompt(const std::vector<ChatMessage>& messages);
+
+// The prompt ids (`<s>` first) of `messages`; throws a one-line error naming the tokenizer file when
+// it has no `<|im_start|>`/`<|im_end|>` tokens, instead of silently encoding them as plain text.
+std::vector<int> encode_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
+                             bool add_generation_prompt);
+
+}  // namespace ridgeline

@@ -1,0 +1,305 @@
+#include "engine/cpu_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "engine/checkpoint.h"
+#include "engine/host_weights.h"
+#include "kernels/cpu/reference.h"
+
+namespace ridgeline {
+namespace {
+
+struct CpuSequence {
+  int length = 0;
+  std::vector<std::vector<float>> k, v;  // per layer: [length, kv_dim]
+  std::vector<float> last_logits;        // [vocab] after the last forward
+};
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(HostWeights w, const BackendOptions& o) : w_(std::move(w)), opt_(o) {
+    if (opt_.max_kv_tokens <= 0) opt_.max_kv_tokens = int64_t(opt_.max_sequences) * w_.config.max_positions;
+  }
+
+  const ModelConfig& config() const override { return w_.config; }
+  std::string name() const override { return "cpu"; }
+
+  int create_sequence() override {
+    if (int(seqs_.size()) >= opt_.max_sequences)
+      throw std::runtime_error(fmt::format("all {} sequence slots are in use", opt_.max_sequences));
+    int id = next_id_++;
+    CpuSequence s;
+    s.k.resize(w_.config.n_layers);
+    s.v.resize(w_.config.n_layers);
+    seqs_.emplace(id, std::move(s));
+    return id;
+  }
+
+  void release_sequence(int seq) override {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) return;
+    used_tokens_ -= it->second.length;
+    seqs_.erase(it);
+  }
+
+  int sequence_length(int seq) const override { return find(seq).length; }
+  int64_t capacity_tokens() const override { return opt_.max_kv_tokens - used_tokens_; }
+  int64_t max_sequence_length() const override { return max_length(); }
+
+  void forward(std::span<const int> seq_ids, std::span<const std::vector<int>> tokens,
+               float* logits) override {
+    const ModelConfig& c = w_.config;
+    if (seq_ids.size() != tokens.size()) throw std::invalid_argument("forward: one token list per sequence");
+    int64_t new_tokens = 0;
+    for (size_t i = 0; i < seq_ids.size(); ++i) {
+      const CpuSequence& s = find(seq_ids[i]);
+      if (tokens[i].empty()) throw std::invalid_argument("forward: empty token list");
+      for (int t : tokens[i])
+        if (t < 0 || t >= c.vocab)
+          throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary of {}", t, c.vocab));
+      check_fits(s.length, int64_t(tokens[i].size()));
+      new_tokens += int64_t(tokens[i].size());
+    }
+    if (new_tokens > capacity_tokens())
+      throw std::runtime_error(
+          fmt::format("KV cache full: {} new tokens, room for {}", new_tokens, capacity_tokens()));
+    std::vector<CpuSequence*> seqs;
+    for (int id : seq_ids) seqs.push_back(&seqs_.at(id));
+    run(seqs, tokens, nullptr);
+    used_tokens_ += new_tokens;
+    if (logits)
+      for (size_t i = 0; i < seqs.size(); ++i)
+        std::copy(seqs[i]->last_logits.begin(), seqs[i]->last_logits.end(), logits + i * c.vocab);
+  }
+
+  void sample(std::span<const int> seq_ids, std::span<const SamplingParams> params, int* out) override {
+    for (size_t i = 0; i < seq_ids.size(); ++i) {
+      const CpuSequence& s = find(seq_ids[i]);
+      if (s.last_logits.empty()) throw std::logic_error("sample() before forward() on this sequence");
+      const SamplingParams& p = params[i];
+      double u = ref::sampling_uniform(p.seed, uint64_t(s.length));
+      out[i] = ref::sample(s.last_logits.data(), w_.config.vocab, p.temperature, p.top_k, p.top_p, u);
+    }
+  }
+
+  void fill_context(int seq, int length, uint64_t seed) override {
+    CpuSequence& s = seqs_.at(find_id(seq));
+    if (s.length != 0) throw std::logic_error("fill_context() needs an empty sequence");
+    check_fits(0, length);
+    if (length > capacity_tokens())
+      throw std::runtime_error(
+          fmt::format("KV cache full: {} tokens, room for {}", length, capacity_tokens()));
+    const int64_t n = int64_t(length) * w_.config.kv_dim();
+    for (int l = 0; l < w_.config.n_layers; ++l) {
+      s.k[l].resize(n);
+      s.v[l].resize(n);
+      for (int64_t i = 0; i < n; ++i) {
+        s.k[l][i] = ref::sampling_uniform(seed + 2 * l, i) * 2 - 1;
+        s.v[l][i] = ref::sampling_uniform(seed + 2 * l + 1, i) * 2 - 1;
+      }
+    }
+    s.length = length;
+    used_tokens_ += length;
+  }
+
+  DecodeTiming benchmark_decode(std::span<const int> seq_ids, int warmup, int iters) override {
+    std::vector<CpuSequence*> seqs;
+    for (int id : seq_ids) {
+      seqs.push_back(&seqs_.at(find_id(id)));
+      check_fits(seqs.back()->length, 1);
+    }
+    std::vector<std::vector<int>> tokens(seqs.size(), std::vector<int>{w_.config.bos_id});
+    DecodeTiming t;
+    t.method = "cpu: steady_clock around each decode step; per-op steady_clock in a separate pass";
+    auto step = [&](std::vector<OpSamples>* ops) {
+      std::vector<int> lengths;
+      for (auto* s : seqs) lengths.push_back(s->length);
+      run(seqs, tokens, ops);
+      op(ops, "sample", [&] {
+        for (auto* s : seqs) ref::argmax(s->last_logits.data(), w_.config.vocab);
+      });
+      for (size_t i = 0; i < seqs.size(); ++i) truncate(*seqs[i], lengths[i]);
+    };
+    for (int i = 0; i < warmup; ++i) step(nullptr);
+    for (int i = 0; i < iters; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      step(nullptr);
+      t.step_us.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    for (int i = 0; i < iters; ++i) step(&t.ops);
+    return t;
+  }
+
+ private:
+  int find_id(int seq) const {
+    find(seq);
+    return seq;
+  }
+
+  void check_fits(int64_t length, int64_t more) const {
+    if (length + more > max_length())
+      throw std::runtime_error(fmt::format("sequence would hold {} tokens, more than the context limit of {}",
+                                           length + more, max_length()));
+  }
+
+  static void truncate(CpuSequence& s, int length) {
+    const size_t keep = s.k.empty() || s.length == 0 ? 0 : s.k[0].size() / s.length * length;
+    for (auto& k : s.k) k.resize(keep);
+    for (auto& v : s.v) v.resize(keep);
+    s.length = length;
+  }
+
+  int64_t max_length() const {
+    // Dynamic NTK extends the trained context (here up to 8x); otherwise the trained context is the limit.
+    const ModelConfig& c = w_.config;
+    return c.rope_scaling == RopeScaling::none ? c.max_positions : int64_t(c.max_positions) * 8;
+  }
+
+  const CpuSequence& find(int seq) const {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) throw std::invalid_argument(fmt::format("unknown sequence {}", seq));
+    return it->second;
+  }
+
+  // Runs `f` as op `name`, timing it into `ops` when profiling.
+  template <class F>
+  static void op(std::vector<OpSamples>* ops, const std::string& name, F&& f) {
+    if (!ops) return f();
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    auto it = std::find_if(ops->begin(), ops->end(), [&](const OpSamples& o) { return o.name == name; });
+    if (it == ops->end()) it = ops->insert(ops->end(), OpSamples{name, {}});
+    it->us.push_back(us);
+  }
+
+  // The forward over the new tokens of several sequences, rows concatenated. Reads like the model:
+  // embed, then per layer attention_norm -> wqkv -> rope_kv_write -> attention -> wo -> ffn_norm ->
+  // w13 -> swiglu -> w2; then norm and output on each sequence's last row.
+  void run(const std::vector<CpuSequence*>& seqs, std::span<const std::vector<int>> tokens,
+           std::vector<OpSamples>* ops) {
+    const ModelConfig& c = w_.config;
+    const int d = c.hidden, hd = c.head_dim, kvd = c.kv_dim(), qd = c.q_dim(), inter = c.intermediate;
+    const double pos_scale = c.rope_scaling == RopeScaling::linear ? c.rope_factor : 1.0;
+    // Row r belongs to sequence row_seq[r] at position row_pos[r].
+    std::vector<int> ids, row_seq, row_pos, last_row;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      for (size_t t = 0; t < tokens[i].size(); ++t) {
+        ids.push_back(tokens[i][t]);
+        row_seq.push_back(int(i));
+        row_pos.push_back(seqs[i]->length + int(t));
+      }
+      last_row.push_back(int(ids.size()) - 1);
+    }
+    const int n = int(ids.size());
+    std::vector<double> base(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i)
+      base[i] = rope_base_for_length(c, seqs[i]->length + int(tokens[i].size()));
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      int64_t total = int64_t(seqs[i]->length + tokens[i].size()) * kvd;
+      for (int l = 0; l < c.n_layers; ++l) {
+        seqs[i]->k[l].resize(total);
+        seqs[i]->v[l].resize(total);
+      }
+    }
+
+    std::vector<float> residual(int64_t(n) * d), x(int64_t(n) * d), qkv(int64_t(n) * c.qkv_dim());
+    std::vector<float> q(int64_t(n) * qd), attn(int64_t(n) * qd), proj(int64_t(n) * d);
+    std::vector<float> gate(int64_t(n) * inter), up(gate.size()), act(gate.size());
+    op(ops, "embed", [&] { ref::embed(w_.tok_embeddings.data.data(), c.vocab, d, ids, residual.data()); });
+
+    const float* pending = nullptr;  // the last sublayer's output, added into the residual by the next norm
+    for (int l = 0; l < c.n_layers; ++l) {
+      const LayerWeights& L = w_.layers[l];
+      const std::string p = fmt::format("layers.{}.", l);
+      op(ops, p + "attention_norm", [&] {
+        ref::add_rmsnorm(residual.data(), pending, L.attention_norm.data.data(), n, d, c.norm_eps, x.data());
+      });
+      op(ops, p + "wqkv", [&] { ref::linear(x.data(), L.wqkv.data.data(), n, d, c.qkv_dim(), qkv.data()); });
+      op(ops, p + "rope_kv_write", [&] {
+        for (int r = 0; r < n; ++r) {
+          CpuSequence& s = *seqs[row_seq[r]];
+          float* qt = q.data() + int64_t(r) * qd;
+          float* kt = s.k[l].data() + int64_t(row_pos[r]) * kvd;
+          float* vt = s.v[l].data() + int64_t(row_pos[r]) * kvd;
+          ref::split_qkv(qkv.data() + int64_t(r) * c.qkv_dim(), c.n_heads, c.n_kv_heads, hd, qt, kt, vt);
+          for (int h = 0; h < c.n_heads; ++h)
+            ref::rope(qt + int64_t(h) * hd, hd, row_pos[r], base[row_seq[r]], pos_scale);
+          for (int h = 0; h < c.n_kv_heads; ++h) {
+            ref::rope(kt + int64_t(h) * hd, hd, row_pos[r], base[row_seq[r]], pos_scale);
+            if (opt_.kv == KvFormat::int8) {
+              ref::fake_quantize_kv(kt + int64_t(h) * hd, hd, 8);
+              ref::fake_quantize_kv(vt + int64_t(h) * hd, hd, 8);
+            }
+          }
+        }
+      });
+      op(ops, p + "attention", [&] {
+        for (int r = 0; r < n; ++r) {  // causal: row r sees positions [0, row_pos[r]]
+          const CpuSequence& s = *seqs[row_seq[r]];
+          ref::attention(q.data() + int64_t(r) * qd, s.k[l].data(), s.v[l].data(), kvd, row_pos[r] + 1,
+                         c.n_heads, c.n_kv_heads, hd, attn.data() + int64_t(r) * qd);
+        }
+      });
+      op(ops, p + "wo", [&] { ref::linear(attn.data(), L.wo.data.data(), n, qd, d, proj.data()); });
+      op(ops, p + "ffn_norm", [&] {
+        ref::add_rmsnorm(residual.data(), proj.data(), L.ffn_norm.data.data(), n, d, c.norm_eps, x.data());
+      });
+      op(ops, p + "w13", [&] {
+        ref::linear(x.data(), L.w1.data.data(), n, d, inter, gate.data());
+        ref::linear(x.data(), L.w3.data.data(), n, d, inter, up.data());
+      });
+      op(ops, p + "swiglu", [&] { ref::swiglu(gate.data(), up.data(), int64_t(gate.size()), act.data()); });
+      op(ops, p + "w2", [&] { ref::linear(act.data(), L.w2.data.data(), n, inter, d, proj.data()); });
+      pending = proj.data();
+    }
+    // Only each sequence's last position needs logits: norm and head on those rows alone.
+    const int m = int(seqs.size());
+    std::vector<float> last(int64_t(m) * d), last_pending(int64_t(m) * d), xn(int64_t(m) * d),
+        logits(int64_t(m) * c.vocab);
+    for (int i = 0; i < m; ++i) {
+      std::copy_n(residual.data() + int64_t(last_row[i]) * d, d, last.data() + int64_t(i) * d);
+      std::copy_n(pending + int64_t(last_row[i]) * d, d, last_pending.data() + int64_t(i) * d);
+    }
+    op(ops, "norm", [&] {
+      ref::add_rmsnorm(last.data(), last_pending.data(), w_.norm.data.data(), m, d, c.norm_eps, xn.data());
+    });
+    op(ops, "output", [&] { ref::linear(xn.data(), w_.output.data.data(), m, d, c.vocab, logits.data()); });
+    for (int i = 0; i < m; ++i) {
+      seqs[i]->last_logits.assign(logits.begin() + int64_t(i) * c.vocab,
+                                  logits.begin() + int64_t(i + 1) * c.vocab);
+      seqs[i]->length += int(tokens[i].size());
+    }
+  }
+
+  HostWeights w_;
+  BackendOptions opt_;
+  std::map<int, CpuSequence> seqs_;
+  int next_id_ = 0;
+  int64_t used_tokens_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(HostWeights weights, const BackendOptions& options) {
+  if (options.weights == WeightFormat::w4a16 && weights.config.quant_bits == 0)
+    throw std::runtime_error(
+        "--weights w4a16 needs an AWQ checkpoint on the CPU backend (a 4-bit quantized folder with "
+        "quantization_config); this model is unquantized");
+  return std::make_unique<CpuBackend>(std::move(weights), options);
+}
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelSource& source, const BackendOptions& options) {
+  if (source.synthetic) return make_cpu_backend(synthetic_host_weights(source.config, source.seed), options);
+  Checkpoint ck = open_checkpoint(source.checkpoint_dir);
+  return make_cpu_backend(load_host_weights(ck), options);
+}
+
+}  // namespace ridgeline

@@ -1,0 +1,697 @@
+// The CUDA backend. A forward() is cut into steps: a decode step (one new token per sequence, the
+// batch padded to a bucket and replayed from a CUDA graph) or prefill chunks (up to
+// max_prefill_tokens new tokens of any sequences each). run_step() is the model, top to bottom, the
+// same code whether it runs eagerly or is being captured into a graph.
+#include "engine/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/device_weights.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/kv_cache.h"
+#include "engine/cuda/nvtx.h"
+#include "kernels/cuda_check.h"
+#include "kernels/kernels.cuh"
+
+namespace ridgeline {
+namespace {
+
+using cuda::DeviceBuffer;
+using cuda::Event;
+using cuda::GraphExec;
+using cuda::NvtxRange;
+using cuda::PinnedBuffer;
+
+constexpr int kMinContextBucket = 256;
+constexpr int kWarmupReplays = 5;
+
+int next_pow2(int64_t n) {
+  int p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+// Names of one layer's ops, built once: the forward passes them to NVTX and the hook every step.
+struct LayerNames {
+  std::string layer, attention_norm, wqkv, rope_kv_write, attention, wo, ffn_norm, w13, swiglu, w2;
+  explicit LayerNames(int l) {
+    layer = fmt::format("layers.{}", l);
+    attention_norm = layer + ".attention_norm";
+    wqkv = layer + ".wqkv";
+    rope_kv_write = layer + ".rope_kv_write";
+    attention = layer + ".attention";
+    wo = layer + ".wo";
+    ffn_norm = layer + ".ffn_norm";
+    w13 = layer + ".w13";
+    swiglu = layer + ".swiglu";
+    w2 = layer + ".w2";
+  }
+};
+
+// Rows [first, first + count) of a step rotate with RoPE base `base` (one base per sequence:
+// dynamic NTK scaling depends on the sequence's length).
+struct RopeGroup {
+  int first = 0, count = 0;
+  float base = 0.0f;
+};
+
+// What one step runs over: device pointers to its inputs and the host-side shape of the work.
+struct StepArgs {
+  int rows = 0;         // token rows (a decode step's rows include the padding)
+  bool decode = false;  // one token per row: decode attention, else prefill attention
+  const int* ids = nullptr;
+  const int* slots = nullptr;
+  const int* positions = nullptr;
+  const int* context_lens = nullptr;  // decode only
+  int max_context = 0;                // decode only: bound on context_lens, fixed per graph
+  std::vector<RopeGroup> rope;
+  std::vector<int> head_rows;  // prefill: rows whose logits are wanted, in output order
+  int logits_row0 = 0;         // the first head row's row in the logits buffer
+};
+
+struct Sequence {
+  int slot = 0;
+  int length = 0;
+  enum class Logits { none, scratch, parked } logits = Logits::none;
+  int logits_row = 0;  // in the scratch buffer when logits == scratch
+};
+
+struct Activations {
+  DeviceBuffer<float> residual;  // [rows, hidden] fp32 residual stream
+  DeviceBuffer<half> x;          // [rows, hidden] normed input of the next GEMM
+  DeviceBuffer<half> qkv;        // [rows, qkv_dim]
+  DeviceBuffer<half> q;          // [rows, q_dim] rotated queries
+  DeviceBuffer<half> attn;       // [rows, q_dim]
+  DeviceBuffer<half> proj;       // [rows, hidden] wo / w2 output, added into the residual by the next norm
+  DeviceBuffer<half> gate_up;    // [rows, 2*inter]
+  DeviceBuffer<half> act;        // [rows, inter]
+  DeviceBuffer<half> head_in;    // [logit rows, hidden] gathered last-token rows of a prefill
+};
+
+int64_t activation_bytes(const ModelConfig& c, int64_t rows, int64_t logit_rows) {
+  const int64_t h = c.hidden;
+  return rows * (4 * h + 2 * (h + c.qkv_dim() + 2 * c.q_dim() + h + 3 * int64_t{c.intermediate})) +
+         logit_rows * 2 * h;
+}
+
+int64_t max_length_of(const ModelConfig& c) {
+  // As the CPU backend: dynamic NTK extends the trained context, otherwise it is the limit.
+  return c.rope_scaling == RopeScaling::none ? c.max_positions : int64_t{c.max_positions} * 8;
+}
+
+class CudaBackendImpl final : public CudaBackend {
+ public:
+  CudaBackendImpl(const ModelSource& source, const BackendOptions& options, const CudaOptions& copt);
+
+  const ModelConfig& config() const override { return c_; }
+  std::string name() const override { return "cuda"; }
+  int create_sequence() override;
+  void release_sequence(int seq) override;
+  int sequence_length(int seq) const override { return find(seq).length; }
+  int64_t capacity_tokens() const override { return int64_t{kv_->free_blocks()} * kv_->block_size(); }
+  int64_t max_sequence_length() const override { return max_length_of(c_); }
+  void forward(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits) override {
+    forward_impl(seqs, tokens, logits, nullptr);
+  }
+  void sample(std::span<const int> seqs, std::span<const SamplingParams> params, int* out) override {
+    sample_impl(seqs, params, out, nullptr);
+  }
+
+  void forward_with_hook(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
+                         const OpHook& hook) override {
+    forward_impl(seqs, tokens, logits, &hook);
+  }
+  void sample_with_hook(std::span<const int> seqs, std::span<const SamplingParams> params, int* out,
+                        const OpHook& hook) override {
+    sample_impl(seqs, params, out, &hook);
+  }
+  std::vector<float> time_decode_replays(std::span<const int> seqs, int iters) override;
+  void set_use_graphs(bool on) override { copt_.use_graphs = on; }
+  int64_t graph_replays() const override { return graph_replays_; }
+  int graphs_captured() const override { return static_cast<int>(graphs_.size()); }
+  cudaStream_t stream() const override { return stream_.get(); }
+  int block_size() const override { return kv_->block_size(); }
+  int64_t weight_bytes() const override { return cuda::device_weight_bytes(c_); }
+  int64_t kv_cache_bytes() const override { return kv_->pool_bytes(); }
+
+ private:
+  const Sequence& find(int seq) const;
+  Sequence& find(int seq) { return const_cast<Sequence&>(std::as_const(*this).find(seq)); }
+  void validate(std::span<const int> seqs, std::span<const std::vector<int>> tokens) const;
+  void forward_impl(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
+                    const OpHook* hook);
+  void sample_impl(std::span<const int> seqs, std::span<const SamplingParams> params, int* out, const OpHook* hook);
+  void park_logits(std::span<const int> next);
+  int* stage_inputs(int rows);
+  StepArgs stage_decode(std::span<const int> seqs, std::span<const int> tokens, bool* graphable);
+  void run_decode(const StepArgs& a, bool graphable, const OpHook* hook);
+  void run_prefill(std::span<const int> seqs, std::span<const std::vector<int>> tokens, const OpHook* hook);
+  void run_step(const StepArgs& a, const OpHook* hook);
+  int bucket_rows(int n) const { return std::max(1, next_pow2(n)); }
+  int context_bucket(int max_ctx) const {
+    return std::min(next_pow2(std::max(max_ctx, kMinContextBucket)), max_context_);
+  }
+  float rope_base(int64_t length) const { return static_cast<float>(rope_base_for_length(c_, int(length))); }
+
+  template <typename F>
+  void op(const std::string& name, const OpHook* hook, F&& body) {
+    NvtxRange range(name.c_str());
+    if (hook && *hook) (*hook)(name.c_str(), true);
+    body();
+    if (hook && *hook) (*hook)(name.c_str(), false);
+  }
+
+  ModelConfig c_;
+  BackendOptions opt_;
+  CudaOptions copt_;
+  cuda::Stream stream_;
+  cuda::DeviceWeights w_;
+  std::unique_ptr<cuda::Gemm> gemm_;
+  int max_rows_ = 0;     // rows of every activation buffer
+  int max_bucket_ = 0;   // the largest decode batch bucket (and rows of the logits buffers)
+  int max_context_ = 0;  // the longest context a block-table row can map
+  Activations act_;
+  DeviceBuffer<float> logits_;         // [max_bucket, vocab] logits of the last step's sequences
+  DeviceBuffer<float> parked_logits_;  // [max_sequences, vocab] by slot: logits moved aside (park_logits)
+  DeviceBuffer<float> sample_rows_;    // [max_bucket, vocab] logits gathered for sample()
+  DeviceBuffer<uint8_t> attention_ws_, sample_ws_;
+  DeviceBuffer<int> inputs_dev_;  // step inputs: [ids | slots | positions | context_lens], `rows` each
+  PinnedBuffer<int> inputs_host_;
+  Event inputs_copied_;  // the last input upload has read inputs_host_
+  DeviceBuffer<uint8_t> sample_params_dev_;
+  PinnedBuffer<uint8_t> sample_params_host_;
+  DeviceBuffer<int> sampled_dev_;
+  PinnedBuffer<int> sampled_host_;
+  std::unique_ptr<cuda::PagedKvCache> kv_;
+  std::vector<LayerNames> names_;
+  std::map<int, Sequence> seqs_;
+  std::vector<int> free_slots_;
+  std::vector<int> scratch_owner_;  // per logits_ row: the sequence whose logits it holds, or -1
+  int next_id_ = 0;
+  std::map<std::pair<int, int>, GraphExec> graphs_;  // by (rows, context bucket)
+  int64_t graph_replays_ = 0;
+};
+
+CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions& options, const CudaOptions& copt)
+    : c_(source.config), opt_(options), copt_(copt) {
+  if (opt_.max_sequences < 1) throw std::invalid_argument("BackendOptions::max_sequences must be at least 1");
+  if (copt_.block_size < 16 || copt_.block_size > 256 || (copt_.block_size & (copt_.block_size - 1)) != 0)
+    throw std::invalid_argument(
+        fmt::format("CUDA block_size must be a power of two in 16..256, got {}", copt_.block_size));
+  if (copt_.max_prefill_tokens < 1) throw std::invalid_argument("CUDA max_prefill_tokens must be at least 1");
+  const int64_t vocab = c_.vocab;
+  max_bucket_ = bucket_rows(opt_.max_sequences);
+  max_rows_ = std::max(copt_.max_prefill_tokens, max_bucket_);
+  const int64_t block_bytes = cuda::kv_block_bytes(c_, copt_.block_size);
+  const int64_t workspace_estimate = activation_bytes(c_, max_rows_, max_bucket_) +
+                                     (2 * int64_t{max_bucket_} + opt_.max_sequences) * vocab * 4 +
+                                     (64ll << 20) + 2 * block_bytes;
+  w_ = cuda::load_device_weights(source, workspace_estimate, stream_.get());
+  gemm_ = std::make_unique<cuda::Gemm>();
+
+  const int64_t rows = max_rows_, h = c_.hidden;
+  act_.residual = DeviceBuffer<float>(rows * h, "residual");
+  act_.x = DeviceBuffer<half>(rows * h, "x");
+  act_.qkv = DeviceBuffer<half>(rows * c_.qkv_dim(), "qkv");
+  act_.q = DeviceBuffer<half>(rows * c_.q_dim(), "q");
+  act_.attn = DeviceBuffer<half>(rows * c_.q_dim(), "attn");
+  act_.proj = DeviceBuffer<half>(rows * h, "proj");
+  act_.gate_up = DeviceBuffer<half>(rows * 2 * c_.intermediate, "gate_up");
+  act_.act = DeviceBuffer<half>(rows * c_.intermediate, "act");
+  act_.head_in = DeviceBuffer<half>(int64_t{max_bucket_} * h, "head_in");
+  logits_ = DeviceBuffer<float>(max_bucket_ * vocab, "logits");
+  parked_logits_ = DeviceBuffer<float>(opt_.max_sequences * vocab, "parked logits");
+  sample_rows_ = DeviceBuffer<float>(max_bucket_ * vocab, "sample rows");
+  sample_ws_ = DeviceBuffer<uint8_t>(cuda::sample_workspace_bytes(max_bucket_, c_.vocab), "sample workspace");
+  inputs_dev_ = DeviceBuffer<int>(4 * rows, "step inputs");
+  inputs_host_ = PinnedBuffer<int>(4 * rows, "step inputs (host)");
+  // Seeds (8 bytes) first so every array stays aligned: seeds, temperatures, top_ps, top_ks, positions.
+  sample_params_dev_ = DeviceBuffer<uint8_t>(24 * max_bucket_, "sample params");
+  sample_params_host_ = PinnedBuffer<uint8_t>(24 * max_bucket_, "sample params (host)");
+  sampled_dev_ = DeviceBuffer<int>(max_bucket_, "sampled tokens");
+  sampled_host_ = PinnedBuffer<int>(max_bucket_, "sampled tokens (host)");
+
+  // The KV cache takes what is left, minus a margin for graphs, cuBLASLt and the CUDA context.
+  const int64_t max_len = max_length_of(c_);
+  const int64_t max_blocks_row = (max_len + copt_.block_size - 1) / copt_.block_size;
+  size_t free_bytes = 0, total_bytes = 0;
+  RL_CUDA_CHECK("kv_cache", cudaMemGetInfo(&free_bytes, &total_bytes));
+  const int64_t margin = (512ll << 20) + static_cast<int64_t>(total_bytes) / 50;
+  int64_t kv_bytes = static_cast<int64_t>(free_bytes) - margin;
+  if (opt_.memory_cap_bytes > 0) kv_bytes = std::min(kv_bytes, opt_.memory_cap_bytes);
+  int64_t blocks = std::max<int64_t>(0, kv_bytes / block_bytes) - 1;  // minus the padding block
+  if (opt_.max_kv_tokens > 0) blocks = std::min(blocks, opt_.max_kv_tokens / copt_.block_size);
+  blocks = std::min(blocks, max_blocks_row * opt_.max_sequences);  // more could never be used
+  blocks = std::min<int64_t>(blocks, (1ll << 30) / copt_.block_size);  // block ids and token counts stay int
+  if (blocks < 1)
+    throw std::runtime_error(fmt::format(
+        "no room for a KV cache of even one {}-token block ({} bytes): {:.2f} GiB free after the weights, "
+        "memory cap {} bytes, max_kv_tokens {}",
+        copt_.block_size, block_bytes, free_bytes / double(1 << 30), opt_.memory_cap_bytes, opt_.max_kv_tokens));
+  const int num_blocks = static_cast<int>(blocks) + 1;
+  const int row_blocks = static_cast<int>(std::min<int64_t>(max_blocks_row, num_blocks - 1));
+  max_context_ = row_blocks * copt_.block_size;
+  kv_ = std::make_unique<cuda::PagedKvCache>(c_, copt_.block_size, num_blocks, opt_.max_sequences, row_blocks,
+                                             stream_.get());
+  attention_ws_ = DeviceBuffer<uint8_t>(
+      cuda::decode_attention_workspace_bytes(max_bucket_, c_.n_heads, c_.head_dim, max_context_),
+      "decode attention workspace");
+
+  for (int l = 0; l < c_.n_layers; ++l) names_.emplace_back(l);
+  for (int s = opt_.max_sequences - 1; s >= 0; --s) free_slots_.push_back(s);
+  scratch_owner_.assign(max_bucket_, -1);
+  RL_CUDA_CHECK("cuda backend", cudaStreamSynchronize(stream_.get()));
+}
+
+const Sequence& CudaBackendImpl::find(int seq) const {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) throw std::invalid_argument(fmt::format("unknown sequence {}", seq));
+  return it->second;
+}
+
+int CudaBackendImpl::create_sequence() {
+  if (free_slots_.empty())
+    throw std::runtime_error(fmt::format("all {} sequence slots are in use", opt_.max_sequences));
+  Sequence s;
+  s.slot = free_slots_.back();
+  free_slots_.pop_back();
+  const int id = next_id_++;
+  seqs_.emplace(id, s);
+  return id;
+}
+
+void CudaBackendImpl::release_sequence(int seq) {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return;
+  kv_->release(it->second.slot);
+  free_slots_.push_back(it->second.slot);
+  for (int& owner : scratch_owner_)
+    if (owner == seq) owner = -1;
+  seqs_.erase(it);
+}
+
+void CudaBackendImpl::validate(std::span<const int> seqs, std::span<const std::vector<int>> tokens) const {
+  if (seqs.size() != tokens.size()) throw std::invalid_argument("forward: one token list per sequence");
+  if (seqs.empty()) throw std::invalid_argument("forward: no sequences");
+  std::set<int> seen;
+  int64_t blocks = 0, new_tokens = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Sequence& s = find(seqs[i]);
+    if (!seen.insert(seqs[i]).second)
+      throw std::invalid_argument(fmt::format("forward: sequence {} is listed twice", seqs[i]));
+    if (tokens[i].empty()) throw std::invalid_argument("forward: empty token list");
+    for (int t : tokens[i])
+      if (t < 0 || t >= c_.vocab)
+        throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary of {}", t, c_.vocab));
+    const int64_t new_length = s.length + int64_t(tokens[i].size());
+    if (new_length > max_sequence_length())
+      throw std::runtime_error(fmt::format("sequence would hold {} tokens, more than the context limit of {}",
+                                           new_length, max_sequence_length()));
+    blocks += kv_->blocks_needed(s.slot, new_length);
+    new_tokens += int64_t(tokens[i].size());
+  }
+  if (blocks > kv_->free_blocks())
+    throw std::runtime_error(fmt::format(
+        "KV cache full: {} new tokens need {} more {}-token blocks, {} free ({} tokens); release sequences or "
+        "raise the KV-cache memory cap",
+        new_tokens, blocks, kv_->block_size(), kv_->free_blocks(), capacity_tokens()));
+}
+
+// Logits live in logits_ rows until the next step overwrites them. Those of sequences that are not
+// in the coming step (`keep`) are moved aside by slot first, so sample() still reads what each
+// sequence's last forward() left even when other sequences ran in between. In the usual loop
+// (forward then sample, the same sequences every step) nothing is copied.
+void CudaBackendImpl::park_logits(std::span<const int> next) {
+  const int64_t vocab = c_.vocab;
+  for (int row = 0; row < max_bucket_; ++row) {
+    const int owner = scratch_owner_[row];
+    if (owner < 0) continue;
+    scratch_owner_[row] = -1;
+    Sequence& s = find(owner);
+    if (std::find(next.begin(), next.end(), owner) != next.end()) {
+      s.logits = Sequence::Logits::none;  // about to be replaced
+      continue;
+    }
+    RL_CUDA_CHECK("park logits", cudaMemcpyAsync(parked_logits_.get() + s.slot * vocab, logits_.get() + row * vocab,
+                                                 vocab * sizeof(float), cudaMemcpyDeviceToDevice, stream_.get()));
+    s.logits = Sequence::Logits::parked;
+  }
+}
+
+// The pinned input staging buffer, once the previous upload from it is done.
+int* CudaBackendImpl::stage_inputs(int rows) {
+  if (rows > max_rows_) throw std::logic_error("step rows exceed the activation buffers");
+  RL_CUDA_CHECK("step inputs", cudaEventSynchronize(inputs_copied_.get()));
+  return inputs_host_.get();
+}
+
+void CudaBackendImpl::forward_impl(std::span<const int> seqs, std::span<const std::vector<int>> tokens,
+                                   float* logits, const OpHook* hook) {
+  validate(seqs, tokens);  // nothing is allocated or written before this passes
+  const bool decode = std::all_of(tokens.begin(), tokens.end(), [](const auto& t) { return t.size() == 1; });
+  park_logits(seqs);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Sequence& s = find(seqs[i]);
+    kv_->grow(s.slot, s.length + int64_t(tokens[i].size()));
+  }
+  kv_->upload_changes(stream_.get());
+
+  if (decode) {
+    std::vector<int> ids(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) ids[i] = tokens[i][0];
+    bool graphable = false;
+    StepArgs a = stage_decode(seqs, ids, &graphable);
+    run_decode(a, graphable, hook);
+  } else {
+    run_prefill(seqs, tokens, hook);
+  }
+
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Sequence& s = find(seqs[i]);
+    s.length += int(tokens[i].size());
+    s.logits = Sequence::Logits::scratch;
+    s.logits_row = int(i);
+    scratch_owner_[i] = seqs[i];
+  }
+  if (logits) {
+    RL_CUDA_CHECK("output", cudaMemcpyAsync(logits, logits_.get(), seqs.size() * c_.vocab * sizeof(float),
+                                            cudaMemcpyDeviceToHost, stream_.get()));
+    RL_CUDA_CHECK("output", cudaStreamSynchronize(stream_.get()));
+  }
+}
+
+// Decode inputs in the fixed layout a captured graph reads: `rows` (the batch bucket) entries each of
+// ids, slots, positions and context lengths; rows past the batch point at the dummy slot, whose
+// block 0 absorbs their KV writes, with a one-token context.
+StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<const int> tokens, bool* graphable) {
+  const int n = int(seqs.size()), rows = bucket_rows(n);
+  int* h = stage_inputs(rows);
+  int *ids = h, *slots = h + rows, *pos = h + 2 * rows, *ctx = h + 3 * rows;
+  StepArgs a;
+  a.rows = rows;
+  a.decode = true;
+  int max_ctx = 1;
+  bool trained_context = true;
+  for (int i = 0; i < rows; ++i) {
+    if (i < n) {
+      const Sequence& s = find(seqs[i]);
+      ids[i] = tokens[i];
+      slots[i] = s.slot;
+      pos[i] = s.length;
+      ctx[i] = s.length + 1;
+      max_ctx = std::max(max_ctx, ctx[i]);
+      const float base = rope_base(ctx[i]);
+      trained_context = trained_context && rope_base_for_length(c_, ctx[i]) == c_.rope_theta;
+      if (a.rope.empty() || a.rope.back().base != base) a.rope.push_back({i, 0, base});
+      a.rope.back().count++;
+    } else {
+      ids[i] = 0;
+      slots[i] = kv_->dummy_slot();
+      pos[i] = 0;
+      ctx[i] = 1;
+      a.rope.back().count++;  // padding rotates with the last group's base: harmless, it is discarded
+    }
+  }
+  RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int), cudaMemcpyHostToDevice,
+                                               stream_.get()));
+  RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
+  const int* d = inputs_dev_.get();
+  a.ids = d;
+  a.slots = d + rows;
+  a.positions = d + 2 * rows;
+  a.context_lens = d + 3 * rows;
+  a.max_context = context_bucket(max_ctx);
+  a.logits_row0 = 0;
+  // A graph bakes the RoPE base in: past the trained context (dynamic NTK) it changes every step.
+  *graphable = trained_context && a.rope.size() == 1;
+  return a;
+}
+
+void CudaBackendImpl::run_decode(const StepArgs& a, bool graphable, const OpHook* hook) {
+  if (!copt_.use_graphs || !graphable || hook) {
+    run_step(a, hook);
+    return;
+  }
+  NvtxRange range("decode_step");
+  const std::pair<int, int> key{a.rows, a.max_context};
+  auto it = graphs_.find(key);
+  if (it != graphs_.end()) {
+    it->second.launch(stream_.get(), "decode graph");
+    ++graph_replays_;
+    return;
+  }
+  // First step of this bucket: run it eagerly (loading every kernel and choosing every GEMM
+  // algorithm outside the capture), then capture the same step for the following ones.
+  run_step(a, nullptr);
+  graphs_.emplace(key, GraphExec::capture(stream_.get(), "decode graph capture", [&] { run_step(a, nullptr); }));
+}
+
+void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std::vector<int>> tokens,
+                                  const OpHook* hook) {
+  const int chunk = copt_.max_prefill_tokens;
+  size_t seq_i = 0, tok_i = 0;  // the next token to place
+  while (seq_i < seqs.size()) {
+    // Fill one chunk with the next tokens in order; a sequence may continue in the next chunk,
+    // whose tokens then attend to what this one wrote into the cache.
+    int* h = stage_inputs(chunk);
+    std::vector<int> ids, slots, pos;
+    StepArgs a;
+    a.logits_row0 = -1;
+    while (seq_i < seqs.size() && int(ids.size()) < chunk) {
+      const Sequence& s = find(seqs[seq_i]);
+      const auto& list = tokens[seq_i];
+      const int take = int(std::min(list.size() - tok_i, size_t(chunk) - ids.size()));
+      const float base = rope_base(s.length + int64_t(list.size()));
+      if (a.rope.empty() || a.rope.back().base != base) a.rope.push_back({int(ids.size()), 0, base});
+      a.rope.back().count += take;
+      for (int k = 0; k < take; ++k) {
+        ids.push_back(list[tok_i + k]);
+        slots.push_back(s.slot);
+        pos.push_back(s.length + int(tok_i) + k);
+      }
+      tok_i += take;
+      if (tok_i == list.size()) {
+        a.head_rows.push_back(int(ids.size()) - 1);
+        if (a.logits_row0 < 0) a.logits_row0 = int(seq_i);
+        ++seq_i;
+        tok_i = 0;
+      }
+    }
+    const int rows = int(ids.size());
+    std::copy(ids.begin(), ids.end(), h);
+    std::copy(slots.begin(), slots.end(), h + rows);
+    std::copy(pos.begin(), pos.end(), h + 2 * rows);
+    RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 3 * rows * sizeof(int),
+                                                 cudaMemcpyHostToDevice, stream_.get()));
+    RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
+    a.rows = rows;
+    a.decode = false;
+    a.ids = inputs_dev_.get();
+    a.slots = inputs_dev_.get() + rows;
+    a.positions = inputs_dev_.get() + 2 * rows;
+    run_step(a, hook);
+  }
+}
+
+// The model over one step's rows, in the order the report lists the ops.
+void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
+  const int n = a.rows, h = c_.hidden, qd = c_.q_dim(), qkvd = c_.qkv_dim(), inter = c_.intermediate;
+  const float eps = c_.norm_eps;
+  const float pos_scale = c_.rope_scaling == RopeScaling::linear ? float(c_.rope_factor) : 1.0f;
+  cudaStream_t st = stream_.get();
+  cuda::Gemm& gemm = *gemm_;
+  Activations& x = act_;
+
+  op("embed", hook, [&] { cuda::embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
+  const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const cuda::DeviceLayerWeights& L = w_.layers[l];
+    const LayerNames& name = names_[l];
+    const KvCacheView cache = kv_->view(l);
+    NvtxRange layer_range(name.layer.c_str());
+
+    op(name.attention_norm, hook, [&] {
+      cuda::add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st);
+    });
+    op(name.wqkv, hook, [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name.wqkv.c_str()); });
+    op(name.rope_kv_write, hook, [&] {
+      for (const RopeGroup& g : a.rope)
+        cuda::rope_kv_write(x.qkv.get() + int64_t{g.first} * qkvd, a.slots + g.first, a.positions + g.first, g.count,
+                            c_.n_heads, cache, g.base, pos_scale, x.q.get() + int64_t{g.first} * qd, st);
+    });
+    op(name.attention, hook, [&] {
+      if (a.decode)
+        cuda::decode_attention(x.q.get(), a.slots, a.context_lens, n, c_.n_heads, a.max_context, cache,
+                               attention_ws_.get(), x.attn.get(), st);
+      else
+        cuda::prefill_attention(x.q.get(), a.slots, a.positions, n, c_.n_heads, cache, x.attn.get(), st);
+    });
+    op(name.wo, hook, [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name.wo.c_str()); });
+    op(name.ffn_norm, hook, [&] {
+      cuda::add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st);
+    });
+    op(name.w13, hook,
+       [&] { gemm.run(x.x.get(), L.w13.get(), n, h, 2 * inter, x.gate_up.get(), st, name.w13.c_str()); });
+    op(name.swiglu, hook, [&] { cuda::swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
+    op(name.w2, hook, [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name.w2.c_str()); });
+    pending = x.proj.get();
+  }
+  op("norm", hook, [&] { cuda::add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
+  op("output", hook, [&] {
+    // A decode step wants every row's logits; a prefill only each sequence's last token's, so only
+    // those rows go through the head (the vocabulary GEMM is the largest of the step).
+    const half* head_in = x.x.get();
+    int head_n = n;
+    if (!a.decode) {
+      head_n = int(a.head_rows.size());
+      if (head_n == 0) return;  // a chunk in the middle of a long prompt
+      if (head_n == 1) {
+        head_in = x.x.get() + int64_t{a.head_rows[0]} * h;
+      } else {
+        for (int j = 0; j < head_n; ++j)
+          RL_CUDA_CHECK("output", cudaMemcpyAsync(x.head_in.get() + int64_t{j} * h,
+                                                  x.x.get() + int64_t{a.head_rows[j]} * h, h * sizeof(half),
+                                                  cudaMemcpyDeviceToDevice, st));
+        head_in = x.head_in.get();
+      }
+    }
+    gemm.run(head_in, w_.output_weights(), head_n, h, c_.vocab, logits_.get() + int64_t{a.logits_row0} * c_.vocab,
+             st, "output");
+  });
+}
+
+void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const SamplingParams> params, int* out,
+                                  const OpHook* hook) {
+  if (seqs.size() != params.size()) throw std::invalid_argument("sample: one SamplingParams per sequence");
+  const int n = int(seqs.size());
+  if (n == 0) return;
+  if (n > max_bucket_) throw std::invalid_argument(fmt::format("sample: {} sequences, at most {}", n, max_bucket_));
+  const int64_t vocab = c_.vocab;
+  cudaStream_t st = stream_.get();
+  // The rows to sample from: logits_ itself when it holds exactly these sequences in order (every
+  // forward-then-sample loop), otherwise a gathered copy.
+  bool in_place = true;
+  for (int i = 0; i < n; ++i) {
+    const Sequence& s = find(seqs[i]);
+    if (s.logits == Sequence::Logits::none)
+      throw std::logic_error(fmt::format("sample() before forward() on sequence {}", seqs[i]));
+    in_place = in_place && s.logits == Sequence::Logits::scratch && s.logits_row == i;
+  }
+  const float* rows = logits_.get();
+  if (!in_place) {
+    for (int i = 0; i < n; ++i) {
+      const Sequence& s = find(seqs[i]);
+      const float* src = s.logits == Sequence::Logits::scratch ? logits_.get() + s.logits_row * vocab
+                                                               : parked_logits_.get() + s.slot * vocab;
+      RL_CUDA_CHECK("sample", cudaMemcpyAsync(sample_rows_.get() + i * vocab, src, vocab * sizeof(float),
+                                              cudaMemcpyDeviceToDevice, st));
+    }
+    rows = sample_rows_.get();
+  }
+  const bool greedy = std::all_of(params.begin(), params.end(), [](const SamplingParams& p) { return p.greedy(); });
+  if (!greedy) {
+    // The previous upload from this pinned buffer finished: sample() ends with a stream sync.
+    uint8_t* hb = sample_params_host_.get();
+    const int cap = max_bucket_;
+    auto* seeds = reinterpret_cast<uint64_t*>(hb);
+    auto* temps = reinterpret_cast<float*>(hb + 8 * cap);
+    auto* top_ps = reinterpret_cast<float*>(hb + 12 * cap);
+    auto* top_ks = reinterpret_cast<int*>(hb + 16 * cap);
+    auto* positions = reinterpret_cast<int*>(hb + 20 * cap);
+    for (int i = 0; i < n; ++i) {
+      seeds[i] = params[i].seed;
+      temps[i] = params[i].temperature;
+      top_ps[i] = params[i].top_p;
+      top_ks[i] = params[i].top_k;
+      positions[i] = find(seqs[i]).length;  // the draw depends on (seed, position) as on the CPU
+    }
+    RL_CUDA_CHECK("sample", cudaMemcpyAsync(sample_params_dev_.get(), hb, sample_params_host_.bytes(),
+                                            cudaMemcpyHostToDevice, st));
+  }
+  op("sample", hook, [&] {
+    if (greedy) {
+      cuda::argmax(rows, n, c_.vocab, sampled_dev_.get(), st);
+    } else {
+      uint8_t* db = sample_params_dev_.get();
+      const int cap = max_bucket_;
+      cuda::sample(rows, n, c_.vocab, reinterpret_cast<const float*>(db + 8 * cap),
+                   reinterpret_cast<const int*>(db + 16 * cap), reinterpret_cast<const float*>(db + 12 * cap),
+                   reinterpret_cast<const uint64_t*>(db), reinterpret_cast<const int*>(db + 20 * cap),
+                   sample_ws_.get(), sampled_dev_.get(), st);
+    }
+  });
+  RL_CUDA_CHECK("sample", cudaMemcpyAsync(sampled_host_.get(), sampled_dev_.get(), n * sizeof(int),
+                                          cudaMemcpyDeviceToHost, st));
+  RL_CUDA_CHECK("sample", cudaStreamSynchronize(st));
+  std::copy(sampled_host_.get(), sampled_host_.get() + n, out);
+}
+
+std::vector<float> CudaBackendImpl::time_decode_replays(std::span<const int> seqs, int iters) {
+  if (iters < 1) throw std::invalid_argument("time_decode_replays: iters must be at least 1");
+  std::vector<std::vector<int>> one(seqs.size(), std::vector<int>{c_.bos_id});
+  validate(seqs, one);
+  park_logits(seqs);
+  for (int seq : seqs) {
+    const Sequence& s = find(seq);
+    kv_->grow(s.slot, s.length + 1);
+  }
+  kv_->upload_changes(stream_.get());
+  std::vector<int> ids(seqs.size(), c_.bos_id);
+  bool graphable = false;
+  const StepArgs a = stage_decode(seqs, ids, &graphable);
+  auto step = [&] { run_decode(a, graphable, nullptr); };
+  for (int i = 0; i < kWarmupReplays; ++i) step();  // the first one captures the graph
+  std::vector<Event> marks;
+  for (int i = 0; i <= iters; ++i) marks.emplace_back(true);
+  RL_CUDA_CHECK("decode timing", cudaEventRecord(marks[0].get(), stream_.get()));
+  for (int i = 0; i < iters; ++i) {
+    step();
+    RL_CUDA_CHECK("decode timing", cudaEventRecord(marks[i + 1].get(), stream_.get()));
+  }
+  RL_CUDA_CHECK("decode timing", cudaStreamSynchronize(stream_.get()));
+  std::vector<float> ms(iters);
+  for (int i = 0; i < iters; ++i)
+    RL_CUDA_CHECK("decode timing", cudaEventElapsedTime(&ms[i], marks[i].get(), marks[i + 1].get()));
+  // The timed step's logits and KV write are scratch: the sequences have not advanced, and their
+  // logits rows (set to none by park_logits) stay unowned.
+  return ms;
+}
+
+}  // namespace
+
+bool cuda_available(std::string* why) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e == cudaSuccess && count > 0) e = cudaSetDevice(0);
+  if (e != cudaSuccess || count == 0) {
+    if (why) *why = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device found";
+    cudaGetLastError();  // leave no sticky error behind for the next caller
+    return false;
+  }
+  return true;
+}
+
+CudaBackend* as_cuda_backend(Backend& b) { return dynamic_cast<CudaBackend*>(&b); }
+
+std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const BackendOptions& options,
+                                           const CudaOptions& cuda_options) {
+  if (options.weights == WeightFormat::w4a16)
+    throw std::runtime_error("--weights w4a16 is not built yet on the CUDA backend; use --weights fp16");
+  if (options.kv == KvFormat::int8)
+    throw std::runtime_error("--kv int8 is not built yet on the CUDA backend; use --kv fp16");
+  if (source.config.quant_bits != 0)
+    throw std::runtime_error(fmt::format(
+        "{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); use --device cpu",
+        source.checkpoint_dir));
+  std::string why;
+  if (!cuda_available(&why)) throw std::runtime_error("CUDA backend: no GPU available (" + why + ")");
+  return std::make_unique<CudaBackendImpl>(source, options, cuda_options);
+}
+
+}  // namespace ridgeline

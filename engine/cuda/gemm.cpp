@@ -1,0 +1,105 @@
+#include "engine/cuda/gemm.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda_check.h"
+
+namespace ridgeline::cuda {
+namespace {
+
+// Largest power of two (up to 256) dividing every address: the alignment cuBLASLt may assume.
+int common_alignment(const void* a, const void* b, const void* c) {
+  uintptr_t bits = reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c);
+  int align = 256;
+  while (align > 1 && (bits & uintptr_t(align - 1)) != 0) align /= 2;
+  return align;
+}
+
+}  // namespace
+
+Gemm::Gemm(size_t workspace_bytes) : workspace_(workspace_bytes, "gemm workspace") {
+  RL_CUDA_CHECK("gemm", cublasLtCreate(&handle_));
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, plan] : plans_) destroy(plan);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+void Gemm::destroy(Plan& p) noexcept {
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+  if (p.desc) cublasLtMatmulDescDestroy(p.desc);
+  p = Plan{};
+}
+
+const Gemm::Plan& Gemm::plan_for(const Key& key, const char* op) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second;
+  const auto [n, in, out, y_type_int, align] = key;
+  const auto y_type = static_cast<cudaDataType_t>(y_type_int);
+
+  Plan p;
+  cublasLtMatmulPreference_t pref = nullptr;
+  try {
+    RL_CUDA_CHECK(op, cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    // Column-major views of the row-major tensors: W [out, in] is W^T [in, out] with ld = in,
+    // x [n, in] is X^T [in, n], y [n, out] is Y^T [out, n].
+    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16F, in, out, in));
+    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16F, in, n, in));
+    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&p.c, y_type, out, n, out));
+
+    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = workspace_.bytes();
+    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                           sizeof(ws)));
+    const uint32_t a32 = static_cast<uint32_t>(align);
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof(a32)));
+
+    cublasLtMatmulHeuristicResult_t result{};
+    int returned = 0;
+    RL_CUDA_CHECK(op, cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result,
+                                                     &returned));
+    if (returned == 0)
+      throw std::runtime_error(std::string(op) + ": cuBLASLt has no fp16 GEMM kernel for n=" + std::to_string(n) +
+                               " in=" + std::to_string(in) + " out=" + std::to_string(out));
+    p.algo = result.algo;
+    cublasLtMatmulPreferenceDestroy(pref);
+  } catch (...) {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    destroy(p);
+    throw;
+  }
+  return plans_.emplace(key, p).first->second;
+}
+
+void Gemm::run_impl(const void* x, const half* w, int n, int in, int out, void* y, cudaDataType_t y_type,
+                    cudaStream_t stream, const char* op) {
+  if (n <= 0 || in <= 0 || out <= 0)
+    throw std::invalid_argument(std::string(op) + ": GEMM needs positive n, in, out (got " + std::to_string(n) +
+                                ", " + std::to_string(in) + ", " + std::to_string(out) + ")");
+  const Key key{n, in, out, static_cast<int>(y_type), common_alignment(x, w, y)};
+  const Plan& p = plan_for(key, op);
+  const float alpha = 1.0f, beta = 0.0f;
+  RL_CUDA_CHECK(op, cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo,
+                                   workspace_.get(), workspace_.bytes(), stream));
+}
+
+void Gemm::run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream, const char* op) {
+  run_impl(x, w, n, in, out, y, CUDA_R_16F, stream, op);
+}
+
+void Gemm::run(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream,
+               const char* op) {
+  run_impl(x, w, n, in, out, y, CUDA_R_32F, stream, op);
+}
+
+}  // namespace ridgeline::cuda

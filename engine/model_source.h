@@ -1,0 +1,32 @@
+// Where a model comes from: a checkpoint folder (config.json + safetensors) or a built-in preset
+// (real InternLM2 shapes, synthetic weights generated from a seed, on the device for CUDA).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+
+namespace ridgeline {
+
+struct ModelSource {
+  ModelConfig config;
+  bool synthetic = false;  // preset: weights from kernels/synthetic.h with `seed`
+  uint64_t seed = 0;
+  std::string checkpoint_dir;  // empty for presets
+  std::string tokenizer_path;  // folder or tokenizer.model; empty when the model has none
+};
+
+// The presets' configs, by name: internlm2-chat-1_8b, internlm2-chat-7b, internlm2-chat-20b,
+// internlm2_5-7b-chat.
+std::vector<std::string> preset_names();
+bool is_preset(const std::string& name);
+ModelConfig preset_config(const std::string& name);  // throws listing the presets
+
+// `dir_or_preset` names a preset or a checkpoint folder; throws with a message naming both
+// possibilities when it is neither. Presets use the bundled real InternLM2 tokenizer when it can be
+// found (RIDGELINE_SOURCE_DIR/tests/data/tokenizers/internlm2).
+ModelSource resolve_model(const std::string& dir_or_preset, uint64_t seed = 0x5EED);
+
+}  // namespace ridgeline

@@ -1,0 +1,100 @@
+// Small device helpers shared by the kernels: 16-byte vector access to fp16 and float32 rows, warp
+// reductions, and the host-side argument checks every launcher runs before it enqueues anything.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "kernels/cuda_check.h"
+
+namespace ridgeline::cuda {
+
+// ---- host-side contract checks -------------------------------------------------------------------
+
+// Throws std::invalid_argument("<op>: <what>") when a launcher's shape contract is broken.
+inline void require(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
+}
+
+// 16-byte vector loads need 16-byte aligned base pointers (cudaMalloc gives 256).
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Multiprocessor count of the current device (split-K and grid sizing).
+inline int current_sm_count(const char* op) {
+  int dev = 0, sms = 0;
+  RL_CUDA_CHECK(op, cudaGetDevice(&dev));
+  RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return sms;
+}
+
+// ---- device helpers --------------------------------------------------------------------------------
+
+// Eight fp16 values moved as one 16-byte transaction.
+union Half8 {
+  uint4 raw;
+  half2 h2[4];
+};
+
+__device__ __forceinline__ void half8_to_float(const uint4& raw, float (&f)[8]) {
+  Half8 v;
+  v.raw = raw;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 p = __half22float2(v.h2[i]);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+
+__device__ __forceinline__ uint4 float_to_half8(const float (&f)[8]) {
+  Half8 v;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v.h2[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+  return v.raw;
+}
+
+__device__ __forceinline__ void load_float8(const float* p, float (&f)[8]) {
+  float4 a = reinterpret_cast<const float4*>(p)[0];
+  float4 b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w;
+  f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+
+__device__ __forceinline__ void store_float8(float* p, const float (&f)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over all threads of a block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[32];
+  __shared__ float total;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    int n_warps = blockDim.x >> 5;
+    float s = lane < n_warps ? partial[lane] : 0.0f;
+    s = warp_sum(s);
+    if (lane == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+
+}  // namespace ridgeline::cuda

@@ -1,0 +1,89 @@
+// Launchers of every CUDA op of the engine, one per concern, each implemented in its own
+// kernels/<op>.cu next to a header comment giving what it computes, its FLOPs and bytes, and the
+// bound it aims at. Every launcher checks its shape contract (throwing std::invalid_argument with
+// the op name), enqueues on `stream`, never synchronizes, and checks the launch (RL_CUDA_CHECK).
+//
+// Conventions: activations row-major [tokens, dim]; a Linear's weight is [out, in] (y = x W^T);
+// the residual stream is float32 (fp16 would lose the small updates of late layers), GEMM inputs
+// and outputs fp16, logits float32.
+//
+// Paged KV cache (one per layer): K and V pools of `num_blocks` blocks, each block laid out
+// [n_kv_heads][block_size][head_dim] fp16, so that one (block, head) is a contiguous
+// block_size*head_dim run that a warp streams. A sequence owns the blocks listed in its row of
+// the block table ([max_seqs, max_blocks_per_seq] int32); token position p of sequence s lives in
+// block block_table[s][p / block_size], slot p % block_size.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace ridgeline::cuda {
+
+struct KvCacheView {
+  half* k = nullptr;                 // [num_blocks, n_kv_heads, block_size, head_dim]
+  half* v = nullptr;                 // same
+  const int* block_table = nullptr;  // [max_seqs, max_blocks_per_seq]
+  int max_blocks_per_seq = 0;
+  int block_size = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+};
+
+// embed: out[t, :] = table[ids[t], :] (fp16 gather), then widened to the float32 residual.
+void embed(const half* table, const int* ids, int n_tokens, int dim, float* residual_out,
+           cudaStream_t stream);
+
+// add_rmsnorm: if x != nullptr, residual += x; out = rmsnorm(residual) * w (fp32 maths, fp16 out).
+void add_rmsnorm(float* residual, const half* x, const half* w, int n_tokens, int dim, float eps, half* out,
+                 cudaStream_t stream);
+
+// rope_kv_write: qkv [n_tokens, (n_heads + 2*n_kv)*head_dim] in InternLM2's grouped layout
+// ([q(h*g..h*g+g-1), k(h), v(h)] per KV head h). Rotates q and k (rotate-half RoPE at each token's
+// position with inv_freq = base^(-2j/head_dim), positions divided by pos_scale), writes q to
+// q_out [n_tokens, n_heads*head_dim] and k, v into the paged cache at (seq_ids[t], positions[t]).
+void rope_kv_write(const half* qkv, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
+                   const KvCacheView& cache, float rope_base, float pos_scale, half* q_out,
+                   cudaStream_t stream);
+
+// decode_attention: one query token per sequence. q [n_seqs, n_heads*head_dim]; sequence i is
+// seq_ids[i] with context_lens[i] cached tokens (its own included). Splits long contexts across
+// blocks (split-K) and merges with an fp32 log-sum-exp; `workspace` holds the partials, sized by
+// decode_attention_workspace_bytes. out [n_seqs, n_heads*head_dim].
+size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim, int max_context);
+void decode_attention(const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
+                      int max_context, const KvCacheView& cache, void* workspace, half* out,
+                      cudaStream_t stream);
+
+// prefill_attention: causal attention for n_tokens new tokens belonging to several sequences.
+// Token t is at position positions[t] of sequence seq_ids[t] and attends to cache positions
+// [0, positions[t]] of that sequence (earlier turns included), flash style: tiles of K/V through
+// shared memory with an online softmax, no T x T matrix in memory. q [n_tokens, n_heads*head_dim].
+void prefill_attention(const half* q, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
+                       const KvCacheView& cache, half* out, cudaStream_t stream);
+
+// swiglu: gate_up [n_tokens, 2*inter] (w1 rows then w3 rows, as the fused w13 GEMM writes them);
+// out [n_tokens, inter] = silu(gate) * up, fp32 maths.
+void swiglu(const half* gate_up, int n_tokens, int inter, half* out, cudaStream_t stream);
+
+// argmax over float32 logits [n_rows, vocab] -> out[n_rows]; lowest index on ties.
+void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t stream);
+
+// sample: temperature / top-k / top-p sampling per row, with the uniform draw of each row
+// computed on the device as ref::sampling_uniform(seeds[r], positions[r]); rows with
+// temperatures[r] <= 0 take the argmax. Same candidate order and rules as ref::sample.
+// `workspace` sized by sample_workspace_bytes.
+size_t sample_workspace_bytes(int n_rows, int vocab);
+void sample(const float* logits, int n_rows, int vocab, const float* temperatures, const int* top_ks,
+            const float* top_ps, const uint64_t* seeds, const int* positions, void* workspace, int* out,
+            cudaStream_t stream);
+
+// Device-side synthetic weights (kernels/synthetic.h), written straight into fp16 device memory.
+void fill_synthetic(half* out, int64_t n, uint64_t seed, uint64_t tensor_id, int shift, bool norm,
+                    cudaStream_t stream);
+// Converts a host-uploaded bf16 / fp32 buffer on the device to fp16.
+void convert_bf16_to_fp16(const uint16_t* in, int64_t n, half* out, cudaStream_t stream);
+void convert_fp32_to_fp16(const float* in, int64_t n, half* out, cudaStream_t stream);
+
+}  // namespace ridgeline::cuda

@@ -1,0 +1,107 @@
+// `ridgeline generate` end to end on the CPU backend, as a user runs it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+
+using namespace ridgeline;
+using ::testing::HasSubstr;
+
+namespace {
+std::string tiny() {
+  return test::shell_quote(test::data_path("tiny-internlm2-chat"));
+}
+}  // namespace
+
+TEST(CliGenerate, ChatAnswersTheHeldOutSum) {
+  auto r = test::run_cli("generate --model " + tiny() + " --device cpu --chat 'What is 40 + 20?'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("40 + 20 = 60."));
+}
+
+TEST(CliGenerate, JsonOutputReproducesEveryReferenceCaseThroughMessages) {
+  auto ref = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
+  for (const auto& c : ref["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    // Rebuild the messages from the prompt's turns: <|im_start|>role\ncontent<|im_end|>\n ...
+    std::string p = c["prompt"];
+    nlohmann::json msgs = nlohmann::json::array();
+    size_t pos = 0;
+    while ((pos = p.find("<|im_start|>", pos)) != std::string::npos) {
+      size_t nl = p.find('\n', pos);
+      size_t end = p.find("<|im_end|>", nl);
+      if (end == std::string::npos) break;  // the trailing generation prompt
+      msgs.push_back(
+          {{"role", p.substr(pos + 12, nl - pos - 12)}, {"content", p.substr(nl + 1, end - nl - 1)}});
+      pos = end;
+    }
+    std::string file = ::testing::TempDir() + "/messages.json";
+    std::ofstream(file) << msgs.dump();
+    auto r = test::run_cli("generate --model " + tiny() + " --device cpu --json --messages " + file);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["prompt_ids"], c["prompt_ids"]);
+    EXPECT_EQ(j["output_ids"], c["output_ids"]);
+    EXPECT_EQ(j["text"], c["output_text"]);
+    EXPECT_EQ(j["stats"]["stop_reason"], "stop_token");
+  }
+}
+
+TEST(CliGenerate, FixedSeedSamplingIsRepeatable) {
+  std::string cmd = "generate --model " + tiny() +
+                    " --device cpu --json --chat hello --temperature 1.5 --top-k 50 --top-p 0.95 --seed 7 "
+                    "--max-new-tokens 16";
+  auto a = test::run_cli(cmd), b = test::run_cli(cmd);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(nlohmann::json::parse(a.out)["output_ids"], nlohmann::json::parse(b.out)["output_ids"]);
+}
+
+TEST(CliGenerate, LogitsOutWritesANpyOfStepsByVocab) {
+  std::string npy = ::testing::TempDir() + "/logits.npy";
+  auto r =
+      test::run_cli("generate --model " + tiny() + " --device cpu --json --chat hello --logits-out " + npy);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  size_t steps = nlohmann::json::parse(r.out)["output_ids"].size();
+  std::ifstream f(npy, std::ios::binary);
+  std::string header(128, '\0');
+  f.read(header.data(), 128);
+  EXPECT_EQ(header.substr(0, 6), "\x93NUMPY");
+  EXPECT_THAT(header, HasSubstr("'shape': (" + std::to_string(steps) + ", 640)"));
+  EXPECT_EQ(std::filesystem::file_size(npy), 128 + steps * 640 * 4);
+}
+
+TEST(CliGenerate, MalformedCheckpointGivesOneLineAndExitCode1) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(::testing::TempDir()) / "broken-ckpt";
+  fs::create_directories(dir);
+  fs::copy_file(test::data_path("tiny-internlm2-chat/config.json"), dir / "config.json",
+                fs::copy_options::overwrite_existing);
+  fs::copy_file(test::data_path("tiny-internlm2-chat/tokenizer.model"), dir / "tokenizer.model",
+                fs::copy_options::overwrite_existing);
+  fs::copy_file(test::data_path("tiny-internlm2-chat/tokenizer_config.json"), dir / "tokenizer_config.json",
+                fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "model.safetensors", std::ios::binary)
+      << std::string("\x10\x00\x00\x00", 4);  // truncated
+  auto r = test::run_cli("generate --model " + dir.string() + " --device cpu --chat hi");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("model.safetensors"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(CliGenerate, UsageErrorsExitWith2AndNameTheFlag) {
+  auto r = test::run_cli("generate --model " + tiny() + " --device cpu");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--prompt, --chat or --messages"));
+  r = test::run_cli("generate --model " + tiny() + " --device cpu --chat hi --max-new-tokens many");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--max-new-tokens expects an integer"));
+  r = test::run_cli("generate --model no-such-model --chat hi");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("neither a checkpoint folder nor a preset"));
+  r = test::run_cli("generate --model " + tiny() + " --device cpu --weights int3 --chat hi");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown weight format 'int3'"));
+}
