@@ -24,14 +24,19 @@ constexpr double kSampleFlops = 3.0;
 
 double kv_element_bytes(KvFmt f) {
   switch (f) {
-    case KvFmt::fp16: return 2.0;
-    case KvFmt::int8: return 1.0;
-    case KvFmt::int4: return 0.5;
+    case KvFmt::fp16:
+      return 2.0;
+    case KvFmt::int8:
+      return 1.0;
+    case KvFmt::int4:
+      return 0.5;
   }
   return 0.0;
 }
 
-double kv_meta_bytes(KvFmt f) { return f == KvFmt::fp16 ? 0.0 : kScaleZero; }
+double kv_meta_bytes(KvFmt f) {
+  return f == KvFmt::fp16 ? 0.0 : kScaleZero;
+}
 
 // K and V of one token in one layer.
 double kv_bytes_per_token_layer(const ModelConfig& c, KvFmt f) {
@@ -41,30 +46,38 @@ double kv_bytes_per_token_layer(const ModelConfig& c, KvFmt f) {
 void check_shape(const ModelConfig& c, const StepShape& s) {
   if (c.hidden <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
       c.intermediate <= 0 || c.vocab <= 0)
-    throw std::runtime_error(fmt::format("cost model: model config '{}' has a non-positive dimension", c.name));
+    throw std::runtime_error(
+        fmt::format("cost model: model config '{}' has a non-positive dimension", c.name));
   if (s.batch <= 0) throw std::runtime_error(fmt::format("cost model: batch must be > 0, got {}", s.batch));
   if (s.new_tokens_per_seq <= 0)
-    throw std::runtime_error(fmt::format("cost model: new_tokens_per_seq must be > 0, got {}", s.new_tokens_per_seq));
+    throw std::runtime_error(
+        fmt::format("cost model: new_tokens_per_seq must be > 0, got {}", s.new_tokens_per_seq));
   if (s.context.size() != 1 && s.context.size() != static_cast<size_t>(s.batch))
     throw std::runtime_error(fmt::format("cost model: {} context lengths for a batch of {} (give 1 or {})",
                                          s.context.size(), s.batch, s.batch));
   for (int ctx : s.context)
     if (ctx < s.new_tokens_per_seq)
-      throw std::runtime_error(fmt::format(
-          "cost model: context {} is shorter than the {} new tokens it must include", ctx, s.new_tokens_per_seq));
+      throw std::runtime_error(
+          fmt::format("cost model: context {} is shorter than the {} new tokens it must include", ctx,
+                      s.new_tokens_per_seq));
   if (s.weights == WeightFmt::w4a16 && s.group_size <= 0)
     throw std::runtime_error(fmt::format("cost model: w4a16 group_size must be > 0, got {}", s.group_size));
 }
 
 }  // namespace
 
-const char* to_string(WeightFmt f) { return f == WeightFmt::fp16 ? "fp16" : "w4a16"; }
+const char* to_string(WeightFmt f) {
+  return f == WeightFmt::fp16 ? "fp16" : "w4a16";
+}
 
 const char* to_string(KvFmt f) {
   switch (f) {
-    case KvFmt::fp16: return "fp16";
-    case KvFmt::int8: return "int8";
-    case KvFmt::int4: return "int4";
+    case KvFmt::fp16:
+      return "fp16";
+    case KvFmt::int8:
+      return "int8";
+    case KvFmt::int4:
+      return "int4";
   }
   return "?";
 }
@@ -84,7 +97,8 @@ KvFmt parse_kv_fmt(const std::string& s) {
 
 double linear_weight_bytes(int64_t in, int64_t out, WeightFmt f, int group_size) {
   if (f == WeightFmt::fp16) return kFp16 * double(in) * double(out);
-  if (group_size <= 0) throw std::runtime_error(fmt::format("w4a16 group_size must be > 0, got {}", group_size));
+  if (group_size <= 0)
+    throw std::runtime_error(fmt::format("w4a16 group_size must be > 0, got {}", group_size));
   double groups = std::ceil(double(in) / group_size);  // per output column
   return 0.5 * double(in) * double(out) + groups * double(out) * kScaleZero;
 }
@@ -92,8 +106,8 @@ double linear_weight_bytes(int64_t in, int64_t out, WeightFmt f, int group_size)
 double layer_weight_bytes(const ModelConfig& c, WeightFmt f, int g) {
   int64_t h = c.hidden;
   return linear_weight_bytes(h, c.qkv_dim(), f, g) + linear_weight_bytes(c.q_dim(), h, f, g) +
-         linear_weight_bytes(h, 2 * int64_t(c.intermediate), f, g) + linear_weight_bytes(c.intermediate, h, f, g) +
-         2.0 * kFp16 * h;
+         linear_weight_bytes(h, 2 * int64_t(c.intermediate), f, g) +
+         linear_weight_bytes(c.intermediate, h, f, g) + 2.0 * kFp16 * h;
 }
 
 double weight_bytes(const ModelConfig& c, WeightFmt f, int group_size) {
@@ -102,11 +116,14 @@ double weight_bytes(const ModelConfig& c, WeightFmt f, int group_size) {
          (c.tie_word_embeddings ? 0.0 : table);
 }
 
-double kv_bytes_per_token(const ModelConfig& c, KvFmt f) { return c.n_layers * kv_bytes_per_token_layer(c, f); }
+double kv_bytes_per_token(const ModelConfig& c, KvFmt f) {
+  return c.n_layers * kv_bytes_per_token_layer(c, f);
+}
 
 std::vector<OpCost> step_costs(const ModelConfig& c, const StepShape& s) {
   check_shape(c, s);
-  const double H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), QKV = c.qkv_dim(), I = c.intermediate, V = c.vocab;
+  const double H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), QKV = c.qkv_dim(), I = c.intermediate,
+               V = c.vocab;
   const double n = s.new_tokens_per_seq;
   const double T = double(s.batch) * n;  // new tokens in the step
   const double R = s.batch;              // rows that reach the head: the last new position of each sequence
@@ -129,7 +146,8 @@ std::vector<OpCost> step_costs(const ModelConfig& c, const StepShape& s) {
   };
   auto norm = [&](std::string name, int layer, double rows, double activation_transfers, bool fused_add) {
     double flops = rows * H * (kNormFlops + (fused_add ? kResidualAddFlops : 0.0));
-    ops.push_back({std::move(name), layer, "norm", flops, kAct * rows * H * activation_transfers + kFp16 * H});
+    ops.push_back(
+        {std::move(name), layer, "norm", flops, kAct * rows * H * activation_transfers + kFp16 * H});
   };
 
   ops.push_back({"embed", -1, "embed", 0.0, T * kTokenId + T * H * kFp16 + T * H * kAct});
@@ -191,7 +209,8 @@ std::optional<double> predicted_ridge_batch(const ModelConfig& c, WeightFmt weig
     CostTotals t;
     for (const auto& op : step_costs(c, s))
       if (kind.empty() || op.kind == kind) t.add(op);
-    if (t.count == 0) throw std::runtime_error(fmt::format("predicted_ridge_batch: no op of kind '{}'", kind));
+    if (t.count == 0)
+      throw std::runtime_error(fmt::format("predicted_ridge_batch: no op of kind '{}'", kind));
     return t;
   };
   // flops(B) = f0 + B*f1, bytes(B) = w + B*b1 (f0 is 0: no op does work independent of the batch).

@@ -41,8 +41,8 @@ namespace ridgeline {
 enum class WeightFmt { fp16, w4a16 };
 enum class KvFmt { fp16, int8, int4 };
 
-const char* to_string(WeightFmt f);  // "fp16" | "w4a16"
-const char* to_string(KvFmt f);      // "fp16" | "int8" | "int4"
+const char* to_string(WeightFmt f);                // "fp16" | "w4a16"
+const char* to_string(KvFmt f);                    // "fp16" | "int8" | "int4"
 WeightFmt parse_weight_fmt(const std::string& s);  // throws naming the accepted values
 KvFmt parse_kv_fmt(const std::string& s);
 
@@ -105,6 +105,7 @@ double kv_bytes_per_token(const ModelConfig& c, KvFmt f);
 // never reaches the ridge: its limit for large batches, per-sequence FLOPs over per-sequence bytes,
 // stays below it (decode attention over a long context keeps the whole step memory-bound).
 std::optional<double> predicted_ridge_batch(const ModelConfig& c, WeightFmt weights, int group_size, KvFmt kv,
-                                            int context, const Ceilings& ceilings, const std::string& kind = "");
+                                            int context, const Ceilings& ceilings,
+                                            const std::string& kind = "");
 
 }  // namespace ridgeline

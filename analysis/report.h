@@ -21,13 +21,13 @@ namespace ridgeline {
 inline constexpr const char* kReportSchema = "ridgeline.report.v1";
 
 struct DeviceInfo {
-  std::string name;          // "NVIDIA H100 80GB HBM3", or the CPU model
-  std::string backend;       // "cuda" | "cpu"
-  int sm_count = 0;          // streaming multiprocessors; 0 on the CPU
-  int64_t memory_bytes = 0;  // device (or host) memory
-  std::string driver;        // driver version; "" on the CPU
-  std::string cuda;          // CUDA runtime version; "" on the CPU
-  Ceilings peak;             // the roofs every point is placed against
+  std::string name;                    // "NVIDIA H100 80GB HBM3", or the CPU model
+  std::string backend;                 // "cuda" | "cpu"
+  int sm_count = 0;                    // streaming multiprocessors; 0 on the CPU
+  int64_t memory_bytes = 0;            // device (or host) memory
+  std::string driver;                  // driver version; "" on the CPU
+  std::string cuda;                    // CUDA runtime version; "" on the CPU
+  Ceilings peak;                       // the roofs every point is placed against
   std::optional<Datasheet> datasheet;  // none for CPUs and unknown GPUs
 };
 
@@ -63,17 +63,17 @@ struct Prediction {
 
 struct RunRecord {
   int batch = 0;
-  int context = 0;            // tokens per sequence after the step (the longest when they differ)
-  std::vector<int> contexts;  // per sequence; only kept when they differ
-  int new_tokens_per_seq = 1; // 1: decode
-  std::string weights;        // "fp16" | "w4a16"
-  std::string kv;             // "fp16" | "int8" | "int4"
-  int group_size = 128;       // w4a16 group along the input dimension
-  std::string method;         // how the per-op times were measured
+  int context = 0;             // tokens per sequence after the step (the longest when they differ)
+  std::vector<int> contexts;   // per sequence; only kept when they differ
+  int new_tokens_per_seq = 1;  // 1: decode
+  std::string weights;         // "fp16" | "w4a16"
+  std::string kv;              // "fp16" | "int8" | "int4"
+  int group_size = 128;        // w4a16 group along the input dimension
+  std::string method;          // how the per-op times were measured
   StepRecord step;
-  std::vector<OpRecord> ops;      // measured ops, forward order
-  std::vector<OpRecord> by_kind;  // ops summed per kind, in order of first appearance
-  double coverage = 0;            // sum(ops time) / step median time
+  std::vector<OpRecord> ops;                // measured ops, forward order
+  std::vector<OpRecord> by_kind;            // ops summed per kind, in order of first appearance
+  double coverage = 0;                      // sum(ops time) / step median time
   std::vector<std::string> unmeasured_ops;  // cost-model ops without a measured time (fused away)
   Prediction predicted;
 };
@@ -83,10 +83,10 @@ struct HeadlineEntry {
   std::string weights, kv;
   int context = 0;
   int group_size = 128;
-  std::vector<int> batches;  // the measured decode batches it was found from
-  std::optional<double> measured_ridge_batch;        // measured_ridge_batch() over the step
-  std::optional<double> predicted_ridge_batch;       // predicted_ridge_batch() for the whole step
-  std::optional<double> measured_gemm_ridge_batch;   // same, summed gemm ops only
+  std::vector<int> batches;                         // the measured decode batches it was found from
+  std::optional<double> measured_ridge_batch;       // measured_ridge_batch() over the step
+  std::optional<double> predicted_ridge_batch;      // predicted_ridge_batch() for the whole step
+  std::optional<double> measured_gemm_ridge_batch;  // same, summed gemm ops only
   std::optional<double> predicted_gemm_ridge_batch;
 };
 

@@ -29,21 +29,24 @@ OpRecord sum_record(const std::string& kind, const std::vector<const OpRecord*>&
 
 }  // namespace
 
-RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings& ceilings, const TimeStats& step_us,
-                    const std::map<std::string, double>& op_median_us, const std::string& method) {
+RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings& ceilings,
+                    const TimeStats& step_us, const std::map<std::string, double>& op_median_us,
+                    const std::string& method) {
   std::vector<OpCost> costs = step_costs(c, shape);
   std::set<std::string> known;
   for (const auto& op : costs) known.insert(op.name);
   for (const auto& [name, t] : op_median_us)
     if (!known.count(name))
-      throw std::runtime_error(fmt::format("measured op '{}' has no cost-model entry (expected names like "
-                                           "'embed', 'layers.0.wqkv', 'output'; {} layers)",
-                                           name, c.n_layers));
+      throw std::runtime_error(
+          fmt::format("measured op '{}' has no cost-model entry (expected names like "
+                      "'embed', 'layers.0.wqkv', 'output'; {} layers)",
+                      name, c.n_layers));
 
   RunRecord run;
   run.batch = shape.batch;
   run.context = *std::max_element(shape.context.begin(), shape.context.end());
-  bool uniform = std::all_of(shape.context.begin(), shape.context.end(), [&](int x) { return x == run.context; });
+  bool uniform =
+      std::all_of(shape.context.begin(), shape.context.end(), [&](int x) { return x == run.context; });
   if (!uniform) run.contexts = shape.context;
   run.new_tokens_per_seq = shape.new_tokens_per_seq;
   run.weights = to_string(shape.weights);
@@ -113,8 +116,10 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
     bool all_have_gemm = true;
     for (const auto* r : members) {
       e.batches.push_back(r->batch);
-      step_samples.push_back({double(r->batch), r->step.point.flops, r->step.point.bytes, r->step.point.time_us});
-      auto g = std::find_if(r->by_kind.begin(), r->by_kind.end(), [](const auto& b) { return b.kind == "gemm"; });
+      step_samples.push_back(
+          {double(r->batch), r->step.point.flops, r->step.point.bytes, r->step.point.time_us});
+      auto g =
+          std::find_if(r->by_kind.begin(), r->by_kind.end(), [](const auto& b) { return b.kind == "gemm"; });
       if (g == r->by_kind.end()) {
         all_have_gemm = false;
       } else {
@@ -124,7 +129,8 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
     e.measured_ridge_batch = measured_ridge_batch(step_samples);
     if (all_have_gemm) e.measured_gemm_ridge_batch = measured_ridge_batch(gemm_samples);
     e.predicted_ridge_batch = predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings);
-    e.predicted_gemm_ridge_batch = predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings, "gemm");
+    e.predicted_gemm_ridge_batch =
+        predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings, "gemm");
     out.push_back(std::move(e));
   }
   return out;

@@ -10,9 +10,10 @@ namespace ridgeline {
 
 Ceilings measured_ceilings(double copy_GBps, double read_GBps, double tflops) {
   if (!(copy_GBps > 0 || read_GBps > 0) || !(tflops > 0))
-    throw std::runtime_error(fmt::format(
-        "measured ceilings need a positive bandwidth and compute rate, got copy {} GB/s, read {} GB/s, {} TFLOP/s",
-        copy_GBps, read_GBps, tflops));
+    throw std::runtime_error(
+        fmt::format("measured ceilings need a positive bandwidth and compute rate, got copy {} GB/s, read {} "
+                    "GB/s, {} TFLOP/s",
+                    copy_GBps, read_GBps, tflops));
   Ceilings c;
   c.peak_GBps = std::max(copy_GBps, read_GBps);
   c.peak_tflops = tflops;
@@ -34,9 +35,11 @@ double roofline_time_us(double flops, double bytes, const Ceilings& c) {
 RooflinePoint roofline_point(double flops, double bytes, double time_us, const Ceilings& c,
                              const std::string& what) {
   if (!(time_us > 0) || !std::isfinite(time_us))
-    throw std::runtime_error(fmt::format("{}: measured time must be a positive number of µs, got {}", what, time_us));
+    throw std::runtime_error(
+        fmt::format("{}: measured time must be a positive number of µs, got {}", what, time_us));
   if (!(bytes > 0) || !(flops >= 0))
-    throw std::runtime_error(fmt::format("{}: cost needs bytes > 0 and flops >= 0, got {} B, {} FLOP", what, bytes, flops));
+    throw std::runtime_error(
+        fmt::format("{}: cost needs bytes > 0 and flops >= 0, got {} B, {} FLOP", what, bytes, flops));
   if (!(c.peak_GBps > 0) || !(c.peak_tflops > 0))
     throw std::runtime_error(fmt::format("{}: ceilings must be positive, got {} GB/s, {} TFLOP/s", what,
                                          c.peak_GBps, c.peak_tflops));
@@ -80,13 +83,15 @@ TimeStats summarize(std::vector<double> samples) {
 std::optional<double> interpolate_ridge_batch(const std::vector<double>& batches,
                                               const std::vector<double>& intensities, double ridge) {
   if (batches.empty() || batches.size() != intensities.size())
-    throw std::runtime_error(fmt::format("interpolate_ridge_batch: {} batches but {} intensities", batches.size(),
-                                         intensities.size()));
-  if (!(ridge > 0)) throw std::runtime_error(fmt::format("interpolate_ridge_batch: ridge {} must be > 0", ridge));
+    throw std::runtime_error(fmt::format("interpolate_ridge_batch: {} batches but {} intensities",
+                                         batches.size(), intensities.size()));
+  if (!(ridge > 0))
+    throw std::runtime_error(fmt::format("interpolate_ridge_batch: ridge {} must be > 0", ridge));
   for (size_t i = 0; i < batches.size(); ++i) {
     if (!(batches[i] > 0) || !(intensities[i] > 0))
-      throw std::runtime_error(fmt::format("interpolate_ridge_batch: batch {} has intensity {}; both must be > 0",
-                                           batches[i], intensities[i]));
+      throw std::runtime_error(
+          fmt::format("interpolate_ridge_batch: batch {} has intensity {}; both must be > 0", batches[i],
+                      intensities[i]));
     if (i > 0 && !(batches[i] > batches[i - 1]))
       throw std::runtime_error("interpolate_ridge_batch: batches must rise strictly");
   }
@@ -104,9 +109,10 @@ std::optional<double> interpolate_ridge_batch(const std::vector<double>& batches
 std::optional<double> measured_ridge_batch(std::vector<RidgeSample> samples, double tolerance) {
   for (const auto& s : samples)
     if (!(s.batch > 0) || !(s.bytes > 0) || !(s.flops > 0) || !(s.time_us > 0))
-      throw std::runtime_error(fmt::format(
-          "measured_ridge_batch: batch {} needs positive batch, flops, bytes and time (got {} FLOP, {} B, {} µs)",
-          s.batch, s.flops, s.bytes, s.time_us));
+      throw std::runtime_error(
+          fmt::format("measured_ridge_batch: batch {} needs positive batch, flops, bytes and time (got {} "
+                      "FLOP, {} B, {} µs)",
+                      s.batch, s.flops, s.bytes, s.time_us));
   std::sort(samples.begin(), samples.end(), [](const auto& a, const auto& b) { return a.batch < b.batch; });
   // Repeated batches: keep the first, the caller should have summarized them already.
   samples.erase(std::unique(samples.begin(), samples.end(),

@@ -28,17 +28,17 @@ Ceilings measured_ceilings(double copy_GBps, double read_GBps, double tflops);
 
 // One op (or a step, or a sum over ops of one kind) placed on the roofline.
 struct RooflinePoint {
-  double time_us = 0;               // measured (median) time
-  double flops = 0;                 // cost model
-  double bytes = 0;                 // cost model: minimum DRAM traffic
-  double arithmetic_intensity = 0;  // flops / bytes
-  double achieved_GBps = 0;         // bytes / time
-  double bandwidth_utilization = 0; // achieved_GBps / peak_GBps
-  double achieved_tflops = 0;       // flops / time
-  double compute_utilization = 0;   // achieved_tflops / peak_tflops
-  double roofline_time_us = 0;      // max(bytes / peak bandwidth, flops / peak compute)
-  double roofline_efficiency = 0;   // roofline_time_us / time_us (1.0 = running at the roof)
-  std::string bound;                // "memory" if intensity < ridge, else "compute"
+  double time_us = 0;                // measured (median) time
+  double flops = 0;                  // cost model
+  double bytes = 0;                  // cost model: minimum DRAM traffic
+  double arithmetic_intensity = 0;   // flops / bytes
+  double achieved_GBps = 0;          // bytes / time
+  double bandwidth_utilization = 0;  // achieved_GBps / peak_GBps
+  double achieved_tflops = 0;        // flops / time
+  double compute_utilization = 0;    // achieved_tflops / peak_tflops
+  double roofline_time_us = 0;       // max(bytes / peak bandwidth, flops / peak compute)
+  double roofline_efficiency = 0;    // roofline_time_us / time_us (1.0 = running at the roof)
+  std::string bound;                 // "memory" if intensity < ridge, else "compute"
 };
 
 // "memory" when intensity < ceilings.ridge(), else "compute".

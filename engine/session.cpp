@@ -31,7 +31,9 @@ std::vector<int> ChatSession::turn_prompt(const std::string& user_text) const {
   return ids;
 }
 
-int64_t ChatSession::context_tokens() const { return backend_->sequence_length(seq_); }
+int64_t ChatSession::context_tokens() const {
+  return backend_->sequence_length(seq_);
+}
 
 int64_t ChatSession::context_limit() const {
   return std::min(backend_->max_sequence_length(), backend_->capacity_tokens() + context_tokens());
@@ -52,8 +54,9 @@ TurnResult ChatSession::reply(const std::string& user_text, const GenerateOption
     full.needed = needed;
     full.left = std::max<int64_t>(left, 0);
     full.fresh_needed =
-        context_ids_.empty() ? needed
-                             : int64_t(encode_chat(*tok_, chat_messages(user_text, system_), true).size()) + reserve;
+        context_ids_.empty()
+            ? needed
+            : int64_t(encode_chat(*tok_, chat_messages(user_text, system_), true).size()) + reserve;
     full.limit = context_limit();
     result.context_full = full;
     return result;

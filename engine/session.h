@@ -26,7 +26,7 @@ struct TurnStats {
   int decode_tokens = 0;  // decode steps
   double decode_ms = 0.0;
   int64_t context_after_prefill = 0;  // tokens in the cache when decoding began (for bytes per step)
-  std::string stop_reason;            // generate()'s: stop_token | max_new_tokens | interrupted | context_full
+  std::string stop_reason;  // generate()'s: stop_token | max_new_tokens | interrupted | context_full
 
   double prefill_tokens_per_s() const { return prefill_ms > 0 ? prefill_tokens / (prefill_ms / 1e3) : 0.0; }
   double decode_tokens_per_s() const { return decode_ms > 0 ? decode_tokens / (decode_ms / 1e3) : 0.0; }
@@ -35,10 +35,10 @@ struct TurnStats {
 
 // A turn that was refused because it would not fit: nothing ran and the session is as it was.
 struct ContextFull {
-  int64_t needed = 0;       // this turn's prompt tokens + the reply's room (max_new_tokens)
-  int64_t left = 0;         // tokens the conversation can still take
-  int64_t fresh_needed = 0; // what the same message needs as the first turn of a new conversation
-  int64_t limit = 0;        // what a new conversation can hold
+  int64_t needed = 0;        // this turn's prompt tokens + the reply's room (max_new_tokens)
+  int64_t left = 0;          // tokens the conversation can still take
+  int64_t fresh_needed = 0;  // what the same message needs as the first turn of a new conversation
+  int64_t limit = 0;         // what a new conversation can hold
   bool fits_new_conversation() const { return fresh_needed <= limit; }
 };
 

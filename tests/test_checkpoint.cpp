@@ -57,6 +57,7 @@ std::vector<uint8_t> raw_tensor_bytes(const std::string& file, const std::string
 // bf16 decoded by its definition (sign, 8-bit exponent with bias 127, 7-bit fraction).
 double decode_bf16(uint16_t b) {
   int sign = b >> 15, exp = (b >> 7) & 0xff, frac = b & 0x7f;
+  if (exp == 255) return frac ? std::nan("") : (sign ? -HUGE_VAL : HUGE_VAL);
   double v = exp == 0 ? std::ldexp(frac, -133) : std::ldexp(128 + frac, exp - 134);
   return sign ? -v : v;
 }

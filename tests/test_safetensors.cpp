@@ -17,7 +17,6 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using ::testing::Not;
 using namespace ridgeline::testing;
 
 // The error message of opening `bytes` written as a file, or "" if it opened.
@@ -122,7 +121,7 @@ TEST(Safetensors, RejectsEmptyFile) {
 TEST(Safetensors, RejectsFileShorterThanTheLengthField) {
   TempDir dir;
   EXPECT_THAT(
-      open_error(dir, "\x10\x00\x00", "short.safetensors"),
+      open_error(dir, std::string("\x10\x00\x00", 3), "short.safetensors"),
       AllOf(HasSubstr("short.safetensors: "), HasSubstr("3 bytes, shorter than the 8-byte header length")));
 }
 
@@ -263,7 +262,7 @@ TEST(Safetensors, AcceptsAHeaderWithOnlyMetadata) {
   TempDir dir;
   EXPECT_EQ(open_error(dir, raw_safetensors(R"({"__metadata__":{"format":"pt"}})", "")), "");
   EXPECT_THAT(open_error(dir, raw_safetensors(R"({"__metadata__":[1]})", "")),
-              AllOf(HasSubstr("'__metadata__' must be an object"), Not(HasSubstr("tensor"))));
+              HasSubstr("bad.safetensors: '__metadata__' must be an object"));
 }
 
 }  // namespace

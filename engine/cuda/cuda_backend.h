@@ -1,7 +1,7 @@
 // The CUDA backend: fp16 weights on the GPU, a paged fp16 KV cache, cuBLASLt GEMMs and the kernels
 // of kernels/kernels.cuh, with every decode step replayed from a CUDA graph captured once per batch
-// bucket. It implements the Backend seam (engine/backend.h) and adds, through CudaBackend, what the
-// profiler and the benchmarks need: a per-op host hook, graph control and replay timing.
+// bucket. It implements the Backend seam (engine/backend.h), the benchmark hooks included, and adds
+// through CudaBackend what a profiler and the tests need: a per-op host hook and graph control.
 #pragma once
 
 #include <cstdint>
@@ -43,13 +43,6 @@ class CudaBackend : public Backend {
   // sample(), calling `hook` around the sampling kernel.
   virtual void sample_with_hook(std::span<const int> seqs, std::span<const SamplingParams> params, int* out,
                                 const OpHook& hook) = 0;
-
-  // Times `iters` back-to-back replays of the decode step that would append one more token to each
-  // of `seqs` (the same step every time: the sequences do not advance, and their last logits are
-  // dropped). Returns each replay's milliseconds, measured with CUDA events between replays, after a
-  // few warm-up replays. Past the trained context under dynamic NTK the step is not graph-captured
-  // (its RoPE base changes every step) and eager steps are timed instead.
-  virtual std::vector<float> time_decode_replays(std::span<const int> seqs, int iters) = 0;
 
   virtual void set_use_graphs(bool on) = 0;
   virtual int64_t graph_replays() const = 0;  // decode steps run from a captured graph so far

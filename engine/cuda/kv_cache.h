@@ -55,6 +55,7 @@ class PagedKvCache {
   int64_t pool_bytes() const { return static_cast<int64_t>(k_.bytes() + v_.bytes()); }
   // Blocks `slot` holds, and how many more it needs to hold `new_length` tokens.
   int blocks_held(int slot) const { return static_cast<int>(blocks_[slot].size()); }
+  const std::vector<int>& blocks(int slot) const { return blocks_[slot]; }  // physical ids, logical order
   int blocks_needed(int slot, int64_t new_length) const;
 
   // Gives `slot` enough blocks for `new_length` tokens and records them in the host copy of the

@@ -1,35 +1,19 @@
-// The CUDA backend. A forward() is cut into steps: a decode step (one new token per sequence, the
-// batch padded to a bucket and replayed from a CUDA graph) or prefill chunks (up to
-// max_prefill_tokens new tokens of any sequences each). run_step() is the model, top to bottom, the
-// same code whether it runs eagerly or is being captured into a graph.
 #include "engine/cuda/cuda_backend.h"
 
 #include <algorithm>
-#include <map>
 #include <set>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
-#include "engine/cuda/device_buffer.h"
-#include "engine/cuda/device_weights.h"
-#include "engine/cuda/gemm.h"
-#include "engine/cuda/kv_cache.h"
-#include "engine/cuda/nvtx.h"
+#include "engine/cuda/cuda_backend_impl.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
 
-namespace ridgeline {
+namespace ridgeline::cuda {
 namespace {
 
-using cuda::DeviceBuffer;
-using cuda::Event;
-using cuda::GraphExec;
-using cuda::NvtxRange;
-using cuda::PinnedBuffer;
-
 constexpr int kMinContextBucket = 256;
-constexpr int kWarmupReplays = 5;
 
 int next_pow2(int64_t n) {
   int p = 1;
@@ -37,166 +21,44 @@ int next_pow2(int64_t n) {
   return p;
 }
 
-// Names of one layer's ops, built once: the forward passes them to NVTX and the hook every step.
-struct LayerNames {
-  std::string layer, attention_norm, wqkv, rope_kv_write, attention, wo, ffn_norm, w13, swiglu, w2;
-  explicit LayerNames(int l) {
-    layer = fmt::format("layers.{}", l);
-    attention_norm = layer + ".attention_norm";
-    wqkv = layer + ".wqkv";
-    rope_kv_write = layer + ".rope_kv_write";
-    attention = layer + ".attention";
-    wo = layer + ".wo";
-    ffn_norm = layer + ".ffn_norm";
-    w13 = layer + ".w13";
-    swiglu = layer + ".swiglu";
-    w2 = layer + ".w2";
-  }
-};
-
-// Rows [first, first + count) of a step rotate with RoPE base `base` (one base per sequence:
-// dynamic NTK scaling depends on the sequence's length).
-struct RopeGroup {
-  int first = 0, count = 0;
-  float base = 0.0f;
-};
-
-// What one step runs over: device pointers to its inputs and the host-side shape of the work.
-struct StepArgs {
-  int rows = 0;         // token rows (a decode step's rows include the padding)
-  bool decode = false;  // one token per row: decode attention, else prefill attention
-  const int* ids = nullptr;
-  const int* slots = nullptr;
-  const int* positions = nullptr;
-  const int* context_lens = nullptr;  // decode only
-  int max_context = 0;                // decode only: bound on context_lens, fixed per graph
-  std::vector<RopeGroup> rope;
-  std::vector<int> head_rows;  // prefill: rows whose logits are wanted, in output order
-  int logits_row0 = 0;         // the first head row's row in the logits buffer
-};
-
-struct Sequence {
-  int slot = 0;
-  int length = 0;
-  enum class Logits { none, scratch, parked } logits = Logits::none;
-  int logits_row = 0;  // in the scratch buffer when logits == scratch
-};
-
-struct Activations {
-  DeviceBuffer<float> residual;  // [rows, hidden] fp32 residual stream
-  DeviceBuffer<half> x;          // [rows, hidden] normed input of the next GEMM
-  DeviceBuffer<half> qkv;        // [rows, qkv_dim]
-  DeviceBuffer<half> q;          // [rows, q_dim] rotated queries
-  DeviceBuffer<half> attn;       // [rows, q_dim]
-  DeviceBuffer<half> proj;       // [rows, hidden] wo / w2 output, added into the residual by the next norm
-  DeviceBuffer<half> gate_up;    // [rows, 2*inter]
-  DeviceBuffer<half> act;        // [rows, inter]
-  DeviceBuffer<half> head_in;    // [logit rows, hidden] gathered last-token rows of a prefill
-};
-
 int64_t activation_bytes(const ModelConfig& c, int64_t rows, int64_t logit_rows) {
   const int64_t h = c.hidden;
   return rows * (4 * h + 2 * (h + c.qkv_dim() + 2 * c.q_dim() + h + 3 * int64_t{c.intermediate})) +
          logit_rows * 2 * h;
 }
 
-int64_t max_length_of(const ModelConfig& c) {
-  // As the CPU backend: dynamic NTK extends the trained context, otherwise it is the limit.
-  return c.rope_scaling == RopeScaling::none ? c.max_positions : int64_t{c.max_positions} * 8;
+}  // namespace
+
+LayerNames::LayerNames(int l) {
+  layer = fmt::format("layers.{}", l);
+  attention_norm = layer + ".attention_norm";
+  wqkv = layer + ".wqkv";
+  rope_kv_write = layer + ".rope_kv_write";
+  attention = layer + ".attention";
+  wo = layer + ".wo";
+  ffn_norm = layer + ".ffn_norm";
+  w13 = layer + ".w13";
+  swiglu = layer + ".swiglu";
+  w2 = layer + ".w2";
 }
 
-class CudaBackendImpl final : public CudaBackend {
- public:
-  CudaBackendImpl(const ModelSource& source, const BackendOptions& options, const CudaOptions& copt);
+int CudaBackendImpl::bucket_rows(int n) const { return std::max(1, next_pow2(n)); }
 
-  const ModelConfig& config() const override { return c_; }
-  std::string name() const override { return "cuda"; }
-  int create_sequence() override;
-  void release_sequence(int seq) override;
-  int sequence_length(int seq) const override { return find(seq).length; }
-  int64_t capacity_tokens() const override { return int64_t{kv_->free_blocks()} * kv_->block_size(); }
-  int64_t max_sequence_length() const override { return max_length_of(c_); }
-  void forward(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits) override {
-    forward_impl(seqs, tokens, logits, nullptr);
-  }
-  void sample(std::span<const int> seqs, std::span<const SamplingParams> params, int* out) override {
-    sample_impl(seqs, params, out, nullptr);
-  }
+// Decode graphs are keyed by a power-of-two bound on the context too: decode attention sizes its
+// split-K grid by the bound, and a bound at most twice the real context keeps the idle part small.
+int CudaBackendImpl::context_bucket(int max_ctx) const {
+  return std::min(next_pow2(std::max(max_ctx, kMinContextBucket)), max_context_);
+}
 
-  void forward_with_hook(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
-                         const OpHook& hook) override {
-    forward_impl(seqs, tokens, logits, &hook);
-  }
-  void sample_with_hook(std::span<const int> seqs, std::span<const SamplingParams> params, int* out,
-                        const OpHook& hook) override {
-    sample_impl(seqs, params, out, &hook);
-  }
-  std::vector<float> time_decode_replays(std::span<const int> seqs, int iters) override;
-  void set_use_graphs(bool on) override { copt_.use_graphs = on; }
-  int64_t graph_replays() const override { return graph_replays_; }
-  int graphs_captured() const override { return static_cast<int>(graphs_.size()); }
-  cudaStream_t stream() const override { return stream_.get(); }
-  int block_size() const override { return kv_->block_size(); }
-  int64_t weight_bytes() const override { return cuda::device_weight_bytes(c_); }
-  int64_t kv_cache_bytes() const override { return kv_->pool_bytes(); }
+float CudaBackendImpl::rope_base(int64_t length) const {
+  return static_cast<float>(rope_base_for_length(c_, static_cast<int>(length)));
+}
 
- private:
-  const Sequence& find(int seq) const;
-  Sequence& find(int seq) { return const_cast<Sequence&>(std::as_const(*this).find(seq)); }
-  void validate(std::span<const int> seqs, std::span<const std::vector<int>> tokens) const;
-  void forward_impl(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
-                    const OpHook* hook);
-  void sample_impl(std::span<const int> seqs, std::span<const SamplingParams> params, int* out, const OpHook* hook);
-  void park_logits(std::span<const int> next);
-  int* stage_inputs(int rows);
-  StepArgs stage_decode(std::span<const int> seqs, std::span<const int> tokens, bool* graphable);
-  void run_decode(const StepArgs& a, bool graphable, const OpHook* hook);
-  void run_prefill(std::span<const int> seqs, std::span<const std::vector<int>> tokens, const OpHook* hook);
-  void run_step(const StepArgs& a, const OpHook* hook);
-  int bucket_rows(int n) const { return std::max(1, next_pow2(n)); }
-  int context_bucket(int max_ctx) const {
-    return std::min(next_pow2(std::max(max_ctx, kMinContextBucket)), max_context_);
-  }
-  float rope_base(int64_t length) const { return static_cast<float>(rope_base_for_length(c_, int(length))); }
-
-  template <typename F>
-  void op(const std::string& name, const OpHook* hook, F&& body) {
-    NvtxRange range(name.c_str());
-    if (hook && *hook) (*hook)(name.c_str(), true);
-    body();
-    if (hook && *hook) (*hook)(name.c_str(), false);
-  }
-
-  ModelConfig c_;
-  BackendOptions opt_;
-  CudaOptions copt_;
-  cuda::Stream stream_;
-  cuda::DeviceWeights w_;
-  std::unique_ptr<cuda::Gemm> gemm_;
-  int max_rows_ = 0;     // rows of every activation buffer
-  int max_bucket_ = 0;   // the largest decode batch bucket (and rows of the logits buffers)
-  int max_context_ = 0;  // the longest context a block-table row can map
-  Activations act_;
-  DeviceBuffer<float> logits_;         // [max_bucket, vocab] logits of the last step's sequences
-  DeviceBuffer<float> parked_logits_;  // [max_sequences, vocab] by slot: logits moved aside (park_logits)
-  DeviceBuffer<float> sample_rows_;    // [max_bucket, vocab] logits gathered for sample()
-  DeviceBuffer<uint8_t> attention_ws_, sample_ws_;
-  DeviceBuffer<int> inputs_dev_;  // step inputs: [ids | slots | positions | context_lens], `rows` each
-  PinnedBuffer<int> inputs_host_;
-  Event inputs_copied_;  // the last input upload has read inputs_host_
-  DeviceBuffer<uint8_t> sample_params_dev_;
-  PinnedBuffer<uint8_t> sample_params_host_;
-  DeviceBuffer<int> sampled_dev_;
-  PinnedBuffer<int> sampled_host_;
-  std::unique_ptr<cuda::PagedKvCache> kv_;
-  std::vector<LayerNames> names_;
-  std::map<int, Sequence> seqs_;
-  std::vector<int> free_slots_;
-  std::vector<int> scratch_owner_;  // per logits_ row: the sequence whose logits it holds, or -1
-  int next_id_ = 0;
-  std::map<std::pair<int, int>, GraphExec> graphs_;  // by (rows, context bucket)
-  int64_t graph_replays_ = 0;
-};
+int64_t CudaBackendImpl::max_sequence_length() const {
+  // As the CPU backend: dynamic NTK extends the trained context (here up to 8x), otherwise the
+  // trained context is the limit.
+  return c_.rope_scaling == RopeScaling::none ? c_.max_positions : int64_t{c_.max_positions} * 8;
+}
 
 CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions& options, const CudaOptions& copt)
     : c_(source.config), opt_(options), copt_(copt) {
@@ -208,12 +70,19 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   const int64_t vocab = c_.vocab;
   max_bucket_ = bucket_rows(opt_.max_sequences);
   max_rows_ = std::max(copt_.max_prefill_tokens, max_bucket_);
-  const int64_t block_bytes = cuda::kv_block_bytes(c_, copt_.block_size);
+  const int64_t block_bytes = kv_block_bytes(c_, copt_.block_size);
+  // Decode attention's split-K partials are sized for the longest context a row could map; they are
+  // allocated before the KV cache takes what is left.
+  const int64_t max_blocks_row = (max_sequence_length() + copt_.block_size - 1) / copt_.block_size;
+  int64_t context_bound = max_blocks_row * copt_.block_size;
+  if (opt_.max_kv_tokens > 0) context_bound = std::min(context_bound, opt_.max_kv_tokens);
+  const size_t attention_ws_bytes =
+      decode_attention_workspace_bytes(max_bucket_, c_.n_heads, c_.head_dim, static_cast<int>(context_bound));
   const int64_t workspace_estimate = activation_bytes(c_, max_rows_, max_bucket_) +
                                      (2 * int64_t{max_bucket_} + opt_.max_sequences) * vocab * 4 +
-                                     (64ll << 20) + 2 * block_bytes;
-  w_ = cuda::load_device_weights(source, workspace_estimate, stream_.get());
-  gemm_ = std::make_unique<cuda::Gemm>();
+                                     int64_t(attention_ws_bytes) + (64ll << 20) + 2 * block_bytes;
+  w_ = load_device_weights(source, workspace_estimate, stream_.get());
+  gemm_ = std::make_unique<Gemm>();
 
   const int64_t rows = max_rows_, h = c_.hidden;
   act_.residual = DeviceBuffer<float>(rows * h, "residual");
@@ -228,7 +97,7 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   logits_ = DeviceBuffer<float>(max_bucket_ * vocab, "logits");
   parked_logits_ = DeviceBuffer<float>(opt_.max_sequences * vocab, "parked logits");
   sample_rows_ = DeviceBuffer<float>(max_bucket_ * vocab, "sample rows");
-  sample_ws_ = DeviceBuffer<uint8_t>(cuda::sample_workspace_bytes(max_bucket_, c_.vocab), "sample workspace");
+  sample_ws_ = DeviceBuffer<uint8_t>(sample_workspace_bytes(max_bucket_, c_.vocab), "sample workspace");
   inputs_dev_ = DeviceBuffer<int>(4 * rows, "step inputs");
   inputs_host_ = PinnedBuffer<int>(4 * rows, "step inputs (host)");
   // Seeds (8 bytes) first so every array stays aligned: seeds, temperatures, top_ps, top_ks, positions.
@@ -236,10 +105,9 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   sample_params_host_ = PinnedBuffer<uint8_t>(24 * max_bucket_, "sample params (host)");
   sampled_dev_ = DeviceBuffer<int>(max_bucket_, "sampled tokens");
   sampled_host_ = PinnedBuffer<int>(max_bucket_, "sampled tokens (host)");
+  attention_ws_ = DeviceBuffer<uint8_t>(attention_ws_bytes, "decode attention workspace");
 
   // The KV cache takes what is left, minus a margin for graphs, cuBLASLt and the CUDA context.
-  const int64_t max_len = max_length_of(c_);
-  const int64_t max_blocks_row = (max_len + copt_.block_size - 1) / copt_.block_size;
   size_t free_bytes = 0, total_bytes = 0;
   RL_CUDA_CHECK("kv_cache", cudaMemGetInfo(&free_bytes, &total_bytes));
   const int64_t margin = (512ll << 20) + static_cast<int64_t>(total_bytes) / 50;
@@ -255,13 +123,11 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
         "memory cap {} bytes, max_kv_tokens {}",
         copt_.block_size, block_bytes, free_bytes / double(1 << 30), opt_.memory_cap_bytes, opt_.max_kv_tokens));
   const int num_blocks = static_cast<int>(blocks) + 1;
-  const int row_blocks = static_cast<int>(std::min<int64_t>(max_blocks_row, num_blocks - 1));
+  const int row_blocks = static_cast<int>(
+      std::min<int64_t>({max_blocks_row, num_blocks - 1, context_bound / copt_.block_size}));
   max_context_ = row_blocks * copt_.block_size;
-  kv_ = std::make_unique<cuda::PagedKvCache>(c_, copt_.block_size, num_blocks, opt_.max_sequences, row_blocks,
+  kv_ = std::make_unique<PagedKvCache>(c_, copt_.block_size, num_blocks, opt_.max_sequences, row_blocks,
                                              stream_.get());
-  attention_ws_ = DeviceBuffer<uint8_t>(
-      cuda::decode_attention_workspace_bytes(max_bucket_, c_.n_heads, c_.head_dim, max_context_),
-      "decode attention workspace");
 
   for (int l = 0; l < c_.n_layers; ++l) names_.emplace_back(l);
   for (int s = opt_.max_sequences - 1; s >= 0; --s) free_slots_.push_back(s);
@@ -344,6 +210,14 @@ void CudaBackendImpl::park_logits(std::span<const int> next) {
   }
 }
 
+void CudaBackendImpl::reserve_blocks(std::span<const int> seqs, std::span<const std::vector<int>> tokens) {
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Sequence& s = find(seqs[i]);
+    kv_->grow(s.slot, s.length + int64_t(tokens[i].size()));
+  }
+  kv_->upload_changes(stream_.get());
+}
+
 // The pinned input staging buffer, once the previous upload from it is done.
 int* CudaBackendImpl::stage_inputs(int rows) {
   if (rows > max_rows_) throw std::logic_error("step rows exceed the activation buffers");
@@ -356,18 +230,11 @@ void CudaBackendImpl::forward_impl(std::span<const int> seqs, std::span<const st
   validate(seqs, tokens);  // nothing is allocated or written before this passes
   const bool decode = std::all_of(tokens.begin(), tokens.end(), [](const auto& t) { return t.size() == 1; });
   park_logits(seqs);
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const Sequence& s = find(seqs[i]);
-    kv_->grow(s.slot, s.length + int64_t(tokens[i].size()));
-  }
-  kv_->upload_changes(stream_.get());
-
+  reserve_blocks(seqs, tokens);
   if (decode) {
     std::vector<int> ids(seqs.size());
     for (size_t i = 0; i < seqs.size(); ++i) ids[i] = tokens[i][0];
-    bool graphable = false;
-    StepArgs a = stage_decode(seqs, ids, &graphable);
-    run_decode(a, graphable, hook);
+    run_decode(stage_decode(seqs, ids), hook);
   } else {
     run_prefill(seqs, tokens, hook);
   }
@@ -389,12 +256,13 @@ void CudaBackendImpl::forward_impl(std::span<const int> seqs, std::span<const st
 // Decode inputs in the fixed layout a captured graph reads: `rows` (the batch bucket) entries each of
 // ids, slots, positions and context lengths; rows past the batch point at the dummy slot, whose
 // block 0 absorbs their KV writes, with a one-token context.
-StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<const int> tokens, bool* graphable) {
+StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<const int> tokens) {
   const int n = int(seqs.size()), rows = bucket_rows(n);
   int* h = stage_inputs(rows);
   int *ids = h, *slots = h + rows, *pos = h + 2 * rows, *ctx = h + 3 * rows;
   StepArgs a;
   a.rows = rows;
+  a.real_rows = n;
   a.decode = true;
   int max_ctx = 1;
   bool trained_context = true;
@@ -429,12 +297,12 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
   a.max_context = context_bucket(max_ctx);
   a.logits_row0 = 0;
   // A graph bakes the RoPE base in: past the trained context (dynamic NTK) it changes every step.
-  *graphable = trained_context && a.rope.size() == 1;
+  a.graphable = trained_context && a.rope.size() == 1;
   return a;
 }
 
-void CudaBackendImpl::run_decode(const StepArgs& a, bool graphable, const OpHook* hook) {
-  if (!copt_.use_graphs || !graphable || hook) {
+void CudaBackendImpl::run_decode(const StepArgs& a, const OpHook* hook) {
+  if (!copt_.use_graphs || !a.graphable || hook) {
     run_step(a, hook);
     return;
   }
@@ -505,44 +373,44 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   const float eps = c_.norm_eps;
   const float pos_scale = c_.rope_scaling == RopeScaling::linear ? float(c_.rope_factor) : 1.0f;
   cudaStream_t st = stream_.get();
-  cuda::Gemm& gemm = *gemm_;
+  Gemm& gemm = *gemm_;
   Activations& x = act_;
 
-  op("embed", hook, [&] { cuda::embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
+  op("embed", hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
   const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
   for (int l = 0; l < c_.n_layers; ++l) {
-    const cuda::DeviceLayerWeights& L = w_.layers[l];
+    const DeviceLayerWeights& L = w_.layers[l];
     const LayerNames& name = names_[l];
     const KvCacheView cache = kv_->view(l);
     NvtxRange layer_range(name.layer.c_str());
 
     op(name.attention_norm, hook, [&] {
-      cuda::add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st);
+      add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st);
     });
     op(name.wqkv, hook, [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name.wqkv.c_str()); });
     op(name.rope_kv_write, hook, [&] {
       for (const RopeGroup& g : a.rope)
-        cuda::rope_kv_write(x.qkv.get() + int64_t{g.first} * qkvd, a.slots + g.first, a.positions + g.first, g.count,
+        rope_kv_write(x.qkv.get() + int64_t{g.first} * qkvd, a.slots + g.first, a.positions + g.first, g.count,
                             c_.n_heads, cache, g.base, pos_scale, x.q.get() + int64_t{g.first} * qd, st);
     });
     op(name.attention, hook, [&] {
       if (a.decode)
-        cuda::decode_attention(x.q.get(), a.slots, a.context_lens, n, c_.n_heads, a.max_context, cache,
+        decode_attention(x.q.get(), a.slots, a.context_lens, n, c_.n_heads, a.max_context, cache,
                                attention_ws_.get(), x.attn.get(), st);
       else
-        cuda::prefill_attention(x.q.get(), a.slots, a.positions, n, c_.n_heads, cache, x.attn.get(), st);
+        prefill_attention(x.q.get(), a.slots, a.positions, n, c_.n_heads, cache, x.attn.get(), st);
     });
     op(name.wo, hook, [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name.wo.c_str()); });
     op(name.ffn_norm, hook, [&] {
-      cuda::add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st);
+      add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st);
     });
     op(name.w13, hook,
        [&] { gemm.run(x.x.get(), L.w13.get(), n, h, 2 * inter, x.gate_up.get(), st, name.w13.c_str()); });
-    op(name.swiglu, hook, [&] { cuda::swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
+    op(name.swiglu, hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
     op(name.w2, hook, [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name.w2.c_str()); });
     pending = x.proj.get();
   }
-  op("norm", hook, [&] { cuda::add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
+  op("norm", hook, [&] { add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
   op("output", hook, [&] {
     // A decode step wants every row's logits; a prefill only each sequence's last token's, so only
     // those rows go through the head (the vocabulary GEMM is the largest of the step).
@@ -632,38 +500,9 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
   std::copy(sampled_host_.get(), sampled_host_.get() + n, out);
 }
 
-std::vector<float> CudaBackendImpl::time_decode_replays(std::span<const int> seqs, int iters) {
-  if (iters < 1) throw std::invalid_argument("time_decode_replays: iters must be at least 1");
-  std::vector<std::vector<int>> one(seqs.size(), std::vector<int>{c_.bos_id});
-  validate(seqs, one);
-  park_logits(seqs);
-  for (int seq : seqs) {
-    const Sequence& s = find(seq);
-    kv_->grow(s.slot, s.length + 1);
-  }
-  kv_->upload_changes(stream_.get());
-  std::vector<int> ids(seqs.size(), c_.bos_id);
-  bool graphable = false;
-  const StepArgs a = stage_decode(seqs, ids, &graphable);
-  auto step = [&] { run_decode(a, graphable, nullptr); };
-  for (int i = 0; i < kWarmupReplays; ++i) step();  // the first one captures the graph
-  std::vector<Event> marks;
-  for (int i = 0; i <= iters; ++i) marks.emplace_back(true);
-  RL_CUDA_CHECK("decode timing", cudaEventRecord(marks[0].get(), stream_.get()));
-  for (int i = 0; i < iters; ++i) {
-    step();
-    RL_CUDA_CHECK("decode timing", cudaEventRecord(marks[i + 1].get(), stream_.get()));
-  }
-  RL_CUDA_CHECK("decode timing", cudaStreamSynchronize(stream_.get()));
-  std::vector<float> ms(iters);
-  for (int i = 0; i < iters; ++i)
-    RL_CUDA_CHECK("decode timing", cudaEventElapsedTime(&ms[i], marks[i].get(), marks[i + 1].get()));
-  // The timed step's logits and KV write are scratch: the sequences have not advanced, and their
-  // logits rows (set to none by park_logits) stay unowned.
-  return ms;
-}
+}  // namespace ridgeline::cuda
 
-}  // namespace
+namespace ridgeline {
 
 bool cuda_available(std::string* why) {
   int count = 0;
@@ -691,7 +530,7 @@ std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const Back
         source.checkpoint_dir));
   std::string why;
   if (!cuda_available(&why)) throw std::runtime_error("CUDA backend: no GPU available (" + why + ")");
-  return std::make_unique<CudaBackendImpl>(source, options, cuda_options);
+  return std::make_unique<cuda::CudaBackendImpl>(source, options, cuda_options);
 }
 
 }  // namespace ridgeline

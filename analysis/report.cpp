@@ -1,0 +1,295 @@
+// JSON form of the report (to_json / report_from_json). Field names are the schema's; see
+// reports/schema/ridgeline.report.v1.md.
+#include "analysis/report.h"
+
+#include <chrono>
+#include <ctime>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace ridgeline {
+namespace {
+
+using nlohmann::json;
+
+json optional_number(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+void put_point(json& j, const RooflinePoint& p, bool with_time) {
+  if (with_time) j["time_us"] = p.time_us;
+  j["flops"] = p.flops;
+  j["bytes"] = p.bytes;
+  j["arithmetic_intensity"] = p.arithmetic_intensity;
+  j["achieved_GBps"] = p.achieved_GBps;
+  j["bandwidth_utilization"] = p.bandwidth_utilization;
+  j["achieved_tflops"] = p.achieved_tflops;
+  j["compute_utilization"] = p.compute_utilization;
+  j["roofline_time_us"] = p.roofline_time_us;
+  j["roofline_efficiency"] = p.roofline_efficiency;
+  j["bound"] = p.bound;
+}
+
+json op_json(const OpRecord& op, bool with_count) {
+  json j = {{"name", op.name}, {"layer", op.layer}, {"kind", op.kind}};
+  if (with_count) j["count"] = op.count;
+  put_point(j, op.point, true);
+  return j;
+}
+
+json run_json(const RunRecord& r) {
+  json j = {{"batch", r.batch},     {"context", r.context}, {"new_tokens_per_seq", r.new_tokens_per_seq},
+            {"weights", r.weights}, {"kv", r.kv},           {"group_size", r.group_size},
+            {"method", r.method}};
+  if (!r.contexts.empty()) j["contexts"] = r.contexts;
+  json step = {{"time_us",
+                {{"median", r.step.time_us.median},
+                 {"p10", r.step.time_us.p10},
+                 {"p90", r.step.time_us.p90},
+                 {"n", r.step.time_us.n}}},
+               {"tokens_per_s", r.step.tokens_per_s}};
+  put_point(step, r.step.point, false);
+  j["step"] = step;
+  j["ops"] = json::array();
+  for (const auto& op : r.ops) j["ops"].push_back(op_json(op, false));
+  j["by_kind"] = json::array();
+  for (const auto& k : r.by_kind) j["by_kind"].push_back(op_json(k, true));
+  j["coverage"] = r.coverage;
+  j["unmeasured_ops"] = r.unmeasured_ops;
+  j["predicted"] = {{"time_us", r.predicted.time_us},
+                    {"tokens_per_s", r.predicted.tokens_per_s},
+                    {"memory_time_us", r.predicted.memory_time_us},
+                    {"compute_time_us", r.predicted.compute_time_us}};
+  return j;
+}
+
+// Reading: every getter names the JSON path of what it could not find.
+[[noreturn]] void bad(const std::string& path, const std::string& what) {
+  throw std::runtime_error(fmt::format("report {}: {}", path, what));
+}
+
+const json& at(const json& j, const std::string& path, const char* key) {
+  if (!j.is_object()) bad(path, "expected an object");
+  auto it = j.find(key);
+  if (it == j.end()) bad(path + "." + key, "missing");
+  return *it;
+}
+
+double num(const json& j, const std::string& path, const char* key) {
+  const json& v = at(j, path, key);
+  if (!v.is_number()) bad(path + "." + key, fmt::format("expected a number, got {}", v.dump()));
+  return v.get<double>();
+}
+
+int64_t integer(const json& j, const std::string& path, const char* key) {
+  const json& v = at(j, path, key);
+  if (!v.is_number_integer()) bad(path + "." + key, fmt::format("expected an integer, got {}", v.dump()));
+  return v.get<int64_t>();
+}
+
+std::string str(const json& j, const std::string& path, const char* key) {
+  const json& v = at(j, path, key);
+  if (!v.is_string()) bad(path + "." + key, fmt::format("expected a string, got {}", v.dump()));
+  return v.get<std::string>();
+}
+
+const json& array(const json& j, const std::string& path, const char* key) {
+  const json& v = at(j, path, key);
+  if (!v.is_array()) bad(path + "." + key, "expected an array");
+  return v;
+}
+
+std::optional<double> nullable(const json& j, const std::string& path, const char* key) {
+  const json& v = at(j, path, key);
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_number()) bad(path + "." + key, fmt::format("expected a number or null, got {}", v.dump()));
+  return v.get<double>();
+}
+
+RooflinePoint read_point(const json& j, const std::string& path, double time_us) {
+  RooflinePoint p;
+  p.time_us = time_us;
+  p.flops = num(j, path, "flops");
+  p.bytes = num(j, path, "bytes");
+  p.arithmetic_intensity = num(j, path, "arithmetic_intensity");
+  p.achieved_GBps = num(j, path, "achieved_GBps");
+  p.bandwidth_utilization = num(j, path, "bandwidth_utilization");
+  p.achieved_tflops = num(j, path, "achieved_tflops");
+  p.compute_utilization = num(j, path, "compute_utilization");
+  p.roofline_time_us = num(j, path, "roofline_time_us");
+  p.roofline_efficiency = num(j, path, "roofline_efficiency");
+  p.bound = str(j, path, "bound");
+  return p;
+}
+
+OpRecord read_op(const json& j, const std::string& path, bool with_count) {
+  OpRecord op;
+  op.name = str(j, path, "name");
+  op.layer = static_cast<int>(integer(j, path, "layer"));
+  op.kind = str(j, path, "kind");
+  if (with_count) op.count = static_cast<int>(integer(j, path, "count"));
+  op.point = read_point(j, path, num(j, path, "time_us"));
+  return op;
+}
+
+RunRecord read_run(const json& j, const std::string& path) {
+  RunRecord r;
+  r.batch = static_cast<int>(integer(j, path, "batch"));
+  r.context = static_cast<int>(integer(j, path, "context"));
+  if (j.contains("contexts")) {
+    for (const auto& c : array(j, path, "contexts")) {
+      if (!c.is_number_integer()) bad(path + ".contexts", "expected integers");
+      r.contexts.push_back(c.get<int>());
+    }
+  }
+  r.new_tokens_per_seq = static_cast<int>(integer(j, path, "new_tokens_per_seq"));
+  r.weights = str(j, path, "weights");
+  r.kv = str(j, path, "kv");
+  r.group_size = static_cast<int>(integer(j, path, "group_size"));
+  r.method = str(j, path, "method");
+  const json& step = at(j, path, "step");
+  const json& t = at(step, path + ".step", "time_us");
+  std::string tp = path + ".step.time_us";
+  r.step.time_us = {num(t, tp, "median"), num(t, tp, "p10"), num(t, tp, "p90"),
+                    static_cast<int>(integer(t, tp, "n"))};
+  r.step.tokens_per_s = num(step, path + ".step", "tokens_per_s");
+  r.step.point = read_point(step, path + ".step", r.step.time_us.median);
+  const json& ops = array(j, path, "ops");
+  for (size_t i = 0; i < ops.size(); ++i)
+    r.ops.push_back(read_op(ops[i], fmt::format("{}.ops[{}]", path, i), false));
+  const json& kinds = array(j, path, "by_kind");
+  for (size_t i = 0; i < kinds.size(); ++i)
+    r.by_kind.push_back(read_op(kinds[i], fmt::format("{}.by_kind[{}]", path, i), true));
+  r.coverage = num(j, path, "coverage");
+  for (const auto& name : array(j, path, "unmeasured_ops")) {
+    if (!name.is_string()) bad(path + ".unmeasured_ops", "expected strings");
+    r.unmeasured_ops.push_back(name.get<std::string>());
+  }
+  const json& p = at(j, path, "predicted");
+  std::string pp = path + ".predicted";
+  r.predicted = {num(p, pp, "time_us"), num(p, pp, "tokens_per_s"), num(p, pp, "memory_time_us"),
+                 num(p, pp, "compute_time_us")};
+  return r;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Report& r) {
+  const DeviceInfo& d = r.device;
+  json peak = {{"GBps", d.peak.peak_GBps},
+               {"tflops", d.peak.peak_tflops},
+               {"source", d.peak.source},
+               {"ridge_flops_per_byte", d.peak.ridge()}};
+  if (d.peak.copy_GBps > 0) peak["copy_GBps"] = d.peak.copy_GBps;
+  if (d.peak.read_GBps > 0) peak["read_GBps"] = d.peak.read_GBps;
+  json sheet =
+      d.datasheet
+          ? json{{"name", d.datasheet->name}, {"GBps", d.datasheet->GBps}, {"tflops", d.datasheet->tflops}}
+          : json(nullptr);
+  json j = {{"schema", r.schema},
+            {"created", r.created},
+            {"git_commit", r.git_commit},
+            {"command", r.command},
+            {"method", r.method}};
+  j["device"] = {{"name", d.name},         {"backend", d.backend},
+                 {"sm_count", d.sm_count}, {"memory_bytes", d.memory_bytes},
+                 {"driver", d.driver},     {"cuda", d.cuda},
+                 {"peak", peak},           {"datasheet", sheet}};
+  j["model"] = {{"name", r.model.name},
+                {"synthetic", r.model.synthetic},
+                {"params", r.model.params},
+                {"config", config_to_json(r.model.config)}};
+  j["runs"] = json::array();
+  for (const auto& run : r.runs) j["runs"].push_back(run_json(run));
+  j["headline"] = json::array();
+  for (const auto& h : r.headline)
+    j["headline"].push_back({{"weights", h.weights},
+                             {"kv", h.kv},
+                             {"context", h.context},
+                             {"group_size", h.group_size},
+                             {"batches", h.batches},
+                             {"measured_ridge_batch", optional_number(h.measured_ridge_batch)},
+                             {"predicted_ridge_batch", optional_number(h.predicted_ridge_batch)},
+                             {"measured_gemm_ridge_batch", optional_number(h.measured_gemm_ridge_batch)},
+                             {"predicted_gemm_ridge_batch", optional_number(h.predicted_gemm_ridge_batch)}});
+  return j;
+}
+
+Report report_from_json(const nlohmann::json& j) {
+  Report r;
+  const std::string root = "$";
+  r.schema = str(j, root, "schema");
+  if (r.schema != kReportSchema)
+    bad("$.schema", fmt::format("'{}' is not '{}', which this build reads", r.schema, kReportSchema));
+  r.created = str(j, root, "created");
+  r.git_commit = str(j, root, "git_commit");
+  r.command = str(j, root, "command");
+  r.method = str(j, root, "method");
+
+  const json& d = at(j, root, "device");
+  r.device.name = str(d, "$.device", "name");
+  r.device.backend = str(d, "$.device", "backend");
+  r.device.sm_count = static_cast<int>(integer(d, "$.device", "sm_count"));
+  r.device.memory_bytes = integer(d, "$.device", "memory_bytes");
+  r.device.driver = str(d, "$.device", "driver");
+  r.device.cuda = str(d, "$.device", "cuda");
+  const json& peak = at(d, "$.device", "peak");
+  r.device.peak.peak_GBps = num(peak, "$.device.peak", "GBps");
+  r.device.peak.peak_tflops = num(peak, "$.device.peak", "tflops");
+  r.device.peak.source = str(peak, "$.device.peak", "source");
+  if (peak.contains("copy_GBps")) r.device.peak.copy_GBps = num(peak, "$.device.peak", "copy_GBps");
+  if (peak.contains("read_GBps")) r.device.peak.read_GBps = num(peak, "$.device.peak", "read_GBps");
+  const json& sheet = at(d, "$.device", "datasheet");
+  if (!sheet.is_null()) {
+    Datasheet ds;
+    ds.name = sheet.contains("name") ? str(sheet, "$.device.datasheet", "name") : std::string{};
+    ds.GBps = num(sheet, "$.device.datasheet", "GBps");
+    ds.tflops = num(sheet, "$.device.datasheet", "tflops");
+    r.device.datasheet = ds;
+  }
+
+  const json& m = at(j, root, "model");
+  r.model.name = str(m, "$.model", "name");
+  const json& synthetic = at(m, "$.model", "synthetic");
+  if (!synthetic.is_boolean()) bad("$.model.synthetic", "expected true or false");
+  r.model.synthetic = synthetic.get<bool>();
+  r.model.params = integer(m, "$.model", "params");
+  r.model.config = config_from_json(at(m, "$.model", "config"), "report $.model.config");
+  r.model.config.name = r.model.name;
+
+  const json& runs = array(j, root, "runs");
+  for (size_t i = 0; i < runs.size(); ++i) r.runs.push_back(read_run(runs[i], fmt::format("$.runs[{}]", i)));
+
+  const json& headline = array(j, root, "headline");
+  for (size_t i = 0; i < headline.size(); ++i) {
+    const json& h = headline[i];
+    std::string p = fmt::format("$.headline[{}]", i);
+    HeadlineEntry e;
+    e.weights = str(h, p, "weights");
+    e.kv = str(h, p, "kv");
+    e.context = static_cast<int>(integer(h, p, "context"));
+    e.group_size = static_cast<int>(integer(h, p, "group_size"));
+    for (const auto& b : array(h, p, "batches")) {
+      if (!b.is_number_integer()) bad(p + ".batches", "expected integers");
+      e.batches.push_back(b.get<int>());
+    }
+    e.measured_ridge_batch = nullable(h, p, "measured_ridge_batch");
+    e.predicted_ridge_batch = nullable(h, p, "predicted_ridge_batch");
+    e.measured_gemm_ridge_batch = nullable(h, p, "measured_gemm_ridge_batch");
+    e.predicted_gemm_ridge_batch = nullable(h, p, "predicted_gemm_ridge_batch");
+    r.headline.push_back(std::move(e));
+  }
+  return r;
+}
+
+std::string utc_timestamp() {
+  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace ridgeline

@@ -1,0 +1,350 @@
+// validate_report: every problem of a report JSON, one line each, with the JSON path. Checks the
+// schema's fields and types, then that every derived number agrees with what it is derived from, so
+// that a hand-edited or buggy report cannot pass for a measured one.
+#include <algorithm>
+#include <cmath>
+#include <initializer_list>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "analysis/report.h"
+
+namespace ridgeline {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kRelTol = 1e-6;
+
+bool close(double a, double b) {
+  return std::abs(a - b) <= kRelTol * std::max(std::abs(a), std::abs(b)) || (a == 0 && b == 0);
+}
+
+class Checker {
+ public:
+  std::vector<std::string> problems;
+
+  void add(const std::string& path, const std::string& what) { problems.push_back(path + ": " + what); }
+
+  const json* get(const json& obj, const std::string& path, const char* key) {
+    auto it = obj.find(key);
+    if (it == obj.end()) {
+      add(path + "." + key, "missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+  std::optional<double> number(const json& obj, const std::string& path, const char* key) {
+    const json* v = get(obj, path, key);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) {
+      add(path + "." + key, fmt::format("expected a number, got {}", v->dump()));
+      return std::nullopt;
+    }
+    return v->get<double>();
+  }
+  std::optional<int64_t> integer(const json& obj, const std::string& path, const char* key, int64_t min) {
+    const json* v = get(obj, path, key);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer()) {
+      add(path + "." + key, fmt::format("expected an integer, got {}", v->dump()));
+      return std::nullopt;
+    }
+    int64_t x = v->get<int64_t>();
+    if (x < min) add(path + "." + key, fmt::format("{} is below the minimum {}", x, min));
+    return x;
+  }
+  std::optional<std::string> string(const json& obj, const std::string& path, const char* key) {
+    const json* v = get(obj, path, key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) {
+      add(path + "." + key, fmt::format("expected a string, got {}", v->dump()));
+      return std::nullopt;
+    }
+    return v->get<std::string>();
+  }
+  std::optional<std::string> one_of(const json& obj, const std::string& path, const char* key,
+                                    std::initializer_list<const char*> allowed) {
+    auto s = string(obj, path, key);
+    if (!s) return s;
+    for (const char* a : allowed)
+      if (*s == a) return s;
+    std::string list;
+    for (const char* a : allowed) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", a);
+    add(path + "." + key, fmt::format("'{}' is not one of {}", *s, list));
+    return std::nullopt;
+  }
+  const json* typed(const json& obj, const std::string& path, const char* key, bool want_array) {
+    const json* v = get(obj, path, key);
+    if (!v) return nullptr;
+    if (want_array ? !v->is_array() : !v->is_object()) {
+      add(path + "." + key, want_array ? "expected an array" : "expected an object");
+      return nullptr;
+    }
+    return v;
+  }
+  const json* object(const json& obj, const std::string& path, const char* key) {
+    return typed(obj, path, key, false);
+  }
+  const json* array(const json& obj, const std::string& path, const char* key) {
+    return typed(obj, path, key, true);
+  }
+  // A derived number against the value it should have.
+  void agree(const std::string& path, const std::optional<double>& value, double expected,
+             const char* formula) {
+    if (value && !close(*value, expected))
+      add(path, fmt::format("{} disagrees with {} = {} (relative tolerance {})", *value, formula, expected,
+                            kRelTol));
+  }
+};
+
+struct Peak {
+  double GBps = 0, tflops = 0;
+  bool ok() const { return GBps > 0 && tflops > 0; }
+  double ridge() const { return tflops * 1e12 / (GBps * 1e9); }
+};
+
+// Flops, bytes and the fields derived from them and the time (µs; absent when it is missing).
+void check_point(Checker& ck, const json& j, const std::string& path, const std::optional<double>& time,
+                 const Peak& peak) {
+  // t <= 0 means "no usable time": the checks that divide by it are skipped.
+  double t = time.value_or(0.0);
+  auto flops = ck.number(j, path, "flops");
+  auto bytes = ck.number(j, path, "bytes");
+  auto ai = ck.number(j, path, "arithmetic_intensity");
+  auto gbps = ck.number(j, path, "achieved_GBps");
+  auto bu = ck.number(j, path, "bandwidth_utilization");
+  auto tf = ck.number(j, path, "achieved_tflops");
+  auto cu = ck.number(j, path, "compute_utilization");
+  auto rt = ck.number(j, path, "roofline_time_us");
+  auto re = ck.number(j, path, "roofline_efficiency");
+  auto bound = ck.one_of(j, path, "bound", {"memory", "compute"});
+  if (time && !(t > 0)) ck.add(path + ".time_us", fmt::format("{} is not a positive time", t));
+  if (bytes && !(*bytes > 0)) ck.add(path + ".bytes", fmt::format("{} is not positive", *bytes));
+  if (flops && !(*flops >= 0)) ck.add(path + ".flops", fmt::format("{} is negative", *flops));
+  if (!flops || !bytes || !(*bytes > 0)) return;
+  ck.agree(path + ".arithmetic_intensity", ai, *flops / *bytes, "flops/bytes");
+  if (t > 0) {
+    ck.agree(path + ".achieved_GBps", gbps, *bytes / (t * 1e3), "bytes/time");
+    ck.agree(path + ".achieved_tflops", tf, *flops / (t * 1e6), "flops/time");
+  }
+  if (!peak.ok()) return;
+  if (gbps) ck.agree(path + ".bandwidth_utilization", bu, *gbps / peak.GBps, "achieved_GBps/peak.GBps");
+  if (tf) ck.agree(path + ".compute_utilization", cu, *tf / peak.tflops, "achieved_tflops/peak.tflops");
+  double roof = std::max(*bytes / (peak.GBps * 1e3), *flops / (peak.tflops * 1e6));
+  ck.agree(path + ".roofline_time_us", rt, roof, "max(bytes/peak.GBps, flops/peak.tflops)");
+  if (t > 0 && rt) ck.agree(path + ".roofline_efficiency", re, *rt / t, "roofline_time_us/time_us");
+  if (bound && ai) {
+    const char* expected = *ai < peak.ridge() ? "memory" : "compute";
+    if (*bound != expected)
+      ck.add(path + ".bound",
+             fmt::format("'{}' but arithmetic_intensity {} is {} the ridge {} FLOP/B (expected '{}')", *bound,
+                         *ai, *ai < peak.ridge() ? "below" : "at or above", peak.ridge(), expected));
+  }
+}
+
+double number_or_zero(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+struct OpSums {
+  double time = 0, flops = 0, bytes = 0;
+  int count = 0;
+};
+
+// An entry of ops or by_kind; adds its time/flops/bytes to `sums` under its kind.
+void check_op(Checker& ck, const json& j, const std::string& path, const Peak& peak, bool summed,
+              std::map<std::string, OpSums>* sums, double* time_sum) {
+  if (!j.is_object()) {
+    ck.add(path, "expected an object");
+    return;
+  }
+  ck.string(j, path, "name");
+  ck.integer(j, path, "layer", -1);
+  auto kind = ck.one_of(j, path, "kind", {"gemm", "attention", "norm", "elementwise", "embed", "sample"});
+  if (summed) ck.integer(j, path, "count", 1);
+  auto t = ck.number(j, path, "time_us");
+  check_point(ck, j, path, t, peak);
+  if (sums && kind && t) {
+    OpSums& s = (*sums)[*kind];
+    s.time += *t;
+    s.flops += number_or_zero(j, "flops");
+    s.bytes += number_or_zero(j, "bytes");
+    s.count += 1;
+  }
+  if (time_sum && t) *time_sum += *t;
+}
+
+void check_run(Checker& ck, const json& r, const std::string& path, const Peak& peak) {
+  if (!r.is_object()) {
+    ck.add(path, "expected an object");
+    return;
+  }
+  auto batch = ck.integer(r, path, "batch", 1);
+  ck.integer(r, path, "context", 1);
+  auto new_tokens = ck.integer(r, path, "new_tokens_per_seq", 1);
+  ck.one_of(r, path, "weights", {"fp16", "w4a16"});
+  ck.one_of(r, path, "kv", {"fp16", "int8", "int4"});
+  ck.integer(r, path, "group_size", 1);
+  ck.string(r, path, "method");
+  if (r.contains("contexts")) {
+    const json* c = ck.array(r, path, "contexts");
+    if (c && batch && c->size() != size_t(*batch))
+      ck.add(path + ".contexts", fmt::format("{} entries for a batch of {}", c->size(), *batch));
+  }
+
+  std::optional<double> median;
+  if (const json* step = ck.object(r, path, "step")) {
+    std::string sp = path + ".step";
+    if (const json* t = ck.object(*step, sp, "time_us")) {
+      std::string tp = sp + ".time_us";
+      median = ck.number(*t, tp, "median");
+      auto p10 = ck.number(*t, tp, "p10");
+      auto p90 = ck.number(*t, tp, "p90");
+      ck.integer(*t, tp, "n", 1);
+      if (median && p10 && p90 && !(*p10 <= *median && *median <= *p90))
+        ck.add(tp, fmt::format("p10 {} <= median {} <= p90 {} does not hold", *p10, *median, *p90));
+    }
+    auto tps = ck.number(*step, sp, "tokens_per_s");
+    if (median && *median > 0 && batch && new_tokens)
+      ck.agree(sp + ".tokens_per_s", tps, double(*batch) * double(*new_tokens) / (*median * 1e-6),
+               "batch*new_tokens_per_seq/time_us.median");
+    check_point(ck, *step, sp, median, peak);
+  }
+
+  std::map<std::string, OpSums> by_ops;
+  double op_time = 0;
+  if (const json* ops = ck.array(r, path, "ops")) {
+    std::set<std::string> names;
+    for (size_t i = 0; i < ops->size(); ++i) {
+      std::string op_path = fmt::format("{}.ops[{}]", path, i);
+      check_op(ck, (*ops)[i], op_path, peak, false, &by_ops, &op_time);
+      if ((*ops)[i].is_object() && (*ops)[i].contains("name") && (*ops)[i]["name"].is_string() &&
+          !names.insert((*ops)[i]["name"].get<std::string>()).second)
+        ck.add(op_path + ".name",
+               fmt::format("duplicate op name '{}'", (*ops)[i]["name"].get<std::string>()));
+    }
+    if (const json* kinds = ck.array(r, path, "by_kind")) {
+      std::set<std::string> seen;
+      for (size_t i = 0; i < kinds->size(); ++i) {
+        std::string kp = fmt::format("{}.by_kind[{}]", path, i);
+        const json& k = (*kinds)[i];
+        check_op(ck, k, kp, peak, true, nullptr, nullptr);
+        if (!k.is_object() || !k.contains("kind") || !k["kind"].is_string()) continue;
+        std::string kind = k["kind"].get<std::string>();
+        seen.insert(kind);
+        auto it = by_ops.find(kind);
+        if (it == by_ops.end()) {
+          ck.add(kp, fmt::format("kind '{}' has no op in ops", kind));
+          continue;
+        }
+        auto value = [&](const char* key) -> std::optional<double> {
+          return k.contains(key) && k[key].is_number() ? std::optional<double>(k[key].get<double>())
+                                                       : std::nullopt;
+        };
+        ck.agree(kp + ".time_us", value("time_us"), it->second.time, "sum of ops time_us of this kind");
+        ck.agree(kp + ".flops", value("flops"), it->second.flops, "sum of ops flops of this kind");
+        ck.agree(kp + ".bytes", value("bytes"), it->second.bytes, "sum of ops bytes of this kind");
+        ck.agree(kp + ".count", value("count"), it->second.count, "number of ops of this kind");
+      }
+      for (const auto& [kind, s] : by_ops)
+        if (!seen.count(kind)) ck.add(path + ".by_kind", fmt::format("no entry for kind '{}' of ops", kind));
+    }
+  }
+  auto coverage = ck.number(r, path, "coverage");
+  if (median && *median > 0)
+    ck.agree(path + ".coverage", coverage, op_time / *median, "sum(ops time_us)/step time");
+
+  if (const json* u = ck.array(r, path, "unmeasured_ops"))
+    for (const auto& name : *u)
+      if (!name.is_string()) ck.add(path + ".unmeasured_ops", "expected strings");
+  if (const json* p = ck.object(r, path, "predicted"))
+    for (const char* key : {"time_us", "tokens_per_s", "memory_time_us", "compute_time_us"})
+      ck.number(*p, path + ".predicted", key);
+}
+
+void check_headline(Checker& ck, const json& h, const std::string& path) {
+  if (!h.is_object()) {
+    ck.add(path, "expected an object");
+    return;
+  }
+  ck.one_of(h, path, "weights", {"fp16", "w4a16"});
+  ck.one_of(h, path, "kv", {"fp16", "int8", "int4"});
+  ck.integer(h, path, "context", 1);
+  ck.integer(h, path, "group_size", 1);
+  if (const json* b = ck.array(h, path, "batches"))
+    for (const auto& x : *b)
+      if (!x.is_number_integer()) ck.add(path + ".batches", fmt::format("{} is not an integer", x.dump()));
+  for (const char* key : {"measured_ridge_batch", "predicted_ridge_batch", "measured_gemm_ridge_batch",
+                          "predicted_gemm_ridge_batch"}) {
+    const json* v = ck.get(h, path, key);
+    if (v && !v->is_null() && !v->is_number())
+      ck.add(path + "." + key, fmt::format("expected a number or null, got {}", v->dump()));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> validate_report(const nlohmann::json& j) {
+  Checker ck;
+  const std::string root = "$";
+  if (!j.is_object()) {
+    ck.add(root, "a report must be a JSON object");
+    return ck.problems;
+  }
+  if (auto schema = ck.string(j, root, "schema"); schema && *schema != kReportSchema)
+    ck.add("$.schema", fmt::format("'{}' is not '{}'", *schema, kReportSchema));
+  if (auto created = ck.string(j, root, "created");
+      created && (created->size() < 19 || (*created)[4] != '-' || (*created)[10] != 'T'))
+    ck.add("$.created", fmt::format("'{}' is not an ISO-8601 date-time", *created));
+  ck.string(j, root, "git_commit");
+  ck.string(j, root, "command");
+  ck.string(j, root, "method");
+
+  Peak peak;
+  if (const json* d = ck.object(j, root, "device")) {
+    const std::string dp = "$.device";
+    ck.string(*d, dp, "name");
+    ck.one_of(*d, dp, "backend", {"cuda", "cpu"});
+    ck.integer(*d, dp, "sm_count", 0);
+    ck.integer(*d, dp, "memory_bytes", 0);
+    ck.string(*d, dp, "driver");
+    ck.string(*d, dp, "cuda");
+    if (const json* p = ck.object(*d, dp, "peak")) {
+      auto gbps = ck.number(*p, dp + ".peak", "GBps");
+      auto tflops = ck.number(*p, dp + ".peak", "tflops");
+      ck.one_of(*p, dp + ".peak", "source", {"measured", "datasheet"});
+      if (gbps && !(*gbps > 0)) ck.add(dp + ".peak.GBps", "must be positive");
+      if (tflops && !(*tflops > 0)) ck.add(dp + ".peak.tflops", "must be positive");
+      if (gbps && tflops) peak = {*gbps, *tflops};
+      if (p->contains("ridge_flops_per_byte") && peak.ok())
+        ck.agree(dp + ".peak.ridge_flops_per_byte", ck.number(*p, dp + ".peak", "ridge_flops_per_byte"),
+                 peak.ridge(), "tflops*1e12/(GBps*1e9)");
+    }
+    if (const json* s = ck.get(*d, dp, "datasheet"); s && !s->is_null()) {
+      if (!s->is_object()) {
+        ck.add(dp + ".datasheet", "expected an object or null");
+      } else {
+        ck.number(*s, dp + ".datasheet", "GBps");
+        ck.number(*s, dp + ".datasheet", "tflops");
+      }
+    }
+  }
+  if (const json* m = ck.object(j, root, "model")) {
+    ck.string(*m, "$.model", "name");
+    if (const json* s = ck.get(*m, "$.model", "synthetic"); s && !s->is_boolean())
+      ck.add("$.model.synthetic", "expected true or false");
+    ck.integer(*m, "$.model", "params", 1);
+    ck.object(*m, "$.model", "config");
+  }
+  if (const json* runs = ck.array(j, root, "runs"))
+    for (size_t i = 0; i < runs->size(); ++i) check_run(ck, (*runs)[i], fmt::format("$.runs[{}]", i), peak);
+  if (const json* h = ck.array(j, root, "headline"))
+    for (size_t i = 0; i < h->size(); ++i) check_headline(ck, (*h)[i], fmt::format("$.headline[{}]", i));
+  return ck.problems;
+}
+
+}  // namespace ridgeline

@@ -1,0 +1,128 @@
+#include "bench/sweep/sweep.h"
+
+#include <map>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace ridgeline {
+namespace {
+
+WeightFmt to_cost_fmt(WeightFormat f) {
+  return f == WeightFormat::fp16 ? WeightFmt::fp16 : WeightFmt::w4a16;
+}
+KvFmt to_cost_fmt(KvFormat f) {
+  return f == KvFormat::fp16 ? KvFmt::fp16 : KvFmt::int8;
+}
+
+}  // namespace
+
+SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const BackendFactory& factory,
+                      const DeviceInfo& device, const ProgressFn& progress) {
+  SweepResult out;
+  Report& rep = out.report;
+  rep.created = utc_timestamp();
+  rep.device = device;
+  rep.model.name = source.config.name;
+  rep.model.synthetic = source.synthetic;
+  rep.model.params = source.config.params();
+  rep.model.config = source.config;
+  const int max_batch = *std::max_element(spec.batches.begin(), spec.batches.end());
+  const int total_configs =
+      int(spec.weights.size() * spec.kvs.size() * spec.contexts.size() * spec.batches.size());
+  int done = 0;
+
+  for (WeightFormat wf : spec.weights) {
+    for (KvFormat kf : spec.kvs) {
+      auto skip_all = [&](const std::string& reason) {
+        for (int ctx : spec.contexts)
+          for (int b : spec.batches) {
+            out.skipped.push_back({b, ctx, to_string(wf), to_string(kf), reason});
+            progress(fmt::format("[{}/{}] skip B={} ctx={} {}/{}: {}", ++done, total_configs, b, ctx,
+                                 to_string(wf), to_string(kf), reason));
+          }
+      };
+      BackendOptions opt;
+      opt.weights = wf;
+      opt.kv = kf;
+      opt.max_sequences = max_batch;
+      std::unique_ptr<Backend> backend;
+      try {
+        progress(fmt::format("loading {} ({} weights, {} KV) on {}", source.config.name, to_string(wf),
+                             to_string(kf), device.backend));
+        backend = factory(opt);
+      } catch (const std::exception& e) {
+        skip_all(e.what());
+        continue;
+      }
+      for (int ctx : spec.contexts) {
+        for (int b : spec.batches) {
+          std::string tag = fmt::format("B={} ctx={} {}/{}", b, ctx, to_string(wf), to_string(kf));
+          // Checked before anything is allocated for the configuration.
+          std::string reason;
+          if (ctx > backend->max_sequence_length())
+            reason = fmt::format("context {} exceeds the model's limit of {}", ctx,
+                                 backend->max_sequence_length());
+          else if (int64_t(b) * ctx > backend->capacity_tokens())
+            reason = fmt::format("needs {} KV-cache tokens ({:.1f} GB), the cache holds {}", int64_t(b) * ctx,
+                                 int64_t(b) * ctx * kv_bytes_per_token(source.config, to_cost_fmt(kf)) / 1e9,
+                                 backend->capacity_tokens());
+          if (!reason.empty()) {
+            out.skipped.push_back({b, ctx, to_string(wf), to_string(kf), reason});
+            progress(fmt::format("[{}/{}] skip {}: {}", ++done, total_configs, tag, reason));
+            continue;
+          }
+          std::vector<int> seqs;
+          try {
+            for (int i = 0; i < b; ++i) {
+              seqs.push_back(backend->create_sequence());
+              backend->fill_context(seqs.back(), ctx - 1,
+                                    spec.seed + i);  // the timed step adds the ctx-th token
+            }
+            DecodeTiming t = backend->benchmark_decode(seqs, spec.warmup, spec.iters);
+            std::map<std::string, double> op_us;
+            for (const auto& op : t.ops) op_us[op.name] = summarize(op.us).median;
+            StepShape shape;
+            shape.batch = b;
+            shape.context = {ctx};
+            shape.weights = to_cost_fmt(wf);
+            shape.group_size = source.config.quant_group_size > 0 ? source.config.quant_group_size : 128;
+            shape.kv = to_cost_fmt(kf);
+            RunRecord run =
+                build_run(source.config, shape, device.peak, summarize(t.step_us), op_us, t.method);
+            progress(fmt::format(
+                "[{}/{}] {}: {:.1f} us/step, {:.0f} tok/s, {:.0f} GB/s ({:.0f}% of peak), {}-bound, "
+                "coverage {:.2f}",
+                ++done, total_configs, tag, run.step.time_us.median, run.step.tokens_per_s,
+                run.step.point.achieved_GBps, 100 * run.step.point.bandwidth_utilization,
+                run.step.point.bound, run.coverage));
+            rep.runs.push_back(std::move(run));
+          } catch (const std::exception& e) {
+            out.skipped.push_back({b, ctx, to_string(wf), to_string(kf), e.what()});
+            progress(fmt::format("[{}/{}] failed {}: {}", ++done, total_configs, tag, e.what()));
+          }
+          for (int s : seqs) backend->release_sequence(s);
+        }
+      }
+    }
+  }
+  if (!rep.runs.empty()) {
+    rep.method = rep.runs.front().method;
+    rep.headline = build_headline(source.config, rep.runs, device.peak);
+  }
+  return out;
+}
+
+nlohmann::json sweep_to_json(const SweepResult& r) {
+  nlohmann::json j = to_json(r.report);
+  j["skipped"] = nlohmann::json::array();
+  for (const auto& s : r.skipped)
+    j["skipped"].push_back({{"batch", s.batch},
+                            {"context", s.context},
+                            {"weights", s.weights},
+                            {"kv", s.kv},
+                            {"reason", s.reason}});
+  return j;
+}
+
+}  // namespace ridgeline

@@ -1,0 +1,367 @@
+// ridgeline chat: an interactive multi-turn conversation, the sanity check that the engine really
+// works. With a terminal on stdin it prompts and colours on stderr; with a pipe it reads one message
+// per line and writes only the replies to stdout, so that it can be scripted and tested.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "analysis/ceilings.h"
+#include "analysis/cost_model.h"
+#include "cli/args.h"
+#include "cli/backend_select.h"
+#include "cli/commands.h"
+#include "engine/generate.h"
+#include "engine/model_source.h"
+#include "engine/session.h"
+#include "engine/tokenizer.h"
+#include "engine/utf8_stream.h"
+#ifdef RIDGELINE_HAVE_CUDA
+#include "bench/cuda/probe.h"
+#endif
+
+namespace ridgeline::cli {
+namespace {
+
+// --token-delay-ms N is left out of the usage on purpose: it slows each streamed token down so that
+// tests can interrupt a reply of the tiny model, which otherwise ends in milliseconds.
+constexpr const char* kUsage =
+    "chat --model DIR|PRESET [--device cuda|cpu] [--weights fp16|w4a16] [--kv fp16|int8] [--system TEXT]\n"
+    "                 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--quiet]";
+
+constexpr const char* kHelp =
+    "commands: /reset (new conversation), /system TEXT (new conversation with that system prompt), /stats, "
+    "/exit; a line ending in \\ continues on the next; Ctrl-C stops a reply, Ctrl-D exits";
+
+constexpr const char* kDim = "\x1b[2m";
+constexpr const char* kBold = "\x1b[1m";
+constexpr const char* kReset = "\x1b[0m";
+
+// Set by SIGINT. A lock-free atomic is safe to store to from a signal handler.
+std::atomic<bool> g_interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void on_sigint(int) {
+  g_interrupted.store(true);
+}
+
+// Installs the SIGINT handler for the chat's lifetime. Without SA_RESTART, so that a Ctrl-C while
+// waiting for input makes read() fail with EINTR instead of being swallowed.
+class SigintGuard {
+ public:
+  SigintGuard() {
+    struct sigaction sa = {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGINT, &sa, &old_);
+  }
+  ~SigintGuard() { sigaction(SIGINT, &old_, nullptr); }
+  SigintGuard(const SigintGuard&) = delete;
+  SigintGuard& operator=(const SigintGuard&) = delete;
+
+ private:
+  struct sigaction old_ = {};
+};
+
+// Lines from stdin through read(2) rather than iostreams: a Ctrl-C at the prompt must be seen (as
+// EINTR) to clear the line, where std::getline would report it as the end of input.
+class LineReader {
+ public:
+  enum class Status { line, interrupted, eof };
+
+  Status next(std::string& line) {
+    for (;;) {
+      if (size_t nl = buf_.find('\n'); nl != std::string::npos) {
+        line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return Status::line;
+      }
+      if (eof_) {
+        if (buf_.empty()) return Status::eof;
+        line = std::move(buf_);  // a last line without a newline
+        buf_.clear();
+        return Status::line;
+      }
+      char chunk[4096];
+      ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
+      if (n > 0) {
+        buf_.append(chunk, size_t(n));
+      } else if (n == 0) {
+        eof_ = true;
+      } else if (errno == EINTR) {
+        if (g_interrupted.exchange(false)) {
+          buf_.clear();  // the terminal has discarded what was typed on the line; so do we
+          return Status::interrupted;
+        }
+      } else {
+        throw std::runtime_error(fmt::format("reading stdin: {}", std::strerror(errno)));
+      }
+    }
+  }
+
+ private:
+  std::string buf_;
+  bool eof_ = false;
+};
+
+struct ChatIo {
+  bool interactive = false;  // stdin is a terminal: prompts and notes for a person
+  bool colour = false;       // stderr is a terminal too
+  bool quiet = false;
+
+  void prompt(bool continuation) const {
+    if (interactive)
+      fmt::print(stderr, "{}{}{}", colour ? kBold : "", continuation ? "... " : ">>> ", colour ? kReset : "");
+  }
+  // A line for the person at the terminal (or the log of a scripted run), never on stdout.
+  void note(const std::string& text) const {
+    fmt::print(stderr, "{}{}{}\n", colour ? kDim : "", text, colour ? kReset : "");
+  }
+};
+
+// Bytes a decode step moves and the roof they are measured against, for /stats.
+class BandwidthEstimate {
+ public:
+  BandwidthEstimate(const ModelConfig& config, const BackendOptions& options, std::string device)
+      : config_(config), device_(std::move(device)) {
+    shape_.weights = options.weights == WeightFormat::w4a16 ? WeightFmt::w4a16 : WeightFmt::fp16;
+    shape_.kv = options.kv == KvFormat::int8 ? KvFmt::int8 : KvFmt::fp16;
+    if (config.quant_group_size > 0) shape_.group_size = config.quant_group_size;
+  }
+
+  // Every op's minimum DRAM bytes from the cost model for one decode step whose context holds
+  // `context` tokens (weights read once, the KV context read once).
+  double step_bytes(int64_t context) {
+    shape_.context = {int(std::max<int64_t>(context, 1))};
+    return total(step_costs(config_, shape_)).bytes;
+  }
+
+  // The roof: the GPU's datasheet value, or the CPU's one-thread copy bandwidth measured on first
+  // use (about a second). nullopt when there is none.
+  const std::optional<Ceilings>& peak() {
+    if (!peak_looked_up_) {
+      peak_looked_up_ = true;
+#ifdef RIDGELINE_HAVE_CUDA
+      if (device_ == "cuda") {
+        std::string name = cuda::describe_gpu().name;
+        if (auto d = datasheet_for(name)) peak_ = datasheet_ceilings(*d), peak_name_ = d->name + " datasheet";
+      }
+#endif
+      if (device_ == "cpu") peak_ = measure_cpu_ceilings(), peak_name_ = "one CPU thread, measured copy";
+    }
+    return peak_;
+  }
+  const std::string& peak_name() const {
+    return peak_name_;
+  }
+
+ private:
+  ModelConfig config_;
+  std::string device_;
+  StepShape shape_;
+  bool peak_looked_up_ = false;
+  std::optional<Ceilings> peak_;
+  std::string peak_name_;
+};
+
+void print_stats(const ChatSession& session, BandwidthEstimate& bw, const std::string& device,
+                 const ChatIo& io) {
+  io.note(fmt::format("tokens in context: {} of {}", session.context_tokens(), session.context_limit()));
+  const TurnStats& s = session.last_turn();
+  if (s.stop_reason.empty()) {
+    io.note("last reply: none yet");
+    return;
+  }
+  io.note(
+      fmt::format("last reply: prefill {} tokens in {:.1f} ms ({:.1f} tok/s); decode {} tokens in {:.1f} ms "
+                  "({:.1f} tok/s, {:.2f} ms/token); stop: {}",
+                  s.prefill_tokens, s.prefill_ms, s.prefill_tokens_per_s(), s.decode_tokens, s.decode_ms,
+                  s.decode_tokens_per_s(), s.ms_per_token(), s.stop_reason));
+  if (s.decode_tokens == 0) return;
+  // Step i (1-based) of the reply attends context_after_prefill + i tokens; the cost is affine in the
+  // context, so the bytes at the mean context are the mean bytes per step.
+  double bytes = bw.step_bytes(s.context_after_prefill + (s.decode_tokens + 1) / 2);
+  double gbps = bytes / (s.ms_per_token() / 1e3) / 1e9;
+  std::string line = fmt::format("bandwidth: {:.1f} MB per decode step (cost model) -> {:.2f} GB/s achieved",
+                                 bytes / 1e6, gbps);
+  if (const auto& peak = bw.peak())
+    line += fmt::format(" of {:.1f} GB/s peak ({}), {:.1f}%", peak->peak_GBps, bw.peak_name(),
+                        100.0 * gbps / peak->peak_GBps);
+  if (device == "cpu") line += "; the CPU backend holds float32 weights, so it moves about twice these bytes";
+  io.note(line);
+}
+
+std::string context_full_message(const ContextFull& f) {
+  std::string msg = fmt::format("context full: this turn needs {} tokens, {} left; ", f.needed, f.left);
+  if (f.fits_new_conversation()) return msg + "/reset to start a new conversation";
+  return msg + fmt::format(
+                   "even a new conversation holds only {} (the message plus --max-new-tokens for the "
+                   "reply): shorten the message or lower --max-new-tokens",
+                   f.limit);
+}
+
+// Reads one message: lines ending in `\` continue it. nullopt at the end of input.
+std::optional<std::string> read_message(LineReader& reader, const ChatIo& io) {
+  std::string text;
+  bool continuation = false;
+  for (;;) {
+    io.prompt(continuation);
+    std::string line;
+    switch (reader.next(line)) {
+      case LineReader::Status::eof:
+        if (io.interactive) fmt::print(stderr, "\n");
+        if (!text.empty()) return text;  // an unfinished continuation still counts
+        return std::nullopt;
+      case LineReader::Status::interrupted:
+        if (io.interactive) fmt::print(stderr, "\n");
+        text.clear();
+        continuation = false;
+        continue;
+      case LineReader::Status::line:
+        break;
+    }
+    if (!line.empty() && line.back() == '\\') {
+      line.pop_back();
+      text += line + "\n";
+      continuation = true;
+      continue;
+    }
+    return text + line;
+  }
+}
+
+bool blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+int run_chat(const std::vector<std::string>& argv) {
+  Args a(argv,
+         {"model", "device", "weights", "kv", "system", "max-new-tokens", "temperature", "top-k", "top-p",
+          "seed", "token-delay-ms"},
+         {"quiet"});
+  if (!a.positional().empty())
+    throw UsageError(fmt::format("unexpected argument '{}'", a.positional().front()));
+  ModelSource source = resolve_model(a.require("model"));
+  if (source.tokenizer_path.empty())
+    throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", a.require("model")));
+
+  GenerateOptions opt;
+  opt.max_new_tokens = a.get_int("max-new-tokens", 512);
+  if (opt.max_new_tokens < 1) throw UsageError("--max-new-tokens must be >= 1");
+  opt.sampling.temperature = float(a.get_double("temperature", 0.0));
+  opt.sampling.top_k = a.get_int("top-k", 0);
+  opt.sampling.top_p = float(a.get_double("top-p", 1.0));
+  opt.sampling.seed = uint64_t(a.get_int64("seed", 0));
+  if (opt.sampling.temperature < 0 || opt.sampling.top_k < 0 ||
+      !(opt.sampling.top_p > 0 && opt.sampling.top_p <= 1))
+    throw UsageError("--temperature must be >= 0, --top-k >= 0, --top-p in (0, 1]");
+  const int token_delay_ms = a.get_int("token-delay-ms", 0);
+  if (token_delay_ms < 0) throw UsageError("--token-delay-ms must be >= 0");
+
+  ChatIo io;
+  io.interactive = ::isatty(STDIN_FILENO);
+  io.colour = io.interactive && ::isatty(STDERR_FILENO);
+  io.quiet = a.has("quiet");
+
+  Tokenizer tok = Tokenizer::load(source.tokenizer_path);
+  opt.stop_ids = tok.stop_ids();
+  std::string device = choose_device(a.get("device"));
+  BackendOptions bo = backend_options(device, source, a.get("weights"), a.get("kv"));
+  bo.max_sequences = 1;
+  auto backend = make_backend(device, source, bo);
+  ChatSession session(*backend, tok, a.get_or("system", ""));
+  BandwidthEstimate bw(source.config, bo, device);
+
+  if (io.interactive) {
+    io.note(fmt::format("ridgeline chat: {} on {} ({} weights, {} KV), context {} tokens", source.config.name,
+                        backend->name(), to_string(bo.weights), to_string(bo.kv), session.context_limit()));
+    io.note(kHelp);
+  }
+
+  SigintGuard sigint;
+  LineReader reader;
+  for (;;) {
+    g_interrupted.store(false);
+    std::optional<std::string> message = read_message(reader, io);
+    if (!message) return 0;
+    if (blank(*message)) continue;
+
+    if (message->front() == '/' && message->find('\n') == std::string::npos) {
+      std::string cmd = message->substr(0, message->find(' '));
+      std::string arg = cmd.size() < message->size() ? message->substr(cmd.size() + 1) : "";
+      if (cmd == "/exit") return 0;
+      if (cmd == "/reset") {
+        session.reset();
+        io.note("(new conversation)");
+      } else if (cmd == "/system") {
+        session.set_system(arg);
+        io.note(arg.empty() ? "(new conversation, no system prompt)"
+                            : "(new conversation with that system prompt)");
+      } else if (cmd == "/stats") {
+        print_stats(session, bw, device, io);
+      } else if (cmd == "/help") {
+        io.note(kHelp);
+      } else {
+        io.note(fmt::format("unknown command '{}'; {}", cmd, kHelp));
+      }
+      continue;
+    }
+
+    Utf8Stream stream(tok);
+    auto on_token = [&](int id) {
+      if (g_interrupted.load()) return false;
+      std::string text = stream.push(id);
+      if (!text.empty()) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      }
+      if (token_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(token_delay_ms));
+      return true;
+    };
+    TurnResult turn;
+    try {
+      turn = session.reply(*message, opt, on_token);
+    } catch (const std::exception& e) {
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+      io.note(fmt::format("error: {}; starting a new conversation", e.what()));
+      continue;
+    }
+    if (turn.context_full) {
+      io.note(context_full_message(*turn.context_full));
+      continue;
+    }
+    std::string rest = stream.flush();
+    rest += '\n';
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fflush(stdout);
+    const TurnStats& s = turn.stats;
+    if (s.stop_reason == "interrupted") io.note("[interrupted]");
+    if (s.stop_reason == "max_new_tokens")
+      io.note(fmt::format("[reply cut at --max-new-tokens {}]", opt.max_new_tokens));
+    if (!io.quiet)
+      io.note(fmt::format("[{} tokens, {:.1f} tok/s; prefill {} tokens, {:.1f} tok/s]", s.reply_tokens,
+                          s.decode_tokens_per_s(), s.prefill_tokens, s.prefill_tokens_per_s()));
+  }
+}
+
+}  // namespace
+
+RIDGELINE_COMMAND(Command{"chat", kUsage, run_chat});
+
+}  // namespace ridgeline::cli

@@ -1,0 +1,481 @@
+// The CUDA engine end to end: the tiny trained model against its float32 references (every token,
+// first-step logits), batching, graphs, paging and chunking, capacity refusals, the profiling and
+// benchmark hooks, the presets against the CPU backend, and the decode benchmark's numbers.
+// A .cpp (compiled by the host compiler): nothing here is device code, and nvcc 13.0's front end
+// rejects fmt's and nlohmann's C++20 constructs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_backend.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/decode_bench.h"
+#include "engine/cuda/device_weights.h"
+#include "engine/model_source.h"
+#include "tests/gpu/gpu_test_util.h"
+#include "tests/test_util.h"
+
+using namespace ridgeline;
+
+namespace {
+
+constexpr int kImEnd = 4;
+
+struct RefCase {
+  std::string name;
+  std::vector<int> prompt, output;
+  std::vector<float> first_logits;
+};
+
+const std::vector<RefCase>& reference_cases() {
+  static const std::vector<RefCase> cases = [] {
+    std::vector<RefCase> v;
+    auto j = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
+    for (const auto& c : j["cases"])
+      v.push_back({c["name"].get<std::string>(), c["prompt_ids"].get<std::vector<int>>(),
+                   c["output_ids"].get<std::vector<int>>(), c["first_step_logits"].get<std::vector<float>>()});
+    return v;
+  }();
+  return cases;
+}
+
+ModelSource tiny_source() { return resolve_model(test::data_path("tiny-internlm2-chat")); }
+
+// A small KV cache: the tests never need much, and the process may hold several backends at once.
+std::unique_ptr<Backend> tiny_cuda(const CudaOptions& copt = {}, int64_t max_kv_tokens = 8192) {
+  BackendOptions o;
+  o.max_sequences = 8;
+  o.max_kv_tokens = max_kv_tokens;
+  return make_cuda_backend(tiny_source(), o, copt);
+}
+
+CudaBackend& cuda_of(Backend& b) {
+  CudaBackend* c = as_cuda_backend(b);
+  if (!c) throw std::logic_error("not the CUDA backend");
+  return *c;
+}
+
+// Greedy decoding of one case on its own sequence: prefill, then one token at a time until
+// <|im_end|> or the reference's length. Returns the tokens; `first_logits` gets the prefill's logits.
+std::vector<int> greedy_one(Backend& b, const RefCase& c, std::vector<float>* first_logits = nullptr) {
+  const int seq = b.create_sequence();
+  std::vector<float> logits(b.config().vocab);
+  std::vector<int> out;
+  std::vector<std::vector<int>> step{c.prompt};
+  const int seqs[1] = {seq};
+  const SamplingParams greedy[1] = {};
+  b.forward(seqs, step, logits.data());
+  if (first_logits) *first_logits = logits;
+  while (out.size() < c.output.size()) {
+    int t = -1;
+    b.sample(seqs, greedy, &t);
+    out.push_back(t);
+    if (t == kImEnd) break;
+    step[0] = {t};
+    b.forward(seqs, step, nullptr);
+  }
+  b.release_sequence(seq);
+  return out;
+}
+
+// All cases prefilled in one forward and decoded together; a sequence leaves the batch when it
+// emits <|im_end|> or reaches its reference length. `step_logits` (if given) collects every decode
+// step's logits, rows in batch order.
+std::vector<std::vector<int>> greedy_batch(Backend& b, const std::vector<RefCase>& cases,
+                                           std::vector<std::vector<float>>* prefill_logits = nullptr,
+                                           std::vector<std::vector<float>>* step_logits = nullptr) {
+  const int vocab = b.config().vocab;
+  std::vector<int> seqs;
+  std::vector<std::vector<int>> prompts;
+  for (const auto& c : cases) {
+    seqs.push_back(b.create_sequence());
+    prompts.push_back(c.prompt);
+  }
+  std::vector<float> logits(cases.size() * vocab);
+  b.forward(seqs, prompts, logits.data());
+  if (prefill_logits)
+    for (size_t i = 0; i < cases.size(); ++i)
+      prefill_logits->emplace_back(logits.begin() + i * vocab, logits.begin() + (i + 1) * vocab);
+
+  std::vector<std::vector<int>> out(cases.size());
+  std::vector<size_t> active(cases.size());
+  for (size_t i = 0; i < active.size(); ++i) active[i] = i;
+  while (!active.empty()) {
+    std::vector<int> ids, tokens(active.size());
+    for (size_t i : active) ids.push_back(seqs[i]);
+    std::vector<SamplingParams> params(active.size());
+    b.sample(ids, params, tokens.data());
+    std::vector<size_t> next;
+    std::vector<std::vector<int>> step;
+    for (size_t k = 0; k < active.size(); ++k) {
+      const size_t i = active[k];
+      out[i].push_back(tokens[k]);
+      if (tokens[k] != kImEnd && out[i].size() < cases[i].output.size()) {
+        next.push_back(i);
+        step.push_back({tokens[k]});
+      }
+    }
+    active = next;
+    if (active.empty()) break;
+    std::vector<int> next_ids;
+    for (size_t i : active) next_ids.push_back(seqs[i]);
+    std::vector<float> l(active.size() * vocab);
+    b.forward(next_ids, step, step_logits ? l.data() : nullptr);
+    if (step_logits) step_logits->push_back(std::move(l));
+  }
+  for (int s : seqs) b.release_sequence(s);
+  return out;
+}
+
+}  // namespace
+
+// ---- no GPU needed: refusals that come before the device is touched ----------------------------
+
+TEST(CudaEngine, RefusesW4A16Int8KvAndAwqCheckpointsAsNotBuiltYet) {
+  BackendOptions w4;
+  w4.weights = WeightFormat::w4a16;
+  BackendOptions kv8;
+  kv8.kv = KvFormat::int8;
+  for (const BackendOptions& o : {w4, kv8}) {
+    try {
+      make_cuda_backend(tiny_source(), o);
+      ADD_FAILURE() << "expected a refusal";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("not built yet"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    make_cuda_backend(resolve_model(test::data_path("tiny-internlm2-chat-awq")), BackendOptions{});
+    ADD_FAILURE() << "expected a refusal of the AWQ checkpoint";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("AWQ"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaEngine, WithoutAGpuSaysSoInsteadOfCrashing) {
+  std::string why;
+  if (cuda_available(&why)) GTEST_SKIP() << "a GPU answers here; this checks the no-GPU path";
+  EXPECT_FALSE(why.empty());
+  try {
+    make_cuda_backend(tiny_source(), BackendOptions{});
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no GPU"), std::string::npos) << e.what();
+  }
+}
+
+// ---- the tiny trained model --------------------------------------------------------------------
+
+TEST(CudaEngine, TinyModelReproducesEveryReferenceCaseTokenForToken) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  for (const auto& c : reference_cases()) {
+    SCOPED_TRACE(c.name);
+    std::vector<float> first;
+    EXPECT_EQ(greedy_one(*b, c, &first), c.output);
+    EXPECT_LT(test::rel_l2(first, c.first_logits), 1e-2);
+  }
+}
+
+TEST(CudaEngine, BatchedPrefillAndDecodeMatchTheReferenceAsSequencesFinishAtDifferentTimes) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  const auto& cases = reference_cases();
+  std::vector<std::vector<float>> prefill;
+  auto out = greedy_batch(*b, cases, &prefill);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].name);
+    EXPECT_EQ(out[i], cases[i].output);
+    EXPECT_LT(test::rel_l2(prefill[i], cases[i].first_logits), 1e-2);
+  }
+  EXPECT_GT(cuda_of(*b).graph_replays(), 0) << "decode steps should replay captured graphs";
+}
+
+TEST(CudaEngine, GraphDecodeEqualsEagerDecode) {
+  RL_REQUIRE_GPU();
+  auto graphed = tiny_cuda();
+  CudaOptions no_graphs;
+  no_graphs.use_graphs = false;
+  auto eager = tiny_cuda(no_graphs);
+  std::vector<std::vector<float>> lg, le;
+  auto tg = greedy_batch(*graphed, reference_cases(), nullptr, &lg);
+  auto te = greedy_batch(*eager, reference_cases(), nullptr, &le);
+  EXPECT_EQ(tg, te);
+  ASSERT_EQ(lg.size(), le.size());
+  for (size_t s = 0; s < lg.size(); ++s) EXPECT_LT(test::rel_l2(lg[s], le[s]), 1e-5) << "decode step " << s;
+  EXPECT_GT(cuda_of(*graphed).graph_replays(), 5);
+  EXPECT_GT(cuda_of(*graphed).graphs_captured(), 1) << "the batch shrinks through several buckets";
+  EXPECT_EQ(cuda_of(*eager).graph_replays(), 0);
+}
+
+TEST(CudaEngine, SmallBlocksAndChunkedPrefillGiveTheSameAnswers) {
+  RL_REQUIRE_GPU();
+  // 16-token blocks: every case crosses block boundaries while prefilling and decoding. 8-token
+  // chunks: every prompt is split over several chunks, and the batch's chunks mix sequences.
+  CudaOptions copt;
+  copt.block_size = 16;
+  copt.max_prefill_tokens = 8;
+  auto b = tiny_cuda(copt);
+  const auto& cases = reference_cases();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<float> first;
+    EXPECT_EQ(greedy_one(*b, c, &first), c.output);
+    EXPECT_LT(test::rel_l2(first, c.first_logits), 1e-2);
+  }
+  auto out = greedy_batch(*b, cases);
+  for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(out[i], cases[i].output) << cases[i].name;
+}
+
+TEST(CudaEngine, SecondTurnAppendedToACachedSequenceMatchesTheWholePromptAtOnce) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  const RefCase& c = reference_cases().back();  // the longest prompt
+  const int vocab = b->config().vocab;
+  const size_t cut = c.prompt.size() / 2;
+  const int seq = b->create_sequence();
+  const int seqs[1] = {seq};
+  std::vector<std::vector<int>> part{std::vector<int>(c.prompt.begin(), c.prompt.begin() + cut)};
+  b->forward(seqs, part, nullptr);
+  part[0].assign(c.prompt.begin() + cut, c.prompt.end());
+  std::vector<float> logits(vocab);
+  b->forward(seqs, part, logits.data());
+  EXPECT_EQ(b->sequence_length(seq), int(c.prompt.size()));
+  EXPECT_LT(test::rel_l2(logits, c.first_logits), 1e-2);
+}
+
+TEST(CudaEngine, SampleReadsEachSequencesOwnLogitsInAnyOrderAfterOtherForwards) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  const auto& cases = reference_cases();
+  const int a = b->create_sequence(), c = b->create_sequence();
+  std::vector<std::vector<int>> pa{cases[0].prompt}, pc{cases[3].prompt};
+  const int sa[1] = {a}, sc[1] = {c};
+  b->forward(sa, pa, nullptr);
+  b->forward(sc, pc, nullptr);  // overwrites the step's logits rows: a's must have been kept aside
+  const int both[2] = {c, a};
+  const SamplingParams greedy[2] = {};
+  int out[2] = {-1, -1};
+  b->sample(both, greedy, out);
+  EXPECT_EQ(out[0], cases[3].output[0]);
+  EXPECT_EQ(out[1], cases[0].output[0]);
+
+  // top_k = 1 leaves only the argmax whatever the draw; a fixed seed repeats its draw.
+  SamplingParams topk1[2];
+  for (auto& p : topk1) p = SamplingParams{0.9f, 1, 1.0f, 1234};
+  int out_k[2] = {-1, -1};
+  b->sample(both, topk1, out_k);
+  EXPECT_EQ(out_k[0], out[0]);
+  EXPECT_EQ(out_k[1], out[1]);
+  SamplingParams hot[2];
+  for (auto& p : hot) p = SamplingParams{1.5f, 0, 1.0f, 99};
+  int d1[2], d2[2];
+  b->sample(both, hot, d1);
+  b->sample(both, hot, d2);
+  EXPECT_EQ(d1[0], d2[0]);
+  EXPECT_EQ(d1[1], d2[1]);
+  for (int t : d1) EXPECT_TRUE(t >= 0 && t < b->config().vocab);
+}
+
+TEST(CudaEngine, RefusesTokensThatDoNotFitBeforeTouchingTheCacheAndStaysUsable) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda({}, 64);  // one 64-token block
+  ASSERT_EQ(b->capacity_tokens(), 64);
+  const auto& cases = reference_cases();
+  const RefCase& longest = cases.back();  // 47 prompt tokens + 12 answer tokens fit in the block
+  const int a = b->create_sequence();
+  const int sa[1] = {a};
+  std::vector<std::vector<int>> prompt{longest.prompt};
+  b->forward(sa, prompt, nullptr);
+  EXPECT_EQ(b->capacity_tokens(), 0);
+
+  const int c = b->create_sequence();
+  const int sc[1] = {c};
+  std::vector<std::vector<int>> other{cases[0].prompt};
+  try {
+    b->forward(sc, other, nullptr);
+    ADD_FAILURE() << "expected the KV cache to be full";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("KV cache full"), std::string::npos) << e.what();
+  }
+  std::vector<std::vector<int>> too_long{std::vector<int>(int(b->max_sequence_length()) + 1, 5)};
+  try {
+    b->forward(sc, too_long, nullptr);
+    ADD_FAILURE() << "expected the context limit";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("context limit"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(b->sequence_length(c), 0);
+  EXPECT_EQ(b->sequence_length(a), int(longest.prompt.size()));
+  EXPECT_EQ(b->capacity_tokens(), 0);
+
+  // The refused calls left nothing behind: `a` decodes its reference answer to the end.
+  std::vector<int> out;
+  const SamplingParams greedy[1] = {};
+  while (out.size() < longest.output.size()) {
+    int t = -1;
+    b->sample(sa, greedy, &t);
+    out.push_back(t);
+    if (t == kImEnd) break;
+    std::vector<std::vector<int>> step{{t}};
+    b->forward(sa, step, nullptr);
+  }
+  EXPECT_EQ(out, longest.output);
+  // Releasing gives the block back, and the other sequence now runs correctly.
+  b->release_sequence(a);
+  EXPECT_EQ(b->capacity_tokens(), 64);
+  b->release_sequence(c);
+  EXPECT_EQ(greedy_one(*b, cases[0]), cases[0].output);
+}
+
+TEST(CudaEngine, ProfilingHookSeesEveryOpInForwardOrderAndChangesNothing) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  CudaBackend& cb = cuda_of(*b);
+  const RefCase& c = reference_cases()[0];
+  const int vocab = b->config().vocab, layers = b->config().n_layers;
+  const int s1 = b->create_sequence(), s2 = b->create_sequence();
+  std::vector<std::vector<int>> prompt{c.prompt}, step{{c.output[0]}};
+  std::vector<float> plain(vocab), hooked(vocab);
+  const int a1[1] = {s1}, a2[1] = {s2};
+  b->forward(a1, prompt, nullptr);
+  b->forward(a2, prompt, nullptr);
+  b->forward(a1, step, plain.data());
+
+  std::vector<std::string> begins;
+  int depth = 0, max_depth = 0;
+  cb.forward_with_hook(a2, step, hooked.data(), [&](const char* name, bool begin) {
+    if (begin) begins.push_back(name);
+    depth += begin ? 1 : -1;
+    max_depth = std::max(max_depth, depth);
+  });
+  EXPECT_LT(test::rel_l2(hooked, plain), 1e-6);
+  EXPECT_EQ(depth, 0);
+  EXPECT_EQ(max_depth, 1) << "ops do not nest";
+  std::vector<std::string> expected{"embed"};
+  for (int l = 0; l < layers; ++l)
+    for (const char* op : {"attention_norm", "wqkv", "rope_kv_write", "attention", "wo", "ffn_norm", "w13", "swiglu",
+                           "w2"})
+      expected.push_back("layers." + std::to_string(l) + "." + op);
+  expected.push_back("norm");
+  expected.push_back("output");
+  EXPECT_EQ(begins, expected);
+}
+
+TEST(CudaEngine, BenchmarkHooksTimeTheStepWithoutAdvancingTheSequences) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  std::vector<int> seqs{b->create_sequence(), b->create_sequence(), b->create_sequence()};
+  for (size_t i = 0; i < seqs.size(); ++i) b->fill_context(seqs[i], 100 + 37 * int(i), 7 + i);
+  const int64_t capacity = b->capacity_tokens();
+  DecodeTiming t = b->benchmark_decode(seqs, 2, 6);
+  ASSERT_EQ(t.step_us.size(), 6u);
+  for (double us : t.step_us) EXPECT_TRUE(us > 0.0 && std::isfinite(us));
+  ASSERT_EQ(t.ops.size(), size_t(9 * b->config().n_layers + 4));
+  EXPECT_EQ(t.ops.front().name, "embed");
+  EXPECT_EQ(t.ops.back().name, "sample");
+  for (const auto& op : t.ops) {
+    ASSERT_EQ(op.us.size(), 6u) << op.name;
+    for (double us : op.us) EXPECT_TRUE(us >= 0.0 && std::isfinite(us)) << op.name;
+  }
+  EXPECT_FALSE(t.method.empty());
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(b->sequence_length(seqs[i]), 100 + 37 * int(i));
+  EXPECT_EQ(b->capacity_tokens(), capacity);
+  std::printf("tiny model, 3 sequences, ctx ~100-175: %.1f us/step (first sample), method: %s\n", t.step_us[0],
+              t.method.c_str());
+}
+
+// ---- presets: synthetic weights generated on the GPU ---------------------------------------------
+
+TEST(CudaPreset, Internlm2Chat1_8bMatchesTheCpuBackend) {
+  RL_REQUIRE_GPU();
+  ModelSource src = resolve_model("internlm2-chat-1_8b");
+  BackendOptions o;
+  o.max_sequences = 2;
+  o.max_kv_tokens = 4096;
+  auto gpu = make_cuda_backend(src, o);
+  auto cpu = make_cpu_backend(src, o);
+  const int vocab = src.config.vocab;
+  const int g = gpu->create_sequence(), c = cpu->create_sequence();
+  const int gs[1] = {g}, cs[1] = {c};
+  std::vector<std::vector<int>> step{{1, 92543, 1008, 364, 2661}};
+  for (int i = 0; i < 3; ++i) {
+    std::vector<float> lg(vocab), lc(vocab);
+    gpu->forward(gs, step, lg.data());
+    cpu->forward(cs, step, lc.data());
+    const double err = test::rel_l2(lg, lc);
+    EXPECT_LT(err, 2e-2) << "step " << i;
+    std::printf("internlm2-chat-1_8b step %d: relative L2 GPU vs CPU %.2e\n", i, err);
+    step[0] = {int(std::max_element(lc.begin(), lc.end()) - lc.begin())};
+  }
+}
+
+TEST(CudaPreset, Internlm2Chat20bFitsOnOneGpuAndRuns) {
+  RL_REQUIRE_GPU();
+  ModelSource src = resolve_model("internlm2-chat-20b");
+  BackendOptions o;
+  o.max_sequences = 2;
+  o.max_kv_tokens = 4096;
+  auto b = make_cuda_backend(src, o);
+  const int64_t bytes = cuda_of(*b).weight_bytes();
+  EXPECT_GT(bytes, 39'000'000'000);
+  const int seq = b->create_sequence();
+  const int s[1] = {seq};
+  std::vector<float> logits(src.config.vocab);
+  std::vector<std::vector<int>> step{{1, 92543, 1008, 364, 2661}};
+  const SamplingParams greedy[1] = {};
+  for (int i = 0; i < 4; ++i) {
+    b->forward(s, step, logits.data());
+    EXPECT_TRUE(std::all_of(logits.begin(), logits.end(), [](float v) { return std::isfinite(v); }));
+    int t = -1;
+    b->sample(s, greedy, &t);
+    EXPECT_EQ(t, int(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    step[0] = {t};
+  }
+  std::printf("internlm2-chat-20b: %.1f GB of fp16 weights on the GPU\n", bytes / 1e9);
+}
+
+TEST(CudaPreset, RefusesAModelLargerThanTheGpuBeforeAllocating) {
+  RL_REQUIRE_GPU();
+  ModelSource src = resolve_model("internlm2-chat-20b");
+  src.config.n_layers = 400;  // ~330 GB of fp16 weights
+  try {
+    make_cuda_backend(src, BackendOptions{});
+    ADD_FAILURE() << "expected a refusal";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("needs"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("GiB"), std::string::npos) << msg;
+  }
+  // Nothing was allocated: a real model still loads.
+  BackendOptions o;
+  o.max_sequences = 1;
+  o.max_kv_tokens = 1024;
+  EXPECT_NO_THROW(make_cuda_backend(resolve_model("internlm2-chat-1_8b"), o));
+}
+
+// ---- the decode benchmark (prints, asserts no speed) ---------------------------------------------
+
+TEST(DecodeBench, Preset1_8bB1Ctx1024) {
+  RL_REQUIRE_GPU();
+  BackendOptions o;
+  o.max_sequences = 16;
+  o.max_kv_tokens = 16 * 1024 + 1024;
+  auto b = make_cuda_backend(resolve_model("internlm2-chat-1_8b"), o);
+  for (int batch : {1, 16}) {
+    const cuda::DecodeBenchResult r = cuda::bench_decode(*b, batch, 1024, 200);
+    EXPECT_TRUE(r.ms_median > 0.0 && std::isfinite(r.ms_median));
+    EXPECT_LE(r.ms_p10, r.ms_median);
+    EXPECT_LE(r.ms_median, r.ms_p90);
+    std::printf(
+        "decode internlm2-chat-1_8b B=%d ctx=%d: %.3f ms/step (p10 %.3f, p90 %.3f, n=%d), %.0f tokens/s, "
+        "%.0f GB/s implied (%.2f GB weights + %.3f GB KV per step)\n",
+        r.batch, r.context, r.ms_median, r.ms_p10, r.ms_p90, r.iters, r.tokens_per_s, r.implied_GBps,
+        r.weight_bytes / 1e9, r.kv_bytes / 1e9);
+  }
+}

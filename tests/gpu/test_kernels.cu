@@ -1,0 +1,331 @@
+// The element-wise, norm, embedding, RoPE/KV-write, argmax and weight-fill kernels against the CPU
+// reference (kernels/cpu/reference.h) on random fp16-representable inputs, with every output
+// poisoned (NaN) before the launch. Attention and sampling live in their own files.
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/reference.h"
+#include "kernels/kernels.cuh"
+#include "kernels/synthetic.h"
+#include "tests/gpu/gpu_test_util.h"
+#include "tests/gpu/kernel_test_util.h"
+
+namespace ridgeline::test {
+namespace {
+
+constexpr double kElementwiseNmse = 1e-6;
+
+std::string shape_name(std::initializer_list<std::pair<const char*, double>> kv) {
+  std::string s;
+  for (auto& [k, v] : kv) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%s%s=%g", s.empty() ? "" : " ", k, v);
+    s += buf;
+  }
+  return s;
+}
+
+TEST(KernelGpu, DeviceAnswersOrEveryTestSkipsVisibly) {
+  RL_REQUIRE_GPU();
+  int n = 0;
+  ASSERT_EQ(cudaGetDeviceCount(&n), cudaSuccess);
+  EXPECT_GE(n, 1);
+  cudaDeviceProp prop{};
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  std::printf("[device] %s, %d SMs, compute capability %d.%d\n", prop.name, prop.multiProcessorCount, prop.major,
+              prop.minor);
+}
+
+TEST(KernelEmbed, GathersTableRowsIntoTheFloatResidualExactly) {
+  RL_REQUIRE_GPU();
+  const int vocab = 1000;
+  for (int dim : {8, 512, 2048, 4096}) {
+    SCOPED_TRACE(dim);
+    std::mt19937 rng(dim);
+    auto table = random_fp16_values(size_t(vocab) * dim, rng);
+    std::vector<int> ids = {0, vocab - 1, 17, 17, 500};
+    std::uniform_int_distribution<int> pick(0, vocab - 1);
+    for (int i = 0; i < 32; ++i) ids.push_back(pick(rng));
+    std::vector<float> expect(ids.size() * dim);
+    ref::embed(table.data(), vocab, dim, ids, expect.data());
+
+    DeviceBuffer<half> d_table(to_half(table));
+    DeviceBuffer<int> d_ids(ids);
+    DeviceBuffer<float> d_out(expect.size());
+    d_out.poison();
+    cuda::embed(d_table.get(), d_ids.get(), int(ids.size()), dim, d_out.get(), nullptr);
+    EXPECT_EQ(d_out.download(), expect);
+  }
+}
+
+TEST(KernelAddRmsnorm, MatchesReferenceWithAndWithoutResidualInput) {
+  RL_REQUIRE_GPU();
+  const float eps = 1e-5f;
+  for (int dim : {8, 512, 2048, 4096, 6144, 16384}) {
+    for (int n : {1, 5, 33}) {
+      for (bool with_x : {true, false}) {
+        std::mt19937 rng(dim * 131 + n * 7 + with_x);
+        auto residual = random_floats(size_t(n) * dim, rng, -4.0f, 4.0f);
+        auto x = random_fp16_values(residual.size(), rng, -2.0f, 2.0f);
+        auto w = random_fp16_values(dim, rng, 0.5f, 1.5f);
+        std::vector<float> res_ref = residual, out_ref(residual.size());
+        ref::add_rmsnorm(res_ref.data(), with_x ? x.data() : nullptr, w.data(), n, dim, eps, out_ref.data());
+
+        DeviceBuffer<float> d_res(residual);
+        DeviceBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_out(residual.size());
+        d_out.poison();
+        cuda::add_rmsnorm(d_res.get(), with_x ? d_x.get() : nullptr, d_w.get(), n, dim, eps, d_out.get(), nullptr);
+        double e = nmse(to_float(d_out.download()), out_ref);
+        std::string shape = shape_name({{"dim", dim}, {"tokens", n}, {"with_x", with_x}});
+        report_nmse("add_rmsnorm", shape, e);
+        EXPECT_LE(e, kElementwiseNmse) << shape;
+        // The residual update is the same float addition on both sides: bit for bit.
+        EXPECT_EQ(d_res.download(), res_ref) << shape;
+      }
+    }
+  }
+}
+
+TEST(KernelSwiglu, MatchesReferenceOnTheFusedGateUpLayout) {
+  RL_REQUIRE_GPU();
+  for (int inter : {8, 1408, 8192, 14336}) {
+    for (int n : {1, 7, 64}) {
+      std::mt19937 rng(inter + n);
+      auto gate_up = random_fp16_values(size_t(n) * 2 * inter, rng, -6.0f, 6.0f);
+      std::vector<float> expect(size_t(n) * inter);
+      for (int t = 0; t < n; ++t) {
+        const float* row = gate_up.data() + size_t(t) * 2 * inter;
+        ref::swiglu(row, row + inter, inter, expect.data() + size_t(t) * inter);
+      }
+      DeviceBuffer<half> d_in(to_half(gate_up)), d_out(expect.size());
+      d_out.poison();
+      cuda::swiglu(d_in.get(), n, inter, d_out.get(), nullptr);
+      double e = nmse(to_float(d_out.download()), expect);
+      std::string shape = shape_name({{"inter", inter}, {"tokens", n}});
+      report_nmse("swiglu", shape, e);
+      EXPECT_LE(e, kElementwiseNmse) << shape;
+    }
+  }
+}
+
+struct RopeCase {
+  int n_heads, n_kv, head_dim, block_size;
+  float base, pos_scale;
+};
+
+TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
+  RL_REQUIRE_GPU();
+  const std::vector<RopeCase> cases = {
+      {16, 8, 128, 64, 1e6f, 1.0f},   // internlm2-1.8b
+      {32, 8, 128, 16, 1e6f, 1.0f},   // internlm2-7b
+      {4, 2, 128, 32, 1e6f, 2.0f},    // tiny test model, linear rope scaling
+      {8, 8, 64, 16, 1e4f, 1.0f},     // MHA, head_dim 64
+      {48, 8, 128, 256, 1e6f, 1.0f},  // group 6 (20b-like), large blocks
+  };
+  // Tokens of three sequences in one launch: a prompt at 0..9 of slot 2, the end of a long context
+  // (4090..4096) of slot 0, and one decode token at 777 of slot 3; slot 1 is left untouched.
+  std::vector<int> seq_ids, positions;
+  for (int p = 0; p < 10; ++p) seq_ids.push_back(2), positions.push_back(p);
+  for (int p = 4090; p <= 4096; ++p) seq_ids.push_back(0), positions.push_back(p);
+  seq_ids.push_back(3), positions.push_back(777);
+  const int n_tokens = int(seq_ids.size());
+
+  for (const RopeCase& c : cases) {
+    std::string shape = shape_name({{"heads", c.n_heads}, {"kv", c.n_kv}, {"hd", c.head_dim}, {"bs", c.block_size},
+                                    {"pos_scale", c.pos_scale}});
+    SCOPED_TRACE(shape);
+    std::mt19937 rng(c.n_heads * 1000 + c.block_size);
+    PagedCache cache({4097, 64, 16, 800}, c.n_kv, c.head_dim, c.block_size, rng);
+    const int hd = c.head_dim, qkv_dim = (c.n_heads + 2 * c.n_kv) * hd;
+    auto qkv = random_fp16_values(size_t(n_tokens) * qkv_dim, rng);
+
+    std::vector<float> q_ref(size_t(n_tokens) * c.n_heads * hd), k_ref, v_ref;
+    std::vector<float> k_tok(c.n_kv * hd), v_tok(c.n_kv * hd);
+    for (int t = 0; t < n_tokens; ++t) {
+      float* q = q_ref.data() + size_t(t) * c.n_heads * hd;
+      ref::split_qkv(qkv.data() + size_t(t) * qkv_dim, c.n_heads, c.n_kv, hd, q, k_tok.data(), v_tok.data());
+      for (int h = 0; h < c.n_heads; ++h) ref::rope(q + h * hd, hd, positions[t], c.base, c.pos_scale);
+      for (int h = 0; h < c.n_kv; ++h) ref::rope(k_tok.data() + h * hd, hd, positions[t], c.base, c.pos_scale);
+      k_ref.insert(k_ref.end(), k_tok.begin(), k_tok.end());
+      v_ref.insert(v_ref.end(), v_tok.begin(), v_tok.end());
+    }
+
+    cache.upload();
+    DeviceBuffer<half> d_qkv(to_half(qkv)), d_q(q_ref.size());
+    DeviceBuffer<int> d_seq(seq_ids), d_pos(positions);
+    d_q.poison();
+    cuda::rope_kv_write(d_qkv.get(), d_seq.get(), d_pos.get(), n_tokens, c.n_heads, cache.view(), c.base, c.pos_scale,
+                        d_q.get(), nullptr);
+    double eq = nmse(to_float(d_q.download()), q_ref);
+    cache.download();
+
+    std::vector<float> k_got, v_got;
+    for (int t = 0; t < n_tokens; ++t)
+      for (int h = 0; h < c.n_kv; ++h)
+        for (int d = 0; d < hd; ++d) {
+          k_got.push_back(__half2float(cache.k[cache.index(seq_ids[t], positions[t], h, d)]));
+          v_got.push_back(__half2float(cache.v[cache.index(seq_ids[t], positions[t], h, d)]));
+        }
+    double ek = nmse(k_got, k_ref);
+    report_nmse("rope_kv_write.q", shape, eq);
+    report_nmse("rope_kv_write.k", shape, ek);
+    EXPECT_LE(eq, kElementwiseNmse);
+    EXPECT_LE(ek, kElementwiseNmse);
+    EXPECT_EQ(v_got, v_ref);  // V is copied, not rotated
+    // Nothing but those slots was written: every other element of both pools is still NaN.
+    size_t written = 0;
+    for (size_t i = 0; i < cache.k.size(); ++i) written += !is_poison(cache.k[i]) + !is_poison(cache.v[i]);
+    EXPECT_EQ(written, size_t(n_tokens) * c.n_kv * hd * 2);
+  }
+}
+
+TEST(KernelArgmax, PicksTheLowestIndexOfTheMaximumAndNeverNaN) {
+  RL_REQUIRE_GPU();
+  for (int vocab : {1, 3, 640, 92544, 92545}) {
+    SCOPED_TRACE(vocab);
+    const int rows = 6;
+    std::mt19937 rng(vocab);
+    auto logits = random_floats(size_t(rows) * vocab, rng, -10.0f, 10.0f);
+    auto row = [&](int r) { return logits.data() + size_t(r) * vocab; };
+    std::uniform_int_distribution<int> pick(0, vocab - 1);
+    // Row 1: the maximum twice; the lower index must win.
+    int i1 = pick(rng), i2 = pick(rng);
+    row(1)[std::max(i1, i2)] = 50.0f;
+    row(1)[std::min(i1, i2)] = 50.0f;
+    // Row 2: NaNs, one where it would otherwise be the maximum.
+    for (int j = 0; j < std::min(vocab, 20); ++j) row(2)[pick(rng)] = NAN;
+    row(2)[vocab - 1] = NAN;
+    // Row 3: all NaN (the reference answers 0). Row 4: all -inf (the first index). Row 5: max at the end.
+    for (int j = 0; j < vocab; ++j) row(3)[j] = NAN, row(4)[j] = -INFINITY;
+    row(5)[vocab - 1] = 99.0f;
+    std::vector<int> expect(rows);
+    for (int r = 0; r < rows; ++r) expect[r] = ref::argmax(row(r), vocab);
+
+    DeviceBuffer<float> d_logits(logits);
+    DeviceBuffer<int> d_out(rows);
+    d_out.poison();
+    cuda::argmax(d_logits.get(), rows, vocab, d_out.get(), nullptr);
+    EXPECT_EQ(d_out.download(), expect);
+  }
+}
+
+TEST(KernelSyntheticFill, WritesTheHostSyntheticValuesBitForBit) {
+  RL_REQUIRE_GPU();
+  const int64_t n = 100003;
+  for (uint64_t seed : {0ull, 42ull}) {
+    for (uint64_t tensor : {uint64_t{0}, synthetic_tensor_id(3, 4)}) {
+      for (bool norm : {false, true}) {
+        for (int shift : {0, 3}) {
+          DeviceBuffer<half> d_out(n);
+          d_out.poison();
+          cuda::fill_synthetic(d_out.get(), n, seed, tensor, shift, norm, nullptr);
+          auto got = d_out.download();
+          int64_t mismatches = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            float expect = norm ? synthetic_norm_value(seed, tensor, i) : synthetic_value(seed, tensor, i, shift);
+            mismatches += __half2float(got[i]) != expect;
+          }
+          EXPECT_EQ(mismatches, 0) << "seed " << seed << " tensor " << tensor << " norm " << norm << " shift " << shift;
+        }
+      }
+    }
+  }
+}
+
+uint16_t half_bits(half h) {
+  uint16_t b;
+  std::memcpy(&b, &h, sizeof(b));
+  return b;
+}
+
+TEST(KernelConvert, Bf16AndFp32BecomeTheNearestFp16) {
+  RL_REQUIRE_GPU();
+  std::mt19937 rng(7);
+  auto values = random_floats(50000, rng, -3.0f, 3.0f);
+  // Overflow to inf, subnormals, underflow to zero, exact halves and signs.
+  for (float x : {70000.0f, -70000.0f, 65504.0f, 1e-5f, -3e-7f, 1e-9f, 0.5f, -0.0f, 1.0009765625f}) values.push_back(x);
+  for (size_t i = 0; i < 1000; ++i) values[i] *= 1e-5f;  // the fp16 subnormal range
+  std::vector<uint16_t> bf16(values.size());
+  std::vector<float> bf16_as_float(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i], sizeof(bits));
+    bits += 0x7FFFu + ((bits >> 16) & 1u);  // round to nearest even into the top 16 bits
+    bf16[i] = uint16_t(bits >> 16);
+    uint32_t back = uint32_t(bf16[i]) << 16;
+    std::memcpy(&bf16_as_float[i], &back, sizeof(back));
+  }
+  const int64_t n = int64_t(values.size());
+  DeviceBuffer<uint16_t> d_bf16(bf16);
+  DeviceBuffer<float> d_f32(values);
+  DeviceBuffer<half> d_a(n), d_b(n);
+  d_a.poison();
+  d_b.poison();
+  cuda::convert_bf16_to_fp16(d_bf16.get(), n, d_a.get(), nullptr);
+  cuda::convert_fp32_to_fp16(d_f32.get(), n, d_b.get(), nullptr);
+  auto a = d_a.download(), b = d_b.download();
+  int64_t bad_a = 0, bad_b = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    bad_a += half_bits(a[i]) != half_bits(__float2half_rn(bf16_as_float[i]));
+    bad_b += half_bits(b[i]) != half_bits(__float2half_rn(values[i]));
+  }
+  EXPECT_EQ(bad_a, 0);
+  EXPECT_EQ(bad_b, 0);
+}
+
+template <typename F>
+std::string invalid_argument_message(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no std::invalid_argument thrown)";
+}
+
+TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
+  RL_REQUIRE_GPU();
+  DeviceBuffer<half> h(4096);
+  DeviceBuffer<float> f(4096);
+  DeviceBuffer<int> i(64);
+  EXPECT_NE(invalid_argument_message([&] { cuda::embed(h.get(), i.get(), 1, 100, f.get(), nullptr); }).find("embed:"),
+            std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] {
+              cuda::add_rmsnorm(f.get(), nullptr, h.get(), 1, 12, 1e-5f, h.get(), nullptr);
+            }).find("add_rmsnorm:"),
+            std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { cuda::swiglu(h.get(), 1, 12, h.get(), nullptr); }).find("swiglu:"),
+            std::string::npos);
+  cuda::KvCacheView view;
+  view.k = h.get();
+  view.v = h.get();
+  view.block_table = i.get();
+  view.max_blocks_per_seq = 1;
+  view.block_size = 16;
+  view.n_kv_heads = 1;
+  view.head_dim = 96;  // unsupported by the attention kernels
+  EXPECT_NE(invalid_argument_message([&] {
+              cuda::decode_attention(h.get(), i.get(), i.get(), 1, 1, 16, view, f.get(), h.get(), nullptr);
+            }).find("decode_attention:"),
+            std::string::npos);
+  view.head_dim = 128;
+  view.block_size = 24;  // not a multiple of 16
+  EXPECT_NE(invalid_argument_message([&] {
+              cuda::prefill_attention(h.get(), i.get(), i.get(), 1, 1, view, h.get(), nullptr);
+            }).find("prefill_attention:"),
+            std::string::npos);
+  view.block_size = 16;
+  view.n_kv_heads = 1;
+  EXPECT_NE(invalid_argument_message([&] {
+              cuda::decode_attention(h.get(), i.get(), i.get(), 1, 16, 16, view, f.get(), h.get(), nullptr);
+            }).find("group"),
+            std::string::npos);  // group 16 exceeds the supported 1..8
+}
+
+}  // namespace
+}  // namespace ridgeline::test
