@@ -36,7 +36,7 @@ std::vector<int> prompt_ids(const Args& a, const Tokenizer& tok) {
   } else {
     msgs = parse_messages_json(a.require("messages"));
   }
-  return tok.encode(render_chat(msgs, needs_generation_prompt(msgs)), true);
+  return encode_chat(tok, msgs, needs_generation_prompt(msgs));
 }
 
 int run_generate(const std::vector<std::string>& argv) {

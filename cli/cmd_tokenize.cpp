@@ -19,6 +19,26 @@ namespace {
 constexpr const char* kUsage =
     "tokenize --tokenizer DIR|FILE (--text TEXT | --chat TEXT [--system TEXT]) [--json]";
 
+// Plain output keeps the pieces on one line: InternLM2 has pieces that are a raw newline (id 364) or a
+// NUL (id 354), so control characters are shown escaped.
+std::string escape_controls(const std::string& piece) {
+  std::string out;
+  for (unsigned char c : piece) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c == 0x7F) {
+      out += fmt::format("\\x{:02X}", c);
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
 int run_tokenize(const std::vector<std::string>& argv) {
   Args a(argv, {"tokenizer", "text", "chat", "system"}, {"json"});
   if (!a.positional().empty())
@@ -42,6 +62,7 @@ int run_tokenize(const std::vector<std::string>& argv) {
     nlohmann::json j = {{"ids", ids}, {"pieces", pieces}};
     fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
+    for (auto& p : pieces) p = escape_controls(p);
     fmt::print("{}\n{}\n", fmt::join(ids, " "), fmt::join(pieces, " "));
   }
   return 0;

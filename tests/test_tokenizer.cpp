@@ -439,6 +439,11 @@ TEST(CliTokenize, PlainOutputIsIdsThenPieces) {
   auto r = test::run_cli("tokenize --tokenizer " + test::shell_quote(real_dir()) + " --text 'hello world'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1 15115 2028\n<s> hello ▁world\n");
+  // A newline piece is shown escaped so that the pieces stay on one line.
+  auto nl = test::run_cli("tokenize --tokenizer " + test::shell_quote(real_dir()) + " --text 'a\nb'");
+  ASSERT_EQ(nl.exit_code, 0) << nl.err;
+  EXPECT_EQ(std::count(nl.out.begin(), nl.out.end(), '\n'), 2) << nl.out;
+  EXPECT_THAT(nl.out, HasSubstr("\\n"));
 }
 
 TEST(CliTokenize, NeedsExactlyOneOfTextAndChat) {
