@@ -126,8 +126,8 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
         gemm_samples.push_back({double(r->batch), g->point.flops, g->point.bytes, g->point.time_us});
       }
     }
-    e.measured_ridge_batch = measured_ridge_batch(step_samples);
-    if (all_have_gemm) e.measured_gemm_ridge_batch = measured_ridge_batch(gemm_samples);
+    e.measured_ridge_batch = measured_ridge_batch(step_samples, ceilings.ridge());
+    if (all_have_gemm) e.measured_gemm_ridge_batch = measured_ridge_batch(gemm_samples, ceilings.ridge());
     e.predicted_ridge_batch = predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings);
     e.predicted_gemm_ridge_batch =
         predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings, "gemm");

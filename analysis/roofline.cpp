@@ -106,7 +106,8 @@ std::optional<double> interpolate_ridge_batch(const std::vector<double>& batches
   return std::nullopt;
 }
 
-std::optional<double> measured_ridge_batch(std::vector<RidgeSample> samples, double tolerance) {
+std::optional<double> measured_ridge_batch(std::vector<RidgeSample> samples, double device_ridge,
+                                           double tolerance) {
   for (const auto& s : samples)
     if (!(s.batch > 0) || !(s.bytes > 0) || !(s.flops > 0) || !(s.time_us > 0))
       throw std::runtime_error(
@@ -127,14 +128,19 @@ std::optional<double> measured_ridge_batch(std::vector<RidgeSample> samples, dou
   for (const auto& s : samples)
     if (flop_rate(s) > flop_rate(*top)) top = &s;
   if (bandwidth(*top) > (1.0 - tolerance) * bw_roof) return std::nullopt;  // never left the bandwidth roof
+  if (top->flops / top->bytes < device_ridge) return std::nullopt;  // left it, but not for a compute roof
 
   double ridge = flop_rate(*top) / bw_roof;  // FLOP/B
-  std::vector<double> batches, intensities;
-  for (const auto& s : samples) {
-    batches.push_back(s.batch);
-    intensities.push_back(s.flops / s.bytes);
+  if (samples.front().flops / samples.front().bytes >= ridge) return samples.front().batch;
+  for (size_t j = 1; j < samples.size(); ++j) {
+    const RidgeSample &a = samples[j - 1], &b = samples[j];
+    if (b.flops / b.bytes < ridge) continue;
+    // (fa + s (fb - fa)) / (ba + s (bb - ba)) = ridge; the denominator is > 0 because b is at or
+    // above the ridge and a below it.
+    double s = (ridge * a.bytes - a.flops) / ((b.flops - a.flops) - ridge * (b.bytes - a.bytes));
+    return a.batch + s * (b.batch - a.batch);
   }
-  return interpolate_ridge_batch(batches, intensities, ridge);
+  return std::nullopt;  // intensity not monotonic in the batch: no bracket
 }
 
 }  // namespace ridgeline

@@ -63,8 +63,10 @@ TimeStats summarize(std::vector<double> samples);
 
 // The batch at which `intensities` (one per batch, rising with batch) first reaches `ridge`,
 // interpolated linearly in (log batch, log intensity) between the two measured batches that bracket
-// it: in the memory-bound regime a decode step's intensity grows like a power of the batch (~B), so
-// log-log interpolation is exact there where plain linear interpolation would be biased.
+// it: in the memory-bound regime a decode step's intensity grows nearly in proportion to the batch,
+// which log-log interpolation follows where plain linear interpolation would be biased. For when
+// only intensities are at hand (e.g. from two reports); measured_ridge_batch, which has flops and
+// bytes, interpolates those instead, exactly.
 // Returns batches.front() when the first batch already reaches it, nullopt when none does.
 // Throws when the lists differ in length, are empty, batches do not rise, or an entry is <= 0.
 std::optional<double> interpolate_ridge_batch(const std::vector<double>& batches,
@@ -83,13 +85,19 @@ struct RidgeSample {
 //    is memory-bound by a wide margin);
 //  - the measured compute roof is the highest FLOP rate achieved at any batch;
 //  - their ratio is the measured ridge intensity, and the measured ridge batch is where the
-//    cost-model intensity of the step reaches it (interpolate_ridge_batch over the samples).
-// The knee is only located when the compute roof was actually seen: the sample that sets it must
-// achieve at least `tolerance` less bandwidth than the smallest batch did (it has fallen off the
-// bandwidth roof). Otherwise every sample still rides the bandwidth roof and the answer is nullopt
-// ("not reached within the measured batches"). Note that "compute utilization = bandwidth
-// utilization" is NOT a usable definition: both divide by the same measured time, so their ratio is
-// intensity/ridge whatever was measured. Samples may come in any order; needs two distinct batches.
-std::optional<double> measured_ridge_batch(std::vector<RidgeSample> samples, double tolerance = 0.10);
+//    cost-model intensity of the step reaches it, between the two samples that bracket it, with
+//    flops and bytes interpolated linearly in the batch (exact for a decode step at fixed context,
+//    whose costs are affine in the batch; see predicted_ridge_batch).
+// The knee is only reported when a compute roof was really met: the sample that sets it must
+// (a) achieve at least `tolerance` less bandwidth than the smallest batch did (it has left the
+// bandwidth roof) and (b) have a cost-model intensity at or above `device_ridge` (the probe's
+// ridge: it is compute-bound on the device's roofline). A loss of bandwidth below the device ridge
+// is kernel inefficiency or a shift in the op mix (say, attention's share growing), not a compute
+// roof. Otherwise the answer is nullopt: "not reached within the measured batches".
+// Note that "compute utilization = bandwidth utilization" is NOT a usable definition: both divide
+// by the same measured time, so their ratio is intensity/ridge whatever was measured.
+// Samples may come in any order; needs two distinct batches.
+std::optional<double> measured_ridge_batch(std::vector<RidgeSample> samples, double device_ridge,
+                                           double tolerance = 0.10);
 
 }  // namespace ridgeline
