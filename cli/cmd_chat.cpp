@@ -323,10 +323,12 @@ int run_chat(const std::vector<std::string>& argv) {
     }
 
     Utf8Stream stream(tok);
+    bool printed = false;
     auto on_token = [&](int id) {
       if (g_interrupted.load()) return false;
       std::string text = stream.push(id);
       if (!text.empty()) {
+        printed = true;
         std::fwrite(text.data(), 1, text.size(), stdout);
         std::fflush(stdout);
       }
@@ -337,7 +339,7 @@ int run_chat(const std::vector<std::string>& argv) {
     try {
       turn = session.reply(*message, opt, on_token);
     } catch (const std::exception& e) {
-      std::fputc('\n', stdout);
+      if (printed) std::fputc('\n', stdout);  // end the half-printed reply's line
       std::fflush(stdout);
       io.note(fmt::format("error: {}; starting a new conversation", e.what()));
       continue;

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -73,7 +74,10 @@ GenerateOptions greedy(const Tokenizer& tok, int max_new_tokens = 64) {
 
 std::string many_words(int n) {
   std::string s;
-  for (int i = 0; i < n; ++i) s += (i ? " " : "") + std::string(i % 2 ? "rocket" : "garden");
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) s += ' ';
+    s += i % 2 ? "rocket" : "garden";
+  }
   return s;
 }
 
@@ -242,7 +246,7 @@ TEST(CliChat, AnswersTwoTurnsAndTheSecondPrefillsOnlyItsOwnTokens) {
   const auto second_turn = tok.encode(
       "<|im_end|>\n<|im_start|>user\nWhat is the capital of Kenya?<|im_end|>\n<|im_start|>assistant\n",
       false);
-  EXPECT_EQ(number_after(r.err, "prefill"), int64_t(second_turn.size())) << r.err;
+  EXPECT_EQ(number_after(r.err, "last reply: prefill"), int64_t(second_turn.size())) << r.err;
   // The context holds both turns: 21 + 11 tokens of the first (its <|im_end|> unfed), the second's
   // prompt and its reply but for the unfed <|im_end|>; the stats line after each reply counts its tokens.
   std::smatch m;
@@ -267,7 +271,7 @@ TEST(CliChat, ResetThenAQuestionStartsFromAnEmptyContext) {
   // After the reset the question is a first turn again: `<s>` and the whole template.
   size_t last_stats = r.err.rfind("tokens in context:");
   ASSERT_NE(last_stats, std::string::npos);
-  EXPECT_EQ(number_after(r.err.substr(last_stats), "prefill"),
+  EXPECT_EQ(number_after(r.err.substr(last_stats), "last reply: prefill"),
             int64_t(reference_case("capital")["prompt_ids"].size()));
 }
 
@@ -303,7 +307,8 @@ TEST(CliChat, SystemCommandStartsAConversationWithThatSystemPrompt) {
   auto lines = lines_of(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
   EXPECT_EQ(lines[1], reference_case("system_prompt")["output_text"].get<std::string>());
-  EXPECT_EQ(number_after(r.err, "prefill"), int64_t(reference_case("system_prompt")["prompt_ids"].size()));
+  EXPECT_EQ(number_after(r.err, "last reply: prefill"),
+            int64_t(reference_case("system_prompt")["prompt_ids"].size()));
 }
 
 TEST(CliChat, SystemFlagSetsTheFirstTurnsSystemPrompt) {
@@ -320,7 +325,7 @@ TEST(CliChat, BackslashContinuesAMessageOnTheNextLine) {
   EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;  // one message, one reply
   Tokenizer tok = Tokenizer::load(tiny_dir());
   auto expected = encode_chat(tok, {{"user", "Repeat after me: silver eagle\nrocket garden"}}, true);
-  EXPECT_EQ(number_after(r.err, "prefill"), int64_t(expected.size())) << r.err;
+  EXPECT_EQ(number_after(r.err, "last reply: prefill"), int64_t(expected.size())) << r.err;
 }
 
 TEST(CliChat, CommandsAndTheStatsLineGoToStderrAndQuietDropsTheStatsLine) {
@@ -345,14 +350,23 @@ TEST(CliChat, ExitCommandStopsReadingInput) {
 }
 
 TEST(CliChat, ChineseInputAndByteFallbackRepliesStreamAsValidUtf8) {
-  // The tiny model never saw Chinese: its input is byte-fallback tokens, and sampling makes it answer
-  // with byte tokens too, so whole characters are only printed if the stream holds partial ones back.
-  auto r =
-      test::run_cli("chat --model " + tiny() + " --device cpu --temperature 1.5 --seed 3 --max-new-tokens 64",
-                    "请重复：你好，世界！\n你好\n");
+  // The tiny model never saw Chinese: the message reaches it as byte-fallback tokens, and sampled at a
+  // very high temperature it answers with byte tokens too. Printing each token's bytes as they come
+  // would give broken UTF-8; the stream prints whole characters, holding a character's first bytes
+  // back until its last arrives, and replaces invalid bytes as decode() does.
+  auto r = test::run_cli(
+      "chat --model " + tiny() + " --device cpu --temperature 20 --seed 19 --max-new-tokens 300",
+      "你好，世界！\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(is_valid_utf8(r.out)) << r.out;
-  EXPECT_EQ(lines_of(r.out).size(), 2u) << r.out;
+  // This seed's reply holds stray byte tokens (each printed as U+FFFD) and one two-byte character
+  // assembled from two byte tokens, so the check above is not vacuous.
+  EXPECT_THAT(r.out, HasSubstr("\xEF\xBF\xBD"));
+  std::string out = r.out;
+  for (size_t at; (at = out.find("\xEF\xBF\xBD")) != std::string::npos;) out.erase(at, 3);
+  EXPECT_TRUE(
+      std::any_of(out.begin(), out.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+      << "no multi-byte character besides U+FFFD: " << r.out;
 }
 
 TEST(CliChat, RefusesFormatsTheBackendDoesNotHave) {
