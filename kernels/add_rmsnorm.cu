@@ -64,10 +64,18 @@ void add_rmsnorm(float* residual, const half* x, const half* w, int n_tokens, in
   int threads = std::min(kMaxThreads, ((n_chunks + 31) / 32) * 32);
   int chunks = ceil_div(n_chunks, threads);
   switch (chunks) {
-    case 1: add_rmsnorm_kernel<1><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out); break;
-    case 2: add_rmsnorm_kernel<2><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out); break;
-    case 3: add_rmsnorm_kernel<3><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out); break;
-    default: add_rmsnorm_kernel<4><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out); break;
+    case 1:
+      add_rmsnorm_kernel<1><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out);
+      break;
+    case 2:
+      add_rmsnorm_kernel<2><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out);
+      break;
+    case 3:
+      add_rmsnorm_kernel<3><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out);
+      break;
+    default:
+      add_rmsnorm_kernel<4><<<n_tokens, threads, 0, stream>>>(residual, x, w, dim, eps, out);
+      break;
   }
   RL_CUDA_CHECK_LAUNCH(op);
 }

@@ -1,17 +1,20 @@
 // decode_attention: one new query token per sequence attends to its whole paged KV cache.
 // FLOPs: 4*ctx*head_dim per query head (QK^T and PV). Bytes: 2*ctx*n_kv*head_dim*2 (K and V, fp16)
 // per sequence + q/out, so intensity is ~2*group FLOP/byte: memory-bound at any batch (each
-// sequence reads its own cache).
+// sequence reads its own cache). Aim: the DRAM copy rate.
 // One CTA per (KV head, sequence, context split) computes all `group` query heads of that KV head,
 // so every K/V byte is read once. A token's row (head_dim halves) is spread over head_dim/8 lanes,
 // one 16-byte vector each; the CTA's warps run 4*32/(head_dim/8) independent token streams, each
-// with its own online softmax (fp32, log2 domain), and every stream keeps kUnroll tokens' K and V
-// loads in flight before using them. The streams are merged through shared memory at the end. With
-// several splits each CTA writes an unnormalized partial (o, max, sum) and a second small kernel
-// merges them with log-sum-exp weights. The split count grows until ~8 query-head CTAs per SM are
-// in flight, capped by the context (at least kMinTokensPerSplit tokens per split).
+// with its own online softmax (fp32, log2 domain). K/V reach registers through a per-thread
+// cp.async ring in shared memory, kStages-1 steps ahead of the step being computed, so a thread
+// keeps ~256 bytes in flight without spending registers on them. The streams are merged through
+// shared memory at the end. With several splits each CTA writes an unnormalized partial (o, max,
+// sum) and a second small kernel merges them with log-sum-exp weights. The split count fills one
+// wave of CTAs (kCtasPerSm per SM), capped by the context (at least kMinTokensPerSplit tokens per
+// split).
 #include <cmath>
 
+#include "kernels/cp_async.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 
@@ -20,24 +23,47 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxSplits = 32;
+constexpr int kStages = 3;  // steps of K/V in flight: the one computed on and kStages-1 ahead
+constexpr int kMaxSplits = 64;
 constexpr int kMinTokensPerSplit = 64;
+constexpr int kCtasPerSm = 4;  // what fits beside each other: 48 KB of staging and ~128 registers
 constexpr int kMaxGroup = 8;
 
+// Tokens each stream stages per step: fewer when q and acc take more registers and the merge more
+// shared memory.
+template <int kGroup>
+constexpr int unroll_for() {
+  return kGroup <= 4 ? 4 : 2;
+}
+
 template <int kHeadDim, int kGroup>
-__global__ void __launch_bounds__(kThreads)
+constexpr size_t shared_bytes() {
+  constexpr int kStreams = kWarps * (32 / (kHeadDim / 8));
+  constexpr size_t staging = size_t(kStages) * unroll_for<kGroup>() * 2 * kThreads * 16;
+  constexpr size_t merge = size_t(kStreams) * kGroup * (kHeadDim + 2) * sizeof(float);
+  return staging > merge ? staging : merge;
+}
+
+// At most 128 registers where kCtasPerSm CTAs should fit (group <= 4); larger groups get fewer.
+template <int kHeadDim, int kGroup>
+__global__ void __launch_bounds__(kThreads, kGroup <= 4 ? kCtasPerSm : 2)
     decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ seq_ids,
-                            const int* __restrict__ context_lens, int n_heads, KvCacheView cache, int n_splits,
-                            float scale_log2, float* __restrict__ part_o, float2* __restrict__ part_ml,
-                            half* __restrict__ out) {
+                            const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
+                            int n_splits, float scale_log2, float* __restrict__ part_o,
+                            float2* __restrict__ part_ml, half* __restrict__ out) {
   constexpr int kLanes = kHeadDim / 8;  // lanes holding one token's row, 16 bytes each
   constexpr int kTokPerWarp = 32 / kLanes;
   constexpr int kStreams = kWarps * kTokPerWarp;
-  constexpr int kUnroll = kGroup <= 4 ? 4 : 2;  // fewer tokens in flight when q and acc take more registers
+  constexpr int kUnroll = unroll_for<kGroup>();
   constexpr int kStep = kStreams * kUnroll;
 
-  __shared__ float sm_m[kStreams][kGroup], sm_l[kStreams][kGroup];
-  __shared__ __align__(16) float sm_acc[kStreams][kGroup][kHeadDim];
+  // Staging ring while streaming ([stage][u][k|v][thread] 16-byte slots: a thread reads back only
+  // what it copied itself, so no barrier is needed), then the merge buffers of the streams.
+  __shared__ __align__(16) unsigned char smem[shared_bytes<kHeadDim, kGroup>()];
+  uint4* stage_buf = reinterpret_cast<uint4*>(smem);
+  float* sm_acc = reinterpret_cast<float*>(smem);       // [kStreams][kGroup][kHeadDim]
+  float* sm_m = sm_acc + kStreams * kGroup * kHeadDim;  // [kStreams][kGroup]
+  float* sm_l = sm_m + kStreams * kGroup;               // [kStreams][kGroup]
 
   const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -49,6 +75,29 @@ __global__ void __launch_bounds__(kThreads)
   // Per-sequence chunk, so that a short sequence batched with long ones splits its own context evenly.
   const int chunk = (((ctx + n_splits - 1) / n_splits) + 15) & ~15;
   const int t0 = split * chunk, t1 = min(ctx, t0 + chunk);
+  const int n_steps = t1 > t0 ? (t1 - t0 + kStep - 1) / kStep : 0;
+
+  // Queues the copies of step `step` (zeros past t1) and commits them as one group; past the last
+  // step it commits an empty group so that the wait count below stays uniform.
+  auto issue = [&](int step) {
+    if (step < n_steps) {
+      uint4* slot = stage_buf + (step % kStages) * kUnroll * 2 * kThreads + threadIdx.x;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        int t = t0 + step * kStep + u * kStreams + stream;
+        bool valid = t < t1;
+        int64_t off = 0;
+        if (valid)
+          off = ((static_cast<int64_t>(table[t / bs]) * n_kv + kvh) * bs + t % bs) * kHeadDim + dl * 8;
+        cp_async_16(slot + (2 * u) * kThreads, cache.k + off, valid);
+        cp_async_16(slot + (2 * u + 1) * kThreads, cache.v + off, valid);
+      }
+    }
+    cp_async_commit();
+  };
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
 
   float qf[kGroup][8];
 #pragma unroll
@@ -68,25 +117,17 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < 8; ++j) acc[g][j] = 0.0f;
   }
 
-  for (int base = t0; base < t1; base += kStep) {
-    uint4 kr[kUnroll], vr[kUnroll];
-    bool valid[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      int t = base + u * kStreams + stream;
-      valid[u] = t < t1;
-      kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
-      if (valid[u]) {
-        int64_t off = ((static_cast<int64_t>(table[t / bs]) * n_kv + kvh) * bs + t % bs) * kHeadDim + dl * 8;
-        kr[u] = *reinterpret_cast<const uint4*>(cache.k + off);
-        vr[u] = *reinterpret_cast<const uint4*>(cache.v + off);
-      }
-    }
+  for (int step = 0; step < n_steps; ++step) {
+    issue(step + kStages - 1);  // refills the slot this thread finished reading last step
+    cp_async_wait<kStages - 1>();
+    const uint4* slot = stage_buf + (step % kStages) * kUnroll * 2 * kThreads + threadIdx.x;
+    const int base = t0 + step * kStep + stream;
     float s[kUnroll][kGroup];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float kf[8];
-      half8_to_float(kr[u], kf);
+      half8_to_float(slot[(2 * u) * kThreads], kf);
+      const bool valid = base + u * kStreams < t1;
 #pragma unroll
       for (int g = 0; g < kGroup; ++g) {
         float d = 0.0f;
@@ -94,12 +135,12 @@ __global__ void __launch_bounds__(kThreads)
         for (int j = 0; j < 8; ++j) d += qf[g][j] * kf[j];
 #pragma unroll
         for (int o = kLanes / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-        s[u][g] = valid[u] ? d : -INFINITY;
+        s[u][g] = valid ? d : -INFINITY;
       }
     }
     float vf[kUnroll][8];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) half8_to_float(vr[u], vf[u]);
+    for (int u = 0; u < kUnroll; ++u) half8_to_float(slot[(2 * u + 1) * kThreads], vf[u]);
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
       float mx = s[0][g];
@@ -121,15 +162,17 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
+  cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
+  __syncthreads();
 
   // Merge the streams of this CTA.
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
     if (dl == 0) {
-      sm_m[stream][g] = m[g];
-      sm_l[stream][g] = l[g];
+      sm_m[stream * kGroup + g] = m[g];
+      sm_l[stream * kGroup + g] = l[g];
     }
-    float4* dst = reinterpret_cast<float4*>(&sm_acc[stream][g][dl * 8]);
+    float4* dst = reinterpret_cast<float4*>(sm_acc + (stream * kGroup + g) * kHeadDim + dl * 8);
     dst[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
     dst[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
   }
@@ -138,19 +181,20 @@ __global__ void __launch_bounds__(kThreads)
     int g = e / kHeadDim, d = e % kHeadDim;
     float mx = -INFINITY;
 #pragma unroll
-    for (int st = 0; st < kStreams; ++st) mx = fmaxf(mx, sm_m[st][g]);
+    for (int st = 0; st < kStreams; ++st) mx = fmaxf(mx, sm_m[st * kGroup + g]);
     float lsum = 0.0f, o = 0.0f;
     if (mx != -INFINITY) {
 #pragma unroll
       for (int st = 0; st < kStreams; ++st) {
-        float w = exp2f(sm_m[st][g] - mx);
-        lsum += sm_l[st][g] * w;
-        o += sm_acc[st][g][d] * w;
+        float w = exp2f(sm_m[st * kGroup + g] - mx);
+        lsum += sm_l[st * kGroup + g] * w;
+        o += sm_acc[(st * kGroup + g) * kHeadDim + d] * w;
       }
     }
     int head = kvh * kGroup + g;
     if (n_splits == 1) {
-      out[(static_cast<int64_t>(i) * n_heads + head) * kHeadDim + d] = __float2half_rn(lsum > 0.0f ? o / lsum : 0.0f);
+      out[(static_cast<int64_t>(i) * n_heads + head) * kHeadDim + d] =
+          __float2half_rn(lsum > 0.0f ? o / lsum : 0.0f);
     } else {
       int64_t row = (static_cast<int64_t>(i) * n_heads + head) * n_splits + split;
       part_o[row * kHeadDim + d] = o;
@@ -160,8 +204,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Log-sum-exp merge of the split partials: one block per (sequence, head), one thread per dim.
-__global__ void decode_attention_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
-                                              int n_splits, int head_dim, half* __restrict__ out) {
+__global__ void decode_attention_merge_kernel(const float* __restrict__ part_o,
+                                              const float2* __restrict__ part_ml, int n_splits, int head_dim,
+                                              half* __restrict__ out) {
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * n_splits;
   const int d = threadIdx.x;
   float mx = -INFINITY;
@@ -182,16 +227,25 @@ int max_splits_for_context(int max_context) {
   return std::clamp(ceil_div(std::max(max_context, 1), kMinTokensPerSplit), 1, kMaxSplits);
 }
 
-// Enough CTAs to keep every SM streaming (~8 query heads' worth of splits per SM), no more splits
-// than the context supports.
-int choose_splits(int n_seqs, int n_heads, int max_context, int sms) {
-  int want = ceil_div(8 * sms, std::max(1, n_seqs * n_heads));
+// One wave of CTAs (kCtasPerSm per SM) over (sequence, KV head, split), no more splits than the
+// context supports: at batch 1 a long context spreads over the whole GPU; at large batch one split.
+int choose_splits(int n_seqs, int n_kv, int max_context, int sms) {
+  int want = (kCtasPerSm * sms) / std::max(1, n_seqs * n_kv);
   return std::clamp(want, 1, max_splits_for_context(max_context));
 }
 
 template <int kHeadDim, int kGroup>
 void launch(const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
-            const KvCacheView& cache, int n_splits, float* part_o, float2* part_ml, half* out, cudaStream_t stream) {
+            const KvCacheView& cache, int n_splits, float* part_o, float2* part_ml, half* out,
+            cudaStream_t stream) {
+  // Ask for the largest shared-memory carveout once, so kCtasPerSm CTAs of 48 KB fit on an SM.
+  static const bool carveout_set = [] {
+    RL_CUDA_CHECK("decode_attention", cudaFuncSetAttribute(decode_attention_kernel<kHeadDim, kGroup>,
+                                                           cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                           int(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)carveout_set;
   dim3 grid(cache.n_kv_heads, n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
   decode_attention_kernel<kHeadDim, kGroup><<<grid, kThreads, 0, stream>>>(
@@ -199,12 +253,15 @@ void launch(const half* q, const int* seq_ids, const int* context_lens, int n_se
 }
 
 template <int kHeadDim>
-void launch_group(int group, const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
-                  const KvCacheView& cache, int n_splits, float* part_o, float2* part_ml, half* out,
-                  cudaStream_t stream) {
+void launch_group(int group, const half* q, const int* seq_ids, const int* context_lens, int n_seqs,
+                  int n_heads, const KvCacheView& cache, int n_splits, float* part_o, float2* part_ml,
+                  half* out, cudaStream_t stream) {
   switch (group) {
-#define RL_DECODE_GROUP(G) \
-  case G: launch<kHeadDim, G>(q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, part_o, part_ml, out, stream); break;
+#define RL_DECODE_GROUP(G)                                                                                \
+  case G:                                                                                                 \
+    launch<kHeadDim, G>(q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, part_o, part_ml, out, \
+                        stream);                                                                          \
+    break;
     RL_DECODE_GROUP(1)
     RL_DECODE_GROUP(2)
     RL_DECODE_GROUP(3)
@@ -234,40 +291,48 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   const char* op = "decode_attention";
   require(max_seqs > 0 && n_heads > 0 && head_dim > 0, op, "workspace sizes must be positive");
   int sms = current_sm_count(op);
-  int64_t rows = 0;  // the most (sequence, head, split) partials any batch size up to max_seqs writes
+  // The most (sequence, head, split) partials any batch up to max_seqs writes; one KV head is the
+  // worst case (the fewer KV heads, the more splits).
+  int64_t rows = 0;
   for (int n = 1; n <= max_seqs; ++n)
-    rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, n_heads, max_context, sms));
+    rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, 1, max_context, sms));
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 
 void decode_attention(const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
-                      int max_context, const KvCacheView& cache, void* workspace, half* out, cudaStream_t stream) {
+                      int max_context, const KvCacheView& cache, void* workspace, half* out,
+                      cudaStream_t stream) {
   const char* op = "decode_attention";
   require(n_seqs >= 0 && max_context >= 0, op, "n_seqs and max_context must be >= 0");
   require(cache.head_dim == 64 || cache.head_dim == 128, op,
           "head_dim must be 64 or 128, got " + std::to_string(cache.head_dim));
   require(cache.n_kv_heads > 0 && n_heads % cache.n_kv_heads == 0 && n_heads / cache.n_kv_heads >= 1 &&
               n_heads / cache.n_kv_heads <= kMaxGroup,
-          op, "n_heads / n_kv_heads must be an integer group of 1..8, got " + std::to_string(n_heads) + "/" +
-                  std::to_string(cache.n_kv_heads));
+          op,
+          "n_heads / n_kv_heads must be an integer group of 1..8, got " + std::to_string(n_heads) + "/" +
+              std::to_string(cache.n_kv_heads));
   require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
-  require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op, "the KV cache view needs a block table");
-  require(aligned16(q) && aligned16(cache.k) && aligned16(cache.v), op, "q and the K/V pools must be 16-byte aligned");
+  require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
+          "the KV cache view needs a block table");
+  require(aligned16(q) && aligned16(cache.k) && aligned16(cache.v), op,
+          "q and the K/V pools must be 16-byte aligned");
   if (n_seqs == 0) return;
-  int n_splits = choose_splits(n_seqs, n_heads, max_context, current_sm_count(op));
+  int n_splits = choose_splits(n_seqs, cache.n_kv_heads, max_context, current_sm_count(op));
   require(n_splits == 1 || workspace != nullptr, op, "a workspace is needed when the context is split");
   int64_t rows = int64_t{n_seqs} * n_heads * n_splits;
   Partials p = partials_in(workspace, rows, cache.head_dim);
   int group = n_heads / cache.n_kv_heads;
   if (cache.head_dim == 64)
-    launch_group<64>(group, q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, p.o, p.ml, out, stream);
+    launch_group<64>(group, q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, p.o, p.ml, out,
+                     stream);
   else
-    launch_group<128>(group, q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, p.o, p.ml, out, stream);
+    launch_group<128>(group, q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, p.o, p.ml, out,
+                      stream);
   RL_CUDA_CHECK_LAUNCH(op);
   if (n_splits > 1) {
     decode_attention_merge_kernel<<<n_seqs * n_heads, cache.head_dim, 0, stream>>>(p.o, p.ml, n_splits,
-                                                                                    cache.head_dim, out);
+                                                                                   cache.head_dim, out);
     RL_CUDA_CHECK_LAUNCH(op);
   }
 }

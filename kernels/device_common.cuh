@@ -22,10 +22,16 @@ inline void require(bool ok, const char* op, const std::string& what) {
 }
 
 // 16-byte vector loads need 16-byte aligned base pointers (cudaMalloc gives 256).
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+inline bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
-inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int ceil_div(int a, int b) {
+  return (a + b - 1) / b;
+}
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Multiprocessor count of the current device (split-K and grid sizing).
 inline int current_sm_count(const char* op) {

@@ -23,7 +23,8 @@ __global__ void embed_kernel(const half* __restrict__ table, const int* __restri
 
 }  // namespace
 
-void embed(const half* table, const int* ids, int n_tokens, int dim, float* residual_out, cudaStream_t stream) {
+void embed(const half* table, const int* ids, int n_tokens, int dim, float* residual_out,
+           cudaStream_t stream) {
   const char* op = "embed";
   require(n_tokens >= 0 && dim > 0 && dim % 8 == 0, op,
           "dim must be a positive multiple of 8 (16-byte rows), got " + std::to_string(dim));

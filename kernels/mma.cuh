@@ -1,8 +1,9 @@
 // Warp-level tensor-core primitives (sm_80+ PTX, used on Hopper too): the fp16 m16n8k16 MMA with
 // fp32 accumulators, and ldmatrix. Fragment layouts (PTX ISA, "mma.m16n8k16"), with
 // gid = lane / 4 and tig = lane % 4:
-//   A 16x16 row-major: a0 = A[gid][2tig..+1], a1 = A[gid+8][2tig..+1], a2 = A[gid][2tig+8..+9], a3 = A[gid+8][2tig+8..+9]
-//   B 16x8 "col":      b0 = B[2tig..+1][gid], b1 = B[2tig+8..+9][gid]
+//   A 16x16 row-major: a0 = A[gid][2tig..+1],   a1 = A[gid+8][2tig..+1],
+//                      a2 = A[gid][2tig+8..+9], a3 = A[gid+8][2tig+8..+9]
+//   B 16x8 "col":      b0 = B[2tig..+1][gid],   b1 = B[2tig+8..+9][gid]
 //   C/D 16x8 fp32:     c0,c1 = C[gid][2tig..+1], c2,c3 = C[gid+8][2tig..+1]
 // The C layout of two adjacent n-tiles equals the A layout of one k-step, which is what lets an
 // attention kernel feed its softmax probabilities back into the next MMA without shared memory.
@@ -14,7 +15,8 @@
 
 namespace ridgeline::cuda {
 
-__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -36,6 +38,8 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
-__device__ __forceinline__ uint32_t load_u32(const half* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint32_t load_u32(const half* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
 
 }  // namespace ridgeline::cuda

@@ -98,16 +98,19 @@ __global__ void __launch_bounds__(kThreads)
     const bool act_a = seq_a == seq, act_b = seq_b == seq;
     int warp_last = max(act_a ? pos_a : -1, act_b ? pos_b : -1);
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, off));
+    for (int off = 16; off > 0; off >>= 1)
+      warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, off));
     const int* table = cache.block_table + static_cast<int64_t>(seq) * cache.max_blocks_per_seq;
 
     for (int kt0 = 0; kt0 < kv_len; kt0 += kTileK) {
       __syncthreads();  // the previous tile is no longer read
       for (int c = threadIdx.x; c < kTileK * kVecPerRow; c += kThreads) {
         int j = c / kVecPerRow, part = c % kVecPerRow, p = kt0 + j;
-        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);  // zeros past the end: 0 * garbage could be NaN
+        uint4 kv = make_uint4(0, 0, 0, 0),
+              vv = make_uint4(0, 0, 0, 0);  // zeros past the end: 0 * garbage could be NaN
         if (p < kv_len) {
-          int64_t off = ((static_cast<int64_t>(table[p / bs]) * n_kv + kvh) * bs + p % bs) * kHeadDim + part * 8;
+          int64_t off =
+              ((static_cast<int64_t>(table[p / bs]) * n_kv + kvh) * bs + p % bs) * kHeadDim + part * 8;
           kv = *reinterpret_cast<const uint4*>(cache.k + off);
           vv = *reinterpret_cast<const uint4*>(cache.v + off);
         }
@@ -124,7 +127,8 @@ __global__ void __launch_bounds__(kThreads)
         sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
         const half* krow = k_s + (nt * 8 + gid) * kStride + tig * 2;
 #pragma unroll
-        for (int kk = 0; kk < kKSteps; ++kk) mma_m16n8k16(sc[nt], qa[kk], load_u32(krow + kk * 16), load_u32(krow + kk * 16 + 8));
+        for (int kk = 0; kk < kKSteps; ++kk)
+          mma_m16n8k16(sc[nt], qa[kk], load_u32(krow + kk * 16), load_u32(krow + kk * 16 + 8));
       }
       // Scale into the log2 domain and mask: other sequences' rows, and keys after the row's position.
       float mx_a = -INFINITY, mx_b = -INFINITY;
@@ -217,18 +221,19 @@ void prefill_attention(const half* q, const int* seq_ids, const int* positions, 
               std::to_string(cache.n_kv_heads) + ")");
   require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
-  require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op, "the KV cache view needs a block table");
+  require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
+          "the KV cache view needs a block table");
   require(aligned16(q) && aligned16(out) && aligned16(cache.k) && aligned16(cache.v), op,
           "q, out and the K/V pools must be 16-byte aligned");
   if (n_tokens == 0) return;
   dim3 grid(ceil_div(n_tokens, kTileQ), n_heads);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(cache.head_dim)));
   if (cache.head_dim == 64)
-    prefill_attention_kernel<64><<<grid, kThreads, 0, stream>>>(q, seq_ids, positions, n_tokens, n_heads, cache,
-                                                                 scale_log2, out);
+    prefill_attention_kernel<64>
+        <<<grid, kThreads, 0, stream>>>(q, seq_ids, positions, n_tokens, n_heads, cache, scale_log2, out);
   else
-    prefill_attention_kernel<128><<<grid, kThreads, 0, stream>>>(q, seq_ids, positions, n_tokens, n_heads, cache,
-                                                                  scale_log2, out);
+    prefill_attention_kernel<128>
+        <<<grid, kThreads, 0, stream>>>(q, seq_ids, positions, n_tokens, n_heads, cache, scale_log2, out);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

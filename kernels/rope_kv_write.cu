@@ -71,12 +71,14 @@ __global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __
 }  // namespace
 
 void rope_kv_write(const half* qkv, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
-                   const KvCacheView& cache, float rope_base, float pos_scale, half* q_out, cudaStream_t stream) {
+                   const KvCacheView& cache, float rope_base, float pos_scale, half* q_out,
+                   cudaStream_t stream) {
   const char* op = "rope_kv_write";
   require(n_tokens >= 0, op, "n_tokens must be >= 0");
   require(cache.n_kv_heads > 0 && n_heads > 0 && n_heads % cache.n_kv_heads == 0, op,
-          "n_heads (" + std::to_string(n_heads) + ") must be a positive multiple of the cache's n_kv_heads (" +
-              std::to_string(cache.n_kv_heads) + ")");
+          "n_heads (" + std::to_string(n_heads) +
+              ") must be a positive multiple of the cache's n_kv_heads (" + std::to_string(cache.n_kv_heads) +
+              ")");
   require(cache.head_dim > 0 && cache.head_dim % 16 == 0 && cache.head_dim <= kMaxHeadDim, op,
           "head_dim must be a multiple of 16 up to 256, got " + std::to_string(cache.head_dim));
   require(cache.block_size > 0 && cache.max_blocks_per_seq > 0 && cache.block_table != nullptr, op,
@@ -85,8 +87,8 @@ void rope_kv_write(const half* qkv, const int* seq_ids, const int* positions, in
   require(aligned16(qkv) && aligned16(q_out) && aligned16(cache.k) && aligned16(cache.v), op,
           "qkv, q_out and the K/V pools must be 16-byte aligned");
   if (n_tokens == 0) return;
-  rope_kv_write_kernel<<<n_tokens, 128, 0, stream>>>(qkv, seq_ids, positions, n_heads, cache, rope_base, pos_scale,
-                                                     q_out);
+  rope_kv_write_kernel<<<n_tokens, 128, 0, stream>>>(qkv, seq_ids, positions, n_heads, cache, rope_base,
+                                                     pos_scale, q_out);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -1,18 +1,20 @@
 // sample: per row, temperature / top-k / top-p sampling with ref::sample's rules, or the argmax
 // for rows whose temperature is <= 0.
-// Steps: (1) copy the logits as sort keys (-0 -> +0 so that float-equal logits tie, NaN -> -inf so
-// it ranks last) beside their indices; (2) one segmented radix sort, descending, per row
-// (cub::DeviceSegmentedRadixSort; radix sort is stable, so equal logits keep ascending index order:
-// exactly the reference's (logit desc, index asc)); (3) one block per row: the softmax at the
-// temperature of the first k candidates in double (as the reference), the top-p cut by a block
-// scan, and the inverse-CDF pick with u = sampling_uniform(seed, position).
-// FLOPs: ~20 per kept candidate (a double exp per pass). Bytes: ~6 passes over n_rows*vocab*4
-// (the sort dominates). A full-vocab sample costs tens of microseconds at batch 1 — far off the
-// roofline, but small next to a decode step and exact; top-k rows touch only their k candidates
-// after the sort.
+// Steps: (1) one 64-bit sort key per logit, (row << 32 | the logit's bits flipped to sort
+// descending), -0 made +0 so float-equal logits tie and NaN made -inf so it ranks last; (2) one
+// radix sort of all rows at once over the whole GPU (cub::DeviceRadixSort, onesweep): stable, so
+// equal logits keep ascending index order, exactly the reference's (logit desc, index asc);
+// (3) a grid-wide pass computing each kept candidate's softmax weight exp((x - max)/T) in double,
+// as the reference does; (4) one block per row: the total, the top-p cut and the inverse-CDF pick
+// with u = sampling_uniform(seed, position) by block scans over those weights.
+// FLOPs: one double exp per kept candidate. Bytes: ~24 per logit per sort pass (8-byte keys and
+// 4-byte ids, in and out), 4 passes + one per 8 row bits, + the weights. The sort dominates:
+// measured on an H100, ~70 us for one 92544-logit row (serial onesweep passes over few tiles) and
+// ~170 us for 16 rows (near bandwidth). All-greedy batches should call argmax (~12 us) instead;
+// a block-level top-k selection would make top_k rows much cheaper still.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
-#include <cub/device/device_segmented_radix_sort.cuh>
+#include <cub/device/device_radix_sort.cuh>
 
 #include "kernels/block_argmax.cuh"
 #include "kernels/device_common.cuh"
@@ -22,27 +24,33 @@
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kPickThreads = 256;
+constexpr int kPickThreads = 1024;
 
 struct SampleWorkspace {
-  float* keys_in;
-  float* keys_out;
-  int* vals_in;
-  int* vals_out;
-  int* offsets;  // n_rows + 1 segment starts
+  uint64_t* keys[2];  // the sort's double buffer; the one not holding the result then holds weights
+  int* ids[2];
   void* sort_temp;
   size_t sort_temp_bytes;
   size_t total_bytes;
 };
 
-size_t align256(size_t b) { return (b + 255) & ~size_t{255}; }
+size_t align256(size_t b) {
+  return (b + 255) & ~size_t{255};
+}
+
+// Key bits above the 32 of the logit: enough for the row index.
+int row_bits(int n_rows) {
+  int b = 0;
+  while ((int64_t{1} << b) < n_rows) ++b;
+  return b;
+}
 
 size_t sort_temp_bytes(int n_rows, int vocab) {
   size_t bytes = 0;
-  RL_CUDA_CHECK("sample", cub::DeviceSegmentedRadixSort::SortPairsDescending(
-                              nullptr, bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
-                              static_cast<const int*>(nullptr), static_cast<int*>(nullptr), n_rows * vocab, n_rows,
-                              static_cast<const int*>(nullptr), static_cast<const int*>(nullptr)));
+  cub::DoubleBuffer<uint64_t> keys(nullptr, nullptr);
+  cub::DoubleBuffer<int> ids(nullptr, nullptr);
+  RL_CUDA_CHECK("sample", cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys, ids, n_rows * vocab, 0,
+                                                          32 + row_bits(n_rows)));
   return bytes;
 }
 
@@ -57,40 +65,65 @@ SampleWorkspace layout(void* base, int n_rows, int vocab) {
     return at;
   };
   SampleWorkspace w{};
-  w.keys_in = reinterpret_cast<float*>(take(items * sizeof(float)));
-  w.keys_out = reinterpret_cast<float*>(take(items * sizeof(float)));
-  w.vals_in = reinterpret_cast<int*>(take(items * sizeof(int)));
-  w.vals_out = reinterpret_cast<int*>(take(items * sizeof(int)));
-  w.offsets = reinterpret_cast<int*>(take((n_rows + 1) * sizeof(int)));
+  for (int b = 0; b < 2; ++b) w.keys[b] = reinterpret_cast<uint64_t*>(take(items * sizeof(uint64_t)));
+  for (int b = 0; b < 2; ++b) w.ids[b] = reinterpret_cast<int*>(take(items * sizeof(int)));
   w.sort_temp_bytes = sort_temp_bytes(n_rows, vocab);
   w.sort_temp = take(w.sort_temp_bytes);
   w.total_bytes = off;
   return w;
 }
 
-__global__ void sample_prepare_kernel(const float* __restrict__ logits, int n_rows, int vocab,
-                                      float* __restrict__ keys, int* __restrict__ vals, int* __restrict__ offsets) {
-  const int64_t items = static_cast<int64_t>(n_rows) * vocab;
-  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = first; e < items; e += stride) {
-    float x = logits[e];
-    keys[e] = isnan(x) ? -INFINITY : (x == 0.0f ? 0.0f : x);
-    vals[e] = static_cast<int>(e % vocab);
-  }
-  for (int64_t r = first; r <= n_rows; r += stride) offsets[r] = static_cast<int>(r * vocab);
+// Descending order of floats as ascending order of unsigned keys.
+__device__ __forceinline__ uint32_t descending_key(float x) {
+  x = isnan(x) ? -INFINITY : (x == 0.0f ? 0.0f : x);
+  uint32_t u = __float_as_uint(x);
+  uint32_t ascending = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return ~ascending;
 }
 
-// Weight of sorted candidate i, exactly as ref::sample computes it (double maths on float logits).
-__device__ __forceinline__ double candidate_weight(const float* keys, int i, double mx, double temperature) {
-  return exp((static_cast<double>(keys[i]) - mx) / temperature);
+__device__ __forceinline__ float key_value(uint64_t key) {
+  uint32_t ascending = ~static_cast<uint32_t>(key);
+  return __uint_as_float((ascending & 0x80000000u) ? (ascending & 0x7FFFFFFFu) : ~ascending);
+}
+
+__device__ __forceinline__ int kept_candidates(int top_k, int vocab) {
+  return (top_k > 0 && top_k < vocab) ? top_k : vocab;
+}
+
+__global__ void sample_keys_kernel(const float* __restrict__ logits, int n_rows, int vocab,
+                                   uint64_t* __restrict__ keys, int* __restrict__ ids) {
+  const int64_t items = static_cast<int64_t>(n_rows) * vocab;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < items;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t row = e / vocab;
+    keys[e] = (static_cast<uint64_t>(row) << 32) | descending_key(logits[e]);
+    ids[e] = static_cast<int>(e - row * vocab);
+  }
+}
+
+// Weight of each kept candidate in sorted order, exactly as ref::sample computes it (double maths
+// on float logits, the row's maximum subtracted). Greedy rows and dropped candidates are skipped.
+__global__ void sample_weights_kernel(const uint64_t* __restrict__ sorted, int n_rows, int vocab,
+                                      const float* __restrict__ temperatures, const int* __restrict__ top_ks,
+                                      double* __restrict__ weights) {
+  const int64_t items = static_cast<int64_t>(n_rows) * vocab;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < items;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t row = e / vocab;
+    int i = static_cast<int>(e - row * vocab);
+    float t = temperatures[row];
+    if (t <= 0.0f || i >= kept_candidates(top_ks[row], vocab)) continue;
+    double mx = key_value(sorted[row * vocab]);
+    weights[e] = exp((static_cast<double>(key_value(sorted[e])) - mx) / static_cast<double>(t));
+  }
 }
 
 __global__ void __launch_bounds__(kPickThreads)
-    sample_pick_kernel(const float* __restrict__ logits, int vocab, const float* __restrict__ sorted_keys,
+    sample_pick_kernel(const float* __restrict__ logits, int vocab, const double* __restrict__ weights,
                        const int* __restrict__ sorted_ids, const float* __restrict__ temperatures,
                        const int* __restrict__ top_ks, const float* __restrict__ top_ps,
-                       const uint64_t* __restrict__ seeds, const int* __restrict__ positions, int* __restrict__ out) {
+                       const uint64_t* __restrict__ seeds, const int* __restrict__ positions,
+                       int* __restrict__ out) {
   using Reduce = cub::BlockReduce<double, kPickThreads>;
   using Scan = cub::BlockScan<double, kPickThreads>;
   __shared__ union {
@@ -101,21 +134,18 @@ __global__ void __launch_bounds__(kPickThreads)
   __shared__ int found_s;
 
   const int r = blockIdx.x;
-  const float temperature = temperatures[r];
-  if (temperature <= 0.0f) {
+  if (temperatures[r] <= 0.0f) {
     int best = block_argmax(logits + static_cast<int64_t>(r) * vocab, vocab);
     if (threadIdx.x == 0) out[r] = best;
     return;
   }
-  const float* keys = sorted_keys + static_cast<int64_t>(r) * vocab;
+  const double* w = weights + static_cast<int64_t>(r) * vocab;
   const int* ids = sorted_ids + static_cast<int64_t>(r) * vocab;
-  const int top_k = top_ks[r];
   const float top_p = top_ps[r];
-  const int keep = (top_k > 0 && top_k < vocab) ? top_k : vocab;
-  const double mx = keys[0], t = temperature;
+  const int keep = kept_candidates(top_ks[r], vocab);
 
   double part = 0.0;
-  for (int i = threadIdx.x; i < keep; i += kPickThreads) part += candidate_weight(keys, i, mx, t);
+  for (int i = threadIdx.x; i < keep; i += kPickThreads) part += w[i];
   double sum = Reduce(tmp.reduce).Sum(part);
   if (threadIdx.x == 0) total_s = sum;
   __syncthreads();
@@ -130,7 +160,7 @@ __global__ void __launch_bounds__(kPickThreads)
     for (int c0 = 0; c0 < keep; c0 += kPickThreads) {
       __syncthreads();
       int i = c0 + threadIdx.x;
-      double x = i < keep ? candidate_weight(keys, i, mx, t) / sum : 0.0, incl, chunk_total;
+      double x = i < keep ? w[i] / sum : 0.0, incl, chunk_total;
       Scan(tmp.scan).InclusiveSum(x, incl, chunk_total);
       if (i < keep && carry + incl >= static_cast<double>(top_p)) atomicMin(&found_s, i);
       carry += chunk_total;
@@ -140,7 +170,7 @@ __global__ void __launch_bounds__(kPickThreads)
     cut = found_s < keep ? found_s + 1 : keep;
     if (cut < keep) {
       part = 0.0;
-      for (int i = threadIdx.x; i < cut; i += kPickThreads) part += candidate_weight(keys, i, mx, t);
+      for (int i = threadIdx.x; i < cut; i += kPickThreads) part += w[i];
       __syncthreads();
       double s = Reduce(tmp.reduce).Sum(part);
       if (threadIdx.x == 0) total_s = s;
@@ -157,7 +187,7 @@ __global__ void __launch_bounds__(kPickThreads)
   for (int c0 = 0; c0 < cut; c0 += kPickThreads) {
     __syncthreads();
     int i = c0 + threadIdx.x;
-    double x = i < cut ? candidate_weight(keys, i, mx, t) : 0.0, incl, chunk_total;
+    double x = i < cut ? w[i] : 0.0, incl, chunk_total;
     Scan(tmp.scan).InclusiveSum(x, incl, chunk_total);
     if (i < cut && target < carry + incl) atomicMin(&found_s, i);
     carry += chunk_total;
@@ -171,7 +201,8 @@ __global__ void __launch_bounds__(kPickThreads)
 
 size_t sample_workspace_bytes(int n_rows, int vocab) {
   require(n_rows > 0 && vocab > 0, "sample", "n_rows and vocab must be positive");
-  require(static_cast<int64_t>(n_rows) * vocab < (int64_t{1} << 31), "sample", "n_rows * vocab must fit in int32");
+  require(static_cast<int64_t>(n_rows) * vocab < (int64_t{1} << 31), "sample",
+          "n_rows * vocab must fit in int32");
   return layout(nullptr, n_rows, vocab).total_bytes;
 }
 
@@ -184,16 +215,23 @@ void sample(const float* logits, int n_rows, int vocab, const float* temperature
   require(static_cast<int64_t>(n_rows) * vocab < (int64_t{1} << 31), op, "n_rows * vocab must fit in int32");
   require(workspace != nullptr, op, "a workspace of sample_workspace_bytes(n_rows, vocab) is needed");
   SampleWorkspace w = layout(workspace, n_rows, vocab);
-  int64_t items = static_cast<int64_t>(n_rows) * vocab;
-  int blocks = static_cast<int>(std::min<int64_t>(ceil_div(items, int64_t{256}), 4096));
-  sample_prepare_kernel<<<blocks, 256, 0, stream>>>(logits, n_rows, vocab, w.keys_in, w.vals_in, w.offsets);
+  const int64_t items = static_cast<int64_t>(n_rows) * vocab;
+  const int blocks = static_cast<int>(std::min<int64_t>(ceil_div(items, int64_t{256}), 4 * 1024));
+  sample_keys_kernel<<<blocks, 256, 0, stream>>>(logits, n_rows, vocab, w.keys[0], w.ids[0]);
   RL_CUDA_CHECK_LAUNCH(op);
+  cub::DoubleBuffer<uint64_t> keys(w.keys[0], w.keys[1]);
+  cub::DoubleBuffer<int> ids(w.ids[0], w.ids[1]);
   size_t temp_bytes = w.sort_temp_bytes;
-  RL_CUDA_CHECK(op, cub::DeviceSegmentedRadixSort::SortPairsDescending(
-                        w.sort_temp, temp_bytes, w.keys_in, w.keys_out, w.vals_in, w.vals_out, static_cast<int>(items),
-                        n_rows, w.offsets, w.offsets + 1, 0, 32, stream));
-  sample_pick_kernel<<<n_rows, kPickThreads, 0, stream>>>(logits, vocab, w.keys_out, w.vals_out, temperatures, top_ks,
-                                                          top_ps, seeds, positions, out);
+  RL_CUDA_CHECK(
+      op, cub::DeviceRadixSort::SortPairs(w.sort_temp, temp_bytes, keys, ids, static_cast<int>(items), 0,
+                                          32 + row_bits(n_rows), stream));
+  // The sort leaves its result in keys.Current(); the other key buffer is free for the weights.
+  double* weights = reinterpret_cast<double*>(keys.Alternate());
+  sample_weights_kernel<<<blocks, 256, 0, stream>>>(keys.Current(), n_rows, vocab, temperatures, top_ks,
+                                                    weights);
+  RL_CUDA_CHECK_LAUNCH(op);
+  sample_pick_kernel<<<n_rows, kPickThreads, 0, stream>>>(logits, vocab, weights, ids.Current(), temperatures,
+                                                          top_ks, top_ps, seeds, positions, out);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -1,7 +1,7 @@
-// swiglu: out[t, i] = silu(gate[t, i]) * up[t, i], gate = gate_up[t, 0:inter], up = gate_up[t, inter:2*inter].
-// FLOPs: ~5 per output (plus one exp). Bytes: n_tokens*inter*(2+2 read, 2 written). Memory-bound:
-// one 16-byte vector of gate, one of up and one of out per thread, grid-stride so any size fills the
-// GPU; fp32 maths with expf (not __expf) to stay within the reference's rounding.
+// swiglu: out[t, i] = silu(gate[t, i]) * up[t, i], gate = gate_up[t, 0:inter], up = gate_up[t,
+// inter:2*inter]. FLOPs: ~5 per output (plus one exp). Bytes: n_tokens*inter*(2+2 read, 2 written).
+// Memory-bound: one 16-byte vector of gate, one of up and one of out per thread, grid-stride so any size
+// fills the GPU; fp32 maths with expf (not __expf) to stay within the reference's rounding.
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 

@@ -14,10 +14,12 @@ namespace {
 
 constexpr int kThreads = 256;
 
-int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>(ceil_div(n, int64_t{kThreads}), 65536)); }
+int grid_for(int64_t n) {
+  return static_cast<int>(std::min<int64_t>(ceil_div(n, int64_t{kThreads}), 65536));
+}
 
-__global__ void fill_synthetic_kernel(half* __restrict__ out, int64_t n, uint64_t seed, uint64_t tensor_id, int shift,
-                                      bool norm) {
+__global__ void fill_synthetic_kernel(half* __restrict__ out, int64_t n, uint64_t seed, uint64_t tensor_id,
+                                      int shift, bool norm) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float v = norm ? synthetic_norm_value(seed, tensor_id, i) : synthetic_value(seed, tensor_id, i, shift);

@@ -1,3 +1,5 @@
+// The CUDA backend (class in cuda_backend_impl.h): construction and memory planning, sequences,
+// forward (decode graphs and prefill chunks), sampling, and make_cuda_backend / cuda_available.
 #include "engine/cuda/cuda_backend.h"
 
 #include <algorithm>
@@ -42,7 +44,9 @@ LayerNames::LayerNames(int l) {
   w2 = layer + ".w2";
 }
 
-int CudaBackendImpl::bucket_rows(int n) const { return std::max(1, next_pow2(n)); }
+int CudaBackendImpl::bucket_rows(int n) const {
+  return std::max(1, next_pow2(n));
+}
 
 // Decode graphs are keyed by a power-of-two bound on the context too: decode attention sizes its
 // split-K grid by the bound, and a bound at most twice the real context keeps the idle part small.
@@ -60,7 +64,8 @@ int64_t CudaBackendImpl::max_sequence_length() const {
   return c_.rope_scaling == RopeScaling::none ? c_.max_positions : int64_t{c_.max_positions} * 8;
 }
 
-CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions& options, const CudaOptions& copt)
+CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions& options,
+                                 const CudaOptions& copt)
     : c_(source.config), opt_(options), copt_(copt) {
   if (opt_.max_sequences < 1) throw std::invalid_argument("BackendOptions::max_sequences must be at least 1");
   if (copt_.block_size < 16 || copt_.block_size > 256 || (copt_.block_size & (copt_.block_size - 1)) != 0)
@@ -115,19 +120,20 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   if (opt_.memory_cap_bytes > 0) kv_bytes = std::min(kv_bytes, opt_.memory_cap_bytes);
   int64_t blocks = std::max<int64_t>(0, kv_bytes / block_bytes) - 1;  // minus the padding block
   if (opt_.max_kv_tokens > 0) blocks = std::min(blocks, opt_.max_kv_tokens / copt_.block_size);
-  blocks = std::min(blocks, max_blocks_row * opt_.max_sequences);  // more could never be used
+  blocks = std::min(blocks, max_blocks_row * opt_.max_sequences);      // more could never be used
   blocks = std::min<int64_t>(blocks, (1ll << 30) / copt_.block_size);  // block ids and token counts stay int
   if (blocks < 1)
     throw std::runtime_error(fmt::format(
         "no room for a KV cache of even one {}-token block ({} bytes): {:.2f} GiB free after the weights, "
         "memory cap {} bytes, max_kv_tokens {}",
-        copt_.block_size, block_bytes, free_bytes / double(1 << 30), opt_.memory_cap_bytes, opt_.max_kv_tokens));
+        copt_.block_size, block_bytes, free_bytes / double(1 << 30), opt_.memory_cap_bytes,
+        opt_.max_kv_tokens));
   const int num_blocks = static_cast<int>(blocks) + 1;
-  const int row_blocks = static_cast<int>(
-      std::min<int64_t>({max_blocks_row, num_blocks - 1, context_bound / copt_.block_size}));
+  const int row_blocks =
+      static_cast<int>(std::min<int64_t>({max_blocks_row, num_blocks - 1, context_bound / copt_.block_size}));
   max_context_ = row_blocks * copt_.block_size;
   kv_ = std::make_unique<PagedKvCache>(c_, copt_.block_size, num_blocks, opt_.max_sequences, row_blocks,
-                                             stream_.get());
+                                       stream_.get());
 
   for (int l = 0; l < c_.n_layers; ++l) names_.emplace_back(l);
   for (int s = opt_.max_sequences - 1; s >= 0; --s) free_slots_.push_back(s);
@@ -183,10 +189,11 @@ void CudaBackendImpl::validate(std::span<const int> seqs, std::span<const std::v
     new_tokens += int64_t(tokens[i].size());
   }
   if (blocks > kv_->free_blocks())
-    throw std::runtime_error(fmt::format(
-        "KV cache full: {} new tokens need {} more {}-token blocks, {} free ({} tokens); release sequences or "
-        "raise the KV-cache memory cap",
-        new_tokens, blocks, kv_->block_size(), kv_->free_blocks(), capacity_tokens()));
+    throw std::runtime_error(
+        fmt::format("KV cache full: {} new tokens need {} more {}-token blocks, {} free ({} tokens); release "
+                    "sequences or "
+                    "raise the KV-cache memory cap",
+                    new_tokens, blocks, kv_->block_size(), kv_->free_blocks(), capacity_tokens()));
 }
 
 // Logits live in logits_ rows until the next step overwrites them. Those of sequences that are not
@@ -204,8 +211,9 @@ void CudaBackendImpl::park_logits(std::span<const int> next) {
       s.logits = Sequence::Logits::none;  // about to be replaced
       continue;
     }
-    RL_CUDA_CHECK("park logits", cudaMemcpyAsync(parked_logits_.get() + s.slot * vocab, logits_.get() + row * vocab,
-                                                 vocab * sizeof(float), cudaMemcpyDeviceToDevice, stream_.get()));
+    RL_CUDA_CHECK("park logits",
+                  cudaMemcpyAsync(parked_logits_.get() + s.slot * vocab, logits_.get() + row * vocab,
+                                  vocab * sizeof(float), cudaMemcpyDeviceToDevice, stream_.get()));
     s.logits = Sequence::Logits::parked;
   }
 }
@@ -286,8 +294,8 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
       a.rope.back().count++;  // padding rotates with the last group's base: harmless, it is discarded
     }
   }
-  RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int), cudaMemcpyHostToDevice,
-                                               stream_.get()));
+  RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int),
+                                               cudaMemcpyHostToDevice, stream_.get()));
   RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
   const int* d = inputs_dev_.get();
   a.ids = d;
@@ -317,7 +325,8 @@ void CudaBackendImpl::run_decode(const StepArgs& a, const OpHook* hook) {
   // First step of this bucket: run it eagerly (loading every kernel and choosing every GEMM
   // algorithm outside the capture), then capture the same step for the following ones.
   run_step(a, nullptr);
-  graphs_.emplace(key, GraphExec::capture(stream_.get(), "decode graph capture", [&] { run_step(a, nullptr); }));
+  graphs_.emplace(key,
+                  GraphExec::capture(stream_.get(), "decode graph capture", [&] { run_step(a, nullptr); }));
 }
 
 void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std::vector<int>> tokens,
@@ -384,30 +393,31 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
     const KvCacheView cache = kv_->view(l);
     NvtxRange layer_range(name.layer.c_str());
 
-    op(name.attention_norm, hook, [&] {
-      add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st);
-    });
-    op(name.wqkv, hook, [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name.wqkv.c_str()); });
+    op(name.attention_norm, hook,
+       [&] { add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st); });
+    op(name.wqkv, hook,
+       [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name.wqkv.c_str()); });
     op(name.rope_kv_write, hook, [&] {
       for (const RopeGroup& g : a.rope)
-        rope_kv_write(x.qkv.get() + int64_t{g.first} * qkvd, a.slots + g.first, a.positions + g.first, g.count,
-                            c_.n_heads, cache, g.base, pos_scale, x.q.get() + int64_t{g.first} * qd, st);
+        rope_kv_write(x.qkv.get() + int64_t{g.first} * qkvd, a.slots + g.first, a.positions + g.first,
+                      g.count, c_.n_heads, cache, g.base, pos_scale, x.q.get() + int64_t{g.first} * qd, st);
     });
     op(name.attention, hook, [&] {
       if (a.decode)
         decode_attention(x.q.get(), a.slots, a.context_lens, n, c_.n_heads, a.max_context, cache,
-                               attention_ws_.get(), x.attn.get(), st);
+                         attention_ws_.get(), x.attn.get(), st);
       else
         prefill_attention(x.q.get(), a.slots, a.positions, n, c_.n_heads, cache, x.attn.get(), st);
     });
-    op(name.wo, hook, [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name.wo.c_str()); });
-    op(name.ffn_norm, hook, [&] {
-      add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st);
-    });
+    op(name.wo, hook,
+       [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name.wo.c_str()); });
+    op(name.ffn_norm, hook,
+       [&] { add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st); });
     op(name.w13, hook,
        [&] { gemm.run(x.x.get(), L.w13.get(), n, h, 2 * inter, x.gate_up.get(), st, name.w13.c_str()); });
     op(name.swiglu, hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
-    op(name.w2, hook, [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name.w2.c_str()); });
+    op(name.w2, hook,
+       [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name.w2.c_str()); });
     pending = x.proj.get();
   }
   op("norm", hook, [&] { add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
@@ -429,8 +439,8 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
         head_in = x.head_in.get();
       }
     }
-    gemm.run(head_in, w_.output_weights(), head_n, h, c_.vocab, logits_.get() + int64_t{a.logits_row0} * c_.vocab,
-             st, "output");
+    gemm.run(head_in, w_.output_weights(), head_n, h, c_.vocab,
+             logits_.get() + int64_t{a.logits_row0} * c_.vocab, st, "output");
   });
 }
 
@@ -439,7 +449,8 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
   if (seqs.size() != params.size()) throw std::invalid_argument("sample: one SamplingParams per sequence");
   const int n = int(seqs.size());
   if (n == 0) return;
-  if (n > max_bucket_) throw std::invalid_argument(fmt::format("sample: {} sequences, at most {}", n, max_bucket_));
+  if (n > max_bucket_)
+    throw std::invalid_argument(fmt::format("sample: {} sequences, at most {}", n, max_bucket_));
   const int64_t vocab = c_.vocab;
   cudaStream_t st = stream_.get();
   // The rows to sample from: logits_ itself when it holds exactly these sequences in order (every
@@ -462,7 +473,8 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
     }
     rows = sample_rows_.get();
   }
-  const bool greedy = std::all_of(params.begin(), params.end(), [](const SamplingParams& p) { return p.greedy(); });
+  const bool greedy =
+      std::all_of(params.begin(), params.end(), [](const SamplingParams& p) { return p.greedy(); });
   if (!greedy) {
     // The previous upload from this pinned buffer finished: sample() ends with a stream sync.
     uint8_t* hb = sample_params_host_.get();
@@ -516,7 +528,9 @@ bool cuda_available(std::string* why) {
   return true;
 }
 
-CudaBackend* as_cuda_backend(Backend& b) { return dynamic_cast<CudaBackend*>(&b); }
+CudaBackend* as_cuda_backend(Backend& b) {
+  return dynamic_cast<CudaBackend*>(&b);
+}
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const BackendOptions& options,
                                            const CudaOptions& cuda_options) {
@@ -525,9 +539,10 @@ std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const Back
   if (options.kv == KvFormat::int8)
     throw std::runtime_error("--kv int8 is not built yet on the CUDA backend; use --kv fp16");
   if (source.config.quant_bits != 0)
-    throw std::runtime_error(fmt::format(
-        "{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); use --device cpu",
-        source.checkpoint_dir));
+    throw std::runtime_error(
+        fmt::format("{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); "
+                    "use --device cpu",
+                    source.checkpoint_dir));
   std::string why;
   if (!cuda_available(&why)) throw std::runtime_error("CUDA backend: no GPU available (" + why + ")");
   return std::make_unique<cuda::CudaBackendImpl>(source, options, cuda_options);

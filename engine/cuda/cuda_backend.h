@@ -38,8 +38,8 @@ class CudaBackend : public Backend {
   using OpHook = std::function<void(const char* op_name, bool begin)>;
 
   // forward(), always run eagerly (never from a graph, so the hook sees every op), calling `hook`.
-  virtual void forward_with_hook(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
-                                 const OpHook& hook) = 0;
+  virtual void forward_with_hook(std::span<const int> seqs, std::span<const std::vector<int>> tokens,
+                                 float* logits, const OpHook& hook) = 0;
   // sample(), calling `hook` around the sampling kernel.
   virtual void sample_with_hook(std::span<const int> seqs, std::span<const SamplingParams> params, int* out,
                                 const OpHook& hook) = 0;

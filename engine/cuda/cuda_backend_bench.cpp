@@ -20,12 +20,13 @@ void CudaBackendImpl::fill_context(int seq, int length, uint64_t seed) {
   if (length < 0) throw std::invalid_argument("fill_context(): length must be >= 0");
   if (length == 0) return;
   if (length > max_sequence_length())
-    throw std::runtime_error(fmt::format("sequence would hold {} tokens, more than the context limit of {}", length,
-                                         max_sequence_length()));
+    throw std::runtime_error(fmt::format("sequence would hold {} tokens, more than the context limit of {}",
+                                         length, max_sequence_length()));
   const int need = kv_->blocks_needed(s.slot, length);
   if (need > kv_->free_blocks())
-    throw std::runtime_error(fmt::format("KV cache full: {} tokens need {} {}-token blocks, {} free ({} tokens)",
-                                         length, need, kv_->block_size(), kv_->free_blocks(), capacity_tokens()));
+    throw std::runtime_error(
+        fmt::format("KV cache full: {} tokens need {} {}-token blocks, {} free ({} tokens)", length, need,
+                    kv_->block_size(), kv_->free_blocks(), capacity_tokens()));
   kv_->grow(s.slot, length);
   kv_->upload_changes(stream_.get());
 
@@ -41,8 +42,8 @@ void CudaBackendImpl::fill_context(int seq, int length, uint64_t seed) {
         size_t j = i + 1;
         while (j < blocks.size() && blocks[j] == blocks[j - 1] + 1) ++j;
         const uint64_t tensor_id = (uint64_t(l) << 33) | (uint64_t(kv) << 32) | uint64_t(blocks[i]);
-        fill_synthetic(pools[kv] + blocks[i] * block_elems, int64_t(j - i) * block_elems, seed, tensor_id, 0, false,
-                       stream_.get());
+        fill_synthetic(pools[kv] + blocks[i] * block_elems, int64_t(j - i) * block_elems, seed, tensor_id, 0,
+                       false, stream_.get());
         i = j;
       }
     }
@@ -50,12 +51,18 @@ void CudaBackendImpl::fill_context(int seq, int length, uint64_t seed) {
   s.length = length;
 }
 
+// Ops of one decode step as the hook sees them: embed, 9 per layer, norm, output, sample.
+int CudaBackendImpl::op_count() const {
+  return 1 + 9 * c_.n_layers + 3;
+}
+
 void CudaBackendImpl::run_argmax(int rows, const OpHook* hook) {
   op("sample", hook, [&] { argmax(logits_.get(), rows, c_.vocab, sampled_dev_.get(), stream_.get()); });
 }
 
 DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int warmup, int iters) {
-  if (iters < 1 || warmup < 0) throw std::invalid_argument("benchmark_decode: needs iters >= 1 and warmup >= 0");
+  if (iters < 1 || warmup < 0)
+    throw std::invalid_argument("benchmark_decode: needs iters >= 1 and warmup >= 0");
   const std::vector<std::vector<int>> one(seqs.size(), std::vector<int>{c_.bos_id});
   validate(seqs, one);
   park_logits(seqs);  // the timed steps overwrite these sequences' logits: they end with none
@@ -86,21 +93,24 @@ DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int wa
   }
 
   const bool graphed = copt_.use_graphs && a.graphable;
-  const std::string step_method =
-      graphed ? "cuda: step = one CUDA graph replay of the decode step plus the greedy argmax, replays back to back, "
-                "CUDA events between them, no host sync inside"
-              : "cuda: step = the decode step run eagerly (not graph-captured: past the trained context or graphs "
-                "off) plus the greedy argmax, CUDA events between steps";
+  const std::string step_method = graphed ? "cuda: step = one CUDA graph replay of the decode step plus the "
+                                            "greedy argmax, replays back to back, "
+                                            "CUDA events between them, no host sync inside"
+                                          : "cuda: step = the decode step run eagerly (not graph-captured: "
+                                            "past the trained context or graphs "
+                                            "off) plus the greedy argmax, CUDA events between steps";
   if (graphed) {
     try {
       t.ops = profile_ops_in_graph(a, iters);
-      t.method = step_method +
-                 "; ops = a second graph of the same step with an event record node before and after each op, "
-                 "replayed once per sample";
+      t.method =
+          step_method +
+          "; ops = a second graph of the same step with an event record node before and after each op, "
+          "replayed once per sample";
       return t;
     } catch (const std::exception& e) {
-      t.method = step_method + "; ops = eager pass with CUDA events around each op (graph event nodes failed: " +
-                 e.what() + ")";
+      t.method = step_method +
+                 "; ops = eager pass with CUDA events around each op (graph event nodes failed: " + e.what() +
+                 ")";
     }
   } else {
     t.method = step_method + "; ops = eager pass with CUDA events around each op";
@@ -149,7 +159,7 @@ struct OpMarks {
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_in_graph(const StepArgs& a, int iters) {
   cudaStream_t st = stream_.get();
-  OpMarks marks(9 * c_.n_layers + 3);  // embed, 9 per layer, norm, output, sample
+  OpMarks marks(op_count());
   const OpHook hook = marks.hook(st, true);
   GraphExec graph = GraphExec::capture(st, "profile graph capture", [&] {
     run_step(a, &hook);
@@ -167,7 +177,7 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_in_graph(const StepArgs& a, 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_eagerly(const StepArgs& a, int iters) {
   cudaStream_t st = stream_.get();
   std::vector<OpSamples> ops;
-  OpMarks marks(9 * c_.n_layers + 3);
+  OpMarks marks(op_count());
   const OpHook hook = marks.hook(st, false);
   for (int i = 0; i < iters; ++i) {
     marks.names.clear();  // the events are reused: the last step's were read after its sync

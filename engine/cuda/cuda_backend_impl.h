@@ -115,7 +115,8 @@ class CudaBackendImpl final : public CudaBackend {
   void validate(std::span<const int> seqs, std::span<const std::vector<int>> tokens) const;
   void forward_impl(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
                     const OpHook* hook);
-  void sample_impl(std::span<const int> seqs, std::span<const SamplingParams> params, int* out, const OpHook* hook);
+  void sample_impl(std::span<const int> seqs, std::span<const SamplingParams> params, int* out,
+                   const OpHook* hook);
   void park_logits(std::span<const int> next);
   void reserve_blocks(std::span<const int> seqs, std::span<const std::vector<int>> tokens);
   int* stage_inputs(int rows);
@@ -124,6 +125,7 @@ class CudaBackendImpl final : public CudaBackend {
   void run_prefill(std::span<const int> seqs, std::span<const std::vector<int>> tokens, const OpHook* hook);
   void run_step(const StepArgs& a, const OpHook* hook);
   void run_argmax(int rows, const OpHook* hook);  // greedy tokens of logits_ rows into sampled_dev_
+  int op_count() const;
   std::vector<OpSamples> profile_ops_in_graph(const StepArgs& a, int iters);
   std::vector<OpSamples> profile_ops_eagerly(const StepArgs& a, int iters);
   int bucket_rows(int n) const;

@@ -33,7 +33,8 @@ DecodeBenchResult bench_decode(Backend& backend, int batch, int context, int ite
   SequenceGuard guard{backend, {}};
   for (int b = 0; b < batch; ++b) {
     guard.seqs.push_back(backend.create_sequence());
-    backend.fill_context(guard.seqs.back(), context - 1, 0xC0FFEE + b);  // the timed step adds token `context`
+    backend.fill_context(guard.seqs.back(), context - 1,
+                         0xC0FFEE + b);  // the timed step adds token `context`
   }
   const DecodeTiming t = backend.benchmark_decode(guard.seqs, 10, iters);
 
@@ -48,6 +49,7 @@ DecodeBenchResult bench_decode(Backend& backend, int batch, int context, int ite
   r.weight_bytes = decode_weight_read_bytes(c, batch);
   r.kv_bytes = int64_t{batch} * context * c.n_layers * 2 * c.kv_dim() * 2;
   r.implied_GBps = (r.weight_bytes + r.kv_bytes) / (r.ms_median * 1e-3) / 1e9;
+  for (const OpSamples& op : t.ops) r.ops_ms += percentile(op.us, 0.5) / 1000.0;
   r.method = t.method;
   return r;
 }

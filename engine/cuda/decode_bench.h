@@ -21,7 +21,8 @@ struct DecodeBenchResult {
   int64_t weight_bytes = 0;                            // weights read per step
   int64_t kv_bytes = 0;                                // KV cache read per step (`context` tokens each)
   double implied_GBps = 0.0;                           // (weight_bytes + kv_bytes) / median step time
-  std::string method;                                  // how the backend timed the step
+  double ops_ms = 0.0;                                 // sum of the per-op medians (profiling pass)
+  std::string method;                                  // how the backend timed the step and the ops
 };
 
 // Any backend (the CPU one times with a host clock). Throws the backend's own errors when the batch

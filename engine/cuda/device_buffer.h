@@ -168,7 +168,9 @@ class GraphExec {
     return g;
   }
 
-  void launch(cudaStream_t stream, const char* what) const { RL_CUDA_CHECK(what, cudaGraphLaunch(exec_, stream)); }
+  void launch(cudaStream_t stream, const char* what) const {
+    RL_CUDA_CHECK(what, cudaGraphLaunch(exec_, stream));
+  }
   explicit operator bool() const { return exec_ != nullptr; }
 
  private:

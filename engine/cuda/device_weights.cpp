@@ -30,7 +30,8 @@ DeviceBuffer<half> alloc(int64_t n, const std::string& what) {
 // staging cost is bounded whatever the tensor's size.
 class Uploader {
  public:
-  explicit Uploader(cudaStream_t stream) : stream_(stream), staging_(kStagingBytes, "weight upload staging") {}
+  explicit Uploader(cudaStream_t stream)
+      : stream_(stream), staging_(kStagingBytes, "weight upload staging") {}
 
   void upload(const TensorView& t, half* dst, int64_t expected_numel) {
     if (t.numel() != expected_numel)
@@ -49,8 +50,8 @@ class Uploader {
     for (int64_t first = 0; first < expected_numel; first += chunk) {
       const int64_t n = std::min(chunk, expected_numel - first);
       // Ordered on the stream after the previous chunk's conversion, so the staging buffer is free.
-      RL_CUDA_CHECK(op, cudaMemcpyAsync(staging_.get(), t.data + first * esize, n * esize, cudaMemcpyHostToDevice,
-                                        stream_));
+      RL_CUDA_CHECK(op, cudaMemcpyAsync(staging_.get(), t.data + first * esize, n * esize,
+                                        cudaMemcpyHostToDevice, stream_));
       if (t.dtype == DType::bf16)
         convert_bf16_to_fp16(reinterpret_cast<const uint16_t*>(staging_.get()), n, dst + first, stream_);
       else
@@ -116,7 +117,8 @@ void fill_synthetic_weights(DeviceWeights& w, uint64_t seed, cudaStream_t stream
     fill_synthetic(L.w2.get(), h * inter, seed, id(6), shift(6), false, stream);
   }
   fill_synthetic(w.norm.get(), h, seed, 1, 0, true, stream);
-  if (w.output.get()) fill_synthetic(w.output.get(), int64_t{c.vocab} * h, seed, 2, synthetic_shift(h), false, stream);
+  if (w.output.get())
+    fill_synthetic(w.output.get(), int64_t{c.vocab} * h, seed, 2, synthetic_shift(h), false, stream);
 }
 
 void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stream) {
@@ -149,7 +151,8 @@ int64_t device_weight_bytes(const ModelConfig& c) {
 }
 
 int64_t decode_weight_read_bytes(const ModelConfig& c, int batch) {
-  return 2 * (int64_t{batch} * c.hidden + c.n_layers * layer_elements(c) + c.hidden + int64_t{c.vocab} * c.hidden);
+  return 2 * (int64_t{batch} * c.hidden + c.n_layers * layer_elements(c) + c.hidden +
+              int64_t{c.vocab} * c.hidden);
 }
 
 DeviceWeights load_device_weights(const ModelSource& source, int64_t reserve_bytes, cudaStream_t stream) {
@@ -163,9 +166,10 @@ DeviceWeights load_device_weights(const ModelSource& source, int64_t reserve_byt
   }
   Checkpoint ck = open_checkpoint(source.checkpoint_dir);
   if (ck.awq || ck.config.quant_bits != 0)
-    throw std::runtime_error(fmt::format(
-        "{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); use --device cpu",
-        source.checkpoint_dir));
+    throw std::runtime_error(
+        fmt::format("{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); "
+                    "use --device cpu",
+                    source.checkpoint_dir));
   check_fits(source, device_weight_bytes(c), reserve_bytes);
   DeviceWeights w = allocate(c);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`

@@ -11,7 +11,8 @@ namespace {
 
 // Largest power of two (up to 256) dividing every address: the alignment cuBLASLt may assume.
 int common_alignment(const void* a, const void* b, const void* c) {
-  uintptr_t bits = reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c);
+  uintptr_t bits =
+      reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c);
   int align = 256;
   while (align > 1 && (bits & uintptr_t(align - 1)) != 0) align /= 2;
   return align;
@@ -57,8 +58,8 @@ const Gemm::Plan& Gemm::plan_for(const Key& key, const char* op) {
 
     RL_CUDA_CHECK(op, cublasLtMatmulPreferenceCreate(&pref));
     const uint64_t ws = workspace_.bytes();
-    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                                           sizeof(ws)));
+    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                           &ws, sizeof(ws)));
     const uint32_t a32 = static_cast<uint32_t>(align);
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
@@ -66,10 +67,11 @@ const Gemm::Plan& Gemm::plan_for(const Key& key, const char* op) {
 
     cublasLtMatmulHeuristicResult_t result{};
     int returned = 0;
-    RL_CUDA_CHECK(op, cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result,
-                                                     &returned));
+    RL_CUDA_CHECK(
+        op, cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &returned));
     if (returned == 0)
-      throw std::runtime_error(std::string(op) + ": cuBLASLt has no fp16 GEMM kernel for n=" + std::to_string(n) +
+      throw std::runtime_error(std::string(op) +
+                               ": cuBLASLt has no fp16 GEMM kernel for n=" + std::to_string(n) +
                                " in=" + std::to_string(in) + " out=" + std::to_string(out));
     p.algo = result.algo;
     cublasLtMatmulPreferenceDestroy(pref);
@@ -84,8 +86,9 @@ const Gemm::Plan& Gemm::plan_for(const Key& key, const char* op) {
 void Gemm::run_impl(const void* x, const half* w, int n, int in, int out, void* y, cudaDataType_t y_type,
                     cudaStream_t stream, const char* op) {
   if (n <= 0 || in <= 0 || out <= 0)
-    throw std::invalid_argument(std::string(op) + ": GEMM needs positive n, in, out (got " + std::to_string(n) +
-                                ", " + std::to_string(in) + ", " + std::to_string(out) + ")");
+    throw std::invalid_argument(std::string(op) + ": GEMM needs positive n, in, out (got " +
+                                std::to_string(n) + ", " + std::to_string(in) + ", " + std::to_string(out) +
+                                ")");
   const Key key{n, in, out, static_cast<int>(y_type), common_alignment(x, w, y)};
   const Plan& p = plan_for(key, op);
   const float alpha = 1.0f, beta = 0.0f;
@@ -93,7 +96,8 @@ void Gemm::run_impl(const void* x, const half* w, int n, int in, int out, void* 
                                    workspace_.get(), workspace_.bytes(), stream));
 }
 
-void Gemm::run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream, const char* op) {
+void Gemm::run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream,
+               const char* op) {
   run_impl(x, w, n, in, out, y, CUDA_R_16F, stream, op);
 }
 

@@ -27,8 +27,10 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   // y[n, out] = x[n, in] W^T. `op` names the op in error messages ("layers.3.wqkv").
-  void run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream, const char* op);
-  void run(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream, const char* op);
+  void run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream,
+           const char* op);
+  void run(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream,
+           const char* op);
 
   size_t workspace_bytes() const { return workspace_.bytes(); }
 

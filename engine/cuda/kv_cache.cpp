@@ -18,7 +18,8 @@ BlockAllocator::BlockAllocator(int num_blocks, int first) : is_free_(num_blocks,
 }
 
 int BlockAllocator::allocate() {
-  if (free_.empty()) throw std::runtime_error("KV cache: no free block (the caller should have checked capacity)");
+  if (free_.empty())
+    throw std::runtime_error("KV cache: no free block (the caller should have checked capacity)");
   int b = free_.back();
   free_.pop_back();
   is_free_[b] = false;
@@ -53,7 +54,8 @@ PagedKvCache::PagedKvCache(const ModelConfig& c, int block_size, int num_blocks,
       blocks_(max_slots),
       changed_(max_slots, {0, 0}),
       allocator_(num_blocks, 1) {
-  if (num_blocks < 2) throw std::runtime_error("KV cache: needs at least 2 blocks (one is the padding block)");
+  if (num_blocks < 2)
+    throw std::runtime_error("KV cache: needs at least 2 blocks (one is the padding block)");
   // Zeroed pools: a kernel that reads a whole block whose tail no token has written yet sees finite
   // numbers, never NaN garbage that a zero softmax weight would still turn into NaN.
   RL_CUDA_CHECK("kv_cache", cudaMemsetAsync(k_.get(), 0, k_.bytes(), stream));
@@ -86,8 +88,8 @@ int PagedKvCache::blocks_needed(int slot, int64_t new_length) const {
 void PagedKvCache::grow(int slot, int64_t new_length) {
   const int64_t want = (new_length + block_size_ - 1) / block_size_;
   if (want > max_blocks_per_seq_)
-    throw std::logic_error(fmt::format("KV cache: {} tokens need {} blocks, more than a row of {}", new_length,
-                                       want, max_blocks_per_seq_));
+    throw std::logic_error(fmt::format("KV cache: {} tokens need {} blocks, more than a row of {}",
+                                       new_length, want, max_blocks_per_seq_));
   if (want <= blocks_held(slot)) return;
   // The previous upload may still be reading the pinned table: wait before writing into it.
   if (upload_pending_) {

@@ -67,16 +67,18 @@ class PagedKvCache {
   void upload_changes(cudaStream_t stream);
 
  private:
-  int* host_row(int slot) const { return table_host_.get() + static_cast<int64_t>(slot) * max_blocks_per_seq_; }
+  int* host_row(int slot) const {
+    return table_host_.get() + static_cast<int64_t>(slot) * max_blocks_per_seq_;
+  }
 
   int n_layers_, n_kv_heads_, head_dim_, block_size_, num_blocks_, max_slots_, max_blocks_per_seq_;
   int64_t layer_elems_;  // elements of one layer's K (or V) pool
   DeviceBuffer<half> k_, v_;
   PinnedBuffer<int> table_host_;
   DeviceBuffer<int> table_dev_;
-  std::vector<std::vector<int>> blocks_;         // per slot, in logical order
-  std::vector<std::pair<int, int>> changed_;     // per slot: [first, last) table entries to upload
-  Event uploaded_;                               // the last upload_changes() has read the host table
+  std::vector<std::vector<int>> blocks_;      // per slot, in logical order
+  std::vector<std::pair<int, int>> changed_;  // per slot: [first, last) table entries to upload
+  Event uploaded_;                            // the last upload_changes() has read the host table
   bool upload_pending_ = false;
   BlockAllocator allocator_;
 };

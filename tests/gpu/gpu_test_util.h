@@ -40,11 +40,11 @@ inline bool gpu_available(std::string* why) {
 }
 
 // Skips the calling test with "GPU not available: <reason>" where no GPU answers.
-#define RL_REQUIRE_GPU()                                                  \
-  do {                                                                    \
-    std::string rl_gpu_why_;                                              \
-    if (!::ridgeline::test::gpu_available(&rl_gpu_why_))                  \
-      GTEST_SKIP() << "GPU not available: " << rl_gpu_why_;               \
+#define RL_REQUIRE_GPU()                                    \
+  do {                                                      \
+    std::string rl_gpu_why_;                                \
+    if (!::ridgeline::test::gpu_available(&rl_gpu_why_))    \
+      GTEST_SKIP() << "GPU not available: " << rl_gpu_why_; \
   } while (0)
 
 // Owns n elements of device memory. poison() fills every byte with 0xFF: NaN for half and float,
@@ -72,7 +72,8 @@ class DeviceBuffer {
   T* get() const { return p_; }
   size_t size() const { return n_; }
   void upload(const std::vector<T>& host) {
-    if (!host.empty()) RL_CUDA_CHECK("test", cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+    if (!host.empty())
+      RL_CUDA_CHECK("test", cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
   }
   std::vector<T> download() const {
     RL_CUDA_CHECK("test", cudaDeviceSynchronize());

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -62,10 +62,13 @@ inline void report_nmse(const std::string& op, const std::string& shape, double 
   std::printf("[nmse] %-18s %-52s %.3e\n", op.c_str(), shape.c_str(), value);
 }
 
+inline uint16_t half_bits(half h) {
+  return __half_raw(h).x;
+}
+
+// The 0xFFFF pattern DeviceBuffer::poison() leaves (an fp16 NaN).
 inline bool is_poison(half h) {
-  uint16_t bits;
-  std::memcpy(&bits, &h, sizeof(bits));
-  return bits == 0xFFFFu;
+  return half_bits(h) == 0xFFFFu;
 }
 
 // A paged KV cache on host and device: slot s holds up to capacity[s] tokens in blocks drawn in
@@ -106,9 +109,9 @@ struct PagedCache {
   }
 
   static half half_from_bits(uint16_t bits) {
-    half h;
-    std::memcpy(&h, &bits, sizeof(h));
-    return h;
+    __half_raw r;
+    r.x = bits;
+    return half(r);
   }
 
   size_t index(int slot, int pos, int h, int d) const {

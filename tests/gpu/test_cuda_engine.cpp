@@ -38,13 +38,16 @@ const std::vector<RefCase>& reference_cases() {
     auto j = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
     for (const auto& c : j["cases"])
       v.push_back({c["name"].get<std::string>(), c["prompt_ids"].get<std::vector<int>>(),
-                   c["output_ids"].get<std::vector<int>>(), c["first_step_logits"].get<std::vector<float>>()});
+                   c["output_ids"].get<std::vector<int>>(),
+                   c["first_step_logits"].get<std::vector<float>>()});
     return v;
   }();
   return cases;
 }
 
-ModelSource tiny_source() { return resolve_model(test::data_path("tiny-internlm2-chat")); }
+ModelSource tiny_source() {
+  return resolve_model(test::data_path("tiny-internlm2-chat"));
+}
 
 // A small KV cache: the tests never need much, and the process may hold several backends at once.
 std::unique_ptr<Backend> tiny_cuda(const CudaOptions& copt = {}, int64_t max_kv_tokens = 8192) {
@@ -359,8 +362,8 @@ TEST(CudaEngine, ProfilingHookSeesEveryOpInForwardOrderAndChangesNothing) {
   EXPECT_EQ(max_depth, 1) << "ops do not nest";
   std::vector<std::string> expected{"embed"};
   for (int l = 0; l < layers; ++l)
-    for (const char* op : {"attention_norm", "wqkv", "rope_kv_write", "attention", "wo", "ffn_norm", "w13", "swiglu",
-                           "w2"})
+    for (const char* op :
+         {"attention_norm", "wqkv", "rope_kv_write", "attention", "wo", "ffn_norm", "w13", "swiglu", "w2"})
       expected.push_back("layers." + std::to_string(l) + "." + op);
   expected.push_back("norm");
   expected.push_back("output");
@@ -386,8 +389,8 @@ TEST(CudaEngine, BenchmarkHooksTimeTheStepWithoutAdvancingTheSequences) {
   EXPECT_FALSE(t.method.empty());
   for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(b->sequence_length(seqs[i]), 100 + 37 * int(i));
   EXPECT_EQ(b->capacity_tokens(), capacity);
-  std::printf("tiny model, 3 sequences, ctx ~100-175: %.1f us/step (first sample), method: %s\n", t.step_us[0],
-              t.method.c_str());
+  std::printf("tiny model, 3 sequences, ctx ~100-175: %.1f us/step (first sample), method: %s\n",
+              t.step_us[0], t.method.c_str());
 }
 
 // ---- presets: synthetic weights generated on the GPU ---------------------------------------------
@@ -474,8 +477,10 @@ TEST(DecodeBench, Preset1_8bB1Ctx1024) {
     EXPECT_LE(r.ms_median, r.ms_p90);
     std::printf(
         "decode internlm2-chat-1_8b B=%d ctx=%d: %.3f ms/step (p10 %.3f, p90 %.3f, n=%d), %.0f tokens/s, "
-        "%.0f GB/s implied (%.2f GB weights + %.3f GB KV per step)\n",
+        "%.0f GB/s implied (%.2f GB weights + %.3f GB KV per step); ops sum to %.3f ms (coverage %.2f)\n",
         r.batch, r.context, r.ms_median, r.ms_p10, r.ms_p90, r.iters, r.tokens_per_s, r.implied_GBps,
-        r.weight_bytes / 1e9, r.kv_bytes / 1e9);
+        r.weight_bytes / 1e9, r.kv_bytes / 1e9, r.ops_ms, r.ops_ms / r.ms_median);
+    EXPECT_GT(r.ops_ms, 0.0);
+    if (batch == 1) std::printf("method: %s\n", r.method.c_str());
   }
 }

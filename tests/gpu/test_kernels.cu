@@ -37,8 +37,8 @@ TEST(KernelGpu, DeviceAnswersOrEveryTestSkipsVisibly) {
   EXPECT_GE(n, 1);
   cudaDeviceProp prop{};
   ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
-  std::printf("[device] %s, %d SMs, compute capability %d.%d\n", prop.name, prop.multiProcessorCount, prop.major,
-              prop.minor);
+  std::printf("[device] %s, %d SMs, compute capability %d.%d\n", prop.name, prop.multiProcessorCount,
+              prop.major, prop.minor);
 }
 
 TEST(KernelEmbed, GathersTableRowsIntoTheFloatResidualExactly) {
@@ -79,7 +79,8 @@ TEST(KernelAddRmsnorm, MatchesReferenceWithAndWithoutResidualInput) {
         DeviceBuffer<float> d_res(residual);
         DeviceBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_out(residual.size());
         d_out.poison();
-        cuda::add_rmsnorm(d_res.get(), with_x ? d_x.get() : nullptr, d_w.get(), n, dim, eps, d_out.get(), nullptr);
+        cuda::add_rmsnorm(d_res.get(), with_x ? d_x.get() : nullptr, d_w.get(), n, dim, eps, d_out.get(),
+                          nullptr);
         double e = nmse(to_float(d_out.download()), out_ref);
         std::string shape = shape_name({{"dim", dim}, {"tokens", n}, {"with_x", with_x}});
         report_nmse("add_rmsnorm", shape, e);
@@ -136,7 +137,10 @@ TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
   const int n_tokens = int(seq_ids.size());
 
   for (const RopeCase& c : cases) {
-    std::string shape = shape_name({{"heads", c.n_heads}, {"kv", c.n_kv}, {"hd", c.head_dim}, {"bs", c.block_size},
+    std::string shape = shape_name({{"heads", c.n_heads},
+                                    {"kv", c.n_kv},
+                                    {"hd", c.head_dim},
+                                    {"bs", c.block_size},
                                     {"pos_scale", c.pos_scale}});
     SCOPED_TRACE(shape);
     std::mt19937 rng(c.n_heads * 1000 + c.block_size);
@@ -150,7 +154,8 @@ TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
       float* q = q_ref.data() + size_t(t) * c.n_heads * hd;
       ref::split_qkv(qkv.data() + size_t(t) * qkv_dim, c.n_heads, c.n_kv, hd, q, k_tok.data(), v_tok.data());
       for (int h = 0; h < c.n_heads; ++h) ref::rope(q + h * hd, hd, positions[t], c.base, c.pos_scale);
-      for (int h = 0; h < c.n_kv; ++h) ref::rope(k_tok.data() + h * hd, hd, positions[t], c.base, c.pos_scale);
+      for (int h = 0; h < c.n_kv; ++h)
+        ref::rope(k_tok.data() + h * hd, hd, positions[t], c.base, c.pos_scale);
       k_ref.insert(k_ref.end(), k_tok.begin(), k_tok.end());
       v_ref.insert(v_ref.end(), v_tok.begin(), v_tok.end());
     }
@@ -159,8 +164,8 @@ TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
     DeviceBuffer<half> d_qkv(to_half(qkv)), d_q(q_ref.size());
     DeviceBuffer<int> d_seq(seq_ids), d_pos(positions);
     d_q.poison();
-    cuda::rope_kv_write(d_qkv.get(), d_seq.get(), d_pos.get(), n_tokens, c.n_heads, cache.view(), c.base, c.pos_scale,
-                        d_q.get(), nullptr);
+    cuda::rope_kv_write(d_qkv.get(), d_seq.get(), d_pos.get(), n_tokens, c.n_heads, cache.view(), c.base,
+                        c.pos_scale, d_q.get(), nullptr);
     double eq = nmse(to_float(d_q.download()), q_ref);
     cache.download();
 
@@ -227,20 +232,16 @@ TEST(KernelSyntheticFill, WritesTheHostSyntheticValuesBitForBit) {
           auto got = d_out.download();
           int64_t mismatches = 0;
           for (int64_t i = 0; i < n; ++i) {
-            float expect = norm ? synthetic_norm_value(seed, tensor, i) : synthetic_value(seed, tensor, i, shift);
+            float expect =
+                norm ? synthetic_norm_value(seed, tensor, i) : synthetic_value(seed, tensor, i, shift);
             mismatches += __half2float(got[i]) != expect;
           }
-          EXPECT_EQ(mismatches, 0) << "seed " << seed << " tensor " << tensor << " norm " << norm << " shift " << shift;
+          EXPECT_EQ(mismatches, 0) << "seed " << seed << " tensor " << tensor << " norm " << norm << " shift "
+                                   << shift;
         }
       }
     }
   }
-}
-
-uint16_t half_bits(half h) {
-  uint16_t b;
-  std::memcpy(&b, &h, sizeof(b));
-  return b;
 }
 
 TEST(KernelConvert, Bf16AndFp32BecomeTheNearestFp16) {
@@ -248,7 +249,8 @@ TEST(KernelConvert, Bf16AndFp32BecomeTheNearestFp16) {
   std::mt19937 rng(7);
   auto values = random_floats(50000, rng, -3.0f, 3.0f);
   // Overflow to inf, subnormals, underflow to zero, exact halves and signs.
-  for (float x : {70000.0f, -70000.0f, 65504.0f, 1e-5f, -3e-7f, 1e-9f, 0.5f, -0.0f, 1.0009765625f}) values.push_back(x);
+  for (float x : {70000.0f, -70000.0f, 65504.0f, 1e-5f, -3e-7f, 1e-9f, 0.5f, -0.0f, 1.0009765625f})
+    values.push_back(x);
   for (size_t i = 0; i < 1000; ++i) values[i] *= 1e-5f;  // the fp16 subnormal range
   std::vector<uint16_t> bf16(values.size());
   std::vector<float> bf16_as_float(values.size());
@@ -293,7 +295,9 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   DeviceBuffer<half> h(4096);
   DeviceBuffer<float> f(4096);
   DeviceBuffer<int> i(64);
-  EXPECT_NE(invalid_argument_message([&] { cuda::embed(h.get(), i.get(), 1, 100, f.get(), nullptr); }).find("embed:"),
+  EXPECT_NE(invalid_argument_message([&] {
+              cuda::embed(h.get(), i.get(), 1, 100, f.get(), nullptr);
+            }).find("embed:"),
             std::string::npos);
   EXPECT_NE(invalid_argument_message([&] {
               cuda::add_rmsnorm(f.get(), nullptr, h.get(), 1, 12, 1e-5f, h.get(), nullptr);

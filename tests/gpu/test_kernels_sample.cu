@@ -53,8 +53,8 @@ struct RowParams {
 
 // Rows covering each rule alone and combined; top_k beyond the vocabulary means "all".
 const std::vector<RowParams> kRows = {
-    {0.0f, 0, 1.0f},  {0.7f, 0, 1.0f},   {1.0f, 40, 1.0f},   {0.8f, 0, 0.8f},
-    {1.3f, 50, 0.9f}, {0.5f, 1, 1.0f},   {1.0f, 1 << 30, 0.5f}, {2.0f, 0, 0.95f},
+    {0.0f, 0, 1.0f},  {0.7f, 0, 1.0f}, {1.0f, 40, 1.0f},      {0.8f, 0, 0.8f},
+    {1.3f, 50, 0.9f}, {0.5f, 1, 1.0f}, {1.0f, 1 << 30, 0.5f}, {2.0f, 0, 0.95f},
 };
 
 struct Sampler {
@@ -65,8 +65,15 @@ struct Sampler {
   DeviceBuffer<char> workspace;
 
   Sampler(int rows_, int vocab_)
-      : rows(rows_), vocab(vocab_), logits(size_t(rows_) * vocab_), temperatures(rows_), top_ps(rows_),
-        top_ks(rows_), positions(rows_), out(rows_), seeds(rows_),
+      : rows(rows_),
+        vocab(vocab_),
+        logits(size_t(rows_) * vocab_),
+        temperatures(rows_),
+        top_ps(rows_),
+        top_ks(rows_),
+        positions(rows_),
+        out(rows_),
+        seeds(rows_),
         workspace(cuda::sample_workspace_bytes(rows_, vocab_)) {}
 
   std::vector<int> run(const std::vector<RowParams>& params, const std::vector<uint64_t>& seed,
@@ -123,7 +130,8 @@ void expect_matches_reference(int vocab, float spread, int n_seeds, bool ties) {
                                kRows[r].top_p, ref::sampling_uniform(seeds[r], uint64_t(positions[r])));
       if (got[r] != expect) {
         ++mismatches;
-        ADD_FAILURE() << "vocab " << vocab << " seed " << s << " row " << r << ": gpu " << got[r] << " ref " << expect;
+        ADD_FAILURE() << "vocab " << vocab << " seed " << s << " row " << r << ": gpu " << got[r] << " ref "
+                      << expect;
       }
       distinct[r].insert(got[r]);
     }
@@ -149,6 +157,37 @@ TEST(KernelSample, BreaksTiesByLowestIndexLikeTheReference) {
   expect_matches_reference(640, 16.0f, 200, true);
 }
 
+TEST(KernelSample, MatchesReferenceForOneRowAndForManyRows) {
+  RL_REQUIRE_GPU();
+  // The sort key holds the row index above the logit: none for one row, six bits for 33 rows.
+  for (int rows : {1, 33}) {
+    const int vocab = rows == 1 ? 92544 : 3000;
+    Sampler sampler(rows, vocab);
+    std::mt19937 rng(rows);
+    int mismatches = 0;
+    for (int s = 0; s < 20; ++s) {
+      auto logits = distinct_logits(rows, vocab, 20.0f, rng);
+      sampler.logits.upload(logits);
+      std::vector<RowParams> params;
+      std::vector<uint64_t> seeds;
+      std::vector<int> positions;
+      for (int r = 0; r < rows; ++r) {
+        params.push_back(kRows[(r + s) % kRows.size()]);
+        seeds.push_back(uint64_t(s * 1000 + r));
+        positions.push_back(r * 3 + s);
+      }
+      auto got = sampler.run(params, seeds, positions);
+      for (int r = 0; r < rows; ++r) {
+        int expect =
+            ref::sample(logits.data() + size_t(r) * vocab, vocab, params[r].temperature, params[r].top_k,
+                        params[r].top_p, ref::sampling_uniform(seeds[r], uint64_t(positions[r])));
+        mismatches += got[r] != expect;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << rows << " rows";
+  }
+}
+
 TEST(KernelSample, SameSeedAndPositionGiveTheSameToken) {
   RL_REQUIRE_GPU();
   const int rows = int(kRows.size()), vocab = 5000;
@@ -172,14 +211,15 @@ TEST(KernelSample, GreedyRowsTakeTheArgmaxIgnoringNaN) {
   const int rows = 3, vocab = 1001;
   std::mt19937 rng(9);
   auto logits = random_floats(size_t(rows) * vocab, rng, -5.0f, 5.0f);
-  logits[10] = 100.0f, logits[20] = 100.0f;  // row 0: tie, lowest index wins
-  logits[vocab + 3] = NAN;                   // row 1: NaN never wins
+  logits[10] = 100.0f, logits[20] = 100.0f;                             // row 0: tie, lowest index wins
+  logits[vocab + 3] = NAN;                                              // row 1: NaN never wins
   for (int i = 0; i < vocab; ++i) logits[2 * size_t(vocab) + i] = NAN;  // row 2: all NaN -> 0
   Sampler sampler(rows, vocab);
   sampler.logits.upload(logits);
   std::vector<RowParams> greedy(rows, RowParams{0.0f, 0, 1.0f});
   auto got = sampler.run(greedy, std::vector<uint64_t>(rows, 1), std::vector<int>(rows, 0));
-  for (int r = 0; r < rows; ++r) EXPECT_EQ(got[r], ref::argmax(logits.data() + size_t(r) * vocab, vocab)) << r;
+  for (int r = 0; r < rows; ++r)
+    EXPECT_EQ(got[r], ref::argmax(logits.data() + size_t(r) * vocab, vocab)) << r;
 }
 
 }  // namespace

@@ -1,0 +1,28 @@
+// Asynchronous global -> shared copies (cp.async, sm_80+): loads that are in flight without holding
+// registers, so a memory-bound kernel can keep several steps of data on the way while it computes.
+#pragma once
+
+#include <cstdint>
+
+namespace ridgeline::cuda {
+
+// Copies 16 bytes, or writes 16 zero bytes when `valid` is false (src-size 0: nothing is read).
+// .cg: cached in L2 only, since streamed KV is read once.
+__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
+  uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits until at most `kPending` of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+}  // namespace ridgeline::cuda

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, in one go: builds ridgeline with CUDA (sm_90), runs every GPU test
+# (GoogleTest), runs the decode benchmark (internlm2-chat-1_8b, B=1 and B=16 at context 1024; it
+# prints ms/step, tokens/s and implied GB/s), and last, the slowest, compute-sanitizer memcheck over
+# the tiny-model engine tests. Logs go under OUTDIR; a summary comes last.
+#
+#   scripts/gpu-check.sh OUTDIR
+#
+# Environment: RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_PREBUILT=1 skips configure and
+# build and uses RIDGELINE_GPU_TESTS (default $RIDGELINE_BUILD_DIR/tests/ridgeline_gpu_tests), for
+# a binary built on another machine; RIDGELINE_SANITIZE_FILTER overrides the memcheck test filter and
+# RIDGELINE_SANITIZE_TIMEOUT bounds its seconds.
+set -uo pipefail
+out=${1:?usage: scripts/gpu-check.sh OUTDIR}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+build=${RIDGELINE_BUILD_DIR:-build-gpu}
+export PATH="/usr/local/cuda/bin:$PATH"
+
+if [ "${RIDGELINE_PREBUILT:-0}" != 1 ]; then
+  # CMake 3.25 does not know nvcc's C++20 flag; naming it is harmless on newer CMake.
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRIDGELINE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20 -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20 \
+    >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  cmake --build "$build" -j16 --target ridgeline_gpu_tests ridgeline >"$out/build.log" 2>&1 ||
+    { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
+fi
+tests=${RIDGELINE_GPU_TESTS:-$build/tests/ridgeline_gpu_tests}
+[ -x "$tests" ] || { echo "gpu-check: no test binary at $tests" >&2; exit 1; }
+
+nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed" >"$out/nvidia-smi.txt"
+status=0
+
+echo "== GPU tests" >&2
+"$tests" --gtest_filter='-DecodeBench.*' --gtest_output="xml:$out/gpu_tests.xml" >"$out/gpu_tests.log" 2>&1 ||
+  status=1
+
+echo "== decode benchmark" >&2
+"$tests" --gtest_filter='DecodeBench.*' >"$out/decode_bench.log" 2>&1 || status=1
+
+echo "== compute-sanitizer memcheck" >&2
+filter=${RIDGELINE_SANITIZE_FILTER:-CudaEngine.*}
+if command -v compute-sanitizer >/dev/null; then
+  timeout "${RIDGELINE_SANITIZE_TIMEOUT:-3600}" compute-sanitizer --tool memcheck --error-exitcode 9 "$tests" \
+    --gtest_filter="$filter" >"$out/memcheck.log" 2>&1 || status=1
+else
+  echo "compute-sanitizer not found" >"$out/memcheck.log"
+  status=1
+fi
+
+{
+  echo "gpu-check summary ($(head -1 "$out/nvidia-smi.txt" 2>/dev/null))"
+  grep -m1 -E "NVIDIA (H|A|L|B)[0-9]" "$out/nvidia-smi.txt" || true
+  echo "-- GPU tests:"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|tests? ran|relative L2|GB of fp16|Failure$" \
+    "$out/gpu_tests.log"
+  echo "-- memcheck ($filter):"
+  grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) " "$out/memcheck.log"
+  echo "-- decode benchmark:"
+  grep -E "^decode |^method: |^\[  (PASSED|FAILED) " "$out/decode_bench.log"
+  echo "status: $([ $status = 0 ] && echo ok || echo FAILED)"
+} | tee "$out/summary.txt"
+exit $status
