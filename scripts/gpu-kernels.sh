@@ -78,9 +78,9 @@ echo "memcheck: $(( $(date +%s) - start )) s" >&2
 {
   echo "gpu-kernels summary: $(head -1 "$out/device.txt")"
   echo "-- kernel tests:"
-  grep -E "^\[device\]|^\[nmse\]|^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|Failure|tests? ran" "$out/kernels.log"
+  grep -E "^\[device\]|^\[nmse\]|^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|Failure|test suites? ran" "$out/kernels.log"
   echo "-- memcheck:"
-  grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) |^\[  FAILED  \]|tests? ran" "$out/memcheck.log"
+  grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) |^\[  FAILED  \]|test suites? ran" "$out/memcheck.log"
   echo "status: $([ $status = 0 ] && echo ok || echo FAILED)"
 } | tee "$out/summary.txt"
 exit $status
