@@ -1,0 +1,109 @@
+// HTML layout of the report view: one file, inline CSS and SVG, per-run breakdowns folded in <details>.
+#include "analysis/render_html.h"
+
+#include <fmt/format.h>
+
+#include "analysis/svg_roofline.h"
+
+namespace ridgeline {
+namespace {
+
+constexpr const char* kStyle =
+    R"(body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.5em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; } h3 { font-size: 1.05em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.88em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; }
+th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) { background: #fafafa; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.facts dt { font-weight: bold; } dl.facts dd { margin: 0; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+details { margin: 0.4em 0; } summary { cursor: pointer; }
+.svg-wrap { overflow-x: auto; })";
+
+std::string table_html(const Table& t) {
+  std::string o = "<table>\n<thead><tr>";
+  for (const auto& h : t.header) o += "<th>" + xml_escape(h) + "</th>";
+  o += "</tr></thead>\n<tbody>\n";
+  for (const auto& row : t.rows) {
+    o += "<tr>";
+    for (size_t c = 0; c < row.size(); ++c)
+      o += (c < t.numeric.size() && t.numeric[c] ? "<td class=\"num\">" : "<td>") + xml_escape(row[c]) +
+           "</td>";
+    o += "</tr>\n";
+  }
+  return o + "</tbody>\n</table>\n";
+}
+
+std::string para(const std::string& s) {
+  return "<p>" + xml_escape(s) + "</p>\n";
+}
+
+std::string bullets(const std::vector<std::string>& items) {
+  std::string o = "<ul>\n";
+  for (const auto& s : items) o += "<li>" + xml_escape(s) + "</li>\n";
+  return o + "</ul>\n";
+}
+
+}  // namespace
+
+std::string render_html(const ReportView& v) {
+  const Report& r = v.report;
+  std::string o;
+  o += fmt::format(
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
+      "charset=\"utf-8\">\n<title>{}</title>\n<style>\n{}\n"
+      "</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+      xml_escape(report_title(r)), kStyle, xml_escape(report_title(r)));
+  o += "<dl class=\"facts\">\n";
+  for (const auto& f : report_facts(r))
+    o += fmt::format("<dt>{}</dt><dd>{}</dd>\n", xml_escape(f.name),
+                     f.code ? "<code>" + xml_escape(f.value) + "</code>" : xml_escape(f.value));
+  o += "</dl>\n";
+
+  o += "<h2>Headline</h2>\n" + para(headline_intro());
+  auto sentences = headline_sentences(r);
+  if (sentences.empty())
+    o += para("No decode runs at one context with two or more batches: no ridge batch to report.");
+  else
+    o += bullets(sentences) + table_html(headline_table(r));
+
+  o += "<h2>Runs</h2>\n" + para(runs_intro(r)) + table_html(runs_table(r));
+
+  if (auto cmp = format_comparison_table(r))
+    o += "<h2>Formats side by side</h2>\n" + bullets(format_comparison_sentences(r)) + table_html(*cmp);
+
+  o += "<h2>Charts</h2>\n";
+  for (const auto& c : report_charts(r))
+    o += fmt::format(
+        "<figure id=\"chart-{}\">\n<div "
+        "class=\"svg-wrap\">\n{}</div>\n<figcaption>{}</figcaption>\n</figure>\n",
+        xml_escape(c.slug), c.svg, xml_escape(c.caption));
+
+  o += "<h2>Top ops</h2>\n" + para(top_ops_intro());
+  for (size_t i : focus_runs(r))
+    o += "<h3>" + xml_escape(run_title(r.runs[i])) + "</h3>\n" + table_html(top_ops_table(r.runs[i]));
+
+  o += "<h2>Per-kind breakdown</h2>\n" + para(kinds_intro());
+  for (const auto& run : r.runs) {
+    o += fmt::format("<details>\n<summary>{}: step {}, coverage {}</summary>\n", xml_escape(run_title(run)),
+                     xml_escape(format_time_us(run.step.time_us.median)),
+                     xml_escape(format_percent(run.coverage)));
+    o += table_html(kinds_table(run));
+    if (!run.unmeasured_ops.empty()) {
+      std::string names;
+      for (const auto& n : run.unmeasured_ops) names += (names.empty() ? "" : ", ") + n;
+      o += para("Cost-model ops without a measured time (fused into another op): " + names + ".");
+    }
+    o += "</details>\n";
+  }
+
+  o += "<h2>Skipped configurations</h2>\n";
+  o += v.skipped.empty() ? para("None: every configuration of the sweep ran.")
+                         : table_html(skipped_table(v.skipped));
+  o += "</body>\n</html>\n";
+  return o;
+}
+
+}  // namespace ridgeline

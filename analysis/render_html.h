@@ -1,0 +1,13 @@
+// A report rendered as one self-contained HTML file: minimal inline CSS, the charts as inline SVG,
+// no JavaScript and no external assets. The same content as the Markdown rendering.
+#pragma once
+
+#include <string>
+
+#include "analysis/report_view.h"
+
+namespace ridgeline {
+
+std::string render_html(const ReportView& v);
+
+}  // namespace ridgeline

@@ -1,0 +1,117 @@
+// Markdown layout of the report view: bullets for facts and sentences, GFM tables, chart links.
+#include "analysis/render_markdown.h"
+
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "analysis/svg_roofline.h"
+
+namespace ridgeline {
+namespace {
+
+std::string cell(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    if (ch == '|')
+      o += "\\|";
+    else if (ch == '<')
+      o += "&lt;";
+    else if (ch == '\n' || ch == '\r')
+      o += ' ';
+    else
+      o += ch;
+  }
+  return o;
+}
+
+// Inline code that survives backticks inside the text (CommonMark: a longer fence).
+std::string code_span(const std::string& s) {
+  std::string fence = s.find('`') == std::string::npos ? "`" : "`` ";
+  std::string close = fence == "`" ? "`" : " ``";
+  return fence + s + close;
+}
+
+}  // namespace
+
+std::string markdown_table(const Table& t) {
+  std::string o = "|";
+  for (const auto& h : t.header) o += fmt::format(" {} |", cell(h));
+  o += "\n|";
+  for (size_t c = 0; c < t.header.size(); ++c)
+    o += c < t.numeric.size() && t.numeric[c] ? " ---: |" : " --- |";
+  o += "\n";
+  for (const auto& row : t.rows) {
+    o += "|";
+    for (const auto& v : row) o += fmt::format(" {} |", cell(v));
+    o += "\n";
+  }
+  return o;
+}
+
+MarkdownReport render_markdown(const ReportView& v, const std::string& chart_stem) {
+  const Report& r = v.report;
+  MarkdownReport out;
+  std::string& o = out.markdown;
+  auto add = [&o](const std::string& s) { o += s; };
+
+  add(fmt::format("# {}\n\n", cell(report_title(r))));
+  for (const auto& f : report_facts(r))
+    add(fmt::format("- **{}**: {}\n", f.name, f.code ? code_span(f.value) : cell(f.value)));
+
+  add("\n## Headline\n\n" + headline_intro() + "\n\n");
+  auto sentences = headline_sentences(r);
+  if (sentences.empty())
+    add("No decode runs at one context with two or more batches: no ridge batch to report.\n");
+  for (const auto& s : sentences) add("- " + cell(s) + "\n");
+  if (!r.headline.empty()) add("\n" + markdown_table(headline_table(r)));
+
+  add("\n## Runs\n\n" + runs_intro(r) + "\n\n" + markdown_table(runs_table(r)));
+
+  if (auto cmp = format_comparison_table(r)) {
+    add("\n## Formats side by side\n\n");
+    for (const auto& s : format_comparison_sentences(r)) add("- " + cell(s) + "\n");
+    add("\n" + markdown_table(*cmp));
+  }
+
+  add("\n## Charts\n\n");
+  if (chart_stem.empty()) {
+    add("The SVG charts are written beside the report with `-o report.md`, or inline with `-o "
+        "report.html`.\n\n");
+  } else {
+    for (auto& c : report_charts(r)) {
+      std::string name = fmt::format("{}-{}.svg", chart_stem, c.slug);
+      add(fmt::format("![{}]({})\n\n{}\n\n", c.title, name, cell(c.caption)));
+      out.charts.push_back({name, std::move(c.svg)});
+    }
+  }
+
+  add("## Top ops\n\n" + top_ops_intro() + "\n");
+  for (size_t i : focus_runs(r)) {
+    add(fmt::format("\n### {}\n\n", cell(run_title(r.runs[i]))));
+    add(markdown_table(top_ops_table(r.runs[i])));
+  }
+
+  add("\n## Per-kind breakdown\n\n" + kinds_intro() + "\n");
+  for (const auto& run : r.runs) {
+    add(fmt::format("\n### {}\n\n", cell(run_title(run))));
+    add(fmt::format("Step {} (coverage {}).\n\n", format_time_us(run.step.time_us.median),
+                    format_percent(run.coverage)));
+    add(markdown_table(kinds_table(run)));
+    if (!run.unmeasured_ops.empty()) {
+      std::string names;
+      for (const auto& n : run.unmeasured_ops) names += (names.empty() ? "" : ", ") + n;
+      add(fmt::format("\nCost-model ops without a measured time (fused into another op): {}.\n",
+                      cell(names)));
+    }
+  }
+
+  add("\n## Skipped configurations\n\n");
+  if (v.skipped.empty())
+    add("None: every configuration of the sweep ran.\n");
+  else
+    add(markdown_table(skipped_table(v.skipped)));
+  return out;
+}
+
+}  // namespace ridgeline

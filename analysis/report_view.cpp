@@ -1,0 +1,486 @@
+// The format-independent content of a rendered report: facts, sentences and formatted tables.
+#include "analysis/report_view.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace ridgeline {
+namespace {
+
+using nlohmann::json;
+
+std::vector<SkippedConfig> read_skipped(const json& j, const std::string& source) {
+  std::vector<SkippedConfig> out;
+  auto it = j.find("skipped");
+  if (it == j.end()) return out;
+  auto bad = [&](const std::string& path, const char* what) {
+    throw std::runtime_error(fmt::format("{}: {}: {}", source, path, what));
+  };
+  if (!it->is_array()) bad("$.skipped", "expected an array of {batch, context, weights, kv, reason}");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& s = (*it)[i];
+    std::string p = fmt::format("$.skipped[{}]", i);
+    if (!s.is_object()) bad(p, "expected an object");
+    auto integer = [&](const char* key) {
+      auto f = s.find(key);
+      if (f == s.end() || !f->is_number_integer()) bad(p + "." + key, "expected an integer");
+      return f->get<int>();
+    };
+    auto text = [&](const char* key) {
+      auto f = s.find(key);
+      if (f == s.end() || !f->is_string()) bad(p + "." + key, "expected a string");
+      return f->get<std::string>();
+    };
+    out.push_back({integer("batch"), integer("context"), text("weights"), text("kv"), text("reason")});
+  }
+  return out;
+}
+
+bool is_plain_decode(const RunRecord& r) {
+  return r.new_tokens_per_seq == 1 && r.contexts.empty();
+}
+
+std::string weights_cell(const std::string& weights, int group_size) {
+  return weights == "w4a16" ? fmt::format("w4a16 (g{})", group_size) : weights;
+}
+
+std::string context_cell(const RunRecord& r) {
+  std::string s = r.contexts.empty() ? std::to_string(r.context) : fmt::format("≤{} (mixed)", r.context);
+  if (r.new_tokens_per_seq != 1) s += fmt::format(" (prefill {})", r.new_tokens_per_seq);
+  return s;
+}
+
+// Median with p10-p90 in the median's unit: "16.93 ms (8.367–17.23)".
+std::string time_range_cell(const TimeStats& t) {
+  double scale = t.median < 1e3 ? 1 : t.median < 1e6 ? 1e3 : 1e6;
+  return fmt::format("{} ({}–{})", format_time_us(t.median), format_sig(t.p10 / scale, 4),
+                     format_sig(t.p90 / scale, 4));
+}
+
+std::string batch_list(const std::vector<int>& batches) {
+  std::string s;
+  for (int b : batches) s += (s.empty() ? "" : ", ") + std::to_string(b);
+  return s;
+}
+
+std::string ridge_cell(const std::optional<double>& b, const char* absent) {
+  return b ? format_sig(*b, 3) : std::string(absent);
+}
+
+// The columns shared by the per-kind and the top-ops tables, after their leading ones.
+void append_point_cells(std::vector<std::string>& row, const RooflinePoint& p) {
+  row.push_back(format_sig(p.achieved_GBps, 3));
+  row.push_back(format_percent(p.bandwidth_utilization));
+  row.push_back(format_sig(p.achieved_tflops, 3));
+  row.push_back(format_percent(p.compute_utilization));
+  row.push_back(format_sig(p.arithmetic_intensity, 3));
+  row.push_back(format_percent(p.roofline_efficiency));
+  row.push_back(p.bound);
+}
+const std::vector<std::string> kPointHeader = {"GB/s",   "BW util",       "TFLOP/s", "compute util",
+                                               "FLOP/B", "roofline eff.", "bound"};
+const std::vector<bool> kPointNumeric = {true, true, true, true, true, true, false};
+
+}  // namespace
+
+ReportView read_report_view(const nlohmann::json& j, const std::string& source) {
+  auto problems = validate_report(j);
+  if (!problems.empty()) {
+    size_t shown = std::min<size_t>(problems.size(), 3);
+    std::string list;
+    for (size_t i = 0; i < shown; ++i) list += (i ? "; " : "") + problems[i];
+    if (problems.size() > shown) list += fmt::format("; and {} more", problems.size() - shown);
+    throw std::runtime_error(fmt::format("{}: not a valid {} report ({} problem{}): {}", source,
+                                         kReportSchema, problems.size(), problems.size() == 1 ? "" : "s",
+                                         list));
+  }
+  ReportView v;
+  try {
+    v.report = report_from_json(j);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: {}", source, e.what()));
+  }
+  v.skipped = read_skipped(j, source);
+  return v;
+}
+
+ReportView load_report_view(const std::string& path) {
+  std::ifstream f(path);
+  if (!f)
+    throw std::runtime_error(fmt::format("{}: cannot open the report (no such file, or unreadable)", path));
+  json j;
+  try {
+    j = json::parse(f);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(fmt::format("{}: not JSON: {}", path, e.what()));
+  }
+  return read_report_view(j, path);
+}
+
+std::string format_sig(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  if (v == 0) return "0";
+  double a = std::abs(v);
+  if (a < 1e-4 || a >= 1e15) return fmt::format("{:.{}e}", v, std::max(0, digits - 1));
+  int mag = static_cast<int>(std::floor(std::log10(a)));
+  int decimals = std::max(0, digits - 1 - mag);
+  // Rounding may carry into a new leading digit (9.996 -> 10.00): then one decimal fewer.
+  double rounded = std::round(a * std::pow(10.0, decimals)) / std::pow(10.0, decimals);
+  if (rounded > 0 && std::floor(std::log10(rounded)) > mag) decimals = std::max(0, decimals - 1);
+  return fmt::format("{:.{}f}", v, decimals);
+}
+
+std::string format_time_us(double us) {
+  if (!std::isfinite(us)) return "n/a";
+  if (us < 1e3) return format_sig(us, 4) + " µs";
+  if (us < 1e6) return format_sig(us / 1e3, 4) + " ms";
+  return format_sig(us / 1e6, 4) + " s";
+}
+
+std::string format_percent(double fraction) {
+  if (!std::isfinite(fraction)) return "n/a";
+  double p = 100 * fraction;
+  if (p != 0 && std::abs(p) < 0.1) return format_sig(p, 2) + "%";
+  return fmt::format("{:.1f}%", p);
+}
+
+std::string format_count(double n) {
+  if (!std::isfinite(n)) return "n/a";
+  if (n < 1e3) return fmt::format("{:.0f}", n);
+  if (n < 1e6) return format_sig(n / 1e3, 3) + " k";
+  if (n < 1e9) return format_sig(n / 1e6, 3) + " M";
+  return format_sig(n / 1e9, 3) + " B";
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return format_sig(bytes, 3) + " " + units[u];
+}
+
+std::string format_label(const std::string& weights, const std::string& kv, int group_size) {
+  std::string w = weights;
+  if (weights == "w4a16" && group_size != 128) w += fmt::format(" (group {})", group_size);
+  return fmt::format("{} weights + {} KV", w, kv);
+}
+
+std::string run_title(const RunRecord& r) {
+  std::string ctx =
+      r.contexts.empty() ? fmt::format("context {}", r.context) : fmt::format("contexts up to {}", r.context);
+  std::string s = fmt::format("B={}, {}, {}", r.batch, ctx, format_label(r.weights, r.kv, r.group_size));
+  if (r.new_tokens_per_seq != 1) s += fmt::format(", prefill of {} tokens", r.new_tokens_per_seq);
+  return s;
+}
+
+RunFormat run_format(const RunRecord& r) {
+  return {r.weights, r.kv, r.weights == "w4a16" ? r.group_size : 128};
+}
+
+std::vector<RunFormat> report_formats(const Report& r) {
+  std::vector<RunFormat> out;
+  for (const auto& run : r.runs) {
+    RunFormat f = run_format(run);
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  }
+  auto base = std::find(out.begin(), out.end(), RunFormat{"fp16", "fp16", 128});
+  if (base != out.end()) std::rotate(out.begin(), base, base + 1);
+  return out;
+}
+
+std::string report_title(const Report& r) {
+  return fmt::format("ridgeline report: {} on {}", r.model.name, r.device.name);
+}
+
+std::vector<Fact> report_facts(const Report& r) {
+  const ModelConfig& c = r.model.config;
+  const DeviceInfo& d = r.device;
+  std::vector<Fact> out;
+  out.push_back(
+      {"Model",
+       fmt::format("{} ({} parameters, {}): {} layers, hidden {}, {} heads / {} KV heads of "
+                   "{}, FFN {}, vocab {}",
+                   r.model.name, format_count(double(r.model.params)),
+                   r.model.synthetic ? "synthetic weights on preset shapes" : "checkpoint weights",
+                   c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim, c.intermediate, c.vocab)});
+  std::string dev = fmt::format("{}, {} backend", d.name, d.backend);
+  if (d.sm_count > 0) dev += fmt::format(", {} SMs", d.sm_count);
+  if (d.memory_bytes > 0) dev += fmt::format(", {} memory", format_bytes(double(d.memory_bytes)));
+  if (!d.driver.empty()) dev += fmt::format(", driver {}", d.driver);
+  if (!d.cuda.empty()) dev += fmt::format(", CUDA {}", d.cuda);
+  out.push_back({"Device", dev});
+  std::string peak =
+      fmt::format("{} GB/s, {} TFLOP/s", format_sig(d.peak.peak_GBps, 4), format_sig(d.peak.peak_tflops, 3));
+  if (d.peak.copy_GBps > 0)
+    peak += fmt::format("; copy {} GB/s (read + written)", format_sig(d.peak.copy_GBps, 4));
+  if (d.peak.read_GBps > 0)
+    peak += fmt::format("; read-only stream {} GB/s", format_sig(d.peak.read_GBps, 4));
+  out.push_back({fmt::format("Peaks ({})", d.peak.source), peak});
+  if (d.datasheet) {
+    const Datasheet& s = *d.datasheet;
+    out.push_back(
+        {"Datasheet", fmt::format("{}: {} GB/s, {} TFLOP/s; the peaks above are {} and {} of it",
+                                  s.name.empty() ? d.name : s.name, format_sig(s.GBps, 4),
+                                  format_sig(s.tflops, 3), format_percent(d.peak.peak_GBps / s.GBps),
+                                  format_percent(d.peak.peak_tflops / s.tflops))});
+  } else {
+    out.push_back({"Datasheet", "none for this device"});
+  }
+  out.push_back({"Ridge", fmt::format("{} FLOP/B (peak FLOP/s over peak B/s): ops below it are memory-bound",
+                                      format_sig(d.peak.ridge(), 3))});
+  out.push_back({"Command", r.command, true});
+  out.push_back({"Git commit", r.git_commit.empty() ? "unknown" : r.git_commit});
+  out.push_back({"Date", r.created});
+  out.push_back({"Method", r.method});
+  std::vector<std::string> op_methods;
+  for (const auto& run : r.runs)
+    if (!run.method.empty() && run.method != r.method &&
+        std::find(op_methods.begin(), op_methods.end(), run.method) == op_methods.end())
+      op_methods.push_back(run.method);
+  for (const auto& m : op_methods) out.push_back({"Per-op method", m});
+  return out;
+}
+
+std::vector<std::string> headline_sentences(const Report& r) {
+  std::vector<std::string> out;
+  for (const auto& h : r.headline) {
+    int largest = h.batches.empty() ? 0 : *std::max_element(h.batches.begin(), h.batches.end());
+    std::string measured = h.measured_ridge_batch
+                               ? fmt::format("decode turns compute-bound at B≈{} measured",
+                                             format_sig(*h.measured_ridge_batch, 3))
+                               : fmt::format("no compute roof was reached up to B={} measured", largest);
+    std::string predicted =
+        h.predicted_ridge_batch
+            ? fmt::format("the cost model predicts B≈{}", format_sig(*h.predicted_ridge_batch, 3))
+            : std::string("the cost model predicts the step stays memory-bound at every batch");
+    std::string gemm;
+    if (h.measured_gemm_ridge_batch || h.predicted_gemm_ridge_batch)
+      gemm = fmt::format(" (GEMMs alone: {} measured, {} predicted)",
+                         h.measured_gemm_ridge_batch ? "B≈" + format_sig(*h.measured_gemm_ridge_batch, 3)
+                                                     : std::string("not reached"),
+                         h.predicted_gemm_ridge_batch ? "B≈" + format_sig(*h.predicted_gemm_ridge_batch, 3)
+                                                      : std::string("none"));
+    out.push_back(fmt::format("{}, context {}: {}; {}{}; batches measured: {}.",
+                              format_label(h.weights, h.kv, h.group_size), h.context, measured, predicted,
+                              gemm, batch_list(h.batches)));
+  }
+  return out;
+}
+
+Table headline_table(const Report& r) {
+  Table t{{"weights", "KV", "context", "batches", "measured ridge B", "predicted ridge B",
+           "measured GEMM ridge B", "predicted GEMM ridge B"},
+          {false, false, true, false, true, true, true, true},
+          {}};
+  for (const auto& h : r.headline)
+    t.rows.push_back({weights_cell(h.weights, h.group_size), h.kv, std::to_string(h.context),
+                      batch_list(h.batches), ridge_cell(h.measured_ridge_batch, "not reached"),
+                      ridge_cell(h.predicted_ridge_batch, "none"),
+                      ridge_cell(h.measured_gemm_ridge_batch, "not reached"),
+                      ridge_cell(h.predicted_gemm_ridge_batch, "none")});
+  return t;
+}
+
+Table runs_table(const Report& r) {
+  Table t{{"B", "context", "weights", "KV", "step median (p10–p90)", "tokens/s", "GB/s", "BW util", "TFLOP/s",
+           "compute util", "roofline eff.", "bound", "coverage", "predicted step"},
+          {true, true, false, false, true, true, true, true, true, true, true, false, true, true},
+          {}};
+  for (const auto& run : r.runs) {
+    const RooflinePoint& p = run.step.point;
+    t.rows.push_back({std::to_string(run.batch), context_cell(run), weights_cell(run.weights, run.group_size),
+                      run.kv, time_range_cell(run.step.time_us), format_sig(run.step.tokens_per_s, 3),
+                      format_sig(p.achieved_GBps, 3), format_percent(p.bandwidth_utilization),
+                      format_sig(p.achieved_tflops, 3), format_percent(p.compute_utilization),
+                      format_percent(p.roofline_efficiency), p.bound, format_percent(run.coverage),
+                      format_time_us(run.predicted.time_us)});
+  }
+  return t;
+}
+
+namespace {
+
+// Tokens/s per (format index, batch, context) of the plain decode runs, and the (batch, context)
+// pairs that at least two formats share, by context then batch.
+struct Comparison {
+  std::vector<RunFormat> formats;
+  std::map<std::tuple<size_t, int, int>, double> tokens_per_s;
+  std::vector<std::pair<int, int>> shared;  // (batch, context)
+};
+
+Comparison compare(const Report& r) {
+  Comparison c;
+  c.formats = report_formats(r);
+  std::map<std::pair<int, int>, int> formats_at;
+  for (const auto& run : r.runs) {
+    if (!is_plain_decode(run)) continue;
+    size_t f = std::find(c.formats.begin(), c.formats.end(), run_format(run)) - c.formats.begin();
+    if (c.tokens_per_s.emplace(std::tuple{f, run.batch, run.context}, run.step.tokens_per_s).second)
+      ++formats_at[{run.batch, run.context}];
+  }
+  for (const auto& [key, n] : formats_at)
+    if (n >= 2) c.shared.push_back(key);
+  std::sort(c.shared.begin(), c.shared.end(),
+            [](auto a, auto b) { return std::tie(a.second, a.first) < std::tie(b.second, b.first); });
+  return c;
+}
+
+}  // namespace
+
+std::optional<Table> format_comparison_table(const Report& r) {
+  Comparison c = compare(r);
+  if (c.formats.size() < 2) return std::nullopt;
+  Table t{{"B", "context"}, {true, true}, {}};
+  for (size_t f = 0; f < c.formats.size(); ++f) {
+    t.header.push_back(c.formats[f].label() + " tokens/s");
+    t.numeric.push_back(true);
+    if (f > 0) {
+      t.header.push_back("speedup");
+      t.numeric.push_back(true);
+    }
+  }
+  for (auto [batch, context] : c.shared) {
+    std::vector<std::string> row{std::to_string(batch), std::to_string(context)};
+    auto base = c.tokens_per_s.find({0, batch, context});
+    for (size_t f = 0; f < c.formats.size(); ++f) {
+      auto it = c.tokens_per_s.find({f, batch, context});
+      row.push_back(it == c.tokens_per_s.end() ? "–" : format_sig(it->second, 3));
+      if (f == 0) continue;
+      bool both = it != c.tokens_per_s.end() && base != c.tokens_per_s.end();
+      row.push_back(both ? fmt::format("{:.2f}×", it->second / base->second) : "–");
+    }
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::vector<std::string> format_comparison_sentences(const Report& r) {
+  Comparison c = compare(r);
+  std::vector<std::string> out;
+  for (size_t f = 1; f < c.formats.size(); ++f) {
+    struct Point {
+      double speedup;
+      int batch, context;
+    };
+    std::vector<Point> pts;
+    for (auto [batch, context] : c.shared) {
+      auto a = c.tokens_per_s.find({0, batch, context});
+      auto b = c.tokens_per_s.find({f, batch, context});
+      if (a != c.tokens_per_s.end() && b != c.tokens_per_s.end())
+        pts.push_back({b->second / a->second, batch, context});
+    }
+    if (pts.empty()) continue;
+    auto [lo, hi] = std::minmax_element(pts.begin(), pts.end(),
+                                        [](const Point& a, const Point& b) { return a.speedup < b.speedup; });
+    std::string vs = fmt::format("{} against {}", c.formats[f].label(), c.formats[0].label());
+    if (pts.size() == 1) {
+      out.push_back(fmt::format("{}: {:.2f}× the tokens/s at B={}, context {}.", vs, lo->speedup, lo->batch,
+                                lo->context));
+    } else {
+      out.push_back(fmt::format(
+          "{}: from {:.2f}× the tokens/s (B={}, context {}) to {:.2f}× (B={}, context {}) "
+          "over {} configurations.",
+          vs, lo->speedup, lo->batch, lo->context, hi->speedup, hi->batch, hi->context, pts.size()));
+    }
+  }
+  return out;
+}
+
+std::vector<size_t> focus_runs(const Report& r) {
+  std::set<size_t> chosen;
+  for (const auto& f : report_formats(r)) {
+    int context = -1;
+    for (const auto& run : r.runs)
+      if (is_plain_decode(run) && run_format(run) == f) context = std::max(context, run.context);
+    std::optional<size_t> smallest, largest;
+    for (size_t i = 0; i < r.runs.size(); ++i) {
+      const RunRecord& run = r.runs[i];
+      if (!is_plain_decode(run) || !(run_format(run) == f) || run.context != context) continue;
+      if (!smallest || run.batch < r.runs[*smallest].batch) smallest = i;
+      if (!largest || run.batch > r.runs[*largest].batch) largest = i;
+    }
+    if (smallest) chosen.insert(*smallest);
+    if (largest) chosen.insert(*largest);
+  }
+  return {chosen.begin(), chosen.end()};
+}
+
+Table kinds_table(const RunRecord& r) {
+  Table t{{"kind", "ops", "time", "share of op time"}, {false, true, true, true}, {}};
+  t.header.insert(t.header.end(), kPointHeader.begin(), kPointHeader.end());
+  t.numeric.insert(t.numeric.end(), kPointNumeric.begin(), kPointNumeric.end());
+  double total = 0;
+  for (const auto& k : r.by_kind) total += k.point.time_us;
+  for (const auto& k : r.by_kind) {
+    std::vector<std::string> row{k.kind, std::to_string(k.count), format_time_us(k.point.time_us),
+                                 format_percent(total > 0 ? k.point.time_us / total : 0)};
+    append_point_cells(row, k.point);
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+Table top_ops_table(const RunRecord& r, size_t n) {
+  Table t{{"op", "kind", "time", "share of step"}, {false, false, true, true}, {}};
+  t.header.insert(t.header.end(), kPointHeader.begin(), kPointHeader.end());
+  t.numeric.insert(t.numeric.end(), kPointNumeric.begin(), kPointNumeric.end());
+  std::vector<const OpRecord*> ops;
+  for (const auto& op : r.ops) ops.push_back(&op);
+  std::stable_sort(ops.begin(), ops.end(),
+                   [](const OpRecord* a, const OpRecord* b) { return a->point.time_us > b->point.time_us; });
+  if (ops.size() > n) ops.resize(n);
+  for (const OpRecord* op : ops) {
+    std::vector<std::string> row{op->name, op->kind, format_time_us(op->point.time_us),
+                                 format_percent(op->point.time_us / r.step.time_us.median)};
+    append_point_cells(row, op->point);
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+Table skipped_table(const std::vector<SkippedConfig>& skipped) {
+  Table t{{"B", "context", "weights", "KV", "reason"}, {true, true, false, false, false}, {}};
+  for (const auto& s : skipped)
+    t.rows.push_back({std::to_string(s.batch), std::to_string(s.context), s.weights, s.kv, s.reason});
+  return t;
+}
+
+std::string headline_intro() {
+  return "The ridge batch is where decode stops being memory-bound. Measured: the knee of the roofline that "
+         "the runs trace out (the bandwidth the smallest batch achieves against the highest FLOP rate any "
+         "batch "
+         "achieves). Predicted: the batch at which the cost model's step intensity reaches the device ridge.";
+}
+
+std::string runs_intro(const Report& r) {
+  return fmt::format(
+      "{} run{}. Rates and utilizations divide the cost model's bytes and FLOPs by the measured median step "
+      "time, against the peaks above. Roofline efficiency is the roofline time over the measured time; "
+      "coverage is the summed op time over the step time; the predicted step runs every op at its roof, one "
+      "after another.",
+      r.runs.size(), r.runs.size() == 1 ? "" : "s");
+}
+
+std::string top_ops_intro() {
+  return "The slowest ops of each format's smallest and largest batch at its largest context, with their "
+         "share "
+         "of the step time.";
+}
+
+std::string kinds_intro() {
+  return "Per run, the ops of each kind summed: time, share of the summed op time, and where they sit "
+         "against "
+         "the roofs.";
+}
+
+}  // namespace ridgeline
