@@ -126,6 +126,7 @@ class CudaBackendImpl final : public CudaBackend {
   void run_step(const StepArgs& a, const OpHook* hook);
   void run_argmax(int rows, const OpHook* hook);  // greedy tokens of logits_ rows into sampled_dev_
   int op_count() const;
+  std::vector<OpSamples> profile_ops_cupti(const StepArgs& a, int iters);
   std::vector<OpSamples> profile_ops_in_graph(const StepArgs& a, int iters);
   std::vector<OpSamples> profile_ops_eagerly(const StepArgs& a, int iters);
   int bucket_rows(int n) const;

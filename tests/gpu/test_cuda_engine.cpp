@@ -393,6 +393,35 @@ TEST(CudaEngine, BenchmarkHooksTimeTheStepWithoutAdvancingTheSequences) {
               t.step_us[0], t.method.c_str());
 }
 
+TEST(CudaEngine, PerOpKernelTimesExplainTheStepWithoutExceedingIt) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  std::vector<int> seqs;
+  for (int i = 0; i < 4; ++i) {
+    seqs.push_back(b->create_sequence());
+    b->fill_context(seqs.back(), 500, 11 + i);
+  }
+  DecodeTiming t = b->benchmark_decode(seqs, 3, 20);
+  if (t.method.find("CUPTI kernel") == std::string::npos)
+    GTEST_SKIP() << "CUPTI unavailable here, per-op times come from events: " << t.method;
+  std::vector<double> steps = t.step_us;
+  std::sort(steps.begin(), steps.end());
+  double sum_ops = 0;
+  for (const auto& op : t.ops) {
+    std::vector<double> v = op.us;
+    std::sort(v.begin(), v.end());
+    sum_ops += v[v.size() / 2];
+    if (op.name.find("wqkv") != std::string::npos || op.name.find("attention") != std::string::npos)
+      EXPECT_GT(v[v.size() / 2], 0.0) << op.name << " launched no kernel CUPTI saw";
+  }
+  // Kernel time alone: the ops sum to less than the graph-replayed step, and explain most of it.
+  const double coverage = sum_ops / steps[steps.size() / 2];
+  EXPECT_LE(coverage, 1.02);
+  EXPECT_GT(coverage, 0.3);
+  std::printf("tiny model B=4 ctx 500: step %.1f us, ops sum %.1f us, coverage %.2f\n",
+              steps[steps.size() / 2], sum_ops, coverage);
+}
+
 // ---- presets: synthetic weights generated on the GPU ---------------------------------------------
 
 TEST(CudaPreset, Internlm2Chat1_8bMatchesTheCpuBackend) {
