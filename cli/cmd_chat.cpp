@@ -24,6 +24,7 @@
 #include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
+#include "cli/generation_flags.h"
 #include "engine/generate.h"
 #include "engine/model_source.h"
 #include "engine/session.h"
@@ -260,16 +261,7 @@ int run_chat(const std::vector<std::string>& argv) {
   if (source.tokenizer_path.empty())
     throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", a.require("model")));
 
-  GenerateOptions opt;
-  opt.max_new_tokens = a.get_int("max-new-tokens", 512);
-  if (opt.max_new_tokens < 1) throw UsageError("--max-new-tokens must be >= 1");
-  opt.sampling.temperature = float(a.get_double("temperature", 0.0));
-  opt.sampling.top_k = a.get_int("top-k", 0);
-  opt.sampling.top_p = float(a.get_double("top-p", 1.0));
-  opt.sampling.seed = uint64_t(a.get_int64("seed", 0));
-  if (opt.sampling.temperature < 0 || opt.sampling.top_k < 0 ||
-      !(opt.sampling.top_p > 0 && opt.sampling.top_p <= 1))
-    throw UsageError("--temperature must be >= 0, --top-k >= 0, --top-p in (0, 1]");
+  GenerateOptions opt = generation_flags(a, 512, 1);
   const int token_delay_ms = a.get_int("token-delay-ms", 0);
   if (token_delay_ms < 0) throw UsageError("--token-delay-ms must be >= 0");
 

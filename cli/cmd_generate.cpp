@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
+#include "cli/generation_flags.h"
 #include "cli/npy.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"
@@ -50,16 +51,7 @@ int run_generate(const std::vector<std::string>& argv) {
   Tokenizer tok = Tokenizer::load(source.tokenizer_path);
   std::vector<int> prompt = prompt_ids(a, tok);
 
-  GenerateOptions opt;
-  opt.max_new_tokens = a.get_int("max-new-tokens", 256);
-  if (opt.max_new_tokens < 0) throw UsageError("--max-new-tokens must be >= 0");
-  opt.sampling.temperature = float(a.get_double("temperature", 0.0));
-  opt.sampling.top_k = a.get_int("top-k", 0);
-  opt.sampling.top_p = float(a.get_double("top-p", 1.0));
-  opt.sampling.seed = uint64_t(a.get_int64("seed", 0));
-  if (opt.sampling.temperature < 0 || opt.sampling.top_k < 0 ||
-      !(opt.sampling.top_p > 0 && opt.sampling.top_p <= 1))
-    throw UsageError("--temperature must be >= 0, --top-k >= 0, --top-p in (0, 1]");
+  GenerateOptions opt = generation_flags(a, 256, 0);
   opt.stop_ids = tok.stop_ids();
   opt.keep_logits = a.has("logits-out");
 

@@ -8,6 +8,7 @@
 
 #include "analysis/cost_model.h"
 #include "analysis/roofline.h"
+#include "engine/model_source.h"
 
 using namespace ridgeline;
 using ::testing::HasSubstr;
@@ -17,27 +18,11 @@ namespace {
 // internlm2-chat-1_8b: hidden 2048, 24 layers, 16 heads, 8 KV heads, head_dim 128, intermediate
 // 8192, vocab 92544, untied head.
 ModelConfig internlm2_1_8b() {
-  ModelConfig c;
-  c.name = "internlm2-chat-1_8b";
-  c.hidden = 2048;
-  c.n_layers = 24;
-  c.n_heads = 16;
-  c.n_kv_heads = 8;
-  c.head_dim = 128;
-  c.intermediate = 8192;
-  c.vocab = 92544;
-  return c;
+  return preset_config("internlm2-chat-1_8b");
 }
-
-// internlm2-chat-7b: hidden 4096, 32 layers, 32 heads, 8 KV heads, head_dim 128.
+// internlm2-chat-7b: hidden 4096, 32 layers, 32 heads, 8 KV heads, head_dim 128, intermediate 14336.
 ModelConfig internlm2_7b() {
-  ModelConfig c = internlm2_1_8b();
-  c.name = "internlm2-chat-7b";
-  c.hidden = 4096;
-  c.n_layers = 32;
-  c.n_heads = 32;
-  c.intermediate = 14336;
-  return c;
+  return preset_config("internlm2-chat-7b");
 }
 
 StepShape decode(int batch, int context, WeightFmt w = WeightFmt::fp16, KvFmt kv = KvFmt::fp16) {

@@ -16,6 +16,7 @@
 #include "analysis/render_markdown.h"
 #include "analysis/report_view.h"
 #include "analysis/svg_roofline.h"
+#include "engine/model_source.h"
 #include "test_util.h"
 
 using namespace ridgeline;
@@ -123,17 +124,7 @@ RooflineChart steps_chart(const Report& r) {
 }
 
 ModelConfig internlm2_1_8b() {
-  ModelConfig c;
-  c.name = "internlm2-chat-1_8b";
-  c.hidden = 2048;
-  c.n_layers = 24;
-  c.n_heads = 16;
-  c.n_kv_heads = 8;
-  c.head_dim = 128;
-  c.intermediate = 8192;
-  c.vocab = 92544;
-  c.rope_theta = 1e6;
-  return c;
+  return preset_config("internlm2-chat-1_8b");
 }
 
 // A GPU-like report in three formats whose step times are chosen, so that tokens/s and speedups

@@ -9,6 +9,7 @@
 
 #include "analysis/ceilings.h"
 #include "analysis/report.h"
+#include "engine/model_source.h"
 
 using namespace ridgeline;
 using nlohmann::json;
@@ -18,17 +19,7 @@ using ::testing::HasSubstr;
 namespace {
 
 ModelConfig internlm2_1_8b() {
-  ModelConfig c;
-  c.name = "internlm2-chat-1_8b";
-  c.hidden = 2048;
-  c.n_layers = 24;
-  c.n_heads = 16;
-  c.n_kv_heads = 8;
-  c.head_dim = 128;
-  c.intermediate = 8192;
-  c.vocab = 92544;
-  c.rope_theta = 1e6;
-  return c;
+  return preset_config("internlm2-chat-1_8b");
 }
 
 const Ceilings kCeil{3000, 700, "measured", 2900, 3000};
