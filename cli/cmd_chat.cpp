@@ -1,6 +1,7 @@
 // ridgeline chat: an interactive multi-turn conversation, the sanity check that the engine really
 // works. With a terminal on stdin it prompts and colours on stderr; with a pipe it reads one message
 // per line and writes only the replies to stdout, so that it can be scripted and tested.
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,6 +99,16 @@ class LineReader {
         buf_.clear();
         return Status::line;
       }
+      // A Ctrl-C can land just before read() starts, where it would not interrupt it: check the flag
+      // first, and wait in short polls so that such a signal is seen within 100 ms.
+      if (g_interrupted.exchange(false)) {
+        buf_.clear();
+        return Status::interrupted;
+      }
+      pollfd p{STDIN_FILENO, POLLIN, 0};
+      int ready = ::poll(&p, 1, 100);
+      if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+      if (ready < 0) throw std::runtime_error(fmt::format("waiting for stdin: {}", std::strerror(errno)));
       char chunk[4096];
       ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
       if (n > 0) {
@@ -288,7 +299,6 @@ int run_chat(const std::vector<std::string>& argv) {
   SigintGuard sigint;
   LineReader reader;
   for (;;) {
-    g_interrupted.store(false);
     std::optional<std::string> message = read_message(reader, io);
     if (!message) return 0;
     if (blank(*message)) continue;
@@ -346,6 +356,7 @@ int run_chat(const std::vector<std::string>& argv) {
     std::fflush(stdout);
     const TurnStats& s = turn.stats;
     if (s.stop_reason == "interrupted") io.note("[interrupted]");
+    g_interrupted.store(false);  // that Ctrl-C was for the reply, not for the next prompt
     if (s.stop_reason == "max_new_tokens")
       io.note(fmt::format("[reply cut at --max-new-tokens {}]", opt.max_new_tokens));
     if (!io.quiet)
