@@ -102,6 +102,7 @@ int run_generate(const std::vector<std::string>& argv) {
     std::string rest = stream.flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
+    std::fflush(stdout);  // the reply's newline before the stats line when both go to one file
     fmt::print(stderr, "[{} prompt + {} new tokens on {}, {:.1f} tok/s decode, {:.2f} ms/token, stop: {}]\n",
                r.prefill_tokens, r.output_ids.size(), backend->name(),
                stats["decode_tokens_per_s"].get<double>(), stats["ms_per_token"].get<double>(),
