@@ -67,6 +67,12 @@ void prefill_attention(const half* q, const int* seq_ids, const int* positions, 
 // out [n_tokens, inter] = silu(gate) * up, fp32 maths.
 void swiglu(const half* gate_up, int n_tokens, int inter, half* out, cudaStream_t stream);
 
+// gemv: y[n, out] = x[n, in] W^T for small decode batches (n <= kGemvMaxRows), W [out, in] fp16,
+// fp32 accumulation. The engine's Gemm uses it instead of cuBLASLt at those batch sizes.
+inline constexpr int kGemvMaxRows = 8;
+void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream);
+void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream);
+
 // argmax over float32 logits [n_rows, vocab] -> out[n_rows]; lowest index on ties.
 void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t stream);
 

@@ -30,7 +30,9 @@ bool gpu_ok() {
 }
 
 // How many copies of a `bytes`-sized input to cycle through so the set overflows the L2.
-int copies_for(size_t bytes) { return int(std::clamp<size_t>(kRotateBytes / std::max<size_t>(bytes, 1) + 1, 1, 64)); }
+int copies_for(size_t bytes) {
+  return int(std::clamp<size_t>(kRotateBytes / std::max<size_t>(bytes, 1) + 1, 1, 64));
+}
 
 // Times `launch(i)` (i = the launch index, for rotation) and reports per-launch time and rates.
 template <class F>
@@ -58,7 +60,9 @@ void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double f
   state.counters["TFLOP/s"] = flops / t / 1e12;
 }
 
-void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) { fill_synthetic(p, n, seed, 7, 0, false, s); }
+void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) {
+  fill_synthetic(p, n, seed, 7, 0, false, s);
+}
 
 struct GemmShape {
   const char* name;
@@ -67,17 +71,20 @@ struct GemmShape {
 // Per-layer GEMMs of internlm2-chat-1_8b (hidden 2048, 16+2*8 heads of 128, inter 8192) and
 // internlm2-chat-7b (hidden 4096, 32+2*8 heads, inter 14336); w13 is w1 and w3 stacked.
 const GemmShape kGemms[] = {
-    {"1_8b.wqkv", 2048, 4096}, {"1_8b.wo", 2048, 2048},  {"1_8b.w13", 2048, 16384}, {"1_8b.w2", 8192, 2048},
-    {"7b.wqkv", 4096, 6144},   {"7b.wo", 4096, 4096},    {"7b.w13", 4096, 28672},   {"7b.w2", 14336, 4096},
+    {"1_8b.wqkv", 2048, 4096}, {"1_8b.wo", 2048, 2048}, {"1_8b.w13", 2048, 16384}, {"1_8b.w2", 8192, 2048},
+    {"7b.wqkv", 4096, 6144},   {"7b.wo", 4096, 4096},   {"7b.w13", 4096, 28672},   {"7b.w2", 14336, 4096},
 };
 
-void BM_GemmFp16(benchmark::State& state) {
+// The engine's GEMM (ridgeline gemv for 1-2 rows, cuBLASLt above) and, for comparison,
+// cuBLASLt alone at every size.
+void gemm_fp16(benchmark::State& state, bool small_batch_gemv) {
   if (!gpu_ok()) return state.SkipWithError("GPU not available");
   const GemmShape& g = kGemms[state.range(0)];
   const int m = int(state.range(1));
   state.SetLabel(g.name);
   Stream stream;
   Gemm gemm;
+  gemm.set_small_batch_gemv(small_batch_gemv);
   const size_t wbytes = size_t(g.in) * g.out * 2;
   const int copies = copies_for(wbytes);
   DeviceBuffer<half> w(size_t(g.in) * g.out * copies, "bench W"), x(size_t(m) * g.in, "bench x"),
@@ -87,8 +94,16 @@ void BM_GemmFp16(benchmark::State& state) {
   double bytes = double(wbytes) + 2.0 * m * (g.in + g.out);
   double flops = 2.0 * m * g.in * double(g.out);
   time_kernel(state, stream.get(), bytes, flops, [&](int i) {
-    gemm.run(x.get(), w.get() + size_t(i % copies) * g.in * g.out, m, g.in, g.out, y.get(), stream.get(), "bench");
+    gemm.run(x.get(), w.get() + size_t(i % copies) * g.in * g.out, m, g.in, g.out, y.get(), stream.get(),
+             "bench");
   });
+}
+
+void BM_GemmFp16(benchmark::State& state) {
+  gemm_fp16(state, true);
+}
+void BM_CublasLtFp16(benchmark::State& state) {
+  gemm_fp16(state, false);
 }
 
 void gemm_args(benchmark::internal::Benchmark* b) {
@@ -96,6 +111,10 @@ void gemm_args(benchmark::internal::Benchmark* b) {
     for (int m : {1, 2, 4, 8, 16, 32, 64, 128, 256}) b->Args({s, m});
 }
 BENCHMARK(BM_GemmFp16)->Apply(gemm_args)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CublasLtFp16)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // Decode attention at 1.8b's head shape (16 query heads on 8 KV heads of 128) for a batch of
 // sequences of one context length. Bytes: the K and V of every sequence's context, q in, out out.
@@ -108,7 +127,8 @@ void BM_DecodeAttention(benchmark::State& state) {
   const int num_blocks = blocks_per_seq * batch;
   const size_t block_elems = size_t(n_kv) * block * hd;
   DeviceBuffer<half> k(block_elems * num_blocks, "bench K"), v(block_elems * num_blocks, "bench V");
-  DeviceBuffer<half> q(size_t(batch) * n_heads * hd, "bench q"), out(size_t(batch) * n_heads * hd, "bench out");
+  DeviceBuffer<half> q(size_t(batch) * n_heads * hd, "bench q"),
+      out(size_t(batch) * n_heads * hd, "bench out");
   fill(k.get(), int64_t(k.size()), 3, stream.get());
   fill(v.get(), int64_t(v.size()), 4, stream.get());
   fill(q.get(), int64_t(q.size()), 5, stream.get());
@@ -118,7 +138,8 @@ void BM_DecodeAttention(benchmark::State& state) {
   std::shuffle(table.begin(), table.end(), std::mt19937(1));
   std::vector<int> seq_ids(batch), lens(batch, ctx);
   std::iota(seq_ids.begin(), seq_ids.end(), 0);
-  DeviceBuffer<int> d_table(table.size(), "bench table"), d_seq(batch, "bench seqs"), d_len(batch, "bench lens");
+  DeviceBuffer<int> d_table(table.size(), "bench table"), d_seq(batch, "bench seqs"),
+      d_len(batch, "bench lens");
   RL_CUDA_CHECK("bench", cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seq_ids.data(), batch * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_len.get(), lens.data(), batch * 4, cudaMemcpyHostToDevice));
@@ -127,7 +148,8 @@ void BM_DecodeAttention(benchmark::State& state) {
   double bytes = 2.0 * batch * double(ctx) * n_kv * hd * 2 + 2.0 * 2 * batch * n_heads * hd;
   double flops = 4.0 * batch * n_heads * double(ctx) * hd;
   time_kernel(state, stream.get(), bytes, flops, [&](int) {
-    decode_attention(q.get(), d_seq.get(), d_len.get(), batch, n_heads, ctx, view, ws.get(), out.get(), stream.get());
+    decode_attention(q.get(), d_seq.get(), d_len.get(), batch, n_heads, ctx, view, ws.get(), out.get(),
+                     stream.get());
   });
 }
 BENCHMARK(BM_DecodeAttention)
@@ -142,7 +164,8 @@ void BM_AddRmsnorm(benchmark::State& state) {
   const int dim = int(state.range(0)), tokens = int(state.range(1));
   Stream stream;
   DeviceBuffer<float> res(size_t(tokens) * dim, "bench residual");
-  DeviceBuffer<half> x(size_t(tokens) * dim, "bench x"), w(dim, "bench w"), out(size_t(tokens) * dim, "bench out");
+  DeviceBuffer<half> x(size_t(tokens) * dim, "bench x"), w(dim, "bench w"),
+      out(size_t(tokens) * dim, "bench out");
   fill(x.get(), int64_t(x.size()), 6, stream.get());
   fill(w.get(), dim, 7, stream.get());
   RL_CUDA_CHECK("bench", cudaMemsetAsync(res.get(), 0, res.bytes(), stream.get()));
@@ -152,7 +175,10 @@ void BM_AddRmsnorm(benchmark::State& state) {
     add_rmsnorm(res.get(), x.get(), w.get(), tokens, dim, 1e-5f, out.get(), stream.get());
   });
 }
-BENCHMARK(BM_AddRmsnorm)->ArgsProduct({{2048, 4096}, {1, 16, 256}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AddRmsnorm)
+    ->ArgsProduct({{2048, 4096}, {1, 16, 256}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // RoPE of q and k plus the paged KV write, 1.8b head shape.
 void BM_RopeKvWrite(benchmark::State& state) {
@@ -163,12 +189,14 @@ void BM_RopeKvWrite(benchmark::State& state) {
   Stream stream;
   const int blocks_per_seq = (pos0 + 1 + block - 1) / block + 1;
   DeviceBuffer<half> qkv(size_t(tokens) * qkv_dim, "bench qkv"), q(size_t(tokens) * n_heads * hd, "bench q");
-  DeviceBuffer<half> k(size_t(tokens) * blocks_per_seq * n_kv * block * hd, "bench K"), v(k.size(), "bench V");
+  DeviceBuffer<half> k(size_t(tokens) * blocks_per_seq * n_kv * block * hd, "bench K"),
+      v(k.size(), "bench V");
   fill(qkv.get(), int64_t(qkv.size()), 8, stream.get());
   std::vector<int> table(size_t(tokens) * blocks_per_seq), seqs(tokens), pos(tokens, pos0);
   std::iota(table.begin(), table.end(), 0);
   std::iota(seqs.begin(), seqs.end(), 0);
-  DeviceBuffer<int> d_table(table.size(), "bench table"), d_seq(tokens, "bench seqs"), d_pos(tokens, "bench pos");
+  DeviceBuffer<int> d_table(table.size(), "bench table"), d_seq(tokens, "bench seqs"),
+      d_pos(tokens, "bench pos");
   RL_CUDA_CHECK("bench", cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seqs.data(), tokens * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_pos.get(), pos.data(), tokens * 4, cudaMemcpyHostToDevice));
@@ -176,7 +204,8 @@ void BM_RopeKvWrite(benchmark::State& state) {
   double bytes = 2.0 * tokens * (qkv_dim + n_heads * hd + 2 * n_kv * hd);
   double flops = 6.0 * tokens * (n_heads + n_kv) * hd;
   time_kernel(state, stream.get(), bytes, flops, [&](int) {
-    rope_kv_write(qkv.get(), d_seq.get(), d_pos.get(), tokens, n_heads, view, 1e6f, 1.0f, q.get(), stream.get());
+    rope_kv_write(qkv.get(), d_seq.get(), d_pos.get(), tokens, n_heads, view, 1e6f, 1.0f, q.get(),
+                  stream.get());
   });
 }
 BENCHMARK(BM_RopeKvWrite)->Arg(1)->Arg(16)->Arg(256)->UseManualTime()->Unit(benchmark::kMicrosecond);

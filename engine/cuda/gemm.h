@@ -33,6 +33,9 @@ class Gemm {
            const char* op);
 
   size_t workspace_bytes() const { return workspace_.bytes(); }
+  // Decode batches of 1-2 rows go to the ridgeline gemv kernel, which streams W faster than
+  // cuBLASLt's small-N kernels there; off sends everything to cuBLASLt (for comparison).
+  void set_small_batch_gemv(bool on) { small_batch_gemv_ = on; }
 
  private:
   struct Plan {
@@ -48,6 +51,9 @@ class Gemm {
   const Plan& plan_for(const Key& key, const char* op);
   static void destroy(Plan& p) noexcept;
 
+  bool use_gemv(const half* x, const half* w, int n, int in) const;
+
+  bool small_batch_gemv_ = true;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer<uint8_t> workspace_;
   std::map<Key, Plan> plans_;

@@ -114,6 +114,38 @@ TEST(KernelSwiglu, MatchesReferenceOnTheFusedGateUpLayout) {
   }
 }
 
+TEST(KernelGemv, MatchesReferenceForDecodeBatchesAtModelShapes) {
+  RL_REQUIRE_GPU();
+  struct Shape {
+    int in, out;
+  };
+  // 1.8b wqkv and w2, the tiny model's wo, an `in` that is not a multiple of 256, an odd `out`.
+  for (Shape sh : {Shape{2048, 4096}, Shape{8192, 2048}, Shape{512, 512}, Shape{520, 1000}}) {
+    for (int n : {1, 2, 3, 8}) {
+      std::mt19937 rng(sh.in * 31 + sh.out + n);
+      auto x = random_fp16_values(size_t(n) * sh.in, rng);
+      auto w = random_fp16_values(size_t(sh.out) * sh.in, rng, -0.1f, 0.1f);
+      std::vector<float> expect(size_t(n) * sh.out);
+      ref::linear(x.data(), w.data(), n, sh.in, sh.out, expect.data());
+      DeviceBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_y(expect.size());
+      DeviceBuffer<float> d_yf(expect.size());
+      d_y.poison();
+      d_yf.poison();
+      cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_y.get(), nullptr);
+      cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_yf.get(), nullptr);
+      std::string shape = shape_name({{"in", sh.in}, {"out", sh.out}, {"tokens", n}});
+      double e16 = nmse(to_float(d_y.download()), expect), e32 = nmse(d_yf.download(), expect);
+      report_nmse("gemv.fp16_out", shape, e16);
+      report_nmse("gemv.fp32_out", shape, e32);
+      EXPECT_LE(e16, 5e-4) << shape;
+      EXPECT_LE(e32, 5e-4) << shape;
+    }
+  }
+  DeviceBuffer<half> d_x(size_t(16) * 64), d_w(size_t(64) * 64), d_y(size_t(16) * 64);
+  EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 9, 64, 64, d_y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 1, 60, 64, d_y.get(), nullptr), std::invalid_argument);
+}
+
 struct RopeCase {
   int n_heads, n_kv, head_dim, block_size;
   float base, pos_scale;

@@ -1,0 +1,114 @@
+// gemv: y[n, out] = x[n, in] W^T for decode batches of n <= kGemvMaxRows tokens, W [out, in] fp16
+// row-major (a Linear's weight as stored), fp32 accumulation, fp16 or fp32 out.
+// FLOPs: 2*n*in*out. Bytes: W once (2*in*out) + x (2*n*in, from L1/L2 after the first warp) + y.
+// Bound: DRAM bandwidth on W. One warp per output row streams that row with 16-byte loads, four
+// loads in flight per lane before the first FMA, so a 2048x2048 weight (8 MB) is read near the copy
+// rate where cuBLASLt's small-N kernels reach about 1 TB/s (bench/results/h100-kernels.json).
+// Every output is one warp's shuffle reduction in a fixed order: deterministic.
+#include "kernels/device_common.cuh"
+#include "kernels/kernels.cuh"
+
+namespace ridgeline::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane
+
+__device__ __forceinline__ void store(half* y, float v) {
+  *y = __float2half_rn(v);
+}
+__device__ __forceinline__ void store(float* y, float v) {
+  *y = v;
+}
+
+template <int N, typename OutT>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemv_kernel(const half* __restrict__ x, const half* __restrict__ w, int in, int out,
+                OutT* __restrict__ y) {
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= out) return;
+  const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(row) * in);
+  const int vecs = in / 8;  // 16-byte vectors per row
+  float acc[N];
+#pragma unroll
+  for (int t = 0; t < N; ++t) acc[t] = 0.0f;
+
+  for (int base = lane; base < vecs; base += 32 * kUnroll) {
+    uint4 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      int v = base + u * 32;
+      wv[u] = v < vecs ? __ldcs(wrow + v) : make_uint4(0, 0, 0, 0);  // streamed once: no L2 priority
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      int v = base + u * 32;
+      if (v >= vecs) break;
+      float wf[8];
+      half8_to_float(wv[u], wf);
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        float xf[8];
+        half8_to_float(__ldg(reinterpret_cast<const uint4*>(x + static_cast<int64_t>(t) * in) + v), xf);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[t] = fmaf(wf[j], xf[j], acc[t]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < N; ++t) {
+    float s = acc[t];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) store(y + static_cast<int64_t>(t) * out + row, s);
+  }
+}
+
+template <typename OutT>
+void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaStream_t stream) {
+  const char* op = "gemv";
+  require(n >= 1 && n <= kGemvMaxRows, op, "n must be in 1.." + std::to_string(kGemvMaxRows));
+  require(in > 0 && in % 8 == 0 && out > 0, op,
+          "in must be a positive multiple of 8, got " + std::to_string(in));
+  require(aligned16(x) && aligned16(w), op, "x and W must be 16-byte aligned");
+  dim3 grid(ceil_div(out, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
+  switch (n) {
+    case 1:
+      gemv_kernel<1><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    case 2:
+      gemv_kernel<2><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    case 3:
+      gemv_kernel<3><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    case 4:
+      gemv_kernel<4><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    case 5:
+      gemv_kernel<5><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    case 6:
+      gemv_kernel<6><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    case 7:
+      gemv_kernel<7><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+    default:
+      gemv_kernel<8><<<grid, block, 0, stream>>>(x, w, in, out, y);
+      break;
+  }
+  RL_CUDA_CHECK_LAUNCH(op);
+}
+
+}  // namespace
+
+void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream) {
+  launch(x, w, n, in, out, y, stream);
+}
+void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream) {
+  launch(x, w, n, in, out, y, stream);
+}
+
+}  // namespace ridgeline::cuda
