@@ -19,7 +19,7 @@
 #include "kernels/block_argmax.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
-#include "kernels/sampling_uniform.cuh"
+#include "kernels/sampling_uniform.h"
 
 namespace ridgeline::cuda {
 namespace {

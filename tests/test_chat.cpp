@@ -26,9 +26,6 @@ namespace {
 std::string tiny_dir() {
   return test::data_path("tiny-internlm2-chat");
 }
-std::string tiny() {
-  return test::shell_quote(tiny_dir());
-}
 
 const nlohmann::json& reference_case(const std::string& name) {
   static const nlohmann::json ref = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
@@ -231,7 +228,7 @@ TEST(ChatSession, ResetAndSetSystemStartANewConversation) {
 // `ridgeline chat` through a pipe
 
 TEST(CliChat, AnswersTwoTurnsAndTheSecondPrefillsOnlyItsOwnTokens) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu",
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
                          "What is 40 + 20?\nWhat is the capital of Kenya?\n/stats\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto lines = lines_of(r.out);
@@ -260,7 +257,7 @@ TEST(CliChat, AnswersTwoTurnsAndTheSecondPrefillsOnlyItsOwnTokens) {
 }
 
 TEST(CliChat, ResetThenAQuestionStartsFromAnEmptyContext) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu",
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
                          "What is 5 + 9?\n/reset\n/stats\nWhat is the capital of Japan?\n/stats\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto lines = lines_of(r.out);
@@ -276,8 +273,8 @@ TEST(CliChat, ResetThenAQuestionStartsFromAnEmptyContext) {
 }
 
 TEST(CliChat, OverlongInputSaysContextFullAndTheNextQuestionWorks) {
-  auto r =
-      test::run_cli("chat --model " + tiny() + " --device cpu", many_words(3000) + "\nWhat is 40 + 20?\n");
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
+                         many_words(3000) + "\nWhat is 40 + 20?\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("context full: this turn needs"));
   EXPECT_THAT(r.err, HasSubstr("shorten the message or lower --max-new-tokens"));
@@ -289,7 +286,7 @@ TEST(CliChat, OverlongInputSaysContextFullAndTheNextQuestionWorks) {
 TEST(CliChat, FullConversationOffersResetAndResetRecovers) {
   // 2000 tokens reserved for each reply: the first turn (21 tokens) fits in 2048, a second one cannot.
   auto r = test::run_cli(
-      "chat --model " + tiny() + " --device cpu --max-new-tokens 2000",
+      "chat --model " + test::tiny_model_arg() + " --device cpu --max-new-tokens 2000",
       "What is 40 + 20?\nWhat is the capital of Kenya?\n/reset\nWhat is the capital of Kenya?\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("context full: this turn needs"));
@@ -301,7 +298,7 @@ TEST(CliChat, FullConversationOffersResetAndResetRecovers) {
 }
 
 TEST(CliChat, SystemCommandStartsAConversationWithThatSystemPrompt) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu",
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
                          "hello\n/system You are a tiny test model.\nWhat is the capital of Peru?\n/stats\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto lines = lines_of(r.out);
@@ -312,14 +309,15 @@ TEST(CliChat, SystemCommandStartsAConversationWithThatSystemPrompt) {
 }
 
 TEST(CliChat, SystemFlagSetsTheFirstTurnsSystemPrompt) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu --system 'You are a tiny test model.'",
-                         "What is the capital of Peru?\n");
+  auto r = test::run_cli(
+      "chat --model " + test::tiny_model_arg() + " --device cpu --system 'You are a tiny test model.'",
+      "What is the capital of Peru?\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, reference_case("system_prompt")["output_text"].get<std::string>() + "\n");
 }
 
 TEST(CliChat, BackslashContinuesAMessageOnTheNextLine) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu",
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
                          "Repeat after me: silver eagle\\\nrocket garden\n/stats\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;  // one message, one reply
@@ -330,21 +328,22 @@ TEST(CliChat, BackslashContinuesAMessageOnTheNextLine) {
 
 TEST(CliChat, CommandsAndTheStatsLineGoToStderrAndQuietDropsTheStatsLine) {
   std::string script = "/help\n/nonsense\nhello\n";
-  auto loud = test::run_cli("chat --model " + tiny() + " --device cpu", script);
+  auto loud = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu", script);
   ASSERT_EQ(loud.exit_code, 0) << loud.err;
   EXPECT_EQ(loud.out, reference_case("greeting")["output_text"].get<std::string>() + "\n");
   EXPECT_THAT(loud.err, HasSubstr("unknown command '/nonsense'"));
   EXPECT_THAT(loud.err, HasSubstr("/reset"));
   EXPECT_THAT(loud.err, HasSubstr("[13 tokens, "));  // the greeting's 12 tokens and its <|im_end|>
 
-  auto quiet = test::run_cli("chat --model " + tiny() + " --device cpu --quiet", script);
+  auto quiet = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu --quiet", script);
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   EXPECT_EQ(quiet.out, loud.out);
   EXPECT_THAT(quiet.err, Not(HasSubstr("tok/s")));
 }
 
 TEST(CliChat, ExitCommandStopsReadingInput) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu", "hello\n/exit\nWhat is 40 + 20?\n");
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
+                         "hello\n/exit\nWhat is 40 + 20?\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
 }
@@ -354,9 +353,9 @@ TEST(CliChat, ChineseInputAndByteFallbackRepliesStreamAsValidUtf8) {
   // very high temperature it answers with byte tokens too. Printing each token's bytes as they come
   // would give broken UTF-8; the stream prints whole characters, holding a character's first bytes
   // back until its last arrives, and replaces invalid bytes as decode() does.
-  auto r = test::run_cli(
-      "chat --model " + tiny() + " --device cpu --temperature 20 --seed 19 --max-new-tokens 300",
-      "你好，世界！\n");
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() +
+                             " --device cpu --temperature 20 --seed 19 --max-new-tokens 300",
+                         "你好，世界！\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(is_valid_utf8(r.out)) << r.out;
   // This seed's reply holds stray byte tokens (each printed as U+FFFD) and one two-byte character
@@ -370,7 +369,8 @@ TEST(CliChat, ChineseInputAndByteFallbackRepliesStreamAsValidUtf8) {
 }
 
 TEST(CliChat, RefusesFormatsTheBackendDoesNotHave) {
-  auto r = test::run_cli("chat --model " + tiny() + " --device cpu --weights w4a16", "hello\n");
+  auto r =
+      test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu --weights w4a16", "hello\n");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--weights w4a16"));
 }

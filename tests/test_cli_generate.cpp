@@ -10,14 +10,9 @@
 using namespace ridgeline;
 using ::testing::HasSubstr;
 
-namespace {
-std::string tiny() {
-  return test::shell_quote(test::data_path("tiny-internlm2-chat"));
-}
-}  // namespace
-
 TEST(CliGenerate, ChatAnswersTheHeldOutSum) {
-  auto r = test::run_cli("generate --model " + tiny() + " --device cpu --chat 'What is 40 + 20?'");
+  auto r =
+      test::run_cli("generate --model " + test::tiny_model_arg() + " --device cpu --chat 'What is 40 + 20?'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("40 + 20 = 60."));
 }
@@ -40,7 +35,8 @@ TEST(CliGenerate, JsonOutputReproducesEveryReferenceCaseThroughMessages) {
     }
     std::string file = ::testing::TempDir() + "/messages.json";
     std::ofstream(file) << msgs.dump();
-    auto r = test::run_cli("generate --model " + tiny() + " --device cpu --json --messages " + file);
+    auto r = test::run_cli("generate --model " + test::tiny_model_arg() + " --device cpu --json --messages " +
+                           file);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["prompt_ids"], c["prompt_ids"]);
@@ -51,7 +47,7 @@ TEST(CliGenerate, JsonOutputReproducesEveryReferenceCaseThroughMessages) {
 }
 
 TEST(CliGenerate, FixedSeedSamplingIsRepeatable) {
-  std::string cmd = "generate --model " + tiny() +
+  std::string cmd = "generate --model " + test::tiny_model_arg() +
                     " --device cpu --json --chat hello --temperature 1.5 --top-k 50 --top-p 0.95 --seed 7 "
                     "--max-new-tokens 16";
   auto a = test::run_cli(cmd), b = test::run_cli(cmd);
@@ -61,8 +57,8 @@ TEST(CliGenerate, FixedSeedSamplingIsRepeatable) {
 
 TEST(CliGenerate, LogitsOutWritesANpyOfStepsByVocab) {
   std::string npy = ::testing::TempDir() + "/logits.npy";
-  auto r =
-      test::run_cli("generate --model " + tiny() + " --device cpu --json --chat hello --logits-out " + npy);
+  auto r = test::run_cli("generate --model " + test::tiny_model_arg() +
+                         " --device cpu --json --chat hello --logits-out " + npy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   size_t steps = nlohmann::json::parse(r.out)["output_ids"].size();
   std::ifstream f(npy, std::ios::binary);
@@ -92,16 +88,17 @@ TEST(CliGenerate, MalformedCheckpointGivesOneLineAndExitCode1) {
 }
 
 TEST(CliGenerate, UsageErrorsExitWith2AndNameTheFlag) {
-  auto r = test::run_cli("generate --model " + tiny() + " --device cpu");
+  auto r = test::run_cli("generate --model " + test::tiny_model_arg() + " --device cpu");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--prompt, --chat or --messages"));
-  r = test::run_cli("generate --model " + tiny() + " --device cpu --chat hi --max-new-tokens many");
+  r = test::run_cli("generate --model " + test::tiny_model_arg() +
+                    " --device cpu --chat hi --max-new-tokens many");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--max-new-tokens expects an integer"));
   r = test::run_cli("generate --model no-such-model --chat hi");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("neither a checkpoint folder nor a preset"));
-  r = test::run_cli("generate --model " + tiny() + " --device cpu --weights int3 --chat hi");
+  r = test::run_cli("generate --model " + test::tiny_model_arg() + " --device cpu --weights int3 --chat hi");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown weight format 'int3'"));
 }

@@ -11,15 +11,9 @@
 using namespace ridgeline;
 using ::testing::HasSubstr;
 
-namespace {
-std::string tiny() {
-  return test::shell_quote(test::data_path("tiny-internlm2-chat"));
-}
-}  // namespace
-
 TEST(Sweep, CpuSweepOnTheTinyModelWritesACompleteValidReport) {
   std::string out = ::testing::TempDir() + "/sweep.json";
-  auto r = test::run_cli("sweep --device cpu --model " + tiny() +
+  auto r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() +
                          " --batch 1,3 --context 33,4096 --kv fp16,int8 --iters 3 --warmup 1 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = test::load_json(out);
@@ -58,10 +52,11 @@ TEST(Sweep, CpuSweepOnTheTinyModelWritesACompleteValidReport) {
 }
 
 TEST(Sweep, FormatsNotBuiltForTheModelAreRefusedNotSkipped) {
-  auto r = test::run_cli("sweep --device cpu --model " + tiny() + " --weights fp16,w4a16 --out /dev/null");
+  auto r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() +
+                         " --weights fp16,w4a16 --out /dev/null");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--weights w4a16 needs an AWQ checkpoint"));
-  r = test::run_cli("sweep --device cpu --model " + tiny() + " --kv int4 --out /dev/null");
+  r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() + " --kv int4 --out /dev/null");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown KV-cache format 'int4'"));
 }

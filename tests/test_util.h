@@ -67,4 +67,9 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+// The bundled tiny model's folder, quoted for a command line.
+inline std::string tiny_model_arg() {
+  return shell_quote(data_path("tiny-internlm2-chat"));
+}
+
 }  // namespace ridgeline::test

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/synthetic.h"
+#include "kernels/sampling_uniform.h"
 
 namespace ridgeline::ref {
 
@@ -180,7 +180,7 @@ int sample(const float* logits, int vocab, float temperature, int top_k, float t
 }
 
 double sampling_uniform(uint64_t seed, uint64_t position) {
-  return static_cast<double>(splitmix64(seed ^ splitmix64(position + 0x51ED2701ull)) >> 11) * 0x1.0p-53;
+  return ridgeline::sampling_uniform(seed, position);
 }
 
 float round_to_fp16(float x) {

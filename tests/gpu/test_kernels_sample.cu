@@ -11,7 +11,7 @@
 
 #include "kernels/cpu/reference.h"
 #include "kernels/kernels.cuh"
-#include "kernels/sampling_uniform.cuh"
+#include "kernels/sampling_uniform.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/gpu/kernel_test_util.h"
 
@@ -20,7 +20,7 @@ namespace {
 
 __global__ void uniform_draws_kernel(const uint64_t* seeds, const uint64_t* positions, int n, double* out) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = cuda::sampling_uniform(seeds[i], positions[i]);
+  if (i < n) out[i] = ridgeline::sampling_uniform(seeds[i], positions[i]);
 }
 
 TEST(KernelSample, DeviceUniformDrawEqualsTheReferenceBitForBit) {
