@@ -1,0 +1,112 @@
+// W4A16 linears on the GPU: 4-bit weights, group size 128 along the input dimension, asymmetric
+// (per-group fp16 scale and zero), fp16 activations, fp32 accumulation. y[n, out] = x[n, in] W^T with
+// W[o][i] = (q[o][i] - z[o][i/128]) * s[o][i/128], the AWQ convention (q, z integers in 0..15).
+//
+// Device layout ("tile-packed"), chosen so that one 16-byte load per lane gives a warp the A
+// fragments of four mma.m16n8k16 steps (kernels/mma.cuh) with no shuffle, and so that a warp that
+// streams one 16-row strip of W along the input dimension reads consecutive 512-byte blocks:
+//
+//   qweight     uint32 [out/16][in/64][32 lanes][4 words]    = in*out/2 bytes
+//     Tile (mt, u) holds rows 16mt..16mt+15 and inputs 64u..64u+63. Word j of lane L = 4*gid + tig
+//     holds the eight codes lane L needs for k-step j (inputs 64u + 16j .. +15), in the order the
+//     dequantizer unpacks them (nibble p = bits 4p..4p+3):
+//       p=0: W[gid][2tig]    p=4: W[gid][2tig+1]      p=2: W[gid][2tig+8]    p=6: W[gid][2tig+9]
+//       p=1: W[gid+8][2tig]  p=5: W[gid+8][2tig+1]    p=3: W[gid+8][2tig+8]  p=7: W[gid+8][2tig+9]
+//     (rows relative to 16mt, inputs relative to 64u + 16j). Nibbles p and p+4 land in the two
+//     halves of one half2 via the 0x6400 "magic number" trick, p even -> rows gid, odd -> gid+8:
+//     exactly the four registers of an A fragment.
+//   scale_zero  fp16 [out/16][in/128][8][4]                   = out*(in/128)*4 bytes
+//     Record (mt, g, r) = {s[16mt+r], z[16mt+r], s[16mt+r+8], z[16mt+r+8]} for group g: the 8 bytes
+//     lane (gid = r) needs for the rows of its fragments. z is the integer zero code stored as an
+//     fp16 integer (exact), not a pre-scaled -z*s: (q - z) * s is then exact in float32 (the CPU
+//     reference equals AWQ's dequantization bit for bit) and, on the device, one rounding in fp16
+//     ((q - z) is an exact small integer). Bytes per group row: 2 + 2 (analysis/cost_model counts 4).
+//
+// w4a16_code_slot() and w4a16_scale_index() below are the same map written as index arithmetic;
+// kernels/w4a16_repack.h builds and reads the layout on the host (AWQ import, RTN reference).
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace ridgeline::cuda {
+
+inline constexpr int kW4A16Group = 128;      // inputs per scale/zero group (the only size supported)
+inline constexpr int kW4A16TileRows = 16;    // output rows per packed tile (an mma M tile)
+inline constexpr int kW4A16TileInputs = 64;  // inputs per packed tile (four mma K steps)
+// Decode batches up to this many rows take the GEMV kernel (one mma N tile of 8); larger batches
+// the tiled tensor-core GEMM. See w4a16_use_gemv.
+inline constexpr int kW4A16GemvMaxRows = 8;
+
+// A W4A16 linear's weight on the device, in the layout above. The pointers need 16-byte alignment
+// (cudaMalloc gives 256).
+struct W4A16Weights {
+  const uint32_t* qweight = nullptr;  // [out/16][in/64][32][4] packed 4-bit codes
+  const half* scale_zero = nullptr;   // [out/16][in/128][8][4] fp16 {s, z, s, z} records
+  int in = 0;                         // input features, a multiple of 128
+  int out = 0;                        // output features, a multiple of 16
+  int group = kW4A16Group;            // must be 128
+};
+
+// Shapes the layout can hold: in a positive multiple of 128, out a positive multiple of 16.
+inline bool w4a16_shape_ok(int in, int out) {
+  return in > 0 && out > 0 && in % kW4A16Group == 0 && out % kW4A16TileRows == 0;
+}
+inline int64_t w4a16_qweight_words(int in, int out) {
+  return int64_t{out} * in / 8;
+}
+inline int64_t w4a16_scale_zero_halves(int in, int out) {
+  return int64_t{out} * (in / kW4A16Group) * 2;
+}
+// Bytes the kernels read for the weight: packed codes + scale/zero records.
+inline int64_t w4a16_weight_bytes(int in, int out) {
+  return 4 * w4a16_qweight_words(in, out) + 2 * w4a16_scale_zero_halves(in, out);
+}
+
+// Where the code of W[o][i] lives: word index into qweight and the bit shift of its nibble.
+struct W4A16CodeSlot {
+  int64_t word;
+  int shift;
+};
+inline W4A16CodeSlot w4a16_code_slot(int in, int o, int i) {
+  const int mt = o / 16, r = o % 16, u = i / 64, j = (i % 64) / 16, kk = i % 16;
+  const int lane = (r % 8) * 4 + (kk % 8) / 2;
+  const int p = r / 8 + 2 * (kk / 8) + 4 * (kk % 2);
+  return {((int64_t{mt} * (in / 64) + u) * 32 + lane) * 4 + j, 4 * p};
+}
+// Index into scale_zero of the scale of row o, group g; its zero follows at index + 1.
+inline int64_t w4a16_scale_index(int in, int o, int g) {
+  const int mt = o / 16, r = o % 16;
+  return ((int64_t{mt} * (in / kW4A16Group) + g) * 8 + r % 8) * 4 + 2 * (r / 8);
+}
+
+// The one dispatch decision: decode batches of n <= kW4A16GemvMaxRows rows run the GEMV (weights
+// streamed straight into registers), larger n the cp.async-pipelined tensor-core GEMM.
+bool w4a16_use_gemv(int n);
+
+// y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output
+// head). x [n, in] and y [n, out] row-major, x 16-byte aligned. n = 0 does nothing. Deterministic:
+// split-K partials are summed in a fixed order. Throws std::invalid_argument naming the op when
+// the shape contract is broken.
+void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream);
+void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream);
+
+// The two kernels behind w4a16_linear, callable directly by tests and benchmarks. `splits` is the
+// number of thread blocks (one cluster) that share a strip's input range: 0 chooses from the grid
+// size; 1..8 forces it (at most in/128). w4a16_gemv takes n <= kW4A16GemvMaxRows; w4a16_gemm any n.
+void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits = 0);
+void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits = 0);
+void w4a16_gemm(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits = 0);
+void w4a16_gemm(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits = 0);
+
+// Round-to-nearest quantization on the device, fp16 W [out, in] -> the layout above, per (row,
+// group of 128): mn/mx = min/max of the group, s = fp16((max(mx - mn, 1e-5) / 15)), z = clamp(rint(-mn
+// / s), 0, 15), q = clamp(rint(w / s) + z, 0, 15) (float32 maths on the fp16-rounded s, round half
+// to even, as AutoAWQ's pseudo-quantizer). Bit-identical to w4a16_quantize_rtn_reference
+// (kernels/w4a16_repack.h).
+void w4a16_quantize_rtn(const half* w, int in, int out, uint32_t* qweight, half* scale_zero,
+                        cudaStream_t stream);
+
+}  // namespace ridgeline::cuda

@@ -1,0 +1,185 @@
+// Device pieces shared by the W4A16 kernels (layout: kernels/w4a16.cuh): unpacking a word of eight
+// 4-bit codes into an mma A fragment, the scale/zero record of a group, a non-transposing ldmatrix,
+// and the split-K reduction over a thread-block cluster (sm_90 distributed shared memory), which
+// sums the partial tiles of the blocks that shared an output strip in a fixed order, so results do
+// not depend on timing and no workspace or second launch is needed.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include <cooperative_groups.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "kernels/cuda_check.h"
+#include "kernels/device_common.cuh"
+#include "kernels/mma.cuh"
+#include "kernels/w4a16.cuh"
+
+namespace ridgeline::cuda::w4a16 {
+
+// Most blocks of one cluster the launchers use (8 is the portable cluster size).
+inline constexpr int kMaxSplits = 8;
+
+__device__ __forceinline__ half2 as_half2(uint32_t u) {
+  half2 h;
+  memcpy(&h, &u, sizeof(h));
+  return h;
+}
+__device__ __forceinline__ uint32_t as_u32(half2 h) {
+  uint32_t u;
+  memcpy(&u, &h, sizeof(u));
+  return u;
+}
+
+// (a & b) | c in one instruction.
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// A lane's scale/zero for one group, prepared for the dequantizer: rows gid ("lo", even nibbles)
+// and gid+8 ("hi", odd nibbles), each value broadcast to both halves of a half2.
+struct GroupScale {
+  half2 s_lo, z_lo;   // z_lo = 1024 + z: subtracted from 1024 + q
+  half2 s_hi, nz_hi;  // nz_hi = -(64 + z): added to (1024 + 16q) / 16
+};
+
+// From the 8-byte record {s[gid], z[gid], s[gid+8], z[gid+8]}.
+__device__ __forceinline__ GroupScale group_scale(uint2 rec) {
+  const half2 lo = as_half2(rec.x), hi = as_half2(rec.y);
+  GroupScale g;
+  g.s_lo = __low2half2(lo);
+  g.z_lo = __hadd2(__high2half2(lo), __float2half2_rn(1024.0f));
+  g.s_hi = __low2half2(hi);
+  g.nz_hi = __hneg2(__hadd2(__high2half2(hi), __float2half2_rn(64.0f)));
+  return g;
+}
+
+// Eight codes of one packed word -> the four registers of an m16n8k16 A fragment (fp16 weights).
+// OR-ing a nibble into the mantissa of 0x6400 (1024.0) gives 1024 + q exactly (a nibble shifted
+// left by 4 gives 1024 + 16q, scaled back by an exact 1/16), so unpacking is one lop3 per two
+// weights; (q - z) is an exact integer and the product with s rounds once.
+// 13 instructions for 8 weights: 4 lop3, 1 shift, 2 HSUB2, 2 HFMA2, 4 HMUL2.
+__device__ __forceinline__ void dequant(uint32_t word, const GroupScale& g, uint32_t (&a)[4]) {
+  constexpr uint32_t kLo = 0x000f000fu, kHi = 0x00f000f0u, kMagic = 0x64006400u;
+  const half2 sixteenth = as_half2(0x2c002c00u);  // 1/16 in both halves
+  const uint32_t t0 = and_or(word, kLo, kMagic), t1 = and_or(word, kHi, kMagic);
+  word >>= 8;
+  const uint32_t t2 = and_or(word, kLo, kMagic), t3 = and_or(word, kHi, kMagic);
+  a[0] = as_u32(__hmul2(__hsub2(as_half2(t0), g.z_lo), g.s_lo));
+  a[1] = as_u32(__hmul2(__hfma2(as_half2(t1), sixteenth, g.nz_hi), g.s_hi));
+  a[2] = as_u32(__hmul2(__hsub2(as_half2(t2), g.z_lo), g.s_lo));
+  a[3] = as_u32(__hmul2(__hfma2(as_half2(t3), sixteenth, g.nz_hi), g.s_hi));
+}
+
+// Word j (0..3) of a 16-byte vector; j is a compile-time constant after unrolling.
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int j) {
+  return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
+
+// Four 8x8 fp16 matrices from shared memory, not transposed: lanes 8i..8i+7 give the row addresses
+// of matrix i; register i of lane (gid, tig) receives M_i[gid][2tig..+1] (a B fragment when the rows
+// are the N index and the columns the K index).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_row) {
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// Barrier over the blocks that share a strip: the cluster when split, else the block.
+__device__ __forceinline__ void split_sync(int splits) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (splits > 1) {
+    cooperative_groups::this_cluster().sync();
+    return;
+  }
+#endif
+  (void)splits;
+  __syncthreads();
+}
+
+// The partial tile `red` of block `rank` of the cluster (this block's own when not split).
+__device__ __forceinline__ const float* split_partial(const float* red, int splits, int rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (splits > 1) return cooperative_groups::this_cluster().map_shared_rank(red, rank);
+#endif
+  (void)splits, (void)rank;
+  return red;
+}
+
+__device__ __forceinline__ void store_out(half* p, float v) {
+  *p = __float2half_rn(v);
+}
+__device__ __forceinline__ void store_out(float* p, float v) {
+  *p = v;
+}
+
+// Every block of the cluster (blockIdx.x = rank) has written its fp32 partial tile to shared
+// memory: red[c * ld + r] for output rows r in 0..127 (row0 + r of y's columns) and batch rows c
+// in 0..cols-1 (col0 + c of y). Block `rank` sums its share of the tile over the cluster, ranks in
+// order, and writes y[col0 + c][row0 + r] for row0 + r < out; consecutive threads take
+// consecutive output rows, so the stores coalesce. Ends with a cluster barrier, so no block leaves
+// while another still reads its shared memory.
+template <typename OutT>
+__device__ void reduce_splits_and_store(const float* red, int ld, int cols, int splits, int rank, OutT* y,
+                                        int64_t col0, int row0, int out) {
+  split_sync(splits);
+  const int elems = cols * 128;
+  const int e0 = rank * elems / splits, e1 = (rank + 1) * elems / splits;
+  for (int e = e0 + static_cast<int>(threadIdx.x); e < e1; e += blockDim.x) {
+    const int c = e >> 7, r = e & 127;
+    if (row0 + r >= out) continue;
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) v += split_partial(red, splits, s)[c * ld + r];
+    store_out(y + (col0 + c) * out + row0 + r, v);
+  }
+  if (splits > 1) split_sync(splits);
+}
+
+// Host side: launches `kernel` on grid (splits, gy, gz) with clusters of (splits, 1, 1), so the
+// blocks that share a strip can reduce through each other's shared memory.
+template <typename... KernelArgs, typename... Args>
+void launch_split(void (*kernel)(KernelArgs...), dim3 grid, int threads, size_t smem, int splits,
+                  cudaStream_t stream, const char* op, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(splits);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = splits > 1 ? 1 : 0;
+  RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+
+// Clusters exist from sm_90 on; older devices run unsplit.
+inline int max_splits_on_device(const char* op) {
+  static const int max_splits = [op] {
+    int dev = 0, major = 0;
+    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
+    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    return major >= 9 ? kMaxSplits : 1;
+  }();
+  return max_splits;
+}
+
+// The contract both kernels share.
+inline void check_weights(const W4A16Weights& w, const char* op) {
+  require(w.group == kW4A16Group, op, "group size must be 128, got " + std::to_string(w.group));
+  require(w4a16_shape_ok(w.in, w.out), op,
+          "in must be a positive multiple of 128 and out of 16, got in=" + std::to_string(w.in) +
+              " out=" + std::to_string(w.out));
+  require(w.qweight != nullptr && w.scale_zero != nullptr, op, "weight pointers must be set");
+  require(aligned16(w.qweight) && aligned16(w.scale_zero), op, "weights must be 16-byte aligned");
+}
+
+}  // namespace ridgeline::cuda::w4a16

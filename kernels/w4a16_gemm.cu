@@ -1,0 +1,218 @@
+// w4a16_gemm: y[n, out] = x[n, in] W^T for batches above the GEMV's (prefill, large decode
+// batches), W in the tile-packed W4A16 layout (kernels/w4a16.cuh), fp16 tensor-core mma with fp32
+// accumulation, fp16 or fp32 out. Any n (odd, not a multiple of the tile): missing rows of x are
+// zero-filled on the way into shared memory and their outputs never stored.
+// FLOPs: 2*n*in*out. Bytes: in*out/2 + out*(in/128)*4 (weights, once per n-tile: L2 serves the
+// re-reads) + 2*n*in + 2*n*out (fp16 y).
+// Bound: DRAM on the weights up to n ~ 64 (4 FLOPs per weight byte per batch row, far below the
+// ridge), the tensor cores beyond. Targets (bench/kernels/bench_w4a16.cu): never slower than
+// cuBLAS fp16 up to n = 64, >= 2.5x faster at n = 16 on the 7b shapes.
+//
+// A block computes a 128-row strip of W (8 mma M tiles) against BN = 16/32/64 rows of x, one group
+// (128 inputs = 2 packed tiles per M tile) per pipeline stage, 4 stages of cp.async in flight
+// (the Marlin idea: weights stay packed in shared memory and are unpacked in registers right
+// before the mma). Stage = 8 KB packed W + 512 B scale/zero + BN*256 B of x (XOR-swizzled 16-byte
+// chunks so the ldmatrix of 8 rows is conflict-free). Warp (mg, kg) of 4 x 2 owns M tiles 2mg,
+// 2mg+1 and packed tile kg of each stage (4 K steps): every weight is unpacked once per block, and
+// the two K halves are summed in shared memory at the end. When strips x n-tiles leave SMs idle,
+// a cluster of up to 8 blocks splits the input range and reduces through distributed shared
+// memory in rank order (deterministic, one launch, no workspace), as in kernels/w4a16_gemv.cu.
+#include <algorithm>
+#include <string>
+
+#include "kernels/cp_async.cuh"
+#include "kernels/w4a16.cuh"
+#include "kernels/w4a16_device.cuh"
+
+namespace ridgeline::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMTiles = 8;  // M tiles (16 rows) per block
+constexpr int kRowsPerBlock = 16 * kMTiles;
+constexpr int kRedStride = kRowsPerBlock + 4;  // floats per partial-tile row: conflict-free C stores
+
+// Per n-tile width: BN = 64 needs ~156 registers (64 accumulators), so it runs one block per SM and
+// keeps more stages in flight instead (the weight bytes in flight per SM are what DRAM needs);
+// BN = 16, 32 fit two blocks per SM in 128 registers.
+template <int BN>
+struct Config {
+  static constexpr int kBlocksPerSm = BN == 64 ? 1 : 2;
+  static constexpr int kStages = BN == 64 ? 6 : 4;
+  static constexpr int kW = kMTiles * 2 * 512;  // packed codes of one group, [mtile][tile][lane][16 B]
+  static constexpr int kSz = kMTiles * 64;      // scale/zero records, [mtile][gid][8 B]
+  static constexpr int kX = BN * kW4A16Group * 2;
+  static constexpr int kStage = kW + kSz + kX;
+  static constexpr int kRed = BN * kRedStride * 4;
+  static constexpr int kSmem = kStages * kStage > kRed ? kStages* kStage : kRed;
+};
+
+template <int BN, typename OutT>
+__global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
+    w4a16_gemm_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y, int splits) {
+  using S = Config<BN>;
+  constexpr int kStages = S::kStages;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int split = blockIdx.x, n0 = blockIdx.y * BN, mt0 = blockIdx.z * kMTiles;
+  const int groups = w.in / kW4A16Group, tiles_per_row = w.in / kW4A16TileInputs;
+  const int mtiles = w.out / kW4A16TileRows;
+  const int g0 = split * groups / splits, g1 = (split + 1) * groups / splits, ng = g1 - g0;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int mg = warp & 3, kg = warp >> 2;
+
+  // One group's packed codes, scale/zero records and x columns into stage `slot`. Rows past the
+  // weight's end or past n are zero-filled (src-size 0 reads nothing; the address stays valid).
+  auto load_stage = [&](int slot, int g) {
+    unsigned char* base = smem + slot * S::kStage;
+#pragma unroll
+    for (int c = tid; c < kMTiles * 64; c += kThreads) {  // 64 16-byte chunks per M tile
+      const int mt = mt0 + (c >> 6);
+      const bool ok = mt < mtiles;
+      const uint4* src = reinterpret_cast<const uint4*>(w.qweight) +
+                         (int64_t{ok ? mt : 0} * tiles_per_row + 2 * g) * 32 + (c & 63);
+      cp_async_16(base + c * 16, src, ok);
+    }
+    if (tid < kMTiles * 4) {  // 4 chunks per M tile
+      const int mt = mt0 + (tid >> 2);
+      const bool ok = mt < mtiles;
+      const uint4* src =
+          reinterpret_cast<const uint4*>(w.scale_zero) + (int64_t{ok ? mt : 0} * groups + g) * 4 + (tid & 3);
+      cp_async_16(base + S::kW + tid * 16, src, ok);
+    }
+#pragma unroll
+    for (int c = tid; c < BN * 16; c += kThreads) {  // 16 chunks of 8 inputs per x row
+      const int r = c >> 4, ch = c & 15;
+      const bool ok = n0 + r < n;
+      const half* src = x + int64_t{ok ? n0 + r : 0} * w.in + int64_t{g} * kW4A16Group + ch * 8;
+      cp_async_16(base + S::kW + S::kSz + r * 256 + ((ch ^ (r & 7)) * 16), src, ok);
+    }
+  };
+
+  float acc[2][BN / 8][4] = {};
+
+  auto compute = [&](int slot) {
+    const unsigned char* base = smem + slot * S::kStage;
+    const uint4* ws = reinterpret_cast<const uint4*>(base);
+    const uint2* ss = reinterpret_cast<const uint2*>(base + S::kW);
+    const half* xs = reinterpret_cast<const half*>(base + S::kW + S::kSz);
+    uint4 raw[2];
+    w4a16::GroupScale gs[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int ml = 2 * mg + i;
+      raw[i] = ws[(ml * 2 + kg) * 32 + lane];
+      gs[i] = w4a16::group_scale(ss[ml * 8 + gid]);
+    }
+    // ldmatrix rows: lanes 8q..8q+7 address matrix q = (n-tile half q>>1, K half q&1), row lane&7.
+    const int q = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      uint32_t a[2][4];
+      w4a16::dequant(w4a16::word_of(raw[0], ks), gs[0], a[0]);
+      w4a16::dequant(w4a16::word_of(raw[1], ks), gs[1], a[1]);
+      const int ch = kg * 8 + ks * 2 + (q & 1);  // 16-byte chunk of this K step (and its upper half)
+#pragma unroll
+      for (int jp = 0; jp < BN / 16; ++jp) {
+        const int row = 16 * jp + 8 * (q >> 1) + rr;
+        uint32_t b[4];
+        w4a16::ldmatrix_x4(b, xs + row * kW4A16Group + ((ch ^ rr) * 8));
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          mma_m16n8k16(acc[i][2 * jp], a[i], b[0], b[1]);
+          mma_m16n8k16(acc[i][2 * jp + 1], a[i], b[2], b[3]);
+        }
+      }
+    }
+  };
+
+  // Classic multistage pipeline: stage it+kStages-1 is requested while stage it is multiplied.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < ng) load_stage(s, g0 + s);
+    cp_async_commit();
+  }
+  for (int it = 0; it < ng; ++it) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage `it` landed for every thread; stage it-1's slot is free to refill
+    const int next = it + kStages - 1;
+    if (next < ng) load_stage(next % kStages, g0 + next);
+    cp_async_commit();
+    compute(it % kStages);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Sum the two K halves into red[c][r] (c = batch row in the tile, r = output row in the strip).
+  float* red = reinterpret_cast<float*>(smem);
+  auto put = [&](bool add) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j) {
+        const int r = 16 * (2 * mg + i) + gid, c = 8 * j + 2 * tig;
+        float* p0 = red + c * kRedStride + r;
+        float* p1 = p0 + kRedStride;
+        if (add) {
+          p0[0] += acc[i][j][0], p1[0] += acc[i][j][1], p0[8] += acc[i][j][2], p1[8] += acc[i][j][3];
+        } else {
+          p0[0] = acc[i][j][0], p1[0] = acc[i][j][1], p0[8] = acc[i][j][2], p1[8] = acc[i][j][3];
+        }
+      }
+  };
+  if (kg == 1) put(false);
+  __syncthreads();
+  if (kg == 0) put(true);
+  w4a16::reduce_splits_and_store(red, kRedStride, n - n0 < BN ? n - n0 : BN, splits, split, y, n0,
+                                 mt0 * kW4A16TileRows, w.out);
+}
+
+template <int BN, typename OutT>
+void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
+               int max_splits, const char* op) {
+  const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
+  require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
+  // One wave of blocks: split the input range only while the strips x n-tiles leave SMs idle.
+  if (splits == 0)
+    splits = std::clamp(Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles), 1,
+                        max_splits);
+  require(splits >= 1 && splits <= max_splits, op,
+          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
+  static const bool smem_set = [op] {
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_kernel<BN, OutT>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, Config<BN>::kSmem));
+    return true;
+  }();
+  (void)smem_set;
+  const dim3 grid(splits, ntiles, strips);
+  w4a16::launch_split(w4a16_gemm_kernel<BN, OutT>, grid, kThreads, Config<BN>::kSmem, splits, stream, op, x,
+                      w, n, y, splits);
+  RL_CUDA_CHECK_LAUNCH(op);
+}
+
+template <typename OutT>
+void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
+  const char* op = "w4a16_gemm";
+  w4a16::check_weights(w, op);
+  require(n >= 0, op, "n must be >= 0, got " + std::to_string(n));
+  require(aligned16(x), op, "x must be 16-byte aligned");
+  if (n == 0) return;
+  const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
+  // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
+  if (n <= 16)
+    launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);
+  else if (n <= 32)
+    launch_bn<32>(x, w, n, y, stream, splits, max_splits, op);
+  else
+    launch_bn<64>(x, w, n, y, stream, splits, max_splits, op);
+}
+
+}  // namespace
+
+void w4a16_gemm(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits) {
+  launch(x, w, n, y, stream, splits);
+}
+void w4a16_gemm(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits) {
+  launch(x, w, n, y, stream, splits);
+}
+
+}  // namespace ridgeline::cuda

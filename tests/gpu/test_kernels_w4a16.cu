@@ -1,0 +1,481 @@
+// W4A16 (kernels/w4a16.cuh): the device layout against AutoAWQ's packing (hand-packed words, the
+// engine's AWQ dequantization bit for bit), the device RTN quantizer against its CPU reference
+// (codes and scales bit for bit), and the GEMV / GEMM kernels against a float64 reference on the
+// dequantized weights with NaN-poisoned outputs, odd batch sizes, forced split-K clusters, fp16 and
+// fp32 outputs, at the internlm2 1.8b and 7b shapes.
+//
+// Suites named Kernel* are small enough for compute-sanitizer memcheck (scripts/gpu-check.sh's
+// default filter); W4A16ModelShapes.* (every linear of both models at n up to 1001) is not, and
+// checks a sample of output channels at large n so the CPU reference stays within a few seconds.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/host_weights.h"
+#include "engine/safetensors.h"
+#include "kernels/cpu/reference.h"
+#include "kernels/w4a16.cuh"
+#include "kernels/w4a16_repack.h"
+#include "tests/gpu/gpu_test_util.h"
+#include "tests/gpu/kernel_test_util.h"
+
+namespace ridgeline::test {
+namespace {
+
+constexpr double kW4A16Nmse = 5e-4;
+
+uint16_t fp16_bits(float f) {
+  return half_bits(__float2half_rn(f));
+}
+
+// ---- AWQ tensors ---------------------------------------------------------------------------------
+
+struct AwqTensors {
+  int in = 0, out = 0;
+  std::vector<int32_t> qweight, qzeros;  // [in, out/8], [in/128, out/8]
+  std::vector<uint16_t> scales;          // [in/128, out] fp16 bits
+};
+
+AwqTensors random_awq(int in, int out, std::mt19937& rng) {
+  AwqTensors a{in, out, {}, {}, {}};
+  std::uniform_int_distribution<uint32_t> bits;
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  a.qweight.resize(size_t(in) * out / 8);
+  a.qzeros.resize(size_t(in / 128) * out / 8);
+  a.scales.resize(size_t(in / 128) * out);
+  for (auto& v : a.qweight) v = static_cast<int32_t>(bits(rng));
+  for (auto& v : a.qzeros) v = static_cast<int32_t>(bits(rng));
+  for (auto& v : a.scales) v = fp16_bits(scale(rng));
+  return a;
+}
+
+TensorView view_of(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+                   size_t nbytes) {
+  TensorView t;
+  t.name = name;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.data = static_cast<const uint8_t*>(data);
+  t.nbytes = nbytes;
+  t.file = "test";
+  return t;
+}
+
+// The engine's AWQ dequantization (engine/host_weights.h), [out, in].
+std::vector<float> engine_awq_dequantize(const AwqTensors& a) {
+  const int64_t words = a.out / 8, groups = a.in / 128;
+  auto qw = view_of("w.qweight", DType::i32, {a.in, words}, a.qweight.data(), a.qweight.size() * 4);
+  auto qz = view_of("w.qzeros", DType::i32, {groups, words}, a.qzeros.data(), a.qzeros.size() * 4);
+  auto sc = view_of("w.scales", DType::f16, {groups, a.out}, a.scales.data(), a.scales.size() * 2);
+  return dequantize_awq(qw, qz, sc, 128).data;
+}
+
+cuda::W4A16Host repack(const AwqTensors& a) {
+  return cuda::w4a16_repack_awq(a.qweight.data(), a.qzeros.data(), a.scales.data(), a.in, a.out, 128);
+}
+
+// Index and values of the first difference, or "" when equal.
+std::string first_difference(const std::vector<float>& got, const std::vector<float>& want) {
+  if (got.size() != want.size())
+    return "sizes " + std::to_string(got.size()) + " vs " + std::to_string(want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0)
+      return "element " + std::to_string(i) + ": " + std::to_string(got[i]) + " vs " +
+             std::to_string(want[i]);
+  return "";
+}
+
+// ---- device weights, reference -----------------------------------------------------------------
+
+// Random codes (every word random) and scale/zero records: s in [0.002, 0.02], z in 0..15.
+cuda::W4A16Host random_w4a16(int in, int out, std::mt19937& rng) {
+  cuda::W4A16Host w;
+  w.in = in, w.out = out;
+  w.qweight.resize(size_t(cuda::w4a16_qweight_words(in, out)));
+  w.scale_zero.resize(size_t(cuda::w4a16_scale_zero_halves(in, out)));
+  std::uniform_int_distribution<uint32_t> bits;
+  std::uniform_int_distribution<int> zero(0, 15);
+  std::uniform_real_distribution<float> scale(0.002f, 0.02f);
+  for (auto& v : w.qweight) v = bits(rng);
+  for (size_t i = 0; i < w.scale_zero.size(); i += 2) {
+    w.scale_zero[i] = fp16_bits(scale(rng));
+    w.scale_zero[i + 1] = fp16_bits(float(zero(rng)));
+  }
+  return w;
+}
+
+struct DeviceW4A16 {
+  DeviceBuffer<uint32_t> q;
+  DeviceBuffer<uint16_t> sz;
+  int in = 0, out = 0;
+  explicit DeviceW4A16(const cuda::W4A16Host& h) : q(h.qweight), sz(h.scale_zero), in(h.in), out(h.out) {}
+  cuda::W4A16Weights view() const {
+    cuda::W4A16Weights w;
+    w.qweight = q.get();
+    w.scale_zero = reinterpret_cast<const half*>(sz.get());
+    w.in = in;
+    w.out = out;
+    return w;
+  }
+};
+
+// The output channels to check: all of them while n*in*out stays under a budget of
+// multiply-adds, else an evenly spread sample (first and last included) that keeps every 128-row
+// strip position and every split in play over the shapes.
+std::vector<int> channels_to_check(int n, int in, int out, std::mt19937& rng) {
+  constexpr double kBudget = 2e9;
+  const int count = int(std::min(double(out), std::max(64.0, kBudget / (double(n) * in))));
+  std::vector<int> all(out);
+  std::iota(all.begin(), all.end(), 0);
+  if (count >= out) return all;
+  std::shuffle(all.begin() + 1, all.end() - 1, rng);
+  std::vector<int> pick(all.begin(), all.begin() + count - 1);
+  pick.push_back(out - 1);
+  std::sort(pick.begin(), pick.end());
+  return pick;
+}
+
+// y_ref[t][k] = sum_i x[t][i] * W[channels[k]][i] in float64, over all cores.
+std::vector<double> reference(const cuda::W4A16Host& w, const std::vector<float>& x, int n,
+                              const std::vector<int>& channels) {
+  const int c_count = int(channels.size()), in = w.in;
+  std::vector<double> y(size_t(n) * c_count);
+  const int threads = std::clamp(int(std::thread::hardware_concurrency()), 1, 32);
+  std::vector<std::thread> pool;
+  for (int th = 0; th < threads; ++th)
+    pool.emplace_back([&, th] {
+      constexpr int kBlock = 8;  // channels per pass over x, so x rows are reused from cache
+      std::vector<float> rows(size_t(kBlock) * in);
+      for (int c0 = th * kBlock; c0 < c_count; c0 += threads * kBlock) {
+        const int cb = std::min(kBlock, c_count - c0);
+        for (int c = 0; c < cb; ++c)
+          cuda::w4a16_dequantize_rows(w, channels[c0 + c], 1, rows.data() + size_t(c) * in);
+        for (int t = 0; t < n; ++t) {
+          const float* xr = x.data() + size_t(t) * in;
+          for (int c = 0; c < cb; ++c) {
+            const float* wr = rows.data() + size_t(c) * in;
+            double s = 0.0;
+            for (int i = 0; i < in; ++i) s += double(xr[i]) * double(wr[i]);
+            y[size_t(t) * c_count + c0 + c] = s;
+          }
+        }
+      }
+    });
+  for (auto& p : pool) p.join();
+  return y;
+}
+
+// NMSE of the checked channels; +inf if any output anywhere is not finite (a poisoned element the
+// kernel did not write).
+template <typename T>
+double checked_nmse(const std::vector<T>& y, int n, int out, const std::vector<int>& channels,
+                    const std::vector<double>& ref) {
+  for (const T& v : y)
+    if (!std::isfinite(float(v))) return INFINITY;
+  double num = 0.0, den = 0.0;
+  for (int t = 0; t < n; ++t)
+    for (size_t c = 0; c < channels.size(); ++c) {
+      const double got = double(float(y[size_t(t) * out + channels[c]])), want = ref[t * channels.size() + c];
+      num += (got - want) * (got - want);
+      den += want * want;
+    }
+  return den > 0.0 ? num / den : num;
+}
+
+enum class Path { linear, gemv, gemm };
+
+const char* path_name(Path p) {
+  return p == Path::linear ? "w4a16_linear" : p == Path::gemv ? "w4a16_gemv" : "w4a16_gemm";
+}
+
+template <typename OutT>
+void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y, int splits) {
+  if (p == Path::linear) return cuda::w4a16_linear(x, w, n, y, nullptr);
+  if (p == Path::gemv) return cuda::w4a16_gemv(x, w, n, y, nullptr, splits);
+  cuda::w4a16_gemm(x, w, n, y, nullptr, splits);
+}
+
+// One weight, several batch sizes: both output types through `path`, NMSE against the reference.
+void check_weight(const std::string& name, const cuda::W4A16Host& hw, const std::vector<int>& batches,
+                  Path path, const std::vector<int>& split_choices, uint32_t seed) {
+  std::mt19937 rng(seed);
+  DeviceW4A16 dw(hw);
+  const int max_n = *std::max_element(batches.begin(), batches.end());
+  const auto x = random_fp16_values(size_t(max_n) * hw.in, rng);
+  DeviceBuffer<half> d_x(to_half(x));
+  for (int n : batches) {
+    const auto channels = channels_to_check(n, hw.in, hw.out, rng);
+    const auto ref = reference(hw, x, n, channels);
+    for (int splits : split_choices) {
+      DeviceBuffer<half> d_y(size_t(n) * hw.out);
+      DeviceBuffer<float> d_yf(size_t(n) * hw.out);
+      d_y.poison();
+      d_yf.poison();
+      run_path(path, d_x.get(), dw.view(), n, d_y.get(), splits);
+      run_path(path, d_x.get(), dw.view(), n, d_yf.get(), splits);
+      const std::string shape = name + " in=" + std::to_string(hw.in) + " out=" + std::to_string(hw.out) +
+                                " n=" + std::to_string(n) + " splits=" + std::to_string(splits);
+      const double e16 = checked_nmse(d_y.download(), n, hw.out, channels, ref);
+      const double e32 = checked_nmse(d_yf.download(), n, hw.out, channels, ref);
+      report_nmse(std::string(path_name(path)) + ".fp16", shape, e16);
+      report_nmse(std::string(path_name(path)) + ".fp32", shape, e32);
+      EXPECT_LE(e16, kW4A16Nmse) << shape;
+      EXPECT_LE(e32, kW4A16Nmse) << shape;
+    }
+  }
+}
+
+struct LinearShape {
+  const char* name;
+  int in, out;
+};
+// Per-layer linears of internlm2-chat-1_8b (hidden 2048, 16+2*8 heads of 128, inter 8192) and
+// internlm2-chat-7b (hidden 4096, 32+2*8 heads, inter 14336); w13 is w1 and w3 stacked.
+const LinearShape k1_8b[] = {
+    {"1_8b.wqkv", 2048, 4096}, {"1_8b.wo", 2048, 2048}, {"1_8b.w13", 2048, 16384}, {"1_8b.w2", 8192, 2048}};
+const LinearShape k7b[] = {
+    {"7b.wqkv", 4096, 6144}, {"7b.wo", 4096, 4096}, {"7b.w13", 4096, 28672}, {"7b.w2", 14336, 4096}};
+// Small shapes that still reach every case: one strip, partial 128-row strips (out % 128 != 0),
+// one to eleven groups (the tiny model's intermediate 1408), uneven splits.
+const LinearShape kSmall[] = {
+    {"small", 128, 16}, {"small", 384, 48}, {"small", 1408, 144}, {"small", 1024, 272}};
+
+// ---- layout and import (CPU only) ----------------------------------------------------------------
+
+TEST(KernelW4A16Layout, HandPackedAwqWordPinsTheNibbleOrder) {
+  // Every qweight word 0x76543210 (nibble p holds p): column 8j + c holds [0,4,1,5,2,6,3,7][c].
+  // Every qzeros word 0x01010101 (even nibbles 1): zeros [1,1,0,0,1,1,0,0][c]. Scales 0.5 + o/16.
+  const int in = 128, out = 16;
+  AwqTensors a{in,
+               out,
+               std::vector<int32_t>(size_t(in) * out / 8, 0x76543210),
+               std::vector<int32_t>(out / 8, 0x01010101),
+               {}};
+  for (int o = 0; o < out; ++o) a.scales.push_back(fp16_bits(0.5f + o / 16.0f));
+  const float q_minus_z[8] = {-1, 3, 1, 5, 1, 5, 3, 7};
+  std::vector<float> expect(size_t(out) * in);
+  for (int o = 0; o < out; ++o)
+    for (int i = 0; i < in; ++i) expect[size_t(o) * in + i] = q_minus_z[o % 8] * (0.5f + o / 16.0f);
+  EXPECT_EQ(first_difference(engine_awq_dequantize(a), expect), "") << "engine AWQ reference";
+  EXPECT_EQ(first_difference(cuda::w4a16_dequantize(repack(a)), expect), "") << "w4a16 layout";
+}
+
+TEST(KernelW4A16Layout, RepackDequantizesExactlyLikeTheEngineAwqReference) {
+  for (LinearShape s : {LinearShape{"", 128, 16}, LinearShape{"", 384, 48}, LinearShape{"", 1408, 512},
+                        LinearShape{"", 2048, 4096}}) {
+    std::mt19937 rng(s.in * 7 + s.out);
+    const AwqTensors a = random_awq(s.in, s.out, rng);
+    EXPECT_EQ(first_difference(cuda::w4a16_dequantize(repack(a)), engine_awq_dequantize(a)), "")
+        << "in=" << s.in << " out=" << s.out;
+  }
+}
+
+TEST(KernelW4A16Layout, CodeSlotsCoverEveryNibbleExactlyOnce) {
+  const int in = 256, out = 48;
+  std::vector<int> hits(size_t(cuda::w4a16_qweight_words(in, out)) * 8, 0);
+  for (int o = 0; o < out; ++o)
+    for (int i = 0; i < in; ++i) {
+      const cuda::W4A16CodeSlot s = cuda::w4a16_code_slot(in, o, i);
+      ASSERT_TRUE(s.word >= 0 && s.word * 8 < int64_t(hits.size()) && s.shift % 4 == 0 && s.shift < 32);
+      ++hits[size_t(s.word) * 8 + s.shift / 4];
+    }
+  EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), int64_t(hits.size()));
+  std::vector<int> sz_hits(size_t(cuda::w4a16_scale_zero_halves(in, out)), 0);
+  for (int o = 0; o < out; ++o)
+    for (int g = 0; g < in / 128; ++g) {
+      const int64_t at = cuda::w4a16_scale_index(in, o, g);
+      ++sz_hits[size_t(at)], ++sz_hits[size_t(at + 1)];
+    }
+  EXPECT_EQ(std::count(sz_hits.begin(), sz_hits.end(), 1), int64_t(sz_hits.size()));
+}
+
+TEST(KernelW4A16Layout, RepackRejectsShapesTheLayoutCannotHold) {
+  std::vector<int32_t> q(4096, 0), z(64, 0);
+  std::vector<uint16_t> s(1024, 0);
+  EXPECT_THROW(cuda::w4a16_repack_awq(q.data(), z.data(), s.data(), 192, 16, 128), std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_repack_awq(q.data(), z.data(), s.data(), 128, 24, 128), std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_repack_awq(q.data(), z.data(), s.data(), 128, 16, 64), std::invalid_argument);
+}
+
+// ---- device RTN quantizer --------------------------------------------------------------------------
+
+// Rows at scales from 1e-3 to 10, plus groups that stress the rules: constant (the 1e-5 floor),
+// all positive (zero clamps to 0), one outlier, values on exact half steps.
+std::vector<uint16_t> quantizer_input(int in, int out, std::mt19937& rng) {
+  std::vector<uint16_t> w(size_t(out) * in);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f), e(-3.0f, 1.0f);
+  for (int o = 0; o < out; ++o) {
+    const float row_scale = std::pow(10.0f, e(rng));
+    for (int i = 0; i < in; ++i) w[size_t(o) * in + i] = fp16_bits(u(rng) * row_scale);
+  }
+  if (out >= 4 && in >= 128) {
+    for (int i = 0; i < 128; ++i) w[size_t(0) * in + i] = fp16_bits(0.375f);                // constant group
+    for (int i = 0; i < 128; ++i) w[size_t(1) * in + i] = fp16_bits(2.0f + i / 64.0f);      // all positive
+    w[size_t(2) * in + 5] = fp16_bits(60000.0f);                                            // one outlier
+    for (int i = 0; i < 128; ++i) w[size_t(3) * in + i] = fp16_bits(float(i % 16) - 7.5f);  // half steps
+  }
+  return w;
+}
+
+TEST(KernelW4A16Quantize, DeviceRtnMatchesTheCpuReferenceBitForBit) {
+  RL_REQUIRE_GPU();
+  for (LinearShape s : {LinearShape{"", 128, 16}, LinearShape{"", 1408, 512}, LinearShape{"", 2048, 4096}}) {
+    SCOPED_TRACE("in=" + std::to_string(s.in) + " out=" + std::to_string(s.out));
+    std::mt19937 rng(s.in + s.out);
+    const auto w = quantizer_input(s.in, s.out, rng);
+    const cuda::W4A16Host expect = cuda::w4a16_quantize_rtn_reference(w.data(), s.in, s.out);
+    DeviceBuffer<uint16_t> d_w(w);
+    DeviceBuffer<uint32_t> d_q(expect.qweight.size());
+    DeviceBuffer<uint16_t> d_sz(expect.scale_zero.size());
+    d_q.poison();
+    d_sz.poison();
+    cuda::w4a16_quantize_rtn(reinterpret_cast<const half*>(d_w.get()), s.in, s.out, d_q.get(),
+                             reinterpret_cast<half*>(d_sz.get()), nullptr);
+    const auto q = d_q.download();
+    const auto sz = d_sz.download();
+    EXPECT_EQ(std::mismatch(q.begin(), q.end(), expect.qweight.begin()).first - q.begin(), int64_t(q.size()))
+        << "first differing code word";
+    EXPECT_EQ(std::mismatch(sz.begin(), sz.end(), expect.scale_zero.begin()).first - sz.begin(),
+              int64_t(sz.size()))
+        << "first differing scale/zero half";
+  }
+}
+
+// RTN then the kernels, against the fp16 weights before quantization: the error is the 4-bit
+// rounding (NMSE ~ 1/(12*15^2/range^2) ~ 4e-3 for uniform weights), not a layout mix-up (~1).
+TEST(KernelW4A16Quantize, RtnQuantizedLinearApproximatesTheFp16Linear) {
+  RL_REQUIRE_GPU();
+  const int in = 2048, out = 2048;
+  std::mt19937 rng(11);
+  const auto w = random_fp16_values(size_t(out) * in, rng, -0.05f, 0.05f);
+  std::vector<uint16_t> wbits(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wbits[i] = fp16_bits(w[i]);
+  DeviceBuffer<uint16_t> d_w(wbits);
+  DeviceBuffer<uint32_t> d_q(size_t(cuda::w4a16_qweight_words(in, out)));
+  DeviceBuffer<uint16_t> d_sz(size_t(cuda::w4a16_scale_zero_halves(in, out)));
+  cuda::w4a16_quantize_rtn(reinterpret_cast<const half*>(d_w.get()), in, out, d_q.get(),
+                           reinterpret_cast<half*>(d_sz.get()), nullptr);
+  cuda::W4A16Weights wv{d_q.get(), reinterpret_cast<const half*>(d_sz.get()), in, out, 128};
+  for (int n : {3, 33}) {
+    const auto x = random_fp16_values(size_t(n) * in, rng);
+    std::vector<float> expect(size_t(n) * out);
+    ref::linear(x.data(), w.data(), n, in, out, expect.data());
+    DeviceBuffer<half> d_x(to_half(x)), d_y(expect.size());
+    d_y.poison();
+    cuda::w4a16_linear(d_x.get(), wv, n, d_y.get(), nullptr);
+    const double e = nmse(to_float(d_y.download()), expect);
+    report_nmse("w4a16_rtn_vs_fp16", "in=2048 out=2048 n=" + std::to_string(n), e);
+    EXPECT_GT(e, 1e-4);  // 4-bit weights cannot be this close: the comparison really ran
+    EXPECT_LT(e, 1e-2);
+  }
+}
+
+// ---- kernels ------------------------------------------------------------------------------------
+
+// Every small shape through one kernel, with automatic, single, uneven and maximal splits.
+void check_small_shapes(Path path, const std::vector<int>& batches, uint32_t seed) {
+  for (LinearShape s : kSmall) {
+    std::mt19937 rng(seed);
+    const auto hw = random_w4a16(s.in, s.out, rng);
+    const int max_splits = std::min(8, s.in / 128);
+    std::vector<int> splits = {0, 1, max_splits};
+    if (max_splits >= 3) splits.push_back(3);
+    check_weight(s.name, hw, batches, path, splits, seed++);
+  }
+}
+
+TEST(KernelW4A16Gemv, MatchesReferenceForEverySplitAndBothOutputTypes) {
+  RL_REQUIRE_GPU();
+  check_small_shapes(Path::gemv, {1, 2, 3, 7, 8}, 1);
+}
+
+TEST(KernelW4A16Gemm, MatchesReferenceForAnyBatchAndSplit) {
+  RL_REQUIRE_GPU();
+  // n-tile edges of 16/32/64 and several n-tiles; small n through the GEMM too.
+  check_small_shapes(Path::gemm, {1, 7, 9, 16, 17, 31, 33, 64, 65, 100, 129}, 100);
+}
+
+TEST(KernelW4A16Linear, MatchesReferenceOnSanitizerSizedModelShapes) {
+  RL_REQUIRE_GPU();
+  std::mt19937 rng(5);
+  for (LinearShape s : {k1_8b[0], k1_8b[1]}) {
+    const auto hw = random_w4a16(s.in, s.out, rng);
+    check_weight(s.name, hw, {1, 7, 16, 64}, Path::linear, {0}, 77);
+  }
+}
+
+TEST(KernelW4A16Linear, SplitReductionIsDeterministic) {
+  RL_REQUIRE_GPU();
+  std::mt19937 rng(9);
+  const auto hw = random_w4a16(2048, 2048, rng);
+  DeviceW4A16 dw(hw);
+  const auto x = random_fp16_values(size_t(40) * 2048, rng);
+  DeviceBuffer<half> d_x(to_half(x));
+  for (int n : {5, 40}) {
+    DeviceBuffer<float> a(size_t(n) * 2048), b(size_t(n) * 2048);
+    a.poison();
+    b.poison();
+    cuda::w4a16_linear(d_x.get(), dw.view(), n, a.get(), nullptr);
+    cuda::w4a16_linear(d_x.get(), dw.view(), n, b.get(), nullptr);
+    const auto ha = a.download(), hb = b.download();
+    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * sizeof(float)), 0) << "n=" << n;
+  }
+}
+
+TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
+  RL_REQUIRE_GPU();
+  std::mt19937 rng(3);
+  DeviceW4A16 dw(random_w4a16(256, 32, rng));
+  DeviceBuffer<half> x(size_t(16) * 256 + 8), y(size_t(16) * 32);
+  const cuda::W4A16Weights ok = dw.view();
+  auto with = [&](auto edit) {
+    cuda::W4A16Weights w = ok;
+    edit(w);
+    return w;
+  };
+  EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 9, y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 1, y.get(), nullptr, 3), std::invalid_argument);  // 2 groups
+  EXPECT_THROW(cuda::w4a16_gemm(x.get(), ok, -1, y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_linear(x.get() + 1, ok, 2, y.get(), nullptr), std::invalid_argument);  // unaligned
+  EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.in = 192; }), 2, y.get(), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.out = 24; }), 2, y.get(), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.group = 64; }), 2, y.get(), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.qweight = nullptr; }), 2, y.get(), nullptr),
+               std::invalid_argument);
+  EXPECT_TRUE(cuda::w4a16_use_gemv(1) && cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows));
+  EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1));
+}
+
+// Every linear of the two models at decode and prefill sizes, through the dispatching launcher.
+void check_model(const LinearShape (&shapes)[4], uint32_t seed) {
+  for (const LinearShape& s : shapes) {
+    std::mt19937 rng(seed++);
+    const auto hw = random_w4a16(s.in, s.out, rng);
+    check_weight(s.name, hw, {1, 2, 7, 16, 64, 256, 1001}, Path::linear, {0}, seed);
+  }
+}
+
+TEST(W4A16ModelShapes, Internlm2_1_8bLinearsMatchReference) {
+  RL_REQUIRE_GPU();
+  check_model(k1_8b, 1000);
+}
+
+TEST(W4A16ModelShapes, Internlm2_7bLinearsMatchReference) {
+  RL_REQUIRE_GPU();
+  check_model(k7b, 2000);
+}
+
+}  // namespace
+}  // namespace ridgeline::test
