@@ -46,16 +46,26 @@ std::string bullets(const std::vector<std::string>& items) {
   return o + "</ul>\n";
 }
 
+std::string page_head(const std::string& title) {
+  return fmt::format(
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
+      "charset=\"utf-8\">\n<title>{}</title>\n<style>\n{}\n"
+      "</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+      xml_escape(title), kStyle, xml_escape(title));
+}
+
+std::string figure(const ReportChart& c) {
+  return fmt::format(
+      "<figure id=\"chart-{}\">\n<div "
+      "class=\"svg-wrap\">\n{}</div>\n<figcaption>{}</figcaption>\n</figure>\n",
+      xml_escape(c.slug), c.svg, xml_escape(c.caption));
+}
+
 }  // namespace
 
 std::string render_html(const ReportView& v) {
   const Report& r = v.report;
-  std::string o;
-  o += fmt::format(
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
-      "charset=\"utf-8\">\n<title>{}</title>\n<style>\n{}\n"
-      "</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-      xml_escape(report_title(r)), kStyle, xml_escape(report_title(r)));
+  std::string o = page_head(report_title(r));
   o += "<dl class=\"facts\">\n";
   for (const auto& f : report_facts(r))
     o += fmt::format("<dt>{}</dt><dd>{}</dd>\n", xml_escape(f.name),
@@ -75,11 +85,7 @@ std::string render_html(const ReportView& v) {
     o += "<h2>Formats side by side</h2>\n" + bullets(format_comparison_sentences(r)) + table_html(*cmp);
 
   o += "<h2>Charts</h2>\n";
-  for (const auto& c : report_charts(r))
-    o += fmt::format(
-        "<figure id=\"chart-{}\">\n<div "
-        "class=\"svg-wrap\">\n{}</div>\n<figcaption>{}</figcaption>\n</figure>\n",
-        xml_escape(c.slug), c.svg, xml_escape(c.caption));
+  for (const auto& c : report_charts(r)) o += figure(c);
 
   o += "<h2>Top ops</h2>\n" + para(top_ops_intro());
   for (size_t i : focus_runs(r))
@@ -102,6 +108,28 @@ std::string render_html(const ReportView& v) {
   o += "<h2>Skipped configurations</h2>\n";
   o += v.skipped.empty() ? para("None: every configuration of the sweep ran.")
                          : table_html(skipped_table(v.skipped));
+  o += "</body>\n</html>\n";
+  return o;
+}
+
+std::string render_html(const ReportSet& s) {
+  std::string o = page_head(report_set_title(s));
+  o += para(report_set_intro(s));
+  o += "<h2>Reports</h2>\n" + table_html(report_set_sources_table(s));
+  auto notes = report_set_notes(s);
+  if (!notes.empty()) o += bullets(notes);
+  o += "<h2>Runs side by side</h2>\n" + table_html(report_set_runs_table(s));
+  o += "<h2>Charts</h2>\n";
+  std::vector<const Report*> reports;
+  for (const auto& v : s.views) reports.push_back(&v.report);
+  for (const auto& c : report_set_charts(reports, s.labels)) o += figure(c);
+  if (s.views.size() > 1) {
+    o += fmt::format("<h2>Per-kind deltas against {}</h2>\n", xml_escape(s.labels[0]));
+    o += para("Each kind's summed op time against the first report, over the configurations both have.");
+    o += table_html(report_set_kind_summary_table(s));
+    o += "<details>\n<summary>Per configuration</summary>\n" + table_html(report_set_kinds_table(s)) +
+         "</details>\n";
+  }
   o += "</body>\n</html>\n";
   return o;
 }

@@ -4,10 +4,13 @@
 
 #include <string>
 
+#include "analysis/report_set.h"
 #include "analysis/report_view.h"
 
 namespace ridgeline {
 
 std::string render_html(const ReportView& v);
+// Several reports side by side: sources, runs, overlaid charts, per-kind deltas against the first.
+std::string render_html(const ReportSet& s);
 
 }  // namespace ridgeline

@@ -114,4 +114,35 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
   return out;
 }
 
+MarkdownReport render_markdown(const ReportSet& s, const std::string& chart_stem) {
+  MarkdownReport out;
+  std::string& o = out.markdown;
+  o += fmt::format("# {}\n\n{}\n\n## Reports\n\n", cell(report_set_title(s)), report_set_intro(s));
+  o += markdown_table(report_set_sources_table(s));
+  auto notes = report_set_notes(s);
+  if (!notes.empty()) o += "\n";
+  for (const auto& n : notes) o += "- " + cell(n) + "\n";
+  o += "\n## Runs side by side\n\n" + markdown_table(report_set_runs_table(s));
+  o += "\n## Charts\n\n";
+  if (chart_stem.empty()) {
+    o += "The SVG charts are written beside the report with `-o report.md`, or inline with `-o "
+         "report.html`.\n\n";
+  } else {
+    std::vector<const Report*> reports;
+    for (const auto& v : s.views) reports.push_back(&v.report);
+    for (auto& c : report_set_charts(reports, s.labels)) {
+      std::string name = fmt::format("{}-{}.svg", chart_stem, c.slug);
+      o += fmt::format("![{}]({})\n\n{}\n\n", c.title, name, cell(c.caption));
+      out.charts.push_back({name, std::move(c.svg)});
+    }
+  }
+  if (s.views.size() > 1) {
+    o += fmt::format("## Per-kind deltas against {}\n\n", cell(s.labels[0]));
+    o += "Each kind's summed op time against the first report, over the configurations both have.\n\n";
+    o += markdown_table(report_set_kind_summary_table(s));
+    o += "\n### Per configuration\n\n" + markdown_table(report_set_kinds_table(s));
+  }
+  return out;
+}
+
 }  // namespace ridgeline

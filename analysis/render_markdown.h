@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/report_set.h"
 #include "analysis/report_view.h"
 
 namespace ridgeline {
@@ -23,6 +24,8 @@ struct MarkdownReport {
 // `chart_stem` names the chart files ("report" -> "report-roofline.svg", ...). With an empty stem
 // (Markdown on stdout, nowhere to put files) the charts are left out and the text says how to get them.
 MarkdownReport render_markdown(const ReportView& v, const std::string& chart_stem);
+// Several reports side by side, charts as for a single report.
+MarkdownReport render_markdown(const ReportSet& s, const std::string& chart_stem);
 
 // A GFM pipe table; cells have `|`, `<` and line breaks escaped.
 std::string markdown_table(const Table& t);

@@ -35,6 +35,20 @@ json op_json(const OpRecord& op, bool with_count) {
   json j = {{"name", op.name}, {"layer", op.layer}, {"kind", op.kind}};
   if (with_count) j["count"] = op.count;
   put_point(j, op.point, true);
+  if (op.spread) {
+    json s = {{"p10", op.spread->p10}, {"p90", op.spread->p90}, {"n", op.spread->n}};
+    if (op.spread->mean) s["mean"] = *op.spread->mean;
+    if (op.spread->stddev) s["stddev"] = *op.spread->stddev;
+    j["time_spread_us"] = s;
+  }
+  return j;
+}
+
+json time_json(const TimeStats& t, const std::vector<double>& samples) {
+  json j = {{"median", t.median}, {"p10", t.p10}, {"p90", t.p90}, {"n", t.n}};
+  if (t.mean) j["mean"] = *t.mean;
+  if (t.stddev) j["stddev"] = *t.stddev;
+  if (!samples.empty()) j["samples"] = samples;
   return j;
 }
 
@@ -43,11 +57,7 @@ json run_json(const RunRecord& r) {
             {"weights", r.weights}, {"kv", r.kv},           {"group_size", r.group_size},
             {"method", r.method}};
   if (!r.contexts.empty()) j["contexts"] = r.contexts;
-  json step = {{"time_us",
-                {{"median", r.step.time_us.median},
-                 {"p10", r.step.time_us.p10},
-                 {"p90", r.step.time_us.p90},
-                 {"n", r.step.time_us.n}}},
+  json step = {{"time_us", time_json(r.step.time_us, r.step.samples_us)},
                {"tokens_per_s", r.step.tokens_per_s}};
   put_point(step, r.step.point, false);
   j["step"] = step;
@@ -107,6 +117,20 @@ std::optional<double> nullable(const json& j, const std::string& path, const cha
   return v.get<double>();
 }
 
+std::optional<double> optional_num(const json& j, const std::string& path, const char* key) {
+  if (!j.contains(key)) return std::nullopt;
+  return num(j, path, key);
+}
+
+std::vector<double> numbers(const json& j, const std::string& path, const char* key) {
+  std::vector<double> out;
+  for (const auto& v : array(j, path, key)) {
+    if (!v.is_number()) bad(path + "." + key, fmt::format("expected numbers, got {}", v.dump()));
+    out.push_back(v.get<double>());
+  }
+  return out;
+}
+
 RooflinePoint read_point(const json& j, const std::string& path, double time_us) {
   RooflinePoint p;
   p.time_us = time_us;
@@ -130,6 +154,18 @@ OpRecord read_op(const json& j, const std::string& path, bool with_count) {
   op.kind = str(j, path, "kind");
   if (with_count) op.count = static_cast<int>(integer(j, path, "count"));
   op.point = read_point(j, path, num(j, path, "time_us"));
+  if (j.contains("time_spread_us")) {
+    const json& s = at(j, path, "time_spread_us");
+    std::string sp = path + ".time_spread_us";
+    TimeStats t;
+    t.median = op.point.time_us;
+    t.p10 = num(s, sp, "p10");
+    t.p90 = num(s, sp, "p90");
+    t.n = static_cast<int>(integer(s, sp, "n"));
+    t.mean = optional_num(s, sp, "mean");
+    t.stddev = optional_num(s, sp, "stddev");
+    op.spread = t;
+  }
   return op;
 }
 
@@ -151,8 +187,13 @@ RunRecord read_run(const json& j, const std::string& path) {
   const json& step = at(j, path, "step");
   const json& t = at(step, path + ".step", "time_us");
   std::string tp = path + ".step.time_us";
-  r.step.time_us = {num(t, tp, "median"), num(t, tp, "p10"), num(t, tp, "p90"),
-                    static_cast<int>(integer(t, tp, "n"))};
+  r.step.time_us.median = num(t, tp, "median");
+  r.step.time_us.p10 = num(t, tp, "p10");
+  r.step.time_us.p90 = num(t, tp, "p90");
+  r.step.time_us.n = static_cast<int>(integer(t, tp, "n"));
+  r.step.time_us.mean = optional_num(t, tp, "mean");
+  r.step.time_us.stddev = optional_num(t, tp, "stddev");
+  if (t.contains("samples")) r.step.samples_us = numbers(t, tp, "samples");
   r.step.tokens_per_s = num(step, path + ".step", "tokens_per_s");
   r.step.point = read_point(step, path + ".step", r.step.time_us.median);
   const json& ops = array(j, path, "ops");

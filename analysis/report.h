@@ -20,6 +20,9 @@ namespace ridgeline {
 
 inline constexpr const char* kReportSchema = "ridgeline.report.v1";
 
+// Step samples a run keeps: all of them up to this many, evenly thinned beyond (thin_evenly).
+inline constexpr size_t kMaxKeptSamples = 256;
+
 struct DeviceInfo {
   std::string name;                    // "NVIDIA H100 80GB HBM3", or the CPU model
   std::string backend;                 // "cuda" | "cpu"
@@ -45,10 +48,16 @@ struct OpRecord {
   std::string kind;
   int count = 1;        // ops summed (1 for a single op)
   RooflinePoint point;  // point.time_us is the measured median
+  // The spread of the op's samples (spread->median == point.time_us). None for by_kind sums (the
+  // spread of a sum is not the sum of spreads) and in reports written before it was recorded.
+  std::optional<TimeStats> spread;
 };
 
 struct StepRecord {
-  TimeStats time_us;        // whole decode (or prefill) step, measured
+  TimeStats time_us;  // whole decode (or prefill) step, measured
+  // The step samples in the order they were taken: all time_us.n of them up to kMaxKeptSamples,
+  // evenly thinned beyond. Empty in reports written before samples were kept.
+  std::vector<double> samples_us;
   double tokens_per_s = 0;  // batch * new_tokens_per_seq / median step time
   RooflinePoint point;      // cost-model totals of every op; point.time_us == time_us.median
 };
@@ -102,12 +111,14 @@ struct Report {
   std::vector<HeadlineEntry> headline;
 };
 
-// Joins the cost model of `shape` with measured times: the step from `step_us`, each op from
-// `op_median_us` (by op name). Cost-model ops without a time are listed in unmeasured_ops (their
-// cost still counts in the step); a time for a name the cost model lacks throws, naming it.
+// Joins the cost model of `shape` with measured times: the step from the samples `step_us` (µs, in
+// the order taken; summarized, and kept up to kMaxKeptSamples), each op from its samples in
+// `op_us` (by op name; summarized: the median places it, the spread is kept). Cost-model ops
+// without samples are listed in unmeasured_ops (their cost still counts in the step); samples for
+// a name the cost model lacks, an op with an empty sample list, or no step samples throw, naming it.
 RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings& ceilings,
-                    const TimeStats& step_us, const std::map<std::string, double>& op_median_us,
-                    const std::string& method);
+                    const std::vector<double>& step_us,
+                    const std::map<std::string, std::vector<double>>& op_us, const std::string& method);
 
 // Groups the decode runs (new_tokens_per_seq 1, one context for all sequences) by weights, kv,
 // context and group size, and finds the ridge batch of each group, measured and predicted.
@@ -120,7 +131,9 @@ Report report_from_json(const nlohmann::json& j);
 // Every problem found, one human-readable line each (with its JSON path); empty when valid.
 // Checks presence and types of every field, and that the derived numbers agree with their inputs:
 // intensity, achieved rates, utilizations, roofline times, `bound` against the ridge, tokens/s,
-// by_kind against the sum of ops, and coverage (1e-6 relative).
+// by_kind against the sum of ops, and coverage (1e-6 relative). The optional fields (step mean,
+// stddev and samples, op spreads) are checked where present: samples against n, the mean and
+// standard deviation against the samples when all of them were kept, p10 <= median <= p90.
 std::vector<std::string> validate_report(const nlohmann::json& j);
 
 // Now, as ISO-8601 UTC ("2025-01-31T12:34:56Z").

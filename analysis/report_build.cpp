@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "analysis/report.h"
+#include "analysis/stats.h"
 
 namespace ridgeline {
 namespace {
@@ -30,17 +31,22 @@ OpRecord sum_record(const std::string& kind, const std::vector<const OpRecord*>&
 }  // namespace
 
 RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings& ceilings,
-                    const TimeStats& step_us, const std::map<std::string, double>& op_median_us,
-                    const std::string& method) {
+                    const std::vector<double>& step_samples_us,
+                    const std::map<std::string, std::vector<double>>& op_us, const std::string& method) {
   std::vector<OpCost> costs = step_costs(c, shape);
   std::set<std::string> known;
   for (const auto& op : costs) known.insert(op.name);
-  for (const auto& [name, t] : op_median_us)
+  for (const auto& [name, samples] : op_us) {
     if (!known.count(name))
       throw std::runtime_error(
           fmt::format("measured op '{}' has no cost-model entry (expected names like "
                       "'embed', 'layers.0.wqkv', 'output'; {} layers)",
                       name, c.n_layers));
+    if (samples.empty())
+      throw std::runtime_error(fmt::format("measured op '{}' has no timing samples", name));
+  }
+  if (step_samples_us.empty()) throw std::runtime_error("build_run: no step timing samples");
+  const TimeStats step_us = summarize(step_samples_us);
 
   RunRecord run;
   run.batch = shape.batch;
@@ -49,22 +55,23 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
       std::all_of(shape.context.begin(), shape.context.end(), [&](int x) { return x == run.context; });
   if (!uniform) run.contexts = shape.context;
   run.new_tokens_per_seq = shape.new_tokens_per_seq;
-  run.weights = to_string(shape.weights);
-  run.kv = to_string(shape.kv);
-  run.group_size = shape.group_size;
+  run.weights = to_string(shape.formats.weights);
+  run.kv = to_string(shape.formats.kv);
+  run.group_size = shape.formats.group_size;
   run.method = method;
 
   CostTotals all = total(costs);
   double tokens = double(shape.batch) * shape.new_tokens_per_seq;
   run.step.time_us = step_us;
+  run.step.samples_us = thin_evenly(step_samples_us, kMaxKeptSamples);
   run.step.point = roofline_point(all.flops, all.bytes, step_us.median, ceilings, "step");
   run.step.tokens_per_s = tokens / (step_us.median * 1e-6);
 
   double op_time_sum = 0;
   for (const auto& op : costs) {
     run.predicted.time_us += roofline_time_us(op.flops, op.bytes, ceilings);
-    auto it = op_median_us.find(op.name);
-    if (it == op_median_us.end()) {
+    auto it = op_us.find(op.name);
+    if (it == op_us.end()) {
       run.unmeasured_ops.push_back(op.name);
       continue;
     }
@@ -72,7 +79,12 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
     r.name = op.name;
     r.layer = op.layer;
     r.kind = op.kind;
-    r.point = roofline_point(op.flops, op.bytes, it->second, ceilings, op.name);
+    try {
+      r.spread = summarize(it->second);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("measured op '{}': {}", op.name, e.what()));
+    }
+    r.point = roofline_point(op.flops, op.bytes, r.spread->median, ceilings, op.name);
     op_time_sum += r.point.time_us;
     run.ops.push_back(std::move(r));
   }
@@ -110,8 +122,10 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
     std::sort(members.begin(), members.end(), [](auto* a, auto* b) { return a->batch < b->batch; });
     HeadlineEntry e;
     std::tie(e.weights, e.kv, e.context, e.group_size) = k;
-    WeightFmt wf = parse_weight_fmt(e.weights);
-    KvFmt kf = parse_kv_fmt(e.kv);
+    Formats formats;
+    formats.weights = parse_weight_format(e.weights);
+    formats.group_size = e.group_size;
+    formats.kv = parse_kv_format(e.kv);
     std::vector<RidgeSample> step_samples, gemm_samples;
     bool all_have_gemm = true;
     for (const auto* r : members) {
@@ -128,9 +142,8 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
     }
     e.measured_ridge_batch = measured_ridge_batch(step_samples, ceilings.ridge());
     if (all_have_gemm) e.measured_gemm_ridge_batch = measured_ridge_batch(gemm_samples, ceilings.ridge());
-    e.predicted_ridge_batch = predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings);
-    e.predicted_gemm_ridge_batch =
-        predicted_ridge_batch(c, wf, e.group_size, kf, e.context, ceilings, "gemm");
+    e.predicted_ridge_batch = predicted_ridge_batch(c, formats, e.context, ceilings);
+    e.predicted_gemm_ridge_batch = predicted_ridge_batch(c, formats, e.context, ceilings, "gemm");
     out.push_back(std::move(e));
   }
   return out;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "analysis/report.h"
+#include "analysis/stats.h"
 
 namespace ridgeline {
 namespace {
@@ -145,6 +146,82 @@ void check_point(Checker& ck, const json& j, const std::string& path, const std:
   }
 }
 
+// The optional mean and standard deviation of a time summary (µs): positive, and not negative.
+void check_moments(Checker& ck, const json& t, const std::string& path, std::optional<double>* mean,
+                   std::optional<double>* stddev) {
+  if (t.contains("mean")) {
+    *mean = ck.number(t, path, "mean");
+    if (*mean && !(**mean > 0)) ck.add(path + ".mean", fmt::format("{} is not a positive time", **mean));
+  }
+  if (t.contains("stddev")) {
+    *stddev = ck.number(t, path, "stddev");
+    if (*stddev && !(**stddev >= 0)) ck.add(path + ".stddev", fmt::format("{} is negative", **stddev));
+  }
+}
+
+// step.time_us: median, p10, p90, n, and where present mean, stddev and the kept samples. When every
+// sample was kept (as many as n) the summary must be theirs.
+std::optional<double> check_step_time(Checker& ck, const json& t, const std::string& tp) {
+  auto median = ck.number(t, tp, "median");
+  auto p10 = ck.number(t, tp, "p10");
+  auto p90 = ck.number(t, tp, "p90");
+  auto n = ck.integer(t, tp, "n", 1);
+  if (median && p10 && p90 && !(*p10 <= *median && *median <= *p90))
+    ck.add(tp, fmt::format("p10 {} <= median {} <= p90 {} does not hold", *p10, *median, *p90));
+  std::optional<double> mean, stddev;
+  check_moments(ck, t, tp, &mean, &stddev);
+  if (!t.contains("samples")) return median;
+  const json* list = ck.array(t, tp, "samples");
+  if (!list) return median;
+  std::vector<double> samples;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& v = (*list)[i];
+    if (!v.is_number() || !(v.get<double>() > 0) || !std::isfinite(v.get<double>())) {
+      ck.add(fmt::format("{}.samples[{}]", tp, i), fmt::format("{} is not a positive time", v.dump()));
+      return median;
+    }
+    samples.push_back(v.get<double>());
+  }
+  if (samples.empty()) {
+    ck.add(tp + ".samples", "empty (leave the field out when no samples are kept)");
+    return median;
+  }
+  if (!n) return median;
+  if (int64_t(samples.size()) > *n) {
+    ck.add(tp + ".samples", fmt::format("{} samples but n is {}", samples.size(), *n));
+    return median;
+  }
+  if (int64_t(samples.size()) < *n) return median;  // thinned: the summary is of samples not kept
+  std::vector<double> sorted = samples;
+  std::sort(sorted.begin(), sorted.end());
+  ck.agree(tp + ".median", median, percentile_sorted(sorted, 0.5), "the median of samples");
+  ck.agree(tp + ".p10", p10, percentile_sorted(sorted, 0.1), "the 10th percentile of samples");
+  ck.agree(tp + ".p90", p90, percentile_sorted(sorted, 0.9), "the 90th percentile of samples");
+  double m = sample_mean(samples), sd = sample_stddev(samples);
+  ck.agree(tp + ".mean", mean, m, "the mean of samples");
+  // Identical samples give a standard deviation of rounding noise: compare it on the mean's scale.
+  if (stddev && std::abs(*stddev - sd) > kRelTol * std::max({std::abs(*stddev), sd, m}))
+    ck.add(tp + ".stddev", fmt::format("{} disagrees with the standard deviation of samples = {} (relative "
+                                       "tolerance {})",
+                                       *stddev, sd, kRelTol));
+  return median;
+}
+
+// An op's optional time_spread_us: p10 <= time_us <= p90, n >= 1, mean and stddev when present.
+void check_spread(Checker& ck, const json& op, const std::string& path, const std::optional<double>& time) {
+  if (!op.contains("time_spread_us")) return;
+  const json* s = ck.object(op, path, "time_spread_us");
+  if (!s) return;
+  std::string sp = path + ".time_spread_us";
+  auto p10 = ck.number(*s, sp, "p10");
+  auto p90 = ck.number(*s, sp, "p90");
+  ck.integer(*s, sp, "n", 1);
+  std::optional<double> mean, stddev;
+  check_moments(ck, *s, sp, &mean, &stddev);
+  if (p10 && p90 && time && !(*p10 <= *time && *time <= *p90))
+    ck.add(sp, fmt::format("p10 {} <= time_us {} <= p90 {} does not hold", *p10, *time, *p90));
+}
+
 double number_or_zero(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
@@ -168,6 +245,7 @@ void check_op(Checker& ck, const json& j, const std::string& path, const Peak& p
   if (summed) ck.integer(j, path, "count", 1);
   auto t = ck.number(j, path, "time_us");
   check_point(ck, j, path, t, peak);
+  check_spread(ck, j, path, t);
   if (sums && kind && t) {
     OpSums& s = (*sums)[*kind];
     s.time += *t;
@@ -199,15 +277,7 @@ void check_run(Checker& ck, const json& r, const std::string& path, const Peak& 
   std::optional<double> median;
   if (const json* step = ck.object(r, path, "step")) {
     std::string sp = path + ".step";
-    if (const json* t = ck.object(*step, sp, "time_us")) {
-      std::string tp = sp + ".time_us";
-      median = ck.number(*t, tp, "median");
-      auto p10 = ck.number(*t, tp, "p10");
-      auto p90 = ck.number(*t, tp, "p90");
-      ck.integer(*t, tp, "n", 1);
-      if (median && p10 && p90 && !(*p10 <= *median && *median <= *p90))
-        ck.add(tp, fmt::format("p10 {} <= median {} <= p90 {} does not hold", *p10, *median, *p90));
-    }
+    if (const json* t = ck.object(*step, sp, "time_us")) median = check_step_time(ck, *t, sp + ".time_us");
     auto tps = ck.number(*step, sp, "tokens_per_s");
     if (median && *median > 0 && batch && new_tokens)
       ck.agree(sp + ".tokens_per_s", tps, double(*batch) * double(*new_tokens) / (*median * 1e-6),

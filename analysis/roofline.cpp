@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "analysis/stats.h"
+
 namespace ridgeline {
 
 Ceilings measured_ceilings(double copy_GBps, double read_GBps, double tflops) {
@@ -77,6 +79,8 @@ TimeStats summarize(std::vector<double> samples) {
   t.p10 = percentile_sorted(samples, 0.1);
   t.p90 = percentile_sorted(samples, 0.9);
   t.n = static_cast<int>(samples.size());
+  t.mean = sample_mean(samples);
+  t.stddev = sample_stddev(samples);
   return t;
 }
 

@@ -15,7 +15,7 @@ struct Ceilings {
   double peak_tflops = 0;  // compute roof (dense fp16 tensor, fp32 accumulate), TFLOP/s
   std::string source;      // "measured" | "datasheet"
   // What `ridgeline probe` measured, when it did (0: not measured). peak_GBps is the higher of the
-  // two because read-mostly kernels can beat a copy (DESIGN.md, "Measuring honestly").
+  // two because read-mostly kernels can beat a copy (docs/DESIGN.md, "Measuring honestly").
   double copy_GBps = 0;  // device-to-device copy, bytes read + written
   double read_GBps = 0;  // read-only streaming reduction
 
@@ -52,13 +52,17 @@ RooflinePoint roofline_point(double flops, double bytes, double time_us, const C
 struct TimeStats {
   double median = 0, p10 = 0, p90 = 0;  // µs
   int n = 0;                            // samples
+  // Mean and sample standard deviation (n - 1 in the denominator; 0 for one sample), µs. Absent in
+  // reports written before they were recorded.
+  std::optional<double> mean, stddev;
 };
 
 // Percentile q in [0, 1] of sorted samples by linear interpolation between closest ranks: position
 // q*(n-1), numpy's default ("linear") method. The median is percentile 0.5, so an even count
 // averages the two middle samples.
 double percentile_sorted(const std::vector<double>& sorted, double q);
-// Median, p10 and p90 as above. Throws on an empty list or a non-finite sample.
+// Median, p10 and p90 as above, mean and standard deviation. Throws on an empty list or a
+// non-finite sample.
 TimeStats summarize(std::vector<double> samples);
 
 // The batch at which `intensities` (one per batch, rising with batch) first reaches `ridge`,

@@ -315,6 +315,15 @@ PlotArea roofline_area(const RooflineChart& c) {
   if (!(c.ceilings.peak_GBps > 0) || !(c.ceilings.peak_tflops > 0) || !std::isfinite(ridge))
     throw std::runtime_error("svg: the roofline needs positive peak GB/s and TFLOP/s");
   double xmin = ridge / 10, xmax = ridge, ymin = c.ceilings.peak_tflops, ymax = c.ceilings.peak_tflops;
+  for (const auto& o : c.overlays) {
+    double r = o.ceilings.ridge();
+    if (!(o.ceilings.peak_GBps > 0) || !(o.ceilings.peak_tflops > 0) || !std::isfinite(r))
+      throw std::runtime_error("svg: an overlaid roofline needs positive peak GB/s and TFLOP/s");
+    xmin = std::min(xmin, r / 10);
+    xmax = std::max(xmax, r);
+    ymin = std::min(ymin, o.ceilings.peak_tflops);
+    ymax = std::max(ymax, o.ceilings.peak_tflops);
+  }
   for (const auto& p : c.points) {
     if (!drawable(p.x, p.y)) continue;
     xmin = std::min(xmin, p.x);
@@ -335,10 +344,24 @@ std::string roofline_svg(const RooflineChart& c) {
   double ridge = ce.ridge();
   // Memory roof: TFLOP/s = GB/s * intensity / 1000, a line of slope 1 in log-log; it starts where it
   // enters the plot (left edge or bottom edge) and ends at the ridge.
-  double x0 = std::max(a.x.from_px(a.left), a.y.from_px(a.bottom) * 1e3 / ce.peak_GBps);
-  double y0 = ce.peak_GBps * x0 / 1e3;
+  auto memory_roof_start = [&](const Ceilings& roof) {
+    double x0 = std::max(a.x.from_px(a.left), a.y.from_px(a.bottom) * 1e3 / roof.peak_GBps);
+    return std::pair{a.x.to_px(x0), a.y.to_px(roof.peak_GBps * x0 / 1e3)};
+  };
+  // Overlaid roofs first, dashed, so that the first report's solid roofs stay on top.
+  for (const auto& ov : c.overlays) {
+    auto [ox, oy] = memory_roof_start(ov.ceilings);
+    double orx = a.x.to_px(ov.ceilings.ridge()), ory = a.y.to_px(ov.ceilings.peak_tflops);
+    fmt::format_to(std::back_inserter(o),
+                   "<line class=\"roof-memory-overlay\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" "
+                   "stroke=\"{}\" stroke-width=\"1.6\" stroke-dasharray=\"6 4\"/>\n"
+                   "<line class=\"roof-compute-overlay\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" "
+                   "stroke=\"{}\" stroke-width=\"1.6\" stroke-dasharray=\"6 4\"/>\n",
+                   px(ox), px(oy), px(orx), px(ory), xml_escape(ov.color), px(orx), px(ory), px(a.right),
+                   px(ory), xml_escape(ov.color));
+  }
   double rx = a.x.to_px(ridge), ry = a.y.to_px(ce.peak_tflops);
-  double sx = a.x.to_px(x0), sy = a.y.to_px(y0);
+  auto [sx, sy] = memory_roof_start(ce);
   fmt::format_to(std::back_inserter(o),
                  "<line class=\"ridge\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#777\" "
                  "stroke-dasharray=\"4 3\"/>\n"
@@ -398,7 +421,7 @@ PlotArea line_chart_area(const LineChart& c) {
       ymax = std::max(ymax, p.y);
     }
   if (xmax == 0) xmin = xmax = ymin = ymax = 1;  // nothing drawable: an empty decade
-  return make_area(xmin, xmax, ymin, ymax, c.series.size());
+  return make_area(xmin, xmax, ymin, ymax, c.legend.empty() ? c.series.size() : c.legend.size());
 }
 
 std::string line_chart_svg(const LineChart& c) {
@@ -431,7 +454,7 @@ std::string line_chart_svg(const LineChart& c) {
     legend.push_back({s.label, s.color, s.marker, s.dash, true});
   }
   draw_points(o, a, shown);
-  draw_legend(o, a, legend);
+  draw_legend(o, a, c.legend.empty() ? legend : c.legend);
   draw_note(o, a, left_out);
   o += "</svg>\n";
   return o;
@@ -452,6 +475,24 @@ std::string kind_color(const std::string& kind, std::map<std::string, std::strin
   if (auto it = fixed.find(kind); it != fixed.end()) return it->second;
   auto [it, fresh] = extra.emplace(kind, kPalette[(5 + extra.size()) % kPaletteSize]);
   return it->second;
+}
+
+// The plain decode runs (one context for every sequence) of format `f` at `context`, by batch: the
+// points of one tokens/s line (the series gives them its colour and marker), tooltips after `prefix`.
+std::vector<ChartPoint> throughput_points(const Report& r, const RunFormat& f, int context,
+                                          const std::string& prefix) {
+  std::vector<const RunRecord*> members;
+  for (const auto& run : r.runs)
+    if (run.new_tokens_per_seq == 1 && run.contexts.empty() && run.context == context && run_format(run) == f)
+      members.push_back(&run);
+  std::sort(members.begin(), members.end(), [](auto* a, auto* b) { return a->batch < b->batch; });
+  std::vector<ChartPoint> points;
+  for (const auto* run : members)
+    points.push_back(
+        {double(run->batch), run->step.tokens_per_s, "",
+         fmt::format("{}{}: {} tokens/s", prefix, run_title(*run), format_sig(run->step.tokens_per_s, 3)), "",
+         Marker::circle});
+  return points;
 }
 
 std::string point_tooltip(const std::string& what, const RooflinePoint& p) {
@@ -552,17 +593,7 @@ std::vector<ReportChart> report_charts(const Report& r) {
       s.color = kPalette[f % kPaletteSize];
       s.dash = kDashes[ci % std::size(kDashes)];
       s.marker = kMarkers[ci % std::size(kMarkers)];
-      std::vector<const RunRecord*> members;
-      for (const auto& run : r.runs)
-        if (run.new_tokens_per_seq == 1 && run.contexts.empty() && run.context == contexts[ci] &&
-            format_index(run) == f)
-          members.push_back(&run);
-      std::sort(members.begin(), members.end(), [](auto* a, auto* b) { return a->batch < b->batch; });
-      for (const auto* run : members)
-        s.points.push_back(
-            {double(run->batch), run->step.tokens_per_s, "",
-             fmt::format("{}: {} tokens/s", run_title(*run), format_sig(run->step.tokens_per_s, 3)), s.color,
-             s.marker});
+      s.points = throughput_points(r, formats[f], contexts[ci], "");
       if (!s.points.empty()) tput.series.push_back(std::move(s));
     }
   if (!tput.series.empty())
@@ -570,6 +601,106 @@ std::vector<ReportChart> report_charts(const Report& r) {
         {"throughput", "Decode tokens/s against batch",
          "Tokens generated per second by the whole batch, per weight/KV format (colour) and context "
          "(line style).",
+         line_chart_svg(tput)});
+  return out;
+}
+
+std::vector<ReportChart> report_set_charts(const std::vector<const Report*>& reports,
+                                           const std::vector<std::string>& labels) {
+  std::vector<ReportChart> out;
+  if (reports.empty() || labels.size() != reports.size())
+    throw std::runtime_error("report_set_charts: one label per report, and at least one report");
+  auto color = [](size_t i) { return std::string(kPalette[i % kPaletteSize]); };
+  auto marker = [](size_t i) { return kMarkers[i % std::size(kMarkers)]; };
+  std::set<int> context_set;
+  for (const Report* r : reports)
+    for (const auto& run : r->runs) context_set.insert(run.context);
+  std::vector<int> contexts(context_set.begin(), context_set.end());
+  const Ceilings& first_peak = reports[0]->device.peak;
+  auto same_roofs = [&](const Ceilings& c) {
+    return std::abs(c.peak_GBps - first_peak.peak_GBps) <= 1e-9 * first_peak.peak_GBps &&
+           std::abs(c.peak_tflops - first_peak.peak_tflops) <= 1e-9 * first_peak.peak_tflops;
+  };
+  std::string models;
+  for (const Report* r : reports)
+    if (models.find(r->model.name) == std::string::npos)
+      models += (models.empty() ? "" : ", ") + r->model.name;
+
+  // 1. Every report's steps on one roofline per context; roofs of reports measured against other
+  // ceilings overlaid, dashed, in the report's colour.
+  for (int context : contexts) {
+    RooflineChart chart;
+    chart.title = fmt::format("Roofline of each step, context {}, {} reports", context, reports.size());
+    chart.subtitle = models;
+    chart.ceilings = first_peak;
+    for (size_t i = 0; i < reports.size(); ++i) {
+      bool present = false;
+      for (const auto& run : reports[i]->runs) {
+        if (run.context != context) continue;
+        present = true;
+        const RooflinePoint& p = run.step.point;
+        std::string label = run.new_tokens_per_seq == 1
+                                ? fmt::format("B={}", run.batch)
+                                : fmt::format("P{} B={}", run.new_tokens_per_seq, run.batch);
+        chart.points.push_back({p.arithmetic_intensity, p.achieved_tflops, label,
+                                point_tooltip(labels[i] + ": " + run_title(run), p), color(i), marker(i)});
+      }
+      if (present) chart.legend.push_back({labels[i], color(i), marker(i), "", false});
+    }
+    for (size_t i = 1; i < reports.size(); ++i)
+      if (!same_roofs(reports[i]->device.peak)) {
+        chart.overlays.push_back({reports[i]->device.peak, color(i)});
+        chart.legend.push_back({labels[i] + " roofs", color(i), marker(i), "6 4", true});
+      }
+    out.push_back({contexts.size() == 1 ? std::string("roofline") : fmt::format("roofline-ctx{}", context),
+                   fmt::format("Roofline of each step, context {}", context),
+                   fmt::format("Each report's steps at context {} in its own colour and marker, against the "
+                               "roofs of {} ({} GB/s, {} TFLOP/s){}.",
+                               context, labels[0], format_sig(first_peak.peak_GBps, 4),
+                               format_sig(first_peak.peak_tflops, 3),
+                               chart.overlays.empty() ? "" : "; dashed: the roofs of the other reports"),
+                   roofline_svg(chart)});
+  }
+
+  // 2. Decode tokens/s against batch: a line per (report, format, context), the report's colour and
+  // marker, the dash per (format, context) shared by every report.
+  LineChart tput;
+  tput.title = "Decode tokens/s against batch";
+  tput.subtitle = models;
+  tput.x_title = "batch (sequences, log)";
+  tput.y_title = "tokens/s (log)";
+  std::vector<std::pair<RunFormat, int>> styles;  // (format, context) in order of first appearance
+  for (size_t i = 0; i < reports.size(); ++i) {
+    std::vector<RunFormat> formats = report_formats(*reports[i]);
+    for (const auto& f : formats)
+      for (int context : contexts) {
+        std::vector<ChartPoint> points = throughput_points(*reports[i], f, context, labels[i] + ": ");
+        if (points.empty()) continue;
+        auto style = std::find(styles.begin(), styles.end(), std::pair{f, context});
+        if (style == styles.end()) style = styles.insert(styles.end(), {f, context});
+        LineSeries series;
+        series.label = fmt::format("{}: {}, ctx {}", labels[i], short_label(f), context);  // in notes
+        series.color = color(i);
+        series.dash = kDashes[size_t(style - styles.begin()) % std::size(kDashes)];
+        series.marker = marker(i);
+        series.points = std::move(points);
+        tput.series.push_back(std::move(series));
+      }
+  }
+  // The legend names each report once (colour and marker) and each line style once, in grey.
+  for (size_t i = 0; i < reports.size(); ++i)
+    if (std::any_of(tput.series.begin(), tput.series.end(),
+                    [&](const LineSeries& s) { return s.color == color(i); }))
+      tput.legend.push_back({labels[i], color(i), marker(i), "", false});
+  if (styles.size() > 1)
+    for (size_t k = 0; k < styles.size(); ++k)
+      tput.legend.push_back({fmt::format("{}, ctx {}", short_label(styles[k].first), styles[k].second),
+                             "#777777", Marker::circle, kDashes[k % std::size(kDashes)], true});
+  if (!tput.series.empty())
+    out.push_back(
+        {"throughput", "Decode tokens/s against batch",
+         "Tokens generated per second by the whole batch: colour and marker per report, line style per "
+         "weight/KV format and context.",
          line_chart_svg(tput)});
   return out;
 }

@@ -51,12 +51,20 @@ struct LegendEntry {
   bool line = false;  // a line sample instead of a marker alone
 };
 
+// Another pair of roofs on the same chart (a second report measured against other ceilings): drawn
+// dashed in `color`, as <line class="roof-memory-overlay"> and <line class="roof-compute-overlay">.
+struct RoofOverlay {
+  Ceilings ceilings;
+  std::string color;
+};
+
 struct RooflineChart {
   std::string title;
   std::string subtitle;            // a smaller second line (model and device)
   Ceilings ceilings;               // the roofs (peak_GBps, peak_tflops)
   std::vector<ChartPoint> points;  // x: FLOP/B, y: achieved TFLOP/s
   std::vector<LegendEntry> legend;
+  std::vector<RoofOverlay> overlays;  // further roofs; the axes hold their ridges and peaks too
 };
 
 struct LineSeries {
@@ -68,6 +76,7 @@ struct LineSeries {
 struct LineChart {
   std::string title, subtitle, x_title, y_title;
   std::vector<LineSeries> series;
+  std::vector<LegendEntry> legend;  // when empty, one entry per series (its label, colour, dash, marker)
 };
 
 // The plot area and axes: x holds the ridge (and a decade below it, so the memory roof shows) and
@@ -93,5 +102,11 @@ struct ReportChart {
 // the per-kind roofline of the first format's smallest- and largest-batch runs at its largest context,
 // and tokens/s against batch per (format, context). Charts with nothing to draw are left out.
 std::vector<ReportChart> report_charts(const Report& r);
+
+// Several reports overlaid, one colour and marker per report (labels[i] names reports[i] in the
+// legends): the roofline of every run's step, one chart per context, with each report's roofs where
+// they differ from the first's; and tokens/s against batch, one line per (report, format, context).
+std::vector<ReportChart> report_set_charts(const std::vector<const Report*>& reports,
+                                           const std::vector<std::string>& labels);
 
 }  // namespace ridgeline

@@ -1,10 +1,12 @@
 // ridgeline report: a sweep's JSON report rendered as Markdown (to stdout by default, or a .md file
-// with its SVG charts beside it) or as one self-contained HTML file.
+// with its SVG charts beside it) or as one self-contained HTML file. Given several reports, it renders
+// them side by side (report_set.h): overlaid rooflines, tokens/s per report, per-kind deltas.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -30,25 +32,33 @@ int run_report(const std::vector<std::string>& argv) {
   std::vector<std::string> args;
   for (const auto& s : argv) args.push_back(s == "-o" ? "--out" : s);
   Args a(args, {"out"});
-  if (a.positional().size() != 1)
-    throw UsageError(fmt::format("expected one report file (run.json), got {}", a.positional().size()));
+  if (a.positional().empty()) throw UsageError("expected a report file (run.json), or several to compare");
   for (const auto& p : a.positional())
     if (p.size() > 1 && p[0] == '-') throw UsageError(fmt::format("unknown flag {}", p));
-  ReportView view = load_report_view(a.positional()[0]);
+  // One report renders as before; several, side by side.
+  std::optional<ReportView> view;
+  std::optional<ReportSet> set;
+  if (a.positional().size() == 1)
+    view = load_report_view(a.positional()[0]);
+  else
+    set = load_report_set(a.positional());
+  auto markdown = [&](const std::string& stem) {
+    return view ? render_markdown(*view, stem) : render_markdown(*set, stem);
+  };
 
   auto out = a.get("out");
   if (!out) {
-    std::cout << render_markdown(view, "").markdown;
+    std::cout << markdown("").markdown;
     return 0;
   }
   fs::path path(*out);
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   if (ext == ".html" || ext == ".htm") {
-    write_file(path, render_html(view));
+    write_file(path, view ? render_html(*view) : render_html(*set));
     fmt::print(stderr, "report: wrote {}\n", path.string());
   } else if (ext == ".md" || ext == ".markdown") {
-    MarkdownReport md = render_markdown(view, path.stem().string());
+    MarkdownReport md = markdown(path.stem().string());
     write_file(path, md.markdown);
     for (const auto& c : md.charts) write_file(path.parent_path() / c.name, c.content);
     fmt::print(stderr, "report: wrote {} and {} chart{} beside it\n", path.string(), md.charts.size(),
@@ -61,8 +71,10 @@ int run_report(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-RIDGELINE_COMMAND(Command{"report",
-                          "report run.json [-o report.html | -o report.md]   # Markdown to stdout without -o",
-                          run_report});
+RIDGELINE_COMMAND(Command{
+    "report",
+    "report run.json [more.json...] [-o report.html | -o report.md]   # Markdown to stdout "
+    "without -o; several reports side by side",
+    run_report});
 
 }  // namespace ridgeline::cli

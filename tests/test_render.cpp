@@ -7,15 +7,19 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "analysis/ceilings.h"
 #include "analysis/render_html.h"
 #include "analysis/render_markdown.h"
+#include "analysis/report_set.h"
 #include "analysis/report_view.h"
 #include "analysis/svg_roofline.h"
+#include "engine/formats.h"
 #include "engine/model_source.h"
 #include "test_util.h"
 
@@ -148,19 +152,18 @@ json three_format_report() {
               datasheet_for("NVIDIA H100 80GB HBM3")};
   r.model = {c.name, true, c.params(), c};
   struct Fmt {
-    WeightFmt w;
-    KvFmt k;
+    WeightFormat w;
+    KvFormat k;
     double time_scale;
   };
-  for (Fmt f : {Fmt{WeightFmt::w4a16, KvFmt::fp16, 0.4}, Fmt{WeightFmt::fp16, KvFmt::fp16, 1.0},
-                Fmt{WeightFmt::fp16, KvFmt::int8, 0.8}})
+  for (Fmt f : {Fmt{WeightFormat::w4a16, KvFormat::fp16, 0.4}, Fmt{WeightFormat::fp16, KvFormat::fp16, 1.0},
+                Fmt{WeightFormat::fp16, KvFormat::int8, 0.8}})
     for (int batch : {1, 16}) {
-      StepShape s{batch, {1024}, 1, f.w, 128, f.k};
-      std::map<std::string, double> ops;
-      for (const auto& op : step_costs(c, s)) ops[op.name] = 2 * roofline_time_us(op.flops, op.bytes, ceil);
+      StepShape s{batch, {1024}, 1, Formats{f.w, 128, f.k}};
+      std::map<std::string, std::vector<double>> ops;
+      for (const auto& op : step_costs(c, s)) ops[op.name] = {2 * roofline_time_us(op.flops, op.bytes, ceil)};
       double step = 2000.0 * batch * f.time_scale;  // fp16: 500 tokens/s at every batch
-      r.runs.push_back(
-          build_run(c, s, ceil, TimeStats{step, 0.9 * step, 1.1 * step, 20}, ops, "per-op replay"));
+      r.runs.push_back(build_run(c, s, ceil, {0.9 * step, step, 1.1 * step}, ops, "per-op replay"));
     }
   r.headline = build_headline(c, r.runs, ceil);
   return to_json(r);
@@ -458,4 +461,200 @@ TEST(ReportCli, RefusesAMissingFileNonJsonAndAnInvalidReportWithOneClearLine) {
   EXPECT_EQ(count(invalid.err, "\n"), 1u) << invalid.err;
   EXPECT_FALSE(fs::exists(dir / "r.md"));
   fs::remove_all(dir);
+}
+
+namespace {
+
+// The CPU report measured again: 30% slower, with samples kept, on a machine with 1.5x the memory
+// bandwidth. Built by build_run from the first report's own op times, so it is a valid report.
+json slower_cpu_report() {
+  Report r = cpu_view().report;
+  Ceilings ceil = r.device.peak;
+  ceil.peak_GBps *= 1.5;
+  ceil.copy_GBps *= 1.5;
+  for (auto& run : r.runs) {
+    StepShape s{run.batch,
+                {run.context},
+                run.new_tokens_per_seq,
+                Formats{parse_weight_format(run.weights), run.group_size, parse_kv_format(run.kv)}};
+    std::map<std::string, std::vector<double>> ops;
+    for (const auto& op : run.ops) {
+      double t = 1.3 * op.point.time_us;
+      ops[op.name] = {0.95 * t, t, 1.05 * t};
+    }
+    double m = 1.3 * run.step.time_us.median;
+    run = build_run(r.model.config, s, ceil, {0.97 * m, m, 1.02 * m, 1.01 * m, 0.99 * m}, ops, run.method);
+  }
+  r.device.peak = ceil;
+  r.git_commit = "fedcba987654";
+  r.headline = build_headline(r.model.config, r.runs, ceil);
+  return to_json(r);
+}
+
+ReportSet cpu_pair() {
+  return make_report_set({cpu_view(), read_report_view(slower_cpu_report(), "slower.json")},
+                         {"cpu-tiny-run", "slower"});
+}
+
+std::vector<std::string> chart_svgs(const std::string& html) {
+  std::vector<std::string> out;
+  for (size_t i = html.find("<svg "); i != std::string::npos; i = html.find("<svg ", i + 1))
+    out.push_back(html.substr(i, html.find("</svg>", i) + 6 - i));
+  return out;
+}
+
+// Runs chromium headless (the flags a machine without network needs) with `args`; its stderr is kept.
+// Returns nullopt when chromium is not installed.
+std::optional<test::CliResult> chromium(const fs::path& profile, const std::string& args) {
+  if (std::system("command -v chromium > /dev/null 2>&1") != 0) return std::nullopt;
+  fs::path out = profile.parent_path() / "chromium.out", err = profile.parent_path() / "chromium.err";
+  std::string cmd =
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+      "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
+      test::shell_quote(profile.string()) + " --enable-logging=stderr --v=0 " + args + " > " +
+      test::shell_quote(out.string()) + " 2> " + test::shell_quote(err.string());
+  int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  test::CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+}  // namespace
+
+TEST(RenderSet, PutsTwoCpuSweepsSideBySide) {
+  ReportSet s = cpu_pair();
+  auto runs = report_set_runs_table(s);
+  EXPECT_THAT(runs.header,
+              ::testing::ElementsAre("configuration", "cpu-tiny-run step (p10–p90)", "cpu-tiny-run tokens/s",
+                                     "slower step (p10–p90)", "slower tokens/s", "slower vs cpu-tiny-run"));
+  ASSERT_EQ(runs.rows.size(), 6u);
+  EXPECT_THAT(runs.rows[0], ::testing::ElementsAre("decode B=1 ctx=256 fp16/fp16", "16.93 ms (8.367–17.23)",
+                                                   "59.1", "22.00 ms (21.52–22.36)", "45.4", "+30.0%"));
+  auto kinds = report_set_kind_summary_table(s);
+  ASSERT_FALSE(kinds.rows.empty());
+  EXPECT_THAT(kinds.rows[0], ::testing::ElementsAre("embed", "+30.0% (+30.0% to +30.0%, 6 configurations)"));
+  EXPECT_EQ(report_set_kinds_table(s).rows.size(), 6u * 6);  // 6 configurations x 6 kinds
+  auto notes = report_set_notes(s);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_THAT(notes[0], HasSubstr("slower was measured against other ceilings than cpu-tiny-run"));
+
+  std::string h = render_html(s);
+  EXPECT_TRUE(well_formed_xml(h.substr(h.find("<body>"), h.find("</body>") + 7 - h.find("<body>"))));
+  EXPECT_THAT(h, Not(HasSubstr("<script")));
+  auto svgs = chart_svgs(h);
+  ASSERT_EQ(svgs.size(), 3u);  // a roofline per context (256, 1024) and tokens/s against batch
+  for (const auto& svg : svgs) {
+    EXPECT_TRUE(well_formed_xml(svg));
+    expect_finite_coordinates(svg);
+  }
+  // Each roofline holds both reports' three steps at its context, each report in its own colour and
+  // marker, and the second report's roofs, dashed.
+  for (size_t c = 0; c < 2; ++c) {
+    EXPECT_EQ(point_centres(svgs[c]).size(), 6u);
+    EXPECT_EQ(count(svgs[c], "<circle r=\"4.2\" fill=\"#1f77b4\""), 3u + 1);  // + its legend entry
+    EXPECT_EQ(count(svgs[c], "<rect x=\"-3.8\" y=\"-3.8\" width=\"7.6\" height=\"7.6\" fill=\"#d62728\""),
+              3u + 2);  // + the legend entries for the report and for its roofs
+    EXPECT_EQ(count(svgs[c], "class=\"roof-memory-overlay\""), 1u);
+    EXPECT_EQ(count(svgs[c], "class=\"roof-compute-overlay\""), 1u);
+    EXPECT_THAT(svgs[c], HasSubstr(">slower roofs</text>"));
+  }
+  // The overlaid compute roof is at the same TFLOP/s (only the bandwidth changed), its ridge 1.5x lower.
+  Line mem = find_line(svgs[0], "roof-memory"), over = find_line(svgs[0], "roof-memory-overlay");
+  EXPECT_NEAR(over.y2, mem.y2, 0.06);
+  EXPECT_LT(over.x2, mem.x2);
+  EXPECT_EQ(point_centres(svgs[2]).size(), 12u);  // 2 reports x 2 contexts x 3 batches
+  EXPECT_THAT(h, HasSubstr("<h2>Per-kind deltas against cpu-tiny-run</h2>"));
+
+  std::string m = render_markdown(s, "cmp").markdown;
+  EXPECT_THAT(m, HasSubstr("# ridgeline reports side by side: cpu-tiny-run, slower\n"));
+  EXPECT_THAT(m, HasSubstr("| decode B=16 ctx=1024 fp16/fp16 | 232.2 ms (228.0–242.0) | 68.9 | 301.9 ms"));
+  EXPECT_THAT(m, HasSubstr("![Roofline of each step, context 256](cmp-roofline-ctx256.svg)"));
+}
+
+TEST(ReportCli, RendersSeveralReportsSideBySideAndOneAsBefore) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("rl_report_set_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "slower.json") << slower_cpu_report().dump();
+  std::string files =
+      test::shell_quote(cpu_report_path()) + " " + test::shell_quote((dir / "slower.json").string());
+  auto html = test::run_cli("report " + files + " -o " + test::shell_quote((dir / "cmp.html").string()));
+  ASSERT_EQ(html.exit_code, 0) << html.err;
+  std::ifstream f(dir / "cmp.html");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, render_html(cpu_pair()));
+  auto md = test::run_cli("report " + files + " -o " + test::shell_quote((dir / "cmp.md").string()));
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  for (const char* svg : {"cmp-roofline-ctx256.svg", "cmp-roofline-ctx1024.svg", "cmp-throughput.svg"})
+    EXPECT_TRUE(fs::exists(dir / svg)) << svg;
+  auto out = test::run_cli("report " + files);
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out.rfind("# ridgeline reports side by side: cpu-tiny-run, slower\n", 0), 0u);
+  auto none = test::run_cli("report");
+  EXPECT_EQ(none.exit_code, 2);
+  fs::remove_all(dir);
+}
+
+// The multi-run HTML in a real browser: it loads without a console message, and the browser builds
+// every chart point as an SVG element inside its plot. A copy of the report gets a script that counts
+// them into the title (the report itself has none), then chromium --dump-dom hands the title back.
+TEST(RenderSetInChromium, LoadsWithoutConsoleErrorsAndDrawsEveryPoint) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("rl_chromium_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string html = render_html(cpu_pair());
+  const std::string probe = R"(<script>
+(function () {
+  var svgs = document.querySelectorAll("figure svg"), counts = [], outside = 0, notsvg = 0;
+  svgs.forEach(function (svg) {
+    var plot = svg.querySelector("rect.plot-area").getBoundingClientRect();
+    var points = svg.querySelectorAll("g.point");
+    counts.push(points.length);
+    points.forEach(function (g) {
+      if (!(g instanceof SVGGElement)) notsvg++;
+      var b = g.getBoundingClientRect(), cx = (b.left + b.right) / 2, cy = (b.top + b.bottom) / 2;
+      if (!(b.width > 0) || cx < plot.left || cx > plot.right || cy < plot.top || cy > plot.bottom) outside++;
+    });
+  });
+  document.title = "charts=" + svgs.length + ";points=" + counts.join(",") + ";outside=" + outside +
+                   ";notsvg=" + notsvg;
+  console.info("ridgeline-probe-done");
+})();
+</script>
+)";
+  std::string probed = html;
+  probed.insert(probed.rfind("</body>"), probe);
+  std::ofstream(dir / "cmp.html") << html;
+  std::ofstream(dir / "probed.html") << probed;
+  auto r = chromium(dir / "profile",
+                    "--dump-dom " + test::shell_quote("file://" + (dir / "probed.html").string()));
+  if (!r) GTEST_SKIP() << "chromium not installed (Debian package 'chromium'; scripts/setup.sh installs it)";
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_THAT(r->out, HasSubstr("<title>charts=3;points=6,6,12;outside=0;notsvg=0</title>"));
+  // Console messages reach stderr as "...:CONSOLE...] "text", source: ..."; the probe's own line shows
+  // that they are captured, and must be the only one.
+  std::vector<std::string> console;
+  std::istringstream lines(r->err);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find(":CONSOLE") != std::string::npos) console.push_back(line);
+  ASSERT_EQ(console.size(), 1u) << r->err;
+  EXPECT_THAT(console[0], HasSubstr("\"ridgeline-probe-done\""));
+  // A screenshot of the report itself, as a reader sees it.
+  fs::path png = dir / "cmp.png";
+  auto shot = chromium(dir / "profile-shot", "--hide-scrollbars --window-size=1280,3000 --screenshot=" +
+                                                 test::shell_quote(png.string()) + " " +
+                                                 test::shell_quote("file://" + (dir / "cmp.html").string()));
+  ASSERT_TRUE(shot.has_value());
+  ASSERT_EQ(shot->exit_code, 0) << shot->err;
+  std::ifstream f(png, std::ios::binary);
+  char sig[8] = {};
+  f.read(sig, 8);
+  EXPECT_EQ(std::string(sig + 1, 3), "PNG");
+  EXPECT_GT(fs::file_size(png), 50'000u);  // a page of tables and charts, not a blank one
+  if (!std::getenv("RIDGELINE_KEEP_SCREENSHOT")) fs::remove_all(dir);
 }

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 
 #include "analysis/ceilings.h"
 #include "analysis/report.h"
+#include "bench/probe/probe.h"
 #include "engine/model_source.h"
+#include "test_util.h"
 
 using namespace ridgeline;
 using nlohmann::json;
@@ -33,12 +36,35 @@ std::map<std::string, double> synthetic_op_times(const ModelConfig& c, const Ste
   return t;
 }
 
+// `n` (odd) samples spread evenly over median * [1 - spread/2, 1 + spread/2], interleaved rather than
+// sorted (as a real run's are); the middle one is exactly `median`, so the median is too.
+std::vector<double> samples_around(double median, int n, double spread) {
+  std::vector<double> v;
+  for (int i = 0; i < n; ++i) {
+    int j = (i * 7) % n;  // a fixed permutation of 0..n-1 (n is not a multiple of 7 here)
+    v.push_back(median * (1 + spread * (j - (n - 1) / 2) / double(n - 1)));
+  }
+  return v;
+}
+
+// Five samples per op around each synthetic time.
+std::map<std::string, std::vector<double>> op_samples(const std::map<std::string, double>& times) {
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& [name, t] : times) out[name] = samples_around(t, 5, 0.2);
+  return out;
+}
+
+double sum_of(const std::map<std::string, double>& times) {
+  double sum = 0;
+  for (const auto& [name, t] : times) sum += t;
+  return sum;
+}
+
 RunRecord synthetic_run(const ModelConfig& c, const StepShape& s) {
   auto ops = synthetic_op_times(c, s);
-  double sum = 0;
-  for (const auto& [name, t] : ops) sum += t;
-  TimeStats step{1.1 * sum, 1.05 * sum, 1.2 * sum, 50};
-  return build_run(c, s, kCeil, step, ops, "graph replay of each op, 100 launches, median");
+  double sum = sum_of(ops);
+  return build_run(c, s, kCeil, samples_around(1.1 * sum, 51, 0.2), op_samples(ops),
+                   "graph replay of each op, 100 launches, median");
 }
 
 Report synthetic_report() {
@@ -58,8 +84,10 @@ Report synthetic_report() {
               datasheet_for("NVIDIA H100 80GB HBM3")};
   r.model = {c.name, true, c.params(), c};
   for (int batch : {1, 16})
-    r.runs.push_back(synthetic_run(c, StepShape{batch, {1024}, 1, WeightFmt::fp16, 128, KvFmt::fp16}));
-  r.runs.push_back(synthetic_run(c, StepShape{4, {1024}, 1, WeightFmt::w4a16, 128, KvFmt::int8}));
+    r.runs.push_back(
+        synthetic_run(c, StepShape{batch, {1024}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}}));
+  r.runs.push_back(
+      synthetic_run(c, StepShape{4, {1024}, 1, Formats{WeightFormat::w4a16, 128, KvFormat::int8}}));
   r.headline = build_headline(c, r.runs, kCeil);
   return r;
 }
@@ -74,11 +102,10 @@ std::string joined(const std::vector<std::string>& v) {
 
 TEST(Report, RunJoinsMeasuredOpsWithTheCostModelByName) {
   ModelConfig c = internlm2_1_8b();
-  StepShape s{16, {1024}, 1, WeightFmt::fp16, 128, KvFmt::fp16};
+  StepShape s{16, {1024}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}};
   auto times = synthetic_op_times(c, s);
-  double sum = 0;
-  for (const auto& [name, t] : times) sum += t;
-  RunRecord r = build_run(c, s, kCeil, TimeStats{2 * sum, sum, 3 * sum, 9}, times, "m");
+  double sum = sum_of(times);
+  RunRecord r = build_run(c, s, kCeil, samples_around(2 * sum, 9, 1.0), op_samples(times), "m");
   ASSERT_EQ(r.ops.size(), 220u);
   EXPECT_EQ(r.ops[1].name, "layers.0.attention_norm");
   EXPECT_DOUBLE_EQ(r.ops[2].point.time_us, times.at("layers.0.wqkv"));
@@ -107,22 +134,32 @@ TEST(Report, RunJoinsMeasuredOpsWithTheCostModelByName) {
 
 TEST(Report, OpsWithoutTimesAreListedAndUnknownNamesRejected) {
   ModelConfig c = internlm2_1_8b();
-  StepShape s{1, {64}, 1, WeightFmt::fp16, 128, KvFmt::fp16};
+  StepShape s{1, {64}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}};
   auto times = synthetic_op_times(c, s);
   times.erase("layers.7.swiglu");  // fused into w13 by some kernel
-  RunRecord r = build_run(c, s, kCeil, TimeStats{1000, 900, 1100, 5}, times, "m");
+  RunRecord r = build_run(c, s, kCeil, {900, 1000, 1100}, op_samples(times), "m");
   EXPECT_EQ(r.ops.size(), 219u);
   EXPECT_THAT(r.unmeasured_ops, ::testing::ElementsAre("layers.7.swiglu"));
   times["layers.7.swiglu_fused"] = 3.0;
   try {
-    build_run(c, s, kCeil, TimeStats{1000, 900, 1100, 5}, times, "m");
+    build_run(c, s, kCeil, {900, 1000, 1100}, op_samples(times), "m");
     FAIL() << "expected an unknown op name to throw";
   } catch (const std::runtime_error& e) {
     EXPECT_THAT(e.what(), HasSubstr("'layers.7.swiglu_fused' has no cost-model entry"));
   }
   times.erase("layers.7.swiglu_fused");
   times["layers.0.wo"] = 0.0;
-  EXPECT_THROW(build_run(c, s, kCeil, TimeStats{1000, 900, 1100, 5}, times, "m"), std::runtime_error);
+  EXPECT_THROW(build_run(c, s, kCeil, {900, 1000, 1100}, op_samples(times), "m"), std::runtime_error);
+  times.erase("layers.0.wo");
+  auto samples = op_samples(times);
+  samples["layers.0.wo"] = {};
+  try {
+    build_run(c, s, kCeil, {900, 1000, 1100}, samples, "m");
+    FAIL() << "expected an op without samples to throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("'layers.0.wo' has no timing samples"));
+  }
+  EXPECT_THROW(build_run(c, s, kCeil, {}, op_samples(times), "m"), std::runtime_error);
 }
 
 TEST(Report, BuiltReportPassesValidation) {
@@ -235,11 +272,11 @@ TEST(Report, HeadlineFindsTheMeasuredRidgeBesideThePredictedOne) {
   ModelConfig c = internlm2_1_8b();
   std::vector<RunRecord> runs;
   for (int batch : {1, 4, 16, 64, 256, 1024}) {
-    StepShape s{batch, {16}, 1, WeightFmt::fp16, 128, KvFmt::fp16};
+    StepShape s{batch, {16}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}};
     CostTotals t = total(step_costs(c, s));
     double step_us = roofline_time_us(t.flops, t.bytes, kCeil) / 0.7;
     runs.push_back(
-        build_run(c, s, kCeil, TimeStats{step_us, step_us, step_us, 10}, synthetic_op_times(c, s), "m"));
+        build_run(c, s, kCeil, std::vector<double>(10, step_us), op_samples(synthetic_op_times(c, s)), "m"));
   }
   auto h = build_headline(c, runs, kCeil);
   ASSERT_EQ(h.size(), 1u);
@@ -306,4 +343,103 @@ TEST(Ceilings, MeasuresCpuCeilingsQuickly) {
   EXPECT_LT(c.peak_tflops, 10);
   EXPECT_EQ(c.copy_GBps, c.peak_GBps);
   EXPECT_LT(seconds, 10);
+}
+
+TEST(Report, RunKeepsItsStepSamplesThinnedEvenlyAndEachOpsSpread) {
+  ModelConfig c = internlm2_1_8b();
+  StepShape s{4, {256}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}};
+  auto times = synthetic_op_times(c, s);
+  double sum = sum_of(times);
+  // 1001 step samples: more than are kept, so they are thinned, first and last kept, in time order.
+  std::vector<double> step;
+  for (int i = 0; i <= 1000; ++i) step.push_back(sum * (1.5 + 0.001 * i));
+  auto ops = op_samples(times);
+  ops["layers.0.wqkv"] = {10, 20, 30, 40, 50};
+  RunRecord r = build_run(c, s, kCeil, step, ops, "m");
+  EXPECT_EQ(r.step.time_us.n, 1001);
+  ASSERT_EQ(r.step.samples_us.size(), kMaxKeptSamples);
+  EXPECT_EQ(r.step.samples_us.front(), step.front());
+  EXPECT_EQ(r.step.samples_us.back(), step.back());
+  EXPECT_TRUE(std::is_sorted(r.step.samples_us.begin(), r.step.samples_us.end()));  // time order kept
+  EXPECT_DOUBLE_EQ(r.step.time_us.median, sum * 2.0);
+  ASSERT_TRUE(r.step.time_us.mean && r.step.time_us.stddev);
+  EXPECT_NEAR(*r.step.time_us.mean, sum * 2.0, 1e-9 * sum);
+  // The standard deviation of 0..1000 (n - 1 denominator) is sqrt(1001 * 1002 / 12).
+  EXPECT_NEAR(*r.step.time_us.stddev, sum * 0.001 * std::sqrt(1001.0 * 1002.0 / 12.0), 1e-9 * sum);
+  const OpRecord& wqkv = r.ops[2];
+  ASSERT_EQ(wqkv.name, "layers.0.wqkv");
+  ASSERT_TRUE(wqkv.spread.has_value());
+  EXPECT_DOUBLE_EQ(wqkv.point.time_us, 30);
+  EXPECT_DOUBLE_EQ(wqkv.spread->median, 30);
+  EXPECT_DOUBLE_EQ(wqkv.spread->p10, 14);  // position 0.4 between 10 and 20
+  EXPECT_DOUBLE_EQ(wqkv.spread->p90, 46);
+  EXPECT_DOUBLE_EQ(*wqkv.spread->mean, 30);
+  EXPECT_DOUBLE_EQ(*wqkv.spread->stddev, std::sqrt(250.0));
+  EXPECT_EQ(wqkv.spread->n, 5);
+  for (const auto& k : r.by_kind) EXPECT_FALSE(k.spread.has_value()) << k.kind;
+  // All of it in the JSON, and valid.
+  Report rep = synthetic_report();
+  rep.runs.push_back(r);
+  json j = to_json(rep);
+  const json& t = j["runs"][3]["step"]["time_us"];
+  EXPECT_EQ(t["samples"].size(), kMaxKeptSamples);
+  EXPECT_EQ(t["n"], 1001);
+  EXPECT_TRUE(t.contains("mean") && t.contains("stddev"));
+  EXPECT_EQ(j["runs"][3]["ops"][2]["time_spread_us"],
+            json({{"p10", 14.0}, {"p90", 46.0}, {"n", 5}, {"mean", 30.0}, {"stddev", std::sqrt(250.0)}}));
+  EXPECT_FALSE(j["runs"][3]["by_kind"][0].contains("time_spread_us"));
+  EXPECT_EQ(validate_report(j), std::vector<std::string>{});
+  Report back = report_from_json(json::parse(j.dump()));
+  EXPECT_EQ(back.runs[3].step.samples_us, r.step.samples_us);
+  EXPECT_EQ(to_json(back), j);
+}
+
+TEST(Report, ValidatorChecksTheSamplesAndSpreadsWherePresent) {
+  json j = to_json(synthetic_report());  // 51 samples per step: all kept
+  ASSERT_EQ(j["runs"][0]["step"]["time_us"]["samples"].size(), 51u);
+  EXPECT_TRUE(validate_report(j).empty());
+  json& t = j["runs"][0]["step"]["time_us"];
+  t["mean"] = t["mean"].get<double>() * 1.01;
+  t["stddev"] = t["stddev"].get<double>() * 2;
+  json& t1 = j["runs"][1]["step"]["time_us"];
+  t1["samples"][0] = t1["samples"][0].get<double>() * 3;  // the p90 and the mean no longer match
+  j["runs"][2]["step"]["time_us"]["n"] = 50;              // fewer than the samples kept
+  json& spread = j["runs"][0]["ops"][3]["time_spread_us"];
+  spread["p10"] = j["runs"][0]["ops"][3]["time_us"].get<double>() * 1.5;
+  j["runs"][0]["ops"][4]["time_spread_us"]["stddev"] = -1;
+  auto text = joined(validate_report(j));
+  EXPECT_THAT(text, HasSubstr("$.runs[0].step.time_us.mean: "));
+  EXPECT_THAT(text, HasSubstr("disagrees with the mean of samples"));
+  EXPECT_THAT(text, HasSubstr("$.runs[0].step.time_us.stddev: "));
+  EXPECT_THAT(text, HasSubstr("$.runs[1].step.time_us.p90: "));
+  EXPECT_THAT(text, HasSubstr("$.runs[1].step.time_us.mean: "));
+  EXPECT_THAT(text, HasSubstr("$.runs[2].step.time_us.samples: 51 samples but n is 50"));
+  EXPECT_THAT(text, HasSubstr("$.runs[0].ops[3].time_spread_us: p10"));
+  EXPECT_THAT(text, HasSubstr("$.runs[0].ops[4].time_spread_us.stddev: -1 is negative"));
+  // Thinned samples (fewer than n) are not held to the summary of all of them.
+  json k = to_json(synthetic_report());
+  k["runs"][0]["step"]["time_us"]["n"] = 5000;
+  EXPECT_TRUE(validate_report(k).empty()) << joined(validate_report(k));
+  k["runs"][0]["step"]["time_us"]["samples"][3] = -2.0;
+  EXPECT_THAT(joined(validate_report(k)),
+              HasSubstr("$.runs[0].step.time_us.samples[3]: -2.0 is not a positive time"));
+}
+
+TEST(Report, ReportsWrittenBeforeSamplesWereKeptStillLoadAndValidate) {
+  for (const char* rel :
+       {"reports/cpu-tiny-run.json", "../../reports/baselines/h100-internlm2-chat-1_8b.json"}) {
+    SCOPED_TRACE(rel);
+    json j = test::load_json(test::data_path(rel));
+    ASSERT_FALSE(j["runs"][0]["step"]["time_us"].contains("samples"));
+    EXPECT_EQ(validate_report(j), std::vector<std::string>{});
+    Report r = report_from_json(j);
+    ASSERT_FALSE(r.runs.empty());
+    EXPECT_TRUE(r.runs[0].step.samples_us.empty());
+    EXPECT_FALSE(r.runs[0].step.time_us.mean.has_value());
+    EXPECT_FALSE(r.runs[0].ops[0].spread.has_value());
+    // Written back, nothing is invented for what was not recorded.
+    json back = to_json(r);
+    EXPECT_FALSE(back["runs"][0]["step"]["time_us"].contains("mean"));
+    EXPECT_FALSE(back["runs"][0]["ops"][0].contains("time_spread_us"));
+  }
 }
