@@ -9,11 +9,12 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "engine/awq_format.h"
+#include "engine/parallel_for.h"
 #include "kernels/synthetic.h"
 
 namespace ridgeline {
@@ -35,20 +36,6 @@ T load(const uint8_t* p) {
   return v;
 }
 
-// Runs f(begin, end) over [0, n) split across the cores; each value depends only on its index, so
-// the result does not depend on the split.
-// `min_per_thread` items keep a thread busy long enough to be worth starting.
-template <typename F>
-void parallel_for(int64_t n, int64_t min_per_thread, F f) {
-  int64_t threads =
-      std::min<int64_t>(std::max(1u, std::thread::hardware_concurrency()), n / min_per_thread + 1);
-  if (threads <= 1) return f(int64_t{0}, n);
-  std::vector<std::thread> pool;
-  int64_t chunk = (n + threads - 1) / threads;
-  for (int64_t b = 0; b < n; b += chunk) pool.emplace_back(f, b, std::min(n, b + chunk));
-  for (auto& t : pool) t.join();
-}
-
 HostTensor make_tensor(std::vector<int64_t> shape) {
   HostTensor t;
   int64_t n = 1;
@@ -56,12 +43,6 @@ HostTensor make_tensor(std::vector<int64_t> shape) {
   t.shape = std::move(shape);
   t.data.resize(static_cast<size_t>(n));
   return t;
-}
-
-void expect(const TensorView& t, DType dtype, size_t rank, const std::string& what) {
-  if (t.dtype != dtype || t.shape.size() != rank)
-    fail(t.file, fmt::format("tensor '{}' is {} {}, expected a rank-{} {} tensor ({})", t.name,
-                             to_string(t.dtype), shape_string(t.shape), rank, to_string(dtype), what));
 }
 
 // First number after `key` in a "key value" file such as /proc/meminfo or memory.stat; -1 if absent.
@@ -192,55 +173,6 @@ HostTensor to_host_tensor(const TensorView& t) {
   return out;
 }
 
-HostTensor dequantize_awq(const TensorView& qweight, const TensorView& qzeros, const TensorView& scales,
-                          int group_size) {
-  expect(qweight, DType::i32, 2, "AWQ qweight [in, out/8]");
-  expect(qzeros, DType::i32, 2, "AWQ qzeros [in/group, out/8]");
-  expect(scales, DType::f16, 2, "AWQ scales [in/group, out]");
-  const int64_t in = qweight.shape[0], words = qweight.shape[1], out = words * 8;
-  if (group_size <= 0 || in % group_size != 0)
-    fail(qweight.file, fmt::format("tensor '{}': group size {} does not divide its {} input rows",
-                                   qweight.name, group_size, in));
-  const int64_t groups = in / group_size;
-  if (qzeros.shape != std::vector<int64_t>{groups, words})
-    fail(qzeros.file, fmt::format("tensor '{}' has shape {}, expected {} to match '{}'", qzeros.name,
-                                  shape_string(qzeros.shape), shape_string({groups, words}), qweight.name));
-  if (scales.shape != std::vector<int64_t>{groups, out})
-    fail(scales.file, fmt::format("tensor '{}' has shape {}, expected {} to match '{}'", scales.name,
-                                  shape_string(scales.shape), shape_string({groups, out}), qweight.name));
-
-  // Output column 8*j+c of a packed word sits in nibble kNibble[c] (AutoAWQ packs [0,2,4,6,1,3,5,7]).
-  constexpr int kNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-  HostTensor w = make_tensor({out, in});
-  float* W = w.data.data();
-  // Blocks of input rows so that writes along a row of W are contiguous while the block's packed
-  // words stay in cache.
-  constexpr int64_t kBlock = 64;
-  parallel_for(words, std::max<int64_t>(1, (int64_t{1} << 20) / (8 * std::max<int64_t>(in, 1))),
-               [&](int64_t j0, int64_t j1) {
-                 for (int64_t i0 = 0; i0 < in; i0 += kBlock) {
-                   const int64_t i1 = std::min(in, i0 + kBlock);
-                   for (int64_t j = j0; j < j1; ++j) {
-                     for (int c = 0; c < 8; ++c) {
-                       const int64_t o = 8 * j + c;
-                       const int shift = 4 * kNibble[c];
-                       float* row = W + o * in;
-                       for (int64_t i = i0; i < i1; ++i) {
-                         const int64_t g = i / group_size;
-                         const uint32_t qw = load<uint32_t>(qweight.data + 4 * (i * words + j));
-                         const uint32_t qz = load<uint32_t>(qzeros.data + 4 * (g * words + j));
-                         const int q = static_cast<int>((qw >> shift) & 0xfu);
-                         const int z = static_cast<int>((qz >> shift) & 0xfu);
-                         const float s = fp16_to_float(load<uint16_t>(scales.data + 2 * (g * out + o)));
-                         row[i] = static_cast<float>(q - z) * s;
-                       }
-                     }
-                   }
-                 }
-               });
-  return w;
-}
-
 int64_t host_weights_bytes(const ModelConfig& c) {
   int64_t tied_copy = c.tie_word_embeddings ? int64_t{c.vocab} * c.hidden : 0;
   return (c.params() + tied_copy) * static_cast<int64_t>(sizeof(float));
@@ -265,26 +197,38 @@ void check_host_memory(int64_t bytes, const std::string& what) {
                     gb(bytes), gb(avail)));
 }
 
-HostWeights load_host_weights(const Checkpoint& ck) {
-  const ModelConfig& c = ck.config;
-  check_host_memory(host_weights_bytes(c), "checkpoint " + ck.dir);
+HostWeights load_weights_outside_layers(const Checkpoint& ck) {
   HostWeights w;
-  w.config = c;
+  w.config = ck.config;
   w.tok_embeddings = to_host_tensor(ck.get("model.tok_embeddings.weight"));
-  for (int l = 0; l < c.n_layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    const auto lin = internlm2_linears(c, l);  // wqkv, wo, w1, w3, w2
-    LayerWeights& L = w.layers.emplace_back();
-    L.attention_norm = to_host_tensor(ck.get(p + "attention_norm.weight"));
-    L.wqkv = linear_weight(ck, lin[0]);
-    L.wo = linear_weight(ck, lin[1]);
-    L.ffn_norm = to_host_tensor(ck.get(p + "ffn_norm.weight"));
-    L.w1 = linear_weight(ck, lin[2]);
-    L.w3 = linear_weight(ck, lin[3]);
-    L.w2 = linear_weight(ck, lin[4]);
-  }
   w.norm = to_host_tensor(ck.get("model.norm.weight"));
-  w.output = ck.has("output.weight") ? to_host_tensor(ck.get("output.weight")) : w.tok_embeddings;
+  if (ck.awq && ck.has("output.qweight")) {  // a 4-bit head (`ridgeline quantize --quantize-head`)
+    w.output = dequantize_awq(ck.get("output.qweight"), ck.get("output.qzeros"), ck.get("output.scales"),
+                              ck.config.quant_group_size);
+  } else {
+    w.output = ck.has("output.weight") ? to_host_tensor(ck.get("output.weight")) : w.tok_embeddings;
+  }
+  return w;
+}
+
+LayerWeights load_layer_weights(const Checkpoint& ck, int layer) {
+  const std::string p = fmt::format("model.layers.{}.", layer);
+  const auto lin = internlm2_linears(ck.config, layer);  // wqkv, wo, w1, w3, w2
+  LayerWeights L;
+  L.attention_norm = to_host_tensor(ck.get(p + "attention_norm.weight"));
+  L.wqkv = linear_weight(ck, lin[0]);
+  L.wo = linear_weight(ck, lin[1]);
+  L.ffn_norm = to_host_tensor(ck.get(p + "ffn_norm.weight"));
+  L.w1 = linear_weight(ck, lin[2]);
+  L.w3 = linear_weight(ck, lin[3]);
+  L.w2 = linear_weight(ck, lin[4]);
+  return L;
+}
+
+HostWeights load_host_weights(const Checkpoint& ck) {
+  check_host_memory(host_weights_bytes(ck.config), "checkpoint " + ck.dir);
+  HostWeights w = load_weights_outside_layers(ck);
+  for (int l = 0; l < ck.config.n_layers; ++l) w.layers.push_back(load_layer_weights(ck, l));
   return w;
 }
 
@@ -310,28 +254,37 @@ int synthetic_linear_shift(const ModelConfig& c, int slot) {
   }
 }
 
-HostWeights synthetic_host_weights(const ModelConfig& c, uint64_t seed) {
-  const std::string what = "preset " + (c.name.empty() ? std::string("(unnamed)") : c.name);
-  validate_config(c, what);
-  check_host_memory(host_weights_bytes(c), what);
+HostWeights synthetic_weights_outside_layers(const ModelConfig& c, uint64_t seed) {
   const int64_t h = c.hidden, v = c.vocab;
   HostWeights w;
   w.config = c;
   w.tok_embeddings = synthetic_linear(seed, 0, v, h, 0);
-  for (int l = 0; l < c.n_layers; ++l) {
-    auto id = [&](int slot) { return synthetic_tensor_id(l, slot); };
-    auto shift = [&](int slot) { return synthetic_linear_shift(c, slot); };
-    LayerWeights& L = w.layers.emplace_back();
-    L.attention_norm = synthetic_norm(seed, id(0), h);
-    L.wqkv = synthetic_linear(seed, id(1), c.qkv_dim(), h, shift(1));
-    L.wo = synthetic_linear(seed, id(2), h, c.q_dim(), shift(2));
-    L.ffn_norm = synthetic_norm(seed, id(3), h);
-    L.w1 = synthetic_linear(seed, id(4), c.intermediate, h, shift(4));
-    L.w3 = synthetic_linear(seed, id(5), c.intermediate, h, shift(5));
-    L.w2 = synthetic_linear(seed, id(6), h, c.intermediate, shift(6));
-  }
   w.norm = synthetic_norm(seed, 1, h);
   w.output = c.tie_word_embeddings ? w.tok_embeddings : synthetic_linear(seed, 2, v, h, synthetic_shift(h));
+  return w;
+}
+
+LayerWeights synthetic_layer_weights(const ModelConfig& c, uint64_t seed, int layer) {
+  const int64_t h = c.hidden;
+  auto id = [&](int slot) { return synthetic_tensor_id(layer, slot); };
+  auto shift = [&](int slot) { return synthetic_linear_shift(c, slot); };
+  LayerWeights L;
+  L.attention_norm = synthetic_norm(seed, id(0), h);
+  L.wqkv = synthetic_linear(seed, id(1), c.qkv_dim(), h, shift(1));
+  L.wo = synthetic_linear(seed, id(2), h, c.q_dim(), shift(2));
+  L.ffn_norm = synthetic_norm(seed, id(3), h);
+  L.w1 = synthetic_linear(seed, id(4), c.intermediate, h, shift(4));
+  L.w3 = synthetic_linear(seed, id(5), c.intermediate, h, shift(5));
+  L.w2 = synthetic_linear(seed, id(6), h, c.intermediate, shift(6));
+  return L;
+}
+
+HostWeights synthetic_host_weights(const ModelConfig& c, uint64_t seed) {
+  const std::string what = "preset " + (c.name.empty() ? std::string("(unnamed)") : c.name);
+  validate_config(c, what);
+  check_host_memory(host_weights_bytes(c), what);
+  HostWeights w = synthetic_weights_outside_layers(c, seed);
+  for (int l = 0; l < c.n_layers; ++l) w.layers.push_back(synthetic_layer_weights(c, seed, l));
   return w;
 }
 

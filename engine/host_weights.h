@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/awq_format.h"  // dequantize_awq, once declared here
 #include "engine/checkpoint.h"
 #include "engine/config.h"
 #include "engine/safetensors.h"
@@ -22,13 +23,6 @@ uint16_t float_to_bf16(float f);
 // A BF16/F16/F32 tensor as float32 with its shape; throws naming the tensor for any other dtype.
 HostTensor to_host_tensor(const TensorView& t);
 
-// An AWQ linear ("gemm" packing, see tests/data/tiny-internlm2-chat-awq/README.md) dequantized to a
-// Linear's [out, in] weight: W[o][i] = (q[i][o] - z[i/g][o]) * s[i/g][o], where output column 8*j+c
-// is nibble [0,4,1,5,2,6,3,7][c] of the int32 at [.., j]. Exact in float32 (a 5-bit integer times
-// an fp16 scale). Throws naming the tensor when the three shapes/dtypes do not fit together.
-HostTensor dequantize_awq(const TensorView& qweight, const TensorView& qzeros, const TensorView& scales,
-                          int group_size);
-
 // Bytes a HostWeights of `c` takes (the output head counted again when tied: it is a copy).
 int64_t host_weights_bytes(const ModelConfig& c);
 // Memory this process can still take: MemAvailable, lowered to the cgroup's limit when one is set.
@@ -37,9 +31,15 @@ int64_t available_host_memory_bytes();
 // not fit in available_host_memory_bytes().
 void check_host_memory(int64_t bytes, const std::string& what);
 
-// Every weight of the checkpoint as float32 (AWQ linears dequantized; a tied output head is a copy
-// of the embeddings). Checks host memory first.
+// Every weight of the checkpoint as float32 (AWQ linears dequantized, the output head too when it is
+// 4-bit; a tied output head is a copy of the embeddings). Checks host memory first.
 HostWeights load_host_weights(const Checkpoint& ck);
+
+// The same, one part at a time, for tools that hold one layer in float32 rather than the whole model
+// (the quantizer): the weights outside the layers (embeddings, final norm, head; `layers` left
+// empty), and one layer. Neither checks host memory.
+HostWeights load_weights_outside_layers(const Checkpoint& ck);
+LayerWeights load_layer_weights(const Checkpoint& ck, int layer);
 
 // Synthetic weights (kernels/synthetic.h) so that a preset's host and device weights are the same
 // numbers. Tensor ids and slots as in synthetic.h; the index is the flat row-major element index.
@@ -51,6 +51,9 @@ HostWeights load_host_weights(const Checkpoint& ck);
 //               slot))
 // Checks host memory first ("preset <name> needs ...").
 HostWeights synthetic_host_weights(const ModelConfig& c, uint64_t seed);
+// The same, one part at a time (see load_weights_outside_layers); no memory check.
+HostWeights synthetic_weights_outside_layers(const ModelConfig& c, uint64_t seed);
+LayerWeights synthetic_layer_weights(const ModelConfig& c, uint64_t seed, int layer);
 
 // round(log2(sqrt(n))), halves rounded up (n = 512 gives 5): with values uniform in
 // [-2^-shift, 2^-shift), a dot product over n unit-scale inputs stays near unit scale.
