@@ -1,5 +1,5 @@
-// Device ceilings: the datasheet table (chosen by the device name) and the CPU's measured ceilings.
-// GPU ceilings are measured by `ridgeline probe` (bench/cuda/probe.h); the datasheet values are kept
+// Device ceilings: the datasheet table, chosen by the device name. The measured ceilings come from
+// `ridgeline probe` (bench/probe/probe.h, GPU and CPU); the datasheet values are kept
 // beside them in the report so that a reader can see how far the measured roofs are from the
 // marketing ones.
 #pragma once
@@ -24,11 +24,5 @@ std::optional<Datasheet> datasheet_for(const std::string& device_name);
 
 // Ceilings with source "datasheet".
 Ceilings datasheet_ceilings(const Datasheet& d);
-
-// The CPU's ceilings, measured on one thread (the CPU reference backend runs on one): bandwidth from
-// a large memcpy (bytes read + written, 256 MB buffers, many times any last-level cache; median of 5
-// after a warm-up) and compute from a blocked float32 512x512x512 matmul (median of 3), both on
-// random data. About a second. Source "measured", copy_GBps set.
-Ceilings measure_cpu_ceilings();
 
 }  // namespace ridgeline

@@ -1,8 +1,9 @@
-// Picks and builds the backend a subcommand runs on: --device cuda|cpu, defaulting to CUDA when a
-// GPU answers and to the CPU reference otherwise (saying so on stderr).
+// Turns the --device / --weights / --kv flags into BackendOptions: --device defaults to CUDA when a
+// GPU answers and to the CPU reference otherwise (saying so on stderr); formats default to the
+// model's own (engine/backend_factory.h's default_formats) and are checked with supports(), so an
+// unsupported combination is a usage error naming the backend and the format.
 #pragma once
 
-#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,16 +12,16 @@
 
 namespace ridgeline::cli {
 
-// Empty `device` means "cuda if available, else cpu". Returns "cuda" or "cpu"; throws if cuda was
-// asked for and none is usable (with the reason).
-std::string choose_device(const std::optional<std::string>& device, bool quiet = false);
-bool gpu_available(std::string* why);
-std::unique_ptr<Backend> make_backend(const std::string& device, const ModelSource& source,
-                                      const BackendOptions& options);
+// Empty `device` means "cuda if available, else cpu"; throws if cuda was asked for and none is
+// usable (with the reason).
+DeviceKind choose_device(const std::optional<std::string>& device, bool quiet = false);
 
-// --weights / --kv from flags, validated against the model: an AWQ checkpoint is w4a16, and
-// formats a backend has not built yet are refused with a message saying so.
-BackendOptions backend_options(const std::string& device, const ModelSource& source,
+// Formats from the flags (the model's defaults where a flag is absent), refused with a UsageError
+// when `device` does not support them.
+Formats choose_formats(DeviceKind device, const ModelSource& source,
+                       const std::optional<std::string>& weights, const std::optional<std::string>& kv);
+
+BackendOptions backend_options(DeviceKind device, const ModelSource& source,
                                const std::optional<std::string>& weights,
                                const std::optional<std::string>& kv);
 

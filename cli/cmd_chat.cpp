@@ -20,20 +20,17 @@
 
 #include <fmt/format.h>
 
-#include "analysis/ceilings.h"
-#include "analysis/cost_model.h"
+#include "bench/step_bandwidth.h"
 #include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
+#include "engine/backend_factory.h"
 #include "engine/generate.h"
 #include "engine/model_source.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
 #include "engine/utf8_stream.h"
-#ifdef RIDGELINE_HAVE_CUDA
-#include "bench/cuda/probe.h"
-#endif
 
 namespace ridgeline::cli {
 namespace {
@@ -41,7 +38,8 @@ namespace {
 // --token-delay-ms N is left out of the usage on purpose: it slows each streamed token down so that
 // tests can interrupt a reply of the tiny model, which otherwise ends in milliseconds.
 constexpr const char* kUsage =
-    "chat --model DIR|PRESET [--device cuda|cpu] [--weights fp16|w4a16] [--kv fp16|int8] [--system TEXT]\n"
+    "chat --model DIR|PRESET [--device cuda|cpu] [--weights fp16|w4a16] [--kv fp16|int8|int4] [--system "
+    "TEXT]\n"
     "                 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--quiet]";
 
 constexpr const char* kHelp =
@@ -146,56 +144,10 @@ struct ChatIo {
   }
 };
 
-// Bytes a decode step moves and the roof they are measured against, for /stats.
-class BandwidthEstimate {
- public:
-  BandwidthEstimate(const ModelConfig& config, const BackendOptions& options, std::string device)
-      : config_(config), device_(std::move(device)) {
-    shape_.weights = options.weights == WeightFormat::w4a16 ? WeightFmt::w4a16 : WeightFmt::fp16;
-    shape_.kv = options.kv == KvFormat::int8 ? KvFmt::int8 : KvFmt::fp16;
-    if (config.quant_group_size > 0) shape_.group_size = config.quant_group_size;
-  }
-
-  // Every op's minimum DRAM bytes from the cost model for one decode step whose context holds
-  // `context` tokens (weights read once, the KV context read once).
-  double step_bytes(int64_t context) {
-    shape_.context = {int(std::max<int64_t>(context, 1))};
-    return total(step_costs(config_, shape_)).bytes;
-  }
-
-  // The roof: the GPU's datasheet value, or the CPU's one-thread copy bandwidth measured on first
-  // use (about a second). nullopt when there is none.
-  const std::optional<Ceilings>& peak() {
-    if (!peak_looked_up_) {
-      peak_looked_up_ = true;
-#ifdef RIDGELINE_HAVE_CUDA
-      if (device_ == "cuda") {
-        std::string name = cuda::describe_gpu().name;
-        if (auto d = datasheet_for(name)) peak_ = datasheet_ceilings(*d), peak_name_ = d->name + " datasheet";
-      }
-#endif
-      if (device_ == "cpu") peak_ = measure_cpu_ceilings(), peak_name_ = "one CPU thread, measured copy";
-    }
-    return peak_;
-  }
-  const std::string& peak_name() const {
-    return peak_name_;
-  }
-
- private:
-  ModelConfig config_;
-  std::string device_;
-  StepShape shape_;
-  bool peak_looked_up_ = false;
-  std::optional<Ceilings> peak_;
-  std::string peak_name_;
-};
-
-void print_stats(const ChatSession& session, BandwidthEstimate& bw, const std::string& device,
-                 const ChatIo& io) {
+void print_stats(const ChatSession& session, StepBandwidth& bw, DeviceKind device, const ChatIo& io) {
   io.note(fmt::format("tokens in context: {} of {}", session.context_tokens(), session.context_limit()));
   const TurnStats& s = session.last_turn();
-  if (s.stop_reason.empty()) {
+  if (s.stop_reason == StopReason::none) {
     io.note("last reply: none yet");
     return;
   }
@@ -203,7 +155,7 @@ void print_stats(const ChatSession& session, BandwidthEstimate& bw, const std::s
       fmt::format("last reply: prefill {} tokens in {:.1f} ms ({:.1f} tok/s); decode {} tokens in {:.1f} ms "
                   "({:.1f} tok/s, {:.2f} ms/token); stop: {}",
                   s.prefill_tokens, s.prefill_ms, s.prefill_tokens_per_s(), s.decode_tokens, s.decode_ms,
-                  s.decode_tokens_per_s(), s.ms_per_token(), s.stop_reason));
+                  s.decode_tokens_per_s(), s.ms_per_token(), to_string(s.stop_reason)));
   if (s.decode_tokens == 0) return;
   // Step i (1-based) of the reply attends context_after_prefill + i tokens; the cost is affine in the
   // context, so the bytes at the mean context are the mean bytes per step.
@@ -214,7 +166,8 @@ void print_stats(const ChatSession& session, BandwidthEstimate& bw, const std::s
   if (const auto& peak = bw.peak())
     line += fmt::format(" of {:.1f} GB/s peak ({}), {:.1f}%", peak->peak_GBps, bw.peak_name(),
                         100.0 * gbps / peak->peak_GBps);
-  if (device == "cpu") line += "; the CPU backend holds float32 weights, so it moves about twice these bytes";
+  if (device == DeviceKind::cpu)
+    line += "; the CPU backend holds float32 weights, so it moves about twice these bytes";
   io.note(line);
 }
 
@@ -283,16 +236,17 @@ int run_chat(const std::vector<std::string>& argv) {
 
   Tokenizer tok = Tokenizer::load(source.tokenizer_path);
   opt.stop_ids = tok.stop_ids();
-  std::string device = choose_device(a.get("device"));
+  const DeviceKind device = choose_device(a.get("device"));
   BackendOptions bo = backend_options(device, source, a.get("weights"), a.get("kv"));
   bo.max_sequences = 1;
-  auto backend = make_backend(device, source, bo);
+  auto backend = make_backend(source, bo);
   ChatSession session(*backend, tok, a.get_or("system", ""));
-  BandwidthEstimate bw(source.config, bo, device);
+  StepBandwidth bw(*backend);
 
   if (io.interactive) {
     io.note(fmt::format("ridgeline chat: {} on {} ({} weights, {} KV), context {} tokens", source.config.name,
-                        backend->name(), to_string(bo.weights), to_string(bo.kv), session.context_limit()));
+                        backend->device_name(), to_string(bo.formats.weights), to_string(bo.formats.kv),
+                        session.context_limit()));
     io.note(kHelp);
   }
 
@@ -355,9 +309,9 @@ int run_chat(const std::vector<std::string>& argv) {
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fflush(stdout);
     const TurnStats& s = turn.stats;
-    if (s.stop_reason == "interrupted") io.note("[interrupted]");
+    if (s.stop_reason == StopReason::interrupted) io.note("[interrupted]");
     g_interrupted.store(false);  // that Ctrl-C was for the reply, not for the next prompt
-    if (s.stop_reason == "max_new_tokens")
+    if (s.stop_reason == StopReason::max_new_tokens)
       io.note(fmt::format("[reply cut at --max-new-tokens {}]", opt.max_new_tokens));
     if (!io.quiet)
       io.note(fmt::format("[{} tokens, {:.1f} tok/s; prefill {} tokens, {:.1f} tok/s]", s.reply_tokens,

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/generation_flags.h"
 #include "cli/npy.h"
+#include "engine/backend_factory.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"
 #include "engine/model_source.h"
@@ -56,10 +57,9 @@ int run_generate(const std::vector<std::string>& argv) {
   opt.keep_logits = a.has("logits-out");
 
   bool json_out = a.has("json");
-  std::string device = choose_device(a.get("device"));
-  BackendOptions bo = backend_options(device, source, a.get("weights"), a.get("kv"));
+  BackendOptions bo = backend_options(choose_device(a.get("device")), source, a.get("weights"), a.get("kv"));
   bo.max_sequences = 1;
-  auto backend = make_backend(device, source, bo);
+  auto backend = make_backend(source, bo);
   if (prompt.size() >= size_t(backend->max_sequence_length()))
     throw std::runtime_error(fmt::format("the prompt has {} tokens; the model's context holds {}",
                                          prompt.size(), backend->max_sequence_length()));
@@ -78,12 +78,12 @@ int run_generate(const std::vector<std::string>& argv) {
 
   double decode_steps = r.output_ids.size() > 1 ? double(r.output_ids.size() - 1) : 0.0;
   nlohmann::json stats = {
-      {"device", backend->name()},
-      {"weights", to_string(bo.weights)},
-      {"kv", to_string(bo.kv)},
+      {"device", to_string(backend->device())},
+      {"weights", to_string(bo.formats.weights)},
+      {"kv", to_string(bo.formats.kv)},
       {"prompt_tokens", r.prefill_tokens},
       {"new_tokens", r.output_ids.size()},
-      {"stop_reason", r.stop_reason},
+      {"stop_reason", to_string(r.stop_reason)},
       {"prefill_ms", r.prefill_ms},
       {"prefill_tokens_per_s", r.prefill_ms > 0 ? r.prefill_tokens / (r.prefill_ms / 1e3) : 0.0},
       {"decode_ms", r.decode_ms},
@@ -104,9 +104,9 @@ int run_generate(const std::vector<std::string>& argv) {
     std::fputc('\n', stdout);
     std::fflush(stdout);  // the reply's newline before the stats line when both go to one file
     fmt::print(stderr, "[{} prompt + {} new tokens on {}, {:.1f} tok/s decode, {:.2f} ms/token, stop: {}]\n",
-               r.prefill_tokens, r.output_ids.size(), backend->name(),
+               r.prefill_tokens, r.output_ids.size(), to_string(backend->device()),
                stats["decode_tokens_per_s"].get<double>(), stats["ms_per_token"].get<double>(),
-               r.stop_reason);
+               to_string(r.stop_reason));
   }
   return 0;
 }

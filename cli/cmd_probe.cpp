@@ -3,18 +3,17 @@
 
 #include <fmt/format.h>
 
+#include "bench/probe/probe.h"
 #include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
-#include "cli/device_info.h"
 
 namespace ridgeline::cli {
 namespace {
 
 int run_probe(const std::vector<std::string>& argv) {
   Args a(argv, {"out", "device"});
-  std::string device = choose_device(a.get("device"));
-  DeviceInfo d = measure_device(device);
+  DeviceInfo d = measure_device(choose_device(a.get("device")));
   fmt::print("device      {} ({})\n", d.name, d.backend);
   fmt::print("copy        {:.0f} GB/s (read + written)\n", d.peak.copy_GBps);
   fmt::print("read        {:.0f} GB/s (streaming reduction)\n", d.peak.read_GBps);

@@ -5,28 +5,33 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "bench/probe/probe.h"
 #include "bench/sweep/sweep.h"
 #include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
-#include "cli/device_info.h"
+#include "engine/backend_factory.h"
+#include "engine/data_paths.h"
 
 namespace ridgeline::cli {
 namespace {
 
 constexpr const char* kUsage =
     "sweep [--model DIR|PRESET] [--device cuda|cpu] [--batch 1,4,16,64,256] [--context 1024,4096]\n"
-    "                  [--weights fp16,w4a16] [--kv fp16,int8] [--iters N] [--warmup N] [--out run.json]";
+    "                  [--weights fp16,w4a16] [--kv fp16,int8,int4] [--iters N] [--warmup N] [--out "
+    "run.json]";
 
 int run_sweep_cmd(const std::vector<std::string>& argv) {
   Args a(argv, {"model", "device", "batch", "context", "weights", "kv", "iters", "warmup", "out"});
-  std::string device = choose_device(a.get("device"), true);
   SweepSpec spec;
+  spec.device = choose_device(a.get("device"), true);
+  const bool cpu = spec.device == DeviceKind::cpu;
   std::string model = a.get_or("model", "internlm2-chat-1_8b");
-  if (device == "cpu" && !a.has("model")) {
+  if (cpu && !a.has("model")) {
     // A 1.8b-parameter float32 decode at batch 256 takes minutes a step on a CPU: without a GPU the
     // default sweep is the bundled tiny model at CPU-sized batches and contexts.
-    model = std::string(RIDGELINE_SOURCE_DIR) + "/tests/data/tiny-internlm2-chat";
+    model = bundled_model("tiny-internlm2-chat");
+    if (model.empty()) throw std::runtime_error("the bundled tiny model was not found in " + data_dir());
     spec.batches = {1, 4, 16};
     spec.contexts = {256, 1024};
     spec.warmup = 1;
@@ -39,30 +44,28 @@ int run_sweep_cmd(const std::vector<std::string>& argv) {
   }
   spec.batches = a.get_int_list("batch", spec.batches);
   spec.contexts = a.get_int_list("context", spec.contexts);
-  spec.iters = a.get_int("iters", device == "cpu" ? 5 : spec.iters);
-  spec.warmup = a.get_int("warmup", device == "cpu" ? 1 : spec.warmup);
+  spec.iters = a.get_int("iters", cpu ? 5 : spec.iters);
+  spec.warmup = a.get_int("warmup", cpu ? 1 : spec.warmup);
   if (spec.iters < 1 || spec.warmup < 0) throw UsageError("--iters must be >= 1 and --warmup >= 0");
   ModelSource source = resolve_model(model);
   spec.weights.clear();
   spec.kvs.clear();
   auto wl = a.get_list("weights");
   auto kl = a.get_list("kv");
-  if (wl.empty()) wl = {source.config.quant_bits ? "w4a16" : "fp16"};
-  if (kl.empty()) kl = {"fp16"};
-  // Every (weights, kv) pair is validated up front: a format this backend has not built is refused
+  const Formats defaults = default_formats(source);
+  if (wl.empty()) wl = {to_string(defaults.weights)};
+  if (kl.empty()) kl = {to_string(defaults.kv)};
+  // Every (weights, kv) pair is checked up front: a format this backend does not run is refused
   // with its reason, not skipped.
   for (const auto& w : wl)
-    for (const auto& k : kl) backend_options(device, source, w, k);
+    for (const auto& k : kl) choose_formats(spec.device, source, w, k);
   for (const auto& w : wl) spec.weights.push_back(parse_weight_format(w));
   for (const auto& k : kl) spec.kvs.push_back(parse_kv_format(k));
 
-  DeviceInfo dev = measure_device(device);
+  DeviceInfo dev = measure_device(spec.device);
   fmt::print(stderr, "sweep: {} on {} ({:.0f} GB/s, {:.1f} TFLOP/s measured)\n", source.config.name, dev.name,
              dev.peak.peak_GBps, dev.peak.peak_tflops);
-  auto factory = [&](const BackendOptions& o) {
-    BackendOptions opt = o;
-    return make_backend(device, source, opt);
-  };
+  auto factory = [&](const BackendOptions& o) { return make_backend(source, o); };
   SweepResult r = run_sweep(source, spec, factory, dev,
                             [](const std::string& line) { fmt::print(stderr, "{}\n", line); });
   std::string cmd = "ridgeline sweep";

@@ -1,6 +1,7 @@
 // ridgeline tokenize: shows the ids and pieces a text or a chat prompt becomes, `<s>` included.
 // Special tokens show by name (`<|im_start|>`), not as tokenizer.model spells them.
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,13 +12,15 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/chat_template.h"
+#include "engine/data_paths.h"
 #include "engine/tokenizer.h"
 
 namespace ridgeline::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "tokenize --tokenizer DIR|FILE (--text TEXT | --chat TEXT [--system TEXT]) [--json]";
+    "tokenize --tokenizer DIR|FILE|NAME (--text TEXT | --chat TEXT [--system TEXT]) [--json]\n"
+    "                 (NAME: a bundled tokenizer, e.g. internlm2)";
 
 // Plain output keeps the pieces on one line: InternLM2 has pieces that are a raw newline (id 364) or a
 // NUL (id 354), so control characters are shown escaped.
@@ -45,7 +48,11 @@ int run_tokenize(const std::vector<std::string>& argv) {
     throw UsageError(fmt::format("unexpected argument '{}'", a.positional().front()));
   if (a.has("text") == a.has("chat")) throw UsageError("give exactly one of --text or --chat");
   if (a.has("system") && !a.has("chat")) throw UsageError("--system goes with --chat");
-  Tokenizer tok = Tokenizer::load(a.require("tokenizer"));
+  // A path that exists wins; otherwise a bundled tokenizer of that name.
+  std::string where = a.require("tokenizer");
+  if (!std::filesystem::exists(where))
+    if (std::string bundled = bundled_tokenizer(where); !bundled.empty()) where = bundled;
+  Tokenizer tok = Tokenizer::load(where);
 
   std::vector<int> ids;
   if (auto text = a.get("text")) {

@@ -7,22 +7,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/formats.h"
 
 namespace ridgeline {
 
-enum class WeightFormat { fp16, w4a16 };
-enum class KvFormat { fp16, int8 };
-
-const char* to_string(WeightFormat f);
-const char* to_string(KvFormat f);
-WeightFormat parse_weight_format(const std::string& s);  // throws naming the accepted values
-KvFormat parse_kv_format(const std::string& s);
+// Where a backend runs.
+enum class DeviceKind { cpu, cuda };
+const char* to_string(DeviceKind d);               // "cpu" | "cuda"
+DeviceKind parse_device_kind(std::string_view s);  // throws std::invalid_argument naming cpu and cuda
 
 struct SamplingParams {
   float temperature = 0.0f;  // 0: greedy (argmax, lowest index on ties)
@@ -45,8 +45,8 @@ struct DecodeTiming {
 };
 
 struct BackendOptions {
-  WeightFormat weights = WeightFormat::fp16;
-  KvFormat kv = KvFormat::fp16;
+  DeviceKind device = DeviceKind::cpu;
+  Formats formats;
   int max_sequences = 64;        // sequences that may hold a KV cache at once
   int64_t max_kv_tokens = 0;     // total KV-cache tokens over all sequences; 0: the backend decides
   int64_t memory_cap_bytes = 0;  // cap on what the KV cache may take; 0: no cap beyond free memory
@@ -56,7 +56,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const ModelConfig& config() const = 0;
-  virtual std::string name() const = 0;  // "cpu" | "cuda"
+  virtual DeviceKind device() const = 0;
+  virtual std::string device_name() const = 0;  // "NVIDIA H200", or the CPU's model name
+  virtual const Formats& formats() const = 0;
 
   // Sequences. create_sequence() throws if no slot is free; capacity_tokens() is how many more
   // tokens the KV cache can take in total.
@@ -64,8 +66,8 @@ class Backend {
   virtual void release_sequence(int seq) = 0;
   virtual int sequence_length(int seq) const = 0;
   virtual int64_t capacity_tokens() const = 0;
-  // The longest a sequence may grow (trained context, or more under dynamic NTK scaling).
-  virtual int64_t max_sequence_length() const = 0;
+  // The longest a sequence may grow (engine/config.h's max_sequence_length of the model).
+  int64_t max_sequence_length() const { return ridgeline::max_sequence_length(config()); }
 
   // Appends tokens[i] to sequence seqs[i] and runs the model over them: a prefill when a list holds
   // many tokens, a decode step when every list holds one. Lists may differ in length. If `logits` is
@@ -86,5 +88,13 @@ class Backend {
   virtual void fill_context(int seq, int length, uint64_t seed) = 0;
   virtual DecodeTiming benchmark_decode(std::span<const int> seqs, int warmup, int iters) = 0;
 };
+
+// The checks every backend's forward() makes before touching anything: one token list per
+// sequence, no sequence listed twice, no empty list, token ids inside the vocabulary, and no
+// sequence growing past max_sequence_length(). `length_of` gives a sequence's current length
+// (and throws for an unknown id). Throws std::invalid_argument / std::runtime_error naming the
+// problem; returns the number of new tokens.
+int64_t validate_forward(const ModelConfig& c, std::span<const int> seqs,
+                         std::span<const std::vector<int>> tokens, const std::function<int(int)>& length_of);
 
 }  // namespace ridgeline

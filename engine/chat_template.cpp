@@ -1,10 +1,13 @@
 #include "engine/chat_template.h"
 
-#include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "engine/error_text.h"
+#include "engine/strict_json.h"
+#include "engine/text_file.h"
 
 namespace ridgeline {
 
@@ -23,31 +26,38 @@ std::vector<ChatMessage> chat_messages(const std::string& user, const std::strin
 }
 
 std::vector<ChatMessage> parse_messages_json(const std::string& path) {
-  nlohmann::json j;
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("cannot open messages file '{}'", path));
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(fmt::format("messages file '{}' is not valid JSON: {}", path, e.what()));
-  }
+  return parse_messages_text(read_text_file(path, "a messages JSON file"), path);
+}
+
+std::vector<ChatMessage> parse_messages_text(std::string_view text, const std::string& where) {
   constexpr const char* kExpected =
       R"(expected [{"role": "system"|"user"|"assistant", "content": "..."}, ...])";
+  const nlohmann::json j = parse_strict_json(text, where, "messages file");
   if (!j.is_array() || j.empty())
-    throw std::runtime_error(
-        fmt::format("messages file '{}' must be a non-empty JSON array: {}", path, kExpected));
+    throw std::runtime_error(fmt::format("{}: messages must be a non-empty JSON array, found {}; {}", where,
+                                         describe_json(j), kExpected));
   std::vector<ChatMessage> messages;
+  messages.reserve(j.size());
   for (size_t i = 0; i < j.size(); ++i) {
     const auto& m = j[i];
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-        !m["content"].is_string())
-      throw std::runtime_error(fmt::format(
-          "messages file '{}', message {}: needs string \"role\" and \"content\"; {}", path, i, kExpected));
-    std::string role = m["role"].get<std::string>();
-    if (role != "system" && role != "user" && role != "assistant")
-      throw std::runtime_error(fmt::format(
-          "messages file '{}', message {}: role '{}' is not one of system, user, assistant", path, i, role));
-    messages.push_back({role, m["content"].get<std::string>()});
+    if (!m.is_object())
+      throw std::runtime_error(fmt::format("{}: message {} must be an object, found {}; {}", where, i,
+                                           describe_json(m), kExpected));
+    auto string_field = [&](const char* key) -> const std::string& {
+      auto it = m.find(key);
+      if (it == m.end())
+        throw std::runtime_error(fmt::format("{}: message {} has no \"{}\"; {}", where, i, key, kExpected));
+      if (!it->is_string())
+        throw std::runtime_error(fmt::format("{}: message {}: \"{}\" must be a string, found {}", where, i,
+                                             key, describe_json(*it)));
+      return it->get_ref<const std::string&>();
+    };
+    const std::string& r = string_field("role");
+    const std::string& content = string_field("content");
+    if (r != "system" && r != "user" && r != "assistant")
+      throw std::runtime_error(fmt::format("{}: message {}: role '{}' is not one of system, user, assistant",
+                                           where, i, excerpt(r)));
+    messages.push_back({r, content});
   }
   return messages;
 }

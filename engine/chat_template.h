@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/tokenizer.h"
@@ -24,8 +25,11 @@ std::string render_chat(const std::vector<ChatMessage>& messages, bool add_gener
 std::vector<ChatMessage> chat_messages(const std::string& user, const std::string& system);
 
 // Reads an OpenAI-style `[{"role": "system"|"user"|"assistant", "content": "..."}]` file; errors name
-// the file and the message index.
+// the file and the message index ("<path>: is a directory, ..." for a folder).
 std::vector<ChatMessage> parse_messages_json(const std::string& path);
+// The same for text already in memory; `where` names its source in messages. Repeated keys in a
+// message are refused (which "role" would count is up to the parser).
+std::vector<ChatMessage> parse_messages_text(std::string_view text, const std::string& where);
 
 // True when the last message is not the assistant's, so the model is to answer next.
 bool needs_generation_prompt(const std::vector<ChatMessage>& messages);

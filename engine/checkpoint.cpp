@@ -1,12 +1,15 @@
 #include "engine/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "engine/error_text.h"
+#include "engine/strict_json.h"
+#include "engine/text_file.h"
 
 namespace ridgeline {
 namespace {
@@ -16,7 +19,7 @@ using nlohmann::json;
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
-constexpr uintmax_t kMaxIndexBytes = 100ull * 1000 * 1000;  // a 20B model's index is ~40 kB
+constexpr size_t kMaxIndexBytes = 100ull * 1000 * 1000;  // a 20B model's index is ~40 kB
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   throw std::runtime_error(fmt::format("{}: {}", where, what));
@@ -27,44 +30,9 @@ void add_file(Checkpoint& ck, SafetensorsFile file) {
     auto [it, inserted] = ck.tensors.emplace(t.name, t);
     if (!inserted)
       fail(file.path(), fmt::format("tensor '{}' is also in {} (a tensor must be in exactly one shard)",
-                                    t.name, it->second.file));
+                                    excerpt(t.name), it->second.file));
   }
   ck.files.push_back(std::move(file));
-}
-
-// The shard names of an index, each with the tensors the index puts in it.
-std::map<std::string, std::vector<std::string>> read_index(const fs::path& path) {
-  const std::string where = path.string();
-  std::error_code ec;
-  uintmax_t size = fs::file_size(path, ec);
-  if (ec) fail(where, fmt::format("cannot read ({})", ec.message()));
-  if (size > kMaxIndexBytes) fail(where, fmt::format("index is {} bytes, over the 100 MB limit", size));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(where, "cannot open index file");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    fail(where, fmt::format("invalid JSON ({})", e.what()));
-  }
-  if (!j.is_object()) fail(where, "index must be a JSON object");
-  auto wm = j.find("weight_map");
-  if (wm == j.end() || !wm->is_object())
-    fail(where, "missing object 'weight_map' (tensor name -> shard file)");
-  std::map<std::string, std::vector<std::string>> shards;
-  for (const auto& [name, shard] : wm->items()) {
-    if (!shard.is_string()) fail(where, fmt::format("weight_map['{}'] must be a shard file name", name));
-    std::string s = shard.get<std::string>();
-    // Shards live beside the index; a path that leaves the folder is never a real checkpoint.
-    if (s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos ||
-        s.find('\\') != std::string::npos)
-      fail(where,
-           fmt::format("weight_map['{}'] = '{}' is not a file name in the checkpoint folder", name, s));
-    shards[s].push_back(name);
-  }
-  if (shards.empty()) fail(where, "weight_map is empty");
-  return shards;
 }
 
 std::string expected_dense() {
@@ -143,6 +111,35 @@ void validate_tensors(const Checkpoint& ck) {
 
 }  // namespace
 
+std::map<std::string, std::vector<std::string>> parse_checkpoint_index(std::string_view text,
+                                                                       const std::string& where) {
+  // A weight_map that names a tensor twice would send it to whichever shard the parser kept last.
+  const json j = parse_strict_json(text, where, "index");
+  if (!j.is_object()) fail(where, fmt::format("index must be a JSON object, found {}", describe_json(j)));
+  auto wm = j.find("weight_map");
+  if (wm == j.end() || !wm->is_object())
+    fail(where, fmt::format("missing object 'weight_map' (tensor name -> shard file){}",
+                            wm == j.end() ? "" : ", found " + describe_json(*wm)));
+  std::map<std::string, std::vector<std::string>> shards;
+  for (const auto& [name, shard] : wm->items()) {
+    if (!shard.is_string())
+      fail(where, fmt::format("weight_map['{}'] must be a shard file name, found {}", excerpt(name),
+                              describe_json(shard)));
+    const std::string& s = shard.get_ref<const std::string&>();
+    // Shards live beside the index; a path that leaves the folder is never a real checkpoint, and a
+    // control character (a NUL above all) would name a different file than the one checked.
+    const bool control =
+        std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    if (s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos ||
+        s.find('\\') != std::string::npos || control)
+      fail(where, fmt::format("weight_map['{}'] = '{}' is not a file name in the checkpoint folder",
+                              excerpt(name), excerpt(s)));
+    shards[s].push_back(name);
+  }
+  if (shards.empty()) fail(where, "weight_map is empty");
+  return shards;
+}
+
 const TensorView& Checkpoint::get(const std::string& name) const {
   auto it = tensors.find(name);
   if (it == tensors.end()) fail(dir, fmt::format("checkpoint has no tensor '{}'", name));
@@ -181,20 +178,21 @@ Checkpoint open_checkpoint(const std::string& dir) {
   if (fs::exists(single, ec)) {
     add_file(ck, SafetensorsFile(single.string()));
   } else if (fs::exists(index, ec)) {
-    auto shards = read_index(index);
+    auto shards = parse_checkpoint_index(read_text_file(index.string(), "a checkpoint index", kMaxIndexBytes),
+                                         index.string());
     ck.files.reserve(shards.size());
     for (const auto& [shard, names] : shards) {
       const fs::path shard_path = root / shard;
       if (!fs::exists(shard_path, ec))
-        fail(index.string(), fmt::format("shard '{}' (listed for tensor '{}') does not exist in {}", shard,
-                                         names.front(), dir));
+        fail(index.string(), fmt::format("shard '{}' (listed for tensor '{}') does not exist in {}",
+                                         excerpt(shard), excerpt(names.front()), dir));
       add_file(ck, SafetensorsFile(shard_path.string()));
       const SafetensorsFile& file = ck.files.back();
       for (const auto& name : names)
         if (!file.find(name))
           fail(file.path(),
-               fmt::format("tensor '{}' is listed for this shard in {} but the shard does not hold it", name,
-                           kIndexFile));
+               fmt::format("tensor '{}' is listed for this shard in {} but the shard does not hold it",
+                           excerpt(name), kIndexFile));
     }
   } else {
     fail(dir, fmt::format("checkpoint folder has neither {} nor {}", kSingleFile, kIndexFile));

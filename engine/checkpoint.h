@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/config.h"
@@ -35,6 +36,12 @@ struct LinearSpec {
 
 // wqkv, wo, w1, w3, w2 of `layer`, in that order, with their shapes under `c`.
 std::vector<LinearSpec> internlm2_linears(const ModelConfig& c, int layer);
+
+// The shards that model.safetensors.index.json text names, each with the tensors its weight_map puts
+// there. Throws std::runtime_error("<where>: ...") on invalid JSON, a repeated key, a missing or
+// empty weight_map, or a shard name that is not a plain file name in the checkpoint folder.
+std::map<std::string, std::vector<std::string>> parse_checkpoint_index(std::string_view text,
+                                                                       const std::string& where);
 
 // Reads <dir>/config.json and the weights, and validates them (see the header comment). Throws
 // std::runtime_error with one line naming the file, the tensor, and the expected and actual

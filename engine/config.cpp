@@ -1,11 +1,16 @@
 #include "engine/config.h"
 
 #include <cmath>
-#include <fstream>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "engine/error_text.h"
+#include "engine/strict_json.h"
+#include "engine/text_file.h"
 
 namespace ridgeline {
 namespace {
@@ -16,24 +21,65 @@ using nlohmann::json;
   throw std::runtime_error(fmt::format("{}: {}", where, what));
 }
 
-int get_int(const json& j, const char* key, const std::string& where, bool required = true,
-            int fallback = 0) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) fail(where, fmt::format("missing integer '{}'", key));
-    return fallback;
-  }
-  if (!it->is_number_integer()) fail(where, fmt::format("'{}' must be an integer, got {}", key, it->dump()));
-  int64_t v = it->get<int64_t>();
-  if (v < 0 || v > (int64_t{1} << 30)) fail(where, fmt::format("'{}' = {} is out of range", key, v));
-  return static_cast<int>(v);
+// Fields are named in messages by their path: "hidden_size", "rope_scaling.factor".
+std::string field(std::string_view parent, const char* key) {
+  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
 }
 
-double get_number(const json& j, const char* key, const std::string& where, double fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_number()) fail(where, fmt::format("'{}' must be a number, got {}", key, it->dump()));
-  return it->get<double>();
+// The value of `key` in `obj`, or nullptr when it is absent or null (HF writes null for "unset").
+const json* find(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+[[noreturn]] void mistyped(const std::string& where, const std::string& name, const char* expected,
+                           const json& found) {
+  fail(where, fmt::format("'{}' must be {}, found {}", name, expected, describe_json(found)));
+}
+
+int get_int(const json& obj, std::string_view parent, const char* key, const std::string& where,
+            bool required = true, int fallback = 0) {
+  const json* v = find(obj, key);
+  if (!v) {
+    if (required) fail(where, fmt::format("missing integer '{}'", field(parent, key)));
+    return fallback;
+  }
+  if (!v->is_number_integer()) mistyped(where, field(parent, key), "an integer", *v);
+  if (v->is_number_unsigned() ? v->get<uint64_t>() > (uint64_t{1} << 30)
+                              : v->get<int64_t>() < 0 || v->get<int64_t>() > (int64_t{1} << 30))
+    fail(where, fmt::format("'{}' = {} is out of range", field(parent, key), v->dump()));
+  return static_cast<int>(v->get<int64_t>());
+}
+
+double get_number(const json& obj, std::string_view parent, const char* key, const std::string& where,
+                  double fallback) {
+  const json* v = find(obj, key);
+  if (!v) return fallback;
+  if (!v->is_number()) mistyped(where, field(parent, key), "a number", *v);
+  return v->get<double>();
+}
+
+std::optional<std::string> get_string(const json& obj, std::string_view parent, const char* key,
+                                      const std::string& where) {
+  const json* v = find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) mistyped(where, field(parent, key), "a string", *v);
+  return v->get<std::string>();
+}
+
+std::optional<bool> get_bool(const json& obj, std::string_view parent, const char* key,
+                             const std::string& where) {
+  const json* v = find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) mistyped(where, field(parent, key), "true or false", *v);
+  return v->get<bool>();
+}
+
+// The object under `key`, or nullptr when it is absent or null.
+const json* get_object(const json& obj, const char* key, const std::string& where, const char* expected) {
+  const json* v = find(obj, key);
+  if (v && !v->is_object()) mistyped(where, key, expected, *v);
+  return v;
 }
 
 }  // namespace
@@ -46,54 +92,61 @@ int64_t ModelConfig::params() const {
 }
 
 ModelConfig config_from_json(const json& j, const std::string& where) {
-  if (!j.is_object()) fail(where, "config must be a JSON object");
-  if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string() && *mt != "internlm2")
-    fail(where, fmt::format("model_type is '{}', ridgeline runs 'internlm2' models", mt->get<std::string>()));
-  ModelConfig c;
-  c.hidden = get_int(j, "hidden_size", where);
-  c.n_layers = get_int(j, "num_hidden_layers", where);
-  c.n_heads = get_int(j, "num_attention_heads", where);
-  c.n_kv_heads = get_int(j, "num_key_value_heads", where, false, c.n_heads);
-  c.intermediate = get_int(j, "intermediate_size", where);
-  c.vocab = get_int(j, "vocab_size", where);
-  c.max_positions = get_int(j, "max_position_embeddings", where, false, 2048);
-  c.bos_id = get_int(j, "bos_token_id", where, false, 1);
-  c.eos_id = get_int(j, "eos_token_id", where, false, 2);
-  c.norm_eps = static_cast<float>(get_number(j, "rms_norm_eps", where, 1e-6));
-  c.rope_theta = get_number(j, "rope_theta", where, 10000.0);
-  if (auto t = j.find("tie_word_embeddings"); t != j.end() && !t->is_null()) {
-    if (!t->is_boolean()) fail(where, "'tie_word_embeddings' must be true or false");
-    c.tie_word_embeddings = t->get<bool>();
+  if (!j.is_object()) fail(where, fmt::format("config must be a JSON object, found {}", describe_json(j)));
+  // Configs ridgeline writes itself (reports) leave model_type out; a checkpoint's names its model.
+  if (auto mt = find(j, "model_type")) {
+    if (!mt->is_string()) mistyped(where, "model_type", "the string 'internlm2'", *mt);
+    if (*mt != "internlm2")
+      fail(where,
+           fmt::format("model_type is '{}', ridgeline runs 'internlm2' models (InternLM2, InternLM2.5)",
+                       excerpt(mt->get_ref<const std::string&>())));
   }
-  if (auto t = j.find("torch_dtype"); t != j.end() && t->is_string()) c.torch_dtype = t->get<std::string>();
-  if (auto b = j.find("bias"); b != j.end() && b->is_boolean() && b->get<bool>())
+  ModelConfig c;
+  c.hidden = get_int(j, "", "hidden_size", where);
+  c.n_layers = get_int(j, "", "num_hidden_layers", where);
+  c.n_heads = get_int(j, "", "num_attention_heads", where);
+  c.n_kv_heads = get_int(j, "", "num_key_value_heads", where, false, c.n_heads);
+  c.intermediate = get_int(j, "", "intermediate_size", where);
+  c.vocab = get_int(j, "", "vocab_size", where);
+  c.max_positions = get_int(j, "", "max_position_embeddings", where, false, 2048);
+  c.bos_id = get_int(j, "", "bos_token_id", where, false, 1);
+  c.eos_id = get_int(j, "", "eos_token_id", where, false, 2);
+  c.norm_eps = static_cast<float>(get_number(j, "", "rms_norm_eps", where, 1e-6));
+  c.rope_theta = get_number(j, "", "rope_theta", where, 10000.0);
+  c.tie_word_embeddings = get_bool(j, "", "tie_word_embeddings", where).value_or(false);
+  c.torch_dtype = get_string(j, "", "torch_dtype", where).value_or(c.torch_dtype);
+  if (get_bool(j, "", "bias", where).value_or(false))
     fail(where, "'bias': true is not an InternLM2 layout ridgeline supports (linear layers have no bias)");
-  if (auto act = j.find("hidden_act"); act != j.end() && act->is_string() && *act != "silu")
-    fail(where,
-         fmt::format("hidden_act '{}' is not supported (InternLM2 uses 'silu')", act->get<std::string>()));
+  if (auto act = get_string(j, "", "hidden_act", where); act && *act != "silu")
+    fail(where, fmt::format("hidden_act '{}' is not supported (InternLM2 uses 'silu')", excerpt(*act)));
 
-  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
-    if (!rs->is_object()) fail(where, "'rope_scaling' must be null or an object");
-    std::string type = rs->value("type", rs->value("rope_type", std::string{}));
-    if (type == "dynamic") {
+  if (const json* rs = get_object(j, "rope_scaling", where, "null or an object {\"type\", \"factor\"}")) {
+    // Older configs spell the kind "type", newer transformers "rope_type".
+    auto type = get_string(*rs, "rope_scaling", "type", where);
+    if (!type) type = get_string(*rs, "rope_scaling", "rope_type", where);
+    if (!type) fail(where, "'rope_scaling' has no 'type' (expected 'linear' or 'dynamic')");
+    if (*type == "dynamic") {
       c.rope_scaling = RopeScaling::dynamic;
-    } else if (type == "linear") {
+    } else if (*type == "linear") {
       c.rope_scaling = RopeScaling::linear;
     } else {
-      fail(where, fmt::format("rope_scaling type '{}' is not supported (use 'linear' or 'dynamic')", type));
+      fail(where, fmt::format("rope_scaling type '{}' is not supported (use 'linear' or 'dynamic')",
+                              excerpt(*type)));
     }
-    c.rope_factor = get_number(*rs, "factor", where + " rope_scaling", 1.0);
-    if (!(c.rope_factor >= 1.0)) fail(where, "rope_scaling.factor must be >= 1");
+    c.rope_factor = get_number(*rs, "rope_scaling", "factor", where, 1.0);
+    if (!(c.rope_factor >= 1.0) || !std::isfinite(c.rope_factor))
+      fail(where, fmt::format("'rope_scaling.factor' must be a finite number >= 1, found {}", c.rope_factor));
   }
-  if (auto q = j.find("quantization_config"); q != j.end() && !q->is_null()) {
-    std::string method = q->value("quant_method", std::string{});
+  if (const json* q = get_object(j, "quantization_config", where, "null or an object (AWQ settings)")) {
+    auto method = get_string(*q, "quantization_config", "quant_method", where);
     if (method != "awq")
-      fail(where, fmt::format("quantization_config.quant_method '{}' is not supported (only 'awq')", method));
-    c.quant_bits = get_int(*q, "bits", where + " quantization_config");
-    c.quant_group_size = get_int(*q, "group_size", where + " quantization_config");
+      fail(where, fmt::format("quantization_config.quant_method '{}' is not supported (only 'awq')",
+                              excerpt(method.value_or(""))));
+    c.quant_bits = get_int(*q, "quantization_config", "bits", where);
+    c.quant_group_size = get_int(*q, "quantization_config", "group_size", where);
     if (c.quant_bits != 4)
       fail(where, fmt::format("AWQ with {} bits is not supported (only 4)", c.quant_bits));
-    if (q->contains("zero_point") && !q->value("zero_point", true))
+    if (!get_bool(*q, "quantization_config", "zero_point", where).value_or(true))
       fail(where, "AWQ without zero points is not supported");
   }
   if (c.n_heads > 0) c.head_dim = c.hidden / c.n_heads;
@@ -132,15 +185,8 @@ void validate_config(const ModelConfig& c, const std::string& where) {
 }
 
 ModelConfig load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open config file", path));
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path, fmt::format("invalid JSON ({})", e.what()));
-  }
-  return config_from_json(j, path);
+  return config_from_json(parse_strict_json(read_text_file(path, "a config.json file"), path, "config"),
+                          path);
 }
 
 json config_to_json(const ModelConfig& c) {

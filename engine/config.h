@@ -54,4 +54,10 @@ void validate_config(const ModelConfig& c, const std::string& where);
 // len exceeds max_positions.
 double rope_base_for_length(const ModelConfig& c, int seq_len);
 
+// The longest a sequence may grow: the trained context, or, with RoPE scaling (which extends it),
+// 8 times that.
+inline int64_t max_sequence_length(const ModelConfig& c) {
+  return c.rope_scaling == RopeScaling::none ? c.max_positions : int64_t{c.max_positions} * 8;
+}
+
 }  // namespace ridgeline

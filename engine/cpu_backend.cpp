@@ -8,8 +8,10 @@
 
 #include <fmt/format.h>
 
+#include "engine/backend_factory.h"
 #include "engine/checkpoint.h"
 #include "engine/host_weights.h"
+#include "engine/ops.h"
 #include "kernels/cpu/reference.h"
 
 namespace ridgeline {
@@ -23,12 +25,14 @@ struct CpuSequence {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(HostWeights w, const BackendOptions& o) : w_(std::move(w)), opt_(o) {
+  CpuBackend(HostWeights w, const BackendOptions& o) : w_(std::move(w)), opt_(o), names_(w_.config.n_layers) {
     if (opt_.max_kv_tokens <= 0) opt_.max_kv_tokens = int64_t(opt_.max_sequences) * w_.config.max_positions;
   }
 
   const ModelConfig& config() const override { return w_.config; }
-  std::string name() const override { return "cpu"; }
+  DeviceKind device() const override { return DeviceKind::cpu; }
+  std::string device_name() const override { return describe_device(DeviceKind::cpu).name; }
+  const Formats& formats() const override { return opt_.formats; }
 
   int create_sequence() override {
     if (int(seqs_.size()) >= opt_.max_sequences)
@@ -50,22 +54,12 @@ class CpuBackend final : public Backend {
 
   int sequence_length(int seq) const override { return find(seq).length; }
   int64_t capacity_tokens() const override { return opt_.max_kv_tokens - used_tokens_; }
-  int64_t max_sequence_length() const override { return max_length(); }
 
   void forward(std::span<const int> seq_ids, std::span<const std::vector<int>> tokens,
                float* logits) override {
     const ModelConfig& c = w_.config;
-    if (seq_ids.size() != tokens.size()) throw std::invalid_argument("forward: one token list per sequence");
-    int64_t new_tokens = 0;
-    for (size_t i = 0; i < seq_ids.size(); ++i) {
-      const CpuSequence& s = find(seq_ids[i]);
-      if (tokens[i].empty()) throw std::invalid_argument("forward: empty token list");
-      for (int t : tokens[i])
-        if (t < 0 || t >= c.vocab)
-          throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary of {}", t, c.vocab));
-      check_fits(s.length, int64_t(tokens[i].size()));
-      new_tokens += int64_t(tokens[i].size());
-    }
+    const int64_t new_tokens =
+        validate_forward(c, seq_ids, tokens, [this](int seq) { return find(seq).length; });
     if (new_tokens > capacity_tokens())
       throw std::runtime_error(
           fmt::format("KV cache full: {} new tokens, room for {}", new_tokens, capacity_tokens()));
@@ -109,19 +103,17 @@ class CpuBackend final : public Backend {
   }
 
   DecodeTiming benchmark_decode(std::span<const int> seq_ids, int warmup, int iters) override {
+    std::vector<std::vector<int>> tokens(seq_ids.size(), std::vector<int>{w_.config.bos_id});
+    validate_forward(w_.config, seq_ids, tokens, [this](int seq) { return find(seq).length; });
     std::vector<CpuSequence*> seqs;
-    for (int id : seq_ids) {
-      seqs.push_back(&seqs_.at(find_id(id)));
-      check_fits(seqs.back()->length, 1);
-    }
-    std::vector<std::vector<int>> tokens(seqs.size(), std::vector<int>{w_.config.bos_id});
+    for (int id : seq_ids) seqs.push_back(&seqs_.at(id));
     DecodeTiming t;
     t.method = "cpu: steady_clock around each decode step; per-op steady_clock in a separate pass";
     auto step = [&](std::vector<OpSamples>* ops) {
       std::vector<int> lengths;
       for (auto* s : seqs) lengths.push_back(s->length);
       run(seqs, tokens, ops);
-      op(ops, "sample", [&] {
+      op(ops, names_(OpType::sample), [&] {
         for (auto* s : seqs) ref::argmax(s->last_logits.data(), w_.config.vocab);
       });
       for (size_t i = 0; i < seqs.size(); ++i) truncate(*seqs[i], lengths[i]);
@@ -144,9 +136,9 @@ class CpuBackend final : public Backend {
   }
 
   void check_fits(int64_t length, int64_t more) const {
-    if (length + more > max_length())
+    if (length + more > max_sequence_length())
       throw std::runtime_error(fmt::format("sequence would hold {} tokens, more than the context limit of {}",
-                                           length + more, max_length()));
+                                           length + more, max_sequence_length()));
   }
 
   static void truncate(CpuSequence& s, int length) {
@@ -154,12 +146,6 @@ class CpuBackend final : public Backend {
     for (auto& k : s.k) k.resize(keep);
     for (auto& v : s.v) v.resize(keep);
     s.length = length;
-  }
-
-  int64_t max_length() const {
-    // Dynamic NTK extends the trained context (here up to 8x); otherwise the trained context is the limit.
-    const ModelConfig& c = w_.config;
-    return c.rope_scaling == RopeScaling::none ? c.max_positions : int64_t(c.max_positions) * 8;
   }
 
   const CpuSequence& find(int seq) const {
@@ -213,17 +199,18 @@ class CpuBackend final : public Backend {
     std::vector<float> residual(int64_t(n) * d), x(int64_t(n) * d), qkv(int64_t(n) * c.qkv_dim());
     std::vector<float> q(int64_t(n) * qd), attn(int64_t(n) * qd), proj(int64_t(n) * d);
     std::vector<float> gate(int64_t(n) * inter), up(gate.size()), act(gate.size());
-    op(ops, "embed", [&] { ref::embed(w_.tok_embeddings.data.data(), c.vocab, d, ids, residual.data()); });
+    op(ops, names_(OpType::embed),
+       [&] { ref::embed(w_.tok_embeddings.data.data(), c.vocab, d, ids, residual.data()); });
 
     const float* pending = nullptr;  // the last sublayer's output, added into the residual by the next norm
     for (int l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = w_.layers[l];
-      const std::string p = fmt::format("layers.{}.", l);
-      op(ops, p + "attention_norm", [&] {
+      op(ops, names_(OpType::attention_norm, l), [&] {
         ref::add_rmsnorm(residual.data(), pending, L.attention_norm.data.data(), n, d, c.norm_eps, x.data());
       });
-      op(ops, p + "wqkv", [&] { ref::linear(x.data(), L.wqkv.data.data(), n, d, c.qkv_dim(), qkv.data()); });
-      op(ops, p + "rope_kv_write", [&] {
+      op(ops, names_(OpType::wqkv, l),
+         [&] { ref::linear(x.data(), L.wqkv.data.data(), n, d, c.qkv_dim(), qkv.data()); });
+      op(ops, names_(OpType::rope_kv_write, l), [&] {
         for (int r = 0; r < n; ++r) {
           CpuSequence& s = *seqs[row_seq[r]];
           float* qt = q.data() + int64_t(r) * qd;
@@ -234,30 +221,33 @@ class CpuBackend final : public Backend {
             ref::rope(qt + int64_t(h) * hd, hd, row_pos[r], base[row_seq[r]], pos_scale);
           for (int h = 0; h < c.n_kv_heads; ++h) {
             ref::rope(kt + int64_t(h) * hd, hd, row_pos[r], base[row_seq[r]], pos_scale);
-            if (opt_.kv == KvFormat::int8) {
-              ref::fake_quantize_kv(kt + int64_t(h) * hd, hd, 8);
-              ref::fake_quantize_kv(vt + int64_t(h) * hd, hd, 8);
+            if (opt_.formats.kv != KvFormat::fp16) {
+              ref::fake_quantize_kv(kt + int64_t(h) * hd, hd, kv_bits(opt_.formats.kv));
+              ref::fake_quantize_kv(vt + int64_t(h) * hd, hd, kv_bits(opt_.formats.kv));
             }
           }
         }
       });
-      op(ops, p + "attention", [&] {
+      op(ops, names_(OpType::attention, l), [&] {
         for (int r = 0; r < n; ++r) {  // causal: row r sees positions [0, row_pos[r]]
           const CpuSequence& s = *seqs[row_seq[r]];
           ref::attention(q.data() + int64_t(r) * qd, s.k[l].data(), s.v[l].data(), kvd, row_pos[r] + 1,
                          c.n_heads, c.n_kv_heads, hd, attn.data() + int64_t(r) * qd);
         }
       });
-      op(ops, p + "wo", [&] { ref::linear(attn.data(), L.wo.data.data(), n, qd, d, proj.data()); });
-      op(ops, p + "ffn_norm", [&] {
+      op(ops, names_(OpType::wo, l),
+         [&] { ref::linear(attn.data(), L.wo.data.data(), n, qd, d, proj.data()); });
+      op(ops, names_(OpType::ffn_norm, l), [&] {
         ref::add_rmsnorm(residual.data(), proj.data(), L.ffn_norm.data.data(), n, d, c.norm_eps, x.data());
       });
-      op(ops, p + "w13", [&] {
+      op(ops, names_(OpType::w13, l), [&] {
         ref::linear(x.data(), L.w1.data.data(), n, d, inter, gate.data());
         ref::linear(x.data(), L.w3.data.data(), n, d, inter, up.data());
       });
-      op(ops, p + "swiglu", [&] { ref::swiglu(gate.data(), up.data(), int64_t(gate.size()), act.data()); });
-      op(ops, p + "w2", [&] { ref::linear(act.data(), L.w2.data.data(), n, inter, d, proj.data()); });
+      op(ops, names_(OpType::swiglu, l),
+         [&] { ref::swiglu(gate.data(), up.data(), int64_t(gate.size()), act.data()); });
+      op(ops, names_(OpType::w2, l),
+         [&] { ref::linear(act.data(), L.w2.data.data(), n, inter, d, proj.data()); });
       pending = proj.data();
     }
     // Only each sequence's last position needs logits: norm and head on those rows alone.
@@ -268,10 +258,11 @@ class CpuBackend final : public Backend {
       std::copy_n(residual.data() + int64_t(last_row[i]) * d, d, last.data() + int64_t(i) * d);
       std::copy_n(pending + int64_t(last_row[i]) * d, d, last_pending.data() + int64_t(i) * d);
     }
-    op(ops, "norm", [&] {
+    op(ops, names_(OpType::norm), [&] {
       ref::add_rmsnorm(last.data(), last_pending.data(), w_.norm.data.data(), m, d, c.norm_eps, xn.data());
     });
-    op(ops, "output", [&] { ref::linear(xn.data(), w_.output.data.data(), m, d, c.vocab, logits.data()); });
+    op(ops, names_(OpType::output),
+       [&] { ref::linear(xn.data(), w_.output.data.data(), m, d, c.vocab, logits.data()); });
     for (int i = 0; i < m; ++i) {
       seqs[i]->last_logits.assign(logits.begin() + int64_t(i) * c.vocab,
                                   logits.begin() + int64_t(i + 1) * c.vocab);
@@ -281,6 +272,7 @@ class CpuBackend final : public Backend {
 
   HostWeights w_;
   BackendOptions opt_;
+  OpNames names_;
   std::map<int, CpuSequence> seqs_;
   int next_id_ = 0;
   int64_t used_tokens_ = 0;
@@ -288,15 +280,33 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
+Support cpu_supports(const ModelSource& source, const Formats& formats) {
+  const ModelConfig& c = source.config;
+  const bool awq = c.quant_bits != 0;
+  if (awq && formats.weights != WeightFormat::w4a16)
+    return {false, fmt::format("cpu: --weights {}: this checkpoint is AWQ 4-bit, it runs as --weights w4a16",
+                               to_string(formats.weights))};
+  if (!awq && formats.weights == WeightFormat::w4a16)
+    return {false,
+            "cpu: --weights w4a16 needs an AWQ checkpoint (a 4-bit folder with quantization_config); this "
+            "model is "
+            "unquantized"};
+  if (awq && c.quant_group_size > 0 && formats.group_size != c.quant_group_size)
+    return {false, fmt::format("cpu: this checkpoint's w4a16 group size is {}, not {}", c.quant_group_size,
+                               formats.group_size)};
+  if (formats.kv == KvFormat::int4) return {false, "cpu: --kv int4 is not built yet (fp16 and int8 are)"};
+  return {};
+}
+
 std::unique_ptr<Backend> make_cpu_backend(HostWeights weights, const BackendOptions& options) {
-  if (options.weights == WeightFormat::w4a16 && weights.config.quant_bits == 0)
-    throw std::runtime_error(
-        "--weights w4a16 needs an AWQ checkpoint on the CPU backend (a 4-bit quantized folder with "
-        "quantization_config); this model is unquantized");
+  ModelSource source;
+  source.config = weights.config;
+  if (Support s = cpu_supports(source, options.formats); !s) throw std::runtime_error(s.reason);
   return std::make_unique<CpuBackend>(std::move(weights), options);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelSource& source, const BackendOptions& options) {
+  if (Support s = cpu_supports(source, options.formats); !s) throw std::runtime_error(s.reason);
   if (source.synthetic) return make_cpu_backend(synthetic_host_weights(source.config, source.seed), options);
   Checkpoint ck = open_checkpoint(source.checkpoint_dir);
   return make_cpu_backend(load_host_weights(ck), options);

@@ -10,6 +10,10 @@
 
 namespace ridgeline {
 
+// Why generation ended. none: it has not run yet.
+enum class StopReason { none, stop_token, max_new_tokens, context_full, interrupted };
+const char* to_string(StopReason r);  // "stop_token", ..., "" for none
+
 struct GenerateOptions {
   int max_new_tokens = 256;
   SamplingParams sampling;
@@ -20,7 +24,7 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<int> output_ids;
   std::vector<float> step_logits;  // [output_ids.size(), vocab] when keep_logits
-  std::string stop_reason;         // "stop_token" | "max_new_tokens" | "context_full" | "interrupted"
+  StopReason stop_reason = StopReason::none;
   int prefill_tokens = 0;
   double prefill_ms = 0.0;  // wall time of the prefill forward, first token's sampling included
   double decode_ms = 0.0;   // wall time of the decode steps

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "engine/data_paths.h"
+
 namespace ridgeline {
 namespace {
 
@@ -28,11 +30,6 @@ ModelConfig make_preset(const std::string& name, int hidden, int layers, int hea
   c.torch_dtype = "bfloat16";
   validate_config(c, "preset " + name);
   return c;
-}
-
-std::string bundled_tokenizer() {
-  std::filesystem::path p = std::filesystem::path(RIDGELINE_SOURCE_DIR) / "tests/data/tokenizers/internlm2";
-  return std::filesystem::exists(p / "tokenizer.model") ? p.string() : std::string{};
 }
 
 }  // namespace
@@ -67,7 +64,7 @@ ModelSource resolve_model(const std::string& dir_or_preset, uint64_t seed) {
     s.config = preset_config(dir_or_preset);
     s.synthetic = true;
     s.seed = seed;
-    s.tokenizer_path = bundled_tokenizer();
+    s.tokenizer_path = bundled_tokenizer("internlm2");
     return s;
   }
   namespace fs = std::filesystem;

@@ -26,7 +26,7 @@ ModelConfig preset_config(const std::string& name);  // throws listing the prese
 
 // `dir_or_preset` names a preset or a checkpoint folder; throws with a message naming both
 // possibilities when it is neither. Presets use the bundled real InternLM2 tokenizer when it can be
-// found (RIDGELINE_SOURCE_DIR/tests/data/tokenizers/internlm2).
+// found (engine/data_paths.h).
 ModelSource resolve_model(const std::string& dir_or_preset, uint64_t seed = 0x5EED);
 
 }  // namespace ridgeline

@@ -15,6 +15,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/error_text.h"
+#include "engine/strict_json.h"
+
 namespace ridgeline {
 namespace {
 
@@ -44,54 +47,6 @@ const DTypeInfo& info(DType d) {
   throw std::logic_error("DType without an entry in kDTypes");
 }
 
-// Deepest JSON nesting a header may have. A valid header nests 3 deep (root, entry, shape); the
-// cap only exists so that a hostile "[[[[..." cannot make the parser or messages recurse deeply.
-constexpr int kMaxHeaderDepth = 64;
-
-int json_depth(const char* p, size_t n) {
-  int depth = 0, deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < n; ++i) {
-    char ch = p[i];
-    if (in_string) {
-      if (ch == '\\') {
-        ++i;  // skip the escaped character, which may be a quote
-      } else if (ch == '"') {
-        in_string = false;
-      }
-    } else if (ch == '"') {
-      in_string = true;
-    } else if (ch == '{' || ch == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (ch == '}' || ch == ']') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
-const char* json_kind(const json& j) {
-  switch (j.type()) {
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::null:
-      return "null";
-    case json::value_t::number_float:
-      return "a non-integer number";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    default:
-      return "an unexpected value";
-  }
-}
-
 // One dimension of a shape: a non-negative integer that fits int64.
 int64_t read_dim(const json& d, const std::string& file, const std::string& tensor) {
   if (d.is_number_unsigned()) {
@@ -104,16 +59,16 @@ int64_t read_dim(const json& d, const std::string& file, const std::string& tens
     fail(file, fmt::format("tensor '{}': negative dimension {} in shape", tensor, d.get<int64_t>()));
   if (d.is_number_float())
     fail(file, fmt::format("tensor '{}': shape dimension {} is not an integer (too large or fractional)",
-                           tensor, d.dump()));
-  fail(file, fmt::format("tensor '{}': shape must hold integers, found {}", tensor, json_kind(d)));
+                           tensor, excerpt(d.dump())));
+  fail(file, fmt::format("tensor '{}': shape must hold integers, found {}", tensor, describe_json(d)));
 }
 
 uint64_t read_offset(const json& d, const std::string& file, const std::string& tensor) {
   if (d.is_number_unsigned()) return d.get<uint64_t>();
   if (d.is_number_integer())
     fail(file, fmt::format("tensor '{}': negative data offset {}", tensor, d.get<int64_t>()));
-  fail(file, fmt::format("tensor '{}': data_offsets must be two non-negative integers, found {} ({})", tensor,
-                         json_kind(d), d.dump()));
+  fail(file, fmt::format("tensor '{}': data_offsets must be two non-negative integers, found {}", tensor,
+                         describe_json(d)));
 }
 
 struct Entry {
@@ -121,17 +76,20 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
-Entry parse_entry(const std::string& name, const json& e, const std::string& file, uint64_t data_size) {
+Entry parse_entry(const std::string& raw_name, const json& e, const std::string& file, uint64_t data_size) {
+  const std::string name = excerpt(raw_name);  // for messages: names come from the file
   if (!e.is_object())
-    fail(file, fmt::format("tensor '{}': header entry must be an object, got {}", name, json_kind(e)));
+    fail(file, fmt::format("tensor '{}': header entry must be an object, got {}", name, describe_json(e)));
   Entry out;
-  out.view.name = name;
+  out.view.name = raw_name;
   out.view.file = file;
 
   auto dt = e.find("dtype");
   if (dt == e.end() || !dt->is_string()) fail(file, fmt::format("tensor '{}': missing string 'dtype'", name));
   auto dtype = parse_dtype(dt->get<std::string>());
-  if (!dtype) fail(file, fmt::format("tensor '{}': unknown dtype '{}'", name, dt->get<std::string>()));
+  if (!dtype)
+    fail(file, fmt::format("tensor '{}': unknown dtype '{}'", name,
+                           excerpt(dt->get_ref<const std::string&>(), 32)));
   out.view.dtype = *dtype;
 
   auto sh = e.find("shape");
@@ -141,12 +99,13 @@ Entry parse_entry(const std::string& name, const json& e, const std::string& fil
     int64_t dim = read_dim(d, file, name);
     out.view.shape.push_back(dim);
     if (__builtin_mul_overflow(numel, dim, &numel))
-      fail(file, fmt::format("tensor '{}': element count of shape {} overflows int64", name, sh->dump()));
+      fail(file,
+           fmt::format("tensor '{}': element count of shape {} overflows int64", name, excerpt(sh->dump())));
   }
   uint64_t nbytes = 0;
   if (__builtin_mul_overflow(static_cast<uint64_t>(numel), static_cast<uint64_t>(dtype_size(*dtype)),
                              &nbytes))
-    fail(file, fmt::format("tensor '{}': byte size of shape {} overflows", name, sh->dump()));
+    fail(file, fmt::format("tensor '{}': byte size of shape {} overflows", name, excerpt(sh->dump())));
 
   auto off = e.find("data_offsets");
   if (off == e.end() || !off->is_array() || off->size() != 2)
@@ -181,23 +140,24 @@ void check_layout(std::vector<Entry>& entries, uint64_t data_size, const std::st
   for (const auto& e : entries) {
     if (e.begin < pos)
       fail(file, fmt::format("tensor '{}' (bytes [{}, {})) overlaps tensor '{}' (which ends at {})",
-                             e.view.name, e.begin, e.end, *prev, pos));
+                             excerpt(e.view.name), e.begin, e.end, excerpt(*prev), pos));
     if (e.begin > pos) {
       if (prev)
         fail(file,
              fmt::format("gap of {} unused bytes between tensor '{}' (ends at {}) and tensor '{}' (starts "
                          "at {}); tensors must be contiguous",
-                         e.begin - pos, *prev, pos, e.view.name, e.begin));
+                         e.begin - pos, excerpt(*prev), pos, excerpt(e.view.name), e.begin));
       fail(file,
            fmt::format("gap of {} unused bytes before the first tensor '{}'; data must start at offset 0",
-                       e.begin, e.view.name));
+                       e.begin, excerpt(e.view.name)));
     }
     pos = e.end;
     prev = &e.view.name;
   }
   if (pos != data_size)
-    fail(file, fmt::format("{} bytes of data after the last tensor{} (data is {} bytes, tensors end at {})",
-                           data_size - pos, prev ? " '" + *prev + "'" : std::string{}, data_size, pos));
+    fail(file,
+         fmt::format("{} bytes of data after the last tensor{} (data is {} bytes, tensors end at {})",
+                     data_size - pos, prev ? " '" + excerpt(*prev) + "'" : std::string{}, data_size, pos));
 }
 
 }  // namespace
@@ -228,70 +188,73 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+SafetensorsContents parse_safetensors(const uint8_t* bytes, size_t size, const std::string& where) {
+  if (size == 0)
+    fail(where, "file is empty (expected an 8-byte header length, a JSON header and tensor data)");
+  if (size < 8)
+    fail(where,
+         fmt::format("file is {} bytes, shorter than the 8-byte header length that starts a safetensors file",
+                     size));
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];  // little-endian on any host
+  if (header_len > kMaxSafetensorsHeaderBytes)
+    fail(where, fmt::format("header length {} exceeds the {} MB limit (not a safetensors file, or corrupt)",
+                            header_len, kMaxSafetensorsHeaderBytes / 1000000));
+  if (header_len > size - 8)
+    fail(where,
+         fmt::format("header length {} runs past the end of the file ({} bytes after the length field); "
+                     "the file is truncated",
+                     header_len, size - 8));
+  if (header_len == 0) fail(where, "header length is 0 (expected a JSON object)");
+
+  // Duplicate keys are refused here: the format forbids them, and which copy a reader keeps differs.
+  const json header = parse_strict_json(
+      std::string_view(reinterpret_cast<const char*>(bytes + 8), header_len), where, "header");
+  if (!header.is_object())
+    fail(where, fmt::format("JSON header must be an object, got {}", describe_json(header)));
+
+  const uint64_t data_size = size - 8 - header_len;
+  const uint8_t* data = bytes + 8 + header_len;
+  SafetensorsContents out;
+  std::vector<Entry> entries;
+  for (const auto& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      if (!value.is_object()) fail(where, "'__metadata__' must be an object");
+      for (const auto& [k, v] : value.items())
+        out.metadata[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      continue;
+    }
+    entries.push_back(parse_entry(name, value, where, data_size));
+  }
+  check_layout(entries, data_size, where);
+  out.tensors.reserve(entries.size());
+  for (auto& e : entries) {
+    e.view.data = data + e.begin;
+    out.tensors.push_back(std::move(e.view));
+  }
+  return out;
+}
+
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) fail(path, fmt::format("cannot open safetensors file ({})", std::strerror(errno)));
   try {
     struct stat st {};
     if (::fstat(fd_, &st) != 0) fail(path, fmt::format("cannot stat ({})", std::strerror(errno)));
-    if (!S_ISREG(st.st_mode)) fail(path, "is not a regular file");
+    if (S_ISDIR(st.st_mode)) fail(path, "is a directory, expected a safetensors file");
+    if (!S_ISREG(st.st_mode)) fail(path, "is not a regular file (expected a safetensors file)");
     size_ = static_cast<size_t>(st.st_size);
-    if (size_ == 0)
-      fail(path, "file is empty (expected an 8-byte header length, a JSON header and tensor data)");
-    if (size_ < 8)
-      fail(path,
-           fmt::format("file is {} bytes, shorter than the 8-byte header length that starts a safetensors "
-                       "file",
-                       size_));
-    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (map_ == MAP_FAILED) {
-      map_ = nullptr;
-      fail(path, fmt::format("cannot mmap {} bytes ({})", size_, std::strerror(errno)));
-    }
-    const auto* bytes = static_cast<const uint8_t*>(map_);
-
-    uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];  // little-endian on any host
-    if (header_len > kMaxSafetensorsHeaderBytes)
-      fail(path, fmt::format("header length {} exceeds the {} MB limit (not a safetensors file, or corrupt)",
-                             header_len, kMaxSafetensorsHeaderBytes / 1000000));
-    if (header_len > size_ - 8)
-      fail(path,
-           fmt::format("header length {} runs past the end of the file ({} bytes after the length field); "
-                       "the file is truncated",
-                       header_len, size_ - 8));
-    if (header_len == 0) fail(path, "header length is 0 (expected a JSON object)");
-
-    const char* text = reinterpret_cast<const char*>(bytes + 8);
-    if (json_depth(text, header_len) > kMaxHeaderDepth)
-      fail(path, fmt::format("JSON header nests deeper than {} levels", kMaxHeaderDepth));
-    json header;
-    try {
-      header = json::parse(text, text + header_len);
-    } catch (const json::exception& e) {
-      fail(path, fmt::format("invalid JSON header ({})", e.what()));
-    }
-    if (!header.is_object())
-      fail(path, fmt::format("JSON header must be an object, got {}", json_kind(header)));
-
-    const uint64_t data_size = size_ - 8 - header_len;
-    const uint8_t* data = bytes + 8 + header_len;
-    std::vector<Entry> entries;
-    for (const auto& [name, value] : header.items()) {
-      if (name == "__metadata__") {
-        if (!value.is_object()) fail(path, "'__metadata__' must be an object");
-        for (const auto& [k, v] : value.items())
-          metadata_[k] = v.is_string() ? v.get<std::string>() : v.dump();
-        continue;
+    if (size_ > 0) {  // mmap refuses 0 bytes; parse_safetensors explains an empty file
+      map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (map_ == MAP_FAILED) {
+        map_ = nullptr;
+        fail(path, fmt::format("cannot mmap {} bytes ({})", size_, std::strerror(errno)));
       }
-      entries.push_back(parse_entry(name, value, path, data_size));
     }
-    check_layout(entries, data_size, path);
-    for (auto& e : entries) {
-      e.view.data = data + e.begin;
-      index_[e.view.name] = tensors_.size();
-      tensors_.push_back(std::move(e.view));
-    }
+    SafetensorsContents contents = parse_safetensors(static_cast<const uint8_t*>(map_), size_, path);
+    tensors_ = std::move(contents.tensors);
+    metadata_ = std::move(contents.metadata);
+    for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
   } catch (...) {
     release();
     throw;

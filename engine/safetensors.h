@@ -38,10 +38,22 @@ std::string shape_string(const std::vector<int64_t>& shape);
 // Largest JSON header a file may declare: real checkpoints stay far below (a 20B model's is ~30 kB).
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull * 1000 * 1000;
 
+// What the bytes of a safetensors file describe: its tensors in file order, each view pointing into
+// `bytes`, and the string entries of "__metadata__".
+struct SafetensorsContents {
+  std::vector<TensorView> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Validates a whole safetensors file held in memory (length field, JSON header, layout of the data)
+// and describes it; throws std::runtime_error("<where>: <what>") on anything malformed, quoting
+// untrusted names with excerpt(). Every view it returns lies inside [bytes, bytes + size).
+SafetensorsContents parse_safetensors(const uint8_t* bytes, size_t size, const std::string& where);
+
 class SafetensorsFile {
  public:
-  // Maps `path` and validates its header; throws std::runtime_error("<path>: <what>") on anything
-  // malformed (the tensor is named where one is involved).
+  // Maps `path` and validates it with parse_safetensors(); throws std::runtime_error("<path>: <what>")
+  // on anything malformed (the tensor is named where one is involved).
   explicit SafetensorsFile(const std::string& path);
   ~SafetensorsFile();
   SafetensorsFile(SafetensorsFile&& other) noexcept;

@@ -86,7 +86,7 @@ TurnResult ChatSession::reply(const std::string& user_text, const GenerateOption
   result.reply_ids = g.output_ids;
   if (interrupted_token) {
     result.reply_ids.pop_back();  // the caller refused it: it was never shown
-  } else if (n > 0 && g.stop_reason != "stop_token") {
+  } else if (n > 0 && g.stop_reason != StopReason::stop_token) {
     unfed_reply_.push_back(g.output_ids.back());  // the reply was cut after this token, which was shown
   }
 

@@ -26,7 +26,7 @@ struct TurnStats {
   int decode_tokens = 0;  // decode steps
   double decode_ms = 0.0;
   int64_t context_after_prefill = 0;  // tokens in the cache when decoding began (for bytes per step)
-  std::string stop_reason;  // generate()'s: stop_token | max_new_tokens | interrupted | context_full
+  StopReason stop_reason = StopReason::none;  // generate()'s
 
   double prefill_tokens_per_s() const { return prefill_ms > 0 ? prefill_tokens / (prefill_ms / 1e3) : 0.0; }
   double decode_tokens_per_s() const { return decode_ms > 0 ? decode_tokens / (decode_ms / 1e3) : 0.0; }

@@ -47,7 +47,7 @@ constexpr size_t shared_bytes() {
 // At most 128 registers where kCtasPerSm CTAs should fit (group <= 4); larger groups get fewer.
 template <int kHeadDim, int kGroup>
 __global__ void __launch_bounds__(kThreads, kGroup <= 4 ? kCtasPerSm : 2)
-    decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ seq_ids,
+    decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                             const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
                             int n_splits, float scale_log2, float* __restrict__ part_o,
                             float2* __restrict__ part_ml, half* __restrict__ out) {
@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kThreads, kGroup <= 4 ? kCtasPerSm : 2)
   const int n_kv = cache.n_kv_heads, bs = cache.block_size;
 
   const int ctx = context_lens[i];
-  const int* table = cache.block_table + static_cast<int64_t>(seq_ids[i]) * cache.max_blocks_per_seq;
+  const int* table = cache.block_table + static_cast<int64_t>(slots[i]) * cache.max_blocks_per_seq;
   // Per-sequence chunk, so that a short sequence batched with long ones splits its own context evenly.
   const int chunk = (((ctx + n_splits - 1) / n_splits) + 15) & ~15;
   const int t0 = split * chunk, t1 = min(ctx, t0 + chunk);
@@ -235,8 +235,7 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms) {
 }
 
 template <int kHeadDim, int kGroup>
-void launch(const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
-            const KvCacheView& cache, int n_splits, float* part_o, float2* part_ml, half* out,
+void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
             cudaStream_t stream) {
   // Ask for the largest shared-memory carveout once, so kCtasPerSm CTAs of 48 KB fit on an SM.
   static const bool carveout_set = [] {
@@ -246,21 +245,19 @@ void launch(const half* q, const int* seq_ids, const int* context_lens, int n_se
     return true;
   }();
   (void)carveout_set;
-  dim3 grid(cache.n_kv_heads, n_seqs, n_splits);
+  dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
   decode_attention_kernel<kHeadDim, kGroup><<<grid, kThreads, 0, stream>>>(
-      q, seq_ids, context_lens, n_heads, cache, n_splits, scale_log2, part_o, part_ml, out);
+      p.q, p.slots, p.context_lens, p.n_heads, p.cache, n_splits, scale_log2, part_o, part_ml, p.out);
 }
 
 template <int kHeadDim>
-void launch_group(int group, const half* q, const int* seq_ids, const int* context_lens, int n_seqs,
-                  int n_heads, const KvCacheView& cache, int n_splits, float* part_o, float2* part_ml,
-                  half* out, cudaStream_t stream) {
+void launch_group(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
+                  cudaStream_t stream) {
   switch (group) {
-#define RL_DECODE_GROUP(G)                                                                                \
-  case G:                                                                                                 \
-    launch<kHeadDim, G>(q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, part_o, part_ml, out, \
-                        stream);                                                                          \
+#define RL_DECODE_GROUP(G)                                     \
+  case G:                                                      \
+    launch<kHeadDim, G>(p, n_splits, part_o, part_ml, stream); \
     break;
     RL_DECODE_GROUP(1)
     RL_DECODE_GROUP(2)
@@ -299,11 +296,11 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 
-void decode_attention(const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
-                      int max_context, const KvCacheView& cache, void* workspace, half* out,
-                      cudaStream_t stream) {
+void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
   const char* op = "decode_attention";
-  require(n_seqs >= 0 && max_context >= 0, op, "n_seqs and max_context must be >= 0");
+  const KvCacheView& cache = p.cache;
+  const int n_heads = p.n_heads;
+  require(p.n_seqs >= 0 && p.max_context >= 0, op, "n_seqs and max_context must be >= 0");
   require(cache.head_dim == 64 || cache.head_dim == 128, op,
           "head_dim must be 64 or 128, got " + std::to_string(cache.head_dim));
   require(cache.n_kv_heads > 0 && n_heads % cache.n_kv_heads == 0 && n_heads / cache.n_kv_heads >= 1 &&
@@ -315,24 +312,22 @@ void decode_attention(const half* q, const int* seq_ids, const int* context_lens
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
-  require(aligned16(q) && aligned16(cache.k) && aligned16(cache.v), op,
+  require(aligned16(p.q) && aligned16(cache.k) && aligned16(cache.v), op,
           "q and the K/V pools must be 16-byte aligned");
-  if (n_seqs == 0) return;
-  int n_splits = choose_splits(n_seqs, cache.n_kv_heads, max_context, current_sm_count(op));
-  require(n_splits == 1 || workspace != nullptr, op, "a workspace is needed when the context is split");
-  int64_t rows = int64_t{n_seqs} * n_heads * n_splits;
-  Partials p = partials_in(workspace, rows, cache.head_dim);
+  if (p.n_seqs == 0) return;
+  int n_splits = choose_splits(p.n_seqs, cache.n_kv_heads, p.max_context, current_sm_count(op));
+  require(n_splits == 1 || p.workspace != nullptr, op, "a workspace is needed when the context is split");
+  int64_t rows = int64_t{p.n_seqs} * n_heads * n_splits;
+  Partials part = partials_in(p.workspace, rows, cache.head_dim);
   int group = n_heads / cache.n_kv_heads;
   if (cache.head_dim == 64)
-    launch_group<64>(group, q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, p.o, p.ml, out,
-                     stream);
+    launch_group<64>(group, p, n_splits, part.o, part.ml, stream);
   else
-    launch_group<128>(group, q, seq_ids, context_lens, n_seqs, n_heads, cache, n_splits, p.o, p.ml, out,
-                      stream);
+    launch_group<128>(group, p, n_splits, part.o, part.ml, stream);
   RL_CUDA_CHECK_LAUNCH(op);
   if (n_splits > 1) {
-    decode_attention_merge_kernel<<<n_seqs * n_heads, cache.head_dim, 0, stream>>>(p.o, p.ml, n_splits,
-                                                                                   cache.head_dim, out);
+    decode_attention_merge_kernel<<<p.n_seqs * n_heads, cache.head_dim, 0, stream>>>(
+        part.o, part.ml, n_splits, cache.head_dim, p.out);
     RL_CUDA_CHECK_LAUNCH(op);
   }
 }

@@ -1,7 +1,9 @@
 // Launchers of every CUDA op of the engine, one per concern, each implemented in its own
 // kernels/<op>.cu next to a header comment giving what it computes, its FLOPs and bytes, and the
-// bound it aims at. Every launcher checks its shape contract (throwing std::invalid_argument with
-// the op name), enqueues on `stream`, never synchronizes, and checks the launch (RL_CUDA_CHECK).
+// bound it aims at. The bytes there are the op table's tensors (engine/ops.h), which the cost model,
+// the sweep and the microbenchmarks count. Every launcher checks its shape contract (throwing
+// std::invalid_argument with the op name), enqueues on `stream`, never synchronizes, and checks the launch
+// (RL_CUDA_CHECK).
 //
 // Conventions: activations row-major [tokens, dim]; a Linear's weight is [out, in] (y = x W^T);
 // the residual stream is float32 (fp16 would lose the small updates of late layers), GEMM inputs
@@ -42,36 +44,63 @@ void add_rmsnorm(float* residual, const half* x, const half* w, int n_tokens, in
 // rope_kv_write: qkv [n_tokens, (n_heads + 2*n_kv)*head_dim] in InternLM2's grouped layout
 // ([q(h*g..h*g+g-1), k(h), v(h)] per KV head h). Rotates q and k (rotate-half RoPE at each token's
 // position with inv_freq = base^(-2j/head_dim), positions divided by pos_scale), writes q to
-// q_out [n_tokens, n_heads*head_dim] and k, v into the paged cache at (seq_ids[t], positions[t]).
-void rope_kv_write(const half* qkv, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
-                   const KvCacheView& cache, float rope_base, float pos_scale, half* q_out,
-                   cudaStream_t stream);
+// q_out and k, v into the paged cache at (slots[t], positions[t]).
+struct RopeKvWriteParams {
+  const half* qkv = nullptr;       // [n_tokens, (n_heads + 2*n_kv_heads) * head_dim]
+  const int* slots = nullptr;      // [n_tokens] block-table row (sequence slot) of each token
+  const int* positions = nullptr;  // [n_tokens] position of each token in its sequence
+  int n_tokens = 0;
+  int n_heads = 0;  // query heads, a multiple of cache.n_kv_heads
+  KvCacheView cache;
+  float rope_base = 0.0f;  // theta (dynamic NTK: already scaled for the sequence's length)
+  float pos_scale = 1.0f;  // linear RoPE scaling divides positions by this
+  half* q_out = nullptr;   // [n_tokens, n_heads * head_dim] rotated queries
+};
+void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream);
 
-// decode_attention: one query token per sequence. q [n_seqs, n_heads*head_dim]; sequence i is
-// seq_ids[i] with context_lens[i] cached tokens (its own included). Splits long contexts across
-// blocks (split-K) and merges with an fp32 log-sum-exp; `workspace` holds the partials, sized by
-// decode_attention_workspace_bytes. out [n_seqs, n_heads*head_dim].
+// decode_attention: one query token per sequence attends to its whole paged KV cache. Splits long
+// contexts across CTAs (split-K) and merges with an fp32 log-sum-exp.
+struct DecodeAttentionParams {
+  const half* q = nullptr;            // [n_seqs, n_heads * head_dim] rotated queries
+  const int* slots = nullptr;         // [n_seqs] block-table row of each sequence
+  const int* context_lens = nullptr;  // [n_seqs] cached tokens of each sequence, its new one included
+  int n_seqs = 0;
+  int n_heads = 0;      // query heads: n_heads / cache.n_kv_heads in 1..8 (GQA group)
+  int max_context = 0;  // bound on context_lens: sizes the split grid (fixed per graph)
+  KvCacheView cache;
+  void* workspace = nullptr;  // decode_attention_workspace_bytes(): split-K partials
+  half* out = nullptr;        // [n_seqs, n_heads * head_dim]
+};
 size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim, int max_context);
-void decode_attention(const half* q, const int* seq_ids, const int* context_lens, int n_seqs, int n_heads,
-                      int max_context, const KvCacheView& cache, void* workspace, half* out,
-                      cudaStream_t stream);
+void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);
 
 // prefill_attention: causal attention for n_tokens new tokens belonging to several sequences.
-// Token t is at position positions[t] of sequence seq_ids[t] and attends to cache positions
-// [0, positions[t]] of that sequence (earlier turns included), flash style: tiles of K/V through
-// shared memory with an online softmax, no T x T matrix in memory. q [n_tokens, n_heads*head_dim].
-void prefill_attention(const half* q, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
-                       const KvCacheView& cache, half* out, cudaStream_t stream);
+// Token t is at position positions[t] of the sequence in slot slots[t] and attends to cache
+// positions [0, positions[t]] of that sequence (earlier turns included), flash style: tiles of K/V
+// through shared memory with an online softmax, no T x T matrix in memory.
+struct PrefillAttentionParams {
+  const half* q = nullptr;         // [n_tokens, n_heads * head_dim] rotated queries
+  const int* slots = nullptr;      // [n_tokens] block-table row of each token's sequence
+  const int* positions = nullptr;  // [n_tokens] position of each token (its K/V already cached)
+  int n_tokens = 0;
+  int n_heads = 0;  // a multiple of cache.n_kv_heads
+  KvCacheView cache;
+  half* out = nullptr;  // [n_tokens, n_heads * head_dim]
+};
+void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream);
 
 // swiglu: gate_up [n_tokens, 2*inter] (w1 rows then w3 rows, as the fused w13 GEMM writes them);
 // out [n_tokens, inter] = silu(gate) * up, fp32 maths.
 void swiglu(const half* gate_up, int n_tokens, int inter, half* out, cudaStream_t stream);
 
 // gemv: y[n, out] = x[n, in] W^T for small decode batches (n <= kGemvMaxRows), W [out, in] fp16,
-// fp32 accumulation. The engine's Gemm uses it instead of cuBLASLt at those batch sizes.
+// fp32 accumulation, in % 8 == 0, x and W 16-byte aligned.
 inline constexpr int kGemvMaxRows = 8;
 void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream);
 void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream);
+// The one dispatch predicate between gemv and cuBLASLt (engine/cuda/gemm.cpp asks it): true where
+// gemv runs the shape and is the faster of the two.
+bool gemv_preferred(int n, int in, const void* x, const void* w);
 
 // argmax over float32 logits [n_rows, vocab] -> out[n_rows]; lowest index on ties.
 void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t stream);

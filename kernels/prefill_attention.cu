@@ -27,7 +27,7 @@ constexpr int kTileK = 64;
 
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads)
-    prefill_attention_kernel(const half* __restrict__ q, const int* __restrict__ seq_ids,
+    prefill_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                              const int* __restrict__ positions, int n_tokens, int n_heads, KvCacheView cache,
                              float scale_log2, half* __restrict__ out) {
   constexpr int kStride = kHeadDim + 8;  // halves per shared row: +16 bytes against bank conflicts
@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = threadIdx.x; r < kTileQ; r += kThreads) {
     int t = tile0 + r;
     bool valid = t < n_tokens;
-    row_seq[r] = valid ? seq_ids[t] : -1;
+    row_seq[r] = valid ? slots[t] : -1;
     row_pos[r] = valid ? positions[t] : -1;
     row_done[r] = valid ? 0 : 1;
   }
@@ -210,30 +210,30 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-void prefill_attention(const half* q, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
-                       const KvCacheView& cache, half* out, cudaStream_t stream) {
+void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream) {
   const char* op = "prefill_attention";
-  require(n_tokens >= 0, op, "n_tokens must be >= 0");
+  const KvCacheView& cache = p.cache;
+  require(p.n_tokens >= 0, op, "n_tokens must be >= 0");
   require(cache.head_dim == 64 || cache.head_dim == 128, op,
           "head_dim must be 64 or 128, got " + std::to_string(cache.head_dim));
-  require(cache.n_kv_heads > 0 && n_heads > 0 && n_heads % cache.n_kv_heads == 0, op,
-          "n_heads (" + std::to_string(n_heads) + ") must be a positive multiple of n_kv_heads (" +
+  require(cache.n_kv_heads > 0 && p.n_heads > 0 && p.n_heads % cache.n_kv_heads == 0, op,
+          "n_heads (" + std::to_string(p.n_heads) + ") must be a positive multiple of n_kv_heads (" +
               std::to_string(cache.n_kv_heads) + ")");
   require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
-  require(aligned16(q) && aligned16(out) && aligned16(cache.k) && aligned16(cache.v), op,
+  require(aligned16(p.q) && aligned16(p.out) && aligned16(cache.k) && aligned16(cache.v), op,
           "q, out and the K/V pools must be 16-byte aligned");
-  if (n_tokens == 0) return;
-  dim3 grid(ceil_div(n_tokens, kTileQ), n_heads);
+  if (p.n_tokens == 0) return;
+  dim3 grid(ceil_div(p.n_tokens, kTileQ), p.n_heads);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(cache.head_dim)));
   if (cache.head_dim == 64)
-    prefill_attention_kernel<64>
-        <<<grid, kThreads, 0, stream>>>(q, seq_ids, positions, n_tokens, n_heads, cache, scale_log2, out);
+    prefill_attention_kernel<64><<<grid, kThreads, 0, stream>>>(p.q, p.slots, p.positions, p.n_tokens,
+                                                                p.n_heads, cache, scale_log2, p.out);
   else
-    prefill_attention_kernel<128>
-        <<<grid, kThreads, 0, stream>>>(q, seq_ids, positions, n_tokens, n_heads, cache, scale_log2, out);
+    prefill_attention_kernel<128><<<grid, kThreads, 0, stream>>>(p.q, p.slots, p.positions, p.n_tokens,
+                                                                 p.n_heads, cache, scale_log2, p.out);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -1,7 +1,9 @@
 // rope_kv_write: per token, splits the fused wqkv output (InternLM2's grouped layout, one group
 // [q x g, k, v] per KV head), applies rotate-half RoPE to q and k at the token's position, writes q
 // to q_out and k, v into the token's slot of the paged KV cache.
-// FLOPs: ~6 per rotated element. Bytes: n_tokens*qkv_dim*2 read + the same written. Memory-bound.
+// FLOPs: ~6 per rotated element. Bytes per token: qkv_dim*2 read, q (n_heads*head_dim*2) and k, v
+// (2*n_kv*head_dim*2 in fp16) written, plus its slot, position and block-table entry (the op table's
+// rope_kv_write, engine/ops.h). Memory-bound.
 // One block per token: the head_dim/2 (cos, sin) pairs are computed once into shared memory and
 // shared by every head of the token; each thread then rotates 8 pairs, reading the two halves of a
 // head as 16-byte vectors. The angles follow the reference exactly (inv_freq rounded to float, the
@@ -14,7 +16,7 @@ namespace {
 
 constexpr int kMaxHeadDim = 256;
 
-__global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __restrict__ seq_ids,
+__global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __restrict__ slots,
                                      const int* __restrict__ positions, int n_heads, KvCacheView cache,
                                      float rope_base, float pos_scale, half* __restrict__ q_out) {
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
@@ -30,7 +32,7 @@ __global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __
   __syncthreads();
 
   const int logical = pos / cache.block_size;
-  const int seq = seq_ids[t];
+  const int seq = slots[t];
   const int64_t block = cache.block_table[static_cast<int64_t>(seq) * cache.max_blocks_per_seq + logical];
   const int64_t kv_offset = ((block * n_kv) * cache.block_size + pos % cache.block_size) * hd;
   const int vecs_per_half = half_dim / 8;
@@ -70,25 +72,24 @@ __global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __
 
 }  // namespace
 
-void rope_kv_write(const half* qkv, const int* seq_ids, const int* positions, int n_tokens, int n_heads,
-                   const KvCacheView& cache, float rope_base, float pos_scale, half* q_out,
-                   cudaStream_t stream) {
+void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
   const char* op = "rope_kv_write";
-  require(n_tokens >= 0, op, "n_tokens must be >= 0");
-  require(cache.n_kv_heads > 0 && n_heads > 0 && n_heads % cache.n_kv_heads == 0, op,
-          "n_heads (" + std::to_string(n_heads) +
+  const KvCacheView& cache = p.cache;
+  require(p.n_tokens >= 0, op, "n_tokens must be >= 0");
+  require(cache.n_kv_heads > 0 && p.n_heads > 0 && p.n_heads % cache.n_kv_heads == 0, op,
+          "n_heads (" + std::to_string(p.n_heads) +
               ") must be a positive multiple of the cache's n_kv_heads (" + std::to_string(cache.n_kv_heads) +
               ")");
   require(cache.head_dim > 0 && cache.head_dim % 16 == 0 && cache.head_dim <= kMaxHeadDim, op,
           "head_dim must be a multiple of 16 up to 256, got " + std::to_string(cache.head_dim));
   require(cache.block_size > 0 && cache.max_blocks_per_seq > 0 && cache.block_table != nullptr, op,
           "the KV cache view needs block_size, max_blocks_per_seq and a block table");
-  require(rope_base > 0.0f && pos_scale > 0.0f, op, "rope_base and pos_scale must be positive");
-  require(aligned16(qkv) && aligned16(q_out) && aligned16(cache.k) && aligned16(cache.v), op,
+  require(p.rope_base > 0.0f && p.pos_scale > 0.0f, op, "rope_base and pos_scale must be positive");
+  require(aligned16(p.qkv) && aligned16(p.q_out) && aligned16(cache.k) && aligned16(cache.v), op,
           "qkv, q_out and the K/V pools must be 16-byte aligned");
-  if (n_tokens == 0) return;
-  rope_kv_write_kernel<<<n_tokens, 128, 0, stream>>>(qkv, seq_ids, positions, n_heads, cache, rope_base,
-                                                     pos_scale, q_out);
+  if (p.n_tokens == 0) return;
+  rope_kv_write_kernel<<<p.n_tokens, 128, 0, stream>>>(p.qkv, p.slots, p.positions, p.n_heads, cache,
+                                                       p.rope_base, p.pos_scale, p.q_out);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -18,8 +18,7 @@ build=${RIDGELINE_BUILD_DIR:-build-gpu}
 export PATH="/usr/local/cuda/bin:$PATH"
 
 if [ "${RIDGELINE_PREBUILT:-0}" != 1 ]; then
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRIDGELINE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-    >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
   cmake --build "$build" -j16 --target ridgeline_gpu_tests ridgeline >"$out/build.log" 2>&1 ||
     { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
 fi

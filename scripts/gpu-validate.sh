@@ -21,8 +21,7 @@ t0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$logs/timeline.txt" >&2; }
 
 stamp "build"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRIDGELINE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-  >"$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
+cmake --preset gpu -B "$build" >"$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
 cmake --build "$build" -j16 --target ridgeline ridgeline_gpu_tests ridgeline_bench >"$logs/build.log" 2>&1 ||
   { grep -E "error|FAILED" "$logs/build.log" | head -30; exit 1; }
 rl="$build/ridgeline"

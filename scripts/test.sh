@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"
+ctest --preset release -j "$(nproc)" "$@"

@@ -120,7 +120,7 @@ TEST(ChatSession, FirstTurnWithASystemPromptMatchesTheReference) {
   EXPECT_EQ(chat.turn_prompt("What is the capital of Peru?"), ids_of(ref["prompt_ids"]));
   TurnResult r = chat.reply("What is the capital of Peru?", greedy(t.tok));
   EXPECT_EQ(r.reply_ids, ids_of(ref["output_ids"]));
-  EXPECT_EQ(r.stats.stop_reason, "stop_token");
+  EXPECT_EQ(r.stats.stop_reason, StopReason::stop_token);
   EXPECT_EQ(r.stats.prefill_tokens, int(ref["prompt_ids"].size()));
   EXPECT_EQ(r.stats.decode_tokens, int(ref["output_ids"].size()) - 1);
   EXPECT_GT(r.stats.decode_ms, 0.0);
@@ -170,7 +170,7 @@ TEST(ChatSession, InterruptedReplyIsClosedAndTheConversationGoesOn) {
   ChatSession chat(*t.backend, t.tok);
   int seen = 0;
   TurnResult r = chat.reply("What is the capital of Japan?", greedy(t.tok), [&](int) { return ++seen < 3; });
-  EXPECT_EQ(r.stats.stop_reason, "interrupted");
+  EXPECT_EQ(r.stats.stop_reason, StopReason::interrupted);
   const auto& capital = ids_of(reference_case("capital")["output_ids"]);
   // The refused third token is not part of the reply and never reached the cache.
   EXPECT_EQ(r.reply_ids, std::vector<int>(capital.begin(), capital.begin() + 2));
@@ -182,7 +182,7 @@ TEST(ChatSession, InterruptedReplyIsClosedAndTheConversationGoesOn) {
             t.tok.encode("<|im_end|>\n<|im_start|>user\nWhat is 40 + 20?<|im_end|>\n<|im_start|>assistant\n",
                          false));
   TurnResult after = chat.reply("What is 40 + 20?", greedy(t.tok));
-  EXPECT_EQ(after.stats.stop_reason, "stop_token");
+  EXPECT_EQ(after.stats.stop_reason, StopReason::stop_token);
   EXPECT_THAT(t.tok.decode(after.reply_ids), HasSubstr("40 + 20 = 60."));
 }
 
@@ -190,7 +190,7 @@ TEST(ChatSession, ReplyCutAtMaxNewTokensKeepsItsLastTokenBeforeTheClose) {
   TinyChat t;
   ChatSession chat(*t.backend, t.tok);
   TurnResult r = chat.reply("What is the capital of Japan?", greedy(t.tok, 3));
-  EXPECT_EQ(r.stats.stop_reason, "max_new_tokens");
+  EXPECT_EQ(r.stats.stop_reason, StopReason::max_new_tokens);
   ASSERT_EQ(r.reply_ids.size(), 3u);
   // generate() shows the third token but never feeds it; the next turn does, then closes the reply.
   std::vector<int> next = chat.turn_prompt("What is 40 + 20?");

@@ -17,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/host_weights.h"
+#include "engine/text_file.h"
 #include "kernels/synthetic.h"
+#include "tests/error_message.h"
 #include "tests/safetensors_writer.h"
 
 namespace ridgeline {
@@ -30,16 +32,6 @@ namespace fs = std::filesystem;
 
 const std::string kTiny = std::string(RIDGELINE_TEST_DATA) + "/tiny-internlm2-chat";
 const std::string kTinyAwq = std::string(RIDGELINE_TEST_DATA) + "/tiny-internlm2-chat-awq";
-
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // --- the real tiny checkpoints ------------------------------------------------------------------
 
@@ -398,6 +390,79 @@ TEST(Checkpoint, RejectsFoldersWithoutConfigOrWeights) {
   EXPECT_THAT(error_of([&] { open_checkpoint(dir.path().string()); }),
               HasSubstr("neither model.safetensors nor model.safetensors.index.json"));
   EXPECT_THAT(error_of([&] { open_checkpoint(dir.file("absent")); }), HasSubstr("not a checkpoint folder"));
+}
+
+// A weight_map naming a tensor twice sends it to whichever shard the parser happened to keep.
+TEST(Checkpoint, RejectsAnIndexThatNamesATensorTwice) {
+  TempDir dir;
+  write_config(dir, small_config());
+  write_sharded(dir, small_tensors(), 4);
+  const std::string index = dir.file("model.safetensors.index.json");
+  const auto weight_map = nlohmann::json::parse(read_text_file(index, "index"))["weight_map"];
+  write_bytes(index, R"({"weight_map": {"model.norm.weight": "model-00001-of-00002.safetensors", )" +
+                         weight_map.dump().substr(1) + "}");
+  EXPECT_THAT(
+      error_of([&] { open_checkpoint(dir.path().string()); }),
+      AllOf(HasSubstr(index + ": index has the key 'model.norm.weight' twice in object ['weight_map']")));
+}
+
+TEST(Checkpoint, ParsesAnIndexFromText) {
+  auto shards = parse_checkpoint_index(R"({"metadata": {"total_size": 8}, "weight_map": {"a": "s1", "b": "s2",
+                                           "c": "s1"}})",
+                                       "idx");
+  ASSERT_EQ(shards.size(), 2u);
+  EXPECT_EQ(shards["s1"], (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(shards["s2"], (std::vector<std::string>{"b"}));
+  EXPECT_THAT(error_of([] { parse_checkpoint_index(R"({"weight_map": {}})", "idx"); }),
+              HasSubstr("idx: weight_map is empty"));
+  EXPECT_THAT(
+      error_of([] { parse_checkpoint_index(R"({"weight_map": 5})", "idx"); }),
+      HasSubstr("idx: missing object 'weight_map' (tensor name -> shard file), found an integer (5)"));
+  // A NUL would make the checked name and the opened file differ.
+  EXPECT_THAT(error_of([] { parse_checkpoint_index(R"({"weight_map": {"a": "s1\u0000/../x"}})", "idx"); }),
+              HasSubstr(R"(weight_map['a'] = 's1\x00/../x' is not a file name in the checkpoint folder)"));
+  EXPECT_THAT(error_of([] { parse_checkpoint_index(R"({"weight_map": {"a": "s\tb"}})", "idx"); }),
+              HasSubstr("is not a file name"));
+}
+
+// Folders where files belong are named as such, never "basic_filebuf::underflow".
+TEST(Checkpoint, NamesFoldersGivenWhereFilesBelong) {
+  TempDir dir;
+  fs::create_directory(dir.path() / "config.json");
+  EXPECT_EQ(error_of([&] { open_checkpoint(dir.path().string()); }),
+            dir.file("config.json") + ": is a directory, expected a config.json file");
+  fs::remove(dir.path() / "config.json");
+  write_config(dir, small_config());
+  fs::create_directory(dir.path() / "model.safetensors");
+  EXPECT_EQ(error_of([&] { open_checkpoint(dir.path().string()); }),
+            dir.file("model.safetensors") + ": is a directory, expected a safetensors file");
+  fs::remove(dir.path() / "model.safetensors");
+  fs::create_directory(dir.path() / "model.safetensors.index.json");
+  EXPECT_EQ(error_of([&] { open_checkpoint(dir.path().string()); }),
+            dir.file("model.safetensors.index.json") + ": is a directory, expected a checkpoint index");
+  fs::remove(dir.path() / "model.safetensors.index.json");
+  write_sharded(dir, small_tensors(), 4);
+  fs::remove(dir.path() / "model-00002-of-00002.safetensors");
+  fs::create_directory(dir.path() / "model-00002-of-00002.safetensors");
+  EXPECT_EQ(error_of([&] { open_checkpoint(dir.path().string()); }),
+            dir.file("model-00002-of-00002.safetensors") + ": is a directory, expected a safetensors file");
+}
+
+// A tensor name of 100 KB in a shard is quoted short in the "in two shards" message.
+TEST(Checkpoint, QuotesHostileTensorNamesShort) {
+  TempDir dir;
+  write_config(dir, small_config());
+  const std::string huge(100000, 't');
+  write_safetensors(dir.file("model-00001-of-00002.safetensors"), {zeros(huge, "F32", {1})});
+  write_safetensors(dir.file("model-00002-of-00002.safetensors"), {zeros(huge, "F32", {1})});
+  write_bytes(dir.file("model.safetensors.index.json"),
+              nlohmann::json{
+                  {"weight_map",
+                   {{huge, "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}}}
+                  .dump());
+  std::string e = error_of([&] { open_checkpoint(dir.path().string()); });
+  EXPECT_THAT(e, AllOf(HasSubstr("is also in"), HasSubstr("... (100000 bytes)")));
+  EXPECT_LT(e.size(), 600u);
 }
 
 // hidden 128 so that AWQ group 128 divides it; intermediate 256.

@@ -1,3 +1,8 @@
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -115,4 +120,85 @@ TEST(Config, ParsesAwqQuantizationConfig) {
   ModelConfig c = load_config(test::data_path("tiny-internlm2-chat-awq/config.json"));
   EXPECT_EQ(c.quant_bits, 4);
   EXPECT_EQ(c.quant_group_size, 128);
+}
+
+// Mistyped keys name the key, what was expected and what was found; never a bare nlohmann type error.
+TEST(Config, MistypedKeysNameTheKeyAndWhatWasExpected) {
+  auto with = [](const char* key, nlohmann::json v) {
+    auto j = tiny_json();
+    j[key] = std::move(v);
+    return error_of(j);
+  };
+  EXPECT_EQ(with("rope_scaling", {{"type", 5}}),
+            "config.json: 'rope_scaling.type' must be a string, found an integer (5)");
+  EXPECT_EQ(
+      with("rope_scaling", 5),
+      "config.json: 'rope_scaling' must be null or an object {\"type\", \"factor\"}, found an integer (5)");
+  EXPECT_EQ(with("rope_scaling", {{"type", "dynamic"}, {"factor", "2"}}),
+            "config.json: 'rope_scaling.factor' must be a number, found a string ('2')");
+  EXPECT_THAT(with("rope_scaling", {{"factor", 2.0}}), HasSubstr("'rope_scaling' has no 'type'"));
+  EXPECT_THAT(with("rope_scaling", {{"type", "linear"}, {"factor", 0.5}}),
+              HasSubstr("'rope_scaling.factor' must be a finite number >= 1, found 0.5"));
+  EXPECT_EQ(
+      with("quantization_config", 5),
+      "config.json: 'quantization_config' must be null or an object (AWQ settings), found an integer (5)");
+  EXPECT_EQ(with("quantization_config", {{"quant_method", "awq"}, {"bits", "4"}}),
+            "config.json: 'quantization_config.bits' must be an integer, found a string ('4')");
+  EXPECT_EQ(with("quantization_config", {{"quant_method", 1}}),
+            "config.json: 'quantization_config.quant_method' must be a string, found an integer (1)");
+  EXPECT_EQ(with("quantization_config",
+                 {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 128}, {"zero_point", 1}}),
+            "config.json: 'quantization_config.zero_point' must be true or false, found an integer (1)");
+  EXPECT_EQ(with("hidden_act", 1), "config.json: 'hidden_act' must be a string, found an integer (1)");
+  EXPECT_EQ(with("bias", "no"), "config.json: 'bias' must be true or false, found a string ('no')");
+  EXPECT_EQ(with("torch_dtype", {1}), "config.json: 'torch_dtype' must be a string, found an array of 1");
+  EXPECT_EQ(with("hidden_size", 512.5),
+            "config.json: 'hidden_size' must be an integer, found a floating-point number (512.5)");
+  EXPECT_EQ(with("hidden_size", 18446744073709551615ull),
+            "config.json: 'hidden_size' = 18446744073709551615 is out of range");
+  // A 100 KB string value is quoted short.
+  std::string e = with("vocab_size", std::string(100000, 'v'));
+  EXPECT_THAT(e, HasSubstr("'vocab_size' must be an integer, found a string ('vvv"));
+  EXPECT_LT(e.size(), 200u);
+}
+
+TEST(Config, ModelTypeMustBeInternlm2AndSaysWhatWasFound) {
+  auto j = tiny_json();
+  j["model_type"] = 5;
+  EXPECT_EQ(error_of(j), "config.json: 'model_type' must be the string 'internlm2', found an integer (5)");
+  j["model_type"] = "llama";
+  EXPECT_EQ(error_of(j),
+            "config.json: model_type is 'llama', ridgeline runs 'internlm2' models (InternLM2, InternLM2.5)");
+  j["model_type"] = std::string("internlm2\0x", 11);
+  EXPECT_THAT(error_of(j), HasSubstr("model_type is 'internlm2\\x00x'"));
+  // Configs that ridgeline writes itself (inside reports) carry no model_type.
+  j.erase("model_type");
+  EXPECT_EQ(error_of(j), "");
+}
+
+TEST(Config, LoadConfigNamesFoldersAndRefusesRepeatedKeys) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("rl_config_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "config.json");
+  auto load_error = [](const fs::path& p) {
+    try {
+      load_config(p.string());
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(load_error(dir / "config.json"),
+            (dir / "config.json").string() + ": is a directory, expected a config.json file");
+  fs::remove(dir / "config.json");
+  std::ofstream(dir / "config.json") << R"({"hidden_size": 512, "hidden_size": 1024})";
+  EXPECT_EQ(load_error(dir / "config.json"),
+            (dir / "config.json").string() +
+                ": config has the key 'hidden_size' twice in the top-level object (keys must be unique: JSON "
+                "readers disagree on which copy counts)");
+  std::ofstream(dir / "config.json") << R"({"hidden_size": )";
+  EXPECT_THAT(load_error(dir / "config.json"),
+              HasSubstr("config.json: config is not valid JSON (parse error"));
+  fs::remove_all(dir);
 }

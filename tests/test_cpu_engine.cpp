@@ -27,8 +27,8 @@ const HostWeights& tiny_weights(const std::string& dir = "tiny-internlm2-chat") 
 std::unique_ptr<Backend> tiny_backend(KvFormat kv = KvFormat::fp16,
                                       const std::string& dir = "tiny-internlm2-chat") {
   BackendOptions o;
-  o.kv = kv;
-  o.weights = dir.find("awq") != std::string::npos ? WeightFormat::w4a16 : WeightFormat::fp16;
+  o.formats.kv = kv;
+  o.formats.weights = dir.find("awq") != std::string::npos ? WeightFormat::w4a16 : WeightFormat::fp16;
   return make_cpu_backend(tiny_weights(dir), o);
 }
 

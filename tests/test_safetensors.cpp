@@ -141,7 +141,7 @@ TEST(Safetensors, RejectsHeaderLongerThanTheFile) {
 TEST(Safetensors, RejectsInvalidJson) {
   TempDir dir;
   EXPECT_THAT(open_error(dir, raw_safetensors("{\"w\": {\"dtype\": ", "")),
-              AllOf(HasSubstr("bad.safetensors: "), HasSubstr("invalid JSON header")));
+              AllOf(HasSubstr("bad.safetensors: "), HasSubstr("header is not valid JSON")));
 }
 
 TEST(Safetensors, RejectsHeaderThatIsNotAnObject) {
@@ -255,7 +255,78 @@ TEST(Safetensors, RejectsMissingFileAndFolders) {
               ::testing::ThrowsMessage<std::runtime_error>(
                   AllOf(HasSubstr("nope.safetensors: "), HasSubstr("cannot open safetensors file"))));
   EXPECT_THAT([&] { SafetensorsFile f(dir.path().string()); },
-              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("is not a regular file")));
+              ::testing::ThrowsMessage<std::runtime_error>(
+                  ::testing::StrEq(dir.path().string() + ": is a directory, expected a safetensors file")));
+  EXPECT_THAT([&] { SafetensorsFile f("/dev/null"); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("/dev/null: is not a regular file")));
+}
+
+// The format forbids repeated keys; nlohmann (and Python) would silently keep the last copy, so a
+// file could show one tensor to one reader and another to the next.
+TEST(Safetensors, RejectsDuplicateKeysNamingTheKey) {
+  TempDir dir;
+  const std::string entry = R"({"dtype":"F32","shape":[2,2],"data_offsets":[0,16]})";
+  EXPECT_THAT(
+      open_error(dir, raw_safetensors("{\"w\":" + entry + ",\"w\":" + entry + "}", std::string(16, 'x'))),
+      AllOf(HasSubstr("bad.safetensors: header has the key 'w' twice in the top-level object")));
+  EXPECT_THAT(
+      open_error(dir, one_tensor(R"({"dtype":"F32","dtype":"I32","shape":[2,2],"data_offsets":[0,16]})")),
+      HasSubstr("bad.safetensors: header has the key 'dtype' twice in object ['w']"));
+  EXPECT_THAT(open_error(dir, raw_safetensors(R"({"__metadata__":{"format":"pt","format":"np"}})", "")),
+              HasSubstr("the key 'format' twice in object ['__metadata__']"));
+}
+
+// Untrusted names and strings are quoted short and escaped: one printable line however hostile.
+TEST(Safetensors, ErrorLinesStayShortAndPrintable) {
+  TempDir dir;
+  auto check = [](const std::string& e) {
+    EXPECT_THAT(e, HasSubstr("bad.safetensors: "));
+    EXPECT_LT(e.size(), 400u) << e.substr(0, 400);
+    EXPECT_EQ(e.find('\0'), std::string::npos);
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+  };
+  // A 100 KB metadata string with a raw NUL (invalid JSON: nlohmann echoes the token it read).
+  std::string e = open_error(
+      dir, raw_safetensors(
+               "{\"__metadata__\":{\"k\":\"" + std::string(100000, 'm') + std::string(1, '\0') + "\"}}", ""));
+  check(e);
+  EXPECT_THAT(e, HasSubstr("header is not valid JSON"));
+  // A 100 KB tensor name with an escaped NUL and an unknown dtype of 100 KB (dtype names are short,
+  // so that excerpt is cut at 32 bytes).
+  const std::string name = std::string(100000, 'n') + "\\u0000";
+  e = open_error(dir, raw_safetensors("{\"" + name + "\":{\"dtype\":\"" + std::string(100000, 'Q') +
+                                          "\",\"shape\":[],\"data_offsets\":[0,0]}}",
+                                      ""));
+  check(e);
+  EXPECT_THAT(
+      e, AllOf(HasSubstr("tensor 'nnnn"), HasSubstr("... (100001 bytes)"), HasSubstr("unknown dtype 'QQQ"),
+               HasSubstr("unknown dtype '" + std::string(32, 'Q') + "... (100000 bytes)'")));
+  // A short name with control bytes is escaped, not cut.
+  e = open_error(dir, raw_safetensors(R"({"a\nb":{"dtype":"Q4","shape":[2,2],"data_offsets":[0,16]}})",
+                                      std::string(16, 'x')));
+  check(e);
+  EXPECT_THAT(e, HasSubstr(R"(tensor 'a\x0ab': unknown dtype 'Q4')"));
+  // A shape of 100000 dimensions whose product overflows.
+  std::string dims = "[";
+  for (int i = 0; i < 100000; ++i) dims += i ? ",65536" : "65536";
+  e = open_error(dir, one_tensor(R"({"dtype":"F32","shape":)" + dims + R"(],"data_offsets":[0,16]})"));
+  check(e);
+  EXPECT_THAT(e, HasSubstr("overflows"));
+}
+
+// parse_safetensors() is the whole validation, on bytes in memory (what the fuzzer drives).
+TEST(Safetensors, ParsesFileBytesInMemoryWithViewsIntoThem) {
+  const std::string bytes = safetensors_bytes({zeros("a", "F16", {3}), zeros("b", "I8", {2, 2})});
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  SafetensorsContents c = parse_safetensors(p, bytes.size(), "mem");
+  ASSERT_EQ(c.tensors.size(), 2u);
+  EXPECT_EQ(c.tensors[0].name, "a");
+  EXPECT_EQ(c.tensors[1].data + c.tensors[1].nbytes, p + bytes.size());
+  EXPECT_EQ(c.metadata.at("format"), "pt");
+  EXPECT_THAT([&] { parse_safetensors(p, 5, "mem"); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("mem: file is 5 bytes")));
+  EXPECT_THAT([&] { parse_safetensors(nullptr, 0, "mem"); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("mem: file is empty")));
 }
 
 TEST(Safetensors, AcceptsAHeaderWithOnlyMetadata) {

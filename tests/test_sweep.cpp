@@ -55,10 +55,13 @@ TEST(Sweep, FormatsNotBuiltForTheModelAreRefusedNotSkipped) {
   auto r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() +
                          " --weights fp16,w4a16 --out /dev/null");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--weights w4a16 needs an AWQ checkpoint"));
+  EXPECT_THAT(r.err, HasSubstr("cpu: --weights w4a16 needs an AWQ checkpoint"));
   r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() + " --kv int4 --out /dev/null");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("unknown KV-cache format 'int4'"));
+  EXPECT_THAT(r.err, HasSubstr("cpu: --kv int4 is not built yet"));
+  r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() + " --kv int3 --out /dev/null");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown KV-cache format 'int3' (expected fp16, int8 or int4)"));
 }
 
 TEST(Sweep, ConfigurationsThatDoNotFitTheKvCacheAreSkippedWithTheirReason) {

@@ -1,9 +1,9 @@
 // Google Benchmark microbenchmarks of the decode-path kernels at real InternLM2 shapes.
-// Timing follows DESIGN.md "Measuring honestly": random data (never zeros), warm-up, kLaunches
+// Timing follows docs/DESIGN.md "Measuring honestly": random data (never zeros), warm-up, kLaunches
 // launches back to back between two CUDA events (no host sync inside), and inputs rotated over
 // enough copies that every launch reads its bytes from DRAM, not from the 50-60 MB L2.
 // Each benchmark reports manual time per launch and, as counters, the bytes and FLOPs it must move
-// and do (the cost model's accounting) and the achieved GB/s and TFLOP/s.
+// and do (the cost model's, bytes from the op table: op_costs.h) and the achieved GB/s and TFLOP/s.
 // Run: ridgeline_bench --benchmark_out=kernels.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
 
@@ -12,12 +12,16 @@
 #include <random>
 #include <vector>
 
+#include "bench/kernels/op_costs.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/gemm.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
 
 using namespace ridgeline::cuda;
+using ridgeline::OpType;
+using ridgeline::bench::KernelCost;
+using ridgeline::bench::op_cost;
 
 namespace {
 
@@ -66,13 +70,21 @@ void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) {
 
 struct GemmShape {
   const char* name;
+  const char* preset;
+  OpType op;
   int in, out;
 };
 // Per-layer GEMMs of internlm2-chat-1_8b (hidden 2048, 16+2*8 heads of 128, inter 8192) and
 // internlm2-chat-7b (hidden 4096, 32+2*8 heads, inter 14336); w13 is w1 and w3 stacked.
 const GemmShape kGemms[] = {
-    {"1_8b.wqkv", 2048, 4096}, {"1_8b.wo", 2048, 2048}, {"1_8b.w13", 2048, 16384}, {"1_8b.w2", 8192, 2048},
-    {"7b.wqkv", 4096, 6144},   {"7b.wo", 4096, 4096},   {"7b.w13", 4096, 28672},   {"7b.w2", 14336, 4096},
+    {"1_8b.wqkv", "internlm2-chat-1_8b", OpType::wqkv, 2048, 4096},
+    {"1_8b.wo", "internlm2-chat-1_8b", OpType::wo, 2048, 2048},
+    {"1_8b.w13", "internlm2-chat-1_8b", OpType::w13, 2048, 16384},
+    {"1_8b.w2", "internlm2-chat-1_8b", OpType::w2, 8192, 2048},
+    {"7b.wqkv", "internlm2-chat-7b", OpType::wqkv, 4096, 6144},
+    {"7b.wo", "internlm2-chat-7b", OpType::wo, 4096, 4096},
+    {"7b.w13", "internlm2-chat-7b", OpType::w13, 4096, 28672},
+    {"7b.w2", "internlm2-chat-7b", OpType::w2, 14336, 4096},
 };
 
 // The engine's GEMM (ridgeline gemv for 1-2 rows, cuBLASLt above) and, for comparison,
@@ -91,9 +103,8 @@ void gemm_fp16(benchmark::State& state, bool small_batch_gemv) {
       y(size_t(m) * g.out, "bench y");
   fill(w.get(), int64_t(w.size()), 1, stream.get());
   fill(x.get(), int64_t(x.size()), 2, stream.get());
-  double bytes = double(wbytes) + 2.0 * m * (g.in + g.out);
-  double flops = 2.0 * m * g.in * double(g.out);
-  time_kernel(state, stream.get(), bytes, flops, [&](int i) {
+  const KernelCost cost = op_cost(g.preset, g.op, m);
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
     gemm.run(x.get(), w.get() + size_t(i % copies) * g.in * g.out, m, g.in, g.out, y.get(), stream.get(),
              "bench");
   });
@@ -145,10 +156,17 @@ void BM_DecodeAttention(benchmark::State& state) {
   RL_CUDA_CHECK("bench", cudaMemcpy(d_len.get(), lens.data(), batch * 4, cudaMemcpyHostToDevice));
   KvCacheView view{k.get(), v.get(), d_table.get(), blocks_per_seq, block, n_kv, hd};
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
-  double bytes = 2.0 * batch * double(ctx) * n_kv * hd * 2 + 2.0 * 2 * batch * n_heads * hd;
-  double flops = 4.0 * batch * n_heads * double(ctx) * hd;
-  time_kernel(state, stream.get(), bytes, flops, [&](int) {
-    decode_attention(q.get(), d_seq.get(), d_len.get(), batch, n_heads, ctx, view, ws.get(), out.get(),
+  const KernelCost cost = op_cost("internlm2-chat-1_8b", OpType::attention, batch, ctx);
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
+    decode_attention({.q = q.get(),
+                      .slots = d_seq.get(),
+                      .context_lens = d_len.get(),
+                      .n_seqs = batch,
+                      .n_heads = n_heads,
+                      .max_context = ctx,
+                      .cache = view,
+                      .workspace = ws.get(),
+                      .out = out.get()},
                      stream.get());
   });
 }
@@ -169,9 +187,9 @@ void BM_AddRmsnorm(benchmark::State& state) {
   fill(x.get(), int64_t(x.size()), 6, stream.get());
   fill(w.get(), dim, 7, stream.get());
   RL_CUDA_CHECK("bench", cudaMemsetAsync(res.get(), 0, res.bytes(), stream.get()));
-  double bytes = double(tokens) * dim * (4 + 4 + 2 + 2) + 2.0 * dim;
-  double flops = 5.0 * tokens * dim;
-  time_kernel(state, stream.get(), bytes, flops, [&](int) {
+  const KernelCost cost =
+      op_cost(dim == 2048 ? "internlm2-chat-1_8b" : "internlm2-chat-7b", OpType::ffn_norm, tokens);
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
     add_rmsnorm(res.get(), x.get(), w.get(), tokens, dim, 1e-5f, out.get(), stream.get());
   });
 }
@@ -201,10 +219,17 @@ void BM_RopeKvWrite(benchmark::State& state) {
   RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seqs.data(), tokens * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_pos.get(), pos.data(), tokens * 4, cudaMemcpyHostToDevice));
   KvCacheView view{k.get(), v.get(), d_table.get(), blocks_per_seq, block, n_kv, hd};
-  double bytes = 2.0 * tokens * (qkv_dim + n_heads * hd + 2 * n_kv * hd);
-  double flops = 6.0 * tokens * (n_heads + n_kv) * hd;
-  time_kernel(state, stream.get(), bytes, flops, [&](int) {
-    rope_kv_write(qkv.get(), d_seq.get(), d_pos.get(), tokens, n_heads, view, 1e6f, 1.0f, q.get(),
+  const KernelCost cost = op_cost("internlm2-chat-1_8b", OpType::rope_kv_write, tokens);
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
+    rope_kv_write({.qkv = qkv.get(),
+                   .slots = d_seq.get(),
+                   .positions = d_pos.get(),
+                   .n_tokens = tokens,
+                   .n_heads = n_heads,
+                   .cache = view,
+                   .rope_base = 1e6f,
+                   .pos_scale = 1.0f,
+                   .q_out = q.get()},
                   stream.get());
   });
 }

@@ -5,17 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "bench/decode_bench.h"
+#include "engine/backend_factory.h"
+#include "engine/ops.h"
+
 namespace ridgeline {
-namespace {
-
-WeightFmt to_cost_fmt(WeightFormat f) {
-  return f == WeightFormat::fp16 ? WeightFmt::fp16 : WeightFmt::w4a16;
-}
-KvFmt to_cost_fmt(KvFormat f) {
-  return f == KvFormat::fp16 ? KvFmt::fp16 : KvFmt::int8;
-}
-
-}  // namespace
 
 SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const BackendFactory& factory,
                       const DeviceInfo& device, const ProgressFn& progress) {
@@ -43,8 +37,10 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
           }
       };
       BackendOptions opt;
-      opt.weights = wf;
-      opt.kv = kf;
+      opt.device = spec.device;
+      opt.formats = default_formats(source);
+      opt.formats.weights = wf;
+      opt.formats.kv = kf;
       opt.max_sequences = max_batch;
       std::unique_ptr<Backend> backend;
       try {
@@ -65,31 +61,23 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
                                  backend->max_sequence_length());
           else if (int64_t(b) * ctx > backend->capacity_tokens())
             reason = fmt::format("needs {} KV-cache tokens ({:.1f} GB), the cache holds {}", int64_t(b) * ctx,
-                                 int64_t(b) * ctx * kv_bytes_per_token(source.config, to_cost_fmt(kf)) / 1e9,
+                                 int64_t(b) * ctx * kv_bytes_per_token(source.config, kf) / 1e9,
                                  backend->capacity_tokens());
           if (!reason.empty()) {
             out.skipped.push_back({b, ctx, to_string(wf), to_string(kf), reason});
             progress(fmt::format("[{}/{}] skip {}: {}", ++done, total_configs, tag, reason));
             continue;
           }
-          std::vector<int> seqs;
           try {
-            for (int i = 0; i < b; ++i) {
-              seqs.push_back(backend->create_sequence());
-              backend->fill_context(seqs.back(), ctx - 1,
-                                    spec.seed + i);  // the timed step adds the ctx-th token
-            }
-            DecodeTiming t = backend->benchmark_decode(seqs, spec.warmup, spec.iters);
-            std::map<std::string, double> op_us;
-            for (const auto& op : t.ops) op_us[op.name] = summarize(op.us).median;
+            DecodeTiming t = measure_decode(*backend, b, ctx, spec.warmup, spec.iters, spec.seed);
+            std::map<std::string, std::vector<double>> op_us;
+            for (const auto& op : t.ops) op_us[op.name] = op.us;
             StepShape shape;
             shape.batch = b;
             shape.context = {ctx};
-            shape.weights = to_cost_fmt(wf);
-            shape.group_size = source.config.quant_group_size > 0 ? source.config.quant_group_size : 128;
-            shape.kv = to_cost_fmt(kf);
+            shape.formats = backend->formats();
             RunRecord run =
-                build_run(source.config, shape, device.peak, summarize(t.step_us), op_us, t.method);
+                build_run(source.config, shape, device.peak, t.step_us, op_us, t.method);
             progress(fmt::format(
                 "[{}/{}] {}: {:.1f} us/step, {:.0f} tok/s, {:.0f} GB/s ({:.0f}% of peak), {}-bound, "
                 "coverage {:.2f}",
@@ -101,7 +89,6 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
             out.skipped.push_back({b, ctx, to_string(wf), to_string(kf), e.what()});
             progress(fmt::format("[{}/{}] failed {}: {}", ++done, total_configs, tag, e.what()));
           }
-          for (int s : seqs) backend->release_sequence(s);
         }
       }
     }

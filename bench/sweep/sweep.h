@@ -16,6 +16,7 @@
 namespace ridgeline {
 
 struct SweepSpec {
+  DeviceKind device = DeviceKind::cpu;
   std::vector<int> batches{1, 4, 16, 64, 256};
   std::vector<int> contexts{1024, 4096};
   std::vector<WeightFormat> weights{WeightFormat::fp16};
@@ -36,8 +37,9 @@ struct SweepResult {
   std::vector<SweepSkip> skipped;
 };
 
-// Builds the backend for one (weights, kv) pair; may throw to refuse a format (the message is
-// recorded as the skip reason of every configuration of that pair).
+// Builds the backend for options (device, formats, sequences); may throw to refuse a format (the
+// message is recorded as the skip reason of every configuration of that pair). The CLI passes
+// make_backend (engine/backend_factory.h); tests pass their own.
 using BackendFactory = std::function<std::unique_ptr<Backend>(const BackendOptions&)>;
 // Progress lines go here (stderr in the CLI).
 using ProgressFn = std::function<void(const std::string&)>;

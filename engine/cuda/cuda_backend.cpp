@@ -31,19 +31,6 @@ int64_t activation_bytes(const ModelConfig& c, int64_t rows, int64_t logit_rows)
 
 }  // namespace
 
-LayerNames::LayerNames(int l) {
-  layer = fmt::format("layers.{}", l);
-  attention_norm = layer + ".attention_norm";
-  wqkv = layer + ".wqkv";
-  rope_kv_write = layer + ".rope_kv_write";
-  attention = layer + ".attention";
-  wo = layer + ".wo";
-  ffn_norm = layer + ".ffn_norm";
-  w13 = layer + ".w13";
-  swiglu = layer + ".swiglu";
-  w2 = layer + ".w2";
-}
-
 int CudaBackendImpl::bucket_rows(int n) const {
   return std::max(1, next_pow2(n));
 }
@@ -58,15 +45,13 @@ float CudaBackendImpl::rope_base(int64_t length) const {
   return static_cast<float>(rope_base_for_length(c_, static_cast<int>(length)));
 }
 
-int64_t CudaBackendImpl::max_sequence_length() const {
-  // As the CPU backend: dynamic NTK extends the trained context (here up to 8x), otherwise the
-  // trained context is the limit.
-  return c_.rope_scaling == RopeScaling::none ? c_.max_positions : int64_t{c_.max_positions} * 8;
-}
-
 CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions& options,
                                  const CudaOptions& copt)
-    : c_(source.config), opt_(options), copt_(copt) {
+    : c_(source.config),
+      device_name_(describe_cuda_device().name),
+      opt_(options),
+      copt_(copt),
+      names_(c_.n_layers) {
   if (opt_.max_sequences < 1) throw std::invalid_argument("BackendOptions::max_sequences must be at least 1");
   if (copt_.block_size < 16 || copt_.block_size > 256 || (copt_.block_size & (copt_.block_size - 1)) != 0)
     throw std::invalid_argument(
@@ -135,7 +120,6 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   kv_ = std::make_unique<PagedKvCache>(c_, copt_.block_size, num_blocks, opt_.max_sequences, row_blocks,
                                        stream_.get());
 
-  for (int l = 0; l < c_.n_layers; ++l) names_.emplace_back(l);
   for (int s = opt_.max_sequences - 1; s >= 0; --s) free_slots_.push_back(s);
   scratch_owner_.assign(max_bucket_, -1);
   RL_CUDA_CHECK("cuda backend", cudaStreamSynchronize(stream_.get()));
@@ -169,24 +153,11 @@ void CudaBackendImpl::release_sequence(int seq) {
 }
 
 void CudaBackendImpl::validate(std::span<const int> seqs, std::span<const std::vector<int>> tokens) const {
-  if (seqs.size() != tokens.size()) throw std::invalid_argument("forward: one token list per sequence");
-  if (seqs.empty()) throw std::invalid_argument("forward: no sequences");
-  std::set<int> seen;
-  int64_t blocks = 0, new_tokens = 0;
+  const int64_t new_tokens = validate_forward(c_, seqs, tokens, [this](int seq) { return find(seq).length; });
+  int64_t blocks = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     const Sequence& s = find(seqs[i]);
-    if (!seen.insert(seqs[i]).second)
-      throw std::invalid_argument(fmt::format("forward: sequence {} is listed twice", seqs[i]));
-    if (tokens[i].empty()) throw std::invalid_argument("forward: empty token list");
-    for (int t : tokens[i])
-      if (t < 0 || t >= c_.vocab)
-        throw std::invalid_argument(fmt::format("token id {} is outside the vocabulary of {}", t, c_.vocab));
-    const int64_t new_length = s.length + int64_t(tokens[i].size());
-    if (new_length > max_sequence_length())
-      throw std::runtime_error(fmt::format("sequence would hold {} tokens, more than the context limit of {}",
-                                           new_length, max_sequence_length()));
-    blocks += kv_->blocks_needed(s.slot, new_length);
-    new_tokens += int64_t(tokens[i].size());
+    blocks += kv_->blocks_needed(s.slot, s.length + int64_t(tokens[i].size()));
   }
   if (blocks > kv_->free_blocks())
     throw std::runtime_error(
@@ -385,43 +356,68 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   Gemm& gemm = *gemm_;
   Activations& x = act_;
 
-  op("embed", hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
+  op(names_(OpType::embed), hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
   const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
   for (int l = 0; l < c_.n_layers; ++l) {
     const DeviceLayerWeights& L = w_.layers[l];
-    const LayerNames& name = names_[l];
     const KvCacheView cache = kv_->view(l);
-    NvtxRange layer_range(name.layer.c_str());
+    auto name = [&](OpType t) -> const std::string& { return names_(t, l); };
+    NvtxRange layer_range(names_.layer(l).c_str());
 
-    op(name.attention_norm, hook,
+    op(name(OpType::attention_norm), hook,
        [&] { add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st); });
-    op(name.wqkv, hook,
-       [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name.wqkv.c_str()); });
-    op(name.rope_kv_write, hook, [&] {
+    op(name(OpType::wqkv), hook,
+       [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
+    op(name(OpType::rope_kv_write), hook, [&] {
       for (const RopeGroup& g : a.rope)
-        rope_kv_write(x.qkv.get() + int64_t{g.first} * qkvd, a.slots + g.first, a.positions + g.first,
-                      g.count, c_.n_heads, cache, g.base, pos_scale, x.q.get() + int64_t{g.first} * qd, st);
+        rope_kv_write({.qkv = x.qkv.get() + int64_t{g.first} * qkvd,
+                       .slots = a.slots + g.first,
+                       .positions = a.positions + g.first,
+                       .n_tokens = g.count,
+                       .n_heads = c_.n_heads,
+                       .cache = cache,
+                       .rope_base = g.base,
+                       .pos_scale = pos_scale,
+                       .q_out = x.q.get() + int64_t{g.first} * qd},
+                      st);
     });
-    op(name.attention, hook, [&] {
+    op(name(OpType::attention), hook, [&] {
       if (a.decode)
-        decode_attention(x.q.get(), a.slots, a.context_lens, n, c_.n_heads, a.max_context, cache,
-                         attention_ws_.get(), x.attn.get(), st);
+        decode_attention({.q = x.q.get(),
+                          .slots = a.slots,
+                          .context_lens = a.context_lens,
+                          .n_seqs = n,
+                          .n_heads = c_.n_heads,
+                          .max_context = a.max_context,
+                          .cache = cache,
+                          .workspace = attention_ws_.get(),
+                          .out = x.attn.get()},
+                         st);
       else
-        prefill_attention(x.q.get(), a.slots, a.positions, n, c_.n_heads, cache, x.attn.get(), st);
+        prefill_attention({.q = x.q.get(),
+                           .slots = a.slots,
+                           .positions = a.positions,
+                           .n_tokens = n,
+                           .n_heads = c_.n_heads,
+                           .cache = cache,
+                           .out = x.attn.get()},
+                          st);
     });
-    op(name.wo, hook,
-       [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name.wo.c_str()); });
-    op(name.ffn_norm, hook,
+    op(name(OpType::wo), hook,
+       [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name(OpType::wo).c_str()); });
+    op(name(OpType::ffn_norm), hook,
        [&] { add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st); });
-    op(name.w13, hook,
-       [&] { gemm.run(x.x.get(), L.w13.get(), n, h, 2 * inter, x.gate_up.get(), st, name.w13.c_str()); });
-    op(name.swiglu, hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
-    op(name.w2, hook,
-       [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name.w2.c_str()); });
+    op(name(OpType::w13), hook, [&] {
+      gemm.run(x.x.get(), L.w13.get(), n, h, 2 * inter, x.gate_up.get(), st, name(OpType::w13).c_str());
+    });
+    op(name(OpType::swiglu), hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
+    op(name(OpType::w2), hook,
+       [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name(OpType::w2).c_str()); });
     pending = x.proj.get();
   }
-  op("norm", hook, [&] { add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
-  op("output", hook, [&] {
+  op(names_(OpType::norm), hook,
+     [&] { add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
+  op(names_(OpType::output), hook, [&] {
     // A decode step wants every row's logits; a prefill only each sequence's last token's, so only
     // those rows go through the head (the vocabulary GEMM is the largest of the step).
     const half* head_in = x.x.get();
@@ -494,7 +490,7 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
     RL_CUDA_CHECK("sample", cudaMemcpyAsync(sample_params_dev_.get(), hb, sample_params_host_.bytes(),
                                             cudaMemcpyHostToDevice, st));
   }
-  op("sample", hook, [&] {
+  op(names_(OpType::sample), hook, [&] {
     if (greedy) {
       cuda::argmax(rows, n, c_.vocab, sampled_dev_.get(), st);
     } else {
@@ -516,6 +512,40 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
 
 namespace ridgeline {
 
+Support cuda_supports(const ModelSource& source, const Formats& formats) {
+  if (source.config.quant_bits != 0)
+    return {false, fmt::format("cuda: {}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend; use "
+                               "--device cpu",
+                               source.checkpoint_dir)};
+  if (formats.weights != WeightFormat::fp16)
+    return {false, fmt::format("cuda: --weights {} is not built yet on the CUDA backend (fp16 is; the CPU "
+                               "backend runs w4a16 from AWQ checkpoints)",
+                               to_string(formats.weights))};
+  if (formats.kv != KvFormat::fp16)
+    return {false, fmt::format("cuda: --kv {} is not built yet on the CUDA backend (fp16 is; the CPU backend "
+                               "runs int8)",
+                               to_string(formats.kv))};
+  return {};
+}
+
+DeviceFacts describe_cuda_device() {
+  DeviceFacts f;
+  int dev = 0;
+  RL_CUDA_CHECK("describe device", cudaGetDevice(&dev));
+  cudaDeviceProp prop{};
+  RL_CUDA_CHECK("describe device", cudaGetDeviceProperties(&prop, dev));
+  f.name = prop.name;
+  f.sm_count = prop.multiProcessorCount;
+  f.memory_bytes = int64_t(prop.totalGlobalMem);
+  f.l2_bytes = prop.l2CacheSize;
+  int drv = 0, rt = 0;
+  RL_CUDA_CHECK("describe device", cudaDriverGetVersion(&drv));
+  RL_CUDA_CHECK("describe device", cudaRuntimeGetVersion(&rt));
+  f.driver = fmt::format("{}.{}", drv / 1000, (drv % 1000) / 10);
+  f.runtime = fmt::format("{}.{}", rt / 1000, (rt % 1000) / 10);
+  return f;
+}
+
 bool cuda_available(std::string* why) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -532,17 +562,13 @@ CudaBackend* as_cuda_backend(Backend& b) {
   return dynamic_cast<CudaBackend*>(&b);
 }
 
+std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const BackendOptions& options) {
+  return make_cuda_backend(source, options, CudaOptions{});
+}
+
 std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const BackendOptions& options,
                                            const CudaOptions& cuda_options) {
-  if (options.weights == WeightFormat::w4a16)
-    throw std::runtime_error("--weights w4a16 is not built yet on the CUDA backend; use --weights fp16");
-  if (options.kv == KvFormat::int8)
-    throw std::runtime_error("--kv int8 is not built yet on the CUDA backend; use --kv fp16");
-  if (source.config.quant_bits != 0)
-    throw std::runtime_error(
-        fmt::format("{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); "
-                    "use --device cpu",
-                    source.checkpoint_dir));
+  if (Support s = cuda_supports(source, options.formats); !s) throw std::runtime_error(s.reason);
   std::string why;
   if (!cuda_available(&why)) throw std::runtime_error("CUDA backend: no GPU available (" + why + ")");
   return std::make_unique<cuda::CudaBackendImpl>(source, options, cuda_options);

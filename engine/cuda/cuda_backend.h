@@ -14,20 +14,17 @@
 #include <cuda_runtime.h>
 
 #include "engine/backend.h"
+#include "engine/cuda/cuda_entry.h"
 #include "engine/model_source.h"
+#include "engine/ops.h"
 
 namespace ridgeline {
 
-// True when a CUDA device answers (device 0 is then current). Any failure of cudaGetDeviceCount or
-// cudaSetDevice counts as "no GPU" (a machine with the toolkit but no driver says "CUDA driver
-// version is insufficient"); `why`, when given, receives the reason.
-bool cuda_available(std::string* why = nullptr);
-
 // Settings of the CUDA backend that the Backend seam does not name.
 struct CudaOptions {
-  int block_size = 64;            // KV-cache block in tokens (a power of two, 16..256)
-  int max_prefill_tokens = 4096;  // tokens per prefill chunk: longer prompts run in several chunks
-  bool use_graphs = true;         // decode steps replay a CUDA graph per (batch bucket, context bucket)
+  int block_size = kDefaultKvBlockSize;  // KV-cache block in tokens (a power of two, 16..256)
+  int max_prefill_tokens = 4096;         // tokens per prefill chunk: longer prompts run in several chunks
+  bool use_graphs = true;  // decode steps replay a CUDA graph per (batch bucket, context bucket)
 };
 
 class CudaBackend : public Backend {
@@ -49,7 +46,7 @@ class CudaBackend : public Backend {
   virtual int graphs_captured() const = 0;
   virtual cudaStream_t stream() const = 0;  // every op of the backend runs on this stream
   virtual int block_size() const = 0;
-  virtual int64_t weight_bytes() const = 0;    // fp16 weights on the device
+  virtual int64_t weight_bytes() const = 0;    // bytes of the weight buffers allocated on the device
   virtual int64_t kv_cache_bytes() const = 0;  // the K and V pools
 };
 
@@ -57,9 +54,8 @@ class CudaBackend : public Backend {
 CudaBackend* as_cuda_backend(Backend& b);
 
 // Loads the model onto GPU 0. Throws with one line when no GPU answers, when the model does not fit
-// (checked before allocating), for AWQ checkpoints, and for --weights w4a16 / --kv int8 (not built
-// yet on this backend).
+// (checked before allocating), and with cuda_supports()'s reason for what this backend does not run.
 std::unique_ptr<Backend> make_cuda_backend(const ModelSource& source, const BackendOptions& options,
-                                           const CudaOptions& cuda_options = {});
+                                           const CudaOptions& cuda_options);
 
 }  // namespace ridgeline

@@ -1,6 +1,6 @@
 // The CUDA backend's benchmark hooks (engine/backend.h): fill_context() and benchmark_decode().
 // The step is timed as the sweep reports it: the decode graph plus greedy sampling, replayed back
-// to back with an event between replays and no host sync inside (DESIGN.md, "Measuring honestly").
+// to back with an event between replays and no host sync inside (docs/DESIGN.md, "Measuring honestly").
 // Ops are timed in a second graph of the same step with an event record node around each op, so
 // that launch gaps, which a graph removes, do not inflate them either.
 #include <algorithm>
@@ -52,13 +52,14 @@ void CudaBackendImpl::fill_context(int seq, int length, uint64_t seed) {
   s.length = length;
 }
 
-// Ops of one decode step as the hook sees them: embed, 9 per layer, norm, output, sample.
+// Ops of one decode step as the hook sees them: the op table's.
 int CudaBackendImpl::op_count() const {
-  return 1 + 9 * c_.n_layers + 3;
+  return static_cast<int>(step_ops(c_, StepShape{}).size());
 }
 
 void CudaBackendImpl::run_argmax(int rows, const OpHook* hook) {
-  op("sample", hook, [&] { argmax(logits_.get(), rows, c_.vocab, sampled_dev_.get(), stream_.get()); });
+  op(names_(OpType::sample), hook,
+     [&] { argmax(logits_.get(), rows, c_.vocab, sampled_dev_.get(), stream_.get()); });
 }
 
 DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int warmup, int iters) {

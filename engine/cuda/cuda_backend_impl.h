@@ -24,12 +24,6 @@
 
 namespace ridgeline::cuda {
 
-// Names of one layer's ops, built once: the forward passes them to NVTX and the hook every step.
-struct LayerNames {
-  std::string layer, attention_norm, wqkv, rope_kv_write, attention, wo, ffn_norm, w13, swiglu, w2;
-  explicit LayerNames(int l);
-};
-
 // Rows [first, first + count) of a step rotate with RoPE base `base` (one base per sequence:
 // dynamic NTK scaling depends on the sequence's length).
 struct RopeGroup {
@@ -77,12 +71,13 @@ class CudaBackendImpl final : public CudaBackend {
   CudaBackendImpl(const ModelSource& source, const BackendOptions& options, const CudaOptions& copt);
 
   const ModelConfig& config() const override { return c_; }
-  std::string name() const override { return "cuda"; }
+  DeviceKind device() const override { return DeviceKind::cuda; }
+  std::string device_name() const override { return device_name_; }
+  const Formats& formats() const override { return opt_.formats; }
   int create_sequence() override;
   void release_sequence(int seq) override;
   int sequence_length(int seq) const override { return find(seq).length; }
   int64_t capacity_tokens() const override { return int64_t{kv_->free_blocks()} * kv_->block_size(); }
-  int64_t max_sequence_length() const override;
   void forward(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits) override {
     forward_impl(seqs, tokens, logits, nullptr);
   }
@@ -105,7 +100,7 @@ class CudaBackendImpl final : public CudaBackend {
   int graphs_captured() const override { return static_cast<int>(graphs_.size()); }
   cudaStream_t stream() const override { return stream_.get(); }
   int block_size() const override { return kv_->block_size(); }
-  int64_t weight_bytes() const override { return device_weight_bytes(c_); }
+  int64_t weight_bytes() const override { return allocated_bytes(w_); }
   int64_t kv_cache_bytes() const override { return kv_->pool_bytes(); }
 
  private:
@@ -142,6 +137,7 @@ class CudaBackendImpl final : public CudaBackend {
   }
 
   ModelConfig c_;
+  std::string device_name_;
   BackendOptions opt_;
   CudaOptions copt_;
   Stream stream_;
@@ -163,7 +159,7 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceBuffer<int> sampled_dev_;
   PinnedBuffer<int> sampled_host_;
   std::unique_ptr<PagedKvCache> kv_;
-  std::vector<LayerNames> names_;
+  OpNames names_;
   std::map<int, Sequence> seqs_;
   std::vector<int> free_slots_;
   std::vector<int> scratch_owner_;  // per logits_ row: the sequence whose logits it holds, or -1

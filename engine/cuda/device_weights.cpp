@@ -7,6 +7,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/host_weights.h"
+#include "engine/ops.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
 #include "kernels/synthetic.h"
@@ -15,11 +16,6 @@ namespace ridgeline::cuda {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
-int64_t layer_elements(const ModelConfig& c) {
-  const int64_t h = c.hidden, inter = c.intermediate;
-  return 2 * h + int64_t{c.qkv_dim()} * h + h * c.q_dim() + 2 * inter * h + h * inter;
-}
 
 DeviceBuffer<half> alloc(int64_t n, const std::string& what) {
   return DeviceBuffer<half>(static_cast<size_t>(n), what.c_str());
@@ -145,20 +141,18 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
 
 }  // namespace
 
-int64_t device_weight_bytes(const ModelConfig& c) {
-  const int64_t table = int64_t{c.vocab} * c.hidden;
-  return 2 * (table + c.n_layers * layer_elements(c) + c.hidden + (c.tie_word_embeddings ? 0 : table));
-}
-
-int64_t decode_weight_read_bytes(const ModelConfig& c, int batch) {
-  return 2 * (int64_t{batch} * c.hidden + c.n_layers * layer_elements(c) + c.hidden +
-              int64_t{c.vocab} * c.hidden);
+int64_t allocated_bytes(const DeviceWeights& w) {
+  int64_t b = int64_t(w.tok_embeddings.bytes() + w.norm.bytes() + w.output.bytes());
+  for (const DeviceLayerWeights& L : w.layers)
+    b += int64_t(L.attention_norm.bytes() + L.wqkv.bytes() + L.wo.bytes() + L.ffn_norm.bytes() +
+                 L.w13.bytes() + L.w2.bytes());
+  return b;
 }
 
 DeviceWeights load_device_weights(const ModelSource& source, int64_t reserve_bytes, cudaStream_t stream) {
   const ModelConfig& c = source.config;
   if (source.synthetic) {
-    check_fits(source, device_weight_bytes(c), reserve_bytes);
+    check_fits(source, weight_bytes(c, Formats{}), reserve_bytes);
     DeviceWeights w = allocate(c);
     fill_synthetic_weights(w, source.seed, stream);
     RL_CUDA_CHECK("weights", cudaStreamSynchronize(stream));
@@ -170,7 +164,7 @@ DeviceWeights load_device_weights(const ModelSource& source, int64_t reserve_byt
         fmt::format("{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); "
                     "use --device cpu",
                     source.checkpoint_dir));
-  check_fits(source, device_weight_bytes(c), reserve_bytes);
+  check_fits(source, weight_bytes(c, Formats{}), reserve_bytes);
   DeviceWeights w = allocate(c);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`
   return w;

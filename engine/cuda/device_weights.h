@@ -37,15 +37,12 @@ struct DeviceWeights {
   const half* output_weights() const { return output.get() ? output.get() : tok_embeddings.get(); }
 };
 
-// Bytes the fp16 weights of `c` take on the device (a tied head is not stored twice).
-int64_t device_weight_bytes(const ModelConfig& c);
-
-// Bytes a decode step reads from the weights at batch `batch`: every layer, the final norm and the
-// head once, and only `batch` rows of the embedding table.
-int64_t decode_weight_read_bytes(const ModelConfig& c, int batch);
+// Bytes of the device buffers `w` holds: what the op table's weight_bytes() (engine/ops.h) must
+// count (a test checks it).
+int64_t allocated_bytes(const DeviceWeights& w);
 
 // Loads the model of `source` onto the current device. Throws before allocating anything when
-// `device_weight_bytes + reserve_bytes` is more than the device's free memory ("preset <name> needs
+// the op table's weight bytes + `reserve_bytes` is more than the device's free memory ("preset <name> needs
 // N GiB of GPU memory for fp16 weights; M GiB free"), and for AWQ checkpoints (not built yet).
 DeviceWeights load_device_weights(const ModelSource& source, int64_t reserve_bytes, cudaStream_t stream);
 

@@ -98,14 +98,8 @@ void Gemm::run_impl(const void* x, const half* w, int n, int in, int out, void* 
                                    workspace_.get(), workspace_.bytes(), stream));
 }
 
-// Measured on an H100 (bench/results/h100-kernels.json, BM_GemmFp16 vs BM_CublasLtFp16): the gemv
-// kernel beats cuBLASLt by 5-30% at 1-2 rows (1.8b wo: 6.9 vs 10.0 us), ties at 4 and loses at 8,
-// where re-reading x from L1 for every row becomes its bottleneck. So it takes n <= 2 only.
-constexpr int kGemvFasterRows = 2;
-
 bool Gemm::use_gemv(const half* x, const half* w, int n, int in) const {
-  return small_batch_gemv_ && n >= 1 && n <= kGemvFasterRows && in % 8 == 0 &&
-         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  return small_batch_gemv_ && gemv_preferred(n, in, x, w);
 }
 
 void Gemm::run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream,

@@ -38,7 +38,7 @@ void attention(const float* q, const float* K, const float* V, int64_t kv_stride
 // swiglu: out = silu(gate) * up, elementwise over n values.
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 
-// KV quantization per token per KV head, asymmetric (DESIGN: scale and zero stored beside the block,
+// KV quantization per token per KV head, asymmetric (docs/DESIGN.md: scale and zero stored beside the block,
 // rounded to fp16): scale = (max-min)/(2^bits-1), zero = min, q = clamp(round((x-zero)/scale)),
 // dequantized q*scale + zero. Quantizes `x` [n] in place to what a reader would see.
 void fake_quantize_kv(float* x, int n, int bits);

@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "bench/decode_bench.h"
 #include "engine/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
-#include "engine/cuda/decode_bench.h"
 #include "engine/cuda/device_weights.h"
 #include "engine/model_source.h"
+#include "engine/ops.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
 
@@ -141,9 +142,9 @@ std::vector<std::vector<int>> greedy_batch(Backend& b, const std::vector<RefCase
 
 TEST(CudaEngine, RefusesW4A16Int8KvAndAwqCheckpointsAsNotBuiltYet) {
   BackendOptions w4;
-  w4.weights = WeightFormat::w4a16;
+  w4.formats.weights = WeightFormat::w4a16;
   BackendOptions kv8;
-  kv8.kv = KvFormat::int8;
+  kv8.formats.kv = KvFormat::int8;
   for (const BackendOptions& o : {w4, kv8}) {
     try {
       make_cuda_backend(tiny_source(), o);
@@ -360,14 +361,30 @@ TEST(CudaEngine, ProfilingHookSeesEveryOpInForwardOrderAndChangesNothing) {
   EXPECT_LT(test::rel_l2(hooked, plain), 1e-6);
   EXPECT_EQ(depth, 0);
   EXPECT_EQ(max_depth, 1) << "ops do not nest";
-  std::vector<std::string> expected{"embed"};
-  for (int l = 0; l < layers; ++l)
-    for (const char* op :
-         {"attention_norm", "wqkv", "rope_kv_write", "attention", "wo", "ffn_norm", "w13", "swiglu", "w2"})
-      expected.push_back("layers." + std::to_string(l) + "." + op);
-  expected.push_back("norm");
-  expected.push_back("output");
+  // The op table's names, order and count (engine/ops.h): forward() runs all but `sample`, which
+  // sample() runs.
+  std::vector<std::string> expected;
+  for (const Op& op : step_ops(b->config(), StepShape{})) expected.push_back(op.name);
+  ASSERT_EQ(expected.size(), size_t(1 + 9 * layers + 3));
+  ASSERT_EQ(expected.back(), "sample");
+  const SamplingParams greedy[1] = {};
+  int token = -1;
+  cb.sample_with_hook(a2, greedy, &token, [&](const char* name, bool begin) {
+    if (begin) begins.push_back(name);
+  });
   EXPECT_EQ(begins, expected);
+}
+
+TEST(CudaEngine, WeightBytesAllocatedEqualTheOpTablesCount) {
+  RL_REQUIRE_GPU();
+  auto b = tiny_cuda();
+  EXPECT_EQ(cuda_of(*b).weight_bytes(), weight_bytes(b->config(), b->formats()));
+  BackendOptions o;
+  o.max_sequences = 1;
+  o.max_kv_tokens = 1024;
+  auto p = make_cuda_backend(resolve_model("internlm2-chat-1_8b"), o);
+  EXPECT_EQ(cuda_of(*p).weight_bytes(), weight_bytes(p->config(), p->formats()));
+  EXPECT_EQ(cuda_of(*p).weight_bytes(), 2 * p->config().params());
 }
 
 TEST(CudaEngine, BenchmarkHooksTimeTheStepWithoutAdvancingTheSequences) {
@@ -500,15 +517,15 @@ TEST(DecodeBench, Preset1_8bB1Ctx1024) {
   o.max_kv_tokens = 16 * 1024 + 1024;
   auto b = make_cuda_backend(resolve_model("internlm2-chat-1_8b"), o);
   for (int batch : {1, 16}) {
-    const cuda::DecodeBenchResult r = cuda::bench_decode(*b, batch, 1024, 200);
+    const DecodeBenchResult r = bench_decode(*b, batch, 1024, 200);
     EXPECT_TRUE(r.ms_median > 0.0 && std::isfinite(r.ms_median));
     EXPECT_LE(r.ms_p10, r.ms_median);
     EXPECT_LE(r.ms_median, r.ms_p90);
     std::printf(
         "decode internlm2-chat-1_8b B=%d ctx=%d: %.3f ms/step (p10 %.3f, p90 %.3f, n=%d), %.0f tokens/s, "
-        "%.0f GB/s implied (%.2f GB weights + %.3f GB KV per step); ops sum to %.3f ms (coverage %.2f)\n",
+        "%.0f GB/s implied (%.3f GB per step, op table); ops sum to %.3f ms (coverage %.2f)\n",
         r.batch, r.context, r.ms_median, r.ms_p10, r.ms_p90, r.iters, r.tokens_per_s, r.implied_GBps,
-        r.weight_bytes / 1e9, r.kv_bytes / 1e9, r.ops_ms, r.ops_ms / r.ms_median);
+        r.step_bytes / 1e9, r.ops_ms, r.ops_ms / r.ms_median);
     EXPECT_GT(r.ops_ms, 0.0);
     if (batch == 1) std::printf("method: %s\n", r.method.c_str());
   }

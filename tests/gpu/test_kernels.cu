@@ -196,8 +196,16 @@ TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
     DeviceBuffer<half> d_qkv(to_half(qkv)), d_q(q_ref.size());
     DeviceBuffer<int> d_seq(seq_ids), d_pos(positions);
     d_q.poison();
-    cuda::rope_kv_write(d_qkv.get(), d_seq.get(), d_pos.get(), n_tokens, c.n_heads, cache.view(), c.base,
-                        c.pos_scale, d_q.get(), nullptr);
+    cuda::rope_kv_write({.qkv = d_qkv.get(),
+                         .slots = d_seq.get(),
+                         .positions = d_pos.get(),
+                         .n_tokens = n_tokens,
+                         .n_heads = c.n_heads,
+                         .cache = cache.view(),
+                         .rope_base = c.base,
+                         .pos_scale = c.pos_scale,
+                         .q_out = d_q.get()},
+                        nullptr);
     double eq = nmse(to_float(d_q.download()), q_ref);
     cache.download();
 
@@ -345,21 +353,35 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   view.block_size = 16;
   view.n_kv_heads = 1;
   view.head_dim = 96;  // unsupported by the attention kernels
-  EXPECT_NE(invalid_argument_message([&] {
-              cuda::decode_attention(h.get(), i.get(), i.get(), 1, 1, 16, view, f.get(), h.get(), nullptr);
-            }).find("decode_attention:"),
-            std::string::npos);
+  auto decode = [&](int n_heads) {
+    cuda::decode_attention({.q = h.get(),
+                            .slots = i.get(),
+                            .context_lens = i.get(),
+                            .n_seqs = 1,
+                            .n_heads = n_heads,
+                            .max_context = 16,
+                            .cache = view,
+                            .workspace = f.get(),
+                            .out = h.get()},
+                           nullptr);
+  };
+  EXPECT_NE(invalid_argument_message([&] { decode(1); }).find("decode_attention:"), std::string::npos);
   view.head_dim = 128;
   view.block_size = 24;  // not a multiple of 16
   EXPECT_NE(invalid_argument_message([&] {
-              cuda::prefill_attention(h.get(), i.get(), i.get(), 1, 1, view, h.get(), nullptr);
+              cuda::prefill_attention({.q = h.get(),
+                                       .slots = i.get(),
+                                       .positions = i.get(),
+                                       .n_tokens = 1,
+                                       .n_heads = 1,
+                                       .cache = view,
+                                       .out = h.get()},
+                                      nullptr);
             }).find("prefill_attention:"),
             std::string::npos);
   view.block_size = 16;
   view.n_kv_heads = 1;
-  EXPECT_NE(invalid_argument_message([&] {
-              cuda::decode_attention(h.get(), i.get(), i.get(), 1, 16, 16, view, f.get(), h.get(), nullptr);
-            }).find("group"),
+  EXPECT_NE(invalid_argument_message([&] { decode(16); }).find("group"),
             std::string::npos);  // group 16 exceeds the supported 1..8
 }
 

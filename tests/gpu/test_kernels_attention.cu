@@ -67,8 +67,16 @@ double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_
   DeviceBuffer<half> d_q(to_half(q)), d_out(q.size());
   DeviceBuffer<int> d_seq(slots), d_ctx(contexts);
   d_out.poison();
-  cuda::decode_attention(d_q.get(), d_seq.get(), d_ctx.get(), n_seqs, s.n_heads, max_context, cache.view(),
-                         d_ws.get(), d_out.get(), nullptr);
+  cuda::decode_attention({.q = d_q.get(),
+                          .slots = d_seq.get(),
+                          .context_lens = d_ctx.get(),
+                          .n_seqs = n_seqs,
+                          .n_heads = s.n_heads,
+                          .max_context = max_context,
+                          .cache = cache.view(),
+                          .workspace = d_ws.get(),
+                          .out = d_out.get()},
+                         nullptr);
   return nmse(to_float(d_out.download()), expect);
 }
 
@@ -176,7 +184,13 @@ double run_prefill(const AttnShape& s, const std::vector<PrefillSeq>& seqs, bool
   DeviceBuffer<half> d_q(to_half(q)), d_out(q.size());
   DeviceBuffer<int> d_seq(seq_ids), d_pos(positions);
   d_out.poison();
-  cuda::prefill_attention(d_q.get(), d_seq.get(), d_pos.get(), n_tokens, s.n_heads, cache.view(), d_out.get(),
+  cuda::prefill_attention({.q = d_q.get(),
+                           .slots = d_seq.get(),
+                           .positions = d_pos.get(),
+                           .n_tokens = n_tokens,
+                           .n_heads = s.n_heads,
+                           .cache = cache.view(),
+                           .out = d_out.get()},
                           nullptr);
   return nmse(to_float(d_out.download()), expect);
 }

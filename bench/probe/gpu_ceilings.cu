@@ -4,7 +4,7 @@
 //    block); read-mostly kernels such as decode attention can beat the copy figure;
 //  - GEMM: cublasGemmEx 8192^3 fp16 in/out, fp32 compute (2*8192^3 FLOP per call).
 // Each is launched back to back between events (no host sync inside), median of the repeats.
-#include "bench/cuda/probe.h"
+#include "bench/probe/probe.h"
 
 #include <algorithm>
 #include <vector>
@@ -68,27 +68,16 @@ std::vector<double> time_back_to_back(cudaStream_t s, F&& launch, const char* op
 
 }  // namespace
 
-GpuProbe describe_gpu() {
-  GpuProbe p;
-  int dev = 0;
-  RL_CUDA_CHECK("probe", cudaGetDevice(&dev));
-  cudaDeviceProp prop{};
-  RL_CUDA_CHECK("probe", cudaGetDeviceProperties(&prop, dev));
-  p.name = prop.name;
-  p.sm_count = prop.multiProcessorCount;
-  p.memory_bytes = int64_t(prop.totalGlobalMem);
-  p.l2_bytes = prop.l2CacheSize;
-  int drv = 0, rt = 0;
-  RL_CUDA_CHECK("probe", cudaDriverGetVersion(&drv));
-  RL_CUDA_CHECK("probe", cudaRuntimeGetVersion(&rt));
-  // nvcc 13 rejects fmt 9's compile-time format checks, so this file formats by hand.
-  p.driver = std::to_string(drv / 1000) + "." + std::to_string((drv % 1000) / 10);
-  p.runtime = std::to_string(rt / 1000) + "." + std::to_string((rt % 1000) / 10);
-  return p;
-}
+}  // namespace ridgeline::cuda
 
-GpuProbe probe_gpu() {
-  GpuProbe p = describe_gpu();
+namespace ridgeline {
+
+GpuCeilings measure_gpu_ceilings() {
+  using namespace cuda;
+  GpuCeilings p;
+  int dev = 0, sm_count = 0;
+  RL_CUDA_CHECK("probe", cudaGetDevice(&dev));
+  RL_CUDA_CHECK("probe", cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, dev));
   Stream stream;
   cudaStream_t s = stream.get();
 
@@ -109,7 +98,7 @@ GpuProbe probe_gpu() {
     const int64_t read_bytes = int64_t(2) << 30;
     DeviceBuffer<half> r(read_bytes / 2, "probe read buffer");
     fill_synthetic(r.get(), read_bytes / 2, 3, 1, 0, false, s);
-    const int blocks = p.sm_count * 8;
+    const int blocks = sm_count * 8;
     DeviceBuffer<float> sums(blocks, "probe read sums");
     auto rms = time_back_to_back(
         s,
@@ -154,4 +143,4 @@ GpuProbe probe_gpu() {
   return p;
 }
 
-}  // namespace ridgeline::cuda
+}  // namespace ridgeline

@@ -1,0 +1,58 @@
+#include "bench/decode_bench.h"
+
+#include <stdexcept>
+#include <vector>
+
+#include "analysis/roofline.h"
+#include "engine/ops.h"
+
+namespace ridgeline {
+namespace {
+
+// Releases the benchmark's sequences however measure_decode leaves.
+struct SequenceGuard {
+  Backend& backend;
+  std::vector<int> seqs;
+  ~SequenceGuard() {
+    for (int s : seqs) backend.release_sequence(s);
+  }
+};
+
+constexpr int kWarmup = 5;  // the sweep's default
+
+}  // namespace
+
+DecodeTiming measure_decode(Backend& backend, int batch, int context, int warmup, int iters, uint64_t seed) {
+  if (batch < 1 || context < 1 || iters < 1 || warmup < 0)
+    throw std::invalid_argument("measure_decode: batch, context and iters must be positive, warmup >= 0");
+  SequenceGuard guard{backend, {}};
+  for (int b = 0; b < batch; ++b) {
+    guard.seqs.push_back(backend.create_sequence());
+    backend.fill_context(guard.seqs.back(), context - 1, seed + b);  // the timed step adds token `context`
+  }
+  return backend.benchmark_decode(guard.seqs, warmup, iters);
+}
+
+DecodeBenchResult bench_decode(Backend& backend, int batch, int context, int iters) {
+  const DecodeTiming t = measure_decode(backend, batch, context, kWarmup, iters, 1234);
+  const TimeStats step = summarize(t.step_us);
+  StepShape shape;
+  shape.batch = batch;
+  shape.context = {context};
+  shape.formats = backend.formats();
+  DecodeBenchResult r;
+  r.batch = batch;
+  r.context = context;
+  r.iters = iters;
+  r.ms_median = step.median / 1000.0;
+  r.ms_p10 = step.p10 / 1000.0;
+  r.ms_p90 = step.p90 / 1000.0;
+  r.tokens_per_s = batch / (r.ms_median * 1e-3);
+  for (const Op& op : step_ops(backend.config(), shape)) r.step_bytes += op.bytes();
+  r.implied_GBps = r.step_bytes / (r.ms_median * 1e-3) / 1e9;
+  for (const OpSamples& op : t.ops) r.ops_ms += summarize(op.us).median / 1000.0;
+  r.method = t.method;
+  return r;
+}
+
+}  // namespace ridgeline

@@ -1,0 +1,21 @@
+// The bytes and FLOPs a kernel benchmark reports, taken from the cost model (analysis/cost_model.h,
+// bytes from the op table engine/ops.h) so that a microbenchmark's GB/s and the sweep's agree on
+// what each kernel moves. Compiled by the host compiler (op_costs.cpp): the benchmarks are .cu files.
+#pragma once
+
+#include <string>
+
+#include "engine/ops.h"
+
+namespace ridgeline::bench {
+
+struct KernelCost {
+  double bytes = 0;
+  double flops = 0;
+};
+
+// Op `type` of layer 1 (or the global op) of preset `preset` in a decode step of `batch` sequences
+// of `context` tokens each, fp16 weights and KV.
+KernelCost op_cost(const std::string& preset, OpType type, int batch, int context = 1024);
+
+}  // namespace ridgeline::bench

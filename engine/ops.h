@@ -1,0 +1,117 @@
+// The model contract: one InternLM2 forward step as an ordered list of ops, each with the tensors
+// it reads and writes (name, storage type, shape), as the CUDA engine's kernels move them. Written
+// once, here: the CPU and CUDA backends take their op names from it and run its ops in its order
+// (tests check both), the cost model (analysis/cost_model.h) derives every op's bytes from its
+// tensors, and the loaders' weight bytes are checked against weight_tensors().
+//
+//   embed
+//   for each layer: attention_norm -> wqkv -> rope_kv_write -> attention -> wo
+//                   -> ffn_norm -> w13 -> swiglu -> w2
+//   norm -> output -> sample
+//
+// Storage as the kernels keep it: the residual stream is float32, every other activation fp16,
+// logits float32, token ids and indices int32; weights in the weight format (norms and embeddings
+// always fp16, the output head too); K and V in the KV format. A sublayer's output (`proj`) is
+// added into the residual by the next norm, so every norm after the first reads and writes the
+// residual; the final `norm` writes it back too. Each tensor is counted once per op even where a
+// kernel re-reads it from L2 (prefill attention re-reads K/V per query tile; decode attention's
+// split-K partials stay in L2 and are not listed). Decode batches are not padded here (the CUDA
+// backend rounds a batch up to a power of two for its graphs).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+#include "engine/formats.h"
+
+namespace ridgeline {
+
+enum class OpType {
+  embed,
+  attention_norm,
+  wqkv,
+  rope_kv_write,
+  attention,
+  wo,
+  ffn_norm,
+  w13,
+  swiglu,
+  w2,
+  norm,
+  output,
+  sample
+};
+enum class OpKind { gemm, attention, norm, elementwise, embed, sample };
+
+const char* to_string(OpKind k);  // "gemm" | "attention" | "norm" | "elementwise" | "embed" | "sample"
+OpKind kind_of(OpType t);
+// The report / NVTX name: "embed", "layers.3.wqkv", ..., "norm", "output", "sample".
+std::string op_name(OpType t, int layer = -1);
+// The per-layer ops, in forward order (attention_norm .. w2).
+const std::vector<OpType>& layer_op_types();
+
+// Every op name of a model, formatted once: backends pass them to NVTX and hooks on every step.
+class OpNames {
+ public:
+  explicit OpNames(int n_layers);
+  const std::string& operator()(OpType t, int layer = -1) const;
+  const std::string& layer(int l) const { return layers_.at(l); }  // "layers.3", for the layer's NVTX range
+
+ private:
+  std::vector<std::string> names_;  // [layer + 1][type]; row 0 holds the global ops
+  std::vector<std::string> layers_;
+};
+
+// How a tensor is stored. q8 / q4: integer codes (q4 two per byte) with an fp16 scale and an fp16
+// zero for every `group` consecutive elements along the last dimension.
+enum class Dtype { f32, f16, i32, q8, q4 };
+
+struct Tensor {
+  std::string name;  // "residual", "layers.3.wqkv.weight", "layers.3.k_cache", ...
+  Dtype dtype = Dtype::f16;
+  std::vector<int64_t> shape;  // row-major; a Linear's weight is [out, in]
+  int64_t group = 0;           // q8 / q4: elements per (scale, zero) pair along the last dimension
+};
+
+int64_t numel(const Tensor& t);
+int64_t bytes(const Tensor& t);  // codes + scales and zeros for q8 / q4
+
+struct Op {
+  OpType type = OpType::embed;
+  int layer = -1;  // -1 for embed, norm, output, sample
+  std::string name;
+  OpKind kind = OpKind::embed;
+  std::vector<Tensor> reads, writes;
+  int64_t bytes() const;  // every tensor read and written, once
+};
+
+// The KV-cache block of the CUDA backend (the block table costs one int32 per block read).
+inline constexpr int kDefaultKvBlockSize = 64;
+
+struct StepShape {
+  int batch = 1;
+  // Per-sequence context length: tokens in the KV cache after this step, the new ones included.
+  // One entry per sequence, or a single entry that every sequence shares.
+  std::vector<int> context{1};
+  int new_tokens_per_seq = 1;  // 1 = decode; > 1 = prefill (causal)
+  Formats formats;
+  int kv_block_size = kDefaultKvBlockSize;
+};
+
+// Every op of one forward step in forward order. Throws std::invalid_argument on an inconsistent
+// shape (naming the field).
+std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s);
+
+// The weights as the engine stores them: tok_embeddings, then per layer attention_norm, wqkv, wo,
+// ffn_norm, w13 (gate and up stacked: one GEMM), w2, then norm and (unless tied) output.
+std::vector<Tensor> weight_tensors(const ModelConfig& c, const Formats& f);
+int64_t weight_bytes(const ModelConfig& c, const Formats& f);
+// Bytes of one linear's weight [out, in] in the given format.
+int64_t linear_weight_bytes(int64_t in, int64_t out, const Formats& f);
+// KV-cache bytes one token takes over all layers (K and V, scales and zeros included).
+int64_t kv_bytes_per_token(const ModelConfig& c, KvFormat f);
+
+}  // namespace ridgeline
