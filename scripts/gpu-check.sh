@@ -9,7 +9,9 @@
 # Environment: RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_PREBUILT=1 skips configure and
 # build and uses RIDGELINE_GPU_TESTS (default $RIDGELINE_BUILD_DIR/tests/ridgeline_gpu_tests), for
 # a binary built on another machine; RIDGELINE_SANITIZE_FILTER overrides the memcheck test filter and
-# RIDGELINE_SANITIZE_TIMEOUT bounds its seconds.
+# RIDGELINE_SANITIZE_TIMEOUT bounds its seconds; RIDGELINE_SKIP_MEMCHECK=1 leaves memcheck out and
+# RIDGELINE_ONLY_MEMCHECK=1 runs memcheck alone (scripts/gpu-validate.sh splits them into stages);
+# RIDGELINE_TEST_FILTER replaces the GPU tests' filter (default: all but DecodeBench.*).
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUTDIR}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
@@ -28,16 +30,24 @@ tests=${RIDGELINE_GPU_TESTS:-$build/tests/ridgeline_gpu_tests}
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed" >"$out/nvidia-smi.txt"
 status=0
 
-echo "== GPU tests" >&2
-"$tests" --gtest_filter='-DecodeBench.*' --gtest_output="xml:$out/gpu_tests.xml" >"$out/gpu_tests.log" 2>&1 ||
-  status=1
+only_memcheck=${RIDGELINE_ONLY_MEMCHECK:-0}
+: >"$out/gpu_tests.log"
+: >"$out/decode_bench.log"
+: >"$out/memcheck.log"
+if [ "$only_memcheck" != 1 ]; then
+  echo "== GPU tests" >&2
+  "$tests" --gtest_filter="${RIDGELINE_TEST_FILTER:--DecodeBench.*}" --gtest_output="xml:$out/gpu_tests.xml" >"$out/gpu_tests.log" 2>&1 ||
+    status=1
 
-echo "== decode benchmark" >&2
-"$tests" --gtest_filter='DecodeBench.*' >"$out/decode_bench.log" 2>&1 || status=1
+  echo "== decode benchmark" >&2
+  "$tests" --gtest_filter='DecodeBench.*' >"$out/decode_bench.log" 2>&1 || status=1
+fi
 
-echo "== compute-sanitizer memcheck" >&2
 filter=${RIDGELINE_SANITIZE_FILTER:-CudaEngine.*:Kernel*}
-if command -v compute-sanitizer >/dev/null; then
+if [ "${RIDGELINE_SKIP_MEMCHECK:-0}" = 1 ]; then
+  echo "memcheck skipped (RIDGELINE_SKIP_MEMCHECK=1)" >"$out/memcheck.log"
+elif command -v compute-sanitizer >/dev/null; then
+  echo "== compute-sanitizer memcheck" >&2
   timeout "${RIDGELINE_SANITIZE_TIMEOUT:-3600}" compute-sanitizer --tool memcheck --error-exitcode 9 "$tests" \
     --gtest_filter="$filter" >"$out/memcheck.log" 2>&1 || status=1
 else
