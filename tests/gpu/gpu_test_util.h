@@ -47,25 +47,26 @@ inline bool gpu_available(std::string* why) {
       GTEST_SKIP() << "GPU not available: " << rl_gpu_why_; \
   } while (0)
 
-// Owns n elements of device memory. poison() fills every byte with 0xFF: NaN for half and float,
-// -1 for int, so an element a kernel forgot to write shows up in the comparison.
+// Device memory for tests (the engine's own owner is cuda::DeviceBuffer): built from a host vector,
+// downloaded back, and poison()ed: every byte 0xFF, NaN for half and float and -1 for int, so an
+// element a kernel forgot to write shows up in the comparison.
 template <typename T>
-class DeviceBuffer {
+class TestBuffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t n) : n_(n) {
+  TestBuffer() = default;
+  explicit TestBuffer(size_t n) : n_(n) {
     if (n_ > 0) RL_CUDA_CHECK("test", cudaMalloc(&p_, n_ * sizeof(T)));
   }
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  explicit TestBuffer(const std::vector<T>& host) : TestBuffer(host.size()) { upload(host); }
+  TestBuffer(const TestBuffer&) = delete;
+  TestBuffer& operator=(const TestBuffer&) = delete;
+  TestBuffer(TestBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  TestBuffer& operator=(TestBuffer&& o) noexcept {
     std::swap(p_, o.p_);
     std::swap(n_, o.n_);
     return *this;
   }
-  ~DeviceBuffer() {
+  ~TestBuffer() {
     if (p_ != nullptr) cudaFree(p_);
   }
 

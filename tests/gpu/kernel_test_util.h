@@ -66,7 +66,7 @@ inline uint16_t half_bits(half h) {
   return __half_raw(h).x;
 }
 
-// The 0xFFFF pattern DeviceBuffer::poison() leaves (an fp16 NaN).
+// The 0xFFFF pattern TestBuffer::poison() leaves (an fp16 NaN).
 inline bool is_poison(half h) {
   return half_bits(h) == 0xFFFFu;
 }
@@ -79,8 +79,8 @@ struct PagedCache {
   int slots = 0, n_kv = 0, head_dim = 0, block_size = 0, max_blocks_per_seq = 0, num_blocks = 0;
   std::vector<int> table;  // [slots, max_blocks_per_seq]
   std::vector<half> k, v;  // [num_blocks, n_kv, block_size, head_dim]
-  DeviceBuffer<half> dk, dv;
-  DeviceBuffer<int> dtable;
+  TestBuffer<half> dk, dv;
+  TestBuffer<int> dtable;
 
   PagedCache(const std::vector<int>& capacity, int n_kv_, int head_dim_, int block_size_, std::mt19937& rng)
       : slots(int(capacity.size())), n_kv(n_kv_), head_dim(head_dim_), block_size(block_size_) {
@@ -103,9 +103,9 @@ struct PagedCache {
     half nan_h = half_from_bits(0xFFFFu);  // fp16 NaN
     k.assign(n, nan_h);
     v.assign(n, nan_h);
-    dk = DeviceBuffer<half>(n);
-    dv = DeviceBuffer<half>(n);
-    dtable = DeviceBuffer<int>(table);
+    dk = TestBuffer<half>(n);
+    dv = TestBuffer<half>(n);
+    dtable = TestBuffer<int>(table);
   }
 
   static half half_from_bits(uint16_t bits) {

@@ -54,9 +54,9 @@ TEST(KernelEmbed, GathersTableRowsIntoTheFloatResidualExactly) {
     std::vector<float> expect(ids.size() * dim);
     ref::embed(table.data(), vocab, dim, ids, expect.data());
 
-    DeviceBuffer<half> d_table(to_half(table));
-    DeviceBuffer<int> d_ids(ids);
-    DeviceBuffer<float> d_out(expect.size());
+    TestBuffer<half> d_table(to_half(table));
+    TestBuffer<int> d_ids(ids);
+    TestBuffer<float> d_out(expect.size());
     d_out.poison();
     cuda::embed(d_table.get(), d_ids.get(), int(ids.size()), dim, d_out.get(), nullptr);
     EXPECT_EQ(d_out.download(), expect);
@@ -76,8 +76,8 @@ TEST(KernelAddRmsnorm, MatchesReferenceWithAndWithoutResidualInput) {
         std::vector<float> res_ref = residual, out_ref(residual.size());
         ref::add_rmsnorm(res_ref.data(), with_x ? x.data() : nullptr, w.data(), n, dim, eps, out_ref.data());
 
-        DeviceBuffer<float> d_res(residual);
-        DeviceBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_out(residual.size());
+        TestBuffer<float> d_res(residual);
+        TestBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_out(residual.size());
         d_out.poison();
         cuda::add_rmsnorm(d_res.get(), with_x ? d_x.get() : nullptr, d_w.get(), n, dim, eps, d_out.get(),
                           nullptr);
@@ -103,7 +103,7 @@ TEST(KernelSwiglu, MatchesReferenceOnTheFusedGateUpLayout) {
         const float* row = gate_up.data() + size_t(t) * 2 * inter;
         ref::swiglu(row, row + inter, inter, expect.data() + size_t(t) * inter);
       }
-      DeviceBuffer<half> d_in(to_half(gate_up)), d_out(expect.size());
+      TestBuffer<half> d_in(to_half(gate_up)), d_out(expect.size());
       d_out.poison();
       cuda::swiglu(d_in.get(), n, inter, d_out.get(), nullptr);
       double e = nmse(to_float(d_out.download()), expect);
@@ -127,8 +127,8 @@ TEST(KernelGemv, MatchesReferenceForDecodeBatchesAtModelShapes) {
       auto w = random_fp16_values(size_t(sh.out) * sh.in, rng, -0.1f, 0.1f);
       std::vector<float> expect(size_t(n) * sh.out);
       ref::linear(x.data(), w.data(), n, sh.in, sh.out, expect.data());
-      DeviceBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_y(expect.size());
-      DeviceBuffer<float> d_yf(expect.size());
+      TestBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_y(expect.size());
+      TestBuffer<float> d_yf(expect.size());
       d_y.poison();
       d_yf.poison();
       cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_y.get(), nullptr);
@@ -141,7 +141,7 @@ TEST(KernelGemv, MatchesReferenceForDecodeBatchesAtModelShapes) {
       EXPECT_LE(e32, 5e-4) << shape;
     }
   }
-  DeviceBuffer<half> d_x(size_t(16) * 64), d_w(size_t(64) * 64), d_y(size_t(16) * 64);
+  TestBuffer<half> d_x(size_t(16) * 64), d_w(size_t(64) * 64), d_y(size_t(16) * 64);
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 9, 64, 64, d_y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 1, 60, 64, d_y.get(), nullptr), std::invalid_argument);
 }
@@ -193,8 +193,8 @@ TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
     }
 
     cache.upload();
-    DeviceBuffer<half> d_qkv(to_half(qkv)), d_q(q_ref.size());
-    DeviceBuffer<int> d_seq(seq_ids), d_pos(positions);
+    TestBuffer<half> d_qkv(to_half(qkv)), d_q(q_ref.size());
+    TestBuffer<int> d_seq(seq_ids), d_pos(positions);
     d_q.poison();
     cuda::rope_kv_write({.qkv = d_qkv.get(),
                          .slots = d_seq.get(),
@@ -251,8 +251,8 @@ TEST(KernelArgmax, PicksTheLowestIndexOfTheMaximumAndNeverNaN) {
     std::vector<int> expect(rows);
     for (int r = 0; r < rows; ++r) expect[r] = ref::argmax(row(r), vocab);
 
-    DeviceBuffer<float> d_logits(logits);
-    DeviceBuffer<int> d_out(rows);
+    TestBuffer<float> d_logits(logits);
+    TestBuffer<int> d_out(rows);
     d_out.poison();
     cuda::argmax(d_logits.get(), rows, vocab, d_out.get(), nullptr);
     EXPECT_EQ(d_out.download(), expect);
@@ -266,7 +266,7 @@ TEST(KernelSyntheticFill, WritesTheHostSyntheticValuesBitForBit) {
     for (uint64_t tensor : {uint64_t{0}, synthetic_tensor_id(3, 4)}) {
       for (bool norm : {false, true}) {
         for (int shift : {0, 3}) {
-          DeviceBuffer<half> d_out(n);
+          TestBuffer<half> d_out(n);
           d_out.poison();
           cuda::fill_synthetic(d_out.get(), n, seed, tensor, shift, norm, nullptr);
           auto got = d_out.download();
@@ -303,9 +303,9 @@ TEST(KernelConvert, Bf16AndFp32BecomeTheNearestFp16) {
     std::memcpy(&bf16_as_float[i], &back, sizeof(back));
   }
   const int64_t n = int64_t(values.size());
-  DeviceBuffer<uint16_t> d_bf16(bf16);
-  DeviceBuffer<float> d_f32(values);
-  DeviceBuffer<half> d_a(n), d_b(n);
+  TestBuffer<uint16_t> d_bf16(bf16);
+  TestBuffer<float> d_f32(values);
+  TestBuffer<half> d_a(n), d_b(n);
   d_a.poison();
   d_b.poison();
   cuda::convert_bf16_to_fp16(d_bf16.get(), n, d_a.get(), nullptr);
@@ -332,9 +332,9 @@ std::string invalid_argument_message(F&& f) {
 
 TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   RL_REQUIRE_GPU();
-  DeviceBuffer<half> h(4096);
-  DeviceBuffer<float> f(4096);
-  DeviceBuffer<int> i(64);
+  TestBuffer<half> h(4096);
+  TestBuffer<float> f(4096);
+  TestBuffer<int> i(64);
   EXPECT_NE(invalid_argument_message([&] {
               cuda::embed(h.get(), i.get(), 1, 100, f.get(), nullptr);
             }).find("embed:"),

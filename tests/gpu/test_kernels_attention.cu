@@ -62,10 +62,10 @@ double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_
   }
 
   size_t ws_bytes = cuda::decode_attention_workspace_bytes(workspace_seqs, s.n_heads, hd, max_context);
-  DeviceBuffer<char> d_ws(std::max<size_t>(ws_bytes, 1));
+  TestBuffer<char> d_ws(std::max<size_t>(ws_bytes, 1));
   d_ws.poison();
-  DeviceBuffer<half> d_q(to_half(q)), d_out(q.size());
-  DeviceBuffer<int> d_seq(slots), d_ctx(contexts);
+  TestBuffer<half> d_q(to_half(q)), d_out(q.size());
+  TestBuffer<int> d_seq(slots), d_ctx(contexts);
   d_out.poison();
   cuda::decode_attention({.q = d_q.get(),
                           .slots = d_seq.get(),
@@ -181,8 +181,8 @@ double run_prefill(const AttnShape& s, const std::vector<PrefillSeq>& seqs, bool
                        positions[t] + 1, s.n_heads, s.n_kv, hd, expect.data() + size_t(t) * q_dim);
   }
 
-  DeviceBuffer<half> d_q(to_half(q)), d_out(q.size());
-  DeviceBuffer<int> d_seq(seq_ids), d_pos(positions);
+  TestBuffer<half> d_q(to_half(q)), d_out(q.size());
+  TestBuffer<int> d_seq(seq_ids), d_pos(positions);
   d_out.poison();
   cuda::prefill_attention({.q = d_q.get(),
                            .slots = d_seq.get(),

@@ -32,8 +32,8 @@ TEST(KernelSample, DeviceUniformDrawEqualsTheReferenceBitForBit) {
     seeds[i] = i < 64 ? uint64_t(i) : rng();
     positions[i] = i < 64 ? uint64_t(i * 3) : rng() % 100000;
   }
-  DeviceBuffer<uint64_t> d_seeds(seeds), d_pos(positions);
-  DeviceBuffer<double> d_out(n);
+  TestBuffer<uint64_t> d_seeds(seeds), d_pos(positions);
+  TestBuffer<double> d_out(n);
   d_out.poison();
   uniform_draws_kernel<<<(n + 255) / 256, 256>>>(d_seeds.get(), d_pos.get(), n, d_out.get());
   RL_CUDA_CHECK("test", cudaGetLastError());
@@ -59,10 +59,10 @@ const std::vector<RowParams> kRows = {
 
 struct Sampler {
   int rows, vocab;
-  DeviceBuffer<float> logits, temperatures, top_ps;
-  DeviceBuffer<int> top_ks, positions, out;
-  DeviceBuffer<uint64_t> seeds;
-  DeviceBuffer<char> workspace;
+  TestBuffer<float> logits, temperatures, top_ps;
+  TestBuffer<int> top_ks, positions, out;
+  TestBuffer<uint64_t> seeds;
+  TestBuffer<char> workspace;
 
   Sampler(int rows_, int vocab_)
       : rows(rows_),

@@ -114,8 +114,8 @@ cuda::W4A16Host random_w4a16(int in, int out, std::mt19937& rng) {
 }
 
 struct DeviceW4A16 {
-  DeviceBuffer<uint32_t> q;
-  DeviceBuffer<uint16_t> sz;
+  TestBuffer<uint32_t> q;
+  TestBuffer<uint16_t> sz;
   int in = 0, out = 0;
   explicit DeviceW4A16(const cuda::W4A16Host& h) : q(h.qweight), sz(h.scale_zero), in(h.in), out(h.out) {}
   cuda::W4A16Weights view() const {
@@ -211,13 +211,13 @@ void check_weight(const std::string& name, const cuda::W4A16Host& hw, const std:
   DeviceW4A16 dw(hw);
   const int max_n = *std::max_element(batches.begin(), batches.end());
   const auto x = random_fp16_values(size_t(max_n) * hw.in, rng);
-  DeviceBuffer<half> d_x(to_half(x));
+  TestBuffer<half> d_x(to_half(x));
   for (int n : batches) {
     const auto channels = channels_to_check(n, hw.in, hw.out, rng);
     const auto ref = reference(hw, x, n, channels);
     for (int splits : split_choices) {
-      DeviceBuffer<half> d_y(size_t(n) * hw.out);
-      DeviceBuffer<float> d_yf(size_t(n) * hw.out);
+      TestBuffer<half> d_y(size_t(n) * hw.out);
+      TestBuffer<float> d_yf(size_t(n) * hw.out);
       d_y.poison();
       d_yf.poison();
       run_path(path, d_x.get(), dw.view(), n, d_y.get(), splits);
@@ -333,9 +333,9 @@ TEST(KernelW4A16Quantize, DeviceRtnMatchesTheCpuReferenceBitForBit) {
     std::mt19937 rng(s.in + s.out);
     const auto w = quantizer_input(s.in, s.out, rng);
     const cuda::W4A16Host expect = cuda::w4a16_quantize_rtn_reference(w.data(), s.in, s.out);
-    DeviceBuffer<uint16_t> d_w(w);
-    DeviceBuffer<uint32_t> d_q(expect.qweight.size());
-    DeviceBuffer<uint16_t> d_sz(expect.scale_zero.size());
+    TestBuffer<uint16_t> d_w(w);
+    TestBuffer<uint32_t> d_q(expect.qweight.size());
+    TestBuffer<uint16_t> d_sz(expect.scale_zero.size());
     d_q.poison();
     d_sz.poison();
     cuda::w4a16_quantize_rtn(reinterpret_cast<const half*>(d_w.get()), s.in, s.out, d_q.get(),
@@ -359,9 +359,9 @@ TEST(KernelW4A16Quantize, RtnQuantizedLinearApproximatesTheFp16Linear) {
   const auto w = random_fp16_values(size_t(out) * in, rng, -0.05f, 0.05f);
   std::vector<uint16_t> wbits(w.size());
   for (size_t i = 0; i < w.size(); ++i) wbits[i] = fp16_bits(w[i]);
-  DeviceBuffer<uint16_t> d_w(wbits);
-  DeviceBuffer<uint32_t> d_q(size_t(cuda::w4a16_qweight_words(in, out)));
-  DeviceBuffer<uint16_t> d_sz(size_t(cuda::w4a16_scale_zero_halves(in, out)));
+  TestBuffer<uint16_t> d_w(wbits);
+  TestBuffer<uint32_t> d_q(size_t(cuda::w4a16_qweight_words(in, out)));
+  TestBuffer<uint16_t> d_sz(size_t(cuda::w4a16_scale_zero_halves(in, out)));
   cuda::w4a16_quantize_rtn(reinterpret_cast<const half*>(d_w.get()), in, out, d_q.get(),
                            reinterpret_cast<half*>(d_sz.get()), nullptr);
   cuda::W4A16Weights wv{d_q.get(), reinterpret_cast<const half*>(d_sz.get()), in, out, 128};
@@ -369,7 +369,7 @@ TEST(KernelW4A16Quantize, RtnQuantizedLinearApproximatesTheFp16Linear) {
     const auto x = random_fp16_values(size_t(n) * in, rng);
     std::vector<float> expect(size_t(n) * out);
     ref::linear(x.data(), w.data(), n, in, out, expect.data());
-    DeviceBuffer<half> d_x(to_half(x)), d_y(expect.size());
+    TestBuffer<half> d_x(to_half(x)), d_y(expect.size());
     d_y.poison();
     cuda::w4a16_linear(d_x.get(), wv, n, d_y.get(), nullptr);
     const double e = nmse(to_float(d_y.download()), expect);
@@ -419,9 +419,9 @@ TEST(KernelW4A16Linear, SplitReductionIsDeterministic) {
   const auto hw = random_w4a16(2048, 2048, rng);
   DeviceW4A16 dw(hw);
   const auto x = random_fp16_values(size_t(40) * 2048, rng);
-  DeviceBuffer<half> d_x(to_half(x));
+  TestBuffer<half> d_x(to_half(x));
   for (int n : {5, 40}) {
-    DeviceBuffer<float> a(size_t(n) * 2048), b(size_t(n) * 2048);
+    TestBuffer<float> a(size_t(n) * 2048), b(size_t(n) * 2048);
     a.poison();
     b.poison();
     cuda::w4a16_linear(d_x.get(), dw.view(), n, a.get(), nullptr);
@@ -435,7 +435,7 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
   RL_REQUIRE_GPU();
   std::mt19937 rng(3);
   DeviceW4A16 dw(random_w4a16(256, 32, rng));
-  DeviceBuffer<half> x(size_t(16) * 256 + 8), y(size_t(16) * 32);
+  TestBuffer<half> x(size_t(16) * 256 + 8), y(size_t(16) * 32);
   const cuda::W4A16Weights ok = dw.view();
   auto with = [&](auto edit) {
     cuda::W4A16Weights w = ok;
