@@ -77,7 +77,7 @@ struct RunRecord {
   int new_tokens_per_seq = 1;  // 1: decode
   std::string weights;         // "fp16" | "w4a16"
   std::string kv;              // "fp16" | "int8" | "int4"
-  int group_size = 128;        // w4a16 group along the input dimension
+  int group_size = kDefaultGroupSize;  // w4a16 group along the input dimension
   std::string method;          // how the per-op times were measured
   StepRecord step;
   std::vector<OpRecord> ops;                // measured ops, forward order
@@ -91,7 +91,7 @@ struct RunRecord {
 struct HeadlineEntry {
   std::string weights, kv;
   int context = 0;
-  int group_size = 128;
+  int group_size = kDefaultGroupSize;
   std::vector<int> batches;                         // the measured decode batches it was found from
   std::optional<double> measured_ridge_batch;       // measured_ridge_batch() over the step
   std::optional<double> predicted_ridge_batch;      // predicted_ridge_batch() for the whole step

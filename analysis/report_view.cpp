@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/formats.h"
+
 namespace ridgeline {
 namespace {
 
@@ -171,7 +173,7 @@ std::string format_bytes(double bytes) {
 
 std::string format_label(const std::string& weights, const std::string& kv, int group_size) {
   std::string w = weights;
-  if (weights == "w4a16" && group_size != 128) w += fmt::format(" (group {})", group_size);
+  if (weights == "w4a16" && group_size != kDefaultGroupSize) w += fmt::format(" (group {})", group_size);
   return fmt::format("{} weights + {} KV", w, kv);
 }
 
@@ -184,7 +186,7 @@ std::string run_title(const RunRecord& r) {
 }
 
 RunFormat run_format(const RunRecord& r) {
-  return {r.weights, r.kv, r.weights == "w4a16" ? r.group_size : 128};
+  return {r.weights, r.kv, r.weights == "w4a16" ? r.group_size : kDefaultGroupSize};
 }
 
 std::vector<RunFormat> report_formats(const Report& r) {

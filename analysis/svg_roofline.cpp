@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/formats.h"
+
 #include "analysis/report_view.h"
 
 namespace ridgeline {
@@ -464,7 +466,7 @@ namespace {
 
 std::string short_label(const RunFormat& f) {
   std::string w = f.weights;
-  if (f.weights == "w4a16" && f.group_size != 128) w += fmt::format(" g{}", f.group_size);
+  if (f.weights == "w4a16" && f.group_size != kDefaultGroupSize) w += fmt::format(" g{}", f.group_size);
   return fmt::format("{} + {} KV", w, f.kv);
 }
 

@@ -29,12 +29,13 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/formats.h"
 #include "engine/weights.h"
 
 namespace ridgeline {
 
 struct AwqOptions {
-  int group_size = 128;
+  int group_size = kDefaultGroupSize;
   int grid = 20;                // alphas i/(grid-1), i = 0..grid-1
   int max_search_tokens = 512;  // calibration rows the error is measured on (evenly spaced)
   double fixed_alpha = -1;      // >= 0: every group takes this alpha, searched or not (tests of the folding)
