@@ -294,7 +294,6 @@ Support cpu_supports(const ModelSource& source, const Formats& formats) {
   if (awq && c.quant_group_size > 0 && formats.group_size != c.quant_group_size)
     return {false, fmt::format("cpu: this checkpoint's w4a16 group size is {}, not {}", c.quant_group_size,
                                formats.group_size)};
-  if (formats.kv == KvFormat::int4) return {false, "cpu: --kv int4 is not built yet (fp16 and int8 are)"};
   return {};
 }
 

@@ -9,11 +9,21 @@
 // the residual stream is float32 (fp16 would lose the small updates of late layers), GEMM inputs
 // and outputs fp16, logits float32.
 //
-// Paged KV cache (one per layer): K and V pools of `num_blocks` blocks, each block laid out
-// [n_kv_heads][block_size][head_dim] fp16, so that one (block, head) is a contiguous
-// block_size*head_dim run that a warp streams. A sequence owns the blocks listed in its row of
-// the block table ([max_seqs, max_blocks_per_seq] int32); token position p of sequence s lives in
-// block block_table[s][p / block_size], slot p % block_size.
+// Paged KV cache (one per layer): K and V pools of `num_blocks` blocks of block_bytes() each. A
+// sequence owns the blocks listed in its row of the block table ([max_seqs, max_blocks_per_seq]
+// int32); token position p of sequence s lives in block block_table[s][p / block_size], slot
+// p % block_size. Inside a block, per KV head h, the slots' rows are one contiguous run that a warp
+// streams, cut into 16-byte units: unit (h, slot group j, chunk c) holds dims [8c, 8c+8) of the
+// tokens_per_unit() consecutive slots j*T .. j*T+T-1 (T = 16 / bits), so one 16-byte load gives a
+// lane the same 8 dims of T tokens:
+//   fp16 (bits 16, T 1): [n_kv_heads][block_size][head_dim] fp16, plain rows (unit = 8 halves).
+//   int8 (bits 8,  T 2): codes [n_kv_heads][block_size/2][head_dim/8][2 tokens][8 codes, 1 byte each]
+//   int4 (bits 4,  T 4): codes [n_kv_heads][block_size/4][head_dim/8][4 tokens][8 codes, 4 bytes:
+//                        dim 8c+e at byte e/2, low nibble for even e]
+//   then, for int8/int4, [n_kv_heads][block_size] half2 (scale, zero) after the codes: element x of
+//   (token, head) reads back as code*scale + zero (ref::quantize_kv: LMDeploy's quant_policy 8 / 4).
+// block_bytes() is therefore n_kv*block_size*(head_dim*bits/8 + (bits < 16 ? 4 : 0)): the op
+// table's K (or V) bytes per token (engine/ops.h) times block_size.
 #pragma once
 
 #include <cstdint>
@@ -24,14 +34,43 @@
 namespace ridgeline::cuda {
 
 struct KvCacheView {
-  half* k = nullptr;                 // [num_blocks, n_kv_heads, block_size, head_dim]
-  half* v = nullptr;                 // same
+  void* k = nullptr;                 // K pool: num_blocks blocks of block_bytes()
+  void* v = nullptr;                 // V pool: same
   const int* block_table = nullptr;  // [max_seqs, max_blocks_per_seq]
   int max_blocks_per_seq = 0;
   int block_size = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
+  int bits = 16;  // 16: fp16 values; 8 / 4: codes with an fp16 (scale, zero) per (token, KV head)
+
+  __host__ __device__ int tokens_per_unit() const { return 16 / bits; }
+  // Bytes of the codes (or fp16 values) of one block, all heads; the scales follow them.
+  __host__ __device__ int64_t codes_bytes() const {
+    return int64_t{n_kv_heads} * block_size * head_dim * bits / 8;
+  }
+  __host__ __device__ int64_t block_bytes() const {
+    return codes_bytes() + (bits < 16 ? int64_t{n_kv_heads} * block_size * 4 : 0);
+  }
+  // Byte offset, inside a block, of the 16-byte unit holding dims [8*chunk, 8*chunk+8) of `slot`
+  // (and of the other slots of its group) for KV head `head`; token slot % T's part of it starts
+  // (slot % T) * bits bytes further (8 codes of bits/8 bytes).
+  __host__ __device__ int64_t unit_offset(int head, int slot, int chunk) const {
+    const int t = tokens_per_unit();
+    return ((int64_t{head} * (block_size / t) + slot / t) * (head_dim / 8) + chunk) * 16;
+  }
+  // Byte offset, inside a block, of the half2 (scale, zero) of (head, slot); int8/int4 only.
+  __host__ __device__ int64_t scale_offset(int head, int slot) const {
+    return codes_bytes() + (int64_t{head} * block_size + slot) * 4;
+  }
 };
+
+// fill_kv_synthetic: random, valid contents for blocks [first_block, first_block + n_blocks) of
+// one pool (`pool` is cache.k or cache.v), for benchmarks that need a long context without
+// prefilling it: fp16 values in [-1, 1); int8/int4 codes of random bytes with per-row scales and
+// zeros that read back in about [-1, 1.25] (never a zero scale). Deterministic in (seed, stream_id,
+// word of the pool).
+void fill_kv_synthetic(const KvCacheView& cache, void* pool, int64_t first_block, int64_t n_blocks,
+                       uint64_t seed, uint64_t stream_id, cudaStream_t stream);
 
 // embed: out[t, :] = table[ids[t], :] (fp16 gather), then widened to the float32 residual.
 void embed(const half* table, const int* ids, int n_tokens, int dim, float* residual_out,

@@ -11,10 +11,13 @@
 // A tile may hold tokens of several sequences: the CTA handles one sequence ("segment") at a time,
 // the rows of the other sequences masked, so any packing of sequences is correct and the usual
 // one-sequence tile takes one pass. A warp skips a K/V tile that lies wholly after its rows.
+// int8/int4 KV: the tile loader dequantizes each 16-byte unit (8 dims of 2 / 4 tokens) with its
+// tokens' (scale, zero) into the same fp16 shared tiles, so the MMA path is the fp16 one.
 #include <cmath>
 
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/kv_quant.cuh"
 #include "kernels/mma.cuh"
 
 namespace ridgeline::cuda {
@@ -25,7 +28,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kTileQ = 16 * kWarps;
 constexpr int kTileK = 64;
 
-template <int kHeadDim>
+template <int kHeadDim, int kBits>
 __global__ void __launch_bounds__(kThreads)
     prefill_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                              const int* __restrict__ positions, int n_tokens, int n_heads, KvCacheView cache,
@@ -104,18 +107,58 @@ __global__ void __launch_bounds__(kThreads)
 
     for (int kt0 = 0; kt0 < kv_len; kt0 += kTileK) {
       __syncthreads();  // the previous tile is no longer read
-      for (int c = threadIdx.x; c < kTileK * kVecPerRow; c += kThreads) {
-        int j = c / kVecPerRow, part = c % kVecPerRow, p = kt0 + j;
-        uint4 kv = make_uint4(0, 0, 0, 0),
-              vv = make_uint4(0, 0, 0, 0);  // zeros past the end: 0 * garbage could be NaN
-        if (p < kv_len) {
-          int64_t off =
-              ((static_cast<int64_t>(table[p / bs]) * n_kv + kvh) * bs + p % bs) * kHeadDim + part * 8;
-          kv = *reinterpret_cast<const uint4*>(cache.k + off);
-          vv = *reinterpret_cast<const uint4*>(cache.v + off);
+      if constexpr (kBits == 16) {
+        for (int c = threadIdx.x; c < kTileK * kVecPerRow; c += kThreads) {
+          int j = c / kVecPerRow, part = c % kVecPerRow, p = kt0 + j;
+          uint4 kv = make_uint4(0, 0, 0, 0),
+                vv = make_uint4(0, 0, 0, 0);  // zeros past the end: 0 * garbage could be NaN
+          if (p < kv_len) {
+            int64_t off =
+                ((static_cast<int64_t>(table[p / bs]) * n_kv + kvh) * bs + p % bs) * kHeadDim + part * 8;
+            kv = *(reinterpret_cast<const uint4*>(static_cast<const half*>(cache.k) + off));
+            vv = *(reinterpret_cast<const uint4*>(static_cast<const half*>(cache.v) + off));
+          }
+          *reinterpret_cast<uint4*>(k_s + j * kStride + part * 8) = kv;
+          *reinterpret_cast<uint4*>(v_s + j * kStride + part * 8) = vv;
         }
-        *reinterpret_cast<uint4*>(k_s + j * kStride + part * 8) = kv;
-        *reinterpret_cast<uint4*>(v_s + j * kStride + part * 8) = vv;
+      } else {
+        // One 16-byte unit per item: 8 dims of kT consecutive tokens (a unit never crosses a block).
+        constexpr int kT = 16 / kBits;
+        const int64_t block_bytes = cache.block_bytes();
+        for (int c = threadIdx.x; c < (kTileK / kT) * kVecPerRow; c += kThreads) {
+          const int grp = c / kVecPerRow, part = c % kVecPerRow, p0 = kt0 + grp * kT;
+          uint4 kc = make_uint4(0, 0, 0, 0), vc = kc, ksc = kc, vsc = kc;
+          if (p0 < kv_len) {
+            const int64_t block = static_cast<int64_t>(table[p0 / bs]) * block_bytes;
+            const int64_t off = block + cache.unit_offset(kvh, p0 % bs, part);
+            const int64_t scale_off = block + cache.scale_offset(kvh, p0 % bs);
+            const char* k_pool = static_cast<const char*>(cache.k);
+            const char* v_pool = static_cast<const char*>(cache.v);
+            kc = *reinterpret_cast<const uint4*>(k_pool + off);
+            vc = *reinterpret_cast<const uint4*>(v_pool + off);
+            if constexpr (kBits == 8) {  // the (scale, zero) pairs of the unit's 2 tokens
+              const uint2 a = *reinterpret_cast<const uint2*>(k_pool + scale_off);
+              const uint2 b = *reinterpret_cast<const uint2*>(v_pool + scale_off);
+              ksc = make_uint4(a.x, a.y, 0, 0);
+              vsc = make_uint4(b.x, b.y, 0, 0);
+            } else {  // of its 4 tokens
+              ksc = *reinterpret_cast<const uint4*>(k_pool + scale_off);
+              vsc = *reinterpret_cast<const uint4*>(v_pool + scale_off);
+            }
+          }
+          const uint32_t kw[4] = {ksc.x, ksc.y, ksc.z, ksc.w}, vw[4] = {vsc.x, vsc.y, vsc.z, vsc.w};
+#pragma unroll
+          for (int j = 0; j < kT; ++j) {
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;  // zeros past the end (its scales are garbage)
+            if (p0 + j < kv_len) {
+              kv = kv_unit_dequantize<kBits>(kc, j, *reinterpret_cast<const half2*>(&kw[j]));
+              vv = kv_unit_dequantize<kBits>(vc, j, *reinterpret_cast<const half2*>(&vw[j]));
+            }
+            const int row = grp * kT + j;
+            *reinterpret_cast<uint4*>(k_s + row * kStride + part * 8) = kv;
+            *reinterpret_cast<uint4*>(v_s + row * kStride + part * 8) = vv;
+          }
+        }
       }
       __syncthreads();
       if (warp_last < kt0) continue;  // causal: every active row of this warp precedes the tile
@@ -223,17 +266,24 @@ void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream) {
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
+  require(cache.bits == 16 || cache.bits == 8 || cache.bits == 4, op,
+          "cache bits must be 16 (fp16), 8 or 4, got " + std::to_string(cache.bits));
   require(aligned16(p.q) && aligned16(p.out) && aligned16(cache.k) && aligned16(cache.v), op,
           "q, out and the K/V pools must be 16-byte aligned");
   if (p.n_tokens == 0) return;
   dim3 grid(ceil_div(p.n_tokens, kTileQ), p.n_heads);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(cache.head_dim)));
-  if (cache.head_dim == 64)
-    prefill_attention_kernel<64><<<grid, kThreads, 0, stream>>>(p.q, p.slots, p.positions, p.n_tokens,
-                                                                p.n_heads, cache, scale_log2, p.out);
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, kThreads, 0, stream>>>(p.q, p.slots, p.positions, p.n_tokens, p.n_heads, cache, scale_log2,
+                                          p.out);
+  };
+  const bool hd64 = cache.head_dim == 64;
+  if (cache.bits == 16)
+    launch(hd64 ? prefill_attention_kernel<64, 16> : prefill_attention_kernel<128, 16>);
+  else if (cache.bits == 8)
+    launch(hd64 ? prefill_attention_kernel<64, 8> : prefill_attention_kernel<128, 8>);
   else
-    prefill_attention_kernel<128><<<grid, kThreads, 0, stream>>>(p.q, p.slots, p.positions, p.n_tokens,
-                                                                 p.n_heads, cache, scale_log2, p.out);
+    launch(hd64 ? prefill_attention_kernel<64, 4> : prefill_attention_kernel<128, 4>);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

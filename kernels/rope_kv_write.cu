@@ -1,24 +1,49 @@
 // rope_kv_write: per token, splits the fused wqkv output (InternLM2's grouped layout, one group
 // [q x g, k, v] per KV head), applies rotate-half RoPE to q and k at the token's position, writes q
-// to q_out and k, v into the token's slot of the paged KV cache.
-// FLOPs: ~6 per rotated element. Bytes per token: qkv_dim*2 read, q (n_heads*head_dim*2) and k, v
-// (2*n_kv*head_dim*2 in fp16) written, plus its slot, position and block-table entry (the op table's
-// rope_kv_write, engine/ops.h). Memory-bound.
+// to q_out and k, v into the token's slot of the paged KV cache: fp16 values, or int8/int4 codes
+// with an fp16 (scale, zero) per (token, KV head) (kernels/kernels.cuh has the layout).
+// FLOPs: ~6 per rotated element (+ a divide per element when quantizing). Bytes per token: qkv_dim*2
+// read, q (n_heads*head_dim*2) and k, v written in the cache's format (2*n_kv*(head_dim*bits/8 [+4]))
+// plus its slot, position and block-table entry (the op table's rope_kv_write, engine/ops.h).
+// Memory-bound.
 // One block per token: the head_dim/2 (cos, sin) pairs are computed once into shared memory and
 // shared by every head of the token; each thread then rotates 8 pairs, reading the two halves of a
 // head as 16-byte vectors. The angles follow the reference exactly (inv_freq rounded to float, the
-// product in float, cos/sin of that float) so that position 4000 rotates the same on both sides.
+// product in float, cos/sin of that float), and the rotation uses explicitly rounded products (no
+// FMA contraction), so every instantiation of the kernel computes the same fp16 k.
+// Quantized formats quantize that fp16-rounded k (and the fp16 v) in registers: the head_dim/16
+// threads holding one head are adjacent lanes of a warp, so the row's min and max are two shuffle
+// reductions; the codes then follow ref::quantize_kv bit for bit (IEEE division, round half to even).
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/kv_quant.cuh"
 
 namespace ridgeline::cuda {
 namespace {
 
 constexpr int kMaxHeadDim = 256;
+constexpr int kThreads = 128;
 
-__global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __restrict__ slots,
-                                     const int* __restrict__ positions, int n_heads, KvCacheView cache,
-                                     float rope_base, float pos_scale, half* __restrict__ q_out) {
+// Rotates the 8 pairs (a[i], b[i]) by the angles of dims [c*8, c*8+8) and rounds them to fp16.
+__device__ __forceinline__ void rotate8(uint4& lo, uint4& hi, const float* cos_s, const float* sin_s, int c) {
+  float a[8], b[8], ra[8], rb[8];
+  half8_to_float(lo, a);
+  half8_to_float(hi, b);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    float cs = cos_s[c * 8 + i], sn = sin_s[c * 8 + i];
+    ra[i] = __fsub_rn(__fmul_rn(a[i], cs), __fmul_rn(b[i], sn));
+    rb[i] = __fadd_rn(__fmul_rn(b[i], cs), __fmul_rn(a[i], sn));
+  }
+  lo = float_to_half8(ra);
+  hi = float_to_half8(rb);
+}
+
+template <int kBits>
+__global__ void __launch_bounds__(kThreads)
+    rope_kv_write_kernel(const half* __restrict__ qkv, const int* __restrict__ slots,
+                         const int* __restrict__ positions, int n_heads, KvCacheView cache, float rope_base,
+                         float pos_scale, half* __restrict__ q_out) {
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
   const int t = blockIdx.x;
   const int hd = cache.head_dim, half_dim = hd / 2, n_kv = cache.n_kv_heads, g = n_heads / n_kv;
@@ -31,42 +56,86 @@ __global__ void rope_kv_write_kernel(const half* __restrict__ qkv, const int* __
   }
   __syncthreads();
 
-  const int logical = pos / cache.block_size;
+  const int bs = cache.block_size, slot = pos % bs;
   const int seq = slots[t];
-  const int64_t block = cache.block_table[static_cast<int64_t>(seq) * cache.max_blocks_per_seq + logical];
-  const int64_t kv_offset = ((block * n_kv) * cache.block_size + pos % cache.block_size) * hd;
-  const int vecs_per_half = half_dim / 8;
+  const int64_t block = cache.block_table[static_cast<int64_t>(seq) * cache.max_blocks_per_seq + pos / bs];
+  const int64_t block_base = block * cache.block_bytes();
+  const int vecs_per_half = half_dim / 8;  // threads per head
   const int n_items = n_kv * (g + 2) * vecs_per_half;
   const half* src_row = qkv + static_cast<int64_t>(t) * n_kv * (g + 2) * hd;
 
-  for (int item = threadIdx.x; item < n_items; item += blockDim.x) {
-    int head_in_row = item / vecs_per_half, c = item % vecs_per_half;
-    int h = head_in_row / (g + 2), r = head_in_row % (g + 2);
-    const half* src = src_row + static_cast<int64_t>(head_in_row) * hd;
-    half* dst;
-    if (r < g) {
-      dst = q_out + (static_cast<int64_t>(t) * n_heads + h * g + r) * hd;
-    } else {
-      half* pool = r == g ? cache.k : cache.v;
-      dst = pool + kv_offset + static_cast<int64_t>(h) * cache.block_size * hd;
-    }
-    uint4 lo = reinterpret_cast<const uint4*>(src)[c];
-    uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
-    if (r <= g) {  // q heads and k: rotate; v is copied as is
-      float a[8], b[8], ra[8], rb[8];
-      half8_to_float(lo, a);
-      half8_to_float(hi, b);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        float cs = cos_s[c * 8 + i], sn = sin_s[c * 8 + i];
-        ra[i] = a[i] * cs - b[i] * sn;
-        rb[i] = b[i] * cs + a[i] * sn;
+  if constexpr (kBits == 16) {
+    for (int item = threadIdx.x; item < n_items; item += blockDim.x) {
+      int head_in_row = item / vecs_per_half, c = item % vecs_per_half;
+      int h = head_in_row / (g + 2), r = head_in_row % (g + 2);
+      const half* src = src_row + static_cast<int64_t>(head_in_row) * hd;
+      uint4 lo = reinterpret_cast<const uint4*>(src)[c];
+      uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
+      if (r <= g) rotate8(lo, hi, cos_s, sin_s, c);  // q heads and k: rotate; v is copied as is
+      if (r < g) {
+        half* dst = q_out + (static_cast<int64_t>(t) * n_heads + h * g + r) * hd;
+        reinterpret_cast<uint4*>(dst)[c] = lo;
+        reinterpret_cast<uint4*>(dst)[c + vecs_per_half] = hi;
+      } else {
+        char* pool = static_cast<char*>(r == g ? cache.k : cache.v) + block_base;
+        *reinterpret_cast<uint4*>(pool + cache.unit_offset(h, slot, c)) = lo;
+        *reinterpret_cast<uint4*>(pool + cache.unit_offset(h, slot, c + vecs_per_half)) = hi;
       }
-      lo = float_to_half8(ra);
-      hi = float_to_half8(rb);
     }
-    reinterpret_cast<uint4*>(dst)[c] = lo;
-    reinterpret_cast<uint4*>(dst + half_dim)[c] = hi;
+  } else {
+    // Every lane runs every round (the shuffles need whole warps); a head's vecs_per_half lanes
+    // are all active or all idle, since n_items and the warp size are multiples of it.
+    for (int base = 0; base < n_items; base += blockDim.x) {
+      const int item = base + threadIdx.x;
+      const bool active = item < n_items;
+      const int head_in_row = item / vecs_per_half, c = item % vecs_per_half;
+      const int h = head_in_row / (g + 2), r = head_in_row % (g + 2);
+      float a[8], b[8];
+      float mn = INFINITY, mx = -INFINITY;
+      if (active) {
+        const half* src = src_row + static_cast<int64_t>(head_in_row) * hd;
+        uint4 lo = reinterpret_cast<const uint4*>(src)[c];
+        uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
+        if (r <= g) rotate8(lo, hi, cos_s, sin_s, c);
+        if (r < g) {
+          half* dst = q_out + (static_cast<int64_t>(t) * n_heads + h * g + r) * hd;
+          reinterpret_cast<uint4*>(dst)[c] = lo;
+          reinterpret_cast<uint4*>(dst)[c + vecs_per_half] = hi;
+        } else {
+          half8_to_float(lo, a);  // k as the fp16 cache would hold it, or v
+          half8_to_float(hi, b);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            mn = fminf(mn, fminf(a[i], b[i]));
+            mx = fmaxf(mx, fmaxf(a[i], b[i]));
+          }
+        }
+      }
+      for (int o = 1; o < vecs_per_half; o <<= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      }
+      if (active && r >= g) {
+        constexpr float kQmax = static_cast<float>((1 << kBits) - 1);
+        const half scale_h = __float2half_rn(__fdiv_rn(__fsub_rn(mx, mn), kQmax));
+        const half zero_h = __float2half_rn(mn);
+        const float scale = __half2float(scale_h), zero = __half2float(zero_h);
+        char* pool = static_cast<char*>(r == g ? cache.k : cache.v) + block_base;
+        const int part = (slot % cache.tokens_per_unit()) * kBits;  // this token's bytes in a unit
+        const uint2 ca = pack_kv_codes<kBits>(a, scale, zero), cb = pack_kv_codes<kBits>(b, scale, zero);
+        char* da = pool + cache.unit_offset(h, slot, c) + part;
+        char* db = pool + cache.unit_offset(h, slot, c + vecs_per_half) + part;
+        if constexpr (kBits == 8) {
+          *reinterpret_cast<uint2*>(da) = ca;
+          *reinterpret_cast<uint2*>(db) = cb;
+        } else {
+          *reinterpret_cast<uint32_t*>(da) = ca.x;
+          *reinterpret_cast<uint32_t*>(db) = cb.x;
+        }
+        if (c == 0)
+          *reinterpret_cast<half2*>(pool + cache.scale_offset(h, slot)) = __halves2half2(scale_h, zero_h);
+      }
+    }
   }
 }
 
@@ -82,14 +151,29 @@ void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
               ")");
   require(cache.head_dim > 0 && cache.head_dim % 16 == 0 && cache.head_dim <= kMaxHeadDim, op,
           "head_dim must be a multiple of 16 up to 256, got " + std::to_string(cache.head_dim));
+  require(cache.bits == 16 || cache.bits == 8 || cache.bits == 4, op,
+          "cache bits must be 16 (fp16), 8 or 4, got " + std::to_string(cache.bits));
+  require(cache.bits == 16 || (cache.head_dim & (cache.head_dim - 1)) == 0, op,
+          "an int8/int4 cache needs a power-of-two head_dim, got " + std::to_string(cache.head_dim));
   require(cache.block_size > 0 && cache.max_blocks_per_seq > 0 && cache.block_table != nullptr, op,
           "the KV cache view needs block_size, max_blocks_per_seq and a block table");
+  require(cache.block_size % cache.tokens_per_unit() == 0, op,
+          "block_size must be a multiple of " + std::to_string(cache.tokens_per_unit()) + " for " +
+              std::to_string(cache.bits) + "-bit KV");
   require(p.rope_base > 0.0f && p.pos_scale > 0.0f, op, "rope_base and pos_scale must be positive");
   require(aligned16(p.qkv) && aligned16(p.q_out) && aligned16(cache.k) && aligned16(cache.v), op,
           "qkv, q_out and the K/V pools must be 16-byte aligned");
   if (p.n_tokens == 0) return;
-  rope_kv_write_kernel<<<p.n_tokens, 128, 0, stream>>>(p.qkv, p.slots, p.positions, p.n_heads, cache,
-                                                       p.rope_base, p.pos_scale, p.q_out);
+  auto launch = [&](auto kernel) {
+    kernel<<<p.n_tokens, kThreads, 0, stream>>>(p.qkv, p.slots, p.positions, p.n_heads, cache, p.rope_base,
+                                                p.pos_scale, p.q_out);
+  };
+  if (cache.bits == 16)
+    launch(rope_kv_write_kernel<16>);
+  else if (cache.bits == 8)
+    launch(rope_kv_write_kernel<8>);
+  else
+    launch(rope_kv_write_kernel<4>);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

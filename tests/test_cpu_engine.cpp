@@ -73,6 +73,12 @@ TEST(CpuEngine, Int8KvCacheReproducesTheQuantizedReferences) {
   expect_cases_reproduced(ref["int8"], KvFormat::int8, "tiny-internlm2-chat", 1e-4);
 }
 
+TEST(CpuEngine, Int4KvCacheReproducesTheQuantizedReferences) {
+  auto ref = test::load_json(test::data_path("tiny-internlm2-chat/reference_kv.json"));
+  ASSERT_EQ(ref["int4"].size(), 7u);
+  expect_cases_reproduced(ref["int4"], KvFormat::int4, "tiny-internlm2-chat", 1e-4);
+}
+
 TEST(CpuEngine, AwqCheckpointReproducesItsReferences) {
   auto ref = test::load_json(test::data_path("tiny-internlm2-chat-awq/reference.json"));
   expect_cases_reproduced(ref["cases"], KvFormat::fp16, "tiny-internlm2-chat-awq", 1e-4);

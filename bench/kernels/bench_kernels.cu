@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "bench/kernels/op_costs.h"
@@ -127,51 +128,87 @@ BENCHMARK(BM_CublasLtFp16)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
-// Decode attention at 1.8b's head shape (16 query heads on 8 KV heads of 128) for a batch of
-// sequences of one context length. Bytes: the K and V of every sequence's context, q in, out out.
+// The KV formats the attention and RoPE/KV-write benchmarks take as an argument: 0 fp16, 1 int8, 2 int4.
+const ridgeline::KvFormat kKvFormats[] = {ridgeline::KvFormat::fp16, ridgeline::KvFormat::int8,
+                                          ridgeline::KvFormat::int4};
+
+ridgeline::Formats kv_formats(int64_t index) {
+  ridgeline::Formats f;
+  f.kv = kKvFormats[index];
+  return f;
+}
+
+// A layer's paged K/V pools in `kv` for `seqs` sequences of `ctx` tokens, filled with random valid
+// rows (fill_kv_synthetic), blocks handed out shuffled as a long-running allocator leaves them.
+struct BenchKvCache {
+  KvCacheView view;
+  DeviceBuffer<uint8_t> k, v;
+  DeviceBuffer<int> table;
+
+  BenchKvCache(ridgeline::KvFormat kv, int n_kv, int hd, int block, int seqs, int ctx, cudaStream_t s) {
+    view.block_size = block;
+    view.n_kv_heads = n_kv;
+    view.head_dim = hd;
+    view.bits = ridgeline::kv_bits(kv);
+    view.max_blocks_per_seq = (ctx + block - 1) / block;
+    const int num_blocks = view.max_blocks_per_seq * seqs;
+    k = DeviceBuffer<uint8_t>(size_t(num_blocks) * view.block_bytes(), "bench K");
+    v = DeviceBuffer<uint8_t>(k.size(), "bench V");
+    fill_kv_synthetic(view, k.get(), 0, num_blocks, 3, 0, s);
+    fill_kv_synthetic(view, v.get(), 0, num_blocks, 3, 1, s);
+    std::vector<int> ids(num_blocks);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), std::mt19937(1));
+    table = DeviceBuffer<int>(ids.size(), "bench table");
+    RL_CUDA_CHECK("bench", cudaMemcpy(table.get(), ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
+    view.k = k.get();
+    view.v = v.get();
+    view.block_table = table.get();
+  }
+};
+
+// Decode attention for a batch of sequences of one context length, at the head shapes of
+// internlm2-chat-1_8b (16 query heads on 8 KV heads of 128) and -7b (32 on 8), with the KV cache in
+// fp16, int8 or int4. Args: {model (0 1.8b, 1 7b), KV format (0 fp16, 1 int8, 2 int4), context,
+// batch}. Bytes (op table, op_costs.h): the K and V of every sequence's context in the KV format
+// (codes, scales and zeros), q in, out out. Each launch reads another copy of the batch's
+// sequences, so that at small sizes the bytes come from DRAM, not L2.
 void BM_DecodeAttention(benchmark::State& state) {
   if (!gpu_ok()) return state.SkipWithError("GPU not available");
-  const int ctx = int(state.range(0)), batch = int(state.range(1));
-  const int n_heads = 16, n_kv = 8, hd = 128, block = 64;
+  const bool is_7b = state.range(0) == 1;
+  const ridgeline::KvFormat kv = kKvFormats[state.range(1)];
+  const int ctx = int(state.range(2)), batch = int(state.range(3));
+  const char* preset = is_7b ? "internlm2-chat-7b" : "internlm2-chat-1_8b";
+  const int n_heads = is_7b ? 32 : 16, n_kv = 8, hd = 128, block = 64;
+  state.SetLabel(std::string(is_7b ? "7b" : "1_8b") + " kv " + ridgeline::to_string(kv));
   Stream stream;
-  const int blocks_per_seq = (ctx + block - 1) / block;
-  const int num_blocks = blocks_per_seq * batch;
-  const size_t block_elems = size_t(n_kv) * block * hd;
-  DeviceBuffer<half> k(block_elems * num_blocks, "bench K"), v(block_elems * num_blocks, "bench V");
+  const KernelCost cost = op_cost(preset, OpType::attention, batch, ctx, kv_formats(state.range(1)));
+  const int copies = copies_for(size_t(cost.bytes));
+  BenchKvCache cache(kv, n_kv, hd, block, batch * copies, ctx, stream.get());
   DeviceBuffer<half> q(size_t(batch) * n_heads * hd, "bench q"),
       out(size_t(batch) * n_heads * hd, "bench out");
-  fill(k.get(), int64_t(k.size()), 3, stream.get());
-  fill(v.get(), int64_t(v.size()), 4, stream.get());
   fill(q.get(), int64_t(q.size()), 5, stream.get());
-  // Blocks handed out shuffled, as a long-running allocator leaves them.
-  std::vector<int> table(num_blocks);
-  std::iota(table.begin(), table.end(), 0);
-  std::shuffle(table.begin(), table.end(), std::mt19937(1));
-  std::vector<int> seq_ids(batch), lens(batch, ctx);
+  std::vector<int> seq_ids(size_t(batch) * copies), lens(batch, ctx);
   std::iota(seq_ids.begin(), seq_ids.end(), 0);
-  DeviceBuffer<int> d_table(table.size(), "bench table"), d_seq(batch, "bench seqs"),
-      d_len(batch, "bench lens");
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seq_ids.data(), batch * 4, cudaMemcpyHostToDevice));
+  DeviceBuffer<int> d_seq(seq_ids.size(), "bench seqs"), d_len(batch, "bench lens");
+  RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seq_ids.data(), seq_ids.size() * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_len.get(), lens.data(), batch * 4, cudaMemcpyHostToDevice));
-  KvCacheView view{k.get(), v.get(), d_table.get(), blocks_per_seq, block, n_kv, hd};
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
-  const KernelCost cost = op_cost("internlm2-chat-1_8b", OpType::attention, batch, ctx);
-  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
     decode_attention({.q = q.get(),
-                      .slots = d_seq.get(),
+                      .slots = d_seq.get() + size_t(i % copies) * batch,
                       .context_lens = d_len.get(),
                       .n_seqs = batch,
                       .n_heads = n_heads,
                       .max_context = ctx,
-                      .cache = view,
+                      .cache = cache.view,
                       .workspace = ws.get(),
                       .out = out.get()},
                      stream.get());
   });
 }
 BENCHMARK(BM_DecodeAttention)
-    ->ArgsProduct({{512, 1024, 2048, 4096, 8192, 16384, 32768}, {1, 16}})
+    ->ArgsProduct({{0, 1}, {0, 1, 2}, {1024, 2048, 4096, 8192, 16384, 32768}, {1, 16, 64}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
@@ -198,42 +235,43 @@ BENCHMARK(BM_AddRmsnorm)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
-// RoPE of q and k plus the paged KV write, 1.8b head shape.
+// RoPE of q and k plus the paged KV write (quantized on write for int8/int4), 1.8b head shape.
+// Args: {tokens, KV format (0 fp16, 1 int8, 2 int4)}.
 void BM_RopeKvWrite(benchmark::State& state) {
   if (!gpu_ok()) return state.SkipWithError("GPU not available");
   const int tokens = int(state.range(0));
+  const ridgeline::KvFormat kv = kKvFormats[state.range(1)];
   const int n_heads = 16, n_kv = 8, hd = 128, block = 64, pos0 = 1000;
   const int qkv_dim = (n_heads + 2 * n_kv) * hd;
+  state.SetLabel(std::string("kv ") + ridgeline::to_string(kv));
   Stream stream;
-  const int blocks_per_seq = (pos0 + 1 + block - 1) / block + 1;
   DeviceBuffer<half> qkv(size_t(tokens) * qkv_dim, "bench qkv"), q(size_t(tokens) * n_heads * hd, "bench q");
-  DeviceBuffer<half> k(size_t(tokens) * blocks_per_seq * n_kv * block * hd, "bench K"),
-      v(k.size(), "bench V");
   fill(qkv.get(), int64_t(qkv.size()), 8, stream.get());
-  std::vector<int> table(size_t(tokens) * blocks_per_seq), seqs(tokens), pos(tokens, pos0);
-  std::iota(table.begin(), table.end(), 0);
+  BenchKvCache cache(kv, n_kv, hd, block, tokens, pos0 + 1, stream.get());
+  std::vector<int> seqs(tokens), pos(tokens, pos0);
   std::iota(seqs.begin(), seqs.end(), 0);
-  DeviceBuffer<int> d_table(table.size(), "bench table"), d_seq(tokens, "bench seqs"),
-      d_pos(tokens, "bench pos");
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+  DeviceBuffer<int> d_seq(tokens, "bench seqs"), d_pos(tokens, "bench pos");
   RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seqs.data(), tokens * 4, cudaMemcpyHostToDevice));
   RL_CUDA_CHECK("bench", cudaMemcpy(d_pos.get(), pos.data(), tokens * 4, cudaMemcpyHostToDevice));
-  KvCacheView view{k.get(), v.get(), d_table.get(), blocks_per_seq, block, n_kv, hd};
-  const KernelCost cost = op_cost("internlm2-chat-1_8b", OpType::rope_kv_write, tokens);
+  const KernelCost cost =
+      op_cost("internlm2-chat-1_8b", OpType::rope_kv_write, tokens, 1024, kv_formats(state.range(1)));
   time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
     rope_kv_write({.qkv = qkv.get(),
                    .slots = d_seq.get(),
                    .positions = d_pos.get(),
                    .n_tokens = tokens,
                    .n_heads = n_heads,
-                   .cache = view,
+                   .cache = cache.view,
                    .rope_base = 1e6f,
                    .pos_scale = 1.0f,
                    .q_out = q.get()},
                   stream.get());
   });
 }
-BENCHMARK(BM_RopeKvWrite)->Arg(1)->Arg(16)->Arg(256)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RopeKvWrite)
+    ->ArgsProduct({{1, 16, 256}, {0, 1, 2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

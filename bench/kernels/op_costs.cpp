@@ -7,11 +7,12 @@
 
 namespace ridgeline::bench {
 
-KernelCost op_cost(const std::string& preset, OpType type, int batch, int context) {
+KernelCost op_cost(const std::string& preset, OpType type, int batch, int context, const Formats& formats) {
   const ModelConfig c = preset_config(preset);
   StepShape s;
   s.batch = batch;
   s.context = {context};
+  s.formats = formats;
   const std::string name = op_name(type, kind_of(type) == OpKind::embed || type == OpType::norm ||
                                                  type == OpType::output || type == OpType::sample
                                              ? -1

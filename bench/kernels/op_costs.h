@@ -15,7 +15,8 @@ struct KernelCost {
 };
 
 // Op `type` of layer 1 (or the global op) of preset `preset` in a decode step of `batch` sequences
-// of `context` tokens each, fp16 weights and KV.
-KernelCost op_cost(const std::string& preset, OpType type, int batch, int context = 1024);
+// of `context` tokens each, weights and KV in `formats` (fp16 and fp16 unless given).
+KernelCost op_cost(const std::string& preset, OpType type, int batch, int context = 1024,
+                   const Formats& formats = Formats{});
 
 }  // namespace ridgeline::bench

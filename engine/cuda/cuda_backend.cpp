@@ -60,7 +60,7 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   const int64_t vocab = c_.vocab;
   max_bucket_ = bucket_rows(opt_.max_sequences);
   max_rows_ = std::max(copt_.max_prefill_tokens, max_bucket_);
-  const int64_t block_bytes = kv_block_bytes(c_, copt_.block_size);
+  const int64_t block_bytes = kv_block_bytes(c_, copt_.block_size, opt_.formats.kv);
   // Decode attention's split-K partials are sized for the longest context a row could map; they are
   // allocated before the KV cache takes what is left.
   const int64_t max_blocks_row = (max_sequence_length() + copt_.block_size - 1) / copt_.block_size;
@@ -117,8 +117,8 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   const int row_blocks =
       static_cast<int>(std::min<int64_t>({max_blocks_row, num_blocks - 1, context_bound / copt_.block_size}));
   max_context_ = row_blocks * copt_.block_size;
-  kv_ = std::make_unique<PagedKvCache>(c_, copt_.block_size, num_blocks, opt_.max_sequences, row_blocks,
-                                       stream_.get());
+  kv_ = std::make_unique<PagedKvCache>(c_, opt_.formats.kv, copt_.block_size, num_blocks, opt_.max_sequences,
+                                       row_blocks, stream_.get());
 
   for (int s = opt_.max_sequences - 1; s >= 0; --s) free_slots_.push_back(s);
   scratch_owner_.assign(max_bucket_, -1);
@@ -521,10 +521,12 @@ Support cuda_supports(const ModelSource& source, const Formats& formats) {
     return {false, fmt::format("cuda: --weights {} is not built yet on the CUDA backend (fp16 is; the CPU "
                                "backend runs w4a16 from AWQ checkpoints)",
                                to_string(formats.weights))};
-  if (formats.kv != KvFormat::fp16)
-    return {false, fmt::format("cuda: --kv {} is not built yet on the CUDA backend (fp16 is; the CPU backend "
-                               "runs int8)",
-                               to_string(formats.kv))};
+  // int8/int4 KV: codes and an fp16 (scale, zero) per (token, KV head), written by rope_kv_write and
+  // read by the attention kernels, which run head_dim 64 and 128.
+  const int hd = source.config.head_dim;
+  if (formats.kv != KvFormat::fp16 && hd != 64 && hd != 128)
+    return {false, fmt::format("cuda: --kv {} needs head_dim 64 or 128; {} has {} (use --kv fp16)",
+                               to_string(formats.kv), source.config.name, hd)};
   return {};
 }
 

@@ -31,20 +31,19 @@ void CudaBackendImpl::fill_context(int seq, int length, uint64_t seed) {
   kv_->grow(s.slot, length);
   kv_->upload_changes(stream_.get());
 
-  // Uniform values in [-1, 1) (fill_synthetic with shift 0), block by block; runs of consecutive
-  // physical blocks (the usual case on a fresh cache) are one launch.
-  const int64_t block_elems = int64_t{c_.n_kv_heads} * kv_->block_size() * c_.head_dim;
+  // Random valid blocks in the cache's format (fp16 values in [-1, 1), or codes with real scales and
+  // zeros: fill_kv_synthetic); runs of consecutive physical blocks (the usual case on a fresh cache)
+  // are one launch.
   const std::vector<int>& blocks = kv_->blocks(s.slot);
   for (int l = 0; l < c_.n_layers; ++l) {
     const KvCacheView view = kv_->view(l);
-    half* pools[2] = {view.k, view.v};
+    void* pools[2] = {view.k, view.v};
     for (int kv = 0; kv < 2; ++kv) {
       for (size_t i = 0; i < blocks.size();) {
         size_t j = i + 1;
         while (j < blocks.size() && blocks[j] == blocks[j - 1] + 1) ++j;
-        const uint64_t tensor_id = (uint64_t(l) << 33) | (uint64_t(kv) << 32) | uint64_t(blocks[i]);
-        fill_synthetic(pools[kv] + blocks[i] * block_elems, int64_t(j - i) * block_elems, seed, tensor_id, 0,
-                       false, stream_.get());
+        fill_kv_synthetic(view, pools[kv], blocks[i], int64_t(j - i), seed, (uint64_t(l) << 1) | uint64_t(kv),
+                          stream_.get());
         i = j;
       }
     }

@@ -33,22 +33,30 @@ void BlockAllocator::release(int block) {
   free_.push_back(block);
 }
 
-int64_t kv_block_bytes(const ModelConfig& c, int block_size) {
-  return int64_t{2} * c.n_layers * c.n_kv_heads * block_size * c.head_dim * int64_t{sizeof(half)};
+KvCacheView kv_layout(const ModelConfig& c, int block_size, KvFormat format) {
+  KvCacheView v;
+  v.block_size = block_size;
+  v.n_kv_heads = c.n_kv_heads;
+  v.head_dim = c.head_dim;
+  v.bits = kv_bits(format);
+  return v;
 }
 
-PagedKvCache::PagedKvCache(const ModelConfig& c, int block_size, int num_blocks, int max_slots,
-                           int max_blocks_per_seq, cudaStream_t stream)
-    : n_layers_(c.n_layers),
-      n_kv_heads_(c.n_kv_heads),
-      head_dim_(c.head_dim),
+int64_t kv_block_bytes(const ModelConfig& c, int block_size, KvFormat format) {
+  return int64_t{2} * c.n_layers * kv_layout(c, block_size, format).block_bytes();
+}
+
+PagedKvCache::PagedKvCache(const ModelConfig& c, KvFormat format, int block_size, int num_blocks,
+                           int max_slots, int max_blocks_per_seq, cudaStream_t stream)
+    : layout_(kv_layout(c, block_size, format)),
+      n_layers_(c.n_layers),
       block_size_(block_size),
       num_blocks_(num_blocks),
       max_slots_(max_slots),
       max_blocks_per_seq_(max_blocks_per_seq),
-      layer_elems_(int64_t{num_blocks} * c.n_kv_heads * block_size * c.head_dim),
-      k_(static_cast<size_t>(layer_elems_ * c.n_layers), "kv_cache K pool"),
-      v_(static_cast<size_t>(layer_elems_ * c.n_layers), "kv_cache V pool"),
+      layer_bytes_(int64_t{num_blocks} * layout_.block_bytes()),
+      k_(static_cast<size_t>(layer_bytes_ * c.n_layers), "kv_cache K pool"),
+      v_(static_cast<size_t>(layer_bytes_ * c.n_layers), "kv_cache V pool"),
       table_host_(static_cast<size_t>(max_slots + 1) * max_blocks_per_seq, "kv_cache block table (host)"),
       table_dev_(static_cast<size_t>(max_slots + 1) * max_blocks_per_seq, "kv_cache block table"),
       blocks_(max_slots),
@@ -57,7 +65,8 @@ PagedKvCache::PagedKvCache(const ModelConfig& c, int block_size, int num_blocks,
   if (num_blocks < 2)
     throw std::runtime_error("KV cache: needs at least 2 blocks (one is the padding block)");
   // Zeroed pools: a kernel that reads a whole block whose tail no token has written yet sees finite
-  // numbers, never NaN garbage that a zero softmax weight would still turn into NaN.
+  // numbers (fp16 zeros, or codes with a zero scale and zero), never NaN garbage that a zero softmax
+  // weight would still turn into NaN.
   RL_CUDA_CHECK("kv_cache", cudaMemsetAsync(k_.get(), 0, k_.bytes(), stream));
   RL_CUDA_CHECK("kv_cache", cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream));
   // Every entry starts at block 0 (the dummy's), so even an entry no sequence owns points inside the pool.
@@ -69,14 +78,11 @@ PagedKvCache::PagedKvCache(const ModelConfig& c, int block_size, int num_blocks,
 }
 
 KvCacheView PagedKvCache::view(int layer) const {
-  KvCacheView v;
-  v.k = k_.get() + layer * layer_elems_;
-  v.v = v_.get() + layer * layer_elems_;
+  KvCacheView v = layout_;
+  v.k = k_.get() + layer * layer_bytes_;
+  v.v = v_.get() + layer * layer_bytes_;
   v.block_table = table_dev_.get();
   v.max_blocks_per_seq = max_blocks_per_seq_;
-  v.block_size = block_size_;
-  v.n_kv_heads = n_kv_heads_;
-  v.head_dim = head_dim_;
   return v;
 }
 

@@ -1,8 +1,8 @@
 // The paged KV cache of the CUDA backend: per layer, K and V pools of fixed-size blocks laid out as
-// kernels/kernels.cuh says ([num_blocks, n_kv_heads, block_size, head_dim] fp16), a free list of
-// blocks shared by all sequences, and the block table ([rows, max_blocks_per_seq] int32) that maps a
-// sequence slot's logical block to a physical one. Paging lets sequences of very different lengths
-// share one pool without reserving the longest possible context for each.
+// kernels/kernels.cuh says for the KV format (fp16 rows, or int8/int4 codes followed by an fp16
+// (scale, zero) per token and KV head), a free list of blocks shared by all sequences, and the block table
+// ([rows, max_blocks_per_seq] int32) that maps a sequence slot's logical block to a physical one. Paging lets
+// sequences of very different lengths share one pool without reserving the longest possible context for each.
 //
 // One extra table row, the dummy slot, owns block 0: the padded rows of a graph-captured decode step
 // write and read there, so padding never touches a real sequence's cache.
@@ -17,6 +17,7 @@
 
 #include "engine/config.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/formats.h"
 #include "kernels/kernels.cuh"
 
 namespace ridgeline::cuda {
@@ -37,14 +38,17 @@ class BlockAllocator {
   std::vector<bool> is_free_;
 };
 
-// Bytes one block takes over all layers, K and V.
-int64_t kv_block_bytes(const ModelConfig& c, int block_size);
+// The layout of one layer's pools for a model and KV format (pointers and block table unset).
+KvCacheView kv_layout(const ModelConfig& c, int block_size, KvFormat format);
+// Bytes one block takes over all layers, K and V, scales and zeros included: block_size times the
+// op table's kv_bytes_per_token().
+int64_t kv_block_bytes(const ModelConfig& c, int block_size, KvFormat format);
 
 class PagedKvCache {
  public:
   // `max_slots` sequence slots plus the dummy slot; `num_blocks` includes the dummy's block 0.
-  PagedKvCache(const ModelConfig& c, int block_size, int num_blocks, int max_slots, int max_blocks_per_seq,
-               cudaStream_t stream);
+  PagedKvCache(const ModelConfig& c, KvFormat format, int block_size, int num_blocks, int max_slots,
+               int max_blocks_per_seq, cudaStream_t stream);
 
   KvCacheView view(int layer) const;
   int block_size() const { return block_size_; }
@@ -71,9 +75,10 @@ class PagedKvCache {
     return table_host_.get() + static_cast<int64_t>(slot) * max_blocks_per_seq_;
   }
 
-  int n_layers_, n_kv_heads_, head_dim_, block_size_, num_blocks_, max_slots_, max_blocks_per_seq_;
-  int64_t layer_elems_;  // elements of one layer's K (or V) pool
-  DeviceBuffer<half> k_, v_;
+  KvCacheView layout_;  // one layer's view without pointers
+  int n_layers_, block_size_, num_blocks_, max_slots_, max_blocks_per_seq_;
+  int64_t layer_bytes_;  // bytes of one layer's K (or V) pool
+  DeviceBuffer<uint8_t> k_, v_;
   PinnedBuffer<int> table_host_;
   DeviceBuffer<int> table_dev_;
   std::vector<std::vector<int>> blocks_;      // per slot, in logical order

@@ -120,16 +120,24 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
-void fake_quantize_kv(float* x, int n, int bits) {
-  float mn = *std::min_element(x, x + n), mx = *std::max_element(x, x + n);
-  float qmax = static_cast<float>((1 << bits) - 1);
-  float scale = round_to_fp16((mx - mn) / qmax);
-  float zero = round_to_fp16(mn);
+KvScale quantize_kv(const float* x, int n, int bits, uint8_t* codes) {
+  if (bits != 8 && bits != 4) throw std::invalid_argument("quantize_kv: bits must be 8 or 4");
+  if (n <= 0) return {};
+  const float mn = *std::min_element(x, x + n), mx = *std::max_element(x, x + n);
+  const float qmax = static_cast<float>((1 << bits) - 1);
+  KvScale s{round_to_fp16((mx - mn) / qmax), round_to_fp16(mn)};
   for (int i = 0; i < n; ++i) {
-    float q = scale > 0.0f ? std::nearbyint((x[i] - zero) / scale) : 0.0f;
-    q = std::clamp(q, 0.0f, qmax);
-    x[i] = q * scale + zero;
+    // Round half to even (nearbyint in the default rounding mode), as the GPU's rintf.
+    float q = s.scale > 0.0f ? std::nearbyint((x[i] - s.zero) / s.scale) : 0.0f;
+    codes[i] = static_cast<uint8_t>(std::clamp(q, 0.0f, qmax));
   }
+  return s;
+}
+
+void fake_quantize_kv(float* x, int n, int bits) {
+  std::vector<uint8_t> codes(std::max(n, 0));
+  const KvScale s = quantize_kv(x, n, bits, codes.data());
+  for (int i = 0; i < n; ++i) x[i] = dequantize_kv(codes[i], s);
 }
 
 int argmax(const float* logits, int vocab) {

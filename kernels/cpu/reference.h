@@ -38,9 +38,21 @@ void attention(const float* q, const float* K, const float* V, int64_t kv_stride
 // swiglu: out = silu(gate) * up, elementwise over n values.
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 
-// KV quantization per token per KV head, asymmetric (docs/DESIGN.md: scale and zero stored beside the block,
-// rounded to fp16): scale = (max-min)/(2^bits-1), zero = min, q = clamp(round((x-zero)/scale)),
-// dequantized q*scale + zero. Quantizes `x` [n] in place to what a reader would see.
+// KV quantization of one (token, KV head) row, asymmetric, LMDeploy's quant_policy semantics
+// (tests/data/tiny-internlm2-chat/README.md): scale = fp16((max-min)/(2^bits-1)), zero = fp16(min),
+// code = clamp(round_half_even((x-zero)/scale), 0, 2^bits-1) (0 where scale is 0), all in float32
+// with IEEE division; read back as code*scale + zero. The CUDA KV write (kernels/rope_kv_write.cu)
+// computes the same codes and scales bit for bit from the same inputs.
+struct KvScale {
+  float scale = 0.0f;  // fp16-representable, as stored
+  float zero = 0.0f;   // fp16-representable, as stored
+};
+// Quantizes x[n] (bits 8 or 4) into codes[n] (one code per byte, unpacked) and returns the row's scale.
+KvScale quantize_kv(const float* x, int n, int bits, uint8_t* codes);
+inline float dequantize_kv(uint8_t code, KvScale s) {
+  return static_cast<float>(code) * s.scale + s.zero;
+}
+// quantize_kv then dequantize_kv in place: x [n] becomes what a reader of the cache sees.
 void fake_quantize_kv(float* x, int n, int bits);
 
 // Index of the largest logit, lowest index on ties; NaN never wins.

@@ -1,6 +1,7 @@
 // Helpers of the kernel tests: seeded random data (never zeros), fp16 round trips, the NMSE gate,
-// and a paged KV cache with a shuffled block table whose unused slots hold NaN, so a kernel that
-// reads past a sequence's context or into another sequence's blocks produces NaN and fails.
+// and a paged KV cache (fp16, int8 or int4) with a shuffled block table whose unused slots hold NaN,
+// so a kernel that reads past a sequence's context or into another sequence's blocks produces NaN
+// and fails.
 #pragma once
 
 #include <algorithm>
@@ -11,10 +12,12 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_fp16.h>
 
+#include "kernels/cpu/reference.h"
 #include "kernels/kernels.cuh"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -71,19 +74,23 @@ inline bool is_poison(half h) {
   return half_bits(h) == 0xFFFFu;
 }
 
-// A paged KV cache on host and device: slot s holds up to capacity[s] tokens in blocks drawn in
-// shuffled order from a pool with spare blocks nobody owns; table entries past a slot's capacity
-// are -1, so a kernel that follows them faults under compute-sanitizer. Host pools mirror the
-// device ones and hold NaN wherever nothing was written.
+// A paged KV cache on host and device, in any KV format (bits 16: fp16, 8 / 4: codes with an fp16
+// (scale, zero) per token and head, the layout of kernels/kernels.cuh): slot s holds up to
+// capacity[s] tokens in blocks drawn in shuffled order from a pool with spare blocks nobody owns;
+// table entries past a slot's capacity are -1, so a kernel that follows them faults under
+// compute-sanitizer. Host pools mirror the device ones byte for byte and hold 0xFF wherever
+// nothing was written (fp16 NaN values and NaN scales; codes that still decode, so the tests also
+// check which bytes were written).
 struct PagedCache {
-  int slots = 0, n_kv = 0, head_dim = 0, block_size = 0, max_blocks_per_seq = 0, num_blocks = 0;
-  std::vector<int> table;  // [slots, max_blocks_per_seq]
-  std::vector<half> k, v;  // [num_blocks, n_kv, block_size, head_dim]
-  TestBuffer<half> dk, dv;
+  int slots = 0, n_kv = 0, head_dim = 0, block_size = 0, max_blocks_per_seq = 0, num_blocks = 0, bits = 16;
+  std::vector<int> table;     // [slots, max_blocks_per_seq]
+  std::vector<uint8_t> k, v;  // num_blocks blocks of layout().block_bytes()
+  TestBuffer<uint8_t> dk, dv;
   TestBuffer<int> dtable;
 
-  PagedCache(const std::vector<int>& capacity, int n_kv_, int head_dim_, int block_size_, std::mt19937& rng)
-      : slots(int(capacity.size())), n_kv(n_kv_), head_dim(head_dim_), block_size(block_size_) {
+  PagedCache(const std::vector<int>& capacity, int n_kv_, int head_dim_, int block_size_, std::mt19937& rng,
+             int bits_ = 16)
+      : slots(int(capacity.size())), n_kv(n_kv_), head_dim(head_dim_), block_size(block_size_), bits(bits_) {
     std::vector<int> blocks(slots);
     for (int s = 0; s < slots; ++s) {
       blocks[s] = (capacity[s] + block_size - 1) / block_size;
@@ -99,12 +106,11 @@ struct PagedCache {
     size_t next = 0;
     for (int s = 0; s < slots; ++s)
       for (int b = 0; b < blocks[s]; ++b) table[size_t(s) * max_blocks_per_seq + b] = perm[next++];
-    size_t n = size_t(num_blocks) * n_kv * block_size * head_dim;
-    half nan_h = half_from_bits(0xFFFFu);  // fp16 NaN
-    k.assign(n, nan_h);
-    v.assign(n, nan_h);
-    dk = TestBuffer<half>(n);
-    dv = TestBuffer<half>(n);
+    const size_t n = size_t(num_blocks) * layout().block_bytes();
+    k.assign(n, 0xFF);
+    v.assign(n, 0xFF);
+    dk = TestBuffer<uint8_t>(n);
+    dv = TestBuffer<uint8_t>(n);
     dtable = TestBuffer<int>(table);
   }
 
@@ -114,20 +120,94 @@ struct PagedCache {
     return half(r);
   }
 
-  size_t index(int slot, int pos, int h, int d) const {
-    int block = table[size_t(slot) * max_blocks_per_seq + pos / block_size];
-    return ((size_t(block) * n_kv + h) * block_size + pos % block_size) * head_dim + d;
+  // The view without pointers: the layout arithmetic of kernels/kernels.cuh, on the host.
+  cuda::KvCacheView layout() const {
+    cuda::KvCacheView c;
+    c.max_blocks_per_seq = max_blocks_per_seq;
+    c.block_size = block_size;
+    c.n_kv_heads = n_kv;
+    c.head_dim = head_dim;
+    c.bits = bits;
+    return c;
   }
 
-  // Random K/V for positions [0, len) of `slot` (host side; call upload() after).
+  size_t block_base(int slot, int pos) const {
+    const int block = table[size_t(slot) * max_blocks_per_seq + pos / block_size];
+    return size_t(block) * layout().block_bytes();
+  }
+  // Byte of the fp16 value (bits 16) or of the byte holding the code (int8/int4) of dim d.
+  size_t value_byte(int slot, int pos, int h, int d) const {
+    const cuda::KvCacheView c = layout();
+    const int sl = pos % block_size;
+    size_t unit = block_base(slot, pos) + c.unit_offset(h, sl, d / 8) + (sl % c.tokens_per_unit()) * bits;
+    return unit + size_t(d % 8) * bits / 8;
+  }
+  size_t scale_byte(int slot, int pos, int h) const {
+    return block_base(slot, pos) + layout().scale_offset(h, pos % block_size);
+  }
+
+  // int8/int4: the stored code of dim d, and the stored (scale, zero).
+  int code(const std::vector<uint8_t>& pool, int slot, int pos, int h, int d) const {
+    const uint8_t b = pool[value_byte(slot, pos, h, d)];
+    return bits == 8 ? b : (d % 2 == 0 ? b & 0xF : b >> 4);
+  }
+  std::pair<uint16_t, uint16_t> scale_bits(const std::vector<uint8_t>& pool, int slot, int pos, int h) const {
+    uint16_t sz[2];
+    std::memcpy(sz, pool.data() + scale_byte(slot, pos, h), 4);
+    return {sz[0], sz[1]};
+  }
+  // What a reader sees: the fp16 value, or code * scale + zero.
+  float value(const std::vector<uint8_t>& pool, int slot, int pos, int h, int d) const {
+    if (bits == 16) {
+      uint16_t raw;
+      std::memcpy(&raw, pool.data() + value_byte(slot, pos, h, d), 2);
+      return __half2float(half_from_bits(raw));
+    }
+    auto [s, z] = scale_bits(pool, slot, pos, h);
+    return ref::dequantize_kv(uint8_t(code(pool, slot, pos, h, d)),
+                              {__half2float(half_from_bits(s)), __half2float(half_from_bits(z))});
+  }
+
+  // Stores one (token, head) row of head_dim values as the cache's format holds it (fp16, or
+  // ref::quantize_kv's codes and scale).
+  void write_row(std::vector<uint8_t>& pool, int slot, int pos, int h, const float* x) const {
+    if (bits == 16) {
+      for (int d = 0; d < head_dim; ++d) {
+        const uint16_t raw = half_bits(__float2half_rn(x[d]));
+        std::memcpy(pool.data() + value_byte(slot, pos, h, d), &raw, 2);
+      }
+      return;
+    }
+    std::vector<uint8_t> codes(head_dim);
+    const ref::KvScale s = ref::quantize_kv(x, head_dim, bits, codes.data());
+    for (int d = 0; d < head_dim; ++d) {
+      uint8_t& b = pool[value_byte(slot, pos, h, d)];
+      if (bits == 8)
+        b = codes[d];
+      else if (d % 2 == 0)
+        b = uint8_t((b & 0xF0) | codes[d]);
+      else
+        b = uint8_t((b & 0x0F) | (codes[d] << 4));
+    }
+    const uint16_t sz[2] = {half_bits(__float2half_rn(s.scale)), half_bits(__float2half_rn(s.zero))};
+    std::memcpy(pool.data() + scale_byte(slot, pos, h), sz, 4);
+  }
+
+  // Random K/V rows (fp16 values in [-1, 1), quantized for int8/int4) for positions [0, len) of
+  // `slot` (host side; call upload() after). The same draws for every format, so caches of one
+  // seed and capacity in two formats hold the same rows.
   void fill_random(int slot, int len, std::mt19937& rng) {
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> kr(head_dim), vr(head_dim);
     for (int p = 0; p < len; ++p)
-      for (int h = 0; h < n_kv; ++h)
+      for (int h = 0; h < n_kv; ++h) {
         for (int d = 0; d < head_dim; ++d) {
-          k[index(slot, p, h, d)] = __float2half_rn(dist(rng));
-          v[index(slot, p, h, d)] = __float2half_rn(dist(rng));
+          kr[d] = __half2float(__float2half_rn(dist(rng)));
+          vr[d] = __half2float(__float2half_rn(dist(rng)));
         }
+        write_row(k, slot, p, h, kr.data());
+        write_row(v, slot, p, h, vr.data());
+      }
   }
 
   void upload() {
@@ -139,7 +219,8 @@ struct PagedCache {
     v = dv.download();
   }
 
-  // K and V of positions [0, len) of `slot` as float rows [len, n_kv*head_dim] (ref::attention's layout).
+  // K and V of positions [0, len) of `slot` as float rows [len, n_kv*head_dim] (ref::attention's
+  // layout), dequantized as the kernels read them.
   void gather(int slot, int len, std::vector<float>& K, std::vector<float>& V) const {
     K.assign(size_t(len) * n_kv * head_dim, 0.0f);
     V.assign(K.size(), 0.0f);
@@ -147,22 +228,23 @@ struct PagedCache {
       for (int h = 0; h < n_kv; ++h)
         for (int d = 0; d < head_dim; ++d) {
           size_t dst = (size_t(p) * n_kv + h) * head_dim + d;
-          K[dst] = __half2float(k[index(slot, p, h, d)]);
-          V[dst] = __half2float(v[index(slot, p, h, d)]);
+          K[dst] = value(k, slot, p, h, d);
+          V[dst] = value(v, slot, p, h, d);
         }
   }
 
   cuda::KvCacheView view() const {
-    cuda::KvCacheView c;
+    cuda::KvCacheView c = layout();
     c.k = dk.get();
     c.v = dv.get();
     c.block_table = dtable.get();
-    c.max_blocks_per_seq = max_blocks_per_seq;
-    c.block_size = block_size;
-    c.n_kv_heads = n_kv;
-    c.head_dim = head_dim;
     return c;
   }
 };
+
+// "fp16" / "int8" / "int4" for test names and log lines.
+inline std::string kv_name(int bits) {
+  return bits == 16 ? "fp16" : bits == 8 ? "int8" : "int4";
+}
 
 }  // namespace ridgeline::test

@@ -1,7 +1,10 @@
 // The element-wise, norm, embedding, RoPE/KV-write, argmax and weight-fill kernels against the CPU
 // reference (kernels/cpu/reference.h) on random fp16-representable inputs, with every output
 // poisoned (NaN) before the launch. Attention and sampling live in their own files.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -149,34 +152,84 @@ TEST(KernelGemv, MatchesReferenceForDecodeBatchesAtModelShapes) {
 struct RopeCase {
   int n_heads, n_kv, head_dim, block_size;
   float base, pos_scale;
+  std::string name() const {
+    return shape_name(
+        {{"heads", n_heads}, {"kv", n_kv}, {"hd", head_dim}, {"bs", block_size}, {"pos_scale", pos_scale}});
+  }
 };
+
+const std::vector<RopeCase> kRopeCases = {
+    {16, 8, 128, 64, 1e6f, 1.0f},   // internlm2-1.8b
+    {32, 8, 128, 16, 1e6f, 1.0f},   // internlm2-7b
+    {4, 2, 128, 32, 1e6f, 2.0f},    // tiny test model, linear rope scaling
+    {8, 8, 64, 16, 1e4f, 1.0f},     // MHA, head_dim 64
+    {48, 8, 128, 256, 1e6f, 1.0f},  // group 6 (20b-like), large blocks
+};
+
+// Tokens of three sequences in one launch: a prompt at 0..9 of slot 2, the end of a long context
+// (4090..4096) of slot 0, and one decode token at 777 of slot 3; slot 1 is left untouched.
+struct RopeTokens {
+  std::vector<int> seq_ids, positions;
+  RopeTokens() {
+    for (int p = 0; p < 10; ++p) seq_ids.push_back(2), positions.push_back(p);
+    for (int p = 4090; p <= 4096; ++p) seq_ids.push_back(0), positions.push_back(p);
+    seq_ids.push_back(3), positions.push_back(777);
+  }
+  int n() const { return int(seq_ids.size()); }
+};
+
+// Runs rope_kv_write on `qkv` into a fresh poisoned cache of `bits` (block table drawn from `seed`,
+// so caches of one seed share it); returns the rotated q and leaves the cache downloaded.
+std::vector<float> run_rope(const RopeCase& c, const RopeTokens& tok, const std::vector<float>& qkv, int bits,
+                            uint32_t seed, std::unique_ptr<PagedCache>& cache) {
+  std::mt19937 rng(seed);
+  cache = std::make_unique<PagedCache>(std::vector<int>{4097, 64, 16, 800}, c.n_kv, c.head_dim, c.block_size,
+                                       rng, bits);
+  cache->upload();
+  TestBuffer<half> d_qkv(to_half(qkv)), d_q(size_t(tok.n()) * c.n_heads * c.head_dim);
+  TestBuffer<int> d_seq(tok.seq_ids), d_pos(tok.positions);
+  d_q.poison();
+  cuda::rope_kv_write({.qkv = d_qkv.get(),
+                       .slots = d_seq.get(),
+                       .positions = d_pos.get(),
+                       .n_tokens = tok.n(),
+                       .n_heads = c.n_heads,
+                       .cache = cache->view(),
+                       .rope_base = c.base,
+                       .pos_scale = c.pos_scale,
+                       .q_out = d_q.get()},
+                      nullptr);
+  std::vector<float> q = to_float(d_q.download());
+  cache->download();
+  return q;
+}
+
+// Bytes of either pool that rope_kv_write changed although they belong to no token of `tok`: its
+// K/V rows (values or codes) and, for int8/int4, their (scale, zero) are the only bytes it may write.
+size_t stray_writes(const PagedCache& cache, const RopeTokens& tok) {
+  std::vector<bool> mask(cache.k.size(), false);
+  const int value_bytes = cache.bits == 16 ? 2 : 1;
+  for (int t = 0; t < tok.n(); ++t)
+    for (int h = 0; h < cache.n_kv; ++h) {
+      for (int d = 0; d < cache.head_dim; ++d)
+        for (int b = 0; b < value_bytes; ++b)
+          mask[cache.value_byte(tok.seq_ids[t], tok.positions[t], h, d) + b] = true;
+      if (cache.bits < 16)
+        for (int b = 0; b < 4; ++b) mask[cache.scale_byte(tok.seq_ids[t], tok.positions[t], h) + b] = true;
+    }
+  size_t stray = 0;
+  for (size_t i = 0; i < mask.size(); ++i) stray += !mask[i] && (cache.k[i] != 0xFF || cache.v[i] != 0xFF);
+  return stray;
+}
 
 TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
   RL_REQUIRE_GPU();
-  const std::vector<RopeCase> cases = {
-      {16, 8, 128, 64, 1e6f, 1.0f},   // internlm2-1.8b
-      {32, 8, 128, 16, 1e6f, 1.0f},   // internlm2-7b
-      {4, 2, 128, 32, 1e6f, 2.0f},    // tiny test model, linear rope scaling
-      {8, 8, 64, 16, 1e4f, 1.0f},     // MHA, head_dim 64
-      {48, 8, 128, 256, 1e6f, 1.0f},  // group 6 (20b-like), large blocks
-  };
-  // Tokens of three sequences in one launch: a prompt at 0..9 of slot 2, the end of a long context
-  // (4090..4096) of slot 0, and one decode token at 777 of slot 3; slot 1 is left untouched.
-  std::vector<int> seq_ids, positions;
-  for (int p = 0; p < 10; ++p) seq_ids.push_back(2), positions.push_back(p);
-  for (int p = 4090; p <= 4096; ++p) seq_ids.push_back(0), positions.push_back(p);
-  seq_ids.push_back(3), positions.push_back(777);
-  const int n_tokens = int(seq_ids.size());
-
-  for (const RopeCase& c : cases) {
-    std::string shape = shape_name({{"heads", c.n_heads},
-                                    {"kv", c.n_kv},
-                                    {"hd", c.head_dim},
-                                    {"bs", c.block_size},
-                                    {"pos_scale", c.pos_scale}});
+  const RopeTokens tok;
+  const int n_tokens = tok.n();
+  for (const RopeCase& c : kRopeCases) {
+    const std::string shape = c.name();
     SCOPED_TRACE(shape);
     std::mt19937 rng(c.n_heads * 1000 + c.block_size);
-    PagedCache cache({4097, 64, 16, 800}, c.n_kv, c.head_dim, c.block_size, rng);
     const int hd = c.head_dim, qkv_dim = (c.n_heads + 2 * c.n_kv) * hd;
     auto qkv = random_fp16_values(size_t(n_tokens) * qkv_dim, rng);
 
@@ -185,47 +238,84 @@ TEST(KernelRopeKvWrite, RotatesQAndKAndWritesThePagedCacheAtEachTokensSlot) {
     for (int t = 0; t < n_tokens; ++t) {
       float* q = q_ref.data() + size_t(t) * c.n_heads * hd;
       ref::split_qkv(qkv.data() + size_t(t) * qkv_dim, c.n_heads, c.n_kv, hd, q, k_tok.data(), v_tok.data());
-      for (int h = 0; h < c.n_heads; ++h) ref::rope(q + h * hd, hd, positions[t], c.base, c.pos_scale);
+      for (int h = 0; h < c.n_heads; ++h) ref::rope(q + h * hd, hd, tok.positions[t], c.base, c.pos_scale);
       for (int h = 0; h < c.n_kv; ++h)
-        ref::rope(k_tok.data() + h * hd, hd, positions[t], c.base, c.pos_scale);
+        ref::rope(k_tok.data() + h * hd, hd, tok.positions[t], c.base, c.pos_scale);
       k_ref.insert(k_ref.end(), k_tok.begin(), k_tok.end());
       v_ref.insert(v_ref.end(), v_tok.begin(), v_tok.end());
     }
 
-    cache.upload();
-    TestBuffer<half> d_qkv(to_half(qkv)), d_q(q_ref.size());
-    TestBuffer<int> d_seq(seq_ids), d_pos(positions);
-    d_q.poison();
-    cuda::rope_kv_write({.qkv = d_qkv.get(),
-                         .slots = d_seq.get(),
-                         .positions = d_pos.get(),
-                         .n_tokens = n_tokens,
-                         .n_heads = c.n_heads,
-                         .cache = cache.view(),
-                         .rope_base = c.base,
-                         .pos_scale = c.pos_scale,
-                         .q_out = d_q.get()},
-                        nullptr);
-    double eq = nmse(to_float(d_q.download()), q_ref);
-    cache.download();
-
+    std::unique_ptr<PagedCache> cache;
+    const std::vector<float> q_got = run_rope(c, tok, qkv, 16, c.n_heads * 1000 + c.block_size, cache);
     std::vector<float> k_got, v_got;
     for (int t = 0; t < n_tokens; ++t)
       for (int h = 0; h < c.n_kv; ++h)
         for (int d = 0; d < hd; ++d) {
-          k_got.push_back(__half2float(cache.k[cache.index(seq_ids[t], positions[t], h, d)]));
-          v_got.push_back(__half2float(cache.v[cache.index(seq_ids[t], positions[t], h, d)]));
+          k_got.push_back(cache->value(cache->k, tok.seq_ids[t], tok.positions[t], h, d));
+          v_got.push_back(cache->value(cache->v, tok.seq_ids[t], tok.positions[t], h, d));
         }
-    double ek = nmse(k_got, k_ref);
+    double eq = nmse(q_got, q_ref), ek = nmse(k_got, k_ref);
     report_nmse("rope_kv_write.q", shape, eq);
     report_nmse("rope_kv_write.k", shape, ek);
     EXPECT_LE(eq, kElementwiseNmse);
     EXPECT_LE(ek, kElementwiseNmse);
     EXPECT_EQ(v_got, v_ref);  // V is copied, not rotated
-    // Nothing but those slots was written: every other element of both pools is still NaN.
-    size_t written = 0;
-    for (size_t i = 0; i < cache.k.size(); ++i) written += !is_poison(cache.k[i]) + !is_poison(cache.v[i]);
-    EXPECT_EQ(written, size_t(n_tokens) * c.n_kv * hd * 2);
+    // Nothing but those slots was written: every other byte of both pools is still poison.
+    EXPECT_EQ(stray_writes(*cache, tok), 0u);
+  }
+}
+
+// int8/int4: the codes and (scale, zero) that rope_kv_write stores are exactly ref::quantize_kv's
+// of the rows the fp16 cache stores (the same kernel rounds k to fp16 before quantizing it), byte
+// for byte; q is the fp16 run's, bit for bit; nothing else is written.
+TEST(KernelRopeKvWrite, QuantizedCacheHoldsTheCpuReferenceCodesAndScalesExactly) {
+  RL_REQUIRE_GPU();
+  const RopeTokens tok;
+  const int n_tokens = tok.n();
+  for (int bits : {8, 4}) {
+    for (const RopeCase& c : kRopeCases) {
+      const std::string shape = kv_name(bits) + " " + c.name();
+      SCOPED_TRACE(shape);
+      std::mt19937 rng(c.n_heads * 31 + c.block_size + bits);
+      const int hd = c.head_dim, qkv_dim = (c.n_heads + 2 * c.n_kv) * hd;
+      // Wider than [-1, 1) in places, so that rows differ in range and scale.
+      auto qkv = random_fp16_values(size_t(n_tokens) * qkv_dim, rng, -3.0f, 2.0f);
+      const uint32_t seed = 7 + bits;
+      std::unique_ptr<PagedCache> plain, quant;
+      const std::vector<float> q16 = run_rope(c, tok, qkv, 16, seed, plain);
+      const std::vector<float> qq = run_rope(c, tok, qkv, bits, seed, quant);
+      EXPECT_EQ(qq, q16);
+
+      size_t code_mismatch = 0, scale_mismatch = 0;
+      double err_num = 0, err_den = 0;
+      std::vector<float> row(hd);
+      std::vector<uint8_t> codes(hd);
+      for (int t = 0; t < n_tokens; ++t)
+        for (int h = 0; h < c.n_kv; ++h)
+          for (int kv = 0; kv < 2; ++kv) {
+            const auto& fp16_pool = kv == 0 ? plain->k : plain->v;
+            const auto& q_pool = kv == 0 ? quant->k : quant->v;
+            const int s = tok.seq_ids[t], p = tok.positions[t];
+            for (int d = 0; d < hd; ++d) row[d] = plain->value(fp16_pool, s, p, h, d);
+            const ref::KvScale want = ref::quantize_kv(row.data(), hd, bits, codes.data());
+            for (int d = 0; d < hd; ++d) {
+              code_mismatch += quant->code(q_pool, s, p, h, d) != codes[d];
+              const double e = quant->value(q_pool, s, p, h, d) - row[d];
+              err_num += e * e;
+              err_den += double(row[d]) * row[d];
+            }
+            const auto [scale_bits, zero_bits] = quant->scale_bits(q_pool, s, p, h);
+            scale_mismatch += scale_bits != half_bits(__float2half_rn(want.scale)) ||
+                              zero_bits != half_bits(__float2half_rn(want.zero));
+          }
+      EXPECT_EQ(code_mismatch, 0u);
+      EXPECT_EQ(scale_mismatch, 0u);
+      // The codes read back close to the fp16 rows: half a step of a 2^bits-level grid at most.
+      const double e = err_num / err_den;
+      report_nmse("rope_kv_write." + kv_name(bits), c.name(), e);
+      EXPECT_LE(e, bits == 8 ? 1e-4 : 1e-2);
+      EXPECT_EQ(stray_writes(*quant, tok), 0u);
+    }
   }
 }
 
@@ -281,6 +371,49 @@ TEST(KernelSyntheticFill, WritesTheHostSyntheticValuesBitForBit) {
         }
       }
     }
+  }
+}
+
+// fill_kv_synthetic (CudaBackend::fill_context's): every row of the filled blocks is valid in its
+// format (finite fp16 values; codes with a positive finite scale and a finite zero), reads back in
+// about [-1, 1.25], and the blocks outside the range are untouched.
+TEST(KernelKvSyntheticFill, FillsOnlyTheGivenBlocksWithValidRowsInEveryFormat) {
+  RL_REQUIRE_GPU();
+  for (int bits : {16, 8, 4}) {
+    SCOPED_TRACE(kv_name(bits));
+    std::mt19937 rng(bits);
+    PagedCache cache({256}, 2, 128, 64, rng, bits);  // 4 blocks of the slot + 3 spare ones
+    cache.upload();
+    const std::vector<int> owned(cache.table.begin(), cache.table.begin() + 4);
+    for (int b : owned) {
+      cuda::fill_kv_synthetic(cache.view(), cache.dk.get(), b, 1, 42, 1, nullptr);
+      cuda::fill_kv_synthetic(cache.view(), cache.dv.get(), b, 1, 42, 2, nullptr);
+    }
+    cache.download();
+    std::vector<float> K, V;
+    cache.gather(0, 256, K, V);
+    size_t bad = 0, distinct_k = 0;
+    for (size_t i = 0; i < K.size(); ++i) {
+      bad += !(K[i] >= -1.01f && K[i] <= 1.26f) + !(V[i] >= -1.01f && V[i] <= 1.26f);
+      distinct_k += i > 0 && K[i] != K[i - 1];
+    }
+    EXPECT_EQ(bad, 0u);
+    EXPECT_GT(distinct_k, K.size() / 2);  // random, not constant
+    if (bits < 16)
+      for (int p = 0; p < 256; ++p)
+        for (int h = 0; h < 2; ++h) {
+          auto [s, z] = cache.scale_bits(cache.k, 0, p, h);
+          const float scale = __half2float(PagedCache::half_from_bits(s));
+          EXPECT_TRUE(scale > 0.0f && std::isfinite(__half2float(PagedCache::half_from_bits(z)))) << p;
+        }
+    // The spare blocks still hold the poison.
+    const int64_t block_bytes = cache.layout().block_bytes();
+    size_t touched = 0;
+    for (int b = 0; b < cache.num_blocks; ++b) {
+      if (std::find(owned.begin(), owned.end(), b) != owned.end()) continue;
+      for (int64_t i = 0; i < block_bytes; ++i) touched += cache.k[b * block_bytes + i] != 0xFF;
+    }
+    EXPECT_EQ(touched, 0u);
   }
 }
 
@@ -383,6 +516,8 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   view.n_kv_heads = 1;
   EXPECT_NE(invalid_argument_message([&] { decode(16); }).find("group"),
             std::string::npos);  // group 16 exceeds the supported 1..8
+  view.bits = 5;                 // not a KV format
+  EXPECT_NE(invalid_argument_message([&] { decode(1); }).find("bits"), std::string::npos);
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 // Decode and prefill attention over a paged KV cache against ref::attention, on shuffled block
 // tables whose unused slots hold NaN, for the real model shapes (1.8b: 16 heads / 8 KV heads,
-// 7b: 32 / 8, head_dim 128) and odd ones (head_dim 64, group 1, group 6, block sizes 16..256).
+// 7b: 32 / 8, head_dim 128) and odd ones (head_dim 64, group 1, group 6, block sizes 16..256), in
+// every KV format: int8/int4 caches against the reference computed on the dequantized cache (what
+// the kernels read), and, printed, against the fp16 cache the codes came from.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -38,8 +41,9 @@ std::string join(const std::vector<int>& v) {
 
 // Runs decode attention for sequences with the given context lengths (one launch), compares every
 // head of every sequence with ref::attention, returns the NMSE.
+// `bits`: the KV format (16 fp16, 8, 4). With `out` the kernel's output is returned there too.
 double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_context, int workspace_seqs,
-                  float q_scale, uint32_t seed) {
+                  float q_scale, uint32_t seed, int bits = 16, std::vector<float>* out = nullptr) {
   std::mt19937 rng(seed);
   const int n_seqs = int(contexts.size()), hd = s.head_dim, q_dim = s.n_heads * hd;
   // Sequences live in shuffled, non-identity slots of a cache with one extra (unused) slot.
@@ -49,7 +53,7 @@ double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_
   slots.resize(n_seqs);
   std::vector<int> capacity(n_seqs + 1, 16);
   for (int i = 0; i < n_seqs; ++i) capacity[slots[i]] = std::max(contexts[i], 1);
-  PagedCache cache(capacity, s.n_kv, hd, s.block_size, rng);
+  PagedCache cache(capacity, s.n_kv, hd, s.block_size, rng, bits);
   for (int i = 0; i < n_seqs; ++i) cache.fill_random(slots[i], contexts[i], rng);
   cache.upload();
   auto q = random_fp16_values(size_t(n_seqs) * q_dim, rng, -q_scale, q_scale);
@@ -77,8 +81,13 @@ double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_
                           .workspace = d_ws.get(),
                           .out = d_out.get()},
                          nullptr);
-  return nmse(to_float(d_out.download()), expect);
+  std::vector<float> got = to_float(d_out.download());
+  if (out) *out = got;
+  return nmse(got, expect);
 }
+
+// Every KV format: fp16, and int8/int4 against the reference on the dequantized cache.
+constexpr int kKvBits[] = {16, 8, 4};
 
 TEST(KernelDecodeAttention, MatchesReferenceForMixedContextLengthsInOneBatch) {
   RL_REQUIRE_GPU();
@@ -86,28 +95,37 @@ TEST(KernelDecodeAttention, MatchesReferenceForMixedContextLengthsInOneBatch) {
       {16, 8, 128, 64}, {16, 8, 128, 16}, {32, 8, 128, 64},  {32, 8, 128, 32},
       {4, 2, 128, 48},  {8, 8, 64, 16},   {48, 8, 128, 256}, {8, 1, 64, 64},
   };
-  for (const AttnShape& s : shapes) {
-    const int bs = s.block_size;
-    std::vector<int> contexts = {1, 7, 63, 65, 1000, 4097, bs, bs + 1, 2 * bs - 1};
-    double e = run_decode(s, contexts, 4097, int(contexts.size()) + 3, 1.0f, uint32_t(s.n_heads * 977 + bs));
-    std::string shape = s.name() + " ctx=" + join(contexts);
-    report_nmse("decode_attention", shape, e);
-    EXPECT_LE(e, kAttentionNmse) << shape;
+  for (int bits : kKvBits) {
+    for (const AttnShape& s : shapes) {
+      const int bs = s.block_size;
+      std::vector<int> contexts = {1, 7, 63, 65, 1000, 4097, bs, bs + 1, 2 * bs - 1};
+      double e = run_decode(s, contexts, 4097, int(contexts.size()) + 3, 1.0f,
+                            uint32_t(s.n_heads * 977 + bs + bits % 16), bits);
+      std::string shape = kv_name(bits) + " " + s.name() + " ctx=" + join(contexts);
+      report_nmse("decode_attention", shape, e);
+      EXPECT_LE(e, kAttentionNmse) << shape;
+    }
   }
 }
 
 TEST(KernelDecodeAttention, MatchesReferenceForOneSequenceSplitAcrossTheGpu) {
   RL_REQUIRE_GPU();
   // Batch 1 splits the context the most; max_context above the real context, as a CUDA graph
-  // captured for the cache's capacity would pass it.
-  for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}, AttnShape{8, 8, 64, 32}}) {
-    for (int ctx : {1, 7, 63, 65, 1000, 4097}) {
-      for (int max_context : {ctx, 8192}) {
-        double e = run_decode(s, {ctx}, max_context, 4, 1.0f, uint32_t(ctx * 31 + max_context));
-        std::string shape =
-            s.name() + " ctx=" + std::to_string(ctx) + " max_ctx=" + std::to_string(max_context);
-        report_nmse("decode_attention", shape, e);
-        EXPECT_LE(e, kAttentionNmse) << shape;
+  // captured for the cache's capacity would pass it. One shape also runs 32k tokens.
+  for (int bits : kKvBits) {
+    for (const AttnShape& s :
+         {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}, AttnShape{8, 8, 64, 32}}) {
+      for (int ctx : {1, 7, 63, 65, 1000, 4097, 32768}) {
+        if (ctx == 32768 && s.n_heads != 16) continue;  // keeps the host reference's time in check
+        for (int max_context : {ctx, 8192}) {
+          if (max_context < ctx) continue;
+          double e =
+              run_decode(s, {ctx}, max_context, 4, 1.0f, uint32_t(ctx * 31 + max_context + bits % 16), bits);
+          std::string shape = kv_name(bits) + " " + s.name() + " ctx=" + std::to_string(ctx) +
+                              " max_ctx=" + std::to_string(max_context);
+          report_nmse("decode_attention", shape, e);
+          EXPECT_LE(e, kAttentionNmse) << shape;
+        }
       }
     }
   }
@@ -117,12 +135,14 @@ TEST(KernelDecodeAttention, MatchesReferenceWhenScoresArePeaked) {
   RL_REQUIRE_GPU();
   // Large q makes the softmax nearly one-hot: the running max and the split merge must rescale
   // exactly rather than overflow or lose the winner.
-  for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 64}}) {
-    std::vector<int> contexts = {5, 300, 2049, 4097};
-    double e = run_decode(s, contexts, 4097, 4, 8.0f, 99);
-    std::string shape = s.name() + " q*8 ctx=" + join(contexts);
-    report_nmse("decode_attention", shape, e);
-    EXPECT_LE(e, kAttentionNmse) << shape;
+  for (int bits : kKvBits) {
+    for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 64}}) {
+      std::vector<int> contexts = {5, 300, 2049, 4097};
+      double e = run_decode(s, contexts, 4097, 4, 8.0f, 99 + bits % 16, bits);
+      std::string shape = kv_name(bits) + " " + s.name() + " q*8 ctx=" + join(contexts);
+      report_nmse("decode_attention", shape, e);
+      EXPECT_LE(e, kAttentionNmse) << shape;
+    }
   }
 }
 
@@ -132,10 +152,29 @@ TEST(KernelDecodeAttention, LargeBatchUsesOneSplitAndStillMatches) {
   std::uniform_int_distribution<int> len(1, 700);
   std::vector<int> contexts(64);
   for (int& c : contexts) c = len(rng);
-  AttnShape s{32, 8, 128, 64};
-  double e = run_decode(s, contexts, 700, 64, 1.0f, 17);
-  report_nmse("decode_attention", s.name() + " batch=64 ctx<=700", e);
-  EXPECT_LE(e, kAttentionNmse);
+  const AttnShape s{32, 8, 128, 64};
+  for (int bits : kKvBits) {
+    double e = run_decode(s, contexts, 700, 64, 1.0f, 17 + bits % 16, bits);
+    report_nmse("decode_attention", kv_name(bits) + " " + s.name() + " batch=64 ctx<=700", e);
+    EXPECT_LE(e, kAttentionNmse) << kv_name(bits);
+  }
+}
+
+// What the quantization itself costs: the same rows (fp16 values, and their int8/int4 codes), the
+// same queries, both kernels' outputs compared. A printed figure; the gates are the kernels'.
+TEST(KernelDecodeAttention, PrintsTheInt8AndInt4ErrorAgainstTheFp16CacheAt1k8k32k) {
+  RL_REQUIRE_GPU();
+  const AttnShape s{16, 8, 128, 64};
+  for (int ctx : {1024, 8192, 32768}) {
+    std::vector<float> out16, out_q;
+    const uint32_t seed = uint32_t(ctx + 3);
+    EXPECT_LE(run_decode(s, {ctx}, ctx, 2, 1.0f, seed, 16, &out16), kAttentionNmse);
+    for (int bits : {8, 4}) {
+      EXPECT_LE(run_decode(s, {ctx}, ctx, 2, 1.0f, seed, bits, &out_q), kAttentionNmse);
+      std::printf("[kv-vs-fp16] %s %s ctx=%d: NMSE of the output against fp16 KV %.3e\n",
+                  kv_name(bits).c_str(), s.name().c_str(), ctx, nmse(out_q, out16));
+    }
+  }
 }
 
 // One sequence's part of a prefill: positions [0, start) are already cached (earlier turns), the
@@ -145,14 +184,14 @@ struct PrefillSeq {
 };
 
 double run_prefill(const AttnShape& s, const std::vector<PrefillSeq>& seqs, bool shuffle_tokens,
-                   uint32_t seed) {
+                   uint32_t seed, int bits = 16) {
   std::mt19937 rng(seed);
   const int hd = s.head_dim, q_dim = s.n_heads * hd;
   int n_slots = 0;
   for (auto& p : seqs) n_slots = std::max(n_slots, p.slot + 1);
   std::vector<int> capacity(n_slots + 1, 16);
   for (auto& p : seqs) capacity[p.slot] = p.start + p.n_new;
-  PagedCache cache(capacity, s.n_kv, hd, s.block_size, rng);
+  PagedCache cache(capacity, s.n_kv, hd, s.block_size, rng, bits);
   // rope_kv_write has already put every new token's K/V into the cache when prefill runs.
   for (auto& p : seqs) cache.fill_random(p.slot, p.start + p.n_new, rng);
   cache.upload();
@@ -197,27 +236,32 @@ double run_prefill(const AttnShape& s, const std::vector<PrefillSeq>& seqs, bool
 
 TEST(KernelPrefillAttention, MatchesReferenceForSinglePromptsOfOddLengths) {
   RL_REQUIRE_GPU();
-  for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}, AttnShape{8, 8, 64, 32},
-                             AttnShape{4, 2, 128, 48}}) {
-    for (int n : {1, 7, 63, 64, 65, 200, 1000}) {
-      if (n == 1000 && s.n_heads != 16) continue;  // keeps the CPU reference time in check
-      double e = run_prefill(s, {{1, 0, n}}, false, uint32_t(n * 13 + s.n_heads));
-      std::string shape = s.name() + " prompt=" + std::to_string(n);
-      report_nmse("prefill_attention", shape, e);
-      EXPECT_LE(e, kAttentionNmse) << shape;
+  for (int bits : kKvBits) {
+    for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}, AttnShape{8, 8, 64, 32},
+                               AttnShape{4, 2, 128, 48}}) {
+      for (int n : {1, 7, 63, 64, 65, 200, 1000}) {
+        if (n == 1000 && s.n_heads != 16) continue;  // keeps the CPU reference time in check
+        double e = run_prefill(s, {{1, 0, n}}, false, uint32_t(n * 13 + s.n_heads + bits % 16), bits);
+        std::string shape = kv_name(bits) + " " + s.name() + " prompt=" + std::to_string(n);
+        report_nmse("prefill_attention", shape, e);
+        EXPECT_LE(e, kAttentionNmse) << shape;
+      }
     }
   }
 }
 
 TEST(KernelPrefillAttention, AttendsToEarlierTurnsAlreadyInTheCache) {
   RL_REQUIRE_GPU();
-  for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}}) {
-    double e = run_prefill(s, {{0, 100, 37}}, false, 3);
-    report_nmse("prefill_attention", s.name() + " cached=100 new=37", e);
-    EXPECT_LE(e, kAttentionNmse);
-    e = run_prefill(s, {{2, 4000, 41}}, false, 4);
-    report_nmse("prefill_attention", s.name() + " cached=4000 new=41", e);
-    EXPECT_LE(e, kAttentionNmse);
+  for (int bits : kKvBits) {
+    for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}}) {
+      const std::string name = kv_name(bits) + " " + s.name();
+      double e = run_prefill(s, {{0, 100, 37}}, false, 3 + bits % 16, bits);
+      report_nmse("prefill_attention", name + " cached=100 new=37", e);
+      EXPECT_LE(e, kAttentionNmse) << name;
+      e = run_prefill(s, {{2, 4000, 41}}, false, 4 + bits % 16, bits);
+      report_nmse("prefill_attention", name + " cached=4000 new=41", e);
+      EXPECT_LE(e, kAttentionNmse) << name;
+    }
   }
 }
 
@@ -226,13 +270,15 @@ TEST(KernelPrefillAttention, MatchesReferenceForSeveralSequencesPackedInOneLaunc
   // Query tiles straddle sequence boundaries; in the shuffled variant every tile mixes sequences
   // and positions arrive out of order.
   const std::vector<PrefillSeq> seqs = {{2, 0, 70}, {0, 20, 5}, {3, 0, 130}, {1, 500, 3}, {4, 63, 66}};
-  for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 32}, AttnShape{8, 8, 64, 16},
-                             AttnShape{48, 8, 128, 256}}) {
-    for (bool shuffled : {false, true}) {
-      double e = run_prefill(s, seqs, shuffled, shuffled ? 11u : 12u);
-      std::string shape = s.name() + (shuffled ? " packed5 shuffled" : " packed5");
-      report_nmse("prefill_attention", shape, e);
-      EXPECT_LE(e, kAttentionNmse) << shape;
+  for (int bits : kKvBits) {
+    for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 32}, AttnShape{8, 8, 64, 16},
+                               AttnShape{48, 8, 128, 256}}) {
+      for (bool shuffled : {false, true}) {
+        double e = run_prefill(s, seqs, shuffled, (shuffled ? 11u : 12u) + bits % 16, bits);
+        std::string shape = kv_name(bits) + " " + s.name() + (shuffled ? " packed5 shuffled" : " packed5");
+        report_nmse("prefill_attention", shape, e);
+        EXPECT_LE(e, kAttentionNmse) << shape;
+      }
     }
   }
 }
