@@ -71,6 +71,7 @@ std::string render_html(const ReportView& v) {
     o += fmt::format("<dt>{}</dt><dd>{}</dd>\n", xml_escape(f.name),
                      f.code ? "<code>" + xml_escape(f.value) + "</code>" : xml_escape(f.value));
   o += "</dl>\n";
+  if (v.interrupted) o += para(interrupted_note(v));
 
   o += "<h2>Headline</h2>\n" + para(headline_intro());
   auto sentences = headline_sentences(r);
@@ -80,6 +81,8 @@ std::string render_html(const ReportView& v) {
     o += bullets(sentences) + table_html(headline_table(r));
 
   o += "<h2>Runs</h2>\n" + para(runs_intro(r)) + table_html(runs_table(r));
+  if (auto prefill = prefill_table(r))
+    o += "<h2>Prefill</h2>\n" + para(prefill_intro()) + table_html(*prefill);
 
   if (auto cmp = format_comparison_table(r))
     o += "<h2>Formats side by side</h2>\n" + bullets(format_comparison_sentences(r)) + table_html(*cmp);

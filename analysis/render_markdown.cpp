@@ -59,6 +59,7 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
   for (const auto& f : report_facts(r))
     add(fmt::format("- **{}**: {}\n", f.name, f.code ? code_span(f.value) : cell(f.value)));
 
+  if (v.interrupted) add("\n> " + cell(interrupted_note(v)) + "\n");
   add("\n## Headline\n\n" + headline_intro() + "\n\n");
   auto sentences = headline_sentences(r);
   if (sentences.empty())
@@ -67,6 +68,9 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
   if (!r.headline.empty()) add("\n" + markdown_table(headline_table(r)));
 
   add("\n## Runs\n\n" + runs_intro(r) + "\n\n" + markdown_table(runs_table(r)));
+
+  if (auto prefill = prefill_table(r))
+    add("\n## Prefill\n\n" + prefill_intro() + "\n\n" + markdown_table(*prefill));
 
   if (auto cmp = format_comparison_table(r)) {
     add("\n## Formats side by side\n\n");

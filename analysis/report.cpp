@@ -57,6 +57,7 @@ json run_json(const RunRecord& r) {
             {"weights", r.weights}, {"kv", r.kv},           {"group_size", r.group_size},
             {"method", r.method}};
   if (!r.contexts.empty()) j["contexts"] = r.contexts;
+  if (r.repeats != 1) j["repeats"] = r.repeats;
   json step = {{"time_us", time_json(r.step.time_us, r.step.samples_us)},
                {"tokens_per_s", r.step.tokens_per_s}};
   put_point(step, r.step.point, false);
@@ -73,6 +74,22 @@ json run_json(const RunRecord& r) {
                     {"compute_time_us", r.predicted.compute_time_us}};
   return j;
 }
+
+// The environment's text fields and clocks (MHz) by their JSON keys: written and read from one list.
+const std::pair<const char*, std::string EnvironmentInfo::*> kEnvText[] = {
+    {"host_cpu", &EnvironmentInfo::host_cpu},
+    {"compiler", &EnvironmentInfo::compiler},
+    {"cuda_compiler", &EnvironmentInfo::cuda_compiler},
+    {"uuid", &EnvironmentInfo::uuid},
+    {"cublas", &EnvironmentInfo::cublas},
+    {"nvidia_driver", &EnvironmentInfo::nvidia_driver},
+    {"ecc", &EnvironmentInfo::ecc},
+    {"nvml_error", &EnvironmentInfo::nvml_error}};
+const std::pair<const char*, int EnvironmentInfo::*> kEnvClocks[] = {
+    {"sm", &EnvironmentInfo::sm_clock_mhz},
+    {"sm_max", &EnvironmentInfo::sm_clock_max_mhz},
+    {"memory", &EnvironmentInfo::memory_clock_mhz},
+    {"memory_max", &EnvironmentInfo::memory_clock_max_mhz}};
 
 // Reading: every getter names the JSON path of what it could not find.
 [[noreturn]] void bad(const std::string& path, const std::string& what) {
@@ -184,6 +201,7 @@ RunRecord read_run(const json& j, const std::string& path) {
   r.kv = str(j, path, "kv");
   r.group_size = static_cast<int>(integer(j, path, "group_size"));
   r.method = str(j, path, "method");
+  if (j.contains("repeats")) r.repeats = static_cast<int>(integer(j, path, "repeats"));
   const json& step = at(j, path, "step");
   const json& t = at(step, path + ".step", "time_us");
   std::string tp = path + ".step.time_us";
@@ -216,27 +234,79 @@ RunRecord read_run(const json& j, const std::string& path) {
 
 }  // namespace
 
-nlohmann::json to_json(const Report& r) {
-  const DeviceInfo& d = r.device;
+nlohmann::json device_to_json(const DeviceInfo& d) {
   json peak = {{"GBps", d.peak.peak_GBps},
                {"tflops", d.peak.peak_tflops},
                {"source", d.peak.source},
                {"ridge_flops_per_byte", d.peak.ridge()}};
   if (d.peak.copy_GBps > 0) peak["copy_GBps"] = d.peak.copy_GBps;
   if (d.peak.read_GBps > 0) peak["read_GBps"] = d.peak.read_GBps;
+  if (!d.ceilings_file.empty()) peak["file"] = d.ceilings_file;
+  if (!d.ceilings_created.empty()) peak["file_created"] = d.ceilings_created;
   json sheet =
       d.datasheet
           ? json{{"name", d.datasheet->name}, {"GBps", d.datasheet->GBps}, {"tflops", d.datasheet->tflops}}
           : json(nullptr);
+  json j = {{"name", d.name},         {"backend", d.backend},
+            {"sm_count", d.sm_count}, {"memory_bytes", d.memory_bytes},
+            {"driver", d.driver},     {"cuda", d.cuda},
+            {"peak", peak},           {"datasheet", sheet}};
+  // The environment: only what is known is written.
+  const EnvironmentInfo& e = d.env;
+  for (const auto& [key, field] : kEnvText)
+    if (!(e.*field).empty()) j[key] = e.*field;
+  json clocks = json::object();
+  for (const auto& [key, field] : kEnvClocks)
+    if (e.*field > 0) clocks[key] = e.*field;
+  if (!clocks.empty()) j["clocks_MHz"] = clocks;
+  if (e.power_limit_w > 0) j["power_limit_W"] = e.power_limit_w;
+  return j;
+}
+
+DeviceInfo device_from_json(const nlohmann::json& d, const std::string& dp) {
+  DeviceInfo r;
+  r.name = str(d, dp, "name");
+  r.backend = str(d, dp, "backend");
+  r.sm_count = static_cast<int>(integer(d, dp, "sm_count"));
+  r.memory_bytes = integer(d, dp, "memory_bytes");
+  r.driver = str(d, dp, "driver");
+  r.cuda = str(d, dp, "cuda");
+  const json& peak = at(d, dp, "peak");
+  const std::string pp = dp + ".peak";
+  r.peak.peak_GBps = num(peak, pp, "GBps");
+  r.peak.peak_tflops = num(peak, pp, "tflops");
+  r.peak.source = str(peak, pp, "source");
+  if (peak.contains("copy_GBps")) r.peak.copy_GBps = num(peak, pp, "copy_GBps");
+  if (peak.contains("read_GBps")) r.peak.read_GBps = num(peak, pp, "read_GBps");
+  if (peak.contains("file")) r.ceilings_file = str(peak, pp, "file");
+  if (peak.contains("file_created")) r.ceilings_created = str(peak, pp, "file_created");
+  const json& sheet = at(d, dp, "datasheet");
+  if (!sheet.is_null()) {
+    Datasheet ds;
+    ds.name = sheet.contains("name") ? str(sheet, dp + ".datasheet", "name") : std::string{};
+    ds.GBps = num(sheet, dp + ".datasheet", "GBps");
+    ds.tflops = num(sheet, dp + ".datasheet", "tflops");
+    r.datasheet = ds;
+  }
+  EnvironmentInfo& e = r.env;
+  for (const auto& [key, field] : kEnvText)
+    if (d.contains(key)) e.*field = str(d, dp, key);
+  if (d.contains("clocks_MHz")) {
+    const json& c = at(d, dp, "clocks_MHz");
+    for (const auto& [key, field] : kEnvClocks)
+      if (c.contains(key)) e.*field = static_cast<int>(integer(c, dp + ".clocks_MHz", key));
+  }
+  if (d.contains("power_limit_W")) e.power_limit_w = num(d, dp, "power_limit_W");
+  return r;
+}
+
+nlohmann::json to_json(const Report& r) {
   json j = {{"schema", r.schema},
             {"created", r.created},
             {"git_commit", r.git_commit},
             {"command", r.command},
             {"method", r.method}};
-  j["device"] = {{"name", d.name},         {"backend", d.backend},
-                 {"sm_count", d.sm_count}, {"memory_bytes", d.memory_bytes},
-                 {"driver", d.driver},     {"cuda", d.cuda},
-                 {"peak", peak},           {"datasheet", sheet}};
+  j["device"] = device_to_json(r.device);
   j["model"] = {{"name", r.model.name},
                 {"synthetic", r.model.synthetic},
                 {"params", r.model.params},
@@ -268,27 +338,7 @@ Report report_from_json(const nlohmann::json& j) {
   r.command = str(j, root, "command");
   r.method = str(j, root, "method");
 
-  const json& d = at(j, root, "device");
-  r.device.name = str(d, "$.device", "name");
-  r.device.backend = str(d, "$.device", "backend");
-  r.device.sm_count = static_cast<int>(integer(d, "$.device", "sm_count"));
-  r.device.memory_bytes = integer(d, "$.device", "memory_bytes");
-  r.device.driver = str(d, "$.device", "driver");
-  r.device.cuda = str(d, "$.device", "cuda");
-  const json& peak = at(d, "$.device", "peak");
-  r.device.peak.peak_GBps = num(peak, "$.device.peak", "GBps");
-  r.device.peak.peak_tflops = num(peak, "$.device.peak", "tflops");
-  r.device.peak.source = str(peak, "$.device.peak", "source");
-  if (peak.contains("copy_GBps")) r.device.peak.copy_GBps = num(peak, "$.device.peak", "copy_GBps");
-  if (peak.contains("read_GBps")) r.device.peak.read_GBps = num(peak, "$.device.peak", "read_GBps");
-  const json& sheet = at(d, "$.device", "datasheet");
-  if (!sheet.is_null()) {
-    Datasheet ds;
-    ds.name = sheet.contains("name") ? str(sheet, "$.device.datasheet", "name") : std::string{};
-    ds.GBps = num(sheet, "$.device.datasheet", "GBps");
-    ds.tflops = num(sheet, "$.device.datasheet", "tflops");
-    r.device.datasheet = ds;
-  }
+  r.device = device_from_json(at(j, root, "device"), "$.device");
 
   const json& m = at(j, root, "model");
   r.model.name = str(m, "$.model", "name");

@@ -23,6 +23,23 @@ inline constexpr const char* kReportSchema = "ridgeline.report.v1";
 // Step samples a run keeps: all of them up to this many, evenly thinned beyond (thin_evenly).
 inline constexpr size_t kMaxKeptSamples = 256;
 
+// The environment of a run (optional in the schema: "" and 0 mean unknown, and are not written).
+struct EnvironmentInfo {
+  std::string host_cpu;          // the host's CPU model
+  std::string compiler;          // the C++ compiler that built ridgeline ("GNU 12.2.0")
+  std::string cuda_compiler;     // nvcc's version, in a CUDA build ("NVIDIA 13.0.88")
+  std::string uuid;              // GPU UUID ("GPU-5f3c...")
+  std::string cublas;            // cuBLASLt version
+  std::string nvidia_driver;     // kernel driver version from NVML ("580.95.05")
+  int sm_clock_mhz = 0;          // SM clock read right after the last measured configuration
+  int sm_clock_max_mhz = 0;      // its maximum
+  int memory_clock_mhz = 0;      // memory clock, read with the SM clock
+  int memory_clock_max_mhz = 0;  // its maximum
+  double power_limit_w = 0;      // enforced power limit
+  std::string ecc;               // "on" | "off"; "" unknown or unsupported
+  std::string nvml_error;        // why the NVML fields are missing
+};
+
 struct DeviceInfo {
   std::string name;                    // "NVIDIA H100 80GB HBM3", or the CPU model
   std::string backend;                 // "cuda" | "cpu"
@@ -32,6 +49,11 @@ struct DeviceInfo {
   std::string cuda;                    // CUDA runtime version; "" on the CPU
   Ceilings peak;                       // the roofs every point is placed against
   std::optional<Datasheet> datasheet;  // none for CPUs and unknown GPUs
+  // Where `peak` came from when it was read back from a `ridgeline probe --out` file (sweep
+  // --ceilings) rather than measured by this run: the file as given, and when the probe wrote it.
+  std::string ceilings_file;
+  std::string ceilings_created;
+  EnvironmentInfo env;
 };
 
 struct ModelInfo {
@@ -72,13 +94,14 @@ struct Prediction {
 
 struct RunRecord {
   int batch = 0;
-  int context = 0;             // tokens per sequence after the step (the longest when they differ)
-  std::vector<int> contexts;   // per sequence; only kept when they differ
-  int new_tokens_per_seq = 1;  // 1: decode
-  std::string weights;         // "fp16" | "w4a16"
-  std::string kv;              // "fp16" | "int8" | "int4"
+  int context = 0;                     // tokens per sequence after the step (the longest when they differ)
+  std::vector<int> contexts;           // per sequence; only kept when they differ
+  int new_tokens_per_seq = 1;          // 1: decode
+  std::string weights;                 // "fp16" | "w4a16"
+  std::string kv;                      // "fp16" | "int8" | "int4"
   int group_size = kDefaultGroupSize;  // w4a16 group along the input dimension
-  std::string method;          // how the per-op times were measured
+  std::string method;                  // how the per-op times were measured
+  int repeats = 1;                     // repetitions of the sweep whose samples are pooled in this run
   StepRecord step;
   std::vector<OpRecord> ops;                // measured ops, forward order
   std::vector<OpRecord> by_kind;            // ops summed per kind, in order of first appearance
@@ -126,6 +149,10 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
                                           const Ceilings& ceilings);
 
 nlohmann::json to_json(const Report& r);
+// The `device` object alone (as in a report, and in `ridgeline probe --out`'s ceilings file), and
+// back; reading throws std::runtime_error naming `path` and the field.
+nlohmann::json device_to_json(const DeviceInfo& d);
+DeviceInfo device_from_json(const nlohmann::json& j, const std::string& path);
 // Throws std::runtime_error naming the JSON path of the first missing or mistyped field.
 Report report_from_json(const nlohmann::json& j);
 // Every problem found, one human-readable line each (with its JSON path); empty when valid.

@@ -268,6 +268,7 @@ void check_run(Checker& ck, const json& r, const std::string& path, const Peak& 
   ck.one_of(r, path, "kv", {"fp16", "int8", "int4"});
   ck.integer(r, path, "group_size", 1);
   ck.string(r, path, "method");
+  if (r.contains("repeats")) ck.integer(r, path, "repeats", 1);
   if (r.contains("contexts")) {
     const json* c = ck.array(r, path, "contexts");
     if (c && batch && c->size() != size_t(*batch))
@@ -336,6 +337,23 @@ void check_run(Checker& ck, const json& r, const std::string& path, const Peak& 
       ck.number(*p, path + ".predicted", key);
 }
 
+// The optional environment fields of `device`, where present.
+void check_environment(Checker& ck, const json& d, const std::string& dp) {
+  for (const char* key :
+       {"host_cpu", "compiler", "cuda_compiler", "uuid", "cublas", "nvidia_driver", "nvml_error"})
+    if (d.contains(key)) ck.string(d, dp, key);
+  if (d.contains("ecc")) ck.one_of(d, dp, "ecc", {"on", "off"});
+  if (d.contains("power_limit_W"))
+    if (auto w = ck.number(d, dp, "power_limit_W"); w && !(*w > 0))
+      ck.add(dp + ".power_limit_W", "must be positive");
+  if (d.contains("clocks_MHz")) {
+    if (const json* c = ck.object(d, dp, "clocks_MHz")) {
+      for (const char* key : {"sm", "sm_max", "memory", "memory_max"})
+        if (c->contains(key)) ck.integer(*c, dp + ".clocks_MHz", key, 1);
+    }
+  }
+}
+
 void check_headline(Checker& ck, const json& h, const std::string& path) {
   if (!h.is_object()) {
     ck.add(path, "expected an object");
@@ -393,7 +411,10 @@ std::vector<std::string> validate_report(const nlohmann::json& j) {
       if (p->contains("ridge_flops_per_byte") && peak.ok())
         ck.agree(dp + ".peak.ridge_flops_per_byte", ck.number(*p, dp + ".peak", "ridge_flops_per_byte"),
                  peak.ridge(), "tflops*1e12/(GBps*1e9)");
+      for (const char* key : {"file", "file_created"})
+        if (p->contains(key)) ck.string(*p, dp + ".peak", key);
     }
+    check_environment(ck, *d, dp);
     if (const json* s = ck.get(*d, dp, "datasheet"); s && !s->is_null()) {
       if (!s->is_object()) {
         ck.add(dp + ".datasheet", "expected an object or null");

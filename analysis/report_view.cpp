@@ -40,7 +40,17 @@ std::vector<SkippedConfig> read_skipped(const json& j, const std::string& source
       if (f == s.end() || !f->is_string()) bad(p + "." + key, "expected a string");
       return f->get<std::string>();
     };
-    out.push_back({integer("batch"), integer("context"), text("weights"), text("kv"), text("reason")});
+    SkippedConfig c{integer("batch"), integer("context"), text("weights"), text("kv"), text("reason")};
+    if (s.contains("phase")) {
+      c.phase = text("phase");
+      if (c.phase != "decode" && c.phase != "prefill")
+        bad(p + ".phase", "expected \"decode\" or \"prefill\"");
+    }
+    if (s.contains("failed")) {
+      if (!s["failed"].is_boolean()) bad(p + ".failed", "expected true or false");
+      c.failed = s["failed"].get<bool>();
+    }
+    out.push_back(std::move(c));
   }
   return out;
 }
@@ -110,6 +120,11 @@ ReportView read_report_view(const nlohmann::json& j, const std::string& source) 
     throw std::runtime_error(fmt::format("{}: {}", source, e.what()));
   }
   v.skipped = read_skipped(j, source);
+  if (auto it = j.find("interrupted"); it != j.end()) {
+    if (!it->is_boolean())
+      throw std::runtime_error(fmt::format("{}: $.interrupted: expected true or false", source));
+    v.interrupted = it->get<bool>();
+  }
   return v;
 }
 
@@ -219,14 +234,19 @@ std::vector<Fact> report_facts(const Report& r) {
   if (d.sm_count > 0) dev += fmt::format(", {} SMs", d.sm_count);
   if (d.memory_bytes > 0) dev += fmt::format(", {} memory", format_bytes(double(d.memory_bytes)));
   if (!d.driver.empty()) dev += fmt::format(", driver {}", d.driver);
+  if (!d.env.nvidia_driver.empty()) dev += fmt::format(" (NVIDIA driver {})", d.env.nvidia_driver);
   if (!d.cuda.empty()) dev += fmt::format(", CUDA {}", d.cuda);
   out.push_back({"Device", dev});
+  for (auto& f : environment_facts(d)) out.push_back(std::move(f));
   std::string peak =
       fmt::format("{} GB/s, {} TFLOP/s", format_sig(d.peak.peak_GBps, 4), format_sig(d.peak.peak_tflops, 3));
   if (d.peak.copy_GBps > 0)
     peak += fmt::format("; copy {} GB/s (read + written)", format_sig(d.peak.copy_GBps, 4));
   if (d.peak.read_GBps > 0)
     peak += fmt::format("; read-only stream {} GB/s", format_sig(d.peak.read_GBps, 4));
+  if (!d.ceilings_file.empty())
+    peak += fmt::format("; read from {}{} rather than measured by this run", d.ceilings_file,
+                        d.ceilings_created.empty() ? "" : " (probed " + d.ceilings_created + ")");
   out.push_back({fmt::format("Peaks ({})", d.peak.source), peak});
   if (d.datasheet) {
     const Datasheet& s = *d.datasheet;
@@ -453,8 +473,65 @@ Table top_ops_table(const RunRecord& r, size_t n) {
 Table skipped_table(const std::vector<SkippedConfig>& skipped) {
   Table t{{"B", "context", "weights", "KV", "reason"}, {true, true, false, false, false}, {}};
   for (const auto& s : skipped)
-    t.rows.push_back({std::to_string(s.batch), std::to_string(s.context), s.weights, s.kv, s.reason});
+    t.rows.push_back(
+        {std::to_string(s.batch),
+         s.phase == "prefill" ? fmt::format("prefill of {}", s.context) : std::to_string(s.context),
+         s.weights, s.kv, s.failed ? "failed: " + s.reason : s.reason});
   return t;
+}
+
+std::optional<Table> prefill_table(const Report& r) {
+  Table t{{"B", "prompt", "weights", "KV", "TTFT median (p10–p90)", "prompt tokens/s", "TFLOP/s",
+           "compute util", "GB/s", "roofline eff.", "bound", "predicted TTFT"},
+          {true, true, false, false, true, true, true, true, true, true, false, true},
+          {}};
+  for (const auto& run : r.runs) {
+    if (run.new_tokens_per_seq == 1 || !run.contexts.empty()) continue;
+    const RooflinePoint& p = run.step.point;
+    t.rows.push_back({std::to_string(run.batch), std::to_string(run.new_tokens_per_seq),
+                      weights_cell(run.weights, run.group_size), run.kv, time_range_cell(run.step.time_us),
+                      format_sig(run.step.tokens_per_s, 3), format_sig(p.achieved_tflops, 3),
+                      format_percent(p.compute_utilization), format_sig(p.achieved_GBps, 3),
+                      format_percent(p.roofline_efficiency), p.bound, format_time_us(run.predicted.time_us)});
+  }
+  if (t.rows.empty()) return std::nullopt;
+  return t;
+}
+
+std::vector<Fact> environment_facts(const DeviceInfo& d) {
+  const EnvironmentInfo& e = d.env;
+  std::vector<Fact> out;
+  std::vector<std::string> gpu;
+  auto clock = [](const char* what, int now, int max) {
+    std::string s =
+        fmt::format("{} clock {}", what, now > 0 ? fmt::format("{} MHz", now) : std::string("unknown"));
+    if (max > 0) s += fmt::format(" (max {} MHz)", max);
+    return s;
+  };
+  if (e.sm_clock_mhz > 0 || e.sm_clock_max_mhz > 0)
+    gpu.push_back(clock("SM", e.sm_clock_mhz, e.sm_clock_max_mhz));
+  if (e.memory_clock_mhz > 0 || e.memory_clock_max_mhz > 0)
+    gpu.push_back(clock("memory", e.memory_clock_mhz, e.memory_clock_max_mhz));
+  if (e.power_limit_w > 0) gpu.push_back(fmt::format("power limit {} W", format_sig(e.power_limit_w, 3)));
+  if (!e.ecc.empty()) gpu.push_back("ECC " + e.ecc);
+  if (!e.uuid.empty()) gpu.push_back(e.uuid);
+  if (!e.nvml_error.empty()) gpu.push_back("NVML: " + e.nvml_error);
+  if (!gpu.empty()) {
+    std::string s;
+    for (const auto& g : gpu) s += (s.empty() ? "" : ", ") + g;
+    out.push_back({"GPU state", s});
+  }
+  std::vector<std::string> build;
+  if (!e.compiler.empty()) build.push_back("built with " + e.compiler);
+  if (!e.cuda_compiler.empty()) build.push_back("nvcc " + e.cuda_compiler);
+  if (!e.cublas.empty()) build.push_back("cuBLAS " + e.cublas);
+  if (!e.host_cpu.empty()) build.push_back("host CPU " + e.host_cpu);
+  if (!build.empty()) {
+    std::string s;
+    for (const auto& b : build) s += (s.empty() ? "" : "; ") + b;
+    out.push_back({"Build and host", s});
+  }
+  return out;
 }
 
 std::string headline_intro() {
@@ -465,12 +542,36 @@ std::string headline_intro() {
 }
 
 std::string runs_intro(const Report& r) {
+  int repeats = 0;
+  for (const auto& run : r.runs) repeats = std::max(repeats, run.repeats);
+  std::string pooled =
+      repeats > 1
+          ? fmt::format(" Each run pools the samples of up to {} interleaved repetitions of the sweep.",
+                        repeats)
+          : std::string();
   return fmt::format(
       "{} run{}. Rates and utilizations divide the cost model's bytes and FLOPs by the measured median step "
       "time, against the peaks above. Roofline efficiency is the roofline time over the measured time; "
       "coverage is the summed op time over the step time; the predicted step runs every op at its roof, one "
-      "after another.",
-      r.runs.size(), r.runs.size() == 1 ? "" : "s");
+      "after another.{}",
+      r.runs.size(), r.runs.size() == 1 ? "" : "s", pooled);
+}
+
+std::string prefill_intro() {
+  return "Time to first token: the prefill of every sequence's prompt (all of it, in the backend's chunks) "
+         "and "
+         "the greedy sample of each first token, timed whole. Prompt tokens/s counts the prompt tokens of "
+         "the "
+         "whole batch; TFLOP/s and the roofline place the prefill on the compute side of the same roofs as "
+         "decode.";
+}
+
+std::string interrupted_note(const ReportView& v) {
+  return v.interrupted ? fmt::format(
+                             "This sweep was interrupted: the report holds the {} configuration{} that "
+                             "finished, and the rest were not run.",
+                             v.report.runs.size(), v.report.runs.size() == 1 ? "" : "s")
+                       : std::string();
 }
 
 std::string top_ops_intro() {

@@ -15,17 +15,21 @@
 
 namespace ridgeline {
 
-// A configuration the sweep did not run (the report's optional top-level "skipped" array).
+// A configuration the sweep did not run, or that failed (the report's optional top-level "skipped"
+// array; "phase" and "failed" are optional there: decode and false).
 struct SkippedConfig {
   int batch = 0;
-  int context = 0;
+  int context = 0;  // the prompt length of a prefill
   std::string weights, kv;
   std::string reason;
+  std::string phase = "decode";  // "decode" | "prefill"
+  bool failed = false;           // an error while loading or measuring, not a configuration that cannot fit
 };
 
 struct ReportView {
   Report report;
   std::vector<SkippedConfig> skipped;  // empty when the report has no "skipped" array
+  bool interrupted = false;            // the sweep was stopped early (top-level "interrupted": true)
 };
 
 // Validates `j` with validate_report and reads it. An invalid report throws std::runtime_error in one
@@ -91,11 +95,20 @@ Table kinds_table(const RunRecord& r);
 // The `n` slowest ops, with their share of the step time.
 Table top_ops_table(const RunRecord& r, size_t n = 10);
 Table skipped_table(const std::vector<SkippedConfig>& skipped);
+// The prefill runs (time to first token): batch, prompt length, formats, TTFT median (p10-p90), prompt
+// tokens/s, TFLOP/s, compute utilization, GB/s, roofline efficiency, bound, predicted TTFT; nullopt
+// when the report has none.
+std::optional<Table> prefill_table(const Report& r);
+// The environment lines of report_facts (GPU state; build and host), empty when nothing is known.
+std::vector<Fact> environment_facts(const DeviceInfo& d);
 
 // The paragraphs that introduce the sections, the same in both renderings.
 std::string headline_intro();
 std::string runs_intro(const Report& r);
 std::string top_ops_intro();
 std::string kinds_intro();
+std::string prefill_intro();
+// The line that says a report is incomplete because its sweep was interrupted.
+std::string interrupted_note(const ReportView& v);
 
 }  // namespace ridgeline

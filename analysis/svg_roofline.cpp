@@ -517,10 +517,19 @@ std::vector<ReportChart> report_charts(const Report& r) {
   std::vector<int> contexts(context_set.begin(), context_set.end());
   std::string where = fmt::format("{} on {}", r.model.name, r.device.name);
 
-  // 1. Every run's step, one chart per context (batches of one context trace one curve).
+  // 1. Every run's step, one chart per context (batches of one context trace one curve). A prefill
+  // of N tokens ends at context N: it shares the axes (and the roofs) of the decode steps at context
+  // N, drawn as a square labelled "P<N>", so the compute-bound and memory-bound sides of the same
+  // engine sit on one chart.
   for (int context : contexts) {
     RooflineChart steps;
-    steps.title = fmt::format("Roofline of each decode step, context {}", context);
+    bool decode = false, prefill = false;
+    for (const auto& run : r.runs)
+      if (run.context == context) (run.new_tokens_per_seq == 1 ? decode : prefill) = true;
+    const std::string what = decode && prefill ? "decode step and prefill"
+                             : prefill         ? "prefill"
+                                               : "decode step";
+    steps.title = fmt::format("Roofline of each {}, context {}", what, context);
     steps.subtitle = where;
     steps.ceilings = r.device.peak;
     std::vector<bool> present(formats.size(), false);
@@ -528,22 +537,28 @@ std::vector<ReportChart> report_charts(const Report& r) {
       if (run.context != context) continue;
       const RooflinePoint& p = run.step.point;
       present[format_index(run)] = true;
-      steps.points.push_back({p.arithmetic_intensity, p.achieved_tflops, fmt::format("B={}", run.batch),
+      const bool is_prefill = run.new_tokens_per_seq != 1;
+      steps.points.push_back({p.arithmetic_intensity, p.achieved_tflops,
+                              is_prefill ? fmt::format("P{} B={}", run.new_tokens_per_seq, run.batch)
+                                         : fmt::format("B={}", run.batch),
                               point_tooltip(run_title(run), p), kPalette[format_index(run) % kPaletteSize],
-                              Marker::circle});
+                              is_prefill ? Marker::square : Marker::circle});
     }
     for (size_t f = 0; f < formats.size(); ++f)
       if (present[f])
         steps.legend.push_back(
             {short_label(formats[f]), kPalette[f % kPaletteSize], Marker::circle, "", false});
+    if (decode && prefill) {
+      steps.legend.push_back({"decode step", "#bbbbbb", Marker::circle, "", false});
+      steps.legend.push_back({"prefill (TTFT)", "#bbbbbb", Marker::square, "", false});
+    }
     out.push_back(
-        {contexts.size() == 1 ? std::string("roofline") : fmt::format("roofline-ctx{}", context),
-         fmt::format("Roofline of each decode step, context {}", context),
-         fmt::format(
-             "Each run's whole decode step at its cost-model intensity and achieved TFLOP/s; the memory "
-             "roof ({} GB/s) meets the compute roof ({} TFLOP/s) at the ridge, {} FLOP/B.",
-             format_sig(r.device.peak.peak_GBps, 4), format_sig(r.device.peak.peak_tflops, 3),
-             format_sig(r.device.peak.ridge(), 3)),
+        {contexts.size() == 1 ? std::string("roofline") : fmt::format("roofline-ctx{}", context), steps.title,
+         fmt::format("Each run's whole {} at its cost-model intensity and achieved TFLOP/s{}; the memory "
+                     "roof ({} GB/s) meets the compute roof ({} TFLOP/s) at the ridge, {} FLOP/B.",
+                     what, prefill ? " (prefills as squares, labelled P and their prompt length)" : "",
+                     format_sig(r.device.peak.peak_GBps, 4), format_sig(r.device.peak.peak_tflops, 3),
+                     format_sig(r.device.peak.ridge(), 3)),
          roofline_svg(steps)});
   }
 

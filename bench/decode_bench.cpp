@@ -33,6 +33,14 @@ DecodeTiming measure_decode(Backend& backend, int batch, int context, int warmup
   return backend.benchmark_decode(guard.seqs, warmup, iters);
 }
 
+DecodeTiming measure_prefill(Backend& backend, int batch, int prompt_len, int warmup, int iters) {
+  if (batch < 1 || prompt_len < 1 || iters < 1 || warmup < 0)
+    throw std::invalid_argument("measure_prefill: batch, prompt_len and iters must be positive, warmup >= 0");
+  SequenceGuard guard{backend, {}};
+  for (int b = 0; b < batch; ++b) guard.seqs.push_back(backend.create_sequence());
+  return backend.benchmark_prefill(guard.seqs, prompt_len, warmup, iters);
+}
+
 DecodeBenchResult bench_decode(Backend& backend, int batch, int context, int iters) {
   const DecodeTiming t = measure_decode(backend, batch, context, kWarmup, iters, 1234);
   const TimeStats step = summarize(t.step_us);

@@ -2,7 +2,8 @@
 // hooks: `batch` sequences filled to `context` - 1 tokens (fill_context), then the step that appends
 // the context-th token to each, timed by benchmark_decode (on CUDA: graph replays back to back,
 // events between them). The sweep (bench/sweep) and the GPU tests' decode benchmark both measure
-// through measure_decode(), so a configuration has one number wherever the project prints it.
+// through measure_decode(), so a configuration has one number wherever the project prints it;
+// measure_prefill() is the same for a prefill.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,14 @@ namespace ridgeline {
 // Throws the backend's own errors when the batch or context does not fit. The sequences it makes
 // are released on return, however it returns.
 DecodeTiming measure_decode(Backend& backend, int batch, int context, int warmup, int iters, uint64_t seed);
+
+// One prefill configuration, the compute-bound side of the same engine: `batch` empty sequences,
+// each prefilled with `prompt_len` tokens, plus the greedy sample of each first token (time to first
+// token), timed whole by the backend's benchmark_prefill() (on CUDA: every chunk of
+// max_prefill_tokens, back to back, events between prefills). The step of the cost model that
+// matches it is StepShape{batch, {prompt_len}, new_tokens_per_seq = prompt_len}. Throws and
+// releases like measure_decode().
+DecodeTiming measure_prefill(Backend& backend, int batch, int prompt_len, int warmup, int iters);
 
 struct DecodeBenchResult {
   int batch = 0;

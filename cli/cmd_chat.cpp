@@ -1,6 +1,7 @@
 // ridgeline chat: an interactive multi-turn conversation, the sanity check that the engine really
 // works. With a terminal on stdin it prompts and colours on stderr; with a pipe it reads one message
-// per line and writes only the replies to stdout, so that it can be scripted and tested.
+// per line and writes only the replies to stdout, one line per message (an empty line for a turn
+// that was refused or failed), so that it can be scripted and tested.
 #include <poll.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,10 +23,11 @@
 #include <fmt/format.h>
 
 #include "bench/step_bandwidth.h"
-#include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/generation_flags.h"
+#include "cli/units.h"
 #include "engine/backend_factory.h"
 #include "engine/generate.h"
 #include "engine/model_source.h"
@@ -35,12 +38,15 @@
 namespace ridgeline::cli {
 namespace {
 
-// --token-delay-ms N is left out of the usage on purpose: it slows each streamed token down so that
-// tests can interrupt a reply of the tiny model, which otherwise ends in milliseconds.
-constexpr const char* kUsage =
-    "chat --model DIR|PRESET [--device cuda|cpu] [--weights fp16|w4a16] [--kv fp16|int8|int4] [--system "
-    "TEXT]\n"
-    "                 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--quiet]";
+struct ChatFlags {
+  std::string model;
+  DeviceFlags device;
+  std::string system;
+  GenerationFlags generation;
+  bool quiet = false;
+  bool auto_reset = false;
+  int token_delay_ms = 0;
+};
 
 constexpr const char* kHelp =
     "commands: /reset (new conversation), /system TEXT (new conversation with that system prompt), /stats, "
@@ -144,7 +150,8 @@ struct ChatIo {
   }
 };
 
-void print_stats(const ChatSession& session, StepBandwidth& bw, DeviceKind device, const ChatIo& io) {
+void print_stats(const ChatSession& session, StepBandwidth& bw, DeviceKind device, const Formats& formats,
+                 const ChatIo& io) {
   io.note(fmt::format("tokens in context: {} of {}", session.context_tokens(), session.context_limit()));
   const TurnStats& s = session.last_turn();
   if (s.stop_reason == StopReason::none) {
@@ -161,14 +168,15 @@ void print_stats(const ChatSession& session, StepBandwidth& bw, DeviceKind devic
   // context, so the bytes at the mean context are the mean bytes per step.
   double bytes = bw.step_bytes(s.context_after_prefill + (s.decode_tokens + 1) / 2);
   double gbps = bytes / (s.ms_per_token() / 1e3) / 1e9;
-  std::string line = fmt::format("bandwidth: {:.1f} MB per decode step (cost model) -> {:.2f} GB/s achieved",
-                                 bytes / 1e6, gbps);
+  std::string line = fmt::format("bandwidth: {:.1f} MB per decode step (cost model) -> {} achieved",
+                                 bytes / 1e6, format_bandwidth(gbps));
   if (const auto& peak = bw.peak())
-    line += fmt::format(" of {:.1f} GB/s peak ({}), {:.1f}%", peak->peak_GBps, bw.peak_name(),
+    line += fmt::format(" of {} peak ({}), {:.1f}%", format_bandwidth(peak->peak_GBps), bw.peak_name(),
                         100.0 * gbps / peak->peak_GBps);
-  if (device == DeviceKind::cpu)
-    line += "; the CPU backend holds float32 weights, so it moves about twice these bytes";
   io.note(line);
+  if (device == DeviceKind::cpu)
+    io.note(fmt::format("{}: the cost model counts the format's bytes, the CPU moves more",
+                        cpu_storage_note(formats)));
 }
 
 std::string context_full_message(const ContextFull& f) {
@@ -214,39 +222,33 @@ bool blank(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
 }
 
-int run_chat(const std::vector<std::string>& argv) {
-  Args a(argv,
-         {"model", "device", "weights", "kv", "system", "max-new-tokens", "temperature", "top-k", "top-p",
-          "seed", "token-delay-ms"},
-         {"quiet"});
-  if (!a.positional().empty())
-    throw UsageError(fmt::format("unexpected argument '{}'", a.positional().front()));
-  ModelSource source = resolve_model(a.require("model"));
+int run_chat(const ChatFlags& f) {
+  ModelSource source = resolve_model(f.model);
   if (source.tokenizer_path.empty())
-    throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", a.require("model")));
+    throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", f.model));
 
-  GenerateOptions opt = generation_flags(a, 512, 1);
-  const int token_delay_ms = a.get_int("token-delay-ms", 0);
-  if (token_delay_ms < 0) throw UsageError("--token-delay-ms must be >= 0");
+  GenerateOptions opt = generation_options(f.generation);
+  const int token_delay_ms = f.token_delay_ms;
 
   ChatIo io;
   io.interactive = ::isatty(STDIN_FILENO);
   io.colour = io.interactive && ::isatty(STDERR_FILENO);
-  io.quiet = a.has("quiet");
+  io.quiet = f.quiet;
 
   Tokenizer tok = Tokenizer::load(source.tokenizer_path);
   opt.stop_ids = tok.stop_ids();
-  const DeviceKind device = choose_device(a.get("device"));
-  BackendOptions bo = backend_options(device, source, a.get("weights"), a.get("kv"));
+  const DeviceKind device = choose_device(f.device);
+  BackendOptions bo = backend_options(device, source, f.device);
   bo.max_sequences = 1;
   auto backend = make_backend(source, bo);
-  ChatSession session(*backend, tok, a.get_or("system", ""));
+  ChatSession session(*backend, tok, f.system);
   StepBandwidth bw(*backend);
 
   if (io.interactive) {
     io.note(fmt::format("ridgeline chat: {} on {} ({} weights, {} KV), context {} tokens", source.config.name,
                         backend->device_name(), to_string(bo.formats.weights), to_string(bo.formats.kv),
                         session.context_limit()));
+    if (device == DeviceKind::cpu) io.note(cpu_storage_note(bo.formats));
     io.note(kHelp);
   }
 
@@ -269,7 +271,7 @@ int run_chat(const std::vector<std::string>& argv) {
         io.note(arg.empty() ? "(new conversation, no system prompt)"
                             : "(new conversation with that system prompt)");
       } else if (cmd == "/stats") {
-        print_stats(session, bw, device, io);
+        print_stats(session, bw, device, bo.formats, io);
       } else if (cmd == "/help") {
         io.note(kHelp);
       } else {
@@ -294,14 +296,25 @@ int run_chat(const std::vector<std::string>& argv) {
     TurnResult turn;
     try {
       turn = session.reply(*message, opt, on_token);
+      if (turn.context_full && f.auto_reset && session.turns() > 0 &&
+          turn.context_full->fits_new_conversation()) {
+        io.note("(context full: --auto-reset starts a new conversation for this message)");
+        session.reset();
+        turn = session.reply(*message, opt, on_token);
+      }
     } catch (const std::exception& e) {
-      if (printed) std::fputc('\n', stdout);  // end the half-printed reply's line
+      // End the half-printed reply's line; piped, an empty line keeps replies paired with messages.
+      if (printed || !io.interactive) std::fputc('\n', stdout);
       std::fflush(stdout);
       io.note(fmt::format("error: {}; starting a new conversation", e.what()));
       continue;
     }
     if (turn.context_full) {
       io.note(context_full_message(*turn.context_full));
+      if (!io.interactive) {
+        std::fputc('\n', stdout);  // the refused turn's empty reply, so that lines stay paired
+        std::fflush(stdout);
+      }
       continue;
     }
     std::string rest = stream.flush();
@@ -319,8 +332,28 @@ int run_chat(const std::vector<std::string>& argv) {
   }
 }
 
+Runner define_chat(CLI::App& app) {
+  auto f = std::make_shared<ChatFlags>();
+  app.add_option("--model", f->model, "checkpoint folder or preset")->type_name("DIR|PRESET")->required();
+  add_device_flags(app, f->device, true);
+  app.add_option("--system", f->system, "the system prompt of the conversation")->type_name("TEXT");
+  add_generation_flags(app, f->generation, 512, 1);
+  app.add_flag("--auto-reset", f->auto_reset,
+               "when a message does not fit the conversation, start a new one for it instead of refusing it");
+  app.add_flag("--quiet", f->quiet, "no stats line after each reply");
+  // Hidden (no group): slows each streamed token down so that tests can interrupt a reply of the
+  // tiny model, which otherwise ends in milliseconds.
+  app.add_option("--token-delay-ms", f->token_delay_ms)->group("")->check(integer_in(0, 60'000));
+  return [f](const std::vector<std::string>&) { return run_chat(*f); };
+}
+
 }  // namespace
 
-RIDGELINE_COMMAND(Command{"chat", kUsage, run_chat});
+RIDGELINE_COMMAND(Command{
+    "chat", "an interactive multi-turn conversation; piped, one message per line in, one reply per line out",
+    "chat --model DIR|PRESET [--device cuda|cpu] [--gpu N] [--weights fp16|w4a16] [--kv fp16|int8|int4]\n"
+    "[--system TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "[--auto-reset] [--quiet]",
+    define_chat});
 
 }  // namespace ridgeline::cli

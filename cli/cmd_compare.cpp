@@ -6,13 +6,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "analysis/compare.h"
 #include "analysis/report_view.h"
-#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/output_file.h"
 
 namespace ridgeline::cli {
 namespace {
@@ -49,34 +52,32 @@ Report load(const std::string& path) {
   }
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw Unusable(fmt::format("{}: cannot open for writing", path));
-  f << text;
-  if (!f) throw Unusable(fmt::format("{}: write failed", path));
+// An output that cannot be written is exit 2 too: 1 always means "slower".
+void write_output(const std::string& path, const std::string& text) {
+  try {
+    write_file(path, text);
+  } catch (const std::exception& e) {
+    throw Unusable(e.what());
+  }
 }
 
-int run_compare(const std::vector<std::string>& argv) {
-  Args a(argv, {"threshold", "alpha", "md", "github-benchmark"});
-  for (const auto& p : a.positional())
-    if (p.size() > 1 && p[0] == '-') throw UsageError(fmt::format("unknown flag {}", p));
-  if (a.positional().size() < 2)
-    throw UsageError(fmt::format("expected a base report and at least one new report, got {} file{}",
-                                 a.positional().size(), a.positional().size() == 1 ? "" : "s"));
-  CompareOptions opt;
-  opt.threshold = a.get_double("threshold", opt.threshold);
-  opt.alpha = a.get_double("alpha", opt.alpha);
-  if (!(opt.threshold >= 0) || opt.threshold >= 10)
-    throw UsageError(fmt::format("--threshold {} must be a fraction >= 0 (0.05 = 5%)", opt.threshold));
-  if (!(opt.alpha > 0 && opt.alpha < 1))
-    throw UsageError(fmt::format("--alpha {} must lie between 0 and 1", opt.alpha));
+struct CompareFlags {
+  std::vector<std::string> files;
+  CompareOptions options;
+  std::optional<std::string> md, github_benchmark;
+};
 
+int run_compare(const CompareFlags& f) {
+  if (f.files.size() < 2)
+    throw UsageError(fmt::format("expected a base report and at least one new report, got {} file{}",
+                                 f.files.size(), f.files.size() == 1 ? "" : "s"));
+  const CompareOptions& opt = f.options;
   try {
-    const std::string& base_path = a.positional()[0];
+    const std::string& base_path = f.files[0];
     Report base = load(base_path);
     std::vector<ReportComparison> comparisons;
-    for (size_t i = 1; i < a.positional().size(); ++i) {
-      const std::string& path = a.positional()[i];
+    for (size_t i = 1; i < f.files.size(); ++i) {
+      const std::string& path = f.files[i];
       Report current = load(path);
       try {
         comparisons.push_back(compare_reports(base, current, opt, base_path, path));
@@ -85,13 +86,13 @@ int run_compare(const std::vector<std::string>& argv) {
       }
     }
     std::cout << compare_text(comparisons) << std::flush;
-    if (auto md = a.get("md")) {
-      write_file(*md, compare_markdown(comparisons));
-      fmt::print(stderr, "compare: wrote {}\n", *md);
+    if (f.md) {
+      write_output(*f.md, compare_markdown(comparisons));
+      fmt::print(stderr, "compare: wrote {}\n", *f.md);
     }
-    if (auto gb = a.get("github-benchmark")) {
-      write_file(*gb, github_benchmark_json(comparisons).dump(2) + "\n");
-      fmt::print(stderr, "compare: wrote {}\n", *gb);
+    if (f.github_benchmark) {
+      write_output(*f.github_benchmark, github_benchmark_json(comparisons).dump(2) + "\n");
+      fmt::print(stderr, "compare: wrote {}\n", *f.github_benchmark);
     }
     size_t regressions = 0;
     for (const auto& c : comparisons) regressions += c.count(Verdict::regression);
@@ -102,11 +103,33 @@ int run_compare(const std::vector<std::string>& argv) {
   }
 }
 
+Runner define_compare(CLI::App& app) {
+  auto f = std::make_shared<CompareFlags>();
+  app.add_option("files", f->files, "the base report, then one or more new reports")
+      ->type_name("REPORT.json");
+  app.add_option("--threshold", f->options.threshold,
+                 "a slowdown counts when the median step time grows by more than this fraction")
+      ->type_name("F")
+      ->check(number_in(0, 10, /*min_open=*/false))
+      ->capture_default_str();
+  app.add_option("--alpha", f->options.alpha, "significance level of the Mann-Whitney U test")
+      ->type_name("F")
+      ->check(number_in(0, 1, /*min_open=*/true))
+      ->capture_default_str();
+  app.add_option("--md", f->md, "also write the comparison as Markdown")->type_name("FILE");
+  app.add_option("--github-benchmark", f->github_benchmark,
+                 "also write github-action-benchmark JSON (customSmallerIsBetter)")
+      ->type_name("FILE");
+  return [f](const std::vector<std::string>&) { return run_compare(*f); };
+}
+
 }  // namespace
 
 RIDGELINE_COMMAND(Command{"compare",
-                          "compare BASE.json NEW.json... [--threshold 0.05] [--alpha 0.05] [--md FILE] "
-                          "[--github-benchmark FILE]   # exit 1 on a regression, 2 on unusable input",
-                          run_compare});
+                          "compare sweep reports against a base; exit 1 on a significant slowdown, 2 on "
+                          "unusable input",
+                          "compare BASE.json NEW.json... [--threshold F] [--alpha F] [--md FILE]\n"
+                          "[--github-benchmark FILE]",
+                          define_compare});
 
 }  // namespace ridgeline::cli

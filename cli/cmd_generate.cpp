@@ -1,13 +1,15 @@
 // ridgeline generate: one prompt in, one completion out (streamed, or one JSON object).
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/generation_flags.h"
 #include "cli/npy.h"
 #include "engine/backend_factory.h"
@@ -20,44 +22,41 @@
 namespace ridgeline::cli {
 namespace {
 
-constexpr const char* kUsage =
-    "generate --model DIR|PRESET [--device cuda|cpu] [--weights fp16|w4a16] [--kv fp16|int8]\n"
-    "                     (--prompt TEXT | --chat TEXT [--system TEXT] | --messages FILE.json)\n"
-    "                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] "
-    "[--json]\n"
-    "                     [--logits-out FILE.npy]";
+struct GenerateFlags {
+  std::string model;
+  DeviceFlags device;
+  std::optional<std::string> prompt, chat, system, messages, logits_out;
+  GenerationFlags generation;
+  bool json = false;
+};
 
-std::vector<int> prompt_ids(const Args& a, const Tokenizer& tok) {
-  int given = int(a.has("prompt")) + int(a.has("chat")) + int(a.has("messages"));
+std::vector<int> prompt_ids(const GenerateFlags& f, const Tokenizer& tok) {
+  int given = int(f.prompt.has_value()) + int(f.chat.has_value()) + int(f.messages.has_value());
   if (given != 1) throw UsageError("give exactly one of --prompt, --chat or --messages");
-  if (a.has("system") && !a.has("chat")) throw UsageError("--system goes with --chat");
-  if (auto p = a.get("prompt")) return tok.encode(*p, true);
+  if (f.system && !f.chat) throw UsageError("--system goes with --chat");
+  if (f.prompt) return tok.encode(*f.prompt, true);
   std::vector<ChatMessage> msgs;
-  if (auto c = a.get("chat")) {
-    msgs = chat_messages(*c, a.get_or("system", ""));
+  if (f.chat) {
+    msgs = chat_messages(*f.chat, f.system.value_or(""));
   } else {
-    msgs = parse_messages_json(a.require("messages"));
+    msgs = parse_messages_json(*f.messages);
   }
   return encode_chat(tok, msgs, needs_generation_prompt(msgs));
 }
 
-int run_generate(const std::vector<std::string>& argv) {
-  Args a(argv,
-         {"model", "device", "weights", "kv", "prompt", "chat", "system", "messages", "max-new-tokens",
-          "temperature", "top-k", "top-p", "seed", "logits-out"},
-         {"json"});
-  ModelSource source = resolve_model(a.require("model"));
+int run_generate(const GenerateFlags& f) {
+  ModelSource source = resolve_model(f.model);
   if (source.tokenizer_path.empty())
-    throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", a.require("model")));
+    throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", f.model));
   Tokenizer tok = Tokenizer::load(source.tokenizer_path);
-  std::vector<int> prompt = prompt_ids(a, tok);
+  std::vector<int> prompt = prompt_ids(f, tok);
 
-  GenerateOptions opt = generation_flags(a, 256, 0);
+  GenerateOptions opt = generation_options(f.generation);
   opt.stop_ids = tok.stop_ids();
-  opt.keep_logits = a.has("logits-out");
+  opt.keep_logits = f.logits_out.has_value();
 
-  bool json_out = a.has("json");
-  BackendOptions bo = backend_options(choose_device(a.get("device")), source, a.get("weights"), a.get("kv"));
+  const bool json_out = f.json;
+  BackendOptions bo = backend_options(choose_device(f.device), source, f.device);
   bo.max_sequences = 1;
   auto backend = make_backend(source, bo);
   if (prompt.size() >= size_t(backend->max_sequence_length()))
@@ -90,7 +89,7 @@ int run_generate(const std::vector<std::string>& argv) {
       {"decode_tokens_per_s", r.decode_ms > 0 ? decode_steps / (r.decode_ms / 1e3) : 0.0},
       {"ms_per_token", decode_steps > 0 ? r.decode_ms / decode_steps : 0.0}};
   if (opt.keep_logits)
-    write_npy_f32(a.require("logits-out"), {int64_t(r.output_ids.size()), int64_t(source.config.vocab)},
+    write_npy_f32(*f.logits_out, {int64_t(r.output_ids.size()), int64_t(source.config.vocab)},
                   r.step_logits.data());
   if (json_out) {
     nlohmann::json j = {{"prompt_ids", prompt},
@@ -111,8 +110,31 @@ int run_generate(const std::vector<std::string>& argv) {
   return 0;
 }
 
+Runner define_generate(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  app.add_option("--model", f->model, "checkpoint folder or preset")->type_name("DIR|PRESET")->required();
+  add_device_flags(app, f->device, true);
+  app.add_option("--prompt", f->prompt, "raw text, special tokens included, as the prompt")
+      ->type_name("TEXT");
+  app.add_option("--chat", f->chat, "one user message, in the chat template")->type_name("TEXT");
+  app.add_option("--system", f->system, "a system message before --chat's")->type_name("TEXT");
+  app.add_option("--messages", f->messages, R"(a conversation: [{"role": ..., "content": ...}, ...])")
+      ->type_name("FILE.json");
+  add_generation_flags(app, f->generation, 256, 0);
+  app.add_flag("--json", f->json, "print one JSON object: prompt_ids, output_ids, text, stats");
+  app.add_option("--logits-out", f->logits_out, "write the float32 logits of every step, [steps, vocab]")
+      ->type_name("FILE.npy");
+  return [f](const std::vector<std::string>&) { return run_generate(*f); };
+}
+
 }  // namespace
 
-RIDGELINE_COMMAND(Command{"generate", kUsage, run_generate});
+RIDGELINE_COMMAND(Command{
+    "generate", "one prompt in, one completion out (streamed, or one JSON object)",
+    "generate --model DIR|PRESET [--device cuda|cpu] [--gpu N] [--weights fp16|w4a16] [--kv fp16|int8|int4]\n"
+    "(--prompt TEXT | --chat TEXT [--system TEXT] | --messages FILE.json)\n"
+    "[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]\n"
+    "[--logits-out FILE.npy]",
+    define_generate});
 
 }  // namespace ridgeline::cli

@@ -1,39 +1,56 @@
 // ridgeline probe: the measured ceilings (and the datasheet's) of this machine's GPU or CPU.
-#include <fstream>
+#include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "bench/probe/probe.h"
-#include "cli/args.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/output_file.h"
+#include "cli/units.h"
 
 namespace ridgeline::cli {
 namespace {
 
-int run_probe(const std::vector<std::string>& argv) {
-  Args a(argv, {"out", "device"});
-  DeviceInfo d = measure_device(choose_device(a.get("device")));
+struct ProbeFlags {
+  DeviceFlags device;
+  std::optional<std::string> out;
+};
+
+int run_probe(const ProbeFlags& f) {
+  // Opened first: an --out that cannot be written fails before the measuring.
+  std::optional<OutputFile> out;
+  if (f.out) out.emplace(*f.out);
+  DeviceInfo d = measure_device(choose_device(f.device));
   fmt::print("device      {} ({})\n", d.name, d.backend);
-  fmt::print("copy        {:.0f} GB/s (read + written)\n", d.peak.copy_GBps);
-  fmt::print("read        {:.0f} GB/s (streaming reduction)\n", d.peak.read_GBps);
-  fmt::print("peak        {:.0f} GB/s, {:.1f} TFLOP/s ({}), ridge {:.0f} FLOP/B\n", d.peak.peak_GBps,
-             d.peak.peak_tflops, d.peak.source, d.peak.ridge());
+  fmt::print("copy        {} (read + written)\n", format_bandwidth(d.peak.copy_GBps));
+  fmt::print("read        {} (streaming reduction)\n", format_bandwidth(d.peak.read_GBps));
+  fmt::print("peak        {}, {} ({}), ridge {:.1f} FLOP/B\n", format_bandwidth(d.peak.peak_GBps),
+             format_flops(d.peak.peak_tflops), d.peak.source, d.peak.ridge());
   if (d.datasheet)
-    fmt::print("datasheet   {}: {:.0f} GB/s, {:.0f} TFLOP/s (measured: {:.0f}% and {:.0f}% of it)\n",
-               d.datasheet->name, d.datasheet->GBps, d.datasheet->tflops,
+    fmt::print("datasheet   {}: {}, {} (measured: {:.0f}% and {:.0f}% of it)\n", d.datasheet->name,
+               format_bandwidth(d.datasheet->GBps), format_flops(d.datasheet->tflops),
                100 * d.peak.peak_GBps / d.datasheet->GBps, 100 * d.peak.peak_tflops / d.datasheet->tflops);
-  if (auto out = a.get("out")) {
-    std::ofstream f(*out);
-    if (!f) throw std::runtime_error(fmt::format("{}: cannot open for writing", *out));
-    f << probe_json(d).dump(2) << "\n";
-    fmt::print(stderr, "wrote {}\n", *out);
+  if (out) {
+    out->write(probe_json(d).dump(2) + "\n");
+    out->publish();
+    fmt::print(stderr, "wrote {}\n", out->path());
   }
   return 0;
 }
 
+Runner define_probe(CLI::App& app) {
+  auto f = std::make_shared<ProbeFlags>();
+  add_device_flags(app, f->device, false);
+  app.add_option("--out", f->out, "also write the ceilings as JSON")->type_name("FILE");
+  return [f](const std::vector<std::string>&) { return run_probe(*f); };
+}
+
 }  // namespace
 
-RIDGELINE_COMMAND(Command{"probe", "probe [--device cuda|cpu] [--out ceilings.json]", run_probe});
+RIDGELINE_COMMAND(Command{"probe", "measure this machine's memory bandwidth and FLOP/s ceilings",
+                          "probe [--device cuda|cpu] [--gpu N] [--out FILE]", define_probe});
 
 }  // namespace ridgeline::cli

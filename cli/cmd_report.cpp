@@ -6,75 +6,78 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "analysis/render_html.h"
 #include "analysis/render_markdown.h"
-#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/output_file.h"
 
 namespace ridgeline::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(fmt::format("{}: cannot open for writing", path.string()));
-  f << text;
-  if (!f) throw std::runtime_error(fmt::format("{}: write failed", path.string()));
-}
+struct ReportFlags {
+  std::vector<std::string> files;
+  std::optional<std::string> out;
+};
 
-int run_report(const std::vector<std::string>& argv) {
-  // `-o FILE` is the short form of --out (Args knows long flags only).
-  std::vector<std::string> args;
-  for (const auto& s : argv) args.push_back(s == "-o" ? "--out" : s);
-  Args a(args, {"out"});
-  if (a.positional().empty()) throw UsageError("expected a report file (run.json), or several to compare");
-  for (const auto& p : a.positional())
-    if (p.size() > 1 && p[0] == '-') throw UsageError(fmt::format("unknown flag {}", p));
+int run_report(const ReportFlags& f) {
+  if (f.files.empty()) throw UsageError("expected a report file (run.json), or several to compare");
   // One report renders as before; several, side by side.
   std::optional<ReportView> view;
   std::optional<ReportSet> set;
-  if (a.positional().size() == 1)
-    view = load_report_view(a.positional()[0]);
+  if (f.files.size() == 1)
+    view = load_report_view(f.files[0]);
   else
-    set = load_report_set(a.positional());
+    set = load_report_set(f.files);
   auto markdown = [&](const std::string& stem) {
     return view ? render_markdown(*view, stem) : render_markdown(*set, stem);
   };
 
-  auto out = a.get("out");
-  if (!out) {
+  if (!f.out) {
     std::cout << markdown("").markdown;
     return 0;
   }
-  fs::path path(*out);
+  fs::path path(*f.out);
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   if (ext == ".html" || ext == ".htm") {
-    write_file(path, view ? render_html(*view) : render_html(*set));
+    write_file(path.string(), view ? render_html(*view) : render_html(*set));
     fmt::print(stderr, "report: wrote {}\n", path.string());
   } else if (ext == ".md" || ext == ".markdown") {
     MarkdownReport md = markdown(path.stem().string());
-    write_file(path, md.markdown);
-    for (const auto& c : md.charts) write_file(path.parent_path() / c.name, c.content);
+    // All or nothing: a chart that cannot be written leaves no report without its charts. The
+    // Markdown goes last, so that it never names charts that are not there yet.
+    std::vector<std::pair<std::string, std::string>> files;
+    for (const auto& c : md.charts) files.emplace_back((path.parent_path() / c.name).string(), c.content);
+    files.emplace_back(path.string(), md.markdown);
+    write_files(files);
     fmt::print(stderr, "report: wrote {} and {} chart{} beside it\n", path.string(), md.charts.size(),
                md.charts.size() == 1 ? "" : "s");
   } else {
-    throw UsageError(fmt::format("-o expects a .md or .html file name, got '{}'", *out));
+    throw UsageError(fmt::format("-o expects a .md or .html file name, got '{}'", *f.out));
   }
   return 0;
 }
 
+Runner define_report(CLI::App& app) {
+  auto f = std::make_shared<ReportFlags>();
+  app.add_option("files", f->files, "sweep reports; several render side by side")->type_name("REPORT.json");
+  app.add_option("-o,--out", f->out, "a .html file (self-contained) or a .md file (SVG charts beside it)")
+      ->type_name("FILE")
+      ->default_str("Markdown to stdout");
+  return [f](const std::vector<std::string>&) { return run_report(*f); };
+}
+
 }  // namespace
 
-RIDGELINE_COMMAND(Command{
-    "report",
-    "report run.json [more.json...] [-o report.html | -o report.md]   # Markdown to stdout "
-    "without -o; several reports side by side",
-    run_report});
+RIDGELINE_COMMAND(Command{"report", "render sweep reports as Markdown or HTML with roofline charts",
+                          "report REPORT.json... [-o FILE.html|FILE.md]", define_report});
 
 }  // namespace ridgeline::cli

@@ -1,21 +1,43 @@
 #include "cli/generation_flags.h"
 
-#include <fmt/format.h>
+#include <limits>
+
+#include "cli/flags.h"
 
 namespace ridgeline::cli {
 
-GenerateOptions generation_flags(const Args& a, int default_max_new_tokens, int min_new_tokens) {
+void add_generation_flags(CLI::App& app, GenerationFlags& f, int default_max_new_tokens, int min_new_tokens) {
+  constexpr long long kIntMax = std::numeric_limits<int>::max();
+  f.max_new_tokens = default_max_new_tokens;
+  app.add_option("--max-new-tokens", f.max_new_tokens, "the most tokens a reply may have")
+      ->type_name("N")
+      ->check(integer_in(min_new_tokens, kIntMax))
+      ->capture_default_str();
+  app.add_option("--temperature", f.temperature, "sampling temperature; 0 is greedy")
+      ->type_name("T")
+      ->check(number_in(0, std::numeric_limits<float>::max()))
+      ->capture_default_str();
+  app.add_option("--top-k", f.top_k, "sample among the K likeliest tokens; 0 is no limit")
+      ->type_name("K")
+      ->check(integer_in(0, kIntMax))
+      ->capture_default_str();
+  app.add_option("--top-p", f.top_p, "sample among the likeliest tokens whose probabilities sum to P")
+      ->type_name("P")
+      ->check(number_in(0, 1, /*min_open=*/true))
+      ->capture_default_str();
+  app.add_option("--seed", f.seed, "sampling seed: the draw for a token depends on (seed, position) only")
+      ->type_name("S")
+      ->check(integer_in(0, std::numeric_limits<long long>::max()))
+      ->capture_default_str();
+}
+
+GenerateOptions generation_options(const GenerationFlags& f) {
   GenerateOptions opt;
-  opt.max_new_tokens = a.get_int("max-new-tokens", default_max_new_tokens);
-  if (opt.max_new_tokens < min_new_tokens)
-    throw UsageError(fmt::format("--max-new-tokens must be >= {}", min_new_tokens));
-  opt.sampling.temperature = float(a.get_double("temperature", 0.0));
-  opt.sampling.top_k = a.get_int("top-k", 0);
-  opt.sampling.top_p = float(a.get_double("top-p", 1.0));
-  opt.sampling.seed = uint64_t(a.get_int64("seed", 0));
-  if (opt.sampling.temperature < 0 || opt.sampling.top_k < 0 ||
-      !(opt.sampling.top_p > 0 && opt.sampling.top_p <= 1))
-    throw UsageError("--temperature must be >= 0, --top-k >= 0, --top-p in (0, 1]");
+  opt.max_new_tokens = f.max_new_tokens;
+  opt.sampling.temperature = float(f.temperature);
+  opt.sampling.top_k = f.top_k;
+  opt.sampling.top_p = float(f.top_p);
+  opt.sampling.seed = uint64_t(f.seed);
   return opt;
 }
 

@@ -1,9 +1,10 @@
 #include "cli/npy.h"
 
-#include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "cli/output_file.h"
 
 namespace ridgeline::cli {
 
@@ -20,15 +21,13 @@ void write_npy_f32(const std::string& path, const std::vector<int64_t>& shape, c
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error(fmt::format("{}: cannot open for writing", path));
-  out.write("\x93NUMPY\x01\x00", 8);
-  uint16_t len = static_cast<uint16_t>(header.size());
-  char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(len_bytes, 2);
-  out.write(header.data(), std::streamsize(header.size()));
-  out.write(reinterpret_cast<const char*>(data), std::streamsize(count * sizeof(float)));
-  if (!out) throw std::runtime_error(fmt::format("{}: write failed", path));
+  std::string bytes("\x93NUMPY\x01\x00", 8);  // magic and version 1.0 (the literal holds a NUL)
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  bytes += static_cast<char>(len & 0xff);
+  bytes += static_cast<char>(len >> 8);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(data), size_t(count) * sizeof(float));
+  write_file(path, bytes);
 }
 
 }  // namespace ridgeline::cli

@@ -6,6 +6,7 @@
 // logits of its last new position on the backend, where sample() reads them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,8 +39,9 @@ struct OpSamples {
   std::vector<double> us;
 };
 
+// The timing of a decode step (benchmark_decode) or of a whole prefill (benchmark_prefill).
 struct DecodeTiming {
-  std::vector<double> step_us;  // one sample per timed decode step (CUDA: one graph replay each)
+  std::vector<double> step_us;  // one sample per timed decode step (CUDA: one graph replay each) or prefill
   std::vector<OpSamples> ops;   // per op, in forward order, from a separate profiling pass
   std::string method;           // how the step and the ops were timed, for the report
 };
@@ -87,7 +89,27 @@ class Backend {
   // cache slot), and then times each op in a separate profiling pass of `iters` steps.
   virtual void fill_context(int seq, int length, uint64_t seed) = 0;
   virtual DecodeTiming benchmark_decode(std::span<const int> seqs, int warmup, int iters) = 0;
+  // benchmark_prefill() times the prefill of the EMPTY sequences `seqs`, `tokens_per_seq` new tokens
+  // each (fixed pseudo-random ids), plus the greedy sample of each sequence's first token: the time
+  // to first token. Like benchmark_decode: `iters` timed prefills after `warmup` untimed ones, then
+  // each op timed (summed over the prefill's chunks) in a separate pass of `iters` prefills; the
+  // KV growth is not kept (every prefill rewrites the same cache slots, and the sequences end empty,
+  // their logits gone). The returned timing's step samples are whole prefills. Throws like forward()
+  // when the tokens do not fit, and std::logic_error when a sequence is not empty.
+  virtual DecodeTiming benchmark_prefill(std::span<const int> seqs, int tokens_per_seq, int warmup,
+                                         int iters) = 0;
 };
+
+// The token ids benchmark_prefill() feeds every backend: spread over the vocabulary (a fixed stride
+// modulo vocab), never all one id, the same on each run.
+inline std::vector<std::vector<int>> benchmark_prefill_tokens(const ModelConfig& c, size_t n_seqs,
+                                                              int tokens_per_seq) {
+  std::vector<std::vector<int>> tokens(n_seqs, std::vector<int>(std::max(tokens_per_seq, 0)));
+  for (size_t s = 0; s < n_seqs; ++s)
+    for (int t = 0; t < tokens_per_seq; ++t)
+      tokens[s][t] = static_cast<int>((7919 * (int64_t(s) * tokens_per_seq + t) + 3) % c.vocab);
+  return tokens;
+}
 
 // The checks every backend's forward() makes before touching anything: one token list per
 // sequence, no sequence listed twice, no empty list, token ids inside the vocabulary, and no

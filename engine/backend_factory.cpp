@@ -7,6 +7,7 @@
 
 #include "engine/cpu_backend.h"
 #include "engine/cuda/cuda_entry.h"
+#include "engine/nvml_info.h"
 
 namespace ridgeline {
 namespace {
@@ -51,10 +52,23 @@ std::unique_ptr<Backend> make_backend(const ModelSource& source, const BackendOp
 }
 
 DeviceFacts describe_device(DeviceKind device) {
-  if (device == DeviceKind::cuda) return describe_cuda_device();
   DeviceFacts f;
-  f.name = cpu_model_name();
-  f.memory_bytes = int64_t(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  if (device == DeviceKind::cuda) {
+    f = describe_cuda_device();
+    add_nvml_facts(f);
+  } else {
+    f.name = cpu_model_name();
+    f.memory_bytes = int64_t(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  }
+  f.host_cpu = cpu_model_name();
+  return f;
+}
+
+DeviceFacts read_device_clocks(DeviceKind device) {
+  DeviceFacts f;
+  if (device != DeviceKind::cuda) return f;
+  f.uuid = describe_cuda_device().uuid;
+  add_nvml_clocks(f);
   return f;
 }
 

@@ -37,7 +37,9 @@ bool gpu_available(std::string* why = nullptr);
 // model in those formats, and the backend's own error when the model does not fit.
 std::unique_ptr<Backend> make_backend(const ModelSource& source, const BackendOptions& options);
 
-// What a device is, without building a backend (no timing).
+// What a device is, without building a backend (no timing). The GPU's environment comes from the
+// CUDA runtime and, where the driver's NVML library loads, from NVML (engine/nvml_info.h); what
+// could not be read stays empty (strings) or 0 (numbers).
 struct DeviceFacts {
   std::string name;          // "NVIDIA H200", or the CPU's model name
   int sm_count = 0;          // 0 on the CPU
@@ -45,7 +47,22 @@ struct DeviceFacts {
   int64_t l2_bytes = 0;      // 0 on the CPU
   std::string driver;        // CUDA driver API version ("13.0"); "" on the CPU
   std::string runtime;       // CUDA runtime version; "" on the CPU
+  std::string host_cpu;      // the host's CPU model (/proc/cpuinfo), on both devices
+  // GPU only:
+  std::string uuid;              // "GPU-5f3c...", as nvidia-smi prints it (cudaDeviceProp::uuid)
+  std::string cublas;            // cuBLASLt version ("13.1.0")
+  std::string nvidia_driver;     // NVML: the kernel driver's version ("580.95.05")
+  int sm_clock_mhz = 0;          // NVML: SM clock when read
+  int sm_clock_max_mhz = 0;      // NVML: the SM clock's maximum
+  int memory_clock_mhz = 0;      // NVML: memory clock when read
+  int memory_clock_max_mhz = 0;  // NVML: the memory clock's maximum
+  double power_limit_w = 0;      // NVML: the enforced power limit
+  std::string ecc;               // NVML: "on" | "off"; "" where ECC is unsupported or unknown
+  std::string nvml_error;        // why the NVML fields are empty; "" when NVML answered
 };
 DeviceFacts describe_device(DeviceKind device);
+// The SM and memory clocks now (NVML), for reading them again right after a measurement: the fields
+// of describe_device() with only the clocks filled; all 0 on the CPU or without NVML.
+DeviceFacts read_device_clocks(DeviceKind device);
 
 }  // namespace ridgeline

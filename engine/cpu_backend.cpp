@@ -11,6 +11,7 @@
 #include "engine/backend_factory.h"
 #include "engine/checkpoint.h"
 #include "engine/host_weights.h"
+#include "engine/inject_delay.h"
 #include "engine/ops.h"
 #include "kernels/cpu/reference.h"
 
@@ -27,6 +28,7 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend(HostWeights w, const BackendOptions& o) : w_(std::move(w)), opt_(o), names_(w_.config.n_layers) {
     if (opt_.max_kv_tokens <= 0) opt_.max_kv_tokens = int64_t(opt_.max_sequences) * w_.config.max_positions;
+    check_injected_delay(w_.config);
   }
 
   const ModelConfig& config() const override { return w_.config; }
@@ -118,14 +120,40 @@ class CpuBackend final : public Backend {
       });
       for (size_t i = 0; i < seqs.size(); ++i) truncate(*seqs[i], lengths[i]);
     };
-    for (int i = 0; i < warmup; ++i) step(nullptr);
-    for (int i = 0; i < iters; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      step(nullptr);
-      t.step_us.push_back(
-          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    time_steps(t, warmup, iters, step);
+    return t;
+  }
+
+  DecodeTiming benchmark_prefill(std::span<const int> seq_ids, int tokens_per_seq, int warmup,
+                                 int iters) override {
+    if (iters < 1 || warmup < 0 || tokens_per_seq < 1)
+      throw std::invalid_argument("benchmark_prefill: needs tokens_per_seq >= 1, iters >= 1 and warmup >= 0");
+    const auto tokens = benchmark_prefill_tokens(w_.config, seq_ids.size(), tokens_per_seq);
+    const int64_t new_tokens =
+        validate_forward(w_.config, seq_ids, tokens, [this](int seq) { return find(seq).length; });
+    std::vector<CpuSequence*> seqs;
+    for (int id : seq_ids) {
+      if (find(id).length != 0) throw std::logic_error("benchmark_prefill() needs empty sequences");
+      seqs.push_back(&seqs_.at(id));
     }
-    for (int i = 0; i < iters; ++i) step(&t.ops);
+    if (new_tokens > capacity_tokens())
+      throw std::runtime_error(
+          fmt::format("KV cache full: {} new tokens, room for {}", new_tokens, capacity_tokens()));
+    DecodeTiming t;
+    t.method =
+        "cpu: steady_clock around each whole prefill (forward over every prompt token, then the greedy "
+        "sample of the first token); per-op steady_clock in a separate pass";
+    auto prefill = [&](std::vector<OpSamples>* ops) {
+      run(seqs, tokens, ops);
+      op(ops, names_(OpType::sample), [&] {
+        for (auto* s : seqs) ref::argmax(s->last_logits.data(), w_.config.vocab);
+      });
+      for (auto* s : seqs) {
+        truncate(*s, 0);
+        s->last_logits.clear();
+      }
+    };
+    time_steps(t, warmup, iters, prefill);
     return t;
   }
 
@@ -154,12 +182,31 @@ class CpuBackend final : public Backend {
     return it->second;
   }
 
+  // `warmup` untimed runs of `step(nullptr)`, `iters` timed ones into t.step_us, then `iters` runs
+  // timing each op into t.ops (a separate pass: per-op clocks would slow the timed steps).
+  template <class F>
+  static void time_steps(DecodeTiming& t, int warmup, int iters, F&& step) {
+    for (int i = 0; i < warmup; ++i) step(nullptr);
+    for (int i = 0; i < iters; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      step(nullptr);
+      t.step_us.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    for (int i = 0; i < iters; ++i) step(&t.ops);
+  }
+
   // Runs `f` as op `name`, timing it into `ops` when profiling.
   template <class F>
   static void op(std::vector<OpSamples>* ops, const std::string& name, F&& f) {
-    if (!ops) return f();
+    if (!ops) {
+      f();
+      cpu_injected_delay(name);
+      return;
+    }
     auto t0 = std::chrono::steady_clock::now();
     f();
+    cpu_injected_delay(name);
     double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
     auto it = std::find_if(ops->begin(), ops->end(), [&](const OpSamples& o) { return o.name == name; });
     if (it == ops->end()) it = ops->insert(ops->end(), OpSamples{name, {}});
@@ -286,11 +333,13 @@ Support cpu_supports(const ModelSource& source, const Formats& formats) {
   if (awq && formats.weights != WeightFormat::w4a16)
     return {false, fmt::format("cpu: --weights {}: this checkpoint is AWQ 4-bit, it runs as --weights w4a16",
                                to_string(formats.weights))};
+  // Presets too: the CPU does not quantize at load (the CUDA backend does, on the GPU).
   if (!awq && formats.weights == WeightFormat::w4a16)
-    return {false,
-            "cpu: --weights w4a16 needs an AWQ checkpoint (a 4-bit folder with quantization_config); this "
-            "model is "
-            "unquantized"};
+    return {false, fmt::format("cpu: --weights w4a16 needs an AWQ checkpoint (a 4-bit folder with "
+                               "quantization_config); {} is unquantized{}",
+                               source.synthetic ? "preset " + c.name : "this model",
+                               source.synthetic ? " (the CUDA backend quantizes presets at load)"
+                                                : " (`ridgeline quantize` makes a 4-bit copy)")};
   if (awq && c.quant_group_size > 0 && formats.group_size != c.quant_group_size)
     return {false, fmt::format("cpu: this checkpoint's w4a16 group size is {}, not {}", c.quant_group_size,
                                formats.group_size)};

@@ -82,8 +82,8 @@ inline int64_t w4a16_scale_index(int in, int o, int g) {
   return ((int64_t{mt} * (in / kW4A16Group) + g) * 8 + r % 8) * 4 + 2 * (r / 8);
 }
 
-// The one dispatch decision: decode batches of n <= kW4A16GemvMaxRows rows run the GEMV (weights
-// streamed straight into registers), larger n the cp.async-pipelined tensor-core GEMM.
+// The one dispatch decision: decode batches of n <= kW4A16GemvMaxRows rows run the GEMV (each warp
+// streams its own slice of W, one mma N tile of 8 batch rows), larger n the tiled tensor-core GEMM.
 bool w4a16_use_gemv(int n);
 
 // y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output
@@ -93,13 +93,31 @@ bool w4a16_use_gemv(int n);
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream);
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream);
 
-// The two kernels behind w4a16_linear, callable directly by tests and benchmarks. `splits` is the
-// number of thread blocks (one cluster) that share a strip's input range: 0 chooses from the grid
-// size; 1..8 forces it (at most in/128). w4a16_gemv takes n <= kW4A16GemvMaxRows; w4a16_gemm any n.
-void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits = 0);
-void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits = 0);
+// How the GEMV is laid out (kernels/w4a16_gemv.cu): a block owns `tiles` 16-row strips of W and
+// `warps` warps, each streaming one slice of the input range through `stages` cp.async stages of one
+// group. 0 lets w4a16_gemv choose; tests and bench_w4a16's variant experiment set them.
+struct W4A16GemvConfig {
+  int warps = 0;   // 1..16
+  int tiles = 0;   // 1 or 2
+  int stages = 0;  // 4 or 8
+};
+
+// The kernels behind w4a16_linear, callable directly by tests and benchmarks. w4a16_gemv takes
+// n <= kW4A16GemvMaxRows, w4a16_gemm any n. `splits` is the number of thread blocks (one cluster)
+// that share a strip's input range: 0 chooses from the grid size; 1..8 forces it (at most in/128).
+// Throws std::invalid_argument when a config does not fit (shared memory at this n, ranges above).
+void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
+                const W4A16GemvConfig& config = {});
+void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
+                const W4A16GemvConfig& config = {});
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits = 0);
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits = 0);
+// The first GEMV (kernels/w4a16_gemv_cluster.cu: cluster split-K), kept only until the variant
+// benchmark has compared it with w4a16_gemv on the GPU; same contract, `splits` as for the GEMM.
+void w4a16_gemv_cluster(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
+                        int splits = 0);
+void w4a16_gemv_cluster(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
+                        int splits = 0);
 
 // Round-to-nearest quantization on the device, fp16 W [out, in] -> the layout above, per (row,
 // group of 128): mn/mx = min/max of the group, s = fp16((max(mx - mn, 1e-5) / 15)), z = clamp(rint(-mn

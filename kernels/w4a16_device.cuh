@@ -1,8 +1,9 @@
 // Device pieces shared by the W4A16 kernels (layout: kernels/w4a16.cuh): unpacking a word of eight
-// 4-bit codes into an mma A fragment, the scale/zero record of a group, a non-transposing ldmatrix,
-// and the split-K reduction over a thread-block cluster (sm_90 distributed shared memory), which
-// sums the partial tiles of the blocks that shared an output strip in a fixed order, so results do
-// not depend on timing and no workspace or second launch is needed.
+// 4-bit codes into an mma A fragment (scaled in fp16, or exact integers with the scale applied in
+// fp32 by the caller), the scale/zero record of a group, cache-hinted cp.async, a non-transposing
+// ldmatrix, and the split-K reduction over a thread-block cluster (sm_90 distributed shared memory),
+// which sums the partial tiles of the blocks that shared an output strip in a fixed order, so
+// results do not depend on timing and no workspace or second launch is needed.
 #pragma once
 
 #include <algorithm>
@@ -74,6 +75,44 @@ __device__ __forceinline__ void dequant(uint32_t word, const GroupScale& g, uint
   a[1] = as_u32(__hmul2(__hfma2(as_half2(t1), sixteenth, g.nz_hi), g.s_hi));
   a[2] = as_u32(__hmul2(__hsub2(as_half2(t2), g.z_lo), g.s_lo));
   a[3] = as_u32(__hmul2(__hfma2(as_half2(t3), sixteenth, g.nz_hi), g.s_hi));
+}
+
+// Eight codes of one packed word -> an m16n8k16 A fragment of exact integers, the scale left out:
+// rows gid (a0, a2) get q - z, rows gid+8 (a1, a3) 16 * (q - z), both exact in fp16 (|16 * 15| =
+// 240), so the mma's products and fp32 sums are exact up to fp32 rounding, and the caller applies
+// s (rows gid) and s / 16 (rows gid+8) to the group's fp32 sum. 9 instructions for 8 weights: 4
+// lop3, 1 shift, 4 HSUB2. `zlo` = 1024 + z[gid], `zhi` = 1024 + 16 * z[gid+8] (see dequant()).
+__device__ __forceinline__ void dequant_codes(uint32_t word, half2 zlo, half2 zhi, uint32_t (&a)[4]) {
+  constexpr uint32_t kLo = 0x000f000fu, kHi = 0x00f000f0u, kMagic = 0x64006400u;
+  const uint32_t t0 = and_or(word, kLo, kMagic), t1 = and_or(word, kHi, kMagic);
+  word >>= 8;
+  const uint32_t t2 = and_or(word, kLo, kMagic), t3 = and_or(word, kHi, kMagic);
+  a[0] = as_u32(__hsub2(as_half2(t0), zlo));
+  a[1] = as_u32(__hsub2(as_half2(t1), zhi));
+  a[2] = as_u32(__hsub2(as_half2(t2), zlo));
+  a[3] = as_u32(__hsub2(as_half2(t3), zhi));
+}
+
+// An L2 policy that evicts first: weights stream through once, so they should not push x, the
+// activations and the KV cache out of L2.
+__device__ __forceinline__ uint64_t evict_first_policy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+
+// cp.async of 16 bytes, L2 only (.cg), under an L2 cache policy.
+__device__ __forceinline__ void cp_async_16_policy(void* smem_dst, const void* gmem_src, uint64_t policy) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src),
+               "l"(policy)
+               : "memory");
+}
+
+// cp.async of 16 bytes through L1 (.ca): data that other warps of the SM read too (x).
+__device__ __forceinline__ void cp_async_16_l1(void* smem_dst, const void* gmem_src) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src) : "memory");
 }
 
 // Word j (0..3) of a 16-byte vector; j is a compile-time constant after unrolling.

@@ -2,199 +2,269 @@
 // tile-packed W4A16 layout (kernels/w4a16.cuh), fp32 accumulation on tensor cores, fp16 or fp32 out.
 // FLOPs: 2*n*in*out. Bytes: in*out/2 (codes) + out*(in/128)*4 (scale, zero) + 2*n*in (x) + y.
 // Bound: DRAM bandwidth on the packed weights (4 bits a weight, a quarter of fp16's bytes); the
-// target is >= 0.85 of the H200's 4.6 TB/s on the 7b shapes at n = 1.
+// target is >= 0.85 of the H200's 4.6 TB/s on the 7b shapes at n = 1, and for small weights a launch
+// that costs one DRAM round trip, not several.
 //
-// Each warp owns one 16-row strip of W (an mma M tile) and streams it along its block's input
-// range with 16-byte loads (LDG.128, evict-first): one load gives a lane the codes of four K steps
-// of its A fragments, which are unpacked and scaled in registers (w4a16::dequant) and multiplied
-// with the x rows as the mma's N = 8 columns. So every weight byte is read once per launch for all
-// n rows, and the FMAs run on the tensor cores (the CUDA cores only unpack, ~1.6 instructions a
-// weight). Two groups (four 16-byte loads and their scale/zero records) are loaded ahead of the
-// ones being multiplied, so ~8 loads per lane are in flight.
-// A block is 8 warps = 128 output rows over one slice of the input range; its slice of x is staged
-// once in shared memory in B-fragment order (one conflict-free LDS.128 gives a lane two K steps).
-// Splits: when out/128 strips cannot fill the GPU (2 blocks per SM), up to 8 blocks of a cluster
-// share a strip's input range and sum their partial tiles through distributed shared memory in
-// rank order (deterministic, no workspace, one launch).
+// Streamed: a block owns `tiles` 16-row strips of W (mma M tiles) and `warps` warps, each of which
+// streams one contiguous slice of the input range of those strips (a strip's packed codes are
+// consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
+// its own ring of `stages` cp.async stages in shared memory. A stage is one group of 128 inputs:
+// the strips' codes (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
+// Nothing waits for anything outside the warp until the end: no cluster, no block barrier before
+// the first weight byte is requested, no x staging pass; stages-1 groups per warp are in flight
+// from the first instruction. The codes are unpacked to exact integers (w4a16::dequant_codes), the
+// mma sums a group in fp32, and the group's scale is applied to that sum in fp32. At the end the
+// warps' partial tiles are summed through shared memory in warp order (deterministic).
+// Why not the first kernel (kernels/w4a16_gemv_cluster.cu): at most ~8 16-byte loads per lane in
+// flight over 16 warps per SM, a block barrier behind the x staging, and cluster launches of 8 blocks
+// per strip that the GPU could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
 #include <algorithm>
 #include <string>
 
+#include "kernels/cp_async.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
 
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
-constexpr int kRowsPerBlock = 16 * kWarps;
-// Halves of padding after each staged x row: a row stride of 64 (mod 128) bytes keeps the LDS.128
-// of lanes gid and gid+1 (one quarter-warp phase) on different banks.
-constexpr int kXPad = 32;
-// Dynamic shared memory a block may take: two blocks per SM (228 KB) with room for the runtime.
-constexpr size_t kMaxSmem = 110 * 1024;
+constexpr int kMaxWarps = 16;
+// One stage, per strip: two packed 64-input tiles (32 lanes x 16 B each) and 8 records of 8 B.
+constexpr int kCodeBytes = 2 * 32 * 16;
+constexpr int kRecordBytes = 8 * 8;
+// One stage, per x row: 128 inputs, padded by 16 B so that the ldmatrix of 8 rows (a 272-byte
+// stride = 68 words) touches 32 distinct banks.
+constexpr int kXRowBytes = kW4A16Group * 2 + 16;
 
-size_t smem_bytes(int n, int k_len) {
-  return size_t(n) * kRowsPerBlock * sizeof(float) + size_t(n) * (k_len + kXPad) * sizeof(half);
+__host__ __device__ constexpr int stage_bytes(int tiles, int n) {
+  return tiles * (kCodeBytes + kRecordBytes) + n * kXRowBytes;
 }
 
-template <typename OutT>
-__global__ void __launch_bounds__(kThreads, 2)
-    w4a16_gemv_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y, int splits) {
+__device__ __forceinline__ void store_out(half* p, float v) {
+  *p = __float2half_rn(v);
+}
+__device__ __forceinline__ void store_out(float* p, float v) {
+  *p = v;
+}
+
+template <int kTiles, int kStages, typename OutT>
+__global__ void __launch_bounds__(kMaxWarps * 32, 1)
+    w4a16_gemv_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const int split = blockIdx.x;
+  const int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2;
+  const int tig = lane & 3;
   const int groups = w.in / kW4A16Group, tiles_per_row = w.in / kW4A16TileInputs;
-  const int g0 = split * groups / splits, g1 = (split + 1) * groups / splits, ng = g1 - g0;
-  const int k_len = ng * kW4A16Group, xs_stride = k_len + kXPad;
-  float* red = reinterpret_cast<float*>(smem);  // [n][128] partial tile
-  half* xs = reinterpret_cast<half*>(smem + size_t(n) * kRowsPerBlock * sizeof(float));  // [n][xs_stride]
+  const int mtiles = w.out / kW4A16TileRows, mt0 = blockIdx.x * kTiles;
+  const int g0 = warp * groups / warps, ng = (warp + 1) * groups / warps - g0;
+  const int sbytes = stage_bytes(kTiles, n);
+  unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
+  const uint64_t policy = w4a16::evict_first_policy();
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-  const int mt = blockIdx.y * kWarps + warp;
-  const bool active = mt < w.out / kW4A16TileRows;  // the last strip may be partial
-  const uint4* wp = reinterpret_cast<const uint4*>(w.qweight) + int64_t{mt} * tiles_per_row * 32 + lane;
-  const uint2* sp = reinterpret_cast<const uint2*>(w.scale_zero) + int64_t{mt} * groups * 8 + gid;
-
-  // Groups gb, gb+1 (relative to g0): two tiles each, plus their scale/zero records.
-  auto load = [&](uint4(&wv)[4], uint2(&sv)[2], int gb) {
+  // Group g0 + i into ring slot `slot`: codes and records of each strip, then x. Lane L copies
+  // 16-byte chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1 the records,
+  // and the lanes share the 16*n chunks of x. Strips past the weight's end are neither loaded nor used.
+  auto issue = [&](int slot, int i) {
+    unsigned char* st = ring + slot * sbytes;
+    const int g = g0 + i;
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      if (gb + j < ng) {
-        const int64_t g = g0 + gb + j;
-        sv[j] = __ldg(sp + g * 8);
-        wv[2 * j] = __ldcs(wp + (2 * g) * 32);  // streamed once: evict first
-        wv[2 * j + 1] = __ldcs(wp + (2 * g + 1) * 32);
-      }
+    for (int r = 0; r < kTiles; ++r) {
+      if (mt0 + r >= mtiles) break;
+      const uint4* src =
+          reinterpret_cast<const uint4*>(w.qweight) + (int64_t{mt0 + r} * tiles_per_row + 2 * g) * 32 + lane;
+      w4a16::cp_async_16_policy(st + ((2 * r) * 32 + lane) * 16, src, policy);
+      w4a16::cp_async_16_policy(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, policy);
+    }
+    if (lane < 4 * kTiles && mt0 + (lane >> 2) < mtiles) {
+      const uint4* src = reinterpret_cast<const uint4*>(w.scale_zero) +
+                         (int64_t{mt0 + (lane >> 2)} * groups + g) * 4 + (lane & 3);
+      cp_async_16(st + kTiles * kCodeBytes + lane * 16, src, true);
+    }
+    unsigned char* xs = st + kTiles * (kCodeBytes + kRecordBytes);
+    for (int c = lane; c < 16 * n; c += 32) {
+      const int row = c >> 4, chunk = c & 15;
+      w4a16::cp_async_16_l1(xs + row * kXRowBytes + chunk * 16,
+                            x + int64_t{row} * w.in + int64_t{g} * kW4A16Group + chunk * 8);
     }
   };
-  // Two register buffers, alternating, so the next batch's loads are in flight during the mma.
-  // The first batch is requested before x is staged, so DRAM is busy from the start.
-  uint4 wa[4] = {}, wb[4] = {};
-  uint2 sa[2] = {}, sb[2] = {};
-  if (active) load(wa, sa, 0);
 
-  // Stage x[0..n)[k0 .. k0+k_len) in B-fragment order: within each 32-input chunk, input
-  // 16a + 8b + 2t + e goes to word 4t + 2a + b, so lane (gid, tig) finds b0, b1 of two
-  // consecutive K steps in one 16-byte word at 4*tig. Four loads are issued before their stores,
-  // so a long slice waits for L2 a quarter as often.
-  {
-    constexpr int kBatch = 4;
-    const int pieces = k_len / 8;  // 16-byte pieces per row
-    const int total = n * pieces;
-    const int64_t k0 = int64_t{g0} * kW4A16Group;
-    for (int p0 = threadIdx.x; p0 < total; p0 += kBatch * kThreads) {
-      uint4 v[kBatch];
+  // ldmatrix.x4 over a pair of K steps: matrix q = lane / 8 is K step (q >> 1) of the pair, inputs
+  // 8 * (q & 1) .. +7, for batch rows lane % 8 (rows past n read row 0: their mma columns are never
+  // stored). Register q of lane (gid, tig) is then x[gid][k0 + 2tig .. +1]: b0, b1 of two K steps.
+  const int xrow = (lane & 7) < n ? (lane & 7) : 0;
+  const int xoff = kTiles * (kCodeBytes + kRecordBytes) + xrow * kXRowBytes +
+                   ((lane >> 4) * 16 + ((lane >> 3) & 1) * 8) * 2;
+
+  float acc[kTiles][4] = {};
+  // One group from ring slot `slot`: per strip, 8 K steps (2 packed tiles x 4 words) summed exactly
+  // in `part`, then scaled into acc: rows gid by s, rows gid + 8 by s / 16 (dequant_codes).
+  auto compute = [&](int slot) {
+    const unsigned char* st = ring + slot * sbytes;
+    uint4 raw[kTiles][2];
+    uint2 rec[kTiles];
+    half2 zlo[kTiles], zhi[kTiles];
+    float part[kTiles][4];
 #pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int p = p0 + b * kThreads;
-        if (p < total)
-          v[b] = __ldg(reinterpret_cast<const uint4*>(x + int64_t{p / pieces} * w.in + k0) + p % pieces);
-      }
+    for (int r = 0; r < kTiles; ++r) {
+      if (mt0 + r >= mtiles) break;
+      raw[r][0] = *reinterpret_cast<const uint4*>(st + ((2 * r) * 32 + lane) * 16);
+      raw[r][1] = *reinterpret_cast<const uint4*>(st + ((2 * r + 1) * 32 + lane) * 16);
+      rec[r] = *reinterpret_cast<const uint2*>(st + kTiles * kCodeBytes + (r * 8 + gid) * 8);
+      zlo[r] = __hadd2(__high2half2(w4a16::as_half2(rec[r].x)), __float2half2_rn(1024.0f));
+      zhi[r] = __hfma2(__high2half2(w4a16::as_half2(rec[r].y)), __float2half2_rn(16.0f),
+                       __float2half2_rn(1024.0f));
 #pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int p = p0 + b * kThreads;
-        if (p >= total) break;
-        const int r = p / pieces, c = p % pieces;
-        uint32_t* dst = reinterpret_cast<uint32_t*>(xs + size_t(r) * xs_stride) + 16 * (c >> 2) + (c & 3);
-        dst[0] = v[b].x, dst[4] = v[b].y, dst[8] = v[b].z, dst[12] = v[b].w;
+      for (int k = 0; k < 4; ++k) part[r][k] = 0.0f;
+    }
+#pragma unroll
+    for (int kp = 0; kp < 4; ++kp) {  // K steps 2kp, 2kp+1 of the group: packed tile kp/2, words 2(kp%2)..+1
+      uint32_t b[4];
+      w4a16::ldmatrix_x4(b, st + xoff + kp * 64);
+#pragma unroll
+      for (int r = 0; r < kTiles; ++r) {
+        if (mt0 + r >= mtiles) break;
+        uint32_t a[4];
+        w4a16::dequant_codes(w4a16::word_of(raw[r][kp >> 1], 2 * (kp & 1)), zlo[r], zhi[r], a);
+        mma_m16n8k16(part[r], a, b[0], b[1]);
+        w4a16::dequant_codes(w4a16::word_of(raw[r][kp >> 1], 2 * (kp & 1) + 1), zlo[r], zhi[r], a);
+        mma_m16n8k16(part[r], a, b[2], b[3]);
       }
     }
+#pragma unroll
+    for (int r = 0; r < kTiles; ++r) {
+      if (mt0 + r >= mtiles) break;
+      const float s_lo = __low2float(w4a16::as_half2(rec[r].x));
+      const float s_hi = __low2float(w4a16::as_half2(rec[r].y)) * 0.0625f;
+      acc[r][0] = fmaf(s_lo, part[r][0], acc[r][0]);
+      acc[r][1] = fmaf(s_lo, part[r][1], acc[r][1]);
+      acc[r][2] = fmaf(s_hi, part[r][2], acc[r][2]);
+      acc[r][3] = fmaf(s_hi, part[r][3], acc[r][3]);
+    }
+  };
+
+  // The classic multistage pipeline, per warp: group i + kStages - 1 is requested while group i is
+  // multiplied. One commit per step (empty ones too) keeps the wait count exact. The __syncwarp
+  // after the wait makes every lane's copies of group i visible to the others (x and the records
+  // are read across lanes) and proves that every lane has finished with the slot refilled next.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < ng) issue(s, s);
+    cp_async_commit();
+  }
+  for (int i = 0; i < ng; ++i) {
+    cp_async_wait<kStages - 2>();
+    __syncwarp();
+    if (i + kStages - 1 < ng) issue((i + kStages - 1) % kStages, i + kStages - 1);
+    cp_async_commit();
+    compute(i % kStages);
+  }
+  cp_async_wait<0>();
+  __syncwarp();
+
+  // This warp's partial tile into its own ring (no copy is in flight any more): part[c][row] for
+  // batch rows c < n and the block's 16 * kTiles output rows. C fragment: c0, c1 = row gid, batch
+  // rows 2tig, 2tig+1; c2, c3 = row gid + 8.
+  constexpr int kRows = 16 * kTiles;
+  float* mine = reinterpret_cast<float*>(ring);
+  const int c = 2 * tig;
+#pragma unroll
+  for (int r = 0; r < kTiles; ++r) {
+    const int row = 16 * r + gid;
+    if (c < n) mine[c * kRows + row] = acc[r][0], mine[c * kRows + row + 8] = acc[r][2];
+    if (c + 1 < n) mine[(c + 1) * kRows + row] = acc[r][1], mine[(c + 1) * kRows + row + 8] = acc[r][3];
   }
   __syncthreads();
-
-  float acc[2][4] = {};  // two accumulators: even and odd K steps, for two independent mma chains
-  if (active) {
-    const bool has_row = gid < n;  // the mma's column gid is batch row gid; others stay zero
-    const uint4* xrow = reinterpret_cast<const uint4*>(xs + size_t(has_row ? gid : 0) * xs_stride) + tig;
-    auto compute = [&](const uint4(&wv)[4], const uint2(&sv)[2], int gb) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        if (gb + j >= ng) break;
-        const w4a16::GroupScale gs = w4a16::group_scale(sv[j]);
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int chunk = 4 * (gb + j) + 2 * u;  // first 32-input chunk of this tile
-          const uint4 zero = make_uint4(0, 0, 0, 0);
-          const uint4 xa = has_row ? xrow[4 * chunk] : zero, xb = has_row ? xrow[4 * chunk + 4] : zero;
-          uint32_t a[4];
-          w4a16::dequant(wv[2 * j + u].x, gs, a);
-          mma_m16n8k16(acc[0], a, xa.x, xa.y);
-          w4a16::dequant(wv[2 * j + u].y, gs, a);
-          mma_m16n8k16(acc[1], a, xa.z, xa.w);
-          w4a16::dequant(wv[2 * j + u].z, gs, a);
-          mma_m16n8k16(acc[0], a, xb.x, xb.y);
-          w4a16::dequant(wv[2 * j + u].w, gs, a);
-          mma_m16n8k16(acc[1], a, xb.z, xb.w);
-        }
-      }
-    };
-    for (int gb = 0; gb < ng; gb += 4) {
-      if (gb + 2 < ng) load(wb, sb, gb + 2);
-      compute(wa, sa, gb);
-      if (gb + 2 >= ng) break;
-      if (gb + 4 < ng) load(wa, sa, gb + 4);
-      compute(wb, sb, gb + 2);
-    }
-
-    // C fragment: c0, c1 = rows gid, batch rows 2tig, 2tig+1; c2, c3 = rows gid+8.
-    const int r = 16 * warp + gid, c = 2 * tig;
-    if (c < n) {
-      red[c * kRowsPerBlock + r] = acc[0][0] + acc[1][0];
-      red[c * kRowsPerBlock + r + 8] = acc[0][2] + acc[1][2];
-    }
-    if (c + 1 < n) {
-      red[(c + 1) * kRowsPerBlock + r] = acc[0][1] + acc[1][1];
-      red[(c + 1) * kRowsPerBlock + r + 8] = acc[0][3] + acc[1][3];
-    }
+  // Sum over the warps in order; consecutive threads take consecutive output rows (coalesced).
+  for (int e = threadIdx.x; e < kRows * n; e += blockDim.x) {
+    const int col = e / kRows, row = e % kRows, o = mt0 * kW4A16TileRows + row;
+    if (o >= w.out) continue;
+    float v = 0.0f;
+    for (int k = 0; k < warps; ++k)
+      v += reinterpret_cast<const float*>(smem + size_t(k) * kStages * sbytes)[col * kRows + row];
+    store_out(y + int64_t{col} * w.out + o, v);
   }
-  w4a16::reduce_splits_and_store(red, kRowsPerBlock, n, splits, split, y, 0, blockIdx.y * kRowsPerBlock,
-                                 w.out);
 }
 
-// Enough blocks for one wave of two per SM: split the input range only as far as the strips leave
-// SMs idle, and further where one block's slice of x would not fit in shared memory.
-int choose_splits(int n, int in, int out, int max_splits) {
-  const int groups = in / kW4A16Group, strips = ceil_div(out, kRowsPerBlock);
-  const int limit = std::min(max_splits, groups);
-  int splits = std::clamp(2 * current_sm_count("w4a16_gemv") / strips, 1, limit);
-  while (splits < limit && smem_bytes(n, ceil_div(groups, splits) * kW4A16Group) > kMaxSmem) ++splits;
-  return splits;
+// Shared memory a block may take (the opt-in maximum of the device), asked once.
+int max_smem_per_block(const char* op) {
+  static const int bytes = [op] {
+    int dev = 0, v = 0;
+    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
+    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return v;
+  }();
+  return bytes;
+}
+
+size_t smem_bytes(const W4A16GemvConfig& c, int n) {
+  return size_t(c.warps) * c.stages * stage_bytes(c.tiles, n);
+}
+
+// The defaults (predictions until BM_W4A16GemvVariants has measured them; perf/NOTES.md): one strip
+// per block, so even the smallest weight (out = 2048: 128 strips) spreads over every SM; 8 warps, or
+// 16 when there are fewer strips than SMs, so each SM still has 16 warps streaming; each warp
+// 8 stages deep (7 groups = 7 KB of codes in flight) for n <= 2, 4 above, where x takes room.
+W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
+  W4A16GemvConfig c;
+  c.tiles = 1;
+  const int blocks = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
+  c.warps = std::min(blocks < current_sm_count(op) ? 16 : 8, groups);
+  c.stages = n <= 2 ? 8 : 4;
+  while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
+  while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
+  return c;
+}
+
+template <int kTiles, int kStages, typename OutT>
+void launch_config(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int warps,
+                   size_t smem, const char* op) {
+  static const bool smem_set = [op] {
+    RL_CUDA_CHECK(op,
+                  cudaFuncSetAttribute(w4a16_gemv_kernel<kTiles, kStages, OutT>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_per_block(op)));
+    return true;
+  }();
+  (void)smem_set;
+  const int blocks = ceil_div(w.out / kW4A16TileRows, kTiles);
+  w4a16_gemv_kernel<kTiles, kStages, OutT><<<blocks, warps * 32, smem, stream>>>(x, w, n, y);
+  RL_CUDA_CHECK_LAUNCH(op);
 }
 
 template <typename OutT>
-void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
+void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, W4A16GemvConfig c) {
   const char* op = "w4a16_gemv";
   w4a16::check_weights(w, op);
   require(n >= 0 && n <= kW4A16GemvMaxRows, op,
           "n must be in 0.." + std::to_string(kW4A16GemvMaxRows) + ", got " + std::to_string(n));
   require(aligned16(x), op, "x must be 16-byte aligned");
   if (n == 0) return;
-  const int groups = w.in / kW4A16Group, max_splits = std::min(w4a16::max_splits_on_device(op), groups);
-  if (splits == 0) splits = choose_splits(n, w.in, w.out, max_splits);
-  require(splits >= 1 && splits <= max_splits, op,
-          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  const size_t smem = smem_bytes(n, ceil_div(groups, splits) * kW4A16Group);
-  require(
-      smem <= kMaxSmem, op,
-      "in=" + std::to_string(w.in) + " is too long for " + std::to_string(n) + " rows of x in shared memory");
-  static const bool smem_set = [op] {
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemv_kernel<OutT>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMaxSmem)));
-    return true;
-  }();
-  (void)smem_set;
-  const dim3 grid(splits, ceil_div(w.out, kRowsPerBlock));
-  w4a16::launch_split(w4a16_gemv_kernel<OutT>, grid, kThreads, smem, splits, stream, op, x, w, n, y, splits);
-  RL_CUDA_CHECK_LAUNCH(op);
+  const W4A16GemvConfig chosen = choose_config(n, w.in, w.out, op);
+  if (c.tiles == 0) c.tiles = chosen.tiles;
+  if (c.warps == 0) c.warps = chosen.warps;
+  if (c.stages == 0) c.stages = chosen.stages;
+  require(c.tiles == 1 || c.tiles == 2, op, "tiles must be 1 or 2, got " + std::to_string(c.tiles));
+  require(c.stages == 4 || c.stages == 8, op, "stages must be 4 or 8, got " + std::to_string(c.stages));
+  require(c.warps >= 1 && c.warps <= kMaxWarps, op,
+          "warps must be in 1.." + std::to_string(kMaxWarps) + ", got " + std::to_string(c.warps));
+  const size_t smem = smem_bytes(c, n);
+  require(smem <= size_t(max_smem_per_block(op)), op,
+          std::to_string(c.warps) + " warps x " + std::to_string(c.stages) + " stages x " +
+              std::to_string(c.tiles) + " tiles need " + std::to_string(smem) +
+              " bytes of shared memory at n=" + std::to_string(n) + ", more than a block may have");
+  if (c.tiles == 1 && c.stages == 8) return launch_config<1, 8>(x, w, n, y, stream, c.warps, smem, op);
+  if (c.tiles == 1) return launch_config<1, 4>(x, w, n, y, stream, c.warps, smem, op);
+  if (c.stages == 8) return launch_config<2, 8>(x, w, n, y, stream, c.warps, smem, op);
+  launch_config<2, 4>(x, w, n, y, stream, c.warps, smem, op);
 }
 
 }  // namespace
 
-void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits) {
-  launch(x, w, n, y, stream, splits);
+void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
+                const W4A16GemvConfig& config) {
+  launch(x, w, n, y, stream, config);
 }
-void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits) {
-  launch(x, w, n, y, stream, splits);
+void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
+                const W4A16GemvConfig& config) {
+  launch(x, w, n, y, stream, config);
 }
 
 }  // namespace ridgeline::cuda

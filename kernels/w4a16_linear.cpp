@@ -4,9 +4,9 @@
 
 namespace ridgeline::cuda {
 
-// Up to 8 rows the GEMV (one mma N tile, weights straight into registers) reads the weights once for
-// the whole batch with the least shared-memory traffic; from 9 rows the GEMM's 16-row N tiles
-// waste at most 7 rows of work. Revisit with bench/kernels/bench_w4a16.cu (BM_W4A16Path).
+// Up to 8 rows the GEMV (one mma N tile, every warp streaming its own slice of W with no block-wide
+// pipeline) reads the weights once for the whole batch; from 9 rows the GEMM's 16-row N tiles waste
+// at most 7 rows of work. Revisit with bench/kernels/bench_w4a16.cu (BM_W4A16Path).
 bool w4a16_use_gemv(int n) {
   return n <= kW4A16GemvMaxRows;
 }

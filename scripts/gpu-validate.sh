@@ -8,6 +8,13 @@
 #   probe    `ridgeline probe` (measured ceilings) into OUTDIR/ceilings.json;
 #   sweep    the default sweep twice, back to back (reproducibility of the median step time);
 #   bench    the kernel microbenchmarks (Google Benchmark JSON; RIDGELINE_BENCH_FILTER narrows them);
+#   formats  the weight x KV format sweep (fp16, w4a16 x fp16, int8, int4) of the 1.8b preset at batch
+#            1..256 and context 1024..8192, of the 7b preset at batch 1, 16, 64 and context 1024, 8192,
+#            and a prefill of 512 and 2048 tokens on both, against OUTDIR/ceilings.json (run `probe`
+#            first) into OUTDIR/formats-*.json;
+#   ci       scripts/gpu-ci.sh three times on the built tree: once as committed (its sweep becomes
+#            OUTDIR/ci-baseline.json), once clean against it, once with RIDGELINE_INJECT_DELAY_US set
+#            (layers.3.w2 200 us), which the gate must call a regression;
 #   chat     a chat transcript with the tiny model on the GPU, and the 20b preset generating.
 # Results go under OUTDIR (a handful of files, logs packed into logs-<stages>.tar.gz); the summary
 # comes last.
@@ -66,6 +73,37 @@ for stage in "${stages[@]}"; do
       "$build/bench/ridgeline_bench" --benchmark_min_time=0.05 --benchmark_filter="${RIDGELINE_BENCH_FILTER:-.}" \
         --benchmark_out="$out/kernels.json" --benchmark_out_format=json >"$logs/bench.txt" 2>&1
       echo "== bench (exit $?): $out/kernels.json" >>"$summary"
+      ;;
+    formats)
+      ceil=()
+      [ -f "$out/ceilings.json" ] && ceil=(--ceilings "$out/ceilings.json")
+      fmts=(--weights fp16,w4a16 --kv fp16,int8,int4)
+      "$rl" sweep "${fmts[@]}" "${ceil[@]}" --context 1024,4096,8192 --out "$out/formats-1_8b.json" \
+        2>"$logs/formats-1_8b.log"
+      echo "== formats 1.8b (exit $?)" >>"$summary"
+      "$rl" sweep --model internlm2-chat-7b "${fmts[@]}" "${ceil[@]}" --batch 1,16,64 --context 1024,8192 \
+        --out "$out/formats-7b.json" 2>"$logs/formats-7b.log"
+      echo "== formats 7b (exit $?)" >>"$summary"
+      for m in internlm2-chat-1_8b internlm2-chat-7b; do
+        "$rl" sweep --model $m --weights fp16,w4a16 "${ceil[@]}" --phase prefill --batch 1 --prompt-len 512,2048 \
+          --iters 10 --warmup 2 --out "$out/prefill-$m.json" 2>"$logs/prefill-$m.log"
+        echo "== prefill $m (exit $?)" >>"$summary"
+      done
+      grep -hE "sweep:|prefill B=|failed" "$logs"/formats-*.log "$logs"/prefill-*.log >>"$summary"
+      ;;
+    ci)
+      ci() { RIDGELINE_CI_SKIP_BUILD=1 RIDGELINE_CI_SKIP_TESTS=1 RIDGELINE_BUILD_DIR="$build" scripts/gpu-ci.sh "$@"; }
+      ci "$logs/ci1" >"$logs/ci1.out" 2>&1
+      echo "== ci 1 (against the committed baseline, if any; exit $?)" >>"$summary"
+      cp "$logs/ci1/sweep.json" "$out/ci-baseline.json"
+      RIDGELINE_CI_BASELINE="$out/ci-baseline.json" ci "$logs/ci2" >"$logs/ci2.out" 2>&1
+      echo "== ci 2 (clean, exit $?)" >>"$summary"
+      cat "$logs/ci2/compare.txt" >>"$summary" 2>/dev/null
+      RIDGELINE_INJECT_DELAY_US=layers.3.w2:200 RIDGELINE_CI_BASELINE="$out/ci-baseline.json" ci "$logs/ci3" \
+        >"$logs/ci3.out" 2>&1
+      echo "== ci 3 (200 us injected into layers.3.w2, exit $?)" >>"$summary"
+      cat "$logs/ci3/compare.txt" >>"$summary" 2>/dev/null
+      cp "$logs/ci3/report.html" "$out/ci-report.html" 2>/dev/null
       ;;
     chat)
       printf 'What is 40 + 20?\nWhat is the capital of Kenya?\n/stats\n/reset\nRepeat after me: silver eagle rocket garden\n' |

@@ -3,7 +3,7 @@
 # NVIDIA toolkit (/usr/local/cuda), not from here: without nvcc the CPU backend alone is built.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-      libbenchmark-dev libsentencepiece-dev chromium)
+      libbenchmark-dev libsentencepiece-dev libcli11-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

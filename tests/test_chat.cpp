@@ -279,8 +279,10 @@ TEST(CliChat, OverlongInputSaysContextFullAndTheNextQuestionWorks) {
   EXPECT_THAT(r.err, HasSubstr("context full: this turn needs"));
   EXPECT_THAT(r.err, HasSubstr("shorten the message or lower --max-new-tokens"));
   auto lines = lines_of(r.out);
-  ASSERT_EQ(lines.size(), 1u) << r.out;  // the refused turn printed no reply
-  EXPECT_THAT(lines[0], HasSubstr("40 + 20 = 60."));
+  // The refused turn's reply is an empty line, so prompts and output lines stay paired in pipe mode.
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0], "");
+  EXPECT_THAT(lines[1], HasSubstr("40 + 20 = 60."));
 }
 
 TEST(CliChat, FullConversationOffersResetAndResetRecovers) {
@@ -292,9 +294,10 @@ TEST(CliChat, FullConversationOffersResetAndResetRecovers) {
   EXPECT_THAT(r.err, HasSubstr("context full: this turn needs"));
   EXPECT_THAT(r.err, HasSubstr("/reset to start a new conversation"));
   auto lines = lines_of(r.out);
-  ASSERT_EQ(lines.size(), 2u) << r.out;
+  ASSERT_EQ(lines.size(), 3u) << r.out;  // the refused second turn's reply is an empty line
   EXPECT_THAT(lines[0], HasSubstr("40 + 20 = 60."));
-  EXPECT_THAT(lines[1], HasSubstr("Nairobi"));
+  EXPECT_EQ(lines[1], "");
+  EXPECT_THAT(lines[2], HasSubstr("Nairobi"));
 }
 
 TEST(CliChat, SystemCommandStartsAConversationWithThatSystemPrompt) {

@@ -94,7 +94,7 @@ TEST(CliGenerate, UsageErrorsExitWith2AndNameTheFlag) {
   r = test::run_cli("generate --model " + test::tiny_model_arg() +
                     " --device cpu --chat hi --max-new-tokens many");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--max-new-tokens expects an integer"));
+  EXPECT_THAT(r.err, HasSubstr("--max-new-tokens: expects an integer"));
   r = test::run_cli("generate --model no-such-model --chat hi");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("neither a checkpoint folder nor a preset"));

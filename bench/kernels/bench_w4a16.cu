@@ -14,16 +14,24 @@
 // x_vs_fp16 = us_fp16 / us_w4a16, x_vs_cublas = us_cublas / us_w4a16.
 // BM_W4A16Path times the GEMV and the GEMM on the same decode batches: the evidence behind
 // w4a16_use_gemv.
+// BM_W4A16GemvVariants times every GEMV layout on the same weights in one run (counters us_<name>,
+// manual time = the default layout): the first kernel ("cluster", its cluster splits forced to
+// 1/2/4/8 as "cluster_s<k>") and the streamed kernel's layouts "w<warps>t<tiles>s<stages>", with
+// "best" naming the fastest, and us_floor_empty, an empty kernel launched the same way (the launch
+// floor); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
+// BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/gemm.h"
 #include "kernels/cuda_check.h"
+#include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/w4a16.cuh"
 
@@ -205,6 +213,148 @@ void BM_W4A16Path(benchmark::State& state) {
 BENCHMARK(BM_W4A16Path)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8}, {0, 1}})
     ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// One shape and batch with its rotated W4A16 copies, x and y: what the variant benchmarks share.
+struct RotatedW4A16 {
+  Stream stream;
+  DeviceBuffer<half> w16, x, y;
+  W4A16Copies w4;
+  int launches;
+  RotatedW4A16(const LinearShape& g, int m)
+      : w16(size_t(g.in) * g.out, "bench fp16 W"),
+        x(size_t(m) * g.in, "bench x"),
+        y(size_t(m) * g.out, "bench y"),
+        w4(fill(w16.get(), size_t(g.in) * g.out, stream.get()), g.in, g.out,
+           rotation_copies(size_t(w4a16_weight_bytes(g.in, g.out))), stream.get()),
+        launches(std::max(kMinLaunches, w4.copies)) {
+    fill_synthetic(x.get(), int64_t(x.size()), 2, 7, 0, false, stream.get());
+  }
+  static const half* fill(half* w, size_t n, cudaStream_t s) {
+    fill_synthetic(w, int64_t(n), 1, 7, 4, false, s);  // uniform in [-1/16, 1/16)
+    return w;
+  }
+  // Median seconds per launch of `launch(i)` (i = the copy), over `iters` replays of a graph of
+  // `count` launches (0: one per copy of the W4A16 rotation).
+  template <class F>
+  double time(F&& launch, int iters, int count = 0) {
+    const cudaStream_t s = stream.get();
+    if (count == 0) count = launches;
+    for (int i = 0; i < 3; ++i) launch(i);  // warm-up outside capture: kernel attributes, plans
+    const GraphExec g = capture_launches(s, count, launch);
+    Event start(true), stop(true);
+    replay_seconds(g, count, s, start, stop);
+    std::vector<double> t;
+    for (int i = 0; i < iters; ++i) t.push_back(replay_seconds(g, count, s, start, stop));
+    return median(t);
+  }
+};
+
+// Records `us` under `name` and keeps the fastest.
+struct VariantTimes {
+  benchmark::State& state;
+  std::string best_name;
+  double best_us = 1e30;
+  void add(const std::string& name, double seconds) {
+    const double us = seconds * 1e6;
+    state.counters["us_" + name] = us;
+    if (us < best_us) best_us = us, best_name = name;
+  }
+};
+
+// The floor of the harness: a kernel that does nothing, on one block per SM, launched like the
+// GEMVs (one graph node after another): what no GEMV layout can beat.
+__global__ void empty_kernel() {}
+
+// Every GEMV layout on the same weights. A layout that does not fit (shared memory at this M, splits
+// above in/128) is left out, with its reason on stderr.
+void BM_W4A16GemvVariants(benchmark::State& state) {
+  if (!gpu_answers()) return state.SkipWithError("GPU not available");
+  const LinearShape& g = kShapes[state.range(0)];
+  const int m = int(state.range(1));
+  RotatedW4A16 b(g, m);
+  const cudaStream_t s = b.stream.get();
+  constexpr int kIters = 15;
+  VariantTimes times{state};
+  const int sms = current_sm_count("bench_w4a16");
+  state.counters["us_floor_empty"] = 1e6 * b.time([&](int) { empty_kernel<<<sms, 256, 0, s>>>(); }, kIters);
+  auto try_time = [&](const std::string& name, auto&& launch) {
+    try {
+      times.add(name, b.time(launch, kIters));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "BM_W4A16GemvVariants %s M=%d %s: %s\n", g.name, m, name.c_str(), e.what());
+    }
+  };
+  try_time("cluster", [&](int i) { w4a16_gemv_cluster(b.x.get(), b.w4.at(i), m, b.y.get(), s); });
+  for (int splits : {1, 2, 4, 8})
+    try_time("cluster_s" + std::to_string(splits),
+             [&](int i) { w4a16_gemv_cluster(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); });
+  double default_s = 0.0;
+  try {
+    default_s = b.time([&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
+    times.add("default", default_s);
+  } catch (const std::exception& e) {
+    return state.SkipWithError(e.what());
+  }
+  for (int warps : {4, 8, 16})
+    for (int tiles : {1, 2})
+      for (int stages : {4, 8}) {
+        const W4A16GemvConfig c{warps, tiles, stages};
+        try_time("w" + std::to_string(warps) + "t" + std::to_string(tiles) + "s" + std::to_string(stages),
+                 [&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s, c); });
+      }
+  for (auto _ : state) state.SetIterationTime(default_s);
+  const double bytes = double(w4a16_weight_bytes(g.in, g.out)) + 2.0 * m * (double(g.in) + g.out);
+  state.counters["GB/s_default"] = bytes / default_s / 1e9;
+  state.counters["GB/s_best"] = bytes / (times.best_us * 1e-6) / 1e9;
+  state.counters["us_best"] = times.best_us;
+  state.SetLabel(std::string(g.name) + " best=" + times.best_name);
+}
+BENCHMARK(BM_W4A16GemvVariants)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 8}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMicrosecond);
+
+// The GEMM's cluster splits forced to 1/2/4/8 against its own choice and the engine's fp16 GEMM, at
+// the batches where it lost to fp16 on the H200 (7b wqkv at M = 16, 1.8b wqkv at M = 32): do
+// clusters of 8 blocks cost a wave, as they seem to in the first GEMV?
+void BM_W4A16GemmSplits(benchmark::State& state) {
+  if (!gpu_answers()) return state.SkipWithError("GPU not available");
+  const LinearShape& g = kShapes[state.range(0)];
+  const int m = int(state.range(1));
+  RotatedW4A16 b(g, m);
+  const cudaStream_t s = b.stream.get();
+  constexpr int kIters = 15;
+  VariantTimes times{state};
+  const double auto_s = b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
+  times.add("auto", auto_s);
+  for (int splits : {1, 2, 4, 8}) {
+    if (splits > g.in / kW4A16Group) continue;
+    times.add("s" + std::to_string(splits),
+              b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); }, kIters));
+  }
+  // fp16 over its own rotation (4x the bytes per copy).
+  const size_t elems = size_t(g.in) * g.out;
+  const int fp16_copies = rotation_copies(elems * 2);
+  DeviceBuffer<half> w16(elems * fp16_copies, "bench fp16 W");
+  fill_synthetic(w16.get(), int64_t(w16.size()), 1, 7, 4, false, s);
+  Gemm gemm;
+  const double fp16_s = b.time(
+      [&](int i) {
+        gemm.run(b.x.get(), w16.get() + elems * size_t(i % fp16_copies), m, g.in, g.out, b.y.get(), s,
+                 "bench");
+      },
+      kIters, std::max(kMinLaunches, fp16_copies));
+  state.counters["us_fp16"] = fp16_s * 1e6;
+  for (auto _ : state) state.SetIterationTime(auto_s);
+  state.counters["x_best_vs_fp16"] = fp16_s * 1e6 / times.best_us;
+  state.SetLabel(std::string(g.name) + " best=" + times.best_name);
+}
+BENCHMARK(BM_W4A16GemmSplits)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {16, 32, 64}})
+    ->UseManualTime()
+    ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -9,8 +9,10 @@
 #include <fmt/format.h>
 
 #include "engine/cuda/cuda_backend_impl.h"
+#include "engine/inject_delay.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
+#include "kernels/w4a16.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -57,6 +59,7 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
     throw std::invalid_argument(
         fmt::format("CUDA block_size must be a power of two in 16..256, got {}", copt_.block_size));
   if (copt_.max_prefill_tokens < 1) throw std::invalid_argument("CUDA max_prefill_tokens must be at least 1");
+  check_injected_delay(c_);  // a typo in RIDGELINE_INJECT_DELAY_US fails here, not silently
   const int64_t vocab = c_.vocab;
   max_bucket_ = bucket_rows(opt_.max_sequences);
   max_rows_ = std::max(copt_.max_prefill_tokens, max_bucket_);
@@ -71,7 +74,7 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   const int64_t workspace_estimate = activation_bytes(c_, max_rows_, max_bucket_) +
                                      (2 * int64_t{max_bucket_} + opt_.max_sequences) * vocab * 4 +
                                      int64_t(attention_ws_bytes) + (64ll << 20) + 2 * block_bytes;
-  w_ = load_device_weights(source, workspace_estimate, stream_.get());
+  w_ = load_device_weights(source, opt_.formats, workspace_estimate, stream_.get());
   gemm_ = std::make_unique<Gemm>();
 
   const int64_t rows = max_rows_, h = c_.hidden;
@@ -367,7 +370,7 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
     op(name(OpType::attention_norm), hook,
        [&] { add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st); });
     op(name(OpType::wqkv), hook,
-       [&] { gemm.run(x.x.get(), L.wqkv.get(), n, h, qkvd, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
+       [&] { gemm.run(x.x.get(), L.wqkv, n, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
     op(name(OpType::rope_kv_write), hook, [&] {
       for (const RopeGroup& g : a.rope)
         rope_kv_write({.qkv = x.qkv.get() + int64_t{g.first} * qkvd,
@@ -404,15 +407,14 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
                           st);
     });
     op(name(OpType::wo), hook,
-       [&] { gemm.run(x.attn.get(), L.wo.get(), n, qd, h, x.proj.get(), st, name(OpType::wo).c_str()); });
+       [&] { gemm.run(x.attn.get(), L.wo, n, x.proj.get(), st, name(OpType::wo).c_str()); });
     op(name(OpType::ffn_norm), hook,
        [&] { add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st); });
-    op(name(OpType::w13), hook, [&] {
-      gemm.run(x.x.get(), L.w13.get(), n, h, 2 * inter, x.gate_up.get(), st, name(OpType::w13).c_str());
-    });
+    op(name(OpType::w13), hook,
+       [&] { gemm.run(x.x.get(), L.w13, n, x.gate_up.get(), st, name(OpType::w13).c_str()); });
     op(name(OpType::swiglu), hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
     op(name(OpType::w2), hook,
-       [&] { gemm.run(x.act.get(), L.w2.get(), n, inter, h, x.proj.get(), st, name(OpType::w2).c_str()); });
+       [&] { gemm.run(x.act.get(), L.w2, n, x.proj.get(), st, name(OpType::w2).c_str()); });
     pending = x.proj.get();
   }
   op(names_(OpType::norm), hook,
@@ -512,15 +514,43 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
 
 namespace ridgeline {
 
+namespace {
+
+// The weight clause of cuda_supports: fp16 from unquantized checkpoints and presets; w4a16 (group
+// 128) from AWQ checkpoints (repacked at load) and presets (quantized on the GPU at load, RTN).
+Support cuda_weight_support(const ModelSource& source, const Formats& formats) {
+  using cuda::kW4A16Group, cuda::w4a16_shape_ok;
+  const ModelConfig& c = source.config;
+  const bool awq = c.quant_bits != 0;
+  if (awq && formats.weights != WeightFormat::w4a16)
+    return {false,
+            fmt::format("cuda: --weights {}: {} is an AWQ 4-bit checkpoint, it runs as --weights w4a16",
+                        to_string(formats.weights), source.checkpoint_dir)};
+  if (formats.weights != WeightFormat::w4a16) return {};
+  if (!awq && !source.synthetic)
+    return {false, fmt::format("cuda: --weights w4a16 runs AWQ checkpoints and presets; {} is unquantized: "
+                               "make a 4-bit copy with `ridgeline quantize --model {} --out DIR`",
+                               source.checkpoint_dir, source.checkpoint_dir)};
+  const int group = awq ? c.quant_group_size : formats.group_size;
+  if (group != kW4A16Group || formats.group_size != group)
+    return {false, fmt::format("cuda: --weights w4a16 runs group size {} only; this model asks for {}",
+                               kW4A16Group, awq ? group : formats.group_size)};
+  // Each linear as the kernels hold it (w1 and w3 each, then stacked): inputs a multiple of the
+  // group, outputs of a 16-row strip.
+  const int h = c.hidden, inter = c.intermediate;
+  if (!w4a16_shape_ok(h, c.qkv_dim()) || !w4a16_shape_ok(c.q_dim(), h) || !w4a16_shape_ok(h, inter) ||
+      !w4a16_shape_ok(inter, h))
+    return {false,
+            fmt::format("cuda: --weights w4a16 needs every linear's inputs to be a multiple of 128 and "
+                        "its outputs of 16; {} has hidden {}, q_dim {}, qkv_dim {}, intermediate {}",
+                        c.name, h, c.q_dim(), c.qkv_dim(), inter)};
+  return {};
+}
+
+}  // namespace
+
 Support cuda_supports(const ModelSource& source, const Formats& formats) {
-  if (source.config.quant_bits != 0)
-    return {false, fmt::format("cuda: {}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend; use "
-                               "--device cpu",
-                               source.checkpoint_dir)};
-  if (formats.weights != WeightFormat::fp16)
-    return {false, fmt::format("cuda: --weights {} is not built yet on the CUDA backend (fp16 is; the CPU "
-                               "backend runs w4a16 from AWQ checkpoints)",
-                               to_string(formats.weights))};
+  if (Support s = cuda_weight_support(source, formats); !s) return s;
   // int8/int4 KV: codes and an fp16 (scale, zero) per (token, KV head), written by rope_kv_write and
   // read by the attention kernels, which run head_dim 64 and 128.
   const int hd = source.config.head_dim;
@@ -545,6 +575,15 @@ DeviceFacts describe_cuda_device() {
   RL_CUDA_CHECK("describe device", cudaRuntimeGetVersion(&rt));
   f.driver = fmt::format("{}.{}", drv / 1000, (drv % 1000) / 10);
   f.runtime = fmt::format("{}.{}", rt / 1000, (rt % 1000) / 10);
+  // "GPU-" and the 16 UUID bytes as 8-4-4-4-12 hex digits, as nvidia-smi and NVML print them.
+  std::string uuid = "GPU-";
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) uuid += '-';
+    uuid += fmt::format("{:02x}", static_cast<unsigned char>(prop.uuid.bytes[i]));
+  }
+  f.uuid = uuid;
+  const size_t lt = cublasLtGetVersion();  // major * 10000 + minor * 100 + patch
+  f.cublas = fmt::format("{}.{}.{}", lt / 10000, (lt / 100) % 100, lt % 100);
   return f;
 }
 

@@ -1,9 +1,13 @@
-// The CUDA backend's benchmark hooks (engine/backend.h): fill_context() and benchmark_decode().
+// The CUDA backend's benchmark hooks (engine/backend.h): fill_context(), benchmark_decode() and
+// benchmark_prefill().
 // The step is timed as the sweep reports it: the decode graph plus greedy sampling, replayed back
 // to back with an event between replays and no host sync inside (docs/DESIGN.md, "Measuring honestly").
 // Ops are timed in a second graph of the same step with an event record node around each op, so
-// that launch gaps, which a graph removes, do not inflate them either.
+// that launch gaps, which a graph removes, do not inflate them either. A prefill is timed whole (all
+// its chunks and the first token's argmax, launched eagerly as forward() launches them), back to back
+// with an event between prefills.
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -61,6 +65,31 @@ void CudaBackendImpl::run_argmax(int rows, const OpHook* hook) {
      [&] { argmax(logits_.get(), rows, c_.vocab, sampled_dev_.get(), stream_.get()); });
 }
 
+namespace {
+
+// `iters` runs of `step` back to back on `stream`, an event recorded between each two and no host
+// sync inside (docs/DESIGN.md, "Measuring honestly"): the microseconds between consecutive events.
+template <typename F>
+std::vector<double> time_back_to_back(const char* what, cudaStream_t st, int iters, F&& step) {
+  std::vector<Event> marks;
+  for (int i = 0; i <= iters; ++i) marks.emplace_back(true);
+  RL_CUDA_CHECK(what, cudaEventRecord(marks[0].get(), st));
+  for (int i = 0; i < iters; ++i) {
+    step();
+    RL_CUDA_CHECK(what, cudaEventRecord(marks[i + 1].get(), st));
+  }
+  RL_CUDA_CHECK(what, cudaStreamSynchronize(st));
+  std::vector<double> us;
+  for (int i = 0; i < iters; ++i) {
+    float ms = 0.0f;
+    RL_CUDA_CHECK(what, cudaEventElapsedTime(&ms, marks[i].get(), marks[i + 1].get()));
+    us.push_back(1000.0 * ms);
+  }
+  return us;
+}
+
+}  // namespace
+
 DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int warmup, int iters) {
   if (iters < 1 || warmup < 0)
     throw std::invalid_argument("benchmark_decode: needs iters >= 1 and warmup >= 0");
@@ -78,20 +107,8 @@ DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int wa
   // At least two untimed steps: the first step of a new bucket runs eagerly and captures its graph.
   for (int i = 0; i < std::max(warmup, 2); ++i) step();
 
-  std::vector<Event> marks;
-  for (int i = 0; i <= iters; ++i) marks.emplace_back(true);
-  RL_CUDA_CHECK("benchmark_decode", cudaEventRecord(marks[0].get(), st));
-  for (int i = 0; i < iters; ++i) {
-    step();
-    RL_CUDA_CHECK("benchmark_decode", cudaEventRecord(marks[i + 1].get(), st));
-  }
-  RL_CUDA_CHECK("benchmark_decode", cudaStreamSynchronize(st));
   DecodeTiming t;
-  for (int i = 0; i < iters; ++i) {
-    float ms = 0.0f;
-    RL_CUDA_CHECK("benchmark_decode", cudaEventElapsedTime(&ms, marks[i].get(), marks[i + 1].get()));
-    t.step_us.push_back(1000.0 * ms);
-  }
+  t.step_us = time_back_to_back("benchmark_decode", st, iters, step);
 
   const bool graphed = copt_.use_graphs && a.graphable;
   const std::string step_method = graphed ? "cuda: step = one CUDA graph replay of the decode step plus the "
@@ -152,6 +169,21 @@ struct OpMarks {
       }
     };
   }
+  // One sample per distinct name, summed over its occurrences (a prefill's chunks repeat every op).
+  void read_summed_into(std::vector<OpSamples>& ops) const {
+    std::map<std::string, double> sums;
+    for (size_t k = 0; k < names.size(); ++k) {
+      float ms = 0.0f;
+      RL_CUDA_CHECK("profile", cudaEventElapsedTime(&ms, begin[k].get(), end[k].get()));
+      if (!sums.count(names[k])) {
+        sums[names[k]] = 0;
+        if (std::none_of(ops.begin(), ops.end(), [&](const OpSamples& o) { return o.name == names[k]; }))
+          ops.push_back(OpSamples{names[k], {}});
+      }
+      sums[names[k]] += 1000.0 * ms;
+    }
+    for (auto& o : ops) o.us.push_back(sums[o.name]);
+  }
   void read_into(std::vector<OpSamples>& ops) const {
     if (ops.empty())
       for (const auto& n : names) ops.push_back(OpSamples{n, {}});
@@ -162,6 +194,20 @@ struct OpMarks {
     }
   }
 };
+
+// One pass's CUPTI kernel times `us` (in op order) appended to each op's samples; a pass that saw
+// more ops than `what` has, or no kernel time at all, is an error rather than a wrong table.
+void append_op_samples(std::vector<OpSamples>& ops, std::vector<double> us, const char* what) {
+  if (us.size() > ops.size())
+    throw std::runtime_error(fmt::format("CUPTI saw more ops than the {} has", what));
+  us.resize(ops.size(), 0.0);
+  double total = 0;
+  for (size_t k = 0; k < ops.size(); ++k) {
+    ops[k].us.push_back(us[k]);
+    total += us[k];
+  }
+  if (total <= 0) throw std::runtime_error("CUPTI delivered no kernel records");
+}
 
 }  // namespace
 
@@ -186,14 +232,7 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_cupti(const StepArgs& a, int
     std::vector<double> us = timer.collect();
     if (ops.empty())
       for (const auto& n : names) ops.push_back(OpSamples{n, {}});
-    if (us.size() > ops.size()) throw std::runtime_error("CUPTI saw more ops than the step has");
-    us.resize(ops.size(), 0.0);
-    double total = 0;
-    for (size_t k = 0; k < ops.size(); ++k) {
-      ops[k].us.push_back(us[k]);
-      total += us[k];
-    }
-    if (total <= 0) throw std::runtime_error("CUPTI delivered no kernel records");
+    append_op_samples(ops, us, "step");
   }
   return ops;
 }
@@ -227,6 +266,101 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_eagerly(const StepArgs& a, i
     RL_CUDA_CHECK("profile", cudaStreamSynchronize(st));
     marks.read_into(ops);
   }
+  return ops;
+}
+
+}  // namespace ridgeline::cuda
+
+namespace ridgeline::cuda {
+
+DecodeTiming CudaBackendImpl::benchmark_prefill(std::span<const int> seqs, int tokens_per_seq, int warmup,
+                                                int iters) {
+  if (iters < 1 || warmup < 0 || tokens_per_seq < 1)
+    throw std::invalid_argument("benchmark_prefill: needs tokens_per_seq >= 1, iters >= 1 and warmup >= 0");
+  const std::vector<std::vector<int>> tokens = benchmark_prefill_tokens(c_, seqs.size(), tokens_per_seq);
+  for (int id : seqs)
+    if (find(id).length != 0) throw std::logic_error("benchmark_prefill() needs empty sequences");
+  validate(seqs, tokens);
+  park_logits(seqs);  // the prefills overwrite these sequences' logits: they end with none
+  // Every prefill writes the same blocks (the sequences' lengths stay 0); they go back to the free
+  // list however this returns, so the sequences end as empty as they began.
+  struct ReleaseBlocks {
+    CudaBackendImpl& b;
+    std::span<const int> seqs;
+    ~ReleaseBlocks() {
+      for (int id : seqs) b.kv_->release(b.find(id).slot);
+    }
+  } release{*this, seqs};
+  reserve_blocks(seqs, tokens);
+  const int n = static_cast<int>(seqs.size());
+  cudaStream_t st = stream_.get();
+  auto prefill = [&] {
+    run_prefill(seqs, tokens, nullptr);
+    run_argmax(n, nullptr);
+  };
+  // At least one untimed prefill: it loads the kernels and lets cuBLASLt choose its algorithms.
+  for (int i = 0; i < std::max(warmup, 1); ++i) prefill();
+
+  DecodeTiming t;
+  t.step_us = time_back_to_back("benchmark_prefill", st, iters, prefill);
+  std::string ops_method;
+  t.ops = profile_prefill_ops(seqs, tokens, iters, ops_method);
+  t.method = fmt::format(
+      "cuda: step = one whole prefill ({} tokens in chunks of up to {}, launched eagerly as forward() does: "
+      "prefill is not graph-captured, input uploads included) plus the greedy argmax of the first token, "
+      "prefills back to back, CUDA events between them, no host sync inside; ops = {}",
+      int64_t{n} * tokens_per_seq, copt_.max_prefill_tokens, ops_method);
+  return t;
+}
+
+std::vector<OpSamples> CudaBackendImpl::profile_prefill_ops(std::span<const int> seqs,
+                                                            std::span<const std::vector<int>> tokens,
+                                                            int iters, std::string& method) {
+  cudaStream_t st = stream_.get();
+  const int n = static_cast<int>(seqs.size());
+  std::string cupti_error;
+  try {
+    CuptiOpTimer timer;
+    std::map<std::string, size_t> index;  // op name -> CUPTI external id, the same for every chunk
+    std::vector<std::string> names;
+    const OpHook hook = [&](const char* name, bool is_begin) {
+      if (!is_begin) return timer.end_op();
+      auto [it, fresh] = index.emplace(name, names.size());
+      if (fresh) names.emplace_back(name);
+      timer.begin_op(it->second);
+    };
+    std::vector<OpSamples> ops;
+    for (int i = 0; i < iters; ++i) {
+      run_prefill(seqs, tokens, &hook);
+      run_argmax(n, &hook);
+      RL_CUDA_CHECK("profile", cudaStreamSynchronize(st));
+      std::vector<double> us = timer.collect();
+      for (size_t k = ops.size(); k < names.size(); ++k) ops.push_back(OpSamples{names[k], {}});
+      append_op_samples(ops, us, "prefill");
+    }
+    method =
+        "CUPTI kernel activity records of an eager pass, each op's kernels summed over the prefill's "
+        "chunks: GPU time without launch gaps";
+    return ops;
+  } catch (const std::exception& e) {
+    cupti_error = e.what();
+  }
+  const int64_t total_tokens = int64_t{n} * (tokens.empty() ? 0 : int64_t(tokens[0].size()));
+  const int chunks =
+      static_cast<int>((total_tokens + copt_.max_prefill_tokens - 1) / copt_.max_prefill_tokens);
+  OpMarks marks(op_count() * std::max(chunks, 1));
+  const OpHook hook = marks.hook(st, false);
+  std::vector<OpSamples> ops;
+  for (int i = 0; i < iters; ++i) {
+    marks.names.clear();
+    run_prefill(seqs, tokens, &hook);
+    run_argmax(n, &hook);
+    RL_CUDA_CHECK("profile", cudaStreamSynchronize(st));
+    marks.read_summed_into(ops);
+  }
+  method = "(CUPTI unavailable: " + cupti_error +
+           ") eager pass with CUDA events around each op, summed over the "
+           "prefill's chunks";
   return ops;
 }
 

@@ -19,6 +19,7 @@
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/device_weights.h"
 #include "engine/cuda/gemm.h"
+#include "engine/cuda/inject_delay.h"
 #include "engine/cuda/kv_cache.h"
 #include "engine/cuda/nvtx.h"
 
@@ -86,6 +87,8 @@ class CudaBackendImpl final : public CudaBackend {
   }
   void fill_context(int seq, int length, uint64_t seed) override;
   DecodeTiming benchmark_decode(std::span<const int> seqs, int warmup, int iters) override;
+  DecodeTiming benchmark_prefill(std::span<const int> seqs, int tokens_per_seq, int warmup,
+                                 int iters) override;
 
   void forward_with_hook(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits,
                          const OpHook& hook) override {
@@ -124,6 +127,10 @@ class CudaBackendImpl final : public CudaBackend {
   std::vector<OpSamples> profile_ops_cupti(const StepArgs& a, int iters);
   std::vector<OpSamples> profile_ops_in_graph(const StepArgs& a, int iters);
   std::vector<OpSamples> profile_ops_eagerly(const StepArgs& a, int iters);
+  // Per-op times of a whole prefill (chunks summed per op), CUPTI or events; `method` says which.
+  std::vector<OpSamples> profile_prefill_ops(std::span<const int> seqs,
+                                             std::span<const std::vector<int>> tokens, int iters,
+                                             std::string& method);
   int bucket_rows(int n) const;
   int context_bucket(int max_ctx) const;
   float rope_base(int64_t length) const;
@@ -133,6 +140,7 @@ class CudaBackendImpl final : public CudaBackend {
     NvtxRange range(name.c_str());
     if (hook && *hook) (*hook)(name.c_str(), true);
     body();
+    inject_delay_after(name, stream_.get());  // RIDGELINE_INJECT_DELAY_US: usually nothing
     if (hook && *hook) (*hook)(name.c_str(), false);
   }
 

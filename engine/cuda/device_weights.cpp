@@ -11,6 +11,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
 #include "kernels/synthetic.h"
+#include "kernels/w4a16_repack.h"
 
 namespace ridgeline::cuda {
 namespace {
@@ -19,6 +20,19 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 DeviceBuffer<half> alloc(int64_t n, const std::string& what) {
   return DeviceBuffer<half>(static_cast<size_t>(n), what.c_str());
+}
+
+DeviceLinear alloc_linear(int in, int out, WeightFormat f, const std::string& what) {
+  DeviceLinear l;
+  l.in = in;
+  l.out = out;
+  if (f == WeightFormat::w4a16) {
+    l.qweight = DeviceBuffer<uint32_t>(size_t(w4a16_qweight_words(in, out)), (what + " codes").c_str());
+    l.scale_zero = DeviceBuffer<half>(size_t(w4a16_scale_zero_halves(in, out)), (what + " scales").c_str());
+  } else {
+    l.fp16 = alloc(int64_t{out} * in, what);
+  }
+  return l;
 }
 
 // Copies a checkpoint tensor into `dst` as fp16. BF16 and F32 go through a fixed device staging
@@ -61,60 +75,110 @@ class Uploader {
   DeviceBuffer<uint8_t> staging_;
 };
 
-void check_fits(const ModelSource& source, int64_t bytes, int64_t reserve_bytes) {
+// The largest linear's elements: the fp16 scratch a w4a16 preset generates each linear into.
+int64_t largest_linear(const ModelConfig& c) {
+  const int64_t h = c.hidden;
+  return std::max(
+      {int64_t{c.qkv_dim()} * h, h * c.q_dim(), 2 * int64_t{c.intermediate} * h, h * c.intermediate});
+}
+
+void check_fits(const ModelSource& source, WeightFormat f, int64_t bytes, int64_t reserve_bytes) {
   size_t free_bytes = 0, total_bytes = 0;
   RL_CUDA_CHECK("weights", cudaMemGetInfo(&free_bytes, &total_bytes));
   if (bytes + reserve_bytes > static_cast<int64_t>(free_bytes)) {
     const std::string what = source.synthetic ? "preset " + source.config.name : source.checkpoint_dir;
     throw std::runtime_error(fmt::format(
-        "{} needs {:.1f} GiB of GPU memory for fp16 weights plus {:.1f} GiB for activations and a minimal KV "
+        "{} needs {:.1f} GiB of GPU memory for {} weights plus {:.1f} GiB for activations and a minimal KV "
         "cache; {:.1f} GiB of {:.1f} GiB free on this GPU",
-        what, bytes / kGiB, reserve_bytes / kGiB, free_bytes / kGiB, total_bytes / kGiB));
+        what, bytes / kGiB, to_string(f), reserve_bytes / kGiB, free_bytes / kGiB, total_bytes / kGiB));
   }
 }
 
-DeviceWeights allocate(const ModelConfig& c) {
-  const int64_t h = c.hidden, inter = c.intermediate;
+DeviceWeights allocate(const ModelConfig& c, WeightFormat f) {
+  const int h = c.hidden, inter = c.intermediate;
   DeviceWeights w;
   w.config = c;
+  w.format = f;
   w.tok_embeddings = alloc(int64_t{c.vocab} * h, "tok_embeddings");
   w.layers.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = fmt::format("layers.{}.", l);
     DeviceLayerWeights& L = w.layers[l];
     L.attention_norm = alloc(h, p + "attention_norm");
-    L.wqkv = alloc(int64_t{c.qkv_dim()} * h, p + "wqkv");
-    L.wo = alloc(h * c.q_dim(), p + "wo");
+    L.wqkv = alloc_linear(h, c.qkv_dim(), f, p + "wqkv");
+    L.wo = alloc_linear(c.q_dim(), h, f, p + "wo");
     L.ffn_norm = alloc(h, p + "ffn_norm");
-    L.w13 = alloc(2 * inter * h, p + "w13");
-    L.w2 = alloc(h * inter, p + "w2");
+    L.w13 = alloc_linear(h, 2 * inter, f, p + "w13");
+    L.w2 = alloc_linear(inter, h, f, p + "w2");
   }
   w.norm = alloc(h, "norm");
   if (!c.tie_word_embeddings) w.output = alloc(int64_t{c.vocab} * h, "output");
   return w;
 }
 
+// Fills rows [row0, row0 + rows) of an fp16 [*, in] weight with synthetic linear `slot` of layer `l`.
+void fill_linear_rows(half* dst, const ModelConfig& c, uint64_t seed, int l, int slot, int64_t elems,
+                      cudaStream_t stream) {
+  fill_synthetic(dst, elems, seed, synthetic_tensor_id(l, slot), synthetic_linear_shift(c, slot), false,
+                 stream);
+}
+
+// The synthetic linears of layer `l`, slot by slot as synthetic_host_weights numbers them
+// (1 wqkv, 2 wo, 4 w1, 5 w3, 6 w2), into `write(linear, fill)`: fill(dst) writes the linear's fp16
+// values [out, in] to dst (w1 then w3 for w13).
+template <typename Write>
+void for_each_synthetic_linear(DeviceLayerWeights& L, const ModelConfig& c, uint64_t seed, int l,
+                               cudaStream_t stream, Write&& write) {
+  const int64_t h = c.hidden, inter = c.intermediate;
+  write(L.wqkv, [&](half* d) { fill_linear_rows(d, c, seed, l, 1, int64_t{c.qkv_dim()} * h, stream); });
+  write(L.wo, [&](half* d) { fill_linear_rows(d, c, seed, l, 2, h * c.q_dim(), stream); });
+  write(L.w13, [&](half* d) {
+    fill_linear_rows(d, c, seed, l, 4, inter * h, stream);
+    fill_linear_rows(d + inter * h, c, seed, l, 5, inter * h, stream);
+  });
+  write(L.w2, [&](half* d) { fill_linear_rows(d, c, seed, l, 6, h * inter, stream); });
+}
+
 void fill_synthetic_weights(DeviceWeights& w, uint64_t seed, cudaStream_t stream) {
   const ModelConfig& c = w.config;
-  const int64_t h = c.hidden, inter = c.intermediate;
+  const int64_t h = c.hidden;
   // Same tensor ids, shifts and flat indices as synthetic_host_weights (engine/host_weights.h), so
-  // the CPU backend's float32 preset and this fp16 one hold identical numbers.
+  // the CPU backend's float32 preset and this fp16 one hold identical numbers; a w4a16 preset holds
+  // their RTN quantization (the same rounding as engine/quantize_rtn.h, bit for bit).
+  DeviceBuffer<half> scratch;
+  if (w.format == WeightFormat::w4a16) scratch = alloc(largest_linear(c), "w4a16 quantization scratch");
   fill_synthetic(w.tok_embeddings.get(), int64_t{c.vocab} * h, seed, 0, 0, false, stream);
   for (int l = 0; l < c.n_layers; ++l) {
     DeviceLayerWeights& L = w.layers[l];
-    auto id = [&](int slot) { return synthetic_tensor_id(l, slot); };
-    auto shift = [&](int slot) { return synthetic_linear_shift(c, slot); };
-    fill_synthetic(L.attention_norm.get(), h, seed, id(0), 0, true, stream);
-    fill_synthetic(L.wqkv.get(), int64_t{c.qkv_dim()} * h, seed, id(1), shift(1), false, stream);
-    fill_synthetic(L.wo.get(), h * c.q_dim(), seed, id(2), shift(2), false, stream);
-    fill_synthetic(L.ffn_norm.get(), h, seed, id(3), 0, true, stream);
-    fill_synthetic(L.w13.get(), inter * h, seed, id(4), shift(4), false, stream);
-    fill_synthetic(L.w13.get() + inter * h, inter * h, seed, id(5), shift(5), false, stream);
-    fill_synthetic(L.w2.get(), h * inter, seed, id(6), shift(6), false, stream);
+    fill_synthetic(L.attention_norm.get(), h, seed, synthetic_tensor_id(l, 0), 0, true, stream);
+    fill_synthetic(L.ffn_norm.get(), h, seed, synthetic_tensor_id(l, 3), 0, true, stream);
+    for_each_synthetic_linear(L, c, seed, l, stream, [&](DeviceLinear& lin, auto&& fill) {
+      if (!lin.quantized()) return fill(lin.fp16.get());
+      // Stream-ordered: the next linear's fill waits for this quantization to read the scratch.
+      fill(scratch.get());
+      w4a16_quantize_rtn(scratch.get(), lin.in, lin.out, lin.qweight.get(), lin.scale_zero.get(), stream);
+    });
   }
   fill_synthetic(w.norm.get(), h, seed, 1, 0, true, stream);
   if (w.output.get())
     fill_synthetic(w.output.get(), int64_t{c.vocab} * h, seed, 2, synthetic_shift(h), false, stream);
+  // The scratch dies here: wait for the last quantization first.
+  RL_CUDA_CHECK("weights", cudaStreamSynchronize(stream));
+}
+
+// An AWQ linear (qweight/qzeros/scales under `prefix`, validated by open_checkpoint) repacked into
+// the device layout and uploaded to rows [row0, row0 + out) of `dst`. Packed strips are contiguous,
+// so rows row0.. (a multiple of 16) start at word/half offsets of a [row0, in] weight.
+void upload_awq(const Checkpoint& ck, const std::string& prefix, int in, int out, DeviceLinear& dst,
+                int row0) {
+  const W4A16Host h = w4a16_repack_awq(ck.get(prefix + ".qweight").data, ck.get(prefix + ".qzeros").data,
+                                       ck.get(prefix + ".scales").data, in, out, ck.config.quant_group_size);
+  const char* op = "AWQ weight upload";
+  // Synchronous copies: `h` is pageable and dies at return.
+  RL_CUDA_CHECK(op, cudaMemcpy(dst.qweight.get() + w4a16_qweight_words(in, row0), h.qweight.data(),
+                               h.qweight.size() * sizeof(uint32_t), cudaMemcpyHostToDevice));
+  RL_CUDA_CHECK(op, cudaMemcpy(dst.scale_zero.get() + w4a16_scale_zero_halves(in, row0), h.scale_zero.data(),
+                               h.scale_zero.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
 }
 
 void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stream) {
@@ -126,12 +190,21 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
     DeviceLayerWeights& L = w.layers[l];
     const std::string p = fmt::format("model.layers.{}.", l);
     up.upload(ck.get(p + "attention_norm.weight"), L.attention_norm.get(), h);
-    up.upload(ck.get(p + "attention.wqkv.weight"), L.wqkv.get(), int64_t{c.qkv_dim()} * h);
-    up.upload(ck.get(p + "attention.wo.weight"), L.wo.get(), h * c.q_dim());
     up.upload(ck.get(p + "ffn_norm.weight"), L.ffn_norm.get(), h);
-    up.upload(ck.get(p + "feed_forward.w1.weight"), L.w13.get(), inter * h);
-    up.upload(ck.get(p + "feed_forward.w3.weight"), L.w13.get() + inter * h, inter * h);
-    up.upload(ck.get(p + "feed_forward.w2.weight"), L.w2.get(), h * inter);
+    const std::vector<LinearSpec> lin = internlm2_linears(c, l);  // wqkv, wo, w1, w3, w2
+    if (ck.awq) {
+      upload_awq(ck, lin[0].prefix, lin[0].in, lin[0].out, L.wqkv, 0);
+      upload_awq(ck, lin[1].prefix, lin[1].in, lin[1].out, L.wo, 0);
+      upload_awq(ck, lin[2].prefix, lin[2].in, lin[2].out, L.w13, 0);
+      upload_awq(ck, lin[3].prefix, lin[3].in, lin[3].out, L.w13, c.intermediate);
+      upload_awq(ck, lin[4].prefix, lin[4].in, lin[4].out, L.w2, 0);
+    } else {
+      up.upload(ck.get(lin[0].prefix + ".weight"), L.wqkv.fp16.get(), int64_t{c.qkv_dim()} * h);
+      up.upload(ck.get(lin[1].prefix + ".weight"), L.wo.fp16.get(), h * c.q_dim());
+      up.upload(ck.get(lin[2].prefix + ".weight"), L.w13.fp16.get(), inter * h);
+      up.upload(ck.get(lin[3].prefix + ".weight"), L.w13.fp16.get() + inter * h, inter * h);
+      up.upload(ck.get(lin[4].prefix + ".weight"), L.w2.fp16.get(), h * inter);
+    }
   }
   up.upload(ck.get("model.norm.weight"), w.norm.get(), h);
   if (w.output.get()) up.upload(ck.get("output.weight"), w.output.get(), int64_t{c.vocab} * h);
@@ -141,31 +214,49 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
 
 }  // namespace
 
+W4A16Weights DeviceLinear::w4a16() const {
+  W4A16Weights v;
+  v.qweight = qweight.get();
+  v.scale_zero = scale_zero.get();
+  v.in = in;
+  v.out = out;
+  return v;
+}
+
 int64_t allocated_bytes(const DeviceWeights& w) {
   int64_t b = int64_t(w.tok_embeddings.bytes() + w.norm.bytes() + w.output.bytes());
   for (const DeviceLayerWeights& L : w.layers)
-    b += int64_t(L.attention_norm.bytes() + L.wqkv.bytes() + L.wo.bytes() + L.ffn_norm.bytes() +
-                 L.w13.bytes() + L.w2.bytes());
+    b += int64_t(L.attention_norm.bytes() + L.ffn_norm.bytes()) + L.wqkv.bytes() + L.wo.bytes() +
+         L.w13.bytes() + L.w2.bytes();
   return b;
 }
 
-DeviceWeights load_device_weights(const ModelSource& source, int64_t reserve_bytes, cudaStream_t stream) {
+DeviceWeights load_device_weights(const ModelSource& source, const Formats& formats, int64_t reserve_bytes,
+                                  cudaStream_t stream) {
   const ModelConfig& c = source.config;
+  const WeightFormat f = formats.weights;
+  const int64_t bytes = weight_bytes(c, formats);
   if (source.synthetic) {
-    check_fits(source, weight_bytes(c, Formats{}), reserve_bytes);
-    DeviceWeights w = allocate(c);
+    const int64_t scratch = f == WeightFormat::w4a16 ? 2 * largest_linear(c) : 0;
+    check_fits(source, f, bytes + scratch, reserve_bytes);
+    DeviceWeights w = allocate(c, f);
     fill_synthetic_weights(w, source.seed, stream);
-    RL_CUDA_CHECK("weights", cudaStreamSynchronize(stream));
     return w;
   }
   Checkpoint ck = open_checkpoint(source.checkpoint_dir);
-  if (ck.awq || ck.config.quant_bits != 0)
+  // cuda_supports() refuses the other pairings; this is the loader's own guard.
+  if (ck.awq != (f == WeightFormat::w4a16))
     throw std::runtime_error(
-        fmt::format("{}: AWQ (4-bit) checkpoints are not built yet on the CUDA backend (W4A16 comes later); "
-                    "use --device cpu",
-                    source.checkpoint_dir));
-  check_fits(source, weight_bytes(c, Formats{}), reserve_bytes);
-  DeviceWeights w = allocate(c);
+        fmt::format("{}: an {} checkpoint does not load as --weights {} on the CUDA backend",
+                    source.checkpoint_dir, ck.awq ? "AWQ (4-bit)" : "unquantized", to_string(f)));
+  if (ck.has("output.qweight"))
+    throw std::runtime_error(fmt::format(
+        "{}: the output head is 4-bit (output.qweight, from `ridgeline quantize --quantize-head`); "
+        "the CUDA backend runs an fp16 head only for now: quantize without --quantize-head, or use "
+        "--device cpu",
+        source.checkpoint_dir));
+  check_fits(source, f, bytes, reserve_bytes);
+  DeviceWeights w = allocate(c, f);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`
   return w;
 }

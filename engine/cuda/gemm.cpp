@@ -1,12 +1,13 @@
 #include "engine/cuda/gemm.h"
 
-#include "kernels/kernels.cuh"
-
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "engine/cuda/device_weights.h"
 #include "kernels/cuda_check.h"
+#include "kernels/kernels.cuh"
+#include "kernels/w4a16.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -112,6 +113,15 @@ void Gemm::run(const half* x, const half* w, int n, int in, int out, float* y, c
                const char* op) {
   if (use_gemv(x, w, n, in)) return gemv(x, w, n, in, out, y, stream);
   run_impl(x, w, n, in, out, y, CUDA_R_32F, stream, op);
+}
+
+void Gemm::run(const half* x, const DeviceLinear& w, int n, half* y, cudaStream_t stream, const char* op) {
+  if (!w.quantized()) return run(x, w.fp16.get(), n, w.in, w.out, y, stream, op);
+  try {
+    w4a16_linear(x, w.w4a16(), n, y, stream);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(op) + ": " + e.what());  // name the layer, not just the kernel
+  }
 }
 
 }  // namespace ridgeline::cuda

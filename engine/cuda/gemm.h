@@ -4,6 +4,8 @@
 // transpose in memory. At decode batch sizes these are GEMVs bound by reading W once; the library's
 // heuristic picks the kernel (split-K included), so the choice is cached per shape and alignment
 // rather than asked for on every call, and runs inside a fixed workspace so it can be graph-captured.
+// The model's linears go through run(x, DeviceLinear, ...): the one dispatch between this fp16 path
+// and the W4A16 kernels (w4a16_linear, kernels/w4a16.cuh) by the weight's format.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +21,8 @@
 
 namespace ridgeline::cuda {
 
+struct DeviceLinear;  // engine/cuda/device_weights.h
+
 class Gemm {
  public:
   explicit Gemm(size_t workspace_bytes = 32u << 20);
@@ -31,6 +35,9 @@ class Gemm {
            const char* op);
   void run(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream,
            const char* op);
+  // y[n, w.out] = x[n, w.in] W^T for one of the model's linears, in the format it is stored in:
+  // w4a16_linear for 4-bit weights, the fp16 run() above otherwise.
+  void run(const half* x, const DeviceLinear& w, int n, half* y, cudaStream_t stream, const char* op);
 
   size_t workspace_bytes() const { return workspace_.bytes(); }
   // Decode batches of 1-2 rows go to the ridgeline gemv kernel, which streams W faster than

@@ -1,8 +1,9 @@
 // W4A16 (kernels/w4a16.cuh): the device layout against AutoAWQ's packing (hand-packed words, the
 // engine's AWQ dequantization bit for bit), the device RTN quantizer against its CPU reference
 // (codes and scales bit for bit), and the GEMV / GEMM kernels against a float64 reference on the
-// dequantized weights with NaN-poisoned outputs, odd batch sizes, forced split-K clusters, fp16 and
-// fp32 outputs, at the internlm2 1.8b and 7b shapes.
+// dequantized weights with NaN-poisoned outputs, odd batch sizes, forced split-K clusters and GEMV
+// layouts (warps, strips per block, ring depth), fp16 and fp32 outputs, at the internlm2 1.8b and
+// 7b shapes.
 //
 // Suites named Kernel* are small enough for compute-sanitizer memcheck (scripts/gpu-check.sh's
 // default filter); W4A16ModelShapes.* (every linear of both models at n up to 1001) is not, and
@@ -191,22 +192,50 @@ double checked_nmse(const std::vector<T>& y, int n, int out, const std::vector<i
   return den > 0.0 ? num / den : num;
 }
 
-enum class Path { linear, gemv, gemm };
+enum class Path { linear, gemv, gemv_cluster, gemm };
 
 const char* path_name(Path p) {
-  return p == Path::linear ? "w4a16_linear" : p == Path::gemv ? "w4a16_gemv" : "w4a16_gemm";
+  switch (p) {
+    case Path::linear:
+      return "w4a16_linear";
+    case Path::gemv:
+      return "w4a16_gemv";
+    case Path::gemv_cluster:
+      return "w4a16_gemv_cluster";
+    case Path::gemm:
+      return "w4a16_gemm";
+  }
+  return "?";
 }
 
+// How a kernel is launched: `splits` for the cluster kernels, `gemv` for the streamed GEMV; zeros
+// let the kernel choose.
+struct Variant {
+  int splits = 0;
+  cuda::W4A16GemvConfig gemv;
+  std::string label() const {
+    return "splits=" + std::to_string(splits) + " warps=" + std::to_string(gemv.warps) +
+           " tiles=" + std::to_string(gemv.tiles) + " stages=" + std::to_string(gemv.stages);
+  }
+};
+
 template <typename OutT>
-void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y, int splits) {
-  if (p == Path::linear) return cuda::w4a16_linear(x, w, n, y, nullptr);
-  if (p == Path::gemv) return cuda::w4a16_gemv(x, w, n, y, nullptr, splits);
-  cuda::w4a16_gemm(x, w, n, y, nullptr, splits);
+void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y, const Variant& v) {
+  switch (p) {
+    case Path::linear:
+      return cuda::w4a16_linear(x, w, n, y, nullptr);
+    case Path::gemv:
+      return cuda::w4a16_gemv(x, w, n, y, nullptr, v.gemv);
+    case Path::gemv_cluster:
+      return cuda::w4a16_gemv_cluster(x, w, n, y, nullptr, v.splits);
+    case Path::gemm:
+      return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
+  }
 }
 
 // One weight, several batch sizes: both output types through `path`, NMSE against the reference.
 void check_weight(const std::string& name, const cuda::W4A16Host& hw, const std::vector<int>& batches,
-                  Path path, const std::vector<int>& split_choices, uint32_t seed) {
+                  Path path, const std::vector<Variant>& variants, uint32_t seed) {
   std::mt19937 rng(seed);
   DeviceW4A16 dw(hw);
   const int max_n = *std::max_element(batches.begin(), batches.end());
@@ -215,15 +244,15 @@ void check_weight(const std::string& name, const cuda::W4A16Host& hw, const std:
   for (int n : batches) {
     const auto channels = channels_to_check(n, hw.in, hw.out, rng);
     const auto ref = reference(hw, x, n, channels);
-    for (int splits : split_choices) {
+    for (const Variant& v : variants) {
       TestBuffer<half> d_y(size_t(n) * hw.out);
       TestBuffer<float> d_yf(size_t(n) * hw.out);
       d_y.poison();
       d_yf.poison();
-      run_path(path, d_x.get(), dw.view(), n, d_y.get(), splits);
-      run_path(path, d_x.get(), dw.view(), n, d_yf.get(), splits);
+      run_path(path, d_x.get(), dw.view(), n, d_y.get(), v);
+      run_path(path, d_x.get(), dw.view(), n, d_yf.get(), v);
       const std::string shape = name + " in=" + std::to_string(hw.in) + " out=" + std::to_string(hw.out) +
-                                " n=" + std::to_string(n) + " splits=" + std::to_string(splits);
+                                " n=" + std::to_string(n) + " " + v.label();
       const double e16 = checked_nmse(d_y.download(), n, hw.out, channels, ref);
       const double e32 = checked_nmse(d_yf.download(), n, hw.out, channels, ref);
       report_nmse(std::string(path_name(path)) + ".fp16", shape, e16);
@@ -381,21 +410,37 @@ TEST(KernelW4A16Quantize, RtnQuantizedLinearApproximatesTheFp16Linear) {
 
 // ---- kernels ------------------------------------------------------------------------------------
 
-// Every small shape through one kernel, with automatic, single, uneven and maximal splits.
+// Every small shape through one cluster kernel, with automatic, single, uneven and maximal splits.
 void check_small_shapes(Path path, const std::vector<int>& batches, uint32_t seed) {
   for (LinearShape s : kSmall) {
     std::mt19937 rng(seed);
     const auto hw = random_w4a16(s.in, s.out, rng);
     const int max_splits = std::min(8, s.in / 128);
-    std::vector<int> splits = {0, 1, max_splits};
-    if (max_splits >= 3) splits.push_back(3);
-    check_weight(s.name, hw, batches, path, splits, seed++);
+    std::vector<Variant> variants = {{0, {}}, {1, {}}, {max_splits, {}}};
+    if (max_splits >= 3) variants.push_back({3, {}});
+    check_weight(s.name, hw, batches, path, variants, seed++);
   }
 }
 
-TEST(KernelW4A16Gemv, MatchesReferenceForEverySplitAndBothOutputTypes) {
+// The streamed GEMV's layouts (each fits in shared memory up to n = 8): the chosen one; one warp over
+// the whole input range; more warps than groups (idle warps); uneven splits; two strips per block
+// (the last block half past the end when out/16 is odd); both ring depths.
+const std::vector<Variant> kGemvVariants = {{0, {}},        {0, {1, 1, 4}}, {0, {16, 1, 4}},
+                                            {0, {6, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
+
+TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
   RL_REQUIRE_GPU();
-  check_small_shapes(Path::gemv, {1, 2, 3, 7, 8}, 1);
+  uint32_t seed = 1;
+  for (LinearShape s : kSmall) {
+    std::mt19937 rng(seed);
+    const auto hw = random_w4a16(s.in, s.out, rng);
+    check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, kGemvVariants, seed++);
+  }
+}
+
+TEST(KernelW4A16GemvCluster, MatchesReferenceForEverySplitAndBothOutputTypes) {
+  RL_REQUIRE_GPU();
+  check_small_shapes(Path::gemv_cluster, {1, 2, 3, 7, 8}, 1);
 }
 
 TEST(KernelW4A16Gemm, MatchesReferenceForAnyBatchAndSplit) {
@@ -409,7 +454,7 @@ TEST(KernelW4A16Linear, MatchesReferenceOnSanitizerSizedModelShapes) {
   std::mt19937 rng(5);
   for (LinearShape s : {k1_8b[0], k1_8b[1]}) {
     const auto hw = random_w4a16(s.in, s.out, rng);
-    check_weight(s.name, hw, {1, 7, 16, 64}, Path::linear, {0}, 77);
+    check_weight(s.name, hw, {1, 7, 16, 64}, Path::linear, {Variant{}}, 77);
   }
 }
 
@@ -443,7 +488,12 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
     return w;
   };
   EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 9, y.get(), nullptr), std::invalid_argument);
-  EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 1, y.get(), nullptr, 3), std::invalid_argument);  // 2 groups
+  EXPECT_THROW(cuda::w4a16_gemv_cluster(x.get(), ok, 1, y.get(), nullptr, 3),
+               std::invalid_argument);  // 2 groups
+  for (cuda::W4A16GemvConfig bad : {cuda::W4A16GemvConfig{17, 1, 4}, cuda::W4A16GemvConfig{8, 3, 4},
+                                    cuda::W4A16GemvConfig{8, 1, 6}, cuda::W4A16GemvConfig{16, 2, 8}})
+    EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 8, y.get(), nullptr, bad), std::invalid_argument)
+        << "warps=" << bad.warps << " tiles=" << bad.tiles << " stages=" << bad.stages;  // the last: smem
   EXPECT_THROW(cuda::w4a16_gemm(x.get(), ok, -1, y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::w4a16_linear(x.get() + 1, ok, 2, y.get(), nullptr), std::invalid_argument);  // unaligned
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.in = 192; }), 2, y.get(), nullptr),
@@ -463,7 +513,7 @@ void check_model(const LinearShape (&shapes)[4], uint32_t seed) {
   for (const LinearShape& s : shapes) {
     std::mt19937 rng(seed++);
     const auto hw = random_w4a16(s.in, s.out, rng);
-    check_weight(s.name, hw, {1, 2, 7, 16, 64, 256, 1001}, Path::linear, {0}, seed);
+    check_weight(s.name, hw, {1, 2, 7, 16, 64, 256, 1001}, Path::linear, {Variant{}}, seed);
   }
 }
 
