@@ -93,22 +93,6 @@ __device__ __forceinline__ void dequant_codes(uint32_t word, half2 zlo, half2 zh
   a[3] = as_u32(__hsub2(as_half2(t3), zhi));
 }
 
-// An L2 policy that evicts first: weights stream through once, so they should not push x, the
-// activations and the KV cache out of L2.
-__device__ __forceinline__ uint64_t evict_first_policy() {
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-  return policy;
-}
-
-// cp.async of 16 bytes, L2 only (.cg), under an L2 cache policy.
-__device__ __forceinline__ void cp_async_16_policy(void* smem_dst, const void* gmem_src, uint64_t policy) {
-  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src),
-               "l"(policy)
-               : "memory");
-}
-
 // cp.async of 16 bytes through L1 (.ca): data that other warps of the SM read too (x).
 __device__ __forceinline__ void cp_async_16_l1(void* smem_dst, const void* gmem_src) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));

@@ -10,6 +10,9 @@
 // consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
 // its own ring of `stages` cp.async stages in shared memory. A stage is one group of 128 inputs:
 // the strips' codes (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
+// The weight copies carry no L2 eviction hint: cp.async under a createpolicy.fractional policy died
+// with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
+// on cp.async; Triton stopped emitting them for the same reason).
 // Nothing waits for anything outside the warp until the end: no cluster, no block barrier before
 // the first weight byte is requested, no x staging pass; stages-1 groups per warp are in flight
 // from the first instruction. The codes are unpacked to exact integers (w4a16::dequant_codes), the
@@ -58,7 +61,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   const int g0 = warp * groups / warps, ng = (warp + 1) * groups / warps - g0;
   const int sbytes = stage_bytes(kTiles, n);
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
-  const uint64_t policy = w4a16::evict_first_policy();
 
   // Group g0 + i into ring slot `slot`: codes and records of each strip, then x. Lane L copies
   // 16-byte chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1 the records,
@@ -71,8 +73,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       if (mt0 + r >= mtiles) break;
       const uint4* src =
           reinterpret_cast<const uint4*>(w.qweight) + (int64_t{mt0 + r} * tiles_per_row + 2 * g) * 32 + lane;
-      w4a16::cp_async_16_policy(st + ((2 * r) * 32 + lane) * 16, src, policy);
-      w4a16::cp_async_16_policy(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, policy);
+      cp_async_16(st + ((2 * r) * 32 + lane) * 16, src, true);
+      cp_async_16(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, true);
     }
     if (lane < 4 * kTiles && mt0 + (lane >> 2) < mtiles) {
       const uint4* src = reinterpret_cast<const uint4*>(w.scale_zero) +
