@@ -81,11 +81,13 @@ TEST(CudaPrefillBench, TimesWholeChunkedPrefillsAndLeavesTheSequencesEmpty) {
 
 TEST(CudaPrefillBench, RefusesWhatDoesNotFitBeforeTouchingTheCache) {
   RL_REQUIRE_GPU();
+  // Each prompt within the tiny model's context limit (2048), the three together beyond the 4096-token
+  // cache: the refusal must be about the cache, not the context.
   auto b = tiny_cuda(4096);
-  std::vector<int> seqs{b->create_sequence(), b->create_sequence()};
+  std::vector<int> seqs{b->create_sequence(), b->create_sequence(), b->create_sequence()};
   const int64_t capacity = b->capacity_tokens();
   try {
-    b->benchmark_prefill(seqs, 3000, 0, 1);  // 6000 tokens, the cache holds 4096
+    b->benchmark_prefill(seqs, 1500, 0, 1);  // 4500 tokens, the cache holds 4096
     FAIL() << "a prefill larger than the KV cache was accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("KV cache full"), std::string::npos) << e.what();
