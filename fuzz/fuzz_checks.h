@@ -1,6 +1,6 @@
 // What every fuzz target demands of a refusal: a std::runtime_error (anything else, a bare nlohmann
 // exception included, escapes and libFuzzer reports it as a crash) whose message is one short line
-// without control bytes, however hostile the input (DESIGN.md "Errors").
+// without control bytes, however hostile the input (docs/DESIGN.md, "Errors").
 #pragma once
 
 #include <cstddef>

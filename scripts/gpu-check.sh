@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one go: builds ridgeline with CUDA (sm_90), runs every GPU test
 # (GoogleTest), runs the decode benchmark (internlm2-chat-1_8b, B=1 and B=16 at context 1024; it
-# prints ms/step, tokens/s and implied GB/s), and last, the slowest, compute-sanitizer memcheck over
-# the engine and kernel tests. Logs go under OUTDIR; a summary comes last.
+# prints ms/step, tokens/s and implied GB/s), and last, the slowest, compute-sanitizer memcheck,
+# racecheck (shared-memory hazards) and initcheck (reads of uninitialized device memory) over the
+# engine and kernel tests. Logs go under OUTDIR; a summary comes last.
 #
 #   scripts/gpu-check.sh OUTDIR
 #
 # Environment: RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_PREBUILT=1 skips configure and
 # build and uses RIDGELINE_GPU_TESTS (default $RIDGELINE_BUILD_DIR/tests/ridgeline_gpu_tests), for
 # a binary built on another machine; RIDGELINE_SANITIZE_FILTER overrides the memcheck test filter and
-# RIDGELINE_SANITIZE_TIMEOUT bounds its seconds; RIDGELINE_SKIP_MEMCHECK=1 leaves memcheck out and
+# RIDGELINE_SANITIZE_TIMEOUT bounds each tool's seconds, RIDGELINE_SANITIZE_TOOLS picks the tools
+# (default "memcheck racecheck initcheck"); RIDGELINE_SKIP_MEMCHECK=1 leaves memcheck out and
 # RIDGELINE_ONLY_MEMCHECK=1 runs memcheck alone (scripts/gpu-validate.sh splits them into stages);
 # RIDGELINE_TEST_FILTER replaces the GPU tests' filter (default: all but DecodeBench.*).
 set -uo pipefail
@@ -44,16 +46,20 @@ if [ "$only_memcheck" != 1 ]; then
 fi
 
 filter=${RIDGELINE_SANITIZE_FILTER:-CudaEngine.*:Kernel*}
+tools=(${RIDGELINE_SANITIZE_TOOLS:-memcheck racecheck initcheck})
 if [ "${RIDGELINE_SKIP_MEMCHECK:-0}" = 1 ]; then
-  echo "memcheck skipped (RIDGELINE_SKIP_MEMCHECK=1)" >"$out/memcheck.log"
-elif command -v compute-sanitizer >/dev/null; then
-  echo "== compute-sanitizer memcheck" >&2
-  timeout "${RIDGELINE_SANITIZE_TIMEOUT:-3600}" compute-sanitizer --tool memcheck --error-exitcode 9 "$tests" \
-    --gtest_filter="$filter" >"$out/memcheck.log" 2>&1 || status=1
-else
+  echo "compute-sanitizer skipped (RIDGELINE_SKIP_MEMCHECK=1)" >"$out/memcheck.log"
+  tools=()
+elif ! command -v compute-sanitizer >/dev/null; then
   echo "compute-sanitizer not found" >"$out/memcheck.log"
+  tools=()
   status=1
 fi
+for tool in "${tools[@]}"; do
+  echo "== compute-sanitizer $tool" >&2
+  timeout "${RIDGELINE_SANITIZE_TIMEOUT:-3600}" compute-sanitizer --tool "$tool" --error-exitcode 9 "$tests" \
+    --gtest_filter="$filter" >"$out/$tool.log" 2>&1 || status=1
+done
 
 {
   echo "gpu-check summary ($(head -1 "$out/nvidia-smi.txt" 2>/dev/null))"
@@ -61,8 +67,12 @@ fi
   echo "-- GPU tests:"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|tests? ran|relative L2|GB of fp16|Failure$" \
     "$out/gpu_tests.log"
-  echo "-- memcheck ($filter):"
-  grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) " "$out/memcheck.log"
+  shown=("${tools[@]}")
+  [ ${#shown[@]} -eq 0 ] && shown=(memcheck)  # its log says why nothing ran
+  for tool in "${shown[@]}"; do
+    echo "-- $tool ($filter):"
+    grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) |skipped|not found" "$out/$tool.log"
+  done
   echo "-- decode benchmark:"
   grep -E "^decode |^method: |^\[  (PASSED|FAILED) " "$out/decode_bench.log"
   echo "status: $([ $status = 0 ] && echo ok || echo FAILED)"

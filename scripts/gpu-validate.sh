@@ -4,7 +4,8 @@
 #   build    configure (CMake preset `gpu`: sm_90, Ninja) and build ridgeline, the GPU tests and the
 #            microbenchmarks, -j16;
 #   check    scripts/gpu-check.sh without memcheck: every GPU test and the B=1/B=16 decode benchmark;
-#   memcheck compute-sanitizer memcheck over the engine and kernel tests (gpu-check.sh's filter);
+#   memcheck compute-sanitizer memcheck, racecheck and initcheck (RIDGELINE_SANITIZE_TOOLS narrows
+#            them) over the engine and kernel tests (gpu-check.sh's filter);
 #   probe    `ridgeline probe` (measured ceilings) into OUTDIR/ceilings.json;
 #   sweep    the default sweep twice, back to back (reproducibility of the median step time);
 #   bench    the kernel microbenchmarks (Google Benchmark JSON; RIDGELINE_BENCH_FILTER narrows them);
