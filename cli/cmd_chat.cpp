@@ -29,6 +29,7 @@
 #include "cli/generation_flags.h"
 #include "cli/units.h"
 #include "engine/backend_factory.h"
+#include "engine/chat_template.h"
 #include "engine/generate.h"
 #include "engine/model_source.h"
 #include "engine/session.h"
@@ -276,6 +277,22 @@ int run_chat(const ChatFlags& f) {
         io.note(kHelp);
       } else {
         io.note(fmt::format("unknown command '{}'; {}", cmd, kHelp));
+      }
+      continue;
+    }
+
+    // A message that cannot fit even a new conversation is refused before it is tokenized (a
+    // pasted megabyte would take minutes): min_chat_tokens() is a lower bound on its tokens.
+    if (int64_t at_least = min_chat_tokens(tok, chat_messages(*message, ""), true);
+        at_least + opt.max_new_tokens > session.context_limit()) {
+      io.note(fmt::format(
+          "context full: this turn needs at least {} tokens ({} bytes of text, at most {} a token, "
+          "plus --max-new-tokens for the reply); even a new conversation holds only {}: shorten the "
+          "message or lower --max-new-tokens",
+          at_least + opt.max_new_tokens, message->size(), tok.max_token_bytes(), session.context_limit()));
+      if (!io.interactive) {
+        std::fputc('\n', stdout);  // the refused turn's empty reply, so that lines stay paired
+        std::fflush(stdout);
       }
       continue;
     }

@@ -16,6 +16,8 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/output_file.h"
+#include "engine/error_text.h"
+#include "engine/text_file.h"
 
 namespace ridgeline::cli {
 namespace {
@@ -31,13 +33,18 @@ struct Unusable : std::runtime_error {
 };
 
 Report load(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Unusable(fmt::format("{}: cannot open the report (no such file, or unreadable)", path));
+  std::string text;
+  try {
+    text = read_text_file(path, "the report");  // a folder is named as such, not "basic_filebuf"
+  } catch (const std::runtime_error& e) {
+    throw Unusable(e.what());
+  }
   json j;
   try {
-    j = json::parse(f);
+    j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw Unusable(fmt::format("{}: not JSON: {}", path, e.what()));
+    // The parser quotes what it last read, which can be the whole file: quoted short and escaped.
+    throw Unusable(fmt::format("{}: not JSON: {}", path, excerpt(e.what())));
   }
   // Another schema gets its own line rather than a list of missing fields.
   if (!j.is_object() || !j.contains("schema") || !j["schema"].is_string())

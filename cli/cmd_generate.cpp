@@ -30,17 +30,35 @@ struct GenerateFlags {
   bool json = false;
 };
 
-std::vector<int> prompt_ids(const GenerateFlags& f, const Tokenizer& tok) {
+// Refuses a prompt that cannot fit before it is tokenized (megabytes take minutes): `at_least` is a
+// lower bound on its tokens (Tokenizer::min_tokens), `limit` the longest sequence the model holds.
+void check_prompt_size(const std::string& source, size_t bytes, int64_t at_least, int64_t limit,
+                       const Tokenizer& tok) {
+  if (at_least < limit) return;
+  throw std::runtime_error(fmt::format(
+      "{} is too long: its {} bytes are at least {} tokens (a token of this tokenizer spells at most {} "
+      "bytes), and the model's context holds {}",
+      source, bytes, at_least, tok.max_token_bytes(), limit));
+}
+
+std::vector<int> prompt_ids(const GenerateFlags& f, const Tokenizer& tok, int64_t limit) {
   int given = int(f.prompt.has_value()) + int(f.chat.has_value()) + int(f.messages.has_value());
   if (given != 1) throw UsageError("give exactly one of --prompt, --chat or --messages");
   if (f.system && !f.chat) throw UsageError("--system goes with --chat");
-  if (f.prompt) return tok.encode(*f.prompt, true);
+  if (f.prompt) {
+    check_prompt_size("--prompt", f.prompt->size(), 1 + tok.min_tokens(f.prompt->size()), limit, tok);
+    return tok.encode(*f.prompt, true);
+  }
   std::vector<ChatMessage> msgs;
   if (f.chat) {
     msgs = chat_messages(*f.chat, f.system.value_or(""));
   } else {
     msgs = parse_messages_json(*f.messages);
   }
+  size_t bytes = 0;
+  for (const auto& m : msgs) bytes += m.content.size();
+  check_prompt_size(f.chat ? std::string("--chat") : "--messages " + *f.messages, bytes,
+                    min_chat_tokens(tok, msgs, needs_generation_prompt(msgs)), limit, tok);
   return encode_chat(tok, msgs, needs_generation_prompt(msgs));
 }
 
@@ -49,7 +67,7 @@ int run_generate(const GenerateFlags& f) {
   if (source.tokenizer_path.empty())
     throw std::runtime_error(fmt::format("model '{}' has no tokenizer.model", f.model));
   Tokenizer tok = Tokenizer::load(source.tokenizer_path);
-  std::vector<int> prompt = prompt_ids(f, tok);
+  std::vector<int> prompt = prompt_ids(f, tok, max_sequence_length(source.config));
 
   GenerateOptions opt = generation_options(f.generation);
   opt.stop_ids = tok.stop_ids();

@@ -26,7 +26,11 @@ int run_probe(const ProbeFlags& f) {
   DeviceInfo d = measure_device(choose_device(f.device));
   fmt::print("device      {} ({})\n", d.name, d.backend);
   fmt::print("copy        {} (read + written)\n", format_bandwidth(d.peak.copy_GBps));
-  fmt::print("read        {} (streaming reduction)\n", format_bandwidth(d.peak.read_GBps));
+  // The CPU probe times a copy only: no read figure rather than "0 GB/s".
+  if (d.peak.read_GBps > 0)
+    fmt::print("read        {} (streaming reduction)\n", format_bandwidth(d.peak.read_GBps));
+  else
+    fmt::print("read        not measured on this device (the copy is)\n");
   fmt::print("peak        {}, {} ({}), ridge {:.1f} FLOP/B\n", format_bandwidth(d.peak.peak_GBps),
              format_flops(d.peak.peak_tflops), d.peak.source, d.peak.ridge());
   if (d.datasheet)

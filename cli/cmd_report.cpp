@@ -29,6 +29,11 @@ struct ReportFlags {
 
 int run_report(const ReportFlags& f) {
   if (f.files.empty()) throw UsageError("expected a report file (run.json), or several to compare");
+  for (const auto& file : f.files) {
+    std::error_code ec;
+    if (fs::is_directory(file, ec))  // else the reader's "basic_filebuf::underflow ... Is a directory"
+      throw std::runtime_error(fmt::format("{}: is a directory, expected a report (run.json)", file));
+  }
   // One report renders as before; several, side by side.
   std::optional<ReportView> view;
   std::optional<ReportSet> set;

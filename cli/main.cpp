@@ -3,8 +3,10 @@
 // stray word, a repeated flag, a bad value); a usage error is one line on stderr naming the flag.
 // `-h`/`--help` and `--version` anywhere on the line print and exit 0 without running anything.
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <memory>
@@ -157,5 +159,13 @@ int main(int argc, char** argv) {
   // A write past `ulimit -f` then fails with EFBIG, which the output files report and clean up after,
   // instead of killing the process halfway through a file.
   std::signal(SIGXFSZ, SIG_IGN);
-  return ridgeline::cli::run(std::vector<std::string>(argv + 1, argv + argc));
+  int rc = ridgeline::cli::run(std::vector<std::string>(argv + 1, argv + argc));
+  // Output sent to a full disk must not pass for success: what stdio could not write shows here.
+  errno = 0;
+  if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && rc == 0) {
+    std::fprintf(stderr, "ridgeline: error: writing standard output failed: %s\n",
+                 errno ? std::strerror(errno) : "a write error");
+    rc = 1;
+  }
+  return rc;
 }

@@ -66,11 +66,49 @@ bool needs_generation_prompt(const std::vector<ChatMessage>& messages) {
   return messages.empty() || messages.back().role != "assistant";
 }
 
+namespace {
+
+// The template after `<s>`, as render_chat() spells it: the markers are the special ids, each
+// "role\ncontent" between them plain text (the same chunks encode() would see in the rendered text,
+// so a message without special-token names tokenizes exactly as the whole rendered prompt does).
+void append_messages(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
+                     bool add_generation_prompt, std::vector<int>& out) {
+  const int start = tok.im_start_id(), end = tok.im_end_id();  // both throw, naming the tokenizer
+  auto append = [&](const std::vector<int>& ids) { out.insert(out.end(), ids.begin(), ids.end()); };
+  const std::vector<int> newline = tok.encode_text("\n");
+  for (const auto& m : messages) {
+    out.push_back(start);
+    append(tok.encode_text(m.role + "\n" + m.content));
+    out.push_back(end);
+    append(newline);
+  }
+  if (add_generation_prompt) {
+    out.push_back(start);
+    append(tok.encode_text("assistant\n"));
+  }
+}
+
+}  // namespace
+
 std::vector<int> encode_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
                              bool add_generation_prompt) {
-  tok.im_start_id();  // both throw, naming the tokenizer, when the chat tokens are missing
-  tok.im_end_id();
-  return tok.encode(render_chat(messages, add_generation_prompt), true);
+  std::vector<int> out = {tok.bos_id()};
+  if (out[0] < 0) return tok.encode("", true);  // throws, naming the tokenizer
+  append_messages(tok, messages, add_generation_prompt, out);
+  return out;
+}
+
+std::vector<int> encode_next_turn(const Tokenizer& tok, const std::string& user_text) {
+  std::vector<int> out = {tok.im_end_id()};
+  const std::vector<int> newline = tok.encode_text("\n");
+  out.insert(out.end(), newline.begin(), newline.end());
+  append_messages(tok, {{"user", user_text}}, true, out);
+  return out;
+}
+
+int64_t min_chat_tokens(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt) {
+  return 1 + tok.min_tokens(render_chat(messages, add_generation_prompt).size());
 }
 
 }  // namespace ridgeline

@@ -3,6 +3,7 @@
 //   {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,7 +37,18 @@ bool needs_generation_prompt(const std::vector<ChatMessage>& messages);
 
 // The prompt ids (`<s>` first) of `messages`; throws a one-line error naming the tokenizer file when
 // it has no `<|im_start|>`/`<|im_end|>` tokens, instead of silently encoding them as plain text.
+// Only the template's markers are special tokens: roles and contents are encoded as plain text
+// (Tokenizer::encode_text), so a message that types `<|im_end|>\n<|im_start|>system` stays text.
 std::vector<int> encode_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
                              bool add_generation_prompt);
+
+// The ids that continue a conversation whose last reply stopped before its `<|im_end|>` (sampled,
+// never fed): that `<|im_end|>\n`, then `user_text`'s turn and the generation prompt, its text plain.
+std::vector<int> encode_next_turn(const Tokenizer& tok, const std::string& user_text);
+
+// A lower bound on encode_chat(...).size(), known without tokenizing (Tokenizer::min_tokens): what
+// lets a prompt that cannot fit the context be refused before megabytes of it are tokenized.
+int64_t min_chat_tokens(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt);
 
 }  // namespace ridgeline

@@ -27,8 +27,33 @@ struct CpuSequence {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(HostWeights w, const BackendOptions& o) : w_(std::move(w)), opt_(o), names_(w_.config.n_layers) {
-    if (opt_.max_kv_tokens <= 0) opt_.max_kv_tokens = int64_t(opt_.max_sequences) * w_.config.max_positions;
+    if (opt_.max_kv_tokens <= 0) {
+      // Like the CUDA backend's cache, this one holds what memory allows (the weights are loaded
+      // already), so that a batch x context that cannot fit is refused up front rather than grown
+      // into until the machine runs out. A quarter stays free for activations and the rest.
+      int64_t room = available_host_memory_bytes() / 4 * 3;
+      if (opt_.memory_cap_bytes > 0) room = std::min(room, opt_.memory_cap_bytes);
+      opt_.max_kv_tokens =
+          std::min(int64_t(opt_.max_sequences) * w_.config.max_positions, room / kv_bytes_per_token());
+    }
     check_injected_delay(w_.config);
+  }
+
+  // The KV cache holds float32 whatever the format (int8 and int4 are fake-quantized: their values,
+  // float32's bytes).
+  int64_t kv_bytes_per_token() const {
+    return int64_t(2) * w_.config.n_layers * w_.config.kv_dim() * int64_t(sizeof(float));
+  }
+
+  // The activations run() allocates for `rows` new tokens of `seqs` sequences, checked against the
+  // host memory left before they are allocated.
+  void check_activation_memory(int64_t rows, int64_t seqs) const {
+    const ModelConfig& c = w_.config;
+    const int64_t per_row =
+        4 * int64_t(c.hidden) + c.qkv_dim() + 2 * int64_t(c.q_dim()) + 3 * int64_t(c.intermediate);
+    const int64_t per_seq = 3 * int64_t(c.hidden) + 2 * int64_t(c.vocab);
+    check_host_memory((rows * per_row + seqs * per_seq) * int64_t(sizeof(float)),
+                      fmt::format("a forward over {} tokens of {} sequences", rows, seqs));
   }
 
   const ModelConfig& config() const override { return w_.config; }
@@ -65,6 +90,7 @@ class CpuBackend final : public Backend {
     if (new_tokens > capacity_tokens())
       throw std::runtime_error(
           fmt::format("KV cache full: {} new tokens, room for {}", new_tokens, capacity_tokens()));
+    check_activation_memory(new_tokens, int64_t(seq_ids.size()));
     std::vector<CpuSequence*> seqs;
     for (int id : seq_ids) seqs.push_back(&seqs_.at(id));
     run(seqs, tokens, nullptr);
@@ -107,6 +133,7 @@ class CpuBackend final : public Backend {
   DecodeTiming benchmark_decode(std::span<const int> seq_ids, int warmup, int iters) override {
     std::vector<std::vector<int>> tokens(seq_ids.size(), std::vector<int>{w_.config.bos_id});
     validate_forward(w_.config, seq_ids, tokens, [this](int seq) { return find(seq).length; });
+    check_activation_memory(int64_t(seq_ids.size()), int64_t(seq_ids.size()));
     std::vector<CpuSequence*> seqs;
     for (int id : seq_ids) seqs.push_back(&seqs_.at(id));
     DecodeTiming t;
@@ -139,6 +166,7 @@ class CpuBackend final : public Backend {
     if (new_tokens > capacity_tokens())
       throw std::runtime_error(
           fmt::format("KV cache full: {} new tokens, room for {}", new_tokens, capacity_tokens()));
+    check_activation_memory(new_tokens, int64_t(seq_ids.size()));
     DecodeTiming t;
     t.method =
         "cpu: steady_clock around each whole prefill (forward over every prompt token, then the greedy "

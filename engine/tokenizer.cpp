@@ -32,6 +32,11 @@ struct Tokenizer::Impl {
   std::vector<std::pair<std::string, int>> split_order;
   int bos = -1;
   int eos = -1;
+  int max_token_bytes = 0;
+  // The byte-fallback piece of each byte value; -1 where the model has none.
+  std::vector<int> byte_ids = std::vector<int>(256, -1);
+  // Every token spells a piece of the input as it was (see Tokenizer::min_tokens).
+  bool keeps_text = false;
 
   void check_id(int id) const {
     if (id < 0 || id >= vocab)
@@ -63,6 +68,7 @@ struct Tokenizer::Impl {
     out.insert(out.end(), ids.begin(), ids.end());
   }
 
+  void measure_pieces();
   void load_model(const fs::path& model);
   void load_config(const fs::path& config, std::string& bos_name, std::string& eos_name);
 
@@ -81,6 +87,21 @@ std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("cannot open tokenizer model '{}'", path.string()));
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A piece's text: SentencePiece spells spaces as U+2581 ("▁").
+std::string piece_text(std::string_view p) {
+  static constexpr std::string_view kSpace = "\xE2\x96\x81";
+  std::string text;
+  for (size_t i = 0; i < p.size();) {
+    if (p.compare(i, kSpace.size(), kSpace) == 0) {
+      text += ' ';
+      i += kSpace.size();
+    } else {
+      text += p[i++];
+    }
+  }
+  return text;
 }
 
 // A token name in tokenizer_config.json is either a string or an AddedToken object {"content": ...}.
@@ -115,6 +136,44 @@ void Tokenizer::Impl::load_model(const fs::path& model) {
   if (piece_count <= 0)
     throw std::runtime_error(fmt::format(
         "tokenizer model '{}' has no pieces; expected a trained tokenizer.model", model.string()));
+}
+
+void Tokenizer::Impl::measure_pieces() {
+  for (int id = 0; id < piece_count; ++id) {
+    const std::string& p = sp.IdToPiece(id);
+    if (sp.IsByte(id)) {
+      unsigned value = 0;
+      auto [end, ec] = p.size() == 6 ? std::from_chars(p.data() + 3, p.data() + 5, value, 16)
+                                     : std::from_chars_result{p.data(), std::errc::invalid_argument};
+      if (ec == std::errc() && end == p.data() + 5 && value < 256) byte_ids[value] = id;
+      max_token_bytes = std::max(max_token_bytes, 1);
+    } else {
+      max_token_bytes = std::max(max_token_bytes, int(piece_text(p).size()));
+    }
+  }
+  for (const auto& [name, id] : special_by_name)
+    max_token_bytes = std::max(max_token_bytes, int(name.size()));
+  // A byte bound needs every byte to have its token (else one <unk> covers any run of unknown
+  // characters) and a normalizer that leaves text as it is: these probes come back byte for byte
+  // only then (runs of whitespace, a compatibility ligature, a combining accent, a full-width letter).
+  keeps_text = std::find(byte_ids.begin(), byte_ids.end(), -1) == byte_ids.end();
+  for (std::string_view probe :
+       {"  a  b\t\n\n  ", "\xef\xac\x81", "e\xcc\x81", "\xef\xbc\xa1", "\xe3\x8e\x8f"}) {
+    if (!keeps_text) break;
+    std::vector<int> ids;
+    if (!sp.Encode(probe, &ids).ok()) {
+      keeps_text = false;
+      break;
+    }
+    std::string back;
+    for (int id : ids) {
+      if (sp.IsByte(id))
+        back += char(std::find(byte_ids.begin(), byte_ids.end(), id) - byte_ids.begin());
+      else
+        back += piece_text(sp.IdToPiece(id));
+    }
+    keeps_text = back == probe;
+  }
 }
 
 void Tokenizer::Impl::load_config(const fs::path& config, std::string& bos_name, std::string& eos_name) {
@@ -186,6 +245,7 @@ Tokenizer Tokenizer::load(const std::string& dir_or_model_file) {
   t->eos = t->find(eos_name);
   if (t->eos < 0) t->eos = t->sp.eos_id();
 
+  t->measure_pieces();
   for (const auto& [name, id] : t->special_by_name) t->split_order.emplace_back(name, id);
   std::stable_sort(t->split_order.begin(), t->split_order.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -233,6 +293,40 @@ std::vector<int> Tokenizer::encode(const std::string& text, bool add_bos) const 
   return out;
 }
 
+std::vector<int> Tokenizer::encode_text(std::string_view text) const {
+  const Impl& t = impl();
+  std::vector<int> ids;
+  t.encode_chunk(text, ids);
+  // SentencePiece itself matches user-defined pieces in text: InternLM2's chat tokens are the pieces
+  // [UNUSED_TOKEN_145] and so on. Typed text spells them byte by byte instead.
+  std::vector<int> out;
+  out.reserve(ids.size());
+  for (int id : ids) {
+    if (!t.special_by_id.count(id)) {
+      out.push_back(id);
+      continue;
+    }
+    for (unsigned char b : piece_text(t.sp.IdToPiece(id))) {
+      if (t.byte_ids[b] < 0)
+        throw std::runtime_error(
+            fmt::format("tokenizer '{}' cannot spell the special token '{}' as text: it has no byte pieces",
+                        t.model_path, t.sp.IdToPiece(id)));
+      out.push_back(t.byte_ids[b]);
+    }
+  }
+  return out;
+}
+
+int Tokenizer::max_token_bytes() const {
+  return impl().max_token_bytes;
+}
+
+int64_t Tokenizer::min_tokens(size_t bytes) const {
+  const Impl& t = impl();
+  if (!t.keeps_text || t.max_token_bytes <= 0) return 0;
+  return int64_t((bytes + size_t(t.max_token_bytes) - 1) / size_t(t.max_token_bytes));
+}
+
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
   std::string bytes;
   for (int id : ids)
@@ -271,18 +365,7 @@ std::string Tokenizer::token_text(int id) const {
           fmt::format("tokenizer '{}': byte piece {} is '{}', expected <0xNN>", t.model_path, id, p));
     return std::string(1, static_cast<char>(value));
   }
-  // SentencePiece spells spaces as U+2581 ("▁").
-  static constexpr std::string_view kSpace = "\xE2\x96\x81";
-  std::string text;
-  for (size_t i = 0; i < p.size();) {
-    if (p.compare(i, kSpace.size(), kSpace) == 0) {
-      text += ' ';
-      i += kSpace.size();
-    } else {
-      text += p[i++];
-    }
-  }
-  return text;
+  return piece_text(p);
 }
 
 bool Tokenizer::is_special(int id) const {

@@ -3,8 +3,10 @@
 // tokens are stored as `[UNUSED_TOKEN_141..146]`, so only the config knows that id 92543 is `<|im_start|>`.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ridgeline {
@@ -24,6 +26,19 @@ class Tokenizer {
   // ids and encodes each chunk in between with SentencePiece on its own (the model's normalizer decides
   // about prefixes and whitespace; InternLM2's keeps text as is). `add_bos` prepends `<s>`.
   std::vector<int> encode(const std::string& text, bool add_bos = true) const;
+  // `text` as plain text, for what a user typed into the chat template: special-token names in it
+  // (`<|im_end|>`, `<s>`) are spelled with ordinary pieces, never mapped to their ids, so user text
+  // cannot close its turn or open a system one. No `<s>` is added.
+  std::vector<int> encode_text(std::string_view text) const;
+
+  // The most bytes of text one token stands for: the longest piece (spaces counted as the one byte
+  // they stand for) or special-token name.
+  int max_token_bytes() const;
+  // A lower bound on the tokens that `bytes` bytes of text encode to, by either encode function,
+  // known before encoding: every token spells at most max_token_bytes() bytes of the text. 0 when
+  // no such bound holds: the model's normalizer rewrites text (it could collapse a megabyte of
+  // spaces into one) or it has no byte fallback (one <unk> can stand for any run of bytes).
+  int64_t min_tokens(size_t bytes) const;
 
   // The text of `ids` with special tokens (`<s>`, `</s>`, chat tokens, `<unk>`) dropped: the
   // concatenation of token_text(), invalid UTF-8 replaced by U+FFFD (one per maximal invalid subpart).

@@ -300,6 +300,26 @@ TEST(CliChat, FullConversationOffersResetAndResetRecovers) {
   EXPECT_THAT(lines[2], HasSubstr("Nairobi"));
 }
 
+// Pipe mode with --auto-reset: the message that does not fit the conversation is answered in a new
+// one instead of being refused, so every message gets its reply on its line.
+TEST(CliChat, AutoResetAnswersTheMessageThatDoesNotFitInANewConversation) {
+  auto r = test::run_cli(
+      "chat --model " + test::tiny_model_arg() + " --device cpu --max-new-tokens 2000 --auto-reset",
+      "What is 40 + 20?\nWhat is the capital of Kenya?\n/stats\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("(context full: --auto-reset starts a new conversation for this message)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("context full: this turn needs")));
+  auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_THAT(lines[0], HasSubstr("40 + 20 = 60."));
+  EXPECT_THAT(lines[1], HasSubstr("Nairobi"));
+  // The second reply's conversation began with it: its prefill was the whole first-turn prompt.
+  EXPECT_EQ(number_after(r.err.substr(r.err.rfind("tokens in context:")), "last reply: prefill"),
+            int64_t(encode_chat(Tokenizer::load(test::data_path("tiny-internlm2-chat")),
+                                chat_messages("What is the capital of Kenya?", ""), true)
+                        .size()));
+}
+
 TEST(CliChat, SystemCommandStartsAConversationWithThatSystemPrompt) {
   auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu",
                          "hello\n/system You are a tiny test model.\nWhat is the capital of Peru?\n/stats\n");
