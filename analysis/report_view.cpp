@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -129,6 +130,9 @@ ReportView read_report_view(const nlohmann::json& j, const std::string& source) 
 }
 
 ReportView load_report_view(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error(fmt::format("{}: is a directory, expected a report", path));
   std::ifstream f(path);
   if (!f)
     throw std::runtime_error(fmt::format("{}: cannot open the report (no such file, or unreadable)", path));
@@ -136,7 +140,8 @@ ReportView load_report_view(const std::string& path) {
   try {
     j = json::parse(f);
   } catch (const json::parse_error& e) {
-    throw std::runtime_error(fmt::format("{}: not JSON: {}", path, e.what()));
+    // Not e.what(): the parser quotes what it last read, which can be a whole line of the file.
+    throw std::runtime_error(fmt::format("{}: not JSON: a syntax error at byte {}", path, e.byte));
   }
   return read_report_view(j, path);
 }
@@ -237,6 +242,16 @@ std::vector<Fact> report_facts(const Report& r) {
   if (!d.env.nvidia_driver.empty()) dev += fmt::format(" (NVIDIA driver {})", d.env.nvidia_driver);
   if (!d.cuda.empty()) dev += fmt::format(", CUDA {}", d.cuda);
   out.push_back({"Device", dev});
+  // The CPU reference runs every format for correctness, not speed: say so wherever its report is read.
+  const bool quantized = std::any_of(r.runs.begin(), r.runs.end(), [](const RunRecord& run) {
+    return run.weights != "fp16" || run.kv != "fp16";
+  });
+  if (d.backend == "cpu" && quantized)
+    out.push_back(
+        {"Quantized formats",
+         "simulated on the CPU: it holds float32 weights (w4a16 dequantized at load) and a float32 KV "
+         "cache (int8/int4 values, fake-quantized in place), so its times say nothing about what "
+         "the formats buy on a GPU; the bytes are the cost model's, for the GPU's layouts"});
   for (auto& f : environment_facts(d)) out.push_back(std::move(f));
   std::string peak =
       fmt::format("{} GB/s, {} TFLOP/s", format_sig(d.peak.peak_GBps, 4), format_sig(d.peak.peak_tflops, 3));

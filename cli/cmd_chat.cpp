@@ -22,12 +22,12 @@
 
 #include <fmt/format.h>
 
+#include "analysis/units.h"
 #include "bench/step_bandwidth.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/generation_flags.h"
-#include "cli/units.h"
 #include "engine/backend_factory.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"

@@ -4,12 +4,12 @@
 
 #include <fmt/format.h>
 
+#include "analysis/units.h"
 #include "bench/probe/probe.h"
 #include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/output_file.h"
-#include "cli/units.h"
 
 namespace ridgeline::cli {
 namespace {

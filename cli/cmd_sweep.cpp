@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "analysis/units.h"
 #include "bench/build_info.h"
 #include "bench/probe/probe.h"
 #include "bench/sweep/sweep.h"
@@ -16,7 +17,6 @@
 #include "cli/flags.h"
 #include "cli/output_file.h"
 #include "cli/sweep_progress.h"
-#include "cli/units.h"
 #include "engine/backend_factory.h"
 #include "engine/data_paths.h"
 

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/units.h"
+#include "analysis/units.h"
 
 namespace ridgeline::cli {
 

@@ -22,11 +22,11 @@ ChatSession::~ChatSession() {
 
 std::vector<int> ChatSession::turn_prompt(const std::string& user_text) const {
   if (context_ids_.empty()) return encode_chat(*tok_, chat_messages(user_text, system_), true);
-  // The previous reply's `<|im_end|>` was sampled but never fed, so it opens this turn. Encoding the
-  // close and the new turn as one text is safe: special tokens are split out before SentencePiece
-  // sees the text, so the chunks in between tokenize as they would in the whole conversation.
+  // The previous reply's `<|im_end|>` was sampled but never fed, so it opens this turn:
+  // encode_next_turn puts the template's markers in as ids and the user's text in as plain text, so
+  // a `<|im_end|>` typed in the message cannot close the turn or open a system one.
   std::vector<int> ids = unfed_reply_;
-  std::vector<int> rest = tok_->encode("<|im_end|>\n" + render_chat({{"user", user_text}}, true), false);
+  std::vector<int> rest = encode_next_turn(*tok_, user_text);
   ids.insert(ids.end(), rest.begin(), rest.end());
   return ids;
 }

@@ -142,14 +142,14 @@ json three_format_report() {
   r.git_commit = "abc123";
   r.command = "ridgeline sweep --weights w4a16,fp16 --kv fp16,int8";
   r.method = "graph replay";
-  r.device = {"NVIDIA H100 80GB HBM3",
-              "cuda",
-              132,
-              int64_t(80) << 30,
-              "580",
-              "13.0",
-              ceil,
-              datasheet_for("NVIDIA H100 80GB HBM3")};
+  r.device.name = "NVIDIA H100 80GB HBM3";
+  r.device.backend = "cuda";
+  r.device.sm_count = 132;
+  r.device.memory_bytes = int64_t(80) << 30;
+  r.device.driver = "580";
+  r.device.cuda = "13.0";
+  r.device.peak = ceil;
+  r.device.datasheet = datasheet_for("NVIDIA H100 80GB HBM3");
   r.model = {c.name, true, c.params(), c};
   struct Fmt {
     WeightFormat w;
@@ -386,6 +386,19 @@ TEST(ReportView, PutsFormatsSideBySideWithSpeedupsOverFp16) {
   EXPECT_EQ(focus_runs(v.report).size(), 6u);
   EXPECT_EQ(count(m, "| op | kind | time | share of step |"), 6u);
   EXPECT_THAT(render_html(v), HasSubstr("<h2>Formats side by side</h2>"));
+}
+
+TEST(ReportView, SaysQuantizedFormatsAreSimulatedOnlyForCpuReportsThatHaveThem) {
+  const std::string note = "simulated on the CPU";
+  json gpu = three_format_report();
+  EXPECT_THAT(render_markdown(read_report_view(gpu, "g.json"), "g").markdown, Not(HasSubstr(note)));
+  json cpu = gpu;
+  cpu["device"]["backend"] = "cpu";
+  const std::string m = render_markdown(read_report_view(cpu, "c.json"), "c").markdown;
+  EXPECT_THAT(m, HasSubstr("- **Quantized formats**: " + note));
+  EXPECT_THAT(render_html(read_report_view(cpu, "c.json")), HasSubstr(note));
+  // The plain CPU report (fp16 weights and KV only) has nothing simulated to warn about.
+  EXPECT_THAT(render_markdown(cpu_view(), "cpu").markdown, Not(HasSubstr(note)));
 }
 
 TEST(ReportView, RendersSkippedConfigurationsAndRejectsMalformedOnes) {

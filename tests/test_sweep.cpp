@@ -362,6 +362,11 @@ TEST(SweepCli, CeilingsOfAnotherBackendOrAFileThatHasNoneAreRefused) {
   r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + config + " --out " + out));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("config.json: not a ceilings file"));
+  const std::string folder = test::shell_quote(test::data_path("tiny-internlm2-chat"));
+  r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + folder + " --out " + out));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("tiny-internlm2-chat: is a directory, expected a ceilings file"));
+  EXPECT_THAT(r.err, Not(HasSubstr("basic_filebuf")));
 }
 
 TEST(SweepCli, PrefillPhaseTimesPromptsBesideDecode) {

@@ -1,5 +1,6 @@
 #include "bench/probe/probe.h"
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -54,6 +55,9 @@ DeviceInfo measure_device(DeviceKind device) {
 
 DeviceInfo device_with_ceilings_file(DeviceKind device, const std::string& path,
                                      const std::function<void(const std::string&)>& warn) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error(fmt::format("{}: is a directory, expected a ceilings file", path));
   std::ifstream in(path);
   if (!in)
     throw std::runtime_error(
@@ -62,7 +66,7 @@ DeviceInfo device_with_ceilings_file(DeviceKind device, const std::string& path,
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(fmt::format("{}: not JSON: {}", path, e.what()));
+    throw std::runtime_error(fmt::format("{}: not JSON: a syntax error at byte {}", path, e.byte));
   }
   const std::string schema =
       j.is_object() && j.contains("schema") && j["schema"].is_string() ? j["schema"].get<std::string>() : "";

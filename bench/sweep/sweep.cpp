@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "analysis/units.h"
 #include "bench/build_info.h"
 #include "bench/decode_bench.h"
 #include "engine/backend_factory.h"
@@ -76,12 +77,11 @@ std::string progress_line(const Config& c, const RunRecord& r) {
   const RooflinePoint& p = r.step.point;
   if (c.phase == Phase::prefill)
     return fmt::format(
-        "TTFT {:.1f} us, {:.0f} prompt tok/s, {:.1f} TFLOP/s ({:.0f}% of peak), {:.0f} GB/s, "
-        "{}-bound, coverage {:.2f}",
-        r.step.time_us.median, r.step.tokens_per_s, p.achieved_tflops, 100 * p.compute_utilization,
-        p.achieved_GBps, p.bound, r.coverage);
-  return fmt::format("{:.1f} us/step, {:.0f} tok/s, {:.0f} GB/s ({:.0f}% of peak), {}-bound, coverage {:.2f}",
-                     r.step.time_us.median, r.step.tokens_per_s, p.achieved_GBps,
+        "TTFT {:.1f} us, {:.0f} prompt tok/s, {} ({:.0f}% of peak), {}, {}-bound, coverage {:.2f}",
+        r.step.time_us.median, r.step.tokens_per_s, format_flops(p.achieved_tflops),
+        100 * p.compute_utilization, format_bandwidth(p.achieved_GBps), p.bound, r.coverage);
+  return fmt::format("{:.1f} us/step, {:.0f} tok/s, {} ({:.0f}% of peak), {}-bound, coverage {:.2f}",
+                     r.step.time_us.median, r.step.tokens_per_s, format_bandwidth(p.achieved_GBps),
                      100 * p.bandwidth_utilization, p.bound, r.coverage);
 }
 

@@ -5,10 +5,10 @@
 
 #include <string>
 
-namespace ridgeline::cli {
+namespace ridgeline {
 
 std::string format_bandwidth(double GBps);    // "3010 GB/s", "12.4 GB/s", "850 MB/s"
 std::string format_flops(double tflops);      // "989 TFLOP/s", "1.52 TFLOP/s", "85.3 GFLOP/s"
 std::string format_duration(double seconds);  // "45 s", "3 min 10 s", "2 h 05 min"
 
-}  // namespace ridgeline::cli
+}  // namespace ridgeline

@@ -1,11 +1,11 @@
-#include "cli/units.h"
+#include "analysis/units.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
-namespace ridgeline::cli {
+namespace ridgeline {
 namespace {
 
 // `value` in units of 10^(3*top) (top: the index of the first of `prefixes`), stepped down a prefix
@@ -41,4 +41,4 @@ std::string format_duration(double seconds) {
   return fmt::format("{} h {:02} min", s / 3600, (s % 3600) / 60);
 }
 
-}  // namespace ridgeline::cli
+}  // namespace ridgeline
