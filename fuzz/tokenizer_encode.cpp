@@ -1,8 +1,8 @@
 // Fuzzes the tokenizer input path with the real InternLM2 tokenizer (tests/data/tokenizers/internlm2):
 // arbitrary bytes, special-token strings included, through encode(), the chat template and decode().
 // Invariants: ids lie in the vocabulary and start with <s>; text without special tokens survives
-// encode -> decode byte for byte when it is valid UTF-8; streaming detokenization (Utf8Stream) gives
-// exactly decode()'s text; decode() always returns valid UTF-8.
+// encode -> decode byte for byte when it is valid UTF-8 (and holds no U+2581, see below); streaming
+// detokenization (Utf8Stream) gives exactly decode()'s text; decode() always returns valid UTF-8.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,7 +43,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::string decoded = tok.decode(ids);
   fuzz::require(is_valid_utf8(decoded), "decode returned invalid UTF-8");
-  if (!special && is_valid_utf8(text))
+  // SentencePiece writes spaces as U+2581 ("▁") inside pieces, so a literal U+2581 in the input
+  // decodes as a space: the official tokenizer does the same (found by this fuzzer; pinned by
+  // Tokenizer.ALiteralWhitespaceMetaSymbolDecodesAsASpace). Text without it must survive whole.
+  const bool meta = text.find("\xe2\x96\x81") != std::string::npos;
+  if (!special && !meta && is_valid_utf8(text))
     fuzz::require(decoded == text, "encode/decode round trip changed the text");
 
   Utf8Stream stream(tok);

@@ -270,7 +270,7 @@ TEST(CliChat, AnswersTwoTurnsAndTheSecondPrefillsOnlyItsOwnTokens) {
             21 + 11 + int64_t(second_turn.size()) + second_reply_tokens - 1)
       << r.err;
   EXPECT_THAT(r.err, HasSubstr("ms/token"));
-  EXPECT_THAT(r.err, HasSubstr("GB/s achieved"));
+  EXPECT_THAT(r.err, HasSubstr("B/s achieved"));  // GB/s, or MB/s on a slow (sanitized) build
 }
 
 TEST(CliChat, ResetThenAQuestionStartsFromAnEmptyContext) {

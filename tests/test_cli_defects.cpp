@@ -400,7 +400,7 @@ TEST(CliUnits, CpuProbeAndChatStatsNeverPrintARateOfZero) {
   auto chat =
       test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu", "What is 40 + 20?\n/stats\n");
   ASSERT_EQ(chat.exit_code, 0) << chat.err;
-  EXPECT_THAT(chat.err, HasSubstr("GB/s achieved"));
+  EXPECT_THAT(chat.err, HasSubstr("B/s achieved"));  // GB/s, or MB/s on a slow (sanitized) build
   const std::regex zero_rate(R"((^|[^0-9.])0(\.0+)? [kMGT]?(B|FLOP)/s)");
   for (const std::string& text : {probe.out, chat.err}) {
     EXPECT_FALSE(std::regex_search(text, zero_rate)) << text;

@@ -104,6 +104,18 @@ TEST(Tokenizer, HelloWorldHasNoDummyPrefix) {
   EXPECT_EQ(real().encode("hello world", false), (std::vector<int>{15115, 2028}));
 }
 
+// Found by fuzz/tokenizer_encode.cpp: SentencePiece writes a space as U+2581 ("▁") inside its
+// pieces, so a literal U+2581 in the text is read back as a space, as with the official tokenizer.
+// Pinned here so that a change to this (escaping it, say) is a decision, not an accident.
+TEST(Tokenizer, ALiteralWhitespaceMetaSymbolDecodesAsASpace) {
+  const std::string meta =
+      "a\xe2\x96\x81"
+      "b";
+  EXPECT_EQ(real().decode(real().encode(meta)), "a b");
+  EXPECT_EQ(real().decode(real().encode("a b")), "a b");
+  EXPECT_EQ(real().encode(meta), real().encode("a b"));
+}
+
 TEST(Tokenizer, MapsChatTokensThroughTheConfigNotTheModelPieces) {
   const Tokenizer& t = real();
   EXPECT_EQ(t.vocab_size(), 92544);
