@@ -6,7 +6,7 @@
 #      (scripts/sanitize.sh, build-asan/): any sanitizer report fails;
 #   3. each libFuzzer target for RIDGELINE_FUZZ_SECONDS (default 30) under ASan + UBSan
 #      (scripts/fuzz.sh, clang, build-fuzz/): any crash fails, the input is kept in build-fuzz/crashes/.
-# On the 2-core CI machine the three take about 40 minutes (measured: perf/NOTES.md, "CI time").
+# On a 2-core machine the three took 49 minutes from a fresh clone (perf/NOTES.md, "CI time").
 #   scripts/test.sh [--quick] [ctest arguments]      (--quick: stage 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
