@@ -36,17 +36,26 @@ struct RefCase {
   std::vector<float> first_logits;
 };
 
-const std::vector<RefCase>& reference_cases() {
-  static const std::vector<RefCase> cases = [] {
+// The cases under `key` of a reference file in tests/data (reference.json's "cases",
+// reference_kv.json's "int8" / "int4": the float32 forward with K after RoPE and V quantized per
+// token and KV head, every case keeping its answer with margins above 7 logits), loaded once.
+const std::vector<RefCase>& cases_in(const std::string& file, const std::string& key) {
+  static std::map<std::pair<std::string, std::string>, std::vector<RefCase>> loaded;
+  auto it = loaded.find({file, key});
+  if (it == loaded.end()) {
     std::vector<RefCase> v;
-    auto j = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
-    for (const auto& c : j["cases"])
+    auto j = test::load_json(test::data_path(file));
+    for (const auto& c : j[key])
       v.push_back({c["name"].get<std::string>(), c["prompt_ids"].get<std::vector<int>>(),
                    c["output_ids"].get<std::vector<int>>(),
                    c["first_step_logits"].get<std::vector<float>>()});
-    return v;
-  }();
-  return cases;
+    it = loaded.emplace(std::make_pair(file, key), std::move(v)).first;
+  }
+  return it->second;
+}
+
+const std::vector<RefCase>& reference_cases() {
+  return cases_in("tiny-internlm2-chat/reference.json", "cases");
 }
 
 ModelSource tiny_source() {
@@ -538,24 +547,6 @@ TEST(DecodeBench, SameStepOnASmallAndASweepSizedBackend) {
 
 namespace {
 
-// The cases under `key` of a reference file in tests/data (reference.json's "cases",
-// reference_kv.json's "int8" / "int4": the float32 forward with K after RoPE and V quantized per
-// token and KV head, every case keeping its answer with margins above 7 logits), loaded once.
-const std::vector<RefCase>& cases_in(const std::string& file, const std::string& key) {
-  static std::map<std::pair<std::string, std::string>, std::vector<RefCase>> loaded;
-  auto it = loaded.find({file, key});
-  if (it == loaded.end()) {
-    std::vector<RefCase> v;
-    auto j = test::load_json(test::data_path(file));
-    for (const auto& c : j[key])
-      v.push_back({c["name"].get<std::string>(), c["prompt_ids"].get<std::vector<int>>(),
-                   c["output_ids"].get<std::vector<int>>(),
-                   c["first_step_logits"].get<std::vector<float>>()});
-    it = loaded.emplace(std::make_pair(file, key), std::move(v)).first;
-  }
-  return it->second;
-}
-
 const std::vector<RefCase>& kv_reference_cases(KvFormat kv) {
   return cases_in("tiny-internlm2-chat/reference_kv.json", to_string(kv));
 }
@@ -706,16 +697,7 @@ ModelSource tiny_awq_source() {
 // tiny-internlm2-chat-awq/reference.json: greedy answers and first-step logits of the float32
 // forward over the checkpoint's dequantized weights, from an independent implementation.
 const std::vector<RefCase>& awq_reference_cases() {
-  static const std::vector<RefCase> cases = [] {
-    std::vector<RefCase> v;
-    auto j = test::load_json(test::data_path("tiny-internlm2-chat-awq/reference.json"));
-    for (const auto& c : j["cases"])
-      v.push_back({c["name"].get<std::string>(), c["prompt_ids"].get<std::vector<int>>(),
-                   c["output_ids"].get<std::vector<int>>(),
-                   c["first_step_logits"].get<std::vector<float>>()});
-    return v;
-  }();
-  return cases;
+  return cases_in("tiny-internlm2-chat-awq/reference.json", "cases");
 }
 
 // Every case reproduced token for token, the first step's logits within `tol` relative L2 of the
