@@ -7,7 +7,8 @@
 #   sweep    a short fixed sweep: the internlm2-chat-1_8b preset, decode at batch 1 and 16 and context
 #            1024, a prefill of 512 tokens at the same batches, 3 interleaved repetitions of 30 timed
 #            steps each (samples pooled), against the committed ceilings of this GPU
-#            (reports/baselines/<gpu>-ceilings.json) when there are some, else a probe's;
+#            (reports/ceilings/<gpu>.json, what `ridgeline probe --out` wrote) when there are some, else
+#            a probe's;
 #   compare  `ridgeline compare` against the committed baseline of this GPU,
 #            reports/baselines/<gpu>-ci.json, <gpu> from the device name ("NVIDIA H200" -> h200,
 #            "NVIDIA H100 80GB HBM3" -> h100-80gb-hbm3, then h100): a regression fails the gate; no
@@ -77,12 +78,12 @@ fi
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 slug=$(echo "${device:-unknown}" | tr '[:upper:]' '[:lower:]' | sed -e 's/^nvidia //' -e 's/[^a-z0-9]\{1,\}/-/g' -e 's/^-//' -e 's/-$//')
 short=${slug%%-*}
-pick() {  # the first existing reports/baselines/<slug><suffix>, most specific name first
+pick() {  # the first existing <folder>/<slug><suffix>, most specific name first
   for s in "$slug" "$short"; do
-    [ -f "reports/baselines/$s$1" ] && { echo "reports/baselines/$s$1"; return; }
+    [ -f "$1/$s$2" ] && { echo "$1/$s$2"; return; }
   done
 }
-ceilings=${RIDGELINE_CI_CEILINGS:-$(pick -ceilings.json)}
+ceilings=${RIDGELINE_CI_CEILINGS:-$(pick reports/ceilings .json)}
 ceiling_args=()
 if [ -n "$ceilings" ] && [ "$ceilings" != probe ]; then
   ceiling_args=(--ceilings "$ceilings")
@@ -97,7 +98,7 @@ grep -E "^\[|sweep:" "$out/logs/sweep.log" >>"$summary"
 [ $sweep_status = 0 ] || { note "sweep: exit $sweep_status (a configuration failed)"; status=1; }
 
 # 4. compare against the baseline of this GPU.
-baseline=${RIDGELINE_CI_BASELINE:-$(pick -ci.json)}
+baseline=${RIDGELINE_CI_BASELINE:-$(pick reports/baselines -ci.json)}
 verdict=0
 if [ -z "$baseline" ]; then
   note "WARNING: no baseline for '${device:-unknown}' (looked for reports/baselines/$slug-ci.json and $short-ci.json): nothing compared; commit $out/sweep.json as reports/baselines/$slug-ci.json to gate this GPU"

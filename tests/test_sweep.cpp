@@ -352,11 +352,11 @@ TEST(SweepCli, CeilingsFileIsReadBackInsteadOfProbingAndRecordedInTheReport) {
 
 TEST(SweepCli, CeilingsOfAnotherBackendOrAFileThatHasNoneAreRefused) {
   const std::string out = temp_path("refused.json");
-  const std::string gpu = test::shell_quote(test::data_path("../../reports/baselines/h200-ceilings.json"));
+  const std::string gpu = test::shell_quote(test::data_path("../../reports/ceilings/h200.json"));
   auto r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + gpu + " --out " + out));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err,
-              HasSubstr("h200-ceilings.json: its ceilings were measured on the cuda backend, this sweep "
+              HasSubstr("h200.json: its ceilings were measured on the cuda backend, this sweep "
                         "runs on cpu"));
   const std::string config = test::shell_quote(test::data_path("tiny-internlm2-chat/config.json"));
   r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + config + " --out " + out));
