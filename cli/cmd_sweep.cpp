@@ -1,7 +1,6 @@
 // ridgeline sweep: decode steps over batch x context x weights x kv, timed and joined with the
 // cost model into a schema-v1 report.
 #include <csignal>
-#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -51,21 +50,15 @@ void on_sweep_sigint(int) {
   g_interrupted = 1;
 }
 
-// Rewriting after each configuration replaces a regular file (atomically); a device or pipe given
-// as --out (/dev/stdout, /dev/full) gets the final report only.
-bool rewritable(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  return !std::filesystem::exists(st) || std::filesystem::is_regular_file(st);
-}
-
 std::string both(const std::vector<int>& gpu, const std::vector<int>& cpu) {
   return fmt::format("{} on a GPU, {} on the CPU", fmt::join(gpu, ","), fmt::join(cpu, ","));
 }
 
 int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
-  // Checked first: an --out that cannot be written fails before minutes of measuring.
-  { const OutputFile check(f.out); }
+  // Checked first: an --out that cannot be written fails before minutes of measuring. A regular file
+  // is rewritten (atomically) after each configuration; a device or pipe (/dev/stdout) gets the final
+  // report only.
+  const bool rewrite = OutputFile(f.out).replaces_target();
   SweepSpec spec;
   spec.device = choose_device(f.device, true);
   const bool cpu = spec.device == DeviceKind::cpu;
@@ -130,7 +123,6 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
     r.report.command = cmd;
     return sweep_to_json(r).dump(1) + "\n";
   };
-  const bool rewrite = rewritable(f.out);
   SweepHooks hooks;
   hooks.on_update = [&](const SweepResult& so_far) {
     if (rewrite) write_file(f.out, to_json(so_far));

@@ -31,6 +31,9 @@ class OutputFile {
   // Moves the written file to its name.
   void publish();
   const std::string& path() const { return path_; }
+  // True when the target is replaced by a rename (a regular file, or none yet); false when it is
+  // written in place (a device or a pipe), where writing it again would append, not replace.
+  bool replaces_target() const { return !temp_.empty(); }
 
  private:
   std::string path_, temp_;  // temp_ empty when writing in place
