@@ -437,8 +437,11 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
         head_in = x.head_in.get();
       }
     }
-    gemm.run(head_in, w_.output_weights(), head_n, h, c_.vocab,
-             logits_.get() + int64_t{a.logits_row0} * c_.vocab, st, "output");
+    float* logits = logits_.get() + int64_t{a.logits_row0} * c_.vocab;
+    if (w_.output.quantized())  // a 4-bit head: the W4A16 GEMV / GEMM, float32 out
+      gemm.run(head_in, w_.output, head_n, logits, st, "output");
+    else
+      gemm.run(head_in, w_.output_weights(), head_n, h, c_.vocab, logits, st, "output");
   });
 }
 

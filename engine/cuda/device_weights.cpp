@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/checkpoint.h"
 #include "engine/host_weights.h"
@@ -94,7 +96,8 @@ void check_fits(const ModelSource& source, WeightFormat f, int64_t bytes, int64_
   }
 }
 
-DeviceWeights allocate(const ModelConfig& c, WeightFormat f) {
+// `head` is the output head's format: fp16, or w4a16 for a checkpoint's 4-bit head.
+DeviceWeights allocate(const ModelConfig& c, WeightFormat f, WeightFormat head) {
   const int h = c.hidden, inter = c.intermediate;
   DeviceWeights w;
   w.config = c;
@@ -112,7 +115,8 @@ DeviceWeights allocate(const ModelConfig& c, WeightFormat f) {
     L.w2 = alloc_linear(inter, h, f, p + "w2");
   }
   w.norm = alloc(h, "norm");
-  if (!c.tie_word_embeddings) w.output = alloc(int64_t{c.vocab} * h, "output");
+  if (!c.tie_word_embeddings || head != WeightFormat::fp16)
+    w.output = alloc_linear(h, c.vocab, head, "output");
   return w;
 }
 
@@ -160,8 +164,8 @@ void fill_synthetic_weights(DeviceWeights& w, uint64_t seed, cudaStream_t stream
     });
   }
   fill_synthetic(w.norm.get(), h, seed, 1, 0, true, stream);
-  if (w.output.get())
-    fill_synthetic(w.output.get(), int64_t{c.vocab} * h, seed, 2, synthetic_shift(h), false, stream);
+  if (w.output.fp16.get())  // presets keep an fp16 head (allocate() gives them one)
+    fill_synthetic(w.output.fp16.get(), int64_t{c.vocab} * h, seed, 2, synthetic_shift(h), false, stream);
   // The scratch dies here: wait for the last quantization first.
   RL_CUDA_CHECK("weights", cudaStreamSynchronize(stream));
 }
@@ -179,6 +183,29 @@ void upload_awq(const Checkpoint& ck, const std::string& prefix, int in, int out
                                h.qweight.size() * sizeof(uint32_t), cudaMemcpyHostToDevice));
   RL_CUDA_CHECK(op, cudaMemcpy(dst.scale_zero.get() + w4a16_scale_zero_halves(in, row0), h.scale_zero.data(),
                                h.scale_zero.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
+}
+
+// The 4-bit head's three tensors have AWQ's shapes and dtypes (open_checkpoint checks the layers'
+// linears; the head is checked here, before w4a16_repack_awq reads `in * out / 2` bytes of it).
+void check_awq_head(const Checkpoint& ck) {
+  const ModelConfig& c = ck.config;
+  const int64_t h = c.hidden, v = c.vocab, groups = h / c.quant_group_size;
+  const std::tuple<const char*, DType, std::vector<int64_t>> want[] = {
+      {"output.qweight", DType::i32, {h, v / 8}},
+      {"output.qzeros", DType::i32, {groups, v / 8}},
+      {"output.scales", DType::f16, {groups, v}}};
+  for (const auto& [name, dtype, shape] : want) {
+    if (!ck.has(name))
+      throw std::runtime_error(
+          fmt::format("{}: the 4-bit output head lacks tensor '{}' (AWQ heads hold output.qweight, "
+                      "output.qzeros and output.scales)",
+                      ck.dir, name));
+    const TensorView& t = ck.get(name);
+    if (t.dtype != dtype || t.shape != shape)
+      throw std::runtime_error(fmt::format(
+          "{}: tensor '{}' is {} [{}], expected {} [{}] (AWQ 4-bit output head)", t.file, name,
+          to_string(t.dtype), fmt::join(t.shape, ", "), to_string(dtype), fmt::join(shape, ", ")));
+  }
 }
 
 void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stream) {
@@ -207,7 +234,12 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
     }
   }
   up.upload(ck.get("model.norm.weight"), w.norm.get(), h);
-  if (w.output.get()) up.upload(ck.get("output.weight"), w.output.get(), int64_t{c.vocab} * h);
+  if (w.output.quantized()) {
+    check_awq_head(ck);
+    upload_awq(ck, "output", int(h), c.vocab, w.output, 0);
+  } else if (w.output.fp16.get()) {
+    up.upload(ck.get("output.weight"), w.output.fp16.get(), int64_t{c.vocab} * h);
+  }
   // The staging buffer dies with `up`: wait for the last conversion first.
   RL_CUDA_CHECK("weight upload", cudaStreamSynchronize(stream));
 }
@@ -224,7 +256,7 @@ W4A16Weights DeviceLinear::w4a16() const {
 }
 
 int64_t allocated_bytes(const DeviceWeights& w) {
-  int64_t b = int64_t(w.tok_embeddings.bytes() + w.norm.bytes() + w.output.bytes());
+  int64_t b = int64_t(w.tok_embeddings.bytes() + w.norm.bytes()) + w.output.bytes();
   for (const DeviceLayerWeights& L : w.layers)
     b += int64_t(L.attention_norm.bytes() + L.ffn_norm.bytes()) + L.wqkv.bytes() + L.wo.bytes() +
          L.w13.bytes() + L.w2.bytes();
@@ -239,7 +271,7 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
   if (source.synthetic) {
     const int64_t scratch = f == WeightFormat::w4a16 ? 2 * largest_linear(c) : 0;
     check_fits(source, f, bytes + scratch, reserve_bytes);
-    DeviceWeights w = allocate(c, f);
+    DeviceWeights w = allocate(c, f, WeightFormat::fp16);
     fill_synthetic_weights(w, source.seed, stream);
     return w;
   }
@@ -249,14 +281,22 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
     throw std::runtime_error(
         fmt::format("{}: an {} checkpoint does not load as --weights {} on the CUDA backend",
                     source.checkpoint_dir, ck.awq ? "AWQ (4-bit)" : "unquantized", to_string(f)));
-  if (ck.has("output.qweight"))
-    throw std::runtime_error(fmt::format(
-        "{}: the output head is 4-bit (output.qweight, from `ridgeline quantize --quantize-head`); "
-        "the CUDA backend runs an fp16 head only for now: quantize without --quantize-head, or use "
-        "--device cpu",
-        source.checkpoint_dir));
-  check_fits(source, f, bytes, reserve_bytes);
-  DeviceWeights w = allocate(c, f);
+  // A 4-bit head (output.qweight, from `ridgeline quantize --quantize-head`) is repacked like the
+  // layers' linears. The op table counts the head as fp16 (Formats has no head format yet), so the
+  // memory check swaps in the 4-bit head's bytes.
+  const bool head_4bit = ck.awq && ck.has("output.qweight");
+  int64_t need = bytes;
+  if (head_4bit) {
+    if (!w4a16_shape_ok(c.hidden, c.vocab))
+      throw std::runtime_error(fmt::format(
+          "{}: a 4-bit output head (output.qweight) needs a vocab_size that is a multiple of 16 on the "
+          "CUDA backend, not {}: quantize without --quantize-head, or use --device cpu",
+          source.checkpoint_dir, c.vocab));
+    need +=
+        linear_weight_bytes(c.hidden, c.vocab, formats) - linear_weight_bytes(c.hidden, c.vocab, Formats{});
+  }
+  check_fits(source, f, need, reserve_bytes);
+  DeviceWeights w = allocate(c, f, head_4bit ? WeightFormat::w4a16 : WeightFormat::fp16);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`
   return w;
 }

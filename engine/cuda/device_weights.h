@@ -3,8 +3,10 @@
 // in the tile-packed layout of kernels/w4a16.cuh. w1 (gate) and w3 (up) are stacked into one
 // [2*inter, hidden] w13, so the FFN's two input projections are one GEMM that reads x once (swiglu
 // takes its output as [gate | up] per row); the packed layout keeps each 16-row strip contiguous, so
-// stacking along `out` is concatenating the two packed weights. Norms, embeddings and the output
-// head are always fp16.
+// stacking along `out` is concatenating the two packed weights. Norms and embeddings are always
+// fp16; the output head is fp16 too, except in an AWQ checkpoint written by `ridgeline quantize
+// --quantize-head` (output.qweight), whose 4-bit head is repacked like the layers' linears and runs
+// through the same W4A16 kernels (float32 logits).
 // Filled from a checkpoint (bf16/fp16/fp32 uploaded, then converted on the device; AWQ linears
 // repacked on the host by w4a16_repack_awq and uploaded) or, for presets, by generating the
 // synthetic values on the device itself (a w4a16 preset generates each linear into a scratch
@@ -52,10 +54,13 @@ struct DeviceWeights {
   WeightFormat format = WeightFormat::fp16;  // of the layers' linears
   DeviceBuffer<half> tok_embeddings;         // [vocab, hidden]
   std::vector<DeviceLayerWeights> layers;
-  DeviceBuffer<half> norm;    // [hidden]
-  DeviceBuffer<half> output;  // [vocab, hidden]; empty when tied (output_weights() gives the embeddings)
+  DeviceBuffer<half> norm;  // [hidden]
+  // [vocab, hidden]: fp16, or 4-bit when the checkpoint's head is (output.qweight); empty when tied
+  // (the embeddings serve, output_weights() gives them).
+  DeviceLinear output;
 
-  const half* output_weights() const { return output.get() ? output.get() : tok_embeddings.get(); }
+  // The fp16 head's weights (the embeddings when tied); output.quantized() heads go through output.
+  const half* output_weights() const { return output.fp16.get() ? output.fp16.get() : tok_embeddings.get(); }
 };
 
 // Bytes of the device buffers `w` holds: what the op table's weight_bytes() (engine/ops.h) must
@@ -66,7 +71,8 @@ int64_t allocated_bytes(const DeviceWeights& w);
 // (w4a16: group 128; cuda_supports() has said yes to the pair). Throws before allocating anything
 // when the op table's weight bytes (plus, for a w4a16 preset, the largest linear's fp16 scratch)
 // + `reserve_bytes` is more than the device's free memory ("preset <name> needs N GiB of GPU memory
-// for w4a16 weights; M GiB free"), and for an AWQ checkpoint whose output head is 4-bit.
+// for w4a16 weights; M GiB free"), and for a 4-bit head whose vocabulary is not a multiple of 16
+// (the packed layout's strip).
 DeviceWeights load_device_weights(const ModelSource& source, const Formats& formats, int64_t reserve_bytes,
                                   cudaStream_t stream);
 

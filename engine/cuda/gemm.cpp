@@ -115,13 +115,23 @@ void Gemm::run(const half* x, const half* w, int n, int in, int out, float* y, c
   run_impl(x, w, n, in, out, y, CUDA_R_32F, stream, op);
 }
 
-void Gemm::run(const half* x, const DeviceLinear& w, int n, half* y, cudaStream_t stream, const char* op) {
+template <typename OutT>
+void Gemm::run_linear(const half* x, const DeviceLinear& w, int n, OutT* y, cudaStream_t stream,
+                      const char* op) {
   if (!w.quantized()) return run(x, w.fp16.get(), n, w.in, w.out, y, stream, op);
   try {
     w4a16_linear(x, w.w4a16(), n, y, stream);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string(op) + ": " + e.what());  // name the layer, not just the kernel
   }
+}
+
+void Gemm::run(const half* x, const DeviceLinear& w, int n, half* y, cudaStream_t stream, const char* op) {
+  run_linear(x, w, n, y, stream, op);
+}
+
+void Gemm::run(const half* x, const DeviceLinear& w, int n, float* y, cudaStream_t stream, const char* op) {
+  run_linear(x, w, n, y, stream, op);
 }
 
 }  // namespace ridgeline::cuda

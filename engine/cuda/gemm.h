@@ -36,8 +36,10 @@ class Gemm {
   void run(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream,
            const char* op);
   // y[n, w.out] = x[n, w.in] W^T for one of the model's linears, in the format it is stored in:
-  // w4a16_linear for 4-bit weights, the fp16 run() above otherwise.
+  // w4a16_linear for 4-bit weights, the fp16 run() above otherwise. The float32 form is the output
+  // head's (logits).
   void run(const half* x, const DeviceLinear& w, int n, half* y, cudaStream_t stream, const char* op);
+  void run(const half* x, const DeviceLinear& w, int n, float* y, cudaStream_t stream, const char* op);
 
   size_t workspace_bytes() const { return workspace_.bytes(); }
   // Decode batches of 1-2 rows go to the ridgeline gemv kernel, which streams W faster than
@@ -59,6 +61,8 @@ class Gemm {
   static void destroy(Plan& p) noexcept;
 
   bool use_gemv(const half* x, const half* w, int n, int in) const;
+  template <typename OutT>
+  void run_linear(const half* x, const DeviceLinear& w, int n, OutT* y, cudaStream_t stream, const char* op);
 
   bool small_batch_gemv_ = true;
   cublasLtHandle_t handle_ = nullptr;

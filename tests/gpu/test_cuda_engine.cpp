@@ -1,6 +1,7 @@
 // The CUDA engine end to end: the tiny trained model against its float32 references (every token,
 // first-step logits), batching, graphs, paging and chunking, capacity refusals, the profiling and
-// benchmark hooks, the presets against the CPU backend, and the decode benchmark's numbers.
+// benchmark hooks, the presets against the CPU backend, W4A16 checkpoints (a 4-bit head too) and
+// the decode benchmark's numbers.
 // A .cpp (compiled by the host compiler): nothing here is device code, and nvcc 13.0's front end
 // rejects fmt's and nlohmann's C++20 constructs.
 #include <gtest/gtest.h>
@@ -20,8 +21,10 @@
 #include "engine/host_weights.h"
 #include "engine/model_source.h"
 #include "engine/ops.h"
+#include "engine/quantize.h"
 #include "engine/rtn_weights.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/safetensors_writer.h"
 #include "tests/test_util.h"
 
 using namespace ridgeline;
@@ -848,6 +851,81 @@ TEST(CudaW4A16Preset, Internlm2Chat1_8bMatchesTheCpuBackendOnItsRtnWeights) {
                 err);
     step[0] = {int(std::max_element(lc.begin(), lc.end()) - lc.begin())};
   }
+}
+
+// ---- a 4-bit output head (`ridgeline quantize --quantize-head`) ---------------------------------
+
+namespace {
+
+// The tiny model quantized by ridgeline's RTN with its output head 4-bit too, once per test binary,
+// into a temporary folder removed at exit.
+const std::string& tiny_4bit_head_dir() {
+  static const ridgeline::testing::TempDir dir;
+  static const std::string path = [] {
+    QuantizeOptions q;
+    q.method = QuantMethod::rtn;
+    q.quantize_head = true;
+    quantize_model(tiny_source(), dir.file("rtn-head4"), q);
+    return dir.file("rtn-head4");
+  }();
+  return path;
+}
+
+}  // namespace
+
+// The same checkpoint on both backends: the CPU dequantizes the head to float32 (engine/host_weights),
+// the GPU repacks it and runs the W4A16 GEMV / GEMM with float32 logits. Single sequences (the head
+// at 1 row: GEMV), then the cases twice over in one batch (a prefill head of 14 rows and decode
+// buckets of 16: the GEMM; then 8, 4, 2, 1: the GEMV), graphs on.
+TEST(CudaW4A16Head, QuantizedHeadCheckpointRunsAsOnTheCpuBackend) {
+  RL_REQUIRE_GPU();
+  const ModelSource src = resolve_model(tiny_4bit_head_dir());
+  BackendOptions o;
+  o.max_sequences = 16;
+  o.max_kv_tokens = 16384;
+  o.formats = default_formats(src);
+  ASSERT_EQ(o.formats.weights, WeightFormat::w4a16);
+  auto gpu = make_cuda_backend(src, o, {});
+  auto cpu = make_cpu_backend(src, o);
+
+  // The head is held 4-bit: the op table still counts it as fp16 (Formats has no head format), so
+  // the device holds exactly the difference less.
+  const ModelConfig& c = src.config;
+  EXPECT_EQ(cuda_of(*gpu).weight_bytes(), weight_bytes(c, o.formats) -
+                                              linear_weight_bytes(c.hidden, c.vocab, Formats{}) +
+                                              linear_weight_bytes(c.hidden, c.vocab, o.formats));
+
+  const auto& cases = reference_cases();
+  std::vector<std::vector<int>> cpu_out;
+  std::vector<std::vector<float>> cpu_first;
+  int kept = 0;
+  for (const auto& rc : cases) {
+    SCOPED_TRACE(rc.name);
+    std::vector<float> fg, fc;
+    const std::vector<int> tg = greedy_one(*gpu, rc, &fg), tc = greedy_one(*cpu, rc, &fc);
+    EXPECT_EQ(tg, tc);
+    const double err = test::rel_l2(fg, fc);
+    EXPECT_LT(err, 1e-2);
+    std::printf("[w4a16-head] RTN tiny, 4-bit head, %-14s GPU vs CPU first-step logits relative L2 %.2e\n",
+                rc.name.c_str(), err);
+    kept += tc == rc.output;
+    cpu_out.push_back(tc);
+    cpu_first.push_back(fc);
+  }
+  std::printf("[w4a16-head] RTN tiny, 4-bit head: %d/%zu reference.json cases reproduced (CPU)\n", kept,
+              cases.size());
+
+  std::vector<RefCase> twice(cases.begin(), cases.end());
+  twice.insert(twice.end(), cases.begin(), cases.end());
+  for (size_t i = 0; i < twice.size(); ++i) twice[i].output = cpu_out[i % cases.size()];
+  std::vector<std::vector<float>> prefill;
+  const auto out = greedy_batch(*gpu, twice, &prefill);
+  for (size_t i = 0; i < twice.size(); ++i) {
+    SCOPED_TRACE(twice[i].name + " batched");
+    EXPECT_EQ(out[i], twice[i].output);
+    EXPECT_LT(test::rel_l2(prefill[i], cpu_first[i % cases.size()]), 1e-2);
+  }
+  EXPECT_GT(cuda_of(*gpu).graph_replays(), 0);
 }
 
 // The decode-step comparison: B = 1 and 16 at context 1024, fp16 and w4a16 weights, both

@@ -3,7 +3,7 @@
 // (codes and scales bit for bit), and the GEMV / GEMM kernels against a float64 reference on the
 // dequantized weights with NaN-poisoned outputs, odd batch sizes, forced split-K clusters and GEMV
 // layouts (warps, strips per block, ring depth), fp16 and fp32 outputs, at the internlm2 1.8b and
-// 7b shapes.
+// 7b shapes and a vocabulary-sized 4-bit output head.
 //
 // Suites named Kernel* are small enough for compute-sanitizer memcheck (scripts/gpu-check.sh's
 // default filter); W4A16ModelShapes.* (every linear of both models at n up to 1001) is not, and
@@ -525,6 +525,17 @@ TEST(W4A16ModelShapes, Internlm2_1_8bLinearsMatchReference) {
 TEST(W4A16ModelShapes, Internlm2_7bLinearsMatchReference) {
   RL_REQUIRE_GPU();
   check_model(k7b, 2000);
+}
+
+// A 4-bit output head (`ridgeline quantize --quantize-head`): the 1.8b head (vocab 92544 outputs,
+// hidden 2048 inputs) writing float32 logits (and fp16), at a decode row and a three-sequence
+// prefill's last rows, through the engine's launcher (the GEMV at both) and through the GEMM.
+TEST(W4A16ModelShapes, VocabularySizedOutputHeadMatchesReference) {
+  RL_REQUIRE_GPU();
+  std::mt19937 rng(3000);
+  const auto hw = random_w4a16(2048, 92544, rng);
+  check_weight("1_8b.output", hw, {1, 3}, Path::linear, {Variant{}}, 3001);
+  check_weight("1_8b.output", hw, {3, 16}, Path::gemm, {Variant{}}, 3002);
 }
 
 }  // namespace
