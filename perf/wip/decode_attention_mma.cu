@@ -1,0 +1,563 @@
+// NOT BUILT: work in progress (2026-11-30), see perf/NOTES.md "Tensor-core decode attention". Correct on
+// the H200 (all GPU tests passed with it in place of kernels/decode_attention.cu) but its fp16 path
+// is slower than the built kernel: L2-request-bound (per-lane 16-byte fragment loads).
+// decode_attention: one new query token per sequence attends to its whole paged KV cache.
+// FLOPs: 4*ctx*head_dim per query head (QK^T and PV). Bytes: 2*ctx*n_kv*(head_dim*bits/8 [+4 for the
+// int8/int4 scale and zero]) (K and V) per sequence + q/out, so intensity is ~2*group FLOP/byte at
+// fp16 (4x that at int4): memory-bound at any batch (each sequence reads its own cache). Aim: the
+// DRAM read rate, at every KV format: the bytes per token shrink 2x (int8) and 4x (int4), so the
+// arithmetic per byte must stay far below the issue rate.
+// That is why both products run on tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate): a
+// CUDA-core dot product spreads a token's row over 16 lanes and pays a shuffle reduction, a
+// conversion per element and a softmax per lane for every token, which made int8/int4 no faster
+// than fp16 (perf/NOTES.md). Here the GQA group's query heads are the M rows of the MMA (group <= 8
+// of 16 rows; the rest are zeros), tokens the N columns of S = Q K^T and the K dimension of O = P V.
+// One CTA per (KV head, sequence, context split); each warp streams its own tiles of 16 tokens (32 at
+// int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
+// end, and with several splits a second small kernel merges the splits' unnormalized partials with
+// log-sum-exp weights. The split count fills one wave of CTAs, capped by the context.
+// Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
+// every lane loads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
+//  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ... (so the 4
+//    lanes of a row read 64 contiguous bytes); Q's A fragment is loaded in the same dim order. S
+//    column n = token row n.
+//  - V: lane (gid, tig) holds token rows 2*tig and 2*tig+1, dim chunks gid, gid+8 (8 lanes read a
+//    row's 128 contiguous bytes): exactly the tokens of its P fragment (S's C layout is P's A
+//    layout) and the dims of its B column; two tokens' values at one dim are paired by byte permutes.
+//  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own S n-tile.
+// Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the raw codes, exactly converted
+// to fp16 (a code placed under the exponent of 1024, 1024 subtracted): q.k = s*(q.c) + z*sum(q) per
+// score, and sum_t p_t*v_t = sum_t (p_t*s_t)*c_t + sum_t p_t*z_t, so the scale and zero cost a few
+// FLOPs per token, not per element. K/V reach shared memory through a per-thread cp.async ring
+// (each thread reads back only what it copied: no barrier while streaming), kStages-1 tiles ahead.
+#include <cmath>
+
+#include "kernels/cp_async.cuh"
+#include "kernels/device_common.cuh"
+#include "kernels/kernels.cuh"
+#include "kernels/mma.cuh"
+
+namespace ridgeline::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kMaxSplits = 64;
+constexpr int kMinTokensPerSplit = 64;
+constexpr int kCtasPerSm = 3;  // what fits beside each other: up to 72 KB of staging each
+constexpr int kMaxGroup = 8;
+
+// The shape of one warp's tile, per head_dim and KV format.
+template <int kHeadDim, int kBits>
+struct Tile {
+  static constexpr int kT = 16 / kBits;             // tokens per 16-byte unit (per "row")
+  static constexpr int kRowTiles = kBits == 16 ? 2 : 1;  // groups of 8 rows: 16 tokens at fp16
+  static constexpr int kTokens = kRowTiles * 8 * kT;     // 16, 16, 32
+  static constexpr int kNTiles = kRowTiles * kT;         // S n-tiles of 8 tokens: 2, 2, 4
+  static constexpr int kKSteps = kHeadDim / 16;          // MMA k-steps of q.k
+  static constexpr int kKChunks = kHeadDim / 32;         // K units a lane holds per row
+  static constexpr int kVChunks = kHeadDim / 64;         // V units a lane holds per row
+  static constexpr int kDimTiles = kHeadDim / 8;         // n-tiles of O = P V
+  static constexpr int kKSlots = kRowTiles * kKChunks;
+  static constexpr int kVSlots = kRowTiles * 2 * kVChunks;
+  static constexpr int kScaleSlots = kBits == 16 ? 0 : kT / 2;  // 2*kT (scale, zero) = 8*kT bytes
+  static constexpr int kSlots = kKSlots + kVSlots + 2 * kScaleSlots;
+  static constexpr int kStages = kBits == 16 ? 2 : 3;
+  static constexpr size_t kRingBytes = size_t(kStages) * kSlots * kThreads * 16;
+};
+
+template <int kHeadDim, int kBits>
+constexpr size_t shared_bytes() {
+  constexpr size_t ring = Tile<kHeadDim, kBits>::kRingBytes;
+  constexpr size_t merge = size_t(kWarps) * kMaxGroup * (kHeadDim + 2) * sizeof(float);
+  return ring > merge ? ring : merge;
+}
+
+__device__ __forceinline__ uint32_t h2_bits(half2 h) {
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+__device__ __forceinline__ half2 bits_h2(uint32_t u) {
+  return *reinterpret_cast<half2*>(&u);
+}
+
+// Codes placed under fp16's 1024 (0x6400 | code, code < 1024 exact) back to the codes: one HSUB2.
+// `times16`: the code sat 4 bits higher (1024 + 16*code): one HFMA2 undoes both.
+template <bool kTimes16>
+__device__ __forceinline__ uint32_t magic_to_codes(uint32_t m) {
+  const half2 x = bits_h2(m);
+  if constexpr (kTimes16)
+    return h2_bits(__hfma2(x, __float2half2_rn(0.0625f), __float2half2_rn(-64.0f)));
+  else
+    return h2_bits(__hsub2(x, __float2half2_rn(1024.0f)));
+}
+
+// Bytes 2k and 2k+1 of w as the fp16 pair (code, code).
+__device__ __forceinline__ uint32_t int8_pair(uint32_t w, int k) {
+  return magic_to_codes<false>(__byte_perm(w, 0x64646464u, k == 0 ? 0x4140u : 0x4342u));
+}
+
+// The nibble pairs of a word of 8 int4 dims (dim e at bits 4e): f = 0..3 gives dims (f, f+4) as an
+// fp16 pair, from the word as is (dims 0,4 / 1,5) or shifted by a byte (2,6 / 3,7).
+__device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
+  const uint32_t x = f < 2 ? w : w >> 8;
+  if (f % 2 == 0) return magic_to_codes<false>((x & 0x000F000Fu) | 0x64006400u);
+  return magic_to_codes<true>((x & 0x00F000F0u) | 0x64006400u);
+}
+
+// K's B fragment for MMA k-step half `h` (dims 4h..4h+3 of the unit's 8 at fp16/int8; for int4 the
+// dims (2h, 2h+4, 2h+1, 2h+5)) of the unit's token j.
+template <int kBits>
+__device__ __forceinline__ void k_fragment(const uint4& u, int j, int h, uint32_t& b0, uint32_t& b1) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+  if constexpr (kBits == 16) {
+    b0 = w[2 * h];
+    b1 = w[2 * h + 1];
+  } else if constexpr (kBits == 8) {
+    const uint32_t word = w[2 * j + h];
+    b0 = int8_pair(word, 0);
+    b1 = int8_pair(word, 1);
+  } else {
+    b0 = int4_pair(w[j], 2 * h);
+    b1 = int4_pair(w[j], 2 * h + 1);
+  }
+}
+
+// The dim (0..7 of a unit) that slot e (0..3: a0.x, a0.y, a2.x, a2.y) of k-step half h stands for,
+// matching k_fragment.
+template <int kBits>
+__device__ __forceinline__ int k_dim(int h, int e) {
+  if constexpr (kBits == 4) return 2 * h + (e / 2) + 4 * (e % 2);
+  return 4 * h + e;
+}
+
+// V's B-fragment half: the values at dim e (0..7 of the unit) of token j of units a and b (token rows
+// 2*tig and 2*tig+1), as an fp16 pair.
+template <int kBits>
+__device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j, int e) {
+  const uint32_t wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
+  if constexpr (kBits == 16) {
+    return __byte_perm(wa[e / 2], wb[e / 2], e % 2 == 0 ? 0x5410u : 0x7632u);
+  } else if constexpr (kBits == 8) {
+    const int word = 2 * j + e / 4, k = e % 4;
+    const uint32_t t = __byte_perm(wa[word], wb[word], k < 2 ? 0x5140u : 0x7362u);  // a_k b_k a_k+1 b_k+1
+    return int8_pair(t, k % 2);
+  } else {
+    const uint32_t t = __byte_perm(wa[j], wb[j], e < 4 ? 0x5410u : 0x7632u);  // a's 4 dims | b's 4 dims
+    return int4_pair(t, e % 4);
+  }
+}
+
+// At most 170 registers where kCtasPerSm CTAs of kThreads fit.
+template <int kHeadDim, int kGroup, int kBits>
+__global__ void __launch_bounds__(kThreads, kCtasPerSm)
+    decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
+                            const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
+                            int n_splits, float scale_log2, float* __restrict__ part_o,
+                            float2* __restrict__ part_ml, half* __restrict__ out) {
+  using S = Tile<kHeadDim, kBits>;
+  constexpr bool kQuant = kBits < 16;
+  constexpr int kT = S::kT;
+
+  extern __shared__ __align__(16) unsigned char smem[];
+  uint4* ring = reinterpret_cast<uint4*>(smem);  // [stage][slot][thread] 16-byte slots
+  float* sm_acc = reinterpret_cast<float*>(smem);  // after streaming: [warp][kGroup][kHeadDim]
+  float* sm_m = sm_acc + kWarps * kGroup * kHeadDim;  // [warp][kGroup]
+  float* sm_l = sm_m + kWarps * kGroup;               // [warp][kGroup]
+
+  const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int bs = cache.block_size;
+
+  const int ctx = context_lens[i];
+  const int* table = cache.block_table + static_cast<int64_t>(slots[i]) * cache.max_blocks_per_seq;
+  // Per-sequence chunk, so that a short sequence batched with long ones splits its own context evenly.
+  // Multiples of 16 tokens, so that no unit straddles two splits and a lane's scales lie in one block.
+  const int chunk = (((ctx + n_splits - 1) / n_splits) + 15) & ~15;
+  const int t0 = split * chunk, t1 = min(ctx, t0 + chunk);
+  const int n_steps = t1 > t0 ? (t1 - t0 + kWarps * S::kTokens - 1) / (kWarps * S::kTokens) : 0;
+  const int64_t block_bytes = cache.block_bytes();
+  const char* k_pool = static_cast<const char*>(cache.k);
+  const char* v_pool = static_cast<const char*>(cache.v);
+
+  // Where token t's units start in a pool (t < t1 only); dim chunk c is 16*c bytes further.
+  auto row_at = [&](int t) {
+    return static_cast<int64_t>(table[t / bs]) * block_bytes + cache.unit_offset(kvh, t % bs, 0);
+  };
+  // First token of this warp's tile at `step`, and of its token row r.
+  auto tile_start = [&](int step) { return t0 + (step * kWarps + warp) * S::kTokens; };
+  auto row_token = [&](int tb, int r) { return tb + r * kT; };
+
+  // Queues this thread's copies for `step` (zeros past t1) as one group; an empty group past the
+  // last step or tile keeps the wait count uniform.
+  auto issue = [&](int step) {
+    const int tb = tile_start(step);
+    if (step < n_steps && tb < t1) {
+      uint4* slot = ring + (step % S::kStages) * S::kSlots * kThreads + threadIdx.x;
+#pragma unroll
+      for (int rt = 0; rt < S::kRowTiles; ++rt) {
+        const int tk = row_token(tb, rt * 8 + gid);
+        const bool k_valid = tk < t1;
+        const char* k_row = k_pool + (k_valid ? row_at(tk) : 0);
+#pragma unroll
+        for (int c = 0; c < S::kKChunks; ++c)
+          cp_async_16(slot + (rt * S::kKChunks + c) * kThreads, k_row + (c * 4 + tig) * 16, k_valid);
+#pragma unroll
+        for (int rr = 0; rr < 2; ++rr) {
+          const int tv = row_token(tb, rt * 8 + 2 * tig + rr);
+          const bool v_valid = tv < t1;
+          const char* v_row = v_pool + (v_valid ? row_at(tv) : 0);
+#pragma unroll
+          for (int c = 0; c < S::kVChunks; ++c)
+            cp_async_16(slot + (S::kKSlots + (rt * 2 + rr) * S::kVChunks + c) * kThreads,
+                        v_row + (c * 8 + gid) * 16, v_valid);
+        }
+      }
+      if constexpr (kQuant) {  // the (scale, zero) of the 2*kT tokens of rows 2*tig, 2*tig+1
+        const int ts = row_token(tb, 2 * tig);
+        const bool valid = ts < t1;
+        const int64_t off =
+            valid ? static_cast<int64_t>(table[ts / bs]) * block_bytes + cache.scale_offset(kvh, ts % bs) : 0;
+#pragma unroll
+        for (int c = 0; c < S::kScaleSlots; ++c) {
+          cp_async_16(slot + (S::kKSlots + S::kVSlots + c) * kThreads, k_pool + off + 16 * c, valid);
+          cp_async_16(slot + (S::kKSlots + S::kVSlots + S::kScaleSlots + c) * kThreads, v_pool + off + 16 * c,
+                      valid);
+        }
+      }
+    }
+    cp_async_commit();
+  };
+
+#pragma unroll
+  for (int s = 0; s < S::kStages - 1; ++s) issue(s);
+
+  // Q's A fragments (rows gid < kGroup; the other rows are zeros), in k_fragment's dim order; sum(q)
+  // of the row for the quantized zeros.
+  uint32_t qa0[S::kKSteps], qa2[S::kKSteps];
+  float qsum = 0.0f;
+  {
+    const bool real = gid < kGroup;
+    const half* qrow = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + (real ? gid : 0)) * kHeadDim;
+#pragma unroll
+    for (int c = 0; c < S::kKChunks; ++c) {
+      float f[8];
+      half8_to_float(real ? *reinterpret_cast<const uint4*>(qrow + (c * 4 + tig) * 8)
+                          : make_uint4(0u, 0u, 0u, 0u),
+                     f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) qsum += f[e];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        qa0[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 0)], f[k_dim<kBits>(h, 1)]);
+        qa2[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 2)], f[k_dim<kBits>(h, 3)]);
+      }
+    }
+    qsum += __shfl_xor_sync(0xffffffffu, qsum, 1);
+    qsum += __shfl_xor_sync(0xffffffffu, qsum, 2);
+  }
+
+  // Row gid's running max (log2 domain), this lane's share of the row sum and of sum p*zero, and
+  // O's C fragments (c0, c1: row gid, the dims of B columns 2*tig, 2*tig+1; c2, c3 stay zero).
+  float m = -INFINITY, l = 0.0f, zacc = 0.0f;
+  float acc[S::kDimTiles][4];
+#pragma unroll
+  for (int d = 0; d < S::kDimTiles; ++d) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.0f;
+
+  for (int step = 0; step < n_steps; ++step) {
+    issue(step + S::kStages - 1);  // refills the slots this thread finished reading last step
+    cp_async_wait<S::kStages - 1>();
+    const int tb = tile_start(step);
+    if (tb >= t1) continue;  // warp-uniform: this warp's share of the split ended
+    const uint4* slot = ring + (step % S::kStages) * S::kSlots * kThreads + threadIdx.x;
+
+    // S = Q K^T: n-tile n covers token rows 0..7 of row tile n / kT, token n % kT of each unit.
+    float sc[S::kNTiles][4];
+#pragma unroll
+    for (int n = 0; n < S::kNTiles; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+    for (int rt = 0; rt < S::kRowTiles; ++rt)
+#pragma unroll
+      for (int s = 0; s < S::kKSteps; ++s) {
+        const uint4 u = slot[(rt * S::kKChunks + s / 2) * kThreads];
+        const uint32_t a[4] = {qa0[s], 0u, qa2[s], 0u};
+#pragma unroll
+        for (int j = 0; j < kT; ++j) {
+          uint32_t b0, b1;
+          k_fragment<kBits>(u, j, s % 2, b0, b1);
+          mma_m16n8k16(sc[rt * kT + j], a, b0, b1);
+        }
+      }
+
+    // Scores of this lane's columns: token rows 2*tig + e (e = 0, 1), token j of the unit.
+    float p[S::kNTiles][2];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < S::kNTiles; ++n) {
+      const int rt = n / kT, j = n % kT;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int t = row_token(tb, rt * 8 + 2 * tig + e) + j;
+        float score = sc[n][e];
+        if constexpr (kQuant) {
+          const int idx = e * kT + j;  // among the 2*kT (scale, zero) pairs loaded
+          const uint4 ks = slot[(S::kKSlots + S::kVSlots + idx / 4) * kThreads];
+          const uint32_t kw[4] = {ks.x, ks.y, ks.z, ks.w};
+          const float2 sz = __half22float2(bits_h2(kw[idx % 4]));
+          score = fmaf(sz.x, score, sz.y * qsum);
+        }
+        // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
+        p[n][e] = t < t1 ? score * scale_log2 : -INFINITY;
+        mx = fmaxf(mx, p[n][e]);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m, mx);
+    // A row that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
+    const float use = m_new == -INFINITY ? 0.0f : m_new;
+    const float corr = exp2f(m - use);
+    m = m_new;
+    l *= corr;
+    zacc *= corr;
+#pragma unroll
+    for (int d = 0; d < S::kDimTiles; ++d) {
+      acc[d][0] *= corr;
+      acc[d][1] *= corr;
+    }
+#pragma unroll
+    for (int n = 0; n < S::kNTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float pe = exp2f(p[n][e] - use);
+        l += pe;
+        p[n][e] = pe;
+        if constexpr (kQuant) {  // the codes' weight p*scale; p*zero adds to every dim
+          const int j = n % kT, idx = e * kT + j;
+          const uint4 vs = slot[(S::kKSlots + S::kVSlots + S::kScaleSlots + idx / 4) * kThreads];
+          const uint32_t vw[4] = {vs.x, vs.y, vs.z, vs.w};
+          const float2 sz = __half22float2(bits_h2(vw[idx % 4]));
+          const bool valid = row_token(tb, (n / kT) * 8 + 2 * tig + e) + j < t1;
+          p[n][e] = valid ? pe * sz.x : 0.0f;
+          zacc += valid ? pe * sz.y : 0.0f;
+        }
+      }
+
+    // O += P V, one MMA k-step per two n-tiles: P's A fragment is the scores' C layout.
+#pragma unroll
+    for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
+      const uint32_t a[4] = {pack_half2(p[2 * kk][0], p[2 * kk][1]), 0u,
+                             pack_half2(p[2 * kk + 1][0], p[2 * kk + 1][1]), 0u};
+#pragma unroll
+      for (int c = 0; c < S::kVChunks; ++c) {
+        // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
+        // tile, tokens 2kk and 2kk+1 of each unit).
+        const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
+        const int j0 = kBits == 16 ? 0 : 2 * kk, j1 = kBits == 16 ? 0 : 2 * kk + 1;
+        const uint4 a0 = slot[(S::kKSlots + (rt0 * 2 + 0) * S::kVChunks + c) * kThreads];
+        const uint4 b0 = slot[(S::kKSlots + (rt0 * 2 + 1) * S::kVChunks + c) * kThreads];
+        const uint4 a1 = slot[(S::kKSlots + (rt1 * 2 + 0) * S::kVChunks + c) * kThreads];
+        const uint4 b1 = slot[(S::kKSlots + (rt1 * 2 + 1) * S::kVChunks + c) * kThreads];
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          mma_m16n8k16(acc[c * 8 + e], a, v_pair<kBits>(a0, b0, j0, e), v_pair<kBits>(a1, b1, j1, e));
+      }
+    }
+  }
+  cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
+  __syncthreads();
+
+  // The row's sums over its quad; back from codes to values (zeros' share on every dim).
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if constexpr (kQuant) {
+    zacc += __shfl_xor_sync(0xffffffffu, zacc, 1);
+    zacc += __shfl_xor_sync(0xffffffffu, zacc, 2);
+  }
+
+  // Merge the warps of this CTA.
+  if (gid < kGroup) {
+    if (tig == 0) {
+      sm_m[warp * kGroup + gid] = m;
+      sm_l[warp * kGroup + gid] = l;
+    }
+    float* row = sm_acc + (warp * kGroup + gid) * kHeadDim;
+#pragma unroll
+    for (int d = 0; d < S::kDimTiles; ++d) {
+      row[((d / 8) * 8 + 2 * tig) * 8 + d % 8] = acc[d][0] + zacc;
+      row[((d / 8) * 8 + 2 * tig + 1) * 8 + d % 8] = acc[d][1] + zacc;
+    }
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kGroup * kHeadDim; e += kThreads) {
+    int g = e / kHeadDim, d = e % kHeadDim;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w * kGroup + g]);
+    float lsum = 0.0f, o = 0.0f;
+    if (mx != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        float wt = exp2f(sm_m[w * kGroup + g] - mx);
+        lsum += sm_l[w * kGroup + g] * wt;
+        o += sm_acc[(w * kGroup + g) * kHeadDim + d] * wt;
+      }
+    }
+    int head = kvh * kGroup + g;
+    if (n_splits == 1) {
+      out[(static_cast<int64_t>(i) * n_heads + head) * kHeadDim + d] =
+          __float2half_rn(lsum > 0.0f ? o / lsum : 0.0f);
+    } else {
+      int64_t row = (static_cast<int64_t>(i) * n_heads + head) * n_splits + split;
+      part_o[row * kHeadDim + d] = o;
+      if (d == 0) part_ml[row] = make_float2(mx, lsum);
+    }
+  }
+}
+
+// Log-sum-exp merge of the split partials: one block per (sequence, head), one thread per dim.
+__global__ void decode_attention_merge_kernel(const float* __restrict__ part_o,
+                                              const float2* __restrict__ part_ml, int n_splits, int head_dim,
+                                              half* __restrict__ out) {
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * n_splits;
+  const int d = threadIdx.x;
+  float mx = -INFINITY;
+  for (int s = 0; s < n_splits; ++s) mx = fmaxf(mx, part_ml[row0 + s].x);
+  float lsum = 0.0f, o = 0.0f;
+  if (mx != -INFINITY) {
+    for (int s = 0; s < n_splits; ++s) {
+      float2 ml = part_ml[row0 + s];
+      float w = exp2f(ml.x - mx);
+      lsum += ml.y * w;
+      o += part_o[(row0 + s) * head_dim + d] * w;
+    }
+  }
+  out[static_cast<int64_t>(blockIdx.x) * head_dim + d] = __float2half_rn(lsum > 0.0f ? o / lsum : 0.0f);
+}
+
+int max_splits_for_context(int max_context) {
+  return std::clamp(ceil_div(std::max(max_context, 1), kMinTokensPerSplit), 1, kMaxSplits);
+}
+
+// One wave of CTAs (kCtasPerSm per SM) over (sequence, KV head, split), no more splits than the
+// context supports: at batch 1 a long context spreads over the whole GPU; at large batch one split.
+int choose_splits(int n_seqs, int n_kv, int max_context, int sms) {
+  int want = (kCtasPerSm * sms) / std::max(1, n_seqs * n_kv);
+  return std::clamp(want, 1, max_splits_for_context(max_context));
+}
+
+template <int kHeadDim, int kGroup, int kBits>
+void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
+            cudaStream_t stream) {
+  // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for kCtasPerSm CTAs.
+  constexpr size_t smem = shared_bytes<kHeadDim, kBits>();
+  static const bool attributes_set = [] {
+    auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits>;
+    RL_CUDA_CHECK("decode_attention",
+                  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    RL_CUDA_CHECK("decode_attention", cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                           int(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)attributes_set;
+  dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
+  float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
+  decode_attention_kernel<kHeadDim, kGroup, kBits><<<grid, kThreads, smem, stream>>>(
+      p.q, p.slots, p.context_lens, p.n_heads, p.cache, n_splits, scale_log2, part_o, part_ml, p.out);
+}
+
+template <int kHeadDim, int kBits>
+void launch_group(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
+                  cudaStream_t stream) {
+  switch (group) {
+#define RL_DECODE_GROUP(G)                                            \
+  case G:                                                             \
+    launch<kHeadDim, G, kBits>(p, n_splits, part_o, part_ml, stream); \
+    break;
+    RL_DECODE_GROUP(1)
+    RL_DECODE_GROUP(2)
+    RL_DECODE_GROUP(3)
+    RL_DECODE_GROUP(4)
+    RL_DECODE_GROUP(5)
+    RL_DECODE_GROUP(6)
+    RL_DECODE_GROUP(7)
+    RL_DECODE_GROUP(8)
+#undef RL_DECODE_GROUP
+  }
+}
+
+template <int kBits>
+void launch_format(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
+                   cudaStream_t stream) {
+  if (p.cache.head_dim == 64)
+    launch_group<64, kBits>(group, p, n_splits, part_o, part_ml, stream);
+  else
+    launch_group<128, kBits>(group, p, n_splits, part_o, part_ml, stream);
+}
+
+struct Partials {
+  float* o;
+  float2* ml;
+};
+
+Partials partials_in(void* workspace, int64_t rows, int head_dim) {
+  if (workspace == nullptr) return {nullptr, nullptr};  // one split: the kernel writes `out` directly
+  float* o = static_cast<float*>(workspace);
+  return {o, reinterpret_cast<float2*>(o + rows * head_dim)};
+}
+
+}  // namespace
+
+size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim, int max_context) {
+  const char* op = "decode_attention";
+  require(max_seqs > 0 && n_heads > 0 && head_dim > 0, op, "workspace sizes must be positive");
+  int sms = current_sm_count(op);
+  // The most (sequence, head, split) partials any batch up to max_seqs writes; one KV head is the
+  // worst case (the fewer KV heads, the more splits).
+  int64_t rows = 0;
+  for (int n = 1; n <= max_seqs; ++n)
+    rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, 1, max_context, sms));
+  return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
+}
+
+void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
+  const char* op = "decode_attention";
+  const KvCacheView& cache = p.cache;
+  const int n_heads = p.n_heads;
+  require(p.n_seqs >= 0 && p.max_context >= 0, op, "n_seqs and max_context must be >= 0");
+  require(cache.head_dim == 64 || cache.head_dim == 128, op,
+          "head_dim must be 64 or 128, got " + std::to_string(cache.head_dim));
+  require(cache.n_kv_heads > 0 && n_heads % cache.n_kv_heads == 0 && n_heads / cache.n_kv_heads >= 1 &&
+              n_heads / cache.n_kv_heads <= kMaxGroup,
+          op,
+          "n_heads / n_kv_heads must be an integer group of 1..8, got " + std::to_string(n_heads) + "/" +
+              std::to_string(cache.n_kv_heads));
+  require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
+          "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
+  require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
+          "the KV cache view needs a block table");
+  require(cache.bits == 16 || cache.bits == 8 || cache.bits == 4, op,
+          "cache bits must be 16 (fp16), 8 or 4, got " + std::to_string(cache.bits));
+  require(aligned16(p.q) && aligned16(cache.k) && aligned16(cache.v), op,
+          "q and the K/V pools must be 16-byte aligned");
+  if (p.n_seqs == 0) return;
+  int n_splits = choose_splits(p.n_seqs, cache.n_kv_heads, p.max_context, current_sm_count(op));
+  require(n_splits == 1 || p.workspace != nullptr, op, "a workspace is needed when the context is split");
+  int64_t rows = int64_t{p.n_seqs} * n_heads * n_splits;
+  Partials part = partials_in(p.workspace, rows, cache.head_dim);
+  int group = n_heads / cache.n_kv_heads;
+  if (cache.bits == 16)
+    launch_format<16>(group, p, n_splits, part.o, part.ml, stream);
+  else if (cache.bits == 8)
+    launch_format<8>(group, p, n_splits, part.o, part.ml, stream);
+  else
+    launch_format<4>(group, p, n_splits, part.o, part.ml, stream);
+  RL_CUDA_CHECK_LAUNCH(op);
+  if (n_splits > 1) {
+    decode_attention_merge_kernel<<<p.n_seqs * n_heads, cache.head_dim, 0, stream>>>(
+        part.o, part.ml, n_splits, cache.head_dim, p.out);
+    RL_CUDA_CHECK_LAUNCH(op);
+  }
+}
+
+}  // namespace ridgeline::cuda
