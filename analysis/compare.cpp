@@ -181,6 +181,7 @@ ConfigKey config_key(const std::string& model, const RunRecord& r) {
   k.weights = r.weights;
   k.kv = r.kv;
   k.group_size = r.weights == "w4a16" ? r.group_size : 128;
+  k.head = r.head;
   return k;
 }
 
@@ -188,6 +189,7 @@ std::string config_label(const ConfigKey& k) {
   std::string phase = k.phase == "prefill" ? fmt::format("prefill {}", k.new_tokens_per_seq) : k.phase;
   std::string w = k.weights;
   if (k.weights == "w4a16" && k.group_size != 128) w += fmt::format("(g{})", k.group_size);
+  if (k.head == "w4a16") w += "(4-bit head)";
   return fmt::format("{} B={} ctx={} {}/{}", phase, k.batch, k.context, w, k.kv);
 }
 

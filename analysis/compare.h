@@ -31,6 +31,7 @@ struct ConfigKey {
   int batch = 0, context = 0;
   std::string weights, kv;
   int group_size = 128;
+  std::string head = "fp16";  // the output head's format
   auto operator<=>(const ConfigKey&) const = default;
 };
 ConfigKey config_key(const std::string& model, const RunRecord& r);

@@ -55,7 +55,7 @@ json time_json(const TimeStats& t, const std::vector<double>& samples) {
 json run_json(const RunRecord& r) {
   json j = {{"batch", r.batch},     {"context", r.context}, {"new_tokens_per_seq", r.new_tokens_per_seq},
             {"weights", r.weights}, {"kv", r.kv},           {"group_size", r.group_size},
-            {"method", r.method}};
+            {"head", r.head},       {"method", r.method}};
   if (!r.contexts.empty()) j["contexts"] = r.contexts;
   if (r.repeats != 1) j["repeats"] = r.repeats;
   json step = {{"time_us", time_json(r.step.time_us, r.step.samples_us)},
@@ -200,6 +200,7 @@ RunRecord read_run(const json& j, const std::string& path) {
   r.weights = str(j, path, "weights");
   r.kv = str(j, path, "kv");
   r.group_size = static_cast<int>(integer(j, path, "group_size"));
+  if (j.contains("head")) r.head = str(j, path, "head");  // absent before 4-bit heads: fp16
   r.method = str(j, path, "method");
   if (j.contains("repeats")) r.repeats = static_cast<int>(integer(j, path, "repeats"));
   const json& step = at(j, path, "step");
@@ -319,6 +320,7 @@ nlohmann::json to_json(const Report& r) {
                              {"kv", h.kv},
                              {"context", h.context},
                              {"group_size", h.group_size},
+                             {"head", h.head},
                              {"batches", h.batches},
                              {"measured_ridge_batch", optional_number(h.measured_ridge_batch)},
                              {"predicted_ridge_batch", optional_number(h.predicted_ridge_batch)},
@@ -361,6 +363,7 @@ Report report_from_json(const nlohmann::json& j) {
     e.kv = str(h, p, "kv");
     e.context = static_cast<int>(integer(h, p, "context"));
     e.group_size = static_cast<int>(integer(h, p, "group_size"));
+    if (h.contains("head")) e.head = str(h, p, "head");
     for (const auto& b : array(h, p, "batches")) {
       if (!b.is_number_integer()) bad(p + ".batches", "expected integers");
       e.batches.push_back(b.get<int>());

@@ -99,7 +99,8 @@ struct RunRecord {
   int new_tokens_per_seq = 1;          // 1: decode
   std::string weights;                 // "fp16" | "w4a16"
   std::string kv;                      // "fp16" | "int8" | "int4"
-  int group_size = kDefaultGroupSize;  // w4a16 group along the input dimension
+  int group_size = kDefaultGroupSize;  // w4a16 group along the input dimension (a 4-bit head's too)
+  std::string head = "fp16";           // the output head: "fp16" | "w4a16" (a checkpoint's 4-bit head)
   std::string method;                  // how the per-op times were measured
   int repeats = 1;                     // repetitions of the sweep whose samples are pooled in this run
   StepRecord step;
@@ -110,11 +111,12 @@ struct RunRecord {
   Prediction predicted;
 };
 
-// Per (weights, kv, context, group size): where decode turns compute-bound, measured and predicted.
+// Per (weights, kv, context, group size, head): where decode turns compute-bound, measured and predicted.
 struct HeadlineEntry {
   std::string weights, kv;
   int context = 0;
   int group_size = kDefaultGroupSize;
+  std::string head = "fp16";                        // as RunRecord::head
   std::vector<int> batches;                         // the measured decode batches it was found from
   std::optional<double> measured_ridge_batch;       // measured_ridge_batch() over the step
   std::optional<double> predicted_ridge_batch;      // predicted_ridge_batch() for the whole step
@@ -144,7 +146,7 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
                     const std::map<std::string, std::vector<double>>& op_us, const std::string& method);
 
 // Groups the decode runs (new_tokens_per_seq 1, one context for all sequences) by weights, kv,
-// context and group size, and finds the ridge batch of each group, measured and predicted.
+// context, group size and head format, and finds the ridge batch of each group, measured and predicted.
 std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vector<RunRecord>& runs,
                                           const Ceilings& ceilings);
 

@@ -58,6 +58,7 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
   run.weights = to_string(shape.formats.weights);
   run.kv = to_string(shape.formats.kv);
   run.group_size = shape.formats.group_size;
+  run.head = to_string(shape.formats.head);
   run.method = method;
 
   CostTotals all = total(costs);
@@ -107,12 +108,13 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
 
 std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vector<RunRecord>& runs,
                                           const Ceilings& ceilings) {
-  using Key = std::tuple<std::string, std::string, int, int>;  // weights, kv, context, group size
+  // weights, kv, context, group size, head
+  using Key = std::tuple<std::string, std::string, int, int, std::string>;
   std::vector<Key> order;
   std::map<Key, std::vector<const RunRecord*>> groups;
   for (const auto& r : runs) {
     if (r.new_tokens_per_seq != 1 || !r.contexts.empty()) continue;  // decode at one context only
-    Key k{r.weights, r.kv, r.context, r.group_size};
+    Key k{r.weights, r.kv, r.context, r.group_size, r.head};
     if (!groups.count(k)) order.push_back(k);
     groups[k].push_back(&r);
   }
@@ -121,11 +123,12 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
     auto& members = groups[k];
     std::sort(members.begin(), members.end(), [](auto* a, auto* b) { return a->batch < b->batch; });
     HeadlineEntry e;
-    std::tie(e.weights, e.kv, e.context, e.group_size) = k;
+    std::tie(e.weights, e.kv, e.context, e.group_size, e.head) = k;
     Formats formats;
     formats.weights = parse_weight_format(e.weights);
     formats.group_size = e.group_size;
     formats.kv = parse_kv_format(e.kv);
+    formats.head = parse_weight_format(e.head);
     std::vector<RidgeSample> step_samples, gemm_samples;
     bool all_have_gemm = true;
     for (const auto* r : members) {

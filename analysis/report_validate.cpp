@@ -267,6 +267,7 @@ void check_run(Checker& ck, const json& r, const std::string& path, const Peak& 
   ck.one_of(r, path, "weights", {"fp16", "w4a16"});
   ck.one_of(r, path, "kv", {"fp16", "int8", "int4"});
   ck.integer(r, path, "group_size", 1);
+  if (r.contains("head")) ck.one_of(r, path, "head", {"fp16", "w4a16"});
   ck.string(r, path, "method");
   if (r.contains("repeats")) ck.integer(r, path, "repeats", 1);
   if (r.contains("contexts")) {
@@ -363,6 +364,7 @@ void check_headline(Checker& ck, const json& h, const std::string& path) {
   ck.one_of(h, path, "kv", {"fp16", "int8", "int4"});
   ck.integer(h, path, "context", 1);
   ck.integer(h, path, "group_size", 1);
+  if (h.contains("head")) ck.one_of(h, path, "head", {"fp16", "w4a16"});
   if (const json* b = ck.array(h, path, "batches"))
     for (const auto& x : *b)
       if (!x.is_number_integer()) ck.add(path + ".batches", fmt::format("{} is not an integer", x.dump()));

@@ -60,8 +60,9 @@ bool is_plain_decode(const RunRecord& r) {
   return r.new_tokens_per_seq == 1 && r.contexts.empty();
 }
 
-std::string weights_cell(const std::string& weights, int group_size) {
-  return weights == "w4a16" ? fmt::format("w4a16 (g{})", group_size) : weights;
+std::string weights_cell(const std::string& weights, int group_size, const std::string& head) {
+  const char* head_note = head == "w4a16" ? ", 4-bit head" : "";
+  return weights == "w4a16" ? fmt::format("w4a16 (g{}{})", group_size, head_note) : weights;
 }
 
 std::string context_cell(const RunRecord& r) {
@@ -191,22 +192,25 @@ std::string format_bytes(double bytes) {
   return format_sig(bytes, 3) + " " + units[u];
 }
 
-std::string format_label(const std::string& weights, const std::string& kv, int group_size) {
-  std::string w = weights;
-  if (weights == "w4a16" && group_size != kDefaultGroupSize) w += fmt::format(" (group {})", group_size);
-  return fmt::format("{} weights + {} KV", w, kv);
+std::string format_label(const std::string& weights, const std::string& kv, int group_size,
+                         const std::string& head) {
+  std::string notes;
+  if (weights == "w4a16" && group_size != kDefaultGroupSize) notes = fmt::format("group {}", group_size);
+  if (head == "w4a16") notes += notes.empty() ? "4-bit head" : ", 4-bit head";
+  return fmt::format("{}{} weights + {} KV", weights, notes.empty() ? "" : " (" + notes + ")", kv);
 }
 
 std::string run_title(const RunRecord& r) {
   std::string ctx =
       r.contexts.empty() ? fmt::format("context {}", r.context) : fmt::format("contexts up to {}", r.context);
-  std::string s = fmt::format("B={}, {}, {}", r.batch, ctx, format_label(r.weights, r.kv, r.group_size));
+  std::string s =
+      fmt::format("B={}, {}, {}", r.batch, ctx, format_label(r.weights, r.kv, r.group_size, r.head));
   if (r.new_tokens_per_seq != 1) s += fmt::format(", prefill of {} tokens", r.new_tokens_per_seq);
   return s;
 }
 
 RunFormat run_format(const RunRecord& r) {
-  return {r.weights, r.kv, r.weights == "w4a16" ? r.group_size : kDefaultGroupSize};
+  return {r.weights, r.kv, r.weights == "w4a16" ? r.group_size : kDefaultGroupSize, r.head};
 }
 
 std::vector<RunFormat> report_formats(const Report& r) {
@@ -308,8 +312,8 @@ std::vector<std::string> headline_sentences(const Report& r) {
                          h.predicted_gemm_ridge_batch ? "B≈" + format_sig(*h.predicted_gemm_ridge_batch, 3)
                                                       : std::string("none"));
     out.push_back(fmt::format("{}, context {}: {}; {}{}; batches measured: {}.",
-                              format_label(h.weights, h.kv, h.group_size), h.context, measured, predicted,
-                              gemm, batch_list(h.batches)));
+                              format_label(h.weights, h.kv, h.group_size, h.head), h.context, measured,
+                              predicted, gemm, batch_list(h.batches)));
   }
   return out;
 }
@@ -320,7 +324,7 @@ Table headline_table(const Report& r) {
           {false, false, true, false, true, true, true, true},
           {}};
   for (const auto& h : r.headline)
-    t.rows.push_back({weights_cell(h.weights, h.group_size), h.kv, std::to_string(h.context),
+    t.rows.push_back({weights_cell(h.weights, h.group_size, h.head), h.kv, std::to_string(h.context),
                       batch_list(h.batches), ridge_cell(h.measured_ridge_batch, "not reached"),
                       ridge_cell(h.predicted_ridge_batch, "none"),
                       ridge_cell(h.measured_gemm_ridge_batch, "not reached"),
@@ -335,8 +339,9 @@ Table runs_table(const Report& r) {
           {}};
   for (const auto& run : r.runs) {
     const RooflinePoint& p = run.step.point;
-    t.rows.push_back({std::to_string(run.batch), context_cell(run), weights_cell(run.weights, run.group_size),
-                      run.kv, time_range_cell(run.step.time_us), format_sig(run.step.tokens_per_s, 3),
+    t.rows.push_back({std::to_string(run.batch), context_cell(run),
+                      weights_cell(run.weights, run.group_size, run.head), run.kv,
+                      time_range_cell(run.step.time_us), format_sig(run.step.tokens_per_s, 3),
                       format_sig(p.achieved_GBps, 3), format_percent(p.bandwidth_utilization),
                       format_sig(p.achieved_tflops, 3), format_percent(p.compute_utilization),
                       format_percent(p.roofline_efficiency), p.bound, format_percent(run.coverage),
@@ -504,10 +509,11 @@ std::optional<Table> prefill_table(const Report& r) {
     if (run.new_tokens_per_seq == 1 || !run.contexts.empty()) continue;
     const RooflinePoint& p = run.step.point;
     t.rows.push_back({std::to_string(run.batch), std::to_string(run.new_tokens_per_seq),
-                      weights_cell(run.weights, run.group_size), run.kv, time_range_cell(run.step.time_us),
-                      format_sig(run.step.tokens_per_s, 3), format_sig(p.achieved_tflops, 3),
-                      format_percent(p.compute_utilization), format_sig(p.achieved_GBps, 3),
-                      format_percent(p.roofline_efficiency), p.bound, format_time_us(run.predicted.time_us)});
+                      weights_cell(run.weights, run.group_size, run.head), run.kv,
+                      time_range_cell(run.step.time_us), format_sig(run.step.tokens_per_s, 3),
+                      format_sig(p.achieved_tflops, 3), format_percent(p.compute_utilization),
+                      format_sig(p.achieved_GBps, 3), format_percent(p.roofline_efficiency), p.bound,
+                      format_time_us(run.predicted.time_us)});
   }
   if (t.rows.empty()) return std::nullopt;
   return t;

@@ -45,16 +45,19 @@ std::string format_percent(double fraction);   // 0.1717 -> "17.2%"
 std::string format_count(double n);            // 12456448 -> "12.5 M", 1.89e9 -> "1.89 B"
 std::string format_bytes(double bytes);        // binary units: "23.5 GiB"
 
-// "fp16 weights + int8 KV"; the w4a16 group size is named when it is not 128.
-std::string format_label(const std::string& weights, const std::string& kv, int group_size);
+// "fp16 weights + int8 KV"; the w4a16 group size is named when it is not 128, a 4-bit output head
+// always ("w4a16 (4-bit head) weights + fp16 KV").
+std::string format_label(const std::string& weights, const std::string& kv, int group_size,
+                         const std::string& head = "fp16");
 // "B=16, context 1024, fp16 weights + fp16 KV" (and the prefill length or mixed contexts if any).
 std::string run_title(const RunRecord& r);
 
-// A weight/KV format of the runs, in order of first appearance.
+// A weight/KV format of the runs (with the head's), in order of first appearance.
 struct RunFormat {
   std::string weights, kv;
   int group_size = 128;
-  std::string label() const { return format_label(weights, kv, group_size); }
+  std::string head = "fp16";
+  std::string label() const { return format_label(weights, kv, group_size, head); }
   bool operator==(const RunFormat&) const = default;
 };
 RunFormat run_format(const RunRecord& r);

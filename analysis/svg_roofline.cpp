@@ -467,6 +467,7 @@ namespace {
 std::string short_label(const RunFormat& f) {
   std::string w = f.weights;
   if (f.weights == "w4a16" && f.group_size != kDefaultGroupSize) w += fmt::format(" g{}", f.group_size);
+  if (f.head == "w4a16") w += " (4-bit head)";
   return fmt::format("{} + {} KV", w, f.kv);
 }
 

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "engine/cpu_backend.h"
 #include "engine/cuda/cuda_entry.h"
 #include "engine/nvml_info.h"
@@ -29,6 +31,14 @@ std::string cpu_model_name() {
 }  // namespace
 
 Support supports(DeviceKind device, const ModelSource& source, const Formats& formats) {
+  // The head's format is the checkpoint's (no flag sets it): both backends load the head the
+  // checkpoint holds, so any other would make the cost model count bytes that are not there.
+  if (formats.head != source.head_format)
+    return {false, fmt::format("{}: the output head is {} in {}, not {} (it runs as the checkpoint stores "
+                               "it; default_formats() gives the model's formats)",
+                               device == DeviceKind::cuda ? "cuda" : "cpu", to_string(source.head_format),
+                               source.synthetic ? "preset " + source.config.name : source.checkpoint_dir,
+                               to_string(formats.head))};
   return device == DeviceKind::cuda ? cuda_supports(source, formats) : cpu_supports(source, formats);
 }
 
@@ -38,6 +48,7 @@ Formats default_formats(const ModelSource& source) {
     f.weights = WeightFormat::w4a16;
     if (source.config.quant_group_size > 0) f.group_size = source.config.quant_group_size;
   }
+  f.head = source.head_format;
   return f;
 }
 

@@ -23,10 +23,11 @@ struct Support {
 // Each backend's own answer (engine/cpu_backend.cpp, engine/cuda/cuda_backend.cpp).
 Support cpu_supports(const ModelSource& source, const Formats& formats);
 Support cuda_supports(const ModelSource& source, const Formats& formats);
+// Both, after the check common to them: formats.head must be the checkpoint's head format.
 Support supports(DeviceKind device, const ModelSource& source, const Formats& formats);
 
 // The formats a model runs as when none are named: an AWQ checkpoint's w4a16 (with its group
-// size), fp16 otherwise; fp16 KV.
+// size), fp16 otherwise; fp16 KV; the output head as the checkpoint stores it (source.head_format).
 Formats default_formats(const ModelSource& source);
 
 // True when this build has the CUDA backend and a GPU answers; otherwise `why` (when given) says

@@ -105,8 +105,16 @@ void validate_tensors(const Checkpoint& ck) {
     }
   }
   check.dense("model.norm.weight", {h});
-  if (ck.has("output.weight") || !c.tie_word_embeddings)
+  if (ck.awq && ck.has("output.qweight")) {  // a 4-bit head (`ridgeline quantize --quantize-head`)
+    if (v % 8 != 0)
+      fail(ck.dir, fmt::format("'output' has {} outputs, not a multiple of 8 as AWQ packing needs", v));
+    const int64_t groups = h / c.quant_group_size;
+    check.exact("output.qweight", DType::i32, {h, v / 8}, "AWQ gemm-packed 4-bit weights");
+    check.exact("output.qzeros", DType::i32, {groups, v / 8}, "AWQ packed zero points");
+    check.exact("output.scales", DType::f16, {groups, v}, "AWQ group scales");
+  } else if (ck.has("output.weight") || !c.tie_word_embeddings) {
     check.dense("output.weight", {v, h}, c.tie_word_embeddings ? "" : " (tie_word_embeddings is false)");
+  }
 }
 
 }  // namespace
@@ -153,6 +161,23 @@ std::vector<LinearSpec> internlm2_linears(const ModelConfig& c, int layer) {
           {p + "feed_forward.w1", c.intermediate, c.hidden},
           {p + "feed_forward.w3", c.intermediate, c.hidden},
           {p + "feed_forward.w2", c.hidden, c.intermediate}};
+}
+
+bool checkpoint_lists_tensor(const std::string& dir, const std::string& name) {
+  const fs::path root(dir);
+  std::error_code ec;
+  try {
+    if (fs::exists(root / kSingleFile, ec))
+      return SafetensorsFile((root / kSingleFile).string()).find(name) != nullptr;
+    const fs::path index = root / kIndexFile;
+    if (!fs::exists(index, ec)) return false;
+    for (const auto& [shard, names] : parse_checkpoint_index(
+             read_text_file(index.string(), "a checkpoint index", kMaxIndexBytes), index.string()))
+      if (std::find(names.begin(), names.end(), name) != names.end()) return true;
+  } catch (const std::exception&) {
+    // A broken file or index: open_checkpoint() refuses it with the reason when the weights load.
+  }
+  return false;
 }
 
 Checkpoint open_checkpoint(const std::string& dir) {

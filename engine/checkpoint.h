@@ -43,6 +43,12 @@ std::vector<LinearSpec> internlm2_linears(const ModelConfig& c, int layer);
 std::map<std::string, std::vector<std::string>> parse_checkpoint_index(std::string_view text,
                                                                        const std::string& where);
 
+// Whether the checkpoint folder `dir` lists tensor `name`: in its index's weight_map, or else in its
+// single file's header; nothing else is opened or validated. False where neither can be read
+// (open_checkpoint() names what is wrong when the weights load). resolve_model() asks it whether an
+// AWQ checkpoint's head is 4-bit, before any backend exists.
+bool checkpoint_lists_tensor(const std::string& dir, const std::string& name);
+
 // Reads <dir>/config.json and the weights, and validates them (see the header comment). Throws
 // std::runtime_error with one line naming the file, the tensor, and the expected and actual
 // dtype/shape on any problem.

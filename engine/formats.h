@@ -21,11 +21,14 @@ enum class KvFormat {
 // The w4a16 quantization group along the input dimension, unless a checkpoint says otherwise.
 inline constexpr int kDefaultGroupSize = 128;
 
-// What a model runs as: weight format (with its group) and KV-cache format.
+// What a model runs as: weight format (with its group), KV-cache format, and the output head's format.
 struct Formats {
   WeightFormat weights = WeightFormat::fp16;
-  int group_size = kDefaultGroupSize;  // w4a16 only
+  int group_size = kDefaultGroupSize;  // w4a16 only (the 4-bit head's group too)
   KvFormat kv = KvFormat::fp16;
+  // The output head: fp16, or w4a16 where the checkpoint holds it 4-bit (output.qweight, written by
+  // `ridgeline quantize --quantize-head`). Not a flag: it comes from the checkpoint (default_formats).
+  WeightFormat head = WeightFormat::fp16;
 };
 
 const char* to_string(WeightFormat f);  // "fp16" | "w4a16"

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "engine/checkpoint.h"
 #include "engine/data_paths.h"
 
 namespace ridgeline {
@@ -78,6 +79,8 @@ ModelSource resolve_model(const std::string& dir_or_preset, uint64_t seed) {
   s.config.name = fs::weakly_canonical(dir).filename().string();
   s.checkpoint_dir = dir.string();
   if (fs::exists(dir / "tokenizer.model")) s.tokenizer_path = dir.string();
+  if (s.config.quant_bits != 0 && checkpoint_lists_tensor(s.checkpoint_dir, "output.qweight"))
+    s.head_format = WeightFormat::w4a16;
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/formats.h"
 
 namespace ridgeline {
 
@@ -16,6 +17,9 @@ struct ModelSource {
   uint64_t seed = 0;
   std::string checkpoint_dir;  // empty for presets
   std::string tokenizer_path;  // folder or tokenizer.model; empty when the model has none
+  // The output head as the checkpoint stores it: w4a16 for an AWQ checkpoint with output.qweight
+  // (`ridgeline quantize --quantize-head`), fp16 otherwise (presets too). default_formats() copies it.
+  WeightFormat head_format = WeightFormat::fp16;
 };
 
 // The presets' configs, by name: internlm2-chat-1_8b, internlm2-chat-7b, internlm2-chat-20b,

@@ -13,9 +13,25 @@ Tensor plain(std::string name, Dtype dtype, std::vector<int64_t> shape) {
   return Tensor{std::move(name), dtype, std::move(shape), 0};
 }
 
+Tensor weight_as(std::string name, int64_t out, int64_t in, WeightFormat format, int group) {
+  if (format == WeightFormat::fp16) return plain(std::move(name), Dtype::f16, {out, in});
+  return Tensor{std::move(name), Dtype::q4, {out, in}, group};
+}
+
 Tensor weight(std::string name, int64_t out, int64_t in, const Formats& f) {
-  if (f.weights == WeightFormat::fp16) return plain(std::move(name), Dtype::f16, {out, in});
-  return Tensor{std::move(name), Dtype::q4, {out, in}, f.group_size};
+  return weight_as(std::move(name), out, in, f.weights, f.group_size);
+}
+
+// The output head [vocab, hidden]: the embeddings when tied, else output.weight in the head's format
+// (a 4-bit head is a tensor of its own even where the source model tied it: the quantizer unties it).
+Tensor head_weight(const ModelConfig& c, const Formats& f) {
+  if (c.tie_word_embeddings && f.head == WeightFormat::fp16)
+    return plain("tok_embeddings", Dtype::f16, {c.vocab, c.hidden});
+  return weight_as("output.weight", c.vocab, c.hidden, f.head, f.group_size);
+}
+
+bool head_stored(const ModelConfig& c, const Formats& f) {
+  return !c.tie_word_embeddings || f.head != WeightFormat::fp16;
 }
 
 Tensor kv_tensor(std::string name, KvFormat f, int64_t tokens, const ModelConfig& c) {
@@ -46,7 +62,8 @@ void check_shape(const ModelConfig& c, const StepShape& s) {
     if (ctx < s.new_tokens_per_seq)
       fail(fmt::format("context {} is shorter than the {} new tokens it must include", ctx,
                        s.new_tokens_per_seq));
-  if (s.formats.weights == WeightFormat::w4a16 && s.formats.group_size <= 0)
+  if ((s.formats.weights == WeightFormat::w4a16 || s.formats.head == WeightFormat::w4a16) &&
+      s.formats.group_size <= 0)
     fail(fmt::format("w4a16 group_size must be > 0, got {}", s.formats.group_size));
   if (s.kv_block_size <= 0) fail(fmt::format("kv_block_size must be > 0, got {}", s.kv_block_size));
 }
@@ -263,14 +280,13 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
   // Only the last new row of each sequence reaches the head. In a prefill of several sequences
   // those rows are first gathered into a contiguous buffer.
   const Tensor head_rows = plain("x", Dtype::f16, {B, H});
-  const Tensor head_weight =
-      plain(c.tie_word_embeddings ? "tok_embeddings" : "output.weight", Dtype::f16, {V, H});
+  const Tensor head = head_weight(c, f);
   const Tensor logits = plain("logits", Dtype::f32, {B, V});
   if (!decode && B > 1) {
     const Tensor head_in = plain("head_in", Dtype::f16, {B, H});
-    add(OpType::output, -1, {head_rows, head_in, head_weight}, {head_in, logits});
+    add(OpType::output, -1, {head_rows, head_in, head}, {head_in, logits});
   } else {
-    add(OpType::output, -1, {head_rows, head_weight}, {logits});
+    add(OpType::output, -1, {head_rows, head}, {logits});
   }
   add(OpType::sample, -1, {logits}, {plain("tokens", Dtype::i32, {B})});
   return ops;
@@ -290,7 +306,7 @@ std::vector<Tensor> weight_tensors(const ModelConfig& c, const Formats& f) {
     w.push_back(weight(p + "w2.weight", H, I, f));
   }
   w.push_back(plain("norm.weight", Dtype::f16, {H}));
-  if (!c.tie_word_embeddings) w.push_back(plain("output.weight", Dtype::f16, {V, H}));
+  if (head_stored(c, f)) w.push_back(head_weight(c, f));
   return w;
 }
 

@@ -11,7 +11,8 @@
 //
 // Storage as the kernels keep it: the residual stream is float32, every other activation fp16,
 // logits float32, token ids and indices int32; weights in the weight format (norms and embeddings
-// always fp16, the output head too); K and V in the KV format. A sublayer's output (`proj`) is
+// always fp16), the output head in its own (Formats::head: fp16 unless the checkpoint holds it 4-bit);
+// K and V in the KV format. A sublayer's output (`proj`) is
 // added into the residual by the next norm, so every norm after the first reads and writes the
 // residual; the final `norm` writes it back too. Each tensor is counted once per op even where a
 // kernel re-reads it from L2 (prefill attention re-reads K/V per query tile; decode attention's
@@ -106,7 +107,8 @@ struct StepShape {
 std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s);
 
 // The weights as the engine stores them: tok_embeddings, then per layer attention_norm, wqkv, wo,
-// ffn_norm, w13 (gate and up stacked: one GEMM), w2, then norm and (unless tied) output.
+// ffn_norm, w13 (gate and up stacked: one GEMM), w2, then norm and output (in Formats::head; absent
+// when tied to the embeddings, which only an fp16 head is).
 std::vector<Tensor> weight_tensors(const ModelConfig& c, const Formats& f);
 int64_t weight_bytes(const ModelConfig& c, const Formats& f);
 // Bytes of one linear's weight [out, in] in the given format.

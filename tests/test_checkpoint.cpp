@@ -529,6 +529,45 @@ TEST(Checkpoint, ValidatesAwqTensorShapesAndDtypes) {
                     HasSubstr("config.json lacks quantization_config")));
 }
 
+TEST(Checkpoint, ValidatesAFourBitOutputHead) {
+  // `ridgeline quantize --quantize-head`: output.qweight/qzeros/scales in place of output.weight.
+  std::vector<FakeTensor> head4 = without(awq_tensors(), "output.weight");
+  head4.push_back(zeros("output.qweight", "I32", {128, 1}));
+  head4.push_back(zeros("output.qzeros", "I32", {1, 1}));
+  head4.push_back(zeros("output.scales", "F16", {1, 8}));
+  TempDir dir;
+  const std::string d = dir.path().string();
+  write_config(dir, awq_config());
+  write_safetensors(dir.file("model.safetensors"), head4);
+  const Checkpoint ck = open_checkpoint(d);
+  EXPECT_TRUE(ck.has("output.qweight"));
+  EXPECT_EQ(load_host_weights(ck).output.shape, (std::vector<int64_t>{8, 128}));
+
+  write_safetensors(dir.file("model.safetensors"), replaced(head4, zeros("output.qzeros", "I32", {1, 2})));
+  EXPECT_THAT(error_of([&] { open_checkpoint(d); }),
+              HasSubstr("tensor 'output.qzeros' has shape [1, 2], expected [1, 1]"));
+  write_safetensors(dir.file("model.safetensors"), without(head4, "output.scales"));
+  EXPECT_THAT(error_of([&] { open_checkpoint(d); }),
+              AllOf(HasSubstr("missing tensor 'output.scales'"), HasSubstr("F16 [1, 8]")));
+}
+
+TEST(Checkpoint, ListsTensorsFromTheIndexOrTheHeaderAlone) {
+  // The sharded tiny model answers from its index; a single file from its header.
+  EXPECT_TRUE(checkpoint_lists_tensor(kTiny, "output.weight"));
+  EXPECT_FALSE(checkpoint_lists_tensor(kTiny, "output.qweight"));
+  EXPECT_TRUE(checkpoint_lists_tensor(kTinyAwq, "model.layers.0.attention.wqkv.qweight"));
+  TempDir dir;
+  const std::string d = dir.path().string();
+  write_config(dir, awq_config());
+  write_safetensors(dir.file("model.safetensors"), without(awq_tensors(), "model.norm.weight"));
+  EXPECT_TRUE(checkpoint_lists_tensor(d, "output.weight"));  // open_checkpoint would refuse the folder
+  EXPECT_FALSE(checkpoint_lists_tensor(d, "model.norm.weight"));
+  // Unreadable: false, and open_checkpoint names the problem.
+  write_bytes(dir.file("model.safetensors"), "not a safetensors file");
+  EXPECT_FALSE(checkpoint_lists_tensor(d, "output.weight"));
+  EXPECT_FALSE(checkpoint_lists_tensor(dir.file("missing"), "output.weight"));
+}
+
 // --- 16-bit floats ------------------------------------------------------------------------------------
 
 TEST(HalfFloats, Fp16WidensEveryValueExactly) {

@@ -119,8 +119,65 @@ TEST(OpTable, WeightTensorsAreEveryParameterStoredOnce) {
   for (const Tensor& t : weight_tensors(c, Formats{})) stored.insert(t.name);
   for (const Op& op : step_ops(c, StepShape{}))
     for (const Tensor& t : op.reads)
-      if (t.name.find("weight") != std::string::npos || t.name == "tok_embeddings")
+      if (t.name.find("weight") != std::string::npos || t.name == "tok_embeddings") {
         EXPECT_TRUE(stored.count(t.name)) << op.name << " reads " << t.name;
+      }
+}
+
+TEST(OpTable, AFourBitHeadIsCountedInTheW4A16Layout) {
+  // `quantize --quantize-head`: the 1.8b head [92544, 2048] at half a byte per weight plus an fp16
+  // scale and zero per 128 inputs: 94,765,056 + 92544 * 16 * 4 = 100,687,872 bytes, against
+  // 379,060,224 as fp16.
+  const ModelConfig c = preset_config("internlm2-chat-1_8b");
+  const Formats w4{WeightFormat::w4a16, 128, KvFormat::fp16};
+  Formats head4 = w4;
+  head4.head = WeightFormat::w4a16;
+  EXPECT_EQ(weight_bytes(c, w4) - weight_bytes(c, head4), 278'372'352);
+  const auto w = weight_tensors(c, head4);
+  ASSERT_EQ(w.back().name, "output.weight");
+  EXPECT_EQ(w.back().dtype, Dtype::q4);
+  EXPECT_EQ(w.back().shape, (std::vector<int64_t>{92544, 2048}));
+  EXPECT_EQ(w.back().group, 128);
+  EXPECT_EQ(bytes(w.back()), 100'687'872);
+  EXPECT_EQ(w.size(), weight_tensors(c, w4).size());
+
+  // The output op reads the same head, decode and batched prefill alike: its bytes drop by as much.
+  for (int n : {1, 5}) {
+    SCOPED_TRACE(n);
+    StepShape s;
+    s.batch = 3;
+    s.context = {40};
+    s.new_tokens_per_seq = n;
+    s.formats = w4;
+    const auto base = step_ops(c, s);
+    const Op& fp16_head = base[base.size() - 2];
+    s.formats = head4;
+    const auto ops = step_ops(c, s);
+    const Op& out = ops[ops.size() - 2];
+    ASSERT_EQ(out.name, "output");
+    const Tensor* h = find_tensor(out.reads, "output.weight");
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(h->dtype, Dtype::q4);
+    EXPECT_EQ(fp16_head.bytes() - out.bytes(), 278'372'352);
+    s.formats.group_size = 0;
+    s.formats.weights = WeightFormat::fp16;  // the head alone asks for a group
+    EXPECT_THAT([&] { step_ops(c, s); },
+                ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("group_size must be > 0")));
+  }
+
+  // A tied model's 4-bit head is a tensor of its own (the quantizer unties it): the embeddings stay.
+  ModelConfig tied = c;
+  tied.tie_word_embeddings = true;
+  EXPECT_EQ(weight_bytes(tied, head4), weight_bytes(tied, w4) + 100'687'872);
+  std::set<std::string> stored;
+  for (const Tensor& t : weight_tensors(tied, head4)) stored.insert(t.name);
+  StepShape s;
+  s.formats = head4;
+  for (const Op& op : step_ops(tied, s))
+    for (const Tensor& t : op.reads)
+      if (t.name.find("weight") != std::string::npos || t.name == "tok_embeddings") {
+        EXPECT_TRUE(stored.count(t.name)) << op.name << " reads " << t.name;
+      }
 }
 
 TEST(OpTable, CpuBackendRunsTheOpTablesOpsInItsOrder) {
@@ -165,6 +222,12 @@ TEST(Backends, SupportsNamesTheBackendAndTheFormatItRefuses) {
               HasSubstr("cpu: --weights fp16: this checkpoint is AWQ"));
   EXPECT_TRUE(supports(DeviceKind::cpu, awq, default_formats(awq)));
   EXPECT_EQ(default_formats(awq).weights, WeightFormat::w4a16);
+  // The head runs as the checkpoint stores it (fp16 here; test_quantize has a 4-bit one).
+  EXPECT_EQ(default_formats(awq).head, WeightFormat::fp16);
+  Formats head4 = default_formats(awq);
+  head4.head = WeightFormat::w4a16;
+  for (DeviceKind d : {DeviceKind::cpu, DeviceKind::cuda})
+    EXPECT_THAT(supports(d, awq, head4).reason, HasSubstr("the output head is fp16 in "));
   // The CUDA backend's refusals start with its name too (in a build without CUDA, every one does).
   ModelSource odd = src;
   odd.config.head_dim = 96;

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/awq_format.h"
+#include "engine/backend_factory.h"
 #include "engine/checkpoint.h"
 #include "engine/cpu_backend.h"
 #include "engine/generate.h"
@@ -188,15 +189,52 @@ TEST(QuantizeCheckpoint, QuantizeHeadWritesAFourBitOutputHead) {
   // 4-bit head: 640*512/2 code bytes + scales and zeros instead of 640*512*2 fp16 bytes.
   EXPECT_EQ(f.find("output.qweight")->nbytes, size_t(640 * 512 / 2));
 
-  // The loader dequantizes it. (open_checkpoint's validation does not accept a 4-bit head yet, so the
-  // checkpoint is put together by hand here.)
-  Checkpoint ck;
-  ck.dir = dir.file("q");
-  ck.config = load_config(dir.file("q/config.json"));
-  ck.awq = true;
-  ck.files.push_back(SafetensorsFile(dir.file("q/model.safetensors")));
-  for (const TensorView& t : ck.files.back().tensors()) ck.tensors.emplace(t.name, t);
+  // open_checkpoint validates the 4-bit head and the loader dequantizes it.
+  const Checkpoint ck = open_checkpoint(dir.file("q"));
   EXPECT_EQ(load_weights_outside_layers(ck).output.data, awq_dequantize(head).data);
+
+  // The model's formats say the head is 4-bit, and the CPU backend runs it: every reference.json case
+  // token for token, as with the fp16 head (the tiny model answers with margins above 8 logits).
+  const ModelSource src = resolve_model(dir.file("q"));
+  EXPECT_EQ(src.head_format, WeightFormat::w4a16);
+  BackendOptions bo;
+  bo.formats = default_formats(src);
+  EXPECT_EQ(bo.formats.weights, WeightFormat::w4a16);
+  EXPECT_EQ(bo.formats.head, WeightFormat::w4a16);
+  auto b = make_backend(src, bo);
+  EXPECT_EQ(b->formats().head, WeightFormat::w4a16);
+  const auto cases = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"))["cases"];
+  int reproduced = 0;
+  for (const auto& c : cases) {
+    const auto expected = c["output_ids"].get<std::vector<int>>();
+    GenerateOptions g;
+    g.max_new_tokens = int(expected.size()) + 4;
+    g.stop_ids = {2, 4};
+    const int seq = b->create_sequence();
+    const GenerateResult r = generate(*b, seq, c["prompt_ids"].get<std::vector<int>>(), g);
+    b->release_sequence(seq);
+    EXPECT_EQ(r.output_ids, expected) << c["name"];
+    reproduced += r.output_ids == expected;
+  }
+  std::cout << fmt::format("RTN, 4-bit head: {}/{} reference.json cases reproduced (CPU)\n", reproduced,
+                           cases.size());
+  EXPECT_GE(cases.size(), 7u);
+
+  // A head whose zero points are laid out transposed (the same bytes, the wrong shape) is refused
+  // by name when the checkpoint opens.
+  std::vector<testing::FakeTensor> tensors;
+  for (const TensorView& t : f.tensors()) {
+    testing::FakeTensor ft{t.name, to_string(t.dtype), t.shape,
+                           std::string(reinterpret_cast<const char*>(t.data), t.nbytes)};
+    if (t.name == "output.qzeros") std::swap(ft.shape[0], ft.shape[1]);
+    tensors.push_back(std::move(ft));
+  }
+  const std::string bad = dir.file("bad");
+  fs::create_directories(bad);
+  fs::copy_file(dir.file("q/config.json"), bad + "/config.json");
+  testing::write_safetensors(bad + "/model.safetensors", tensors);
+  EXPECT_THAT(error_of([&] { open_checkpoint(bad); }),
+              HasSubstr("tensor 'output.qzeros' has shape [80, 4], expected [4, 80]"));
 }
 
 TEST(QuantizeCheckpoint, PresetStreamsLayerByLayerIntoShardsThatLoadBack) {

@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <tuple>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "engine/checkpoint.h"
 #include "engine/host_weights.h"
@@ -185,29 +183,6 @@ void upload_awq(const Checkpoint& ck, const std::string& prefix, int in, int out
                                h.scale_zero.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
 }
 
-// The 4-bit head's three tensors have AWQ's shapes and dtypes (open_checkpoint checks the layers'
-// linears; the head is checked here, before w4a16_repack_awq reads `in * out / 2` bytes of it).
-void check_awq_head(const Checkpoint& ck) {
-  const ModelConfig& c = ck.config;
-  const int64_t h = c.hidden, v = c.vocab, groups = h / c.quant_group_size;
-  const std::tuple<const char*, DType, std::vector<int64_t>> want[] = {
-      {"output.qweight", DType::i32, {h, v / 8}},
-      {"output.qzeros", DType::i32, {groups, v / 8}},
-      {"output.scales", DType::f16, {groups, v}}};
-  for (const auto& [name, dtype, shape] : want) {
-    if (!ck.has(name))
-      throw std::runtime_error(
-          fmt::format("{}: the 4-bit output head lacks tensor '{}' (AWQ heads hold output.qweight, "
-                      "output.qzeros and output.scales)",
-                      ck.dir, name));
-    const TensorView& t = ck.get(name);
-    if (t.dtype != dtype || t.shape != shape)
-      throw std::runtime_error(fmt::format(
-          "{}: tensor '{}' is {} [{}], expected {} [{}] (AWQ 4-bit output head)", t.file, name,
-          to_string(t.dtype), fmt::join(t.shape, ", "), to_string(dtype), fmt::join(shape, ", ")));
-  }
-}
-
 void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stream) {
   const ModelConfig& c = w.config;
   const int64_t h = c.hidden, inter = c.intermediate;
@@ -234,8 +209,7 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
     }
   }
   up.upload(ck.get("model.norm.weight"), w.norm.get(), h);
-  if (w.output.quantized()) {
-    check_awq_head(ck);
+  if (w.output.quantized()) {  // open_checkpoint() checked the 4-bit head's tensors
     upload_awq(ck, "output", int(h), c.vocab, w.output, 0);
   } else if (w.output.fp16.get()) {
     up.upload(ck.get("output.weight"), w.output.fp16.get(), int64_t{c.vocab} * h);
@@ -269,6 +243,9 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
   const WeightFormat f = formats.weights;
   const int64_t bytes = weight_bytes(c, formats);
   if (source.synthetic) {
+    if (formats.head != WeightFormat::fp16)
+      throw std::runtime_error(fmt::format("preset {}: the output head of a preset is fp16, not {}", c.name,
+                                           to_string(formats.head)));
     const int64_t scratch = f == WeightFormat::w4a16 ? 2 * largest_linear(c) : 0;
     check_fits(source, f, bytes + scratch, reserve_bytes);
     DeviceWeights w = allocate(c, f, WeightFormat::fp16);
@@ -281,22 +258,21 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
     throw std::runtime_error(
         fmt::format("{}: an {} checkpoint does not load as --weights {} on the CUDA backend",
                     source.checkpoint_dir, ck.awq ? "AWQ (4-bit)" : "unquantized", to_string(f)));
-  // A 4-bit head (output.qweight, from `ridgeline quantize --quantize-head`) is repacked like the
-  // layers' linears. The op table counts the head as fp16 (Formats has no head format yet), so the
-  // memory check swaps in the 4-bit head's bytes.
+  // A 4-bit head (output.qweight, from `ridgeline quantize --quantize-head`; open_checkpoint() has
+  // checked its tensors) is repacked like the layers' linears. formats.head must say so (supports()
+  // checks it too), so that `bytes` above and the cost model count the head that is loaded.
   const bool head_4bit = ck.awq && ck.has("output.qweight");
-  int64_t need = bytes;
-  if (head_4bit) {
-    if (!w4a16_shape_ok(c.hidden, c.vocab))
-      throw std::runtime_error(fmt::format(
-          "{}: a 4-bit output head (output.qweight) needs a vocab_size that is a multiple of 16 on the "
-          "CUDA backend, not {}: quantize without --quantize-head, or use --device cpu",
-          source.checkpoint_dir, c.vocab));
-    need +=
-        linear_weight_bytes(c.hidden, c.vocab, formats) - linear_weight_bytes(c.hidden, c.vocab, Formats{});
-  }
-  check_fits(source, f, need, reserve_bytes);
-  DeviceWeights w = allocate(c, f, head_4bit ? WeightFormat::w4a16 : WeightFormat::fp16);
+  if (head_4bit != (formats.head == WeightFormat::w4a16))
+    throw std::runtime_error(fmt::format("{}: the checkpoint's output head is {}, but the formats say {}",
+                                         source.checkpoint_dir, head_4bit ? "w4a16 (output.qweight)" : "fp16",
+                                         to_string(formats.head)));
+  if (head_4bit && !w4a16_shape_ok(c.hidden, c.vocab))
+    throw std::runtime_error(fmt::format(
+        "{}: a 4-bit output head (output.qweight) needs a vocab_size that is a multiple of 16 on the "
+        "CUDA backend, not {}: quantize without --quantize-head, or use --device cpu",
+        source.checkpoint_dir, c.vocab));
+  check_fits(source, f, bytes, reserve_bytes);
+  DeviceWeights w = allocate(c, f, formats.head);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`
   return w;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bench/decode_bench.h"
+#include "engine/backend_factory.h"
 #include "engine/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/device_weights.h"
@@ -885,15 +886,32 @@ TEST(CudaW4A16Head, QuantizedHeadCheckpointRunsAsOnTheCpuBackend) {
   o.max_kv_tokens = 16384;
   o.formats = default_formats(src);
   ASSERT_EQ(o.formats.weights, WeightFormat::w4a16);
+  ASSERT_EQ(o.formats.head, WeightFormat::w4a16);  // the checkpoint's output.qweight
   auto gpu = make_cuda_backend(src, o, {});
   auto cpu = make_cpu_backend(src, o);
 
-  // The head is held 4-bit: the op table still counts it as fp16 (Formats has no head format), so
-  // the device holds exactly the difference less.
+  // The head is held 4-bit, as the op table counts it (scales and zeros included).
   const ModelConfig& c = src.config;
-  EXPECT_EQ(cuda_of(*gpu).weight_bytes(), weight_bytes(c, o.formats) -
-                                              linear_weight_bytes(c.hidden, c.vocab, Formats{}) +
-                                              linear_weight_bytes(c.hidden, c.vocab, o.formats));
+  EXPECT_EQ(cuda_of(*gpu).weight_bytes(), weight_bytes(c, o.formats));
+  const int64_t head_weights = int64_t{c.vocab} * c.hidden;  // fp16: 2 B each; 4-bit: 1/2 B + 4 B per 128
+  Formats fp16_head = o.formats;
+  fp16_head.head = WeightFormat::fp16;
+  EXPECT_EQ(weight_bytes(c, fp16_head) - weight_bytes(c, o.formats),
+            2 * head_weights - (head_weights / 2 + head_weights / 128 * 4));
+  EXPECT_EQ(gpu->formats().head, WeightFormat::w4a16);
+  // Formats that disagree with the checkpoint's head: supports() refuses them, and so does the loader.
+  const Support refused = supports(DeviceKind::cuda, src, fp16_head);
+  EXPECT_NE(refused.reason.find("the output head is w4a16 in "), std::string::npos) << refused.reason;
+  BackendOptions wrong = o;
+  wrong.formats = fp16_head;
+  try {
+    make_cuda_backend(src, wrong, {});
+    ADD_FAILURE() << "a 4-bit head loaded as an fp16 one";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("output head is w4a16 (output.qweight), but the formats say fp16"),
+              std::string::npos)
+        << e.what();
+  }
 
   const auto& cases = reference_cases();
   std::vector<std::vector<int>> cpu_out;
