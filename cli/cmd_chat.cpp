@@ -246,9 +246,10 @@ int run_chat(const ChatFlags& f) {
   StepBandwidth bw(*backend);
 
   if (io.interactive) {
-    io.note(fmt::format("ridgeline chat: {} on {} ({} weights, {} KV), context {} tokens", source.config.name,
-                        backend->device_name(), to_string(bo.formats.weights), to_string(bo.formats.kv),
-                        session.context_limit()));
+    io.note(fmt::format("ridgeline chat: {} on {} ({} weights{}, {} KV), context {} tokens",
+                        source.config.name, backend->device_name(), to_string(bo.formats.weights),
+                        bo.formats.head == WeightFormat::w4a16 ? ", 4-bit head" : "",
+                        to_string(bo.formats.kv), session.context_limit()));
     if (device == DeviceKind::cpu) io.note(cpu_storage_note(bo.formats));
     io.note(kHelp);
   }

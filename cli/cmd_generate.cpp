@@ -97,6 +97,7 @@ int run_generate(const GenerateFlags& f) {
   nlohmann::json stats = {
       {"device", to_string(backend->device())},
       {"weights", to_string(bo.formats.weights)},
+      {"head", to_string(bo.formats.head)},
       {"kv", to_string(bo.formats.kv)},
       {"prompt_tokens", r.prefill_tokens},
       {"new_tokens", r.output_ids.size()},
