@@ -2,31 +2,46 @@
 // FLOPs: 4*ctx*head_dim per query head (QK^T and PV). Bytes: 2*ctx*n_kv*(head_dim*bits/8 [+4 for the
 // int8/int4 scale and zero]) (K and V) per sequence + q/out, so intensity is ~2*group FLOP/byte at
 // fp16 (4x that at int4): memory-bound at any batch (each sequence reads its own cache). Aim: the
-// DRAM copy rate.
-// One CTA per (KV head, sequence, context split) computes all `group` query heads of that KV head,
-// so every K/V byte is read once. A token's row is spread over head_dim/8 lanes, 8 dims each; a
-// lane reads 16-byte units: 8 fp16 values of one token, or (int8 / int4, kernels.cuh's layout) the
-// same 8 dims of 2 / 4 consecutive tokens. The CTA's warps run 4*32/(head_dim/8) independent token
-// streams, each with its own online softmax (fp32, log2 domain). K/V reach registers through a
-// per-thread cp.async ring in shared memory, a fixed number of units ahead of the step being
-// computed, so a thread keeps ~256 bytes in flight without spending registers on them. The streams
-// are merged through shared memory at the end. With several splits each CTA writes an unnormalized
-// partial (o, max, sum) and a second small kernel merges them with log-sum-exp weights. The split
-// count fills one wave of CTAs (kCtasPerSm per SM), capped by the context (at least
-// kMinTokensPerSplit tokens per split).
-// Quantized K/V are dequantized in registers without a multiply per element: with x = c*s + z,
-// q.k = s*(q.c) + z*sum(q) and sum_t p_t*v_t = sum_t (p_t*s_t)*c_t + sum_t p_t*z_t, so the inner loops
-// only turn codes into floats (exactly: the code is placed in the mantissa of 2^23 and 2^23 is
-// subtracted) and run the same FMAs as fp16. int4 codes are masked in place (nibble e of a word
-// reads as code*16^(e%4)); q is pre-scaled and the output post-scaled by the inverse powers of two,
-// which is exact. The (scale, zero) pairs of a unit's tokens are fetched by two lanes of the stream
-// (K, V) into their own ring slots and passed to the other lanes by shuffles.
+// DRAM read rate, at every KV format: the bytes per token shrink 2x (int8) and 4x (int4), so the
+// arithmetic per byte must stay far below the issue rate.
+// That is why both products run on tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate): a
+// CUDA-core dot product spreads a token's row over 16 lanes and pays a shuffle reduction, a
+// conversion per element and a softmax per lane for every token, which made int8/int4 no faster
+// than fp16 (perf/NOTES.md). Here the GQA group's query heads are the M rows of the MMA (group <= 8
+// of 16 rows; the rest are zeros), tokens the N columns of S = Q K^T and the K dimension of O = P V.
+// One CTA per (KV head, sequence, context split); each warp streams its own tiles of 16 tokens (32 at
+// int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
+// end, and with several splits a second small kernel merges the splits' unnormalized partials with
+// log-sum-exp weights (launched as a programmatic dependent, so its launch overlaps the tail). The
+// split count fills the last wave of CTAs (choose_splits), capped by the context.
+// Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
+// every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
+//  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q's A fragment
+//    is loaded in the same dim order. S column n = token row n.
+//  - V: lane (gid, tig) holds token rows 2*tig and 2*tig+1, dim chunks gid, gid+8: exactly the tokens
+//    of its P fragment (S's C layout is P's A layout) and the dims of its B column; two tokens'
+//    values at one dim are paired by byte permutes.
+//  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own S n-tile.
+// Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the raw codes, exactly converted
+// to fp16 (a code placed under the exponent of 1024, 1024 subtracted): q.k = s*(q.c) + z*sum(q) per
+// score, and sum_t p_t*v_t = sum_t (p_t*s_t)*c_t + sum_t p_t*z_t, so the scale and zero cost a few
+// FLOPs per token, not per element.
+// Loads: each warp streams its own tiles through its own cp.async ring in shared memory, kStages-1
+// tiles ahead, with no block barrier while streaming (__syncwarp orders the lanes' copies and reads).
+// A tile's rows are contiguous in the cache (a paged block holds a head's rows back to back), so the
+// warp copies it as consecutive 16-byte units: one cp.async instruction moves 512 contiguous bytes,
+// the fewest L2 requests per byte (per-lane fragment copies moved 64-byte pieces, and the L2, not
+// DRAM, became the limit). In shared memory a row's units sit XOR-swizzled (unit c of row r at
+// c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
+// units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
+// Measured (H200, perf/NOTES.md): fp16 at 0.92-0.99 of the read peak from B=16, ctx 8192; int8 1.5x
+// and int4 1.8-2.0x faster than fp16 there, where the code conversions, not DRAM, set the time.
 #include <cmath>
 
 #include "kernels/cp_async.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
-#include "kernels/kv_quant.cuh"
+#include "kernels/mma.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -35,136 +50,192 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxSplits = 64;
 constexpr int kMinTokensPerSplit = 64;
-constexpr int kCtasPerSm = 4;  // what fits beside each other: 48 KB of staging and ~128 registers
+constexpr int kCtasPerSm = 3;  // what fits beside each other: up to 72 KB of staging each
 constexpr int kMaxGroup = 8;
 
-// 16-byte units each stream stages per step: fewer when q and acc take more registers and the
-// merge more shared memory. A unit is 1 (fp16), 2 (int8) or 4 (int4) tokens: about 4 tokens a step.
-template <int kGroup, int kBits>
-constexpr int unroll_for() {
-  if constexpr (kBits == 16) return kGroup <= 4 ? 4 : 2;
-  if constexpr (kBits == 8) return kGroup <= 4 ? 2 : 1;
-  return 1;
-}
+// The shape of one warp's tile, per head_dim and KV format.
+template <int kHeadDim, int kBits>
+struct Tile {
+  static constexpr int kT = 16 / kBits;                  // tokens per 16-byte unit (per "row")
+  static constexpr int kRowTiles = kBits == 16 ? 2 : 1;  // groups of 8 rows: 16 tokens at fp16
+  static constexpr int kRows = kRowTiles * 8;
+  static constexpr int kTokens = kRows * kT;      // 16, 16, 32
+  static constexpr int kNTiles = kRowTiles * kT;  // S n-tiles of 8 tokens: 2, 2, 4
+  static constexpr int kKSteps = kHeadDim / 16;   // MMA k-steps of q.k
+  static constexpr int kKChunks = kHeadDim / 32;  // K units a lane holds per row
+  static constexpr int kVChunks = kHeadDim / 64;  // V units a lane holds per row
+  static constexpr int kDimTiles = kHeadDim / 8;  // n-tiles of O = P V
+  static constexpr int kUnits = kHeadDim / 8;     // 16-byte units per row
+  static constexpr int kRowBytes = kUnits * 16;
+  static constexpr int kTileUnits = kRows * kUnits;                       // of K (and of V) per tile
+  static constexpr int kScaleUnits = kBits == 16 ? 0 : kTokens * 4 / 16;  // (scale, zero) of K (and V)
+  static constexpr int kStageUnits = 2 * kTileUnits + 2 * kScaleUnits;
+  static constexpr int kStages = kBits == 16 ? 2 : 3;
+  static constexpr size_t kRingBytes = size_t(kStages) * kWarps * kStageUnits * 16;
+  static_assert(kTileUnits % 32 == 0 && kScaleUnits <= 16, "a warp copies a tile in whole passes");
+};
 
-// Steps in the ring: the one computed on and kStages-1 ahead. fp16 keeps 2 steps (8 units at group
-// <= 4) in flight; the quantized formats keep 8 units in flight, the same bytes per thread.
-template <int kGroup, int kBits>
-constexpr int stages_for() {
-  if constexpr (kBits == 16) return 3;
-  return 8 / unroll_for<kGroup, kBits>() + 1;
-}
-
-template <int kHeadDim>
-constexpr int streams_for() {
-  return kWarps * (32 / (kHeadDim / 8));
-}
-
-// The K/V staging ring: [stage][unit][k|v][thread] 16-byte slots.
-template <int kGroup, int kBits>
-constexpr size_t staging_bytes() {
-  return size_t(stages_for<kGroup, kBits>()) * unroll_for<kGroup, kBits>() * 2 * kThreads * 16;
-}
-
-// int8/int4: the (scale, zero) ring, [stage][unit][stream][k|v] 16-byte slots.
-template <int kHeadDim, int kGroup, int kBits>
-constexpr size_t scale_ring_bytes() {
-  return kBits == 16 ? 0
-                     : size_t(stages_for<kGroup, kBits>()) * unroll_for<kGroup, kBits>() *
-                           streams_for<kHeadDim>() * 2 * 16;
-}
-
-template <int kHeadDim, int kGroup, int kBits>
+template <int kHeadDim, int kBits>
 constexpr size_t shared_bytes() {
-  constexpr size_t ring = staging_bytes<kGroup, kBits>() + scale_ring_bytes<kHeadDim, kGroup, kBits>();
-  constexpr size_t merge = size_t(streams_for<kHeadDim>()) * kGroup * (kHeadDim + 2) * sizeof(float);
+  constexpr size_t ring = Tile<kHeadDim, kBits>::kRingBytes;
+  constexpr size_t merge = size_t(kWarps) * kMaxGroup * (kHeadDim + 2) * sizeof(float);
   return ring > merge ? ring : merge;
 }
 
-// 8 bytes global -> shared (int8 scales: two tokens' (scale, zero)); zeros when !valid.
-__device__ __forceinline__ void cp_async_8(void* smem_dst, const void* gmem_src, bool valid) {
-  uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
-  int src_bytes = valid ? 8 : 0;
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes)
-               : "memory");
+// Where unit c of tile row r sits in its row (rows are at least 8 units): conflict-free for the
+// copies (8 consecutive units of a row), the K fragment reads (rows 2p, 2p+1 x units 4c..4c+3 per
+// quarter warp) and the V fragment reads (rows rr, rr+2, rr+4, rr+6 x units 8c+2p, 8c+2p+1).
+__device__ __forceinline__ int swizzle(int r) {
+  return ((r & 1) << 2) ^ (r & 6);
 }
 
-// At most 128 registers where kCtasPerSm CTAs should fit (group <= 4); larger groups get fewer.
+__device__ __forceinline__ uint32_t h2_bits(half2 h) {
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+__device__ __forceinline__ half2 bits_h2(uint32_t u) {
+  return *reinterpret_cast<half2*>(&u);
+}
+
+// Codes placed under fp16's 1024 (0x6400 | code, code < 1024 exact) back to the codes: one HSUB2.
+// `times16`: the code sat 4 bits higher (1024 + 16*code): one HFMA2 undoes both.
+template <bool kTimes16>
+__device__ __forceinline__ uint32_t magic_to_codes(uint32_t m) {
+  const half2 x = bits_h2(m);
+  if constexpr (kTimes16)
+    return h2_bits(__hfma2(x, __float2half2_rn(0.0625f), __float2half2_rn(-64.0f)));
+  else
+    return h2_bits(__hsub2(x, __float2half2_rn(1024.0f)));
+}
+
+// Bytes 2k and 2k+1 of w as the fp16 pair (code, code).
+__device__ __forceinline__ uint32_t int8_pair(uint32_t w, int k) {
+  return magic_to_codes<false>(__byte_perm(w, 0x64646464u, k == 0 ? 0x4140u : 0x4342u));
+}
+
+// The nibble pairs of a word of 8 int4 dims (dim e at bits 4e): f = 0..3 gives dims (f, f+4) as an
+// fp16 pair, from the word as is (dims 0,4 / 1,5) or shifted by a byte (2,6 / 3,7).
+__device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
+  const uint32_t x = f < 2 ? w : w >> 8;
+  if (f % 2 == 0) return magic_to_codes<false>((x & 0x000F000Fu) | 0x64006400u);
+  return magic_to_codes<true>((x & 0x00F000F0u) | 0x64006400u);
+}
+
+// K's B fragment for MMA k-step half `h` (dims 4h..4h+3 of the unit's 8 at fp16/int8; for int4 the
+// dims (2h, 2h+4, 2h+1, 2h+5)) of the unit's token j.
+template <int kBits>
+__device__ __forceinline__ void k_fragment(const uint4& u, int j, int h, uint32_t& b0, uint32_t& b1) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+  if constexpr (kBits == 16) {
+    b0 = w[2 * h];
+    b1 = w[2 * h + 1];
+  } else if constexpr (kBits == 8) {
+    const uint32_t word = w[2 * j + h];
+    b0 = int8_pair(word, 0);
+    b1 = int8_pair(word, 1);
+  } else {
+    b0 = int4_pair(w[j], 2 * h);
+    b1 = int4_pair(w[j], 2 * h + 1);
+  }
+}
+
+// The dim (0..7 of a unit) that slot e (0..3: a0.x, a0.y, a2.x, a2.y) of k-step half h stands for,
+// matching k_fragment.
+template <int kBits>
+__device__ __forceinline__ int k_dim(int h, int e) {
+  if constexpr (kBits == 4) return 2 * h + (e / 2) + 4 * (e % 2);
+  return 4 * h + e;
+}
+
+// V's B-fragment half: the values at dim e (0..7 of the unit) of token j of units a and b (token rows
+// 2*tig and 2*tig+1), as an fp16 pair.
+template <int kBits>
+__device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j, int e) {
+  const uint32_t wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
+  if constexpr (kBits == 16) {
+    return __byte_perm(wa[e / 2], wb[e / 2], e % 2 == 0 ? 0x5410u : 0x7632u);
+  } else if constexpr (kBits == 8) {
+    const int word = 2 * j + e / 4, k = e % 4;
+    const uint32_t t = __byte_perm(wa[word], wb[word], k < 2 ? 0x5140u : 0x7362u);  // a_k b_k a_k+1 b_k+1
+    return int8_pair(t, k % 2);
+  } else {
+    const uint32_t t = __byte_perm(wa[j], wb[j], e < 4 ? 0x5410u : 0x7632u);  // a's 4 dims | b's 4 dims
+    return int4_pair(t, e % 4);
+  }
+}
+
+// At most 170 registers where kCtasPerSm CTAs of kThreads fit.
 template <int kHeadDim, int kGroup, int kBits>
-__global__ void __launch_bounds__(kThreads, kGroup <= 4 ? kCtasPerSm : 2)
+__global__ void __launch_bounds__(kThreads, kCtasPerSm)
     decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                             const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
                             int n_splits, float scale_log2, float* __restrict__ part_o,
                             float2* __restrict__ part_ml, half* __restrict__ out) {
-  constexpr int kLanes = kHeadDim / 8;  // lanes holding one token's row, 8 dims (one 16-byte unit) each
-  constexpr int kTokPerWarp = 32 / kLanes;
-  constexpr int kStreams = kWarps * kTokPerWarp;
-  constexpr int kUnroll = unroll_for<kGroup, kBits>();
-  constexpr int kStages = stages_for<kGroup, kBits>();
-  constexpr int kT = 16 / kBits;  // tokens per unit
-  constexpr int kStep = kStreams * kUnroll * kT;
+  using S = Tile<kHeadDim, kBits>;
   constexpr bool kQuant = kBits < 16;
+  constexpr int kT = S::kT;
+  constexpr int kRowBytes = S::kRowBytes;
 
-  // Staging ring while streaming ([stage][u][k|v][thread] 16-byte slots: a thread reads back only
-  // what it copied itself, so no barrier is needed), then the merge buffers of the streams.
-  __shared__ __align__(16) unsigned char smem[shared_bytes<kHeadDim, kGroup, kBits>()];
-  uint4* stage_buf = reinterpret_cast<uint4*>(smem);
-  uint4* scale_buf = reinterpret_cast<uint4*>(smem + staging_bytes<kGroup, kBits>());  // quantized only
-  float* sm_acc = reinterpret_cast<float*>(smem);       // [kStreams][kGroup][kHeadDim]
-  float* sm_m = sm_acc + kStreams * kGroup * kHeadDim;  // [kStreams][kGroup]
-  float* sm_l = sm_m + kStreams * kGroup;               // [kStreams][kGroup]
+  extern __shared__ __align__(16) unsigned char smem[];
+  // This warp's ring: [stage][K tile | V tile | K scales | V scales] in 16-byte units.
+  uint4* ring = reinterpret_cast<uint4*>(smem) + (threadIdx.x >> 5) * S::kStages * S::kStageUnits;
+  float* sm_acc = reinterpret_cast<float*>(smem);     // after streaming: [warp][kGroup][kHeadDim]
+  float* sm_m = sm_acc + kWarps * kGroup * kHeadDim;  // [warp][kGroup]
+  float* sm_l = sm_m + kWarps * kGroup;               // [warp][kGroup]
 
   const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int dl = lane % kLanes, stream = warp * kTokPerWarp + lane / kLanes;
-  const int n_kv = cache.n_kv_heads, bs = cache.block_size;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int bs = cache.block_size;
 
   const int ctx = context_lens[i];
   const int* table = cache.block_table + static_cast<int64_t>(slots[i]) * cache.max_blocks_per_seq;
   // Per-sequence chunk, so that a short sequence batched with long ones splits its own context evenly.
-  // Multiples of 16 tokens, so that no unit straddles two splits.
+  // Multiples of 16 tokens, so that no unit straddles two splits and a lane's scales lie in one block.
   const int chunk = (((ctx + n_splits - 1) / n_splits) + 15) & ~15;
   const int t0 = split * chunk, t1 = min(ctx, t0 + chunk);
-  const int n_steps = t1 > t0 ? (t1 - t0 + kStep - 1) / kStep : 0;
+  const int n_steps = t1 > t0 ? (t1 - t0 + kWarps * S::kTokens - 1) / (kWarps * S::kTokens) : 0;
   const int64_t block_bytes = cache.block_bytes();
+  const char* k_pool = static_cast<const char*>(cache.k);
+  const char* v_pool = static_cast<const char*>(cache.v);
 
-  // Queues the copies of step `step` (zeros past t1) and commits them as one group; past the last
-  // step it commits an empty group so that the wait count below stays uniform.
+  // Where this KV head's rows and (scale, zero) pairs start inside a block.
+  const int64_t head_rows = cache.unit_offset(kvh, 0, 0), head_scales = cache.scale_offset(kvh, 0);
+  // First token of this warp's tile at `step`, and of its token row r.
+  auto tile_start = [&](int step) { return t0 + (step * kWarps + warp) * S::kTokens; };
+  auto row_token = [&](int tb, int r) { return tb + r * kT; };
+
+  // Queues this lane's share of the warp's copies for `step` (zeros past t1) as one group; an empty
+  // group past the last step or tile keeps the wait count uniform. Pass `it` copies units
+  // 32*it .. 32*it+31 of the tile in cache order: whole rows, 512 contiguous bytes per pool.
   auto issue = [&](int step) {
-    if (step < n_steps) {
-      uint4* slot = stage_buf + (step % kStages) * kUnroll * 2 * kThreads + threadIdx.x;
+    const int tb = tile_start(step);
+    if (step < n_steps && tb < t1) {
+      uint4* st = ring + (step % S::kStages) * S::kStageUnits;
+      // One division per tile, not per copy: a tile (16 or 32 tokens from a multiple of 16) lies in
+      // one block or runs into the next one (block sizes are multiples of 16).
+      const int blk = tb / bs, o0 = tb - blk * bs;
+      const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
+      const int64_t base1 = (blk + 1) * bs < t1 ? static_cast<int64_t>(table[blk + 1]) * block_bytes : base0;
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if constexpr (!kQuant) {
-          int t = t0 + step * kStep + u * kStreams + stream;
-          bool valid = t < t1;
-          int64_t off = 0;
-          if (valid)
-            off = ((static_cast<int64_t>(table[t / bs]) * n_kv + kvh) * bs + t % bs) * kHeadDim + dl * 8;
-          cp_async_16(slot + (2 * u) * kThreads, static_cast<const half*>(cache.k) + off, valid);
-          cp_async_16(slot + (2 * u + 1) * kThreads, static_cast<const half*>(cache.v) + off, valid);
-        } else {
-          // The unit's first token; a unit lies inside one block (block_size % 16 == 0).
-          int t = t0 + step * kStep + (u * kStreams + stream) * kT;
-          bool valid = t < t1;
-          int64_t off = 0, scale_off = 0;
-          if (valid) {
-            const int64_t block = static_cast<int64_t>(table[t / bs]) * block_bytes;
-            off = block + cache.unit_offset(kvh, t % bs, dl);
-            scale_off = block + cache.scale_offset(kvh, t % bs);
-          }
-          const char* k_pool = static_cast<const char*>(cache.k);
-          const char* v_pool = static_cast<const char*>(cache.v);
-          cp_async_16(slot + (2 * u) * kThreads, k_pool + off, valid);
-          cp_async_16(slot + (2 * u + 1) * kThreads, v_pool + off, valid);
-          if (dl < 2) {  // lane 0 of the stream fetches the unit's K (scale, zero) pairs, lane 1 V's
-            uint4* sdst = scale_buf + (((step % kStages) * kUnroll + u) * kStreams + stream) * 2 + dl;
-            const char* ssrc = (dl == 0 ? k_pool : v_pool) + scale_off;
-            if constexpr (kBits == 8)
-              cp_async_8(sdst, ssrc, valid);
-            else
-              cp_async_16(sdst, ssrc, valid);
-          }
+      for (int it = 0; it < S::kTileUnits / 32; ++it) {
+        const int u = it * 32 + lane, r = u / S::kUnits, c = u % S::kUnits;
+        const int o = o0 + r * kT;  // the row's first token, counted from block blk
+        const bool valid = tb + r * kT < t1;
+        const int64_t row = o < bs ? base0 + (o / kT) * kRowBytes : base1 + ((o - bs) / kT) * kRowBytes;
+        const int64_t off = valid ? row + head_rows + 16 * c : 0;
+        const int at = r * S::kUnits + (c ^ swizzle(r));
+        cp_async_16(st + at, k_pool + off, valid);
+        cp_async_16(st + S::kTileUnits + at, v_pool + off, valid);
+      }
+      if constexpr (kQuant) {  // 4 tokens' (scale, zero) per unit; lanes past the K units take V's
+        if (lane < 2 * S::kScaleUnits) {
+          const bool is_v = lane >= S::kScaleUnits;
+          const int u = is_v ? lane - S::kScaleUnits : lane;
+          const int o = o0 + 4 * u;  // a multiple of 4: the unit's tokens lie in one block
+          const bool valid = tb + 4 * u < t1;
+          const int64_t at = o < bs ? base0 + o * 4 : base1 + (o - bs) * 4;
+          cp_async_16(st + 2 * S::kTileUnits + lane,
+                      (is_v ? v_pool : k_pool) + (valid ? at + head_scales : 0), valid);
         }
       }
     }
@@ -172,193 +243,182 @@ __global__ void __launch_bounds__(kThreads, kGroup <= 4 ? kCtasPerSm : 2)
   };
 
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) issue(s);
+  for (int s = 0; s < S::kStages - 1; ++s) issue(s);
 
-  float qf[kGroup][8];
+  // Q's A fragments (rows gid < kGroup; the other rows are zeros), in k_fragment's dim order; sum(q)
+  // of the row for the quantized zeros.
+  uint32_t qa0[S::kKSteps], qa2[S::kKSteps];
+  float qsum = 0.0f;
+  {
+    const bool real = gid < kGroup;
+    const half* qrow = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + (real ? gid : 0)) * kHeadDim;
 #pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
-    const half* qh = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + g) * kHeadDim + dl * 8;
-    half8_to_float(*reinterpret_cast<const uint4*>(qh), qf[g]);
+    for (int c = 0; c < S::kKChunks; ++c) {
+      float f[8];
+      half8_to_float(
+          real ? *reinterpret_cast<const uint4*>(qrow + (c * 4 + tig) * 8) : make_uint4(0u, 0u, 0u, 0u), f);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) qf[g][j] *= scale_log2;
-  }
-  // Quantized K: score = scale * q.codes + zero * sum(q); then q takes the codes' powers of two.
-  float qsum[kGroup];
-  if constexpr (kQuant) {
+      for (int e = 0; e < 8; ++e) qsum += f[e];
 #pragma unroll
-    for (int g = 0; g < kGroup; ++g) {
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) sum += qf[g][j];
-#pragma unroll
-      for (int o = kLanes / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      qsum[g] = sum;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) qf[g][j] *= kv_code_unscale<kBits>(j);
+      for (int h = 0; h < 2; ++h) {
+        qa0[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 0)], f[k_dim<kBits>(h, 1)]);
+        qa2[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 2)], f[k_dim<kBits>(h, 3)]);
+      }
     }
+    qsum += __shfl_xor_sync(0xffffffffu, qsum, 1);
+    qsum += __shfl_xor_sync(0xffffffffu, qsum, 2);
   }
 
-  float m[kGroup], l[kGroup], acc[kGroup][8], zacc[kGroup];
+  // Row gid's running max (log2 domain), this lane's share of the row sum and of sum p*zero, and
+  // O's C fragments (c0, c1: row gid, the dims of B columns 2*tig, 2*tig+1; c2, c3 stay zero).
+  float m = -INFINITY, l = 0.0f, zacc = 0.0f;
+  float acc[S::kDimTiles][4];
 #pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
-    zacc[g] = 0.0f;  // quantized V: sum of p * zero
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[g][j] = 0.0f;
-  }
+  for (int d = 0; d < S::kDimTiles; ++d) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.0f;
 
   for (int step = 0; step < n_steps; ++step) {
-    issue(step + kStages - 1);  // refills the slot this thread finished reading last step
-    cp_async_wait<kStages - 1>();
-    const uint4* slot = stage_buf + (step % kStages) * kUnroll * 2 * kThreads + threadIdx.x;
-    if constexpr (!kQuant) {
-      const int base = t0 + step * kStep + stream;
-      float s[kUnroll][kGroup];
+    __syncwarp();                  // every lane is done reading the stage that is refilled next
+    issue(step + S::kStages - 1);  // refills the stage the warp read last step
+    cp_async_wait<S::kStages - 1>();
+    __syncwarp();  // the other lanes' copies of this step's tile have landed too
+    const int tb = tile_start(step);
+    if (tb >= t1) continue;  // warp-uniform: this warp's share of the split ended
+    const uint4* st = ring + (step % S::kStages) * S::kStageUnits;
+    const uint4* kt = st;
+    const uint4* vt = st + S::kTileUnits;
+    const uint32_t* k_sz = reinterpret_cast<const uint32_t*>(st + 2 * S::kTileUnits);  // per token
+    const uint32_t* v_sz = k_sz + 4 * S::kScaleUnits;
+
+    // S = Q K^T: n-tile n covers token rows 0..7 of row tile n / kT, token n % kT of each unit.
+    float sc[S::kNTiles][4];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        float kf[8];
-        half8_to_float(slot[(2 * u) * kThreads], kf);
-        const bool valid = base + u * kStreams < t1;
+    for (int n = 0; n < S::kNTiles; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
 #pragma unroll
-        for (int g = 0; g < kGroup; ++g) {
-          float d = 0.0f;
+    for (int rt = 0; rt < S::kRowTiles; ++rt)
 #pragma unroll
-          for (int j = 0; j < 8; ++j) d += qf[g][j] * kf[j];
-#pragma unroll
-          for (int o = kLanes / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-          s[u][g] = valid ? d : -INFINITY;
-        }
-      }
-      float vf[kUnroll][8];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) half8_to_float(slot[(2 * u + 1) * kThreads], vf[u]);
-#pragma unroll
-      for (int g = 0; g < kGroup; ++g) {
-        float mx = s[0][g];
-#pragma unroll
-        for (int u = 1; u < kUnroll; ++u) mx = fmaxf(mx, s[u][g]);
-        float m_new = fmaxf(m[g], mx);
-        if (m_new == -INFINITY) continue;  // this stream has seen no token yet
-        float corr = exp2f(m[g] - m_new);
-        m[g] = m_new;
-        l[g] *= corr;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[g][j] *= corr;
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          float p = exp2f(s[u][g] - m_new);
-          l[g] += p;
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[g][j] += p * vf[u][j];
-        }
-      }
-    } else {
-      constexpr int kTok = kUnroll * kT;
-      const uint4* sslot = scale_buf + ((step % kStages) * kUnroll * kStreams + stream) * 2 + (dl & 1);
-      const int base = t0 + step * kStep + stream * kT;
-      const int lane0 = lane - dl;  // the stream's first lane
-      float s[kTok][kGroup], v_scale[kTok], v_zero[kTok];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const uint4 sc = dl < 2 ? sslot[u * kStreams * 2] : make_uint4(0u, 0u, 0u, 0u);
-        const uint32_t words[4] = {sc.x, sc.y, sc.z, sc.w};
-        const uint4 kc = slot[(2 * u) * kThreads];
+      for (int s = 0; s < S::kKSteps; ++s) {
+        const int r = rt * 8 + gid;
+        const uint4 u = kt[r * S::kUnits + (((s / 2) * 4 + tig) ^ swizzle(r))];
+        const uint32_t a[4] = {qa0[s], 0u, qa2[s], 0u};
 #pragma unroll
         for (int j = 0; j < kT; ++j) {
-          const int tok = u * kT + j;
-          const bool valid = base + u * kStreams * kT + j < t1;
-          const uint32_t kw = __shfl_sync(0xffffffffu, words[j], lane0);
-          const uint32_t vw = __shfl_sync(0xffffffffu, words[j], lane0 + 1);
-          const float2 ksz = __half22float2(*reinterpret_cast<const half2*>(&kw));
-          const float2 vsz = __half22float2(*reinterpret_cast<const half2*>(&vw));
-          float kf[8];
-          kv_unit_codes<kBits>(kc, j, kf);
-#pragma unroll
-          for (int g = 0; g < kGroup; ++g) {
-            float d = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; ++e) d += qf[g][e] * kf[e];
-#pragma unroll
-            for (int o = kLanes / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-            // Past t1 (and past the context inside the last unit) the scales are not ours to trust.
-            s[tok][g] = valid ? fmaf(ksz.x, d, ksz.y * qsum[g]) : -INFINITY;
-          }
-          v_scale[tok] = valid ? vsz.x : 0.0f;
-          v_zero[tok] = valid ? vsz.y : 0.0f;
+          uint32_t b0, b1;
+          k_fragment<kBits>(u, j, s % 2, b0, b1);
+          mma_m16n8k16(sc[rt * kT + j], a, b0, b1);
         }
       }
+
+    // Scores of this lane's columns: token rows 2*tig + e (e = 0, 1), token j of the unit.
+    float p[S::kNTiles][2];
+    float mx = -INFINITY;
 #pragma unroll
-      for (int g = 0; g < kGroup; ++g) {
-        float mx = s[0][g];
+    for (int n = 0; n < S::kNTiles; ++n) {
+      const int rt = n / kT, j = n % kT;
 #pragma unroll
-        for (int tok = 1; tok < kTok; ++tok) mx = fmaxf(mx, s[tok][g]);
-        const float m_new = fmaxf(m[g], mx);
-        // A stream that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
-        const float use = m_new == -INFINITY ? 0.0f : m_new;
-        const float corr = exp2f(m[g] - use);
-        m[g] = m_new;
-        l[g] *= corr;
-        zacc[g] *= corr;
+      for (int e = 0; e < 2; ++e) {
+        const int t = row_token(tb, rt * 8 + 2 * tig + e) + j;
+        float score = sc[n][e];
+        if constexpr (kQuant) {
+          const float2 sz = __half22float2(bits_h2(k_sz[(rt * 8 + 2 * tig + e) * kT + j]));
+          score = fmaf(sz.x, score, sz.y * qsum);
+        }
+        // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
+        p[n][e] = t < t1 ? score * scale_log2 : -INFINITY;
+        mx = fmaxf(mx, p[n][e]);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m, mx);
+    // A row that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
+    const float use = m_new == -INFINITY ? 0.0f : m_new;
+    const float corr = exp2f(m - use);
+    m = m_new;
+    l *= corr;
+    zacc *= corr;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[g][e] *= corr;
+    for (int d = 0; d < S::kDimTiles; ++d) {
+      acc[d][0] *= corr;
+      acc[d][1] *= corr;
+    }
 #pragma unroll
-        for (int tok = 0; tok < kTok; ++tok) {
-          const float p = exp2f(s[tok][g] - use);
-          l[g] += p;
-          zacc[g] = fmaf(p, v_zero[tok], zacc[g]);
-          s[tok][g] = p * v_scale[tok];  // from here on: the weight of the token's codes
+    for (int n = 0; n < S::kNTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float pe = exp2f(p[n][e] - use);
+        l += pe;
+        p[n][e] = pe;
+        if constexpr (kQuant) {  // the codes' weight p*scale; p*zero adds to every dim
+          const int j = n % kT, r = (n / kT) * 8 + 2 * tig + e;
+          const float2 sz = __half22float2(bits_h2(v_sz[r * kT + j]));
+          const bool valid = row_token(tb, r) + j < t1;
+          p[n][e] = valid ? pe * sz.x : 0.0f;
+          zacc += valid ? pe * sz.y : 0.0f;
         }
       }
+
+      // O += P V, one MMA k-step per two n-tiles: P's A fragment is the scores' C layout.
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const uint4 vc = slot[(2 * u + 1) * kThreads];
+    for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
+      const uint32_t a[4] = {pack_half2(p[2 * kk][0], p[2 * kk][1]), 0u,
+                             pack_half2(p[2 * kk + 1][0], p[2 * kk + 1][1]), 0u};
 #pragma unroll
-        for (int j = 0; j < kT; ++j) {
-          float vf[8];
-          kv_unit_codes<kBits>(vc, j, vf);
+      for (int c = 0; c < S::kVChunks; ++c) {
+        // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
+        // tile, tokens 2kk and 2kk+1 of each unit).
+        const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
+        const int j0 = kBits == 16 ? 0 : 2 * kk, j1 = kBits == 16 ? 0 : 2 * kk + 1;
+        auto v_unit = [&](int rt, int rr) {
+          const int r = rt * 8 + 2 * tig + rr;
+          return vt[r * S::kUnits + ((c * 8 + gid) ^ swizzle(r))];
+        };
+        const uint4 a0 = v_unit(rt0, 0), b0 = v_unit(rt0, 1), a1 = v_unit(rt1, 0), b1 = v_unit(rt1, 1);
 #pragma unroll
-          for (int g = 0; g < kGroup; ++g)
-#pragma unroll
-            for (int e = 0; e < 8; ++e) acc[g][e] = fmaf(s[u * kT + j][g], vf[e], acc[g][e]);
-        }
+        for (int e = 0; e < 8; ++e)
+          mma_m16n8k16(acc[c * 8 + e], a, v_pair<kBits>(a0, b0, j0, e), v_pair<kBits>(a1, b1, j1, e));
       }
     }
   }
   cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
+  // The merge kernel (launched as a programmatic dependent) may start its launch now; it waits for
+  // this grid's completion, and so for these partials, before reading them.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   __syncthreads();
 
-  if constexpr (kQuant) {  // back to values: undo the codes' powers of two, add the zeros' share
-#pragma unroll
-    for (int g = 0; g < kGroup; ++g)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[g][e] = fmaf(acc[g][e], kv_code_unscale<kBits>(e), zacc[g]);
+  // The row's sums over its quad; back from codes to values (zeros' share on every dim).
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if constexpr (kQuant) {
+    zacc += __shfl_xor_sync(0xffffffffu, zacc, 1);
+    zacc += __shfl_xor_sync(0xffffffffu, zacc, 2);
   }
 
-  // Merge the streams of this CTA.
-#pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
-    if (dl == 0) {
-      sm_m[stream * kGroup + g] = m[g];
-      sm_l[stream * kGroup + g] = l[g];
+  // Merge the warps of this CTA.
+  if (gid < kGroup) {
+    if (tig == 0) {
+      sm_m[warp * kGroup + gid] = m;
+      sm_l[warp * kGroup + gid] = l;
     }
-    float4* dst = reinterpret_cast<float4*>(sm_acc + (stream * kGroup + g) * kHeadDim + dl * 8);
-    dst[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
-    dst[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
+    float* row = sm_acc + (warp * kGroup + gid) * kHeadDim;
+#pragma unroll
+    for (int d = 0; d < S::kDimTiles; ++d) {
+      row[((d / 8) * 8 + 2 * tig) * 8 + d % 8] = acc[d][0] + zacc;
+      row[((d / 8) * 8 + 2 * tig + 1) * 8 + d % 8] = acc[d][1] + zacc;
+    }
   }
   __syncthreads();
   for (int e = threadIdx.x; e < kGroup * kHeadDim; e += kThreads) {
     int g = e / kHeadDim, d = e % kHeadDim;
     float mx = -INFINITY;
 #pragma unroll
-    for (int st = 0; st < kStreams; ++st) mx = fmaxf(mx, sm_m[st * kGroup + g]);
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w * kGroup + g]);
     float lsum = 0.0f, o = 0.0f;
     if (mx != -INFINITY) {
 #pragma unroll
-      for (int st = 0; st < kStreams; ++st) {
-        float w = exp2f(sm_m[st * kGroup + g] - mx);
-        lsum += sm_l[st * kGroup + g] * w;
-        o += sm_acc[(st * kGroup + g) * kHeadDim + d] * w;
+      for (int w = 0; w < kWarps; ++w) {
+        float wt = exp2f(sm_m[w * kGroup + g] - mx);
+        lsum += sm_l[w * kGroup + g] * wt;
+        o += sm_acc[(w * kGroup + g) * kHeadDim + d] * wt;
       }
     }
     int head = kvh * kGroup + g;
@@ -377,6 +437,7 @@ __global__ void __launch_bounds__(kThreads, kGroup <= 4 ? kCtasPerSm : 2)
 __global__ void decode_attention_merge_kernel(const float* __restrict__ part_o,
                                               const float2* __restrict__ part_ml, int n_splits, int head_dim,
                                               half* __restrict__ out) {
+  asm volatile("griddepcontrol.wait;" ::: "memory");  // the partials are complete and visible
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * n_splits;
   const int d = threadIdx.x;
   float mx = -INFINITY;
@@ -397,27 +458,42 @@ int max_splits_for_context(int max_context) {
   return std::clamp(ceil_div(std::max(max_context, 1), kMinTokensPerSplit), 1, kMaxSplits);
 }
 
-// One wave of CTAs (kCtasPerSm per SM) over (sequence, KV head, split), no more splits than the
-// context supports: at batch 1 a long context spreads over the whole GPU; at large batch one split.
+// Splits so that the CTAs (kCtasPerSm per SM) over (sequence, KV head, split) fill their last wave:
+// the fewest splits whose last wave is at least 90% full (else the fullest), no more splits than the
+// context supports. At batch 1 a long context spreads over the whole GPU; at B=64 on 8 KV heads one
+// split would leave 512 CTAs in 1.3 waves of 396 (the last third of the time on a third of the
+// GPU), three splits make 3.9 waves. A split costs only its partials (head_dim floats per head).
 int choose_splits(int n_seqs, int n_kv, int max_context, int sms) {
-  int want = (kCtasPerSm * sms) / std::max(1, n_seqs * n_kv);
-  return std::clamp(want, 1, max_splits_for_context(max_context));
+  const double slots = double(kCtasPerSm) * sms, ctas = std::max(1, n_seqs * n_kv);
+  const int most = max_splits_for_context(max_context);
+  int best = 1;
+  double best_fill = 0.0;
+  for (int s = 1; s <= most; ++s) {
+    const double waves = ctas * s / slots, fill = waves / std::ceil(waves);
+    if (fill >= 0.9) return s;
+    if (fill > best_fill) best = s, best_fill = fill;
+  }
+  return best;
 }
 
 template <int kHeadDim, int kGroup, int kBits>
 void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
             cudaStream_t stream) {
-  // Ask for the largest shared-memory carveout once, so kCtasPerSm CTAs of up to 48 KB fit on an SM.
-  static const bool carveout_set = [] {
-    RL_CUDA_CHECK("decode_attention", cudaFuncSetAttribute(decode_attention_kernel<kHeadDim, kGroup, kBits>,
-                                                           cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                           int(cudaSharedmemCarveoutMaxShared)));
+  // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for kCtasPerSm CTAs.
+  constexpr size_t smem = shared_bytes<kHeadDim, kBits>();
+  static const bool attributes_set = [] {
+    auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits>;
+    RL_CUDA_CHECK("decode_attention",
+                  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    RL_CUDA_CHECK("decode_attention",
+                  cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       int(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
-  (void)carveout_set;
+  (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
-  decode_attention_kernel<kHeadDim, kGroup, kBits><<<grid, kThreads, 0, stream>>>(
+  decode_attention_kernel<kHeadDim, kGroup, kBits><<<grid, kThreads, smem, stream>>>(
       p.q, p.slots, p.context_lens, p.n_heads, p.cache, n_splits, scale_log2, part_o, part_ml, p.out);
 }
 
@@ -509,9 +585,19 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
     launch_format<4>(group, p, n_splits, part.o, part.ml, stream);
   RL_CUDA_CHECK_LAUNCH(op);
   if (n_splits > 1) {
-    decode_attention_merge_kernel<<<p.n_seqs * n_heads, cache.head_dim, 0, stream>>>(
-        part.o, part.ml, n_splits, cache.head_dim, p.out);
-    RL_CUDA_CHECK_LAUNCH(op);
+    // A programmatic dependent launch: its launch overlaps the attention kernel's last CTAs.
+    cudaLaunchAttribute pdl{};
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(p.n_seqs * n_heads);
+    cfg.blockDim = dim3(cache.head_dim);
+    cfg.stream = stream;
+    cfg.attrs = &pdl;
+    cfg.numAttrs = 1;
+    RL_CUDA_CHECK(op,
+                  cudaLaunchKernelEx(&cfg, decode_attention_merge_kernel, static_cast<const float*>(part.o),
+                                     static_cast<const float2*>(part.ml), n_splits, cache.head_dim, p.out));
   }
 }
 
