@@ -7,8 +7,10 @@
 // That is why both products run on tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate): a
 // CUDA-core dot product spreads a token's row over 16 lanes and pays a shuffle reduction, a
 // conversion per element and a softmax per lane for every token, which made int8/int4 no faster
-// than fp16 (perf/NOTES.md). Here the GQA group's query heads are the M rows of the MMA (group <= 8
-// of 16 rows; the rest are zeros), tokens the N columns of S = Q K^T and the K dimension of O = P V.
+// than fp16 (perf/NOTES.md). S = Q K^T has the GQA group's query heads as M rows (group <= 8 of 16;
+// the rest are zeros) and tokens as N columns; O^T = V^T P^T has head dims as M rows, tokens as K
+// and the group as the N = 8 columns, so every accumulator register holds a real output, and S's C
+// fragment (row = head gid, columns = tokens 2*tig, 2*tig+1) is P^T's B fragment as it stands.
 // One CTA per (KV head, sequence, context split); each warp streams its own tiles of 16 tokens (32 at
 // int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
@@ -19,8 +21,8 @@
 //  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q's A fragment
 //    is loaded in the same dim order. S column n = token row n.
 //  - V: lane (gid, tig) holds token rows 2*tig and 2*tig+1, dim chunks gid, gid+8: exactly the tokens
-//    of its P fragment (S's C layout is P's A layout) and the dims of its B column; two tokens'
-//    values at one dim are paired by byte permutes.
+//    of its P^T fragment, and as V^T's A rows gid and gid+8 of m-tile t the dims t and t+kMTiles of
+//    its own chunks; two tokens' values at one dim are paired by byte permutes.
 //  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own S n-tile.
 // Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the raw codes, exactly converted
 // to fp16 (a code placed under the exponent of 1024, 1024 subtracted): q.k = s*(q.c) + z*sum(q) per
@@ -34,8 +36,8 @@
 // DRAM, became the limit). In shared memory a row's units sit XOR-swizzled (unit c of row r at
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
-// Measured (H200, perf/NOTES.md): fp16 at 0.92-0.99 of the read peak from B=16, ctx 8192; int8 1.5x
-// and int4 1.8-2.0x faster than fp16 there, where the code conversions, not DRAM, set the time.
+// Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8 1.6x
+// and int4 1.9-2.1x faster than fp16 there, where the code conversions, not DRAM, set the time.
 #include <cmath>
 
 #include "kernels/cp_async.cuh"
@@ -50,7 +52,11 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxSplits = 64;
 constexpr int kMinTokensPerSplit = 64;
-constexpr int kCtasPerSm = 3;  // what fits beside each other: up to 72 KB of staging each
+// CTAs that fit beside each other on an SM: 64 KB of fp16 staging each (3), ~52 KB of int8/int4
+// staging and at most 128 registers (4).
+constexpr int ctas_per_sm(int bits) {
+  return bits == 16 ? 3 : 4;
+}
 constexpr int kMaxGroup = 8;
 
 // The shape of one warp's tile, per head_dim and KV format.
@@ -64,7 +70,6 @@ struct Tile {
   static constexpr int kKSteps = kHeadDim / 16;   // MMA k-steps of q.k
   static constexpr int kKChunks = kHeadDim / 32;  // K units a lane holds per row
   static constexpr int kVChunks = kHeadDim / 64;  // V units a lane holds per row
-  static constexpr int kDimTiles = kHeadDim / 8;  // n-tiles of O = P V
   static constexpr int kUnits = kHeadDim / 8;     // 16-byte units per row
   static constexpr int kRowBytes = kUnits * 16;
   static constexpr int kTileUnits = kRows * kUnits;                       // of K (and of V) per tile
@@ -163,15 +168,16 @@ __device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j
   }
 }
 
-// At most 170 registers where kCtasPerSm CTAs of kThreads fit.
+// At most 170 (fp16) or 128 (int8/int4) registers, so that ctas_per_sm CTAs of kThreads fit.
 template <int kHeadDim, int kGroup, int kBits>
-__global__ void __launch_bounds__(kThreads, kCtasPerSm)
+__global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                             const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
                             int n_splits, float scale_log2, float* __restrict__ part_o,
                             float2* __restrict__ part_ml, half* __restrict__ out) {
   using S = Tile<kHeadDim, kBits>;
   constexpr bool kQuant = kBits < 16;
+  constexpr int kMTiles = kHeadDim / 16;
   constexpr int kT = S::kT;
   constexpr int kRowBytes = S::kRowBytes;
 
@@ -272,9 +278,11 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   // Row gid's running max (log2 domain), this lane's share of the row sum and of sum p*zero, and
   // O's C fragments (c0, c1: row gid, the dims of B columns 2*tig, 2*tig+1; c2, c3 stay zero).
   float m = -INFINITY, l = 0.0f, zacc = 0.0f;
-  float acc[S::kDimTiles][4];
+  // O^T = V^T P^T: m-tile t's rows gid and gid+8 are dims vdim(t) and vdim(t + kMTiles) of this lane's
+  // V units, its columns the heads 2*tig, 2*tig+1.
+  float acc[kMTiles][4];
 #pragma unroll
-  for (int d = 0; d < S::kDimTiles; ++d) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.0f;
+  for (int t = 0; t < kMTiles; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
 
   for (int step = 0; step < n_steps; ++step) {
     __syncwarp();                  // every lane is done reading the stage that is refilled next
@@ -336,10 +344,16 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     m = m_new;
     l *= corr;
     zacc *= corr;
+    {  // O's columns are heads 2*tig and 2*tig+1: their rows' factors live in lanes 8*tig and 8*tig+4
+      const float corr_a = __shfl_sync(0xffffffffu, corr, 8 * tig);
+      const float corr_b = __shfl_sync(0xffffffffu, corr, 8 * tig + 4);
 #pragma unroll
-    for (int d = 0; d < S::kDimTiles; ++d) {
-      acc[d][0] *= corr;
-      acc[d][1] *= corr;
+      for (int t = 0; t < kMTiles; ++t) {
+        acc[t][0] *= corr_a;
+        acc[t][1] *= corr_b;
+        acc[t][2] *= corr_a;
+        acc[t][3] *= corr_b;
+      }
     }
 #pragma unroll
     for (int n = 0; n < S::kNTiles; ++n)
@@ -357,25 +371,36 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         }
       }
 
-      // O += P V, one MMA k-step per two n-tiles: P's A fragment is the scores' C layout.
+      // O^T += V^T P^T, one MMA k-step per two n-tiles: the scores' C layout (row = head gid, columns =
+      // tokens 2*tig, 2*tig+1) is exactly P^T's B fragment, so P needs no shuffle.
 #pragma unroll
     for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
-      const uint32_t a[4] = {pack_half2(p[2 * kk][0], p[2 * kk][1]), 0u,
-                             pack_half2(p[2 * kk + 1][0], p[2 * kk + 1][1]), 0u};
+      const uint32_t b0 = pack_half2(p[2 * kk][0], p[2 * kk][1]);
+      const uint32_t b1 = pack_half2(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+      // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
+      // tile, tokens 2kk and 2kk+1 of each unit).
+      const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
+      const int j0 = kBits == 16 ? 0 : 2 * kk, j1 = kBits == 16 ? 0 : 2 * kk + 1;
+      uint4 lo0[S::kVChunks], lo1[S::kVChunks], hi0[S::kVChunks], hi1[S::kVChunks];
 #pragma unroll
       for (int c = 0; c < S::kVChunks; ++c) {
-        // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
-        // tile, tokens 2kk and 2kk+1 of each unit).
-        const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
-        const int j0 = kBits == 16 ? 0 : 2 * kk, j1 = kBits == 16 ? 0 : 2 * kk + 1;
         auto v_unit = [&](int rt, int rr) {
           const int r = rt * 8 + 2 * tig + rr;
           return vt[r * S::kUnits + ((c * 8 + gid) ^ swizzle(r))];
         };
-        const uint4 a0 = v_unit(rt0, 0), b0 = v_unit(rt0, 1), a1 = v_unit(rt1, 0), b1 = v_unit(rt1, 1);
+        lo0[c] = v_unit(rt0, 0);
+        lo1[c] = v_unit(rt0, 1);
+        hi0[c] = v_unit(rt1, 0);
+        hi1[c] = v_unit(rt1, 1);
+      }
 #pragma unroll
-        for (int e = 0; e < 8; ++e)
-          mma_m16n8k16(acc[c * 8 + e], a, v_pair<kBits>(a0, b0, j0, e), v_pair<kBits>(a1, b1, j1, e));
+      for (int t = 0; t < kMTiles; ++t) {
+        constexpr int kHalf = kMTiles;  // slot q of the lane's 8*kVChunks dims: unit q / 8, element q % 8
+        const int cl = t / 8, el = t % 8, ch = (t + kHalf) / 8, eh = (t + kHalf) % 8;
+        const uint32_t a[4] = {
+            v_pair<kBits>(lo0[cl], lo1[cl], j0, el), v_pair<kBits>(lo0[ch], lo1[ch], j0, eh),
+            v_pair<kBits>(hi0[cl], hi1[cl], j1, el), v_pair<kBits>(hi0[ch], hi1[ch], j1, eh)};
+        mma_m16n8k16(acc[t], a, b0, b1);
       }
     }
   }
@@ -394,16 +419,23 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   }
 
   // Merge the warps of this CTA.
-  if (gid < kGroup) {
-    if (tig == 0) {
-      sm_m[warp * kGroup + gid] = m;
-      sm_l[warp * kGroup + gid] = l;
-    }
-    float* row = sm_acc + (warp * kGroup + gid) * kHeadDim;
+  if (gid < kGroup && tig == 0) {
+    sm_m[warp * kGroup + gid] = m;
+    sm_l[warp * kGroup + gid] = l;
+  }
+  {
+    const float z[2] = {__shfl_sync(0xffffffffu, zacc, 8 * tig), __shfl_sync(0xffffffffu, zacc, 8 * tig + 4)};
 #pragma unroll
-    for (int d = 0; d < S::kDimTiles; ++d) {
-      row[((d / 8) * 8 + 2 * tig) * 8 + d % 8] = acc[d][0] + zacc;
-      row[((d / 8) * 8 + 2 * tig + 1) * 8 + d % 8] = acc[d][1] + zacc;
+    for (int hh = 0; hh < 2; ++hh) {
+      const int head = 2 * tig + hh;
+      if (head >= kGroup) continue;
+      float* row = sm_acc + (warp * kGroup + head) * kHeadDim;
+#pragma unroll
+      for (int t = 0; t < kMTiles; ++t) {
+        const int ql = t, qh = t + kMTiles;  // the lane's dim slots: unit q / 8 (of c*8+gid), element q % 8
+        row[((ql / 8) * 8 + gid) * 8 + ql % 8] = acc[t][hh] + z[hh];
+        row[((qh / 8) * 8 + gid) * 8 + qh % 8] = acc[t][2 + hh] + z[hh];
+      }
     }
   }
   __syncthreads();
@@ -458,13 +490,13 @@ int max_splits_for_context(int max_context) {
   return std::clamp(ceil_div(std::max(max_context, 1), kMinTokensPerSplit), 1, kMaxSplits);
 }
 
-// Splits so that the CTAs (kCtasPerSm per SM) over (sequence, KV head, split) fill their last wave:
+// Splits so that the CTAs (`per_sm` per SM) over (sequence, KV head, split) fill their last wave:
 // the fewest splits whose last wave is at least 90% full (else the fullest), no more splits than the
 // context supports. At batch 1 a long context spreads over the whole GPU; at B=64 on 8 KV heads one
 // split would leave 512 CTAs in 1.3 waves of 396 (the last third of the time on a third of the
 // GPU), three splits make 3.9 waves. A split costs only its partials (head_dim floats per head).
-int choose_splits(int n_seqs, int n_kv, int max_context, int sms) {
-  const double slots = double(kCtasPerSm) * sms, ctas = std::max(1, n_seqs * n_kv);
+int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
+  const double slots = double(per_sm) * sms, ctas = std::max(1, n_seqs * n_kv);
   const int most = max_splits_for_context(max_context);
   int best = 1;
   double best_fill = 0.0;
@@ -479,7 +511,7 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms) {
 template <int kHeadDim, int kGroup, int kBits>
 void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
             cudaStream_t stream) {
-  // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for kCtasPerSm CTAs.
+  // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for ctas_per_sm CTAs.
   constexpr size_t smem = shared_bytes<kHeadDim, kBits>();
   static const bool attributes_set = [] {
     auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits>;
@@ -547,7 +579,8 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   // worst case (the fewer KV heads, the more splits).
   int64_t rows = 0;
   for (int n = 1; n <= max_seqs; ++n)
-    rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, 1, max_context, sms));
+    for (int per_sm : {ctas_per_sm(16), ctas_per_sm(8)})  // the KV format is not known here
+      rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, 1, max_context, sms, per_sm));
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 
@@ -572,7 +605,8 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
   require(aligned16(p.q) && aligned16(cache.k) && aligned16(cache.v), op,
           "q and the K/V pools must be 16-byte aligned");
   if (p.n_seqs == 0) return;
-  int n_splits = choose_splits(p.n_seqs, cache.n_kv_heads, p.max_context, current_sm_count(op));
+  int n_splits =
+      choose_splits(p.n_seqs, cache.n_kv_heads, p.max_context, current_sm_count(op), ctas_per_sm(cache.bits));
   require(n_splits == 1 || p.workspace != nullptr, op, "a workspace is needed when the context is split");
   int64_t rows = int64_t{p.n_seqs} * n_heads * n_splits;
   Partials part = partials_in(p.workspace, rows, cache.head_dim);
