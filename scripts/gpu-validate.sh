@@ -13,6 +13,9 @@
 #            1..256 and context 1024..8192, of the 7b preset at batch 1, 16, 64 and context 1024, 8192,
 #            and a prefill of 512 and 2048 tokens on both, against OUTDIR/ceilings.json (run `probe`
 #            first) into OUTDIR/formats-*.json;
+#   kv       issue 10's KV comparison: fp16, int8 and int4 KV at context 8192, batch 16, 64 and 256, on
+#            the 1.8b and 7b presets (the whole step per format, and the largest batch that fits: the
+#            skipped configurations carry the capacity), into OUTDIR/kv-*.json;
 #   ci       scripts/gpu-ci.sh three times on the built tree: once as committed (its sweep becomes
 #            OUTDIR/ci-baseline.json), once clean against it, once with RIDGELINE_INJECT_DELAY_US set
 #            (layers.3.w2 200 us), which the gate must call a regression;
@@ -91,6 +94,18 @@ for stage in "${stages[@]}"; do
         echo "== prefill $m (exit $?)" >>"$summary"
       done
       grep -hE "sweep:|prefill B=|failed" "$logs"/formats-*.log "$logs"/prefill-*.log >>"$summary"
+      ;;
+    kv)
+      ceil=()
+      [ -f "$out/ceilings.json" ] && ceil=(--ceilings "$out/ceilings.json")
+      [ ${#ceil[@]} -eq 0 ] && [ -f reports/ceilings/h200.json ] && nvidia-smi -L 2>/dev/null | grep -q H200 &&
+        ceil=(--ceilings reports/ceilings/h200.json)
+      for m in internlm2-chat-1_8b internlm2-chat-7b; do
+        "$rl" sweep --model $m --kv fp16,int8,int4 --batch 16,64,256 --context 8192 "${ceil[@]}" --iters 20 \
+          --warmup 3 --out "$out/kv-$m.json" 2>"$logs/kv-$m.log"
+        echo "== kv $m (exit $?)" >>"$summary"
+        grep -hE "^\[|sweep:|skip|failed" "$logs/kv-$m.log" >>"$summary"
+      done
       ;;
     ci)
       ci() { RIDGELINE_CI_SKIP_BUILD=1 RIDGELINE_CI_SKIP_TESTS=1 RIDGELINE_BUILD_DIR="$build" scripts/gpu-ci.sh "$@"; }
