@@ -51,8 +51,8 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
       return c.n_heads * attention_pairs(s) * (4.0 * c.head_dim + kSoftmaxFlops);
     case OpType::wo:
       return 2.0 * T * Q * H;
-    case OpType::w13:
-      return 2.0 * T * H * 2 * I;
+    case OpType::w13:  // with SwiGLU in its epilogue it does swiglu's FLOPs too
+      return 2.0 * T * H * 2 * I + (s.fusions.swiglu_in_w13 ? T * I * kSwigluFlops : 0.0);
     case OpType::swiglu:
       return T * I * kSwigluFlops;
     case OpType::w2:

@@ -271,9 +271,14 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
       add(OpType::attention, l, {q, slots, positions, table, k_ctx, v_ctx}, {attn});
     add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f)}, {proj});
     add(OpType::ffn_norm, l, {residual, proj, plain(p + "ffn_norm.weight", Dtype::f16, {H})}, {residual, x});
-    add(OpType::w13, l, {x, weight(p + "w13.weight", 2 * I, H, f)}, {gate_up});
-    add(OpType::swiglu, l, {gate_up}, {plain("act", Dtype::f16, {T, I})});
-    add(OpType::w2, l, {plain("act", Dtype::f16, {T, I}), weight(p + "w2.weight", H, I, f)}, {proj});
+    const Tensor act = plain("act", Dtype::f16, {T, I});
+    if (s.fusions.swiglu_in_w13) {
+      add(OpType::w13, l, {x, weight(p + "w13.weight", 2 * I, H, f)}, {act});
+    } else {
+      add(OpType::w13, l, {x, weight(p + "w13.weight", 2 * I, H, f)}, {gate_up});
+      add(OpType::swiglu, l, {gate_up}, {act});
+    }
+    add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f)}, {proj});
   }
   add(OpType::norm, -1, {residual, proj, plain("norm.weight", Dtype::f16, {H})}, {residual, x});
 
@@ -290,6 +295,16 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
   }
   add(OpType::sample, -1, {logits}, {plain("tokens", Dtype::i32, {B})});
   return ops;
+}
+
+Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
+  Fusions f;
+  const bool decode = s.new_tokens_per_seq == 1;
+  // The backend pads a decode batch to the next power of two: 1 -> 1, 2 -> 2, 3 -> 4.
+  const bool gemv_rows = s.batch >= 1 && s.batch <= kCudaFusedRows;
+  f.swiglu_in_w13 = decode && gemv_rows && s.formats.weights == WeightFormat::fp16 && c.hidden > 0 &&
+                    c.hidden % 8 == 0 && c.intermediate > 0;
+  return f;
 }
 
 std::vector<Tensor> weight_tensors(const ModelConfig& c, const Formats& f) {

@@ -9,6 +9,11 @@
 //                   -> ffn_norm -> w13 -> swiglu -> w2
 //   norm -> output -> sample
 //
+// Fusions (StepShape::fusions) change that list where the CUDA backend folds small ops into its
+// GEMVs (decode steps of <= 2 rows, fp16 weights: cuda_fusions() says when). With swiglu_in_w13 the
+// w13 GEMV writes act = silu(gate) * up itself: `w13` reads x and W13 and writes act, and there is no
+// gate_up tensor and no `swiglu` op. The CPU backend runs the unfused list (Fusions{}).
+//
 // Storage as the kernels keep it: the residual stream is float32, every other activation fp16,
 // logits float32, token ids and indices int32; weights in the weight format (norms and embeddings
 // always fp16), the output head in its own (Formats::head: fp16 unless the checkpoint holds it 4-bit);
@@ -89,6 +94,12 @@ struct Op {
   int64_t bytes() const;  // every tensor read and written, once
 };
 
+// Small ops a backend folds into a neighbouring op for a step; the op table lists the ops that run.
+struct Fusions {
+  bool swiglu_in_w13 = false;  // the w13 GEMV applies SwiGLU in its epilogue: no swiglu op
+  bool operator==(const Fusions&) const = default;
+};
+
 // The KV-cache block of the CUDA backend (the block table costs one int32 per block read).
 inline constexpr int kDefaultKvBlockSize = 64;
 
@@ -100,7 +111,16 @@ struct StepShape {
   int new_tokens_per_seq = 1;  // 1 = decode; > 1 = prefill (causal)
   Formats formats;
   int kv_block_size = kDefaultKvBlockSize;
+  Fusions fusions{};  // none by default (the CPU backend's list); cuda_fusions() for the CUDA backend
 };
+
+// The fusions the CUDA backend applies to a step of this shape: a decode step whose batch the
+// backend runs as at most kCudaFusedRows rows (its bucket: the next power of two) with fp16 layer
+// weights, where every linear goes through the ridgeline GEMV (kernels/gemv.cu; hidden a multiple of
+// 8). Both the backend's run_step and the reports ask this one function, so the op table a report
+// prints for a CUDA run is the list of ops that ran.
+inline constexpr int kCudaFusedRows = 2;
+Fusions cuda_fusions(const ModelConfig& c, const StepShape& s);
 
 // Every op of one forward step in forward order. Throws std::invalid_argument on an inconsistent
 // shape (naming the field).

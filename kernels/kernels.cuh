@@ -140,6 +140,11 @@ void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaSt
 // The one dispatch predicate between gemv and cuBLASLt (engine/cuda/gemm.cpp asks it): true where
 // gemv runs the shape and is the faster of the two.
 bool gemv_preferred(int n, int in, const void* x, const void* w);
+// gemv_swiglu: act[n, inter] = silu(x W1^T) * (x W3^T), W13 [2*inter, in] fp16 (gate rows then up
+// rows, as the w13 linear stacks them), n <= kGemvFusedMaxRows, in % 8 == 0, x and W13 16-byte
+// aligned. Bit-identical to gemv into gate_up followed by swiglu (the decode step's fused w13).
+inline constexpr int kGemvFusedMaxRows = 2;
+void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream);
 
 // argmax over float32 logits [n_rows, vocab] -> out[n_rows]; lowest index on ties.
 void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t stream);

@@ -1,9 +1,11 @@
 // swiglu: out[t, i] = silu(gate[t, i]) * up[t, i], gate = gate_up[t, 0:inter], up = gate_up[t,
 // inter:2*inter]. FLOPs: ~5 per output (plus one exp). Bytes: n_tokens*inter*(2+2 read, 2 written).
 // Memory-bound: one 16-byte vector of gate, one of up and one of out per thread, grid-stride so any size
-// fills the GPU; fp32 maths with expf (not __expf) to stay within the reference's rounding.
+// fills the GPU; the per-element maths is swiglu_value (kernels/swiglu_math.cuh), which the fused w13
+// GEMV epilogue (gemv_swiglu in kernels/gemv.cu) shares so both paths give the same bits.
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/swiglu_math.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -19,7 +21,7 @@ __global__ void swiglu_kernel(const half* __restrict__ gate_up, int64_t n_vector
     half8_to_float(row[c], g);
     half8_to_float(row[vectors_per_row + c], u);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    for (int j = 0; j < 8; ++j) o[j] = swiglu_value(g[j], u[j]);
     reinterpret_cast<uint4*>(out)[v] = float_to_half8(o);
   }
 }

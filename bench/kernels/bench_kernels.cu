@@ -128,6 +128,54 @@ BENCHMARK(BM_CublasLtFp16)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
+// The w13 GEMV with SwiGLU in its epilogue (gemv_swiglu, the CUDA decode step at B <= 2) against the
+// two launches it replaces (gemv into gate_up, then swiglu), 1.8b and 7b FFN shapes, 1 and 2 rows.
+// Bytes and FLOPs are the op table's: unfused = w13 + swiglu; fused = the fused w13 op, which moves
+// 8*m*inter fewer bytes (no gate_up round trip) and does the same FLOPs (tests/test_ops_fusions.cpp
+// checks that arithmetic on the table). Expect about one small launch (~2 us) saved per call and the
+// fused kernel streaming W13 at the plain gemv's GB/s.
+struct FfnShape {
+  const char* name;
+  const char* preset;
+  int hidden, inter;
+};
+const FfnShape kFfnShapes[] = {{"1_8b.w13", "internlm2-chat-1_8b", 2048, 8192},
+                               {"7b.w13", "internlm2-chat-7b", 4096, 14336}};
+
+void w13_swiglu(benchmark::State& state, bool fused) {
+  if (!gpu_ok()) return state.SkipWithError("GPU not available");
+  const FfnShape& sh = kFfnShapes[state.range(0)];
+  const int m = int(state.range(1)), H = sh.hidden, I = sh.inter;
+  state.SetLabel(std::string(sh.name) + (fused ? " gemv_swiglu" : " gemv+swiglu"));
+  Stream stream;
+  const size_t w_elems = size_t(2) * I * H;
+  const int copies = copies_for(w_elems * 2);
+  DeviceBuffer<half> w(w_elems * copies, "bench W13"), x(size_t(m) * H, "bench x"),
+      gate_up(size_t(m) * 2 * I, "bench gate_up"), act(size_t(m) * I, "bench act");
+  fill(w.get(), int64_t(w.size()), 1, stream.get());
+  fill(x.get(), int64_t(x.size()), 2, stream.get());
+  const KernelCost w13 = op_cost(sh.preset, OpType::w13, m), sw = op_cost(sh.preset, OpType::swiglu, m);
+  const double bytes = fused ? w13.bytes - 2.0 * m * 2 * I + 2.0 * m * I : w13.bytes + sw.bytes;
+  time_kernel(state, stream.get(), bytes, w13.flops + sw.flops, [&](int i) {
+    const half* wi = w.get() + size_t(i % copies) * w_elems;
+    if (fused) {
+      gemv_swiglu(x.get(), wi, m, H, I, act.get(), stream.get());
+    } else {
+      gemv(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get());
+      swiglu(gate_up.get(), m, I, act.get(), stream.get());
+    }
+  });
+}
+
+void BM_W13SwigluFused(benchmark::State& state) {
+  w13_swiglu(state, true);
+}
+void BM_W13SwigluUnfused(benchmark::State& state) {
+  w13_swiglu(state, false);
+}
+BENCHMARK(BM_W13SwigluFused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W13SwigluUnfused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 // The KV formats the attention and RoPE/KV-write benchmarks take as an argument: 0 fp16, 1 int8, 2 int4.
 const ridgeline::KvFormat kKvFormats[] = {ridgeline::KvFormat::fp16, ridgeline::KvFormat::int8,
                                           ridgeline::KvFormat::int4};

@@ -350,7 +350,18 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
   }
 }
 
-// The model over one step's rows, in the order the report lists the ops.
+static_assert(kCudaFusedRows == kGemvFusedMaxRows, "engine/ops.h's fusion rule and the fused GEMVs agree");
+
+Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {
+  if (!a.decode) return {};
+  StepShape s;
+  s.batch = a.rows;  // the padded bucket: the rows the GEMVs run
+  s.formats = opt_.formats;
+  return cuda_fusions(c_, s);
+}
+
+// The model over one step's rows, in the order the report lists the ops (step_ops with the same
+// fusions, engine/ops.h).
 void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   const int n = a.rows, h = c_.hidden, qd = c_.q_dim(), qkvd = c_.qkv_dim(), inter = c_.intermediate;
   const float eps = c_.norm_eps;
@@ -358,6 +369,7 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   cudaStream_t st = stream_.get();
   Gemm& gemm = *gemm_;
   Activations& x = act_;
+  const Fusions fused = step_fusions(a);
 
   op(names_(OpType::embed), hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
   const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
@@ -410,9 +422,14 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
        [&] { gemm.run(x.attn.get(), L.wo, n, x.proj.get(), st, name(OpType::wo).c_str()); });
     op(name(OpType::ffn_norm), hook,
        [&] { add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st); });
-    op(name(OpType::w13), hook,
-       [&] { gemm.run(x.x.get(), L.w13, n, x.gate_up.get(), st, name(OpType::w13).c_str()); });
-    op(name(OpType::swiglu), hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
+    if (fused.swiglu_in_w13) {  // fp16 weights, n <= 2 rows: one GEMV writes act
+      op(name(OpType::w13), hook,
+         [&] { gemv_swiglu(x.x.get(), L.w13.fp16.get(), n, h, inter, x.act.get(), st); });
+    } else {
+      op(name(OpType::w13), hook,
+         [&] { gemm.run(x.x.get(), L.w13, n, x.gate_up.get(), st, name(OpType::w13).c_str()); });
+      op(name(OpType::swiglu), hook, [&] { swiglu(x.gate_up.get(), n, inter, x.act.get(), st); });
+    }
     op(name(OpType::w2), hook,
        [&] { gemm.run(x.act.get(), L.w2, n, x.proj.get(), st, name(OpType::w2).c_str()); });
     pending = x.proj.get();

@@ -122,6 +122,8 @@ class CudaBackendImpl final : public CudaBackend {
   void run_decode(const StepArgs& a, const OpHook* hook);
   void run_prefill(std::span<const int> seqs, std::span<const std::vector<int>> tokens, const OpHook* hook);
   void run_step(const StepArgs& a, const OpHook* hook);
+  // The small ops this step folds into its GEMVs: cuda_fusions (engine/ops.h) of the step's rows.
+  Fusions step_fusions(const StepArgs& a) const;
   void run_argmax(int rows, const OpHook* hook);  // greedy tokens of logits_ rows into sampled_dev_
   int op_count() const;
   std::vector<OpSamples> profile_ops_cupti(const StepArgs& a, int iters);

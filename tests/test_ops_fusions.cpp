@@ -1,0 +1,97 @@
+// The op table with the CUDA backend's small-batch fusions (engine/ops.h: Fusions, cuda_fusions):
+// when they apply, which ops disappear, and the bytes and FLOPs the fused ops are counted with. The
+// CUDA backend running exactly these ops is tests/gpu/test_cuda_engine.cpp.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "analysis/cost_model.h"
+#include "engine/model_source.h"
+#include "engine/ops.h"
+
+using namespace ridgeline;
+
+namespace {
+
+StepShape decode(int batch, WeightFormat w = WeightFormat::fp16) {
+  StepShape s;
+  s.batch = batch;
+  s.context = {1024};
+  s.formats.weights = w;
+  return s;
+}
+
+std::vector<OpType> layer_types(const std::vector<Op>& ops, int layer) {
+  std::vector<OpType> v;
+  for (const Op& op : ops)
+    if (op.layer == layer) v.push_back(op.type);
+  return v;
+}
+
+int64_t total_bytes(const std::vector<Op>& ops) {
+  int64_t b = 0;
+  for (const Op& op : ops) b += op.bytes();
+  return b;
+}
+
+}  // namespace
+
+TEST(OpTableFusions, CudaFusesDecodeStepsOfOneOrTwoRowsWithFp16WeightsOnly) {
+  const ModelConfig c = preset_config("internlm2-chat-1_8b");
+  EXPECT_TRUE(cuda_fusions(c, decode(1)).swiglu_in_w13);
+  EXPECT_TRUE(cuda_fusions(c, decode(2)).swiglu_in_w13);
+  EXPECT_FALSE(cuda_fusions(c, decode(3)).swiglu_in_w13) << "B=3 runs as 4 rows through cuBLASLt";
+  EXPECT_FALSE(cuda_fusions(c, decode(16)).swiglu_in_w13);
+  EXPECT_FALSE(cuda_fusions(c, decode(1, WeightFormat::w4a16)).swiglu_in_w13);
+  StepShape prefill = decode(1);
+  prefill.new_tokens_per_seq = 2;
+  prefill.context = {2};
+  EXPECT_FALSE(cuda_fusions(c, prefill).swiglu_in_w13);
+  EXPECT_EQ(StepShape{}.fusions, Fusions{}) << "the default (CPU) table is unfused";
+}
+
+TEST(OpTableFusions, FusedDecodeTableHasNoSwigluAndW13WritesTheActivation) {
+  const ModelConfig c = preset_config("internlm2-chat-1_8b");
+  for (int batch : {1, 2}) {
+    StepShape s = decode(batch);
+    s.fusions = cuda_fusions(c, s);
+    const auto fused = step_ops(c, s);
+    ASSERT_EQ(fused.size(), 1u + 8u * 24u + 3u);
+    for (int l = 0; l < c.n_layers; ++l)
+      EXPECT_EQ(
+          layer_types(fused, l),
+          (std::vector<OpType>{OpType::attention_norm, OpType::wqkv, OpType::rope_kv_write, OpType::attention,
+                               OpType::wo, OpType::ffn_norm, OpType::w13, OpType::w2}))
+          << "layer " << l;
+    for (const Op& op : fused) {
+      EXPECT_NE(op.type, OpType::swiglu) << op.name;
+      EXPECT_EQ(op.name, op_name(op.type, op.layer));
+      if (op.type != OpType::w13) continue;
+      const int64_t T = batch, H = c.hidden, I = c.intermediate;
+      ASSERT_EQ(op.writes.size(), 1u);
+      EXPECT_EQ(op.writes[0].name, "act");
+      EXPECT_EQ(op.writes[0].shape, (std::vector<int64_t>{T, I}));
+      // x, W13 [2I, H] and act, all fp16: what gemv_swiglu moves.
+      EXPECT_EQ(op.bytes(), 2 * T * H + 2 * 2 * I * H + 2 * T * I) << op.name;
+    }
+    // Against the unfused table: per layer the gate_up write and the swiglu op (gate_up read, act
+    // written) are gone and w13 writes act instead: 2T*2I + (2T*2I + 2T*I) - 2T*I = 8*T*I bytes.
+    StepShape plain = decode(batch);
+    const auto unfused = step_ops(c, plain);
+    EXPECT_EQ(unfused.size(), fused.size() + size_t(c.n_layers));
+    EXPECT_EQ(total_bytes(unfused) - total_bytes(fused), int64_t{c.n_layers} * 8 * batch * c.intermediate);
+  }
+}
+
+TEST(OpTableFusions, CostModelCountsSwigluFlopsInTheFusedW13) {
+  const ModelConfig c = preset_config("internlm2-chat-7b");
+  StepShape plain = decode(1), fused = decode(1);
+  fused.fusions = cuda_fusions(c, fused);
+  ASSERT_TRUE(fused.fusions.swiglu_in_w13);
+  double flops_plain = 0, flops_fused = 0;
+  for (const OpCost& op : step_costs(c, plain)) flops_plain += op.flops;
+  for (const OpCost& op : step_costs(c, fused)) flops_fused += op.flops;
+  EXPECT_DOUBLE_EQ(flops_fused, flops_plain);  // the same arithmetic, fewer launches
+  EXPECT_EQ(step_costs(c, fused).size() + size_t(c.n_layers), step_costs(c, plain).size());
+}
