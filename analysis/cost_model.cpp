@@ -35,28 +35,34 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
                V = c.vocab;
   const double T = double(s.batch) * s.new_tokens_per_seq;  // new tokens in the step
   const double R = s.batch;  // rows that reach the head: the last new position of each sequence
+  // With the norms fused (Fusions::norm_in_gemv) the GEMV after a norm does its FLOPs and wo / w2
+  // the residual adds, so a step's total is the same fused or not.
+  const bool fused_norm = s.fusions.norm_in_gemv;
+  const double norm_prologue = fused_norm ? T * H * kNormFlops : 0.0;
+  const double residual_epilogue = fused_norm ? T * H * kResidualAddFlops : 0.0;
   switch (op.type) {
     case OpType::embed:
       return 0.0;
     case OpType::attention_norm:
       return T * H * (kNormFlops + (op.layer > 0 ? kResidualAddFlops : 0.0));
     case OpType::ffn_norm:
-    case OpType::norm:
       return T * H * (kNormFlops + kResidualAddFlops);
+    case OpType::norm:  // fused, the last w2 did the add
+      return T * H * (kNormFlops + (fused_norm ? 0.0 : kResidualAddFlops));
     case OpType::wqkv:
-      return 2.0 * T * H * QKV;
+      return 2.0 * T * H * QKV + norm_prologue;
     case OpType::rope_kv_write:
       return T * (Q + KV) * kRopeFlops;
     case OpType::attention:
       return c.n_heads * attention_pairs(s) * (4.0 * c.head_dim + kSoftmaxFlops);
     case OpType::wo:
-      return 2.0 * T * Q * H;
+      return 2.0 * T * Q * H + residual_epilogue;
     case OpType::w13:  // with SwiGLU in its epilogue it does swiglu's FLOPs too
-      return 2.0 * T * H * 2 * I + (s.fusions.swiglu_in_w13 ? T * I * kSwigluFlops : 0.0);
+      return 2.0 * T * H * 2 * I + norm_prologue + (s.fusions.swiglu_in_w13 ? T * I * kSwigluFlops : 0.0);
     case OpType::swiglu:
       return T * I * kSwigluFlops;
     case OpType::w2:
-      return 2.0 * T * I * H;
+      return 2.0 * T * I * H + residual_epilogue;
     case OpType::output:
       return 2.0 * R * H * V;
     case OpType::sample:

@@ -223,6 +223,7 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
   const int64_t B = s.batch, n = s.new_tokens_per_seq, T = B * n;
   const bool decode = n == 1;
   const Formats& f = s.formats;
+  const bool fuse_norm = s.fusions.norm_in_gemv;
 
   int64_t kv_tokens = 0, table_entries = 0;  // over all sequences: tokens attended, block-table entries
   for (int64_t b = 0; b < B; ++b) {
@@ -253,13 +254,26 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
     const Tensor table = plain("block_table", Dtype::i32, {table_entries});
     const Tensor q = plain("q", Dtype::f16, {T, Q}), attn = plain("attn", Dtype::f16, {T, Q});
     const Tensor gate_up = plain("gate_up", Dtype::f16, {T, 2 * I});
-    const Tensor norm_w = plain(p + "attention_norm.weight", Dtype::f16, {H});
+    const Tensor attention_norm_w = plain(p + "attention_norm.weight", Dtype::f16, {H});
+    const Tensor ffn_norm_w = plain(p + "ffn_norm.weight", Dtype::f16, {H});
+    const Tensor act = plain("act", Dtype::f16, {T, I});
+    // A GEMV that normalizes its input reads the residual and the norm weight instead of x.
+    auto input = [&](const Tensor& norm_weight) {
+      return fuse_norm ? std::vector<Tensor>{residual, norm_weight} : std::vector<Tensor>{x};
+    };
+    auto with = [](std::vector<Tensor> ts, const Tensor& t) {
+      ts.push_back(t);
+      return ts;
+    };
 
-    if (l == 0)  // nothing to add yet: reads the embedding, leaves the residual as it is
-      add(OpType::attention_norm, l, {residual, norm_w}, {x});
-    else
-      add(OpType::attention_norm, l, {residual, proj, norm_w}, {residual, x});
-    add(OpType::wqkv, l, {x, weight(p + "wqkv.weight", QKV, H, f)}, {plain("qkv", Dtype::f16, {T, QKV})});
+    if (!fuse_norm) {
+      if (l == 0)  // nothing to add yet: reads the embedding, leaves the residual as it is
+        add(OpType::attention_norm, l, {residual, attention_norm_w}, {x});
+      else
+        add(OpType::attention_norm, l, {residual, proj, attention_norm_w}, {residual, x});
+    }
+    add(OpType::wqkv, l, with(input(attention_norm_w), weight(p + "wqkv.weight", QKV, H, f)),
+        {plain("qkv", Dtype::f16, {T, QKV})});
     add(OpType::rope_kv_write, l,
         {plain("qkv", Dtype::f16, {T, QKV}), slots, positions, plain("block_table", Dtype::i32, {T})},
         {q, k_new, v_new});
@@ -269,18 +283,29 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
           {attn});
     else
       add(OpType::attention, l, {q, slots, positions, table, k_ctx, v_ctx}, {attn});
-    add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f)}, {proj});
-    add(OpType::ffn_norm, l, {residual, proj, plain(p + "ffn_norm.weight", Dtype::f16, {H})}, {residual, x});
-    const Tensor act = plain("act", Dtype::f16, {T, I});
-    if (s.fusions.swiglu_in_w13) {
-      add(OpType::w13, l, {x, weight(p + "w13.weight", 2 * I, H, f)}, {act});
+    if (fuse_norm) {  // the sublayer's output goes straight into the residual
+      add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f), residual}, {residual});
     } else {
-      add(OpType::w13, l, {x, weight(p + "w13.weight", 2 * I, H, f)}, {gate_up});
+      add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f)}, {proj});
+      add(OpType::ffn_norm, l, {residual, proj, ffn_norm_w}, {residual, x});
+    }
+    const Tensor w13 = weight(p + "w13.weight", 2 * I, H, f);
+    if (s.fusions.swiglu_in_w13) {
+      add(OpType::w13, l, with(input(ffn_norm_w), w13), {act});
+    } else {
+      add(OpType::w13, l, with(input(ffn_norm_w), w13), {gate_up});
       add(OpType::swiglu, l, {gate_up}, {act});
     }
-    add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f)}, {proj});
+    if (fuse_norm)
+      add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f), residual}, {residual});
+    else
+      add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f)}, {proj});
   }
-  add(OpType::norm, -1, {residual, proj, plain("norm.weight", Dtype::f16, {H})}, {residual, x});
+  const Tensor final_norm_w = plain("norm.weight", Dtype::f16, {H});
+  if (fuse_norm)  // the last w2 added into the residual already; the head stays a plain GEMV
+    add(OpType::norm, -1, {residual, final_norm_w}, {x});
+  else
+    add(OpType::norm, -1, {residual, proj, final_norm_w}, {residual, x});
 
   // Only the last new row of each sequence reaches the head. In a prefill of several sequences
   // those rows are first gathered into a contiguous buffer.
@@ -302,8 +327,10 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   const bool decode = s.new_tokens_per_seq == 1;
   // The backend pads a decode batch to the next power of two: 1 -> 1, 2 -> 2, 3 -> 4.
   const bool gemv_rows = s.batch >= 1 && s.batch <= kCudaFusedRows;
+  // Every fused GEMV's input (hidden, q_dim for wo, intermediate for w2) a whole number of 16-byte vectors.
   f.swiglu_in_w13 = decode && gemv_rows && s.formats.weights == WeightFormat::fp16 && c.hidden > 0 &&
-                    c.hidden % 8 == 0 && c.intermediate > 0;
+                    c.hidden % 8 == 0 && c.intermediate > 0 && c.intermediate % 8 == 0 && c.q_dim() % 8 == 0;
+  f.norm_in_gemv = f.swiglu_in_w13 && c.hidden <= kCudaFusedMaxNormDim;
   return f;
 }
 

@@ -12,7 +12,10 @@
 // Fusions (StepShape::fusions) change that list where the CUDA backend folds small ops into its
 // GEMVs (decode steps of <= 2 rows, fp16 weights: cuda_fusions() says when). With swiglu_in_w13 the
 // w13 GEMV writes act = silu(gate) * up itself: `w13` reads x and W13 and writes act, and there is no
-// gate_up tensor and no `swiglu` op. The CPU backend runs the unfused list (Fusions{}).
+// gate_up tensor and no `swiglu` op. With norm_in_gemv wo and w2 read and write the residual (no
+// `proj`), wqkv and w13 read the residual and their norm weight instead of x, and the final `norm`
+// only reads the residual: no attention_norm or ffn_norm (6 ops a layer with both fusions). The CPU
+// backend runs the unfused list (Fusions{}).
 //
 // Storage as the kernels keep it: the residual stream is float32, every other activation fp16,
 // logits float32, token ids and indices int32; weights in the weight format (norms and embeddings
@@ -97,6 +100,11 @@ struct Op {
 // Small ops a backend folds into a neighbouring op for a step; the op table lists the ops that run.
 struct Fusions {
   bool swiglu_in_w13 = false;  // the w13 GEMV applies SwiGLU in its epilogue: no swiglu op
+  // wo and w2 add their output into the residual in their epilogue, and the GEMV after each layer
+  // norm (wqkv, w13) computes the RMSNorm of the residual rows in its prologue: no attention_norm or
+  // ffn_norm op. The final norm stays a launch (without the add): the head's ~11k blocks would each
+  // re-read the row from L2 (230 MB at 1.8b), more than the one launch it would save.
+  bool norm_in_gemv = false;
   bool operator==(const Fusions&) const = default;
 };
 
@@ -120,6 +128,7 @@ struct StepShape {
 // 8). Both the backend's run_step and the reports ask this one function, so the op table a report
 // prints for a CUDA run is the list of ops that ran.
 inline constexpr int kCudaFusedRows = 2;
+inline constexpr int kCudaFusedMaxNormDim = 8192;  // the normed rows fit the GEMV's 48 KB of shared memory
 Fusions cuda_fusions(const ModelConfig& c, const StepShape& s);
 
 // Every op of one forward step in forward order. Throws std::invalid_argument on an inconsistent

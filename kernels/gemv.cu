@@ -6,23 +6,35 @@
 // rate where cuBLASLt's small-N kernels reach about 1 TB/s (bench/results/h100-kernels.json).
 // Every output is one warp's shuffle reduction in a fixed order: deterministic.
 //
-// gemv_swiglu: act[n, inter] = silu(x W1^T) * (x W3^T) for the stacked W13 [2*inter, in] (gate rows
-// then up rows), n <= kGemvFusedMaxRows: the w13 GEMV with SwiGLU in its epilogue, so the decode
-// step loses the swiglu launch and the gate_up round trip. FLOPs: 4*n*in*inter (+ ~5 per output).
-// Bytes: W13 once (4*in*inter) + x + act (2*n*inter). Same bound as gemv. One warp owns output j and
-// streams rows j and j + inter together (eight 16-byte loads in flight per lane). Bit-identical to
-// gemv + swiglu: each row's dot product runs the same per-lane FMA order and the same shuffle tree
-// as gemv's (rows_dot below is shared), the sums are rounded to fp16 as gemv stores them, and the
-// epilogue is swiglu_value, the swiglu kernel's own arithmetic (kernels/swiglu_math.cuh).
+// gemv_fused: the same GEMV with the decode step's small ops folded in (n <= kGemvFusedMaxRows), so a
+// B=1 step launches no layer norm and no swiglu kernel:
+//   prologue (optional) x = fp16(rmsnorm(residual) * norm_w): every block normalizes the float32
+//     residual rows itself (read twice from L2: 8*n*in bytes per block, plus norm_w) into shared
+//     memory, with add_rmsnorm's arithmetic and reduction order (kernels/rmsnorm_row.cuh); each warp
+//     issues its first weight loads before the prologue, so the DRAM stream is already in flight;
+//   epilogue, one of: store y (fp16 or fp32); act[t, j] = silu(g) * u of W13's rows j and j + out
+//     (gate then up: one warp streams both, eight 16-byte loads in flight per lane); or
+//     residual[t, j] += fp16(y) (each element owned by one warp: deterministic).
+// FLOPs: the GEMV's plus ~5 per normed or SwiGLU element. Bytes: W once + x or the residual rows and
+// norm_w + y, act or the residual read and written. Same bound as gemv. Bit-identical to the unfused
+// sequences (add_rmsnorm -> gemv, gemv -> swiglu, gemv -> add_rmsnorm's add): each row's dot product
+// runs gemv's per-lane FMA order and shuffle tree (rows_dot is shared), sums are rounded to fp16
+// where gemv stores them, the SwiGLU is swiglu_value (kernels/swiglu_math.cuh), and the residual
+// add is add_rmsnorm's r + float(fp16(proj)).
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/rmsnorm_row.cuh"
 #include "kernels/swiglu_math.cuh"
 
 namespace ridgeline::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
+static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
+// The normed rows' shared memory: under the 48 KB a launch gets without opt-in, with room for
+// block_sum's static shared memory.
+constexpr int kNormSmemBytes = 40 * 1024;
 
 __device__ __forceinline__ void store(half* y, float v) {
   *y = __float2half_rn(v);
@@ -31,37 +43,56 @@ __device__ __forceinline__ void store(float* y, float v) {
   *y = v;
 }
 
-// acc[r][t] = dot(x[t, :], W[rows[r], :]) for R weight rows streamed together by one warp, reduced
-// over the warp (every lane holds the result). The order of the FMAs of one (row, t) pair does not
-// depend on R: gemv (R = 1) and gemv_swiglu (R = 2) give the same bits for the same row.
-template <int R, int N>
-__device__ __forceinline__ void rows_dot(const half* __restrict__ x, const half* __restrict__ w, int in,
-                                         const int (&rows)[R], int lane, float (&acc)[R][N]) {
-  const int vecs = in / 8;  // 16-byte vectors per row
-  const uint4* wrow[R];
+// One warp's lanes' 16-byte vectors of R weight rows, kUnroll per row at a time from `base`.
+template <int R>
+__device__ __forceinline__ void load_batch(const uint4* const (&wrow)[R], int vecs, int base,
+                                           uint4 (&wv)[R][kUnroll]) {
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      int v = base + u * 32;
+      wv[r][u] = v < vecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once: no L2 priority
+    }
+}
+
+template <int R>
+__device__ __forceinline__ void row_pointers(const half* w, int in, const int (&rows)[R],
+                                             const uint4* (&wrow)[R]) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
     wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(rows[r]) * in);
+}
+
+// acc[r][t] = dot(x[t, :], W[rows[r], :]) for R weight rows streamed together by one warp, reduced
+// over the warp (every lane holds the result). `wv` holds the first batch (load_batch at base =
+// lane) on entry, so a caller can start the DRAM stream before a prologue. The order of the FMAs of
+// one (row, t) pair does not depend on R nor on where x lives: gemv and the fused GEMVs give the
+// same bits for the same row.
+template <int R, int N, bool kXShared>
+__device__ __forceinline__ void rows_dot(const half* __restrict__ x, const uint4* const (&wrow)[R], int in,
+                                         int lane, uint4 (&wv)[R][kUnroll], float (&acc)[R][N]) {
+  const int vecs = in / 8;  // 16-byte vectors per row
+#pragma unroll
+  for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int t = 0; t < N; ++t) acc[r][t] = 0.0f;
-  }
   for (int base = lane; base < vecs; base += 32 * kUnroll) {
-    uint4 wv[R][kUnroll];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        int v = base + u * 32;
-        wv[r][u] = v < vecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once: no L2 priority
-      }
+    if (base != lane) load_batch(wrow, vecs, base, wv);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       int v = base + u * 32;
       if (v >= vecs) break;
 #pragma unroll
       for (int t = 0; t < N; ++t) {
+        const uint4* xrow = reinterpret_cast<const uint4*>(x + static_cast<int64_t>(t) * in);
+        uint4 xv;
+        if constexpr (kXShared)
+          xv = xrow[v];
+        else
+          xv = __ldg(xrow + v);
         float xf[8];
-        half8_to_float(__ldg(reinterpret_cast<const uint4*>(x + static_cast<int64_t>(t) * in) + v), xf);
+        half8_to_float(xv, xf);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           float wf[8];
@@ -88,31 +119,111 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   if (row >= out) return;
   const int rows[1] = {row};
+  const uint4* wrow[1];
+  row_pointers(w, in, rows, wrow);
+  uint4 wv[1][kUnroll];
+  load_batch(wrow, in / 8, lane, wv);
   float acc[1][N];
-  rows_dot<1, N>(x, w, in, rows, lane, acc);
+  rows_dot<1, N, false>(x, wrow, in, lane, wv, acc);
   if (lane == 0)
 #pragma unroll
     for (int t = 0; t < N; ++t) store(y + static_cast<int64_t>(t) * out + row, acc[0][t]);
 }
 
+// x_s[t, :] = fp16(residual[t, :] * inv_rms * norm_w) for t < N, by the whole block (kNormThreads).
 template <int N>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemv_swiglu_kernel(const half* __restrict__ x, const half* __restrict__ w13, int in, int inter,
-                       half* __restrict__ act) {
+__device__ __forceinline__ void norm_prologue(const float* __restrict__ residual,
+                                              const half* __restrict__ norm_w, int dim, float eps,
+                                              half* x_s) {
+  const int n_chunks = dim / 8;
+#pragma unroll
+  for (int t = 0; t < N; ++t) {
+    const float* r = residual + static_cast<int64_t>(t) * dim;
+    float ss = 0.0f;
+    for (int c = threadIdx.x; c < n_chunks; c += kNormThreads) {
+      float v[8];
+      load_float8(r + c * 8, v);
+      ss = rms_accumulate(v, ss);
+    }
+    const float inv = rms_inv(block_sum(ss), dim, eps);
+    for (int c = threadIdx.x; c < n_chunks; c += kNormThreads) {
+      float v[8];
+      load_float8(r + c * 8, v);
+      reinterpret_cast<uint4*>(x_s + static_cast<int64_t>(t) * dim)[c] =
+          rms_scale(v, inv, reinterpret_cast<const uint4*>(norm_w)[c]);
+    }
+  }
+  __syncthreads();
+}
+
+enum class Epilogue { store_half, store_float, swiglu, add_residual };
+
+template <int N, bool kNorm, Epilogue kEpi>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_fused_kernel(const GemvFusedParams p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  constexpr int R = kEpi == Epilogue::swiglu ? 2 : 1;  // SwiGLU: the gate row and the up row
   const int lane = threadIdx.x & 31;
   const int j = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (j >= inter) return;
-  const int rows[2] = {j, j + inter};  // gate row, up row
-  float acc[2][N];
-  rows_dot<2, N>(x, w13, in, rows, lane, acc);
-  if (lane == 0)
+  // Start the weight stream before the norm prologue so its DRAM latency overlaps the prologue's L2
+  // reads and block reductions (warps past `out` load a valid row and discard it).
+  const int jr = min(j, p.out - 1);
+  int rows[R];
+  rows[0] = jr;
+  if constexpr (R == 2) rows[R - 1] = jr + p.out;
+  const uint4* wrow[R];
+  row_pointers(p.w, p.in, rows, wrow);
+  uint4 wv[R][kUnroll];
+  load_batch(wrow, p.in / 8, lane, wv);
+  const half* x = p.x;
+  if constexpr (kNorm) {
+    half* x_s = reinterpret_cast<half*>(smem);
+    norm_prologue<N>(p.norm_residual, p.norm_w, p.in, p.eps, x_s);  // before any early exit: it syncs
+    x = x_s;
+  }
+  if (j >= p.out) return;
+  float acc[R][N];
+  rows_dot<R, N, kNorm>(x, wrow, p.in, lane, wv, acc);
+  if constexpr (kEpi == Epilogue::swiglu) {
+    if (lane == 0)
 #pragma unroll
-    for (int t = 0; t < N; ++t) {
-      // Round gate and up to fp16 first, as gemv stores gate_up and swiglu reads it back.
-      const float g = __half2float(__float2half_rn(acc[0][t]));
-      const float u = __half2float(__float2half_rn(acc[1][t]));
-      act[static_cast<int64_t>(t) * inter + j] = __float2half_rn(swiglu_value(g, u));
-    }
+      for (int t = 0; t < N; ++t) {
+        // Round gate and up to fp16 first, as gemv stores gate_up and swiglu reads it back.
+        const float g = __half2float(__float2half_rn(acc[0][t]));
+        const float u = __half2float(__float2half_rn(acc[1][t]));
+        p.act[static_cast<int64_t>(t) * p.out + j] = __float2half_rn(swiglu_value(g, u));
+      }
+  } else {
+    if (lane == 0)
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        const int64_t i = static_cast<int64_t>(t) * p.out + j;
+        if constexpr (kEpi == Epilogue::store_half) p.y16[i] = __float2half_rn(acc[0][t]);
+        if constexpr (kEpi == Epilogue::store_float) p.y32[i] = acc[0][t];
+        // add_rmsnorm's add: the sublayer output as gemv stores it (fp16), then added in fp32.
+        if constexpr (kEpi == Epilogue::add_residual)
+          p.residual[i] += __half2float(__float2half_rn(acc[0][t]));
+      }
+  }
+}
+
+template <int N, bool kNorm>
+void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream) {
+  dim3 grid(ceil_div(p.out, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
+  const size_t smem = kNorm ? size_t(N) * p.in * sizeof(half) : 0;
+  switch (outputs_of) {
+    case 0:
+      gemv_fused_kernel<N, kNorm, Epilogue::store_half><<<grid, block, smem, stream>>>(p);
+      break;
+    case 1:
+      gemv_fused_kernel<N, kNorm, Epilogue::store_float><<<grid, block, smem, stream>>>(p);
+      break;
+    case 2:
+      gemv_fused_kernel<N, kNorm, Epilogue::swiglu><<<grid, block, smem, stream>>>(p);
+      break;
+    default:
+      gemv_fused_kernel<N, kNorm, Epilogue::add_residual><<<grid, block, smem, stream>>>(p);
+      break;
+  }
 }
 
 template <typename OutT>
@@ -159,6 +270,8 @@ void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaS
 // x from L1 for every row becomes its bottleneck. So it takes n <= 2 only.
 constexpr int kGemvPreferredRows = 2;
 static_assert(kGemvFusedMaxRows <= kGemvPreferredRows, "fused GEMVs run where gemv is the chosen path");
+static_assert(kGemvFusedMaxNormDim * kGemvFusedMaxRows * 2 <= kNormSmemBytes,
+              "normed rows fit in shared memory");
 
 bool gemv_preferred(int n, int in, const void* x, const void* w) {
   return n >= 1 && n <= kGemvPreferredRows && in > 0 && in % 8 == 0 && aligned16(x) && aligned16(w);
@@ -171,6 +284,35 @@ void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaSt
   launch(x, w, n, in, out, y, stream);
 }
 
+void gemv_fused(const GemvFusedParams& p, cudaStream_t stream) {
+  const char* op = "gemv_fused";
+  require(p.n >= 1 && p.n <= kGemvFusedMaxRows, op, "n must be in 1.." + std::to_string(kGemvFusedMaxRows));
+  require(p.in > 0 && p.in % 8 == 0 && p.out > 0, op,
+          "in must be a positive multiple of 8 and out positive, got in " + std::to_string(p.in) + ", out " +
+              std::to_string(p.out));
+  require(aligned16(p.w), op, "W must be 16-byte aligned");
+  const bool norm = p.norm_residual != nullptr;
+  if (norm) {
+    require(p.x == nullptr && p.norm_w != nullptr, op,
+            "a norm prologue takes norm_residual and norm_w, not x");
+    require(p.in <= kGemvFusedMaxNormDim, op,
+            "a norm prologue needs in <= " + std::to_string(kGemvFusedMaxNormDim) + ", got " +
+                std::to_string(p.in));
+    require(aligned16(p.norm_residual) && aligned16(p.norm_w), op,
+            "norm_residual and norm_w must be 16-byte aligned");
+  } else {
+    require(p.x != nullptr && aligned16(p.x), op, "x must be given and 16-byte aligned");
+  }
+  const int outputs = (p.y16 != nullptr) + (p.y32 != nullptr) + (p.act != nullptr) + (p.residual != nullptr);
+  require(outputs == 1, op, "exactly one of y16, y32, act and residual must be given");
+  const int which = p.y16 ? 0 : p.y32 ? 1 : p.act ? 2 : 3;
+  if (p.n == 1)
+    norm ? launch_fused<1, true>(p, which, stream) : launch_fused<1, false>(p, which, stream);
+  else
+    norm ? launch_fused<2, true>(p, which, stream) : launch_fused<2, false>(p, which, stream);
+  RL_CUDA_CHECK_LAUNCH(op);
+}
+
 void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream) {
   const char* op = "gemv_swiglu";
   require(n >= 1 && n <= kGemvFusedMaxRows, op, "n must be in 1.." + std::to_string(kGemvFusedMaxRows));
@@ -178,12 +320,7 @@ void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half*
           "in must be a positive multiple of 8 and inter positive, got in " + std::to_string(in) +
               ", inter " + std::to_string(inter));
   require(aligned16(x) && aligned16(w13), op, "x and W13 must be 16-byte aligned");
-  dim3 grid(ceil_div(inter, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
-  if (n == 1)
-    gemv_swiglu_kernel<1><<<grid, block, 0, stream>>>(x, w13, in, inter, act);
-  else
-    gemv_swiglu_kernel<2><<<grid, block, 0, stream>>>(x, w13, in, inter, act);
-  RL_CUDA_CHECK_LAUNCH(op);
+  gemv_fused({.w = w13, .n = n, .in = in, .out = inter, .x = x, .act = act}, stream);
 }
 
 }  // namespace ridgeline::cuda

@@ -145,6 +145,26 @@ bool gemv_preferred(int n, int in, const void* x, const void* w);
 // aligned. Bit-identical to gemv into gate_up followed by swiglu (the decode step's fused w13).
 inline constexpr int kGemvFusedMaxRows = 2;
 void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream);
+// gemv_fused: the decode GEMV with the step's small ops folded in, n <= kGemvFusedMaxRows, W [out, in]
+// fp16 (W13 [2*out, in] for `act`), in % 8 == 0, pointers 16-byte aligned. Input: x [n, in], or, when
+// norm_residual is given, x = fp16(rmsnorm(norm_residual[n, in]) * norm_w) computed in the prologue
+// (in <= kGemvFusedMaxNormDim). Output, exactly one: y16 or y32 [n, out] = x W^T; act [n, out] =
+// silu(x W1^T) * (x W3^T); residual [n, out] += fp16(x W^T). Bit-identical to the unfused kernel
+// sequences (add_rmsnorm, gemv, swiglu) it replaces; kernels/gemv.cu says why.
+inline constexpr int kGemvFusedMaxNormDim = 8192;  // n * in fp16 rows plus block_sum in 48 KB
+struct GemvFusedParams {
+  const half* w = nullptr;
+  int n = 0, in = 0, out = 0;
+  const half* x = nullptr;
+  const float* norm_residual = nullptr;  // [n, in] float32: the residual stream to normalize
+  const half* norm_w = nullptr;          // [in]
+  float eps = 0.0f;
+  half* y16 = nullptr;
+  float* y32 = nullptr;
+  half* act = nullptr;
+  float* residual = nullptr;  // [n, out]
+};
+void gemv_fused(const GemvFusedParams& p, cudaStream_t stream);
 
 // argmax over float32 logits [n_rows, vocab] -> out[n_rows]; lowest index on ties.
 void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t stream);

@@ -39,15 +39,19 @@ int64_t total_bytes(const std::vector<Op>& ops) {
 
 TEST(OpTableFusions, CudaFusesDecodeStepsOfOneOrTwoRowsWithFp16WeightsOnly) {
   const ModelConfig c = preset_config("internlm2-chat-1_8b");
-  EXPECT_TRUE(cuda_fusions(c, decode(1)).swiglu_in_w13);
-  EXPECT_TRUE(cuda_fusions(c, decode(2)).swiglu_in_w13);
-  EXPECT_FALSE(cuda_fusions(c, decode(3)).swiglu_in_w13) << "B=3 runs as 4 rows through cuBLASLt";
-  EXPECT_FALSE(cuda_fusions(c, decode(16)).swiglu_in_w13);
-  EXPECT_FALSE(cuda_fusions(c, decode(1, WeightFormat::w4a16)).swiglu_in_w13);
+  const Fusions all{.swiglu_in_w13 = true, .norm_in_gemv = true};
+  EXPECT_EQ(cuda_fusions(c, decode(1)), all);
+  EXPECT_EQ(cuda_fusions(c, decode(2)), all);
+  EXPECT_EQ(cuda_fusions(c, decode(3)), Fusions{}) << "B=3 runs as 4 rows through cuBLASLt";
+  EXPECT_EQ(cuda_fusions(c, decode(16)), Fusions{});
+  EXPECT_EQ(cuda_fusions(c, decode(1, WeightFormat::w4a16)), Fusions{});
   StepShape prefill = decode(1);
   prefill.new_tokens_per_seq = 2;
   prefill.context = {2};
-  EXPECT_FALSE(cuda_fusions(c, prefill).swiglu_in_w13);
+  EXPECT_EQ(cuda_fusions(c, prefill), Fusions{});
+  ModelConfig wide = c;  // normed rows past the GEMV's shared memory: SwiGLU only
+  wide.hidden = 16384;
+  EXPECT_EQ(cuda_fusions(wide, decode(1)), (Fusions{.swiglu_in_w13 = true, .norm_in_gemv = false}));
   EXPECT_EQ(StepShape{}.fusions, Fusions{}) << "the default (CPU) table is unfused";
 }
 
@@ -55,7 +59,7 @@ TEST(OpTableFusions, FusedDecodeTableHasNoSwigluAndW13WritesTheActivation) {
   const ModelConfig c = preset_config("internlm2-chat-1_8b");
   for (int batch : {1, 2}) {
     StepShape s = decode(batch);
-    s.fusions = cuda_fusions(c, s);
+    s.fusions.swiglu_in_w13 = true;
     const auto fused = step_ops(c, s);
     ASSERT_EQ(fused.size(), 1u + 8u * 24u + 3u);
     for (int l = 0; l < c.n_layers; ++l)
@@ -87,11 +91,58 @@ TEST(OpTableFusions, FusedDecodeTableHasNoSwigluAndW13WritesTheActivation) {
 TEST(OpTableFusions, CostModelCountsSwigluFlopsInTheFusedW13) {
   const ModelConfig c = preset_config("internlm2-chat-7b");
   StepShape plain = decode(1), fused = decode(1);
-  fused.fusions = cuda_fusions(c, fused);
-  ASSERT_TRUE(fused.fusions.swiglu_in_w13);
+  fused.fusions.swiglu_in_w13 = true;  // SwiGLU alone: the norms' FLOPs are checked with them below
   double flops_plain = 0, flops_fused = 0;
   for (const OpCost& op : step_costs(c, plain)) flops_plain += op.flops;
   for (const OpCost& op : step_costs(c, fused)) flops_fused += op.flops;
   EXPECT_DOUBLE_EQ(flops_fused, flops_plain);  // the same arithmetic, fewer launches
   EXPECT_EQ(step_costs(c, fused).size() + size_t(c.n_layers), step_costs(c, plain).size());
+}
+
+TEST(OpTableFusions, FusedNormsLeaveSixOpsALayerAndMoveTheResidualAddIntoTheGemvs) {
+  const ModelConfig c = preset_config("internlm2-chat-1_8b");
+  for (int batch : {1, 2}) {
+    StepShape s = decode(batch);
+    s.fusions = cuda_fusions(c, s);
+    ASSERT_TRUE(s.fusions.norm_in_gemv);
+    const auto fused = step_ops(c, s);
+    ASSERT_EQ(fused.size(), 1u + 6u * 24u + 3u);
+    EXPECT_EQ(fused[fused.size() - 3].name, "norm");
+    EXPECT_EQ(fused[fused.size() - 2].name, "output");
+    for (int l = 0; l < c.n_layers; ++l)
+      EXPECT_EQ(layer_types(fused, l),
+                (std::vector<OpType>{OpType::wqkv, OpType::rope_kv_write, OpType::attention, OpType::wo,
+                                     OpType::w13, OpType::w2}))
+          << "layer " << l;
+    const int64_t T = batch, H = c.hidden, I = c.intermediate, Q = c.q_dim(), QKV = c.qkv_dim();
+    for (const Op& op : fused) {
+      if (op.layer >= 0) {
+        EXPECT_NE(op.kind, OpKind::norm) << op.name;
+      }
+      switch (op.type) {
+        case OpType::wqkv:  // residual rows (f32) + attention_norm.weight + W, writes qkv
+          EXPECT_EQ(op.bytes(), 4 * T * H + 2 * H + 2 * QKV * H + 2 * T * QKV) << op.name;
+          break;
+        case OpType::wo:  // attn + W + the residual read and written
+          EXPECT_EQ(op.bytes(), 2 * T * Q + 2 * H * Q + 2 * 4 * T * H) << op.name;
+          break;
+        case OpType::w13:  // residual rows + ffn_norm.weight + W13, writes act
+          EXPECT_EQ(op.bytes(), 4 * T * H + 2 * H + 4 * I * H + 2 * T * I) << op.name;
+          break;
+        case OpType::w2:
+          EXPECT_EQ(op.bytes(), 2 * T * I + 2 * H * I + 2 * 4 * T * H) << op.name;
+          break;
+        case OpType::norm:  // the final norm: the residual read, no add, x written
+          EXPECT_EQ(op.bytes(), 4 * T * H + 2 * H + 2 * T * H) << op.name;
+          break;
+        default:
+          break;
+      }
+    }
+    // The FLOPs move with the work: the same total as the unfused step.
+    double flops_plain = 0, flops_fused = 0;
+    for (const OpCost& op : step_costs(c, decode(batch))) flops_plain += op.flops;
+    for (const OpCost& op : step_costs(c, s)) flops_fused += op.flops;
+    EXPECT_DOUBLE_EQ(flops_fused, flops_plain);
+  }
 }

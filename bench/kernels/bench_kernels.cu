@@ -134,22 +134,41 @@ BENCHMARK(BM_CublasLtFp16)
 // 8*m*inter fewer bytes (no gate_up round trip) and does the same FLOPs (tests/test_ops_fusions.cpp
 // checks that arithmetic on the table). Expect about one small launch (~2 us) saved per call and the
 // fused kernel streaming W13 at the plain gemv's GB/s.
-struct FfnShape {
+// The fused-GEMV benchmarks' shapes: a GEMV of `out` rows (w13: `out` gate and `out` up rows) over
+// the hidden size.
+struct FusedShape {
   const char* name;
   const char* preset;
-  int hidden, inter;
+  int hidden, out;
 };
-const FfnShape kFfnShapes[] = {{"1_8b.w13", "internlm2-chat-1_8b", 2048, 8192},
-                               {"7b.w13", "internlm2-chat-7b", 4096, 14336}};
+const FusedShape kFfnShapes[] = {{"1_8b.w13", "internlm2-chat-1_8b", 2048, 8192},
+                                 {"7b.w13", "internlm2-chat-7b", 4096, 14336}};
+const FusedShape kQkvShapes[] = {{"1_8b.wqkv", "internlm2-chat-1_8b", 2048, 4096},
+                                 {"7b.wqkv", "internlm2-chat-7b", 4096, 6144}};
+
+// One fused-vs-unfused case: its shape, rows, label, and a W rotated over enough copies to miss L2.
+struct FusedCase {
+  const FusedShape& shape;
+  int m;
+  size_t w_elems;
+  int copies;
+  FusedCase(benchmark::State& state, const FusedShape* shapes, size_t w_rows, const char* label)
+      : shape(shapes[state.range(0)]),
+        m(int(state.range(1))),
+        w_elems(w_rows * shape.hidden),
+        copies(copies_for(w_elems * 2)) {
+    state.SetLabel(std::string(shape.name) + " " + label);
+  }
+};
 
 void w13_swiglu(benchmark::State& state, bool fused) {
   if (!gpu_ok()) return state.SkipWithError("GPU not available");
-  const FfnShape& sh = kFfnShapes[state.range(0)];
-  const int m = int(state.range(1)), H = sh.hidden, I = sh.inter;
-  state.SetLabel(std::string(sh.name) + (fused ? " gemv_swiglu" : " gemv+swiglu"));
+  const FusedCase c(state, kFfnShapes, size_t(2) * kFfnShapes[state.range(0)].out,
+                    fused ? "gemv_swiglu" : "gemv+swiglu");
+  const FusedShape& sh = c.shape;
+  const int m = c.m, H = sh.hidden, I = sh.out, copies = c.copies;
+  const size_t w_elems = c.w_elems;
   Stream stream;
-  const size_t w_elems = size_t(2) * I * H;
-  const int copies = copies_for(w_elems * 2);
   DeviceBuffer<half> w(w_elems * copies, "bench W13"), x(size_t(m) * H, "bench x"),
       gate_up(size_t(m) * 2 * I, "bench gate_up"), act(size_t(m) * I, "bench act");
   fill(w.get(), int64_t(w.size()), 1, stream.get());
@@ -175,6 +194,60 @@ void BM_W13SwigluUnfused(benchmark::State& state) {
 }
 BENCHMARK(BM_W13SwigluFused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_W13SwigluUnfused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// The wqkv GEMV with the RMSNorm in its prologue (gemv_fused, the CUDA decode step at B <= 2) against
+// add_rmsnorm (with the add of the previous sublayer's proj, as the op table's layer-1 attention_norm)
+// then gemv; fused, that add is in the previous wo / w2 epilogue (one read-modify-write of 4mH bytes,
+// not timed here): 1.8b and 7b, 1 and 2 rows. Bytes: unfused = the op
+// table's attention_norm + wqkv; fused = wqkv reading the residual rows (4mH) and the norm weight
+// (2H) instead of x (2mH). Expect the norm's launch (~2 us) saved less the prologue's exposed
+// latency (a block reduction over an L2-resident row).
+
+void wqkv_norm(benchmark::State& state, bool fused) {
+  if (!gpu_ok()) return state.SkipWithError("GPU not available");
+  const FusedCase c(state, kQkvShapes, size_t(kQkvShapes[state.range(0)].out),
+                    fused ? "gemv_fused(norm)" : "add_rmsnorm+gemv");
+  const FusedShape& sh = c.shape;
+  const int m = c.m, H = sh.hidden, O = sh.out, copies = c.copies;
+  const size_t w_elems = c.w_elems;
+  Stream stream;
+  DeviceBuffer<half> w(w_elems * copies, "bench W"), norm_w(H, "bench norm_w"),
+      proj(size_t(m) * H, "bench proj"), x(size_t(m) * H, "bench x"), y(size_t(m) * O, "bench y");
+  DeviceBuffer<float> residual(size_t(m) * H, "bench residual");
+  fill(w.get(), int64_t(w.size()), 1, stream.get());
+  fill(norm_w.get(), H, 3, stream.get());
+  fill(proj.get(), int64_t(proj.size()), 4, stream.get());
+  RL_CUDA_CHECK("bench", cudaMemsetAsync(residual.get(), 0, residual.bytes(), stream.get()));
+  const KernelCost norm = op_cost(sh.preset, OpType::attention_norm, m),
+                   qkv = op_cost(sh.preset, OpType::wqkv, m);
+  const double bytes = fused ? qkv.bytes - 2.0 * m * H + 4.0 * m * H + 2.0 * H : norm.bytes + qkv.bytes;
+  time_kernel(state, stream.get(), bytes, norm.flops + qkv.flops, [&](int i) {
+    const half* wi = w.get() + size_t(i % copies) * w_elems;
+    if (fused) {
+      gemv_fused({.w = wi,
+                  .n = m,
+                  .in = H,
+                  .out = O,
+                  .norm_residual = residual.get(),
+                  .norm_w = norm_w.get(),
+                  .eps = 1e-5f,
+                  .y16 = y.get()},
+                 stream.get());
+    } else {
+      add_rmsnorm(residual.get(), proj.get(), norm_w.get(), m, H, 1e-5f, x.get(), stream.get());
+      gemv(x.get(), wi, m, H, O, y.get(), stream.get());
+    }
+  });
+}
+
+void BM_WqkvNormFused(benchmark::State& state) {
+  wqkv_norm(state, true);
+}
+void BM_WqkvNormUnfused(benchmark::State& state) {
+  wqkv_norm(state, false);
+}
+BENCHMARK(BM_WqkvNormFused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WqkvNormUnfused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // The KV formats the attention and RoPE/KV-write benchmarks take as an argument: 0 fp16, 1 int8, 2 int4.
 const ridgeline::KvFormat kKvFormats[] = {ridgeline::KvFormat::fp16, ridgeline::KvFormat::int8,

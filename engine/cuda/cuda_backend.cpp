@@ -350,7 +350,8 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
   }
 }
 
-static_assert(kCudaFusedRows == kGemvFusedMaxRows, "engine/ops.h's fusion rule and the fused GEMVs agree");
+static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim,
+              "engine/ops.h's fusion rule and the fused GEMVs agree");
 
 Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {
   if (!a.decode) return {};
@@ -370,6 +371,15 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   Gemm& gemm = *gemm_;
   Activations& x = act_;
   const Fusions fused = step_fusions(a);
+  // The fused GEMVs (Fusions::norm_in_gemv): one whose input is the RMSNorm of the residual rows, and
+  // one that adds its output into the residual.
+  auto normed_gemv = [&](const half* w, int out, const half* norm_w) {
+    return GemvFusedParams{
+        .w = w, .n = n, .in = h, .out = out, .norm_residual = x.residual.get(), .norm_w = norm_w, .eps = eps};
+  };
+  auto residual_gemv = [&](const half* w, const half* in_x, int in) {
+    return GemvFusedParams{.w = w, .n = n, .in = in, .out = h, .x = in_x, .residual = x.residual.get()};
+  };
 
   op(names_(OpType::embed), hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
   const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
@@ -379,10 +389,18 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
     auto name = [&](OpType t) -> const std::string& { return names_(t, l); };
     NvtxRange layer_range(names_.layer(l).c_str());
 
-    op(name(OpType::attention_norm), hook,
-       [&] { add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st); });
-    op(name(OpType::wqkv), hook,
-       [&] { gemm.run(x.x.get(), L.wqkv, n, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
+    if (fused.norm_in_gemv) {  // wqkv normalizes the residual (the last w2 added into it) itself
+      op(name(OpType::wqkv), hook, [&] {
+        GemvFusedParams p = normed_gemv(L.wqkv.fp16.get(), qkvd, L.attention_norm.get());
+        p.y16 = x.qkv.get();
+        gemv_fused(p, st);
+      });
+    } else {
+      op(name(OpType::attention_norm), hook,
+         [&] { add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st); });
+      op(name(OpType::wqkv), hook,
+         [&] { gemm.run(x.x.get(), L.wqkv, n, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
+    }
     op(name(OpType::rope_kv_write), hook, [&] {
       for (const RopeGroup& g : a.rope)
         rope_kv_write({.qkv = x.qkv.get() + int64_t{g.first} * qkvd,
@@ -418,6 +436,16 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
                            .out = x.attn.get()},
                           st);
     });
+    if (fused.norm_in_gemv) {  // residual += wo's output; w13 normalizes it in its prologue
+      op(name(OpType::wo), hook, [&] { gemv_fused(residual_gemv(L.wo.fp16.get(), x.attn.get(), qd), st); });
+      op(name(OpType::w13), hook, [&] {
+        GemvFusedParams p = normed_gemv(L.w13.fp16.get(), inter, L.ffn_norm.get());
+        p.act = x.act.get();
+        gemv_fused(p, st);
+      });
+      op(name(OpType::w2), hook, [&] { gemv_fused(residual_gemv(L.w2.fp16.get(), x.act.get(), inter), st); });
+      continue;
+    }
     op(name(OpType::wo), hook,
        [&] { gemm.run(x.attn.get(), L.wo, n, x.proj.get(), st, name(OpType::wo).c_str()); });
     op(name(OpType::ffn_norm), hook,
@@ -434,6 +462,7 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
        [&] { gemm.run(x.act.get(), L.w2, n, x.proj.get(), st, name(OpType::w2).c_str()); });
     pending = x.proj.get();
   }
+  // Fused, the last w2 has added into the residual already (pending stays null): only the norm.
   op(names_(OpType::norm), hook,
      [&] { add_rmsnorm(x.residual.get(), pending, w_.norm.get(), n, h, eps, x.x.get(), st); });
   op(names_(OpType::output), hook, [&] {

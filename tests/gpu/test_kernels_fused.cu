@@ -1,6 +1,7 @@
-// The decode step's fused GEMVs (kernels/gemv.cu) against the unfused kernel sequences they replace,
-// bit for bit, and against the CPU reference (kernels/cpu/reference.h), at the 1.8b and 7b shapes
-// and an odd small one, n = 1 and 2, outputs poisoned (NaN) before every launch.
+// The decode step's fused GEMVs (kernels/gemv.cu: gemv_swiglu, gemv_fused) against the unfused
+// kernel sequences they replace (gemv, swiglu, add_rmsnorm), bit for bit, and against the CPU
+// reference (kernels/cpu/reference.h), at the 1.8b and 7b shapes and an odd small one, n = 1 and 2,
+// outputs poisoned (NaN) before every launch.
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -24,11 +25,12 @@ struct FfnShape {
 // 1.8b, 7b, and a small shape whose rows are not a multiple of 256 elements nor of the block's 8 warps.
 constexpr FfnShape kFfnShapes[] = {{2048, 8192}, {4096, 14336}, {520, 36}};
 
-// Number of fp16 elements whose bits differ.
-size_t differing_bits(const std::vector<half>& a, const std::vector<half>& b) {
+// Number of elements whose bits differ.
+template <typename T>
+size_t differing_bits(const std::vector<T>& a, const std::vector<T>& b) {
   if (a.size() != b.size()) return a.size() + b.size();
   size_t n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(half)) != 0;
+  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(T)) != 0;
   return n;
 }
 
@@ -66,6 +68,152 @@ TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
       EXPECT_LE(e, 5e-4) << shape;
     }
   }
+}
+
+// One decode layer's GEMV chain both ways, from the same float32 residual: wo (residual add), then
+// the GEMVs after a norm (wqkv-like fp16 out, head-like fp32 out, w13 with SwiGLU). Unfused: gemv ->
+// add_rmsnorm -> gemv / gemv + swiglu. Fused: gemv_fused with the residual epilogue, then with the
+// norm prologue. Every output and the residual itself must agree bit for bit; the head-like output
+// is also checked against the CPU reference.
+struct ChainShape {
+  int hidden, attn, out, inter;
+};
+// 1.8b (wqkv out 4096), 7b (wqkv out 6144), and a small odd shape.
+constexpr ChainShape kChainShapes[] = {
+    {2048, 2048, 4096, 8192}, {4096, 4096, 6144, 14336}, {520, 136, 1000, 36}};
+
+TEST(KernelGemvFused, NormPrologueAndResidualEpilogueBitIdenticalToAddRmsnormAndGemv) {
+  RL_REQUIRE_GPU();
+  constexpr float kEps = 1e-5f;
+  for (ChainShape sh : kChainShapes) {
+    for (int n : {1, 2}) {
+      const int H = sh.hidden, K = sh.attn, O = sh.out, I = sh.inter;
+      const std::string shape = "hidden=" + std::to_string(H) + " out=" + std::to_string(O) +
+                                " inter=" + std::to_string(I) + " tokens=" + std::to_string(n);
+      std::mt19937 rng(H + 3 * O + n);
+      const auto residual = random_floats(size_t(n) * H, rng, -3.0f, 3.0f);  // not fp16-representable
+      const auto attn = random_fp16_values(size_t(n) * K, rng);
+      const auto wo = random_fp16_values(size_t(H) * K, rng, -0.1f, 0.1f);
+      const auto wn = random_fp16_values(size_t(O) * H, rng, -0.1f, 0.1f);
+      const auto w13 = random_fp16_values(size_t(2) * I * H, rng, -0.08f, 0.08f);
+      const auto norm_w = random_fp16_values(size_t(H), rng, 0.5f, 1.5f);
+      TestBuffer<half> d_attn(to_half(attn)), d_wo(to_half(wo)), d_wn(to_half(wn)), d_w13(to_half(w13)),
+          d_norm_w(to_half(norm_w));
+
+      // Unfused.
+      TestBuffer<float> r_u(residual), y32_u(size_t(n) * O);
+      TestBuffer<half> proj(size_t(n) * H), x(size_t(n) * H), y16_u(size_t(n) * O),
+          gate_up(size_t(n) * 2 * I), act_u(size_t(n) * I);
+      for (auto* b : {&proj, &x, &y16_u, &gate_up, &act_u}) b->poison();
+      y32_u.poison();
+      cuda::gemv(d_attn.get(), d_wo.get(), n, K, H, proj.get(), nullptr);
+      cuda::add_rmsnorm(r_u.get(), proj.get(), d_norm_w.get(), n, H, kEps, x.get(), nullptr);
+      cuda::gemv(x.get(), d_wn.get(), n, H, O, y16_u.get(), nullptr);
+      cuda::gemv(x.get(), d_wn.get(), n, H, O, y32_u.get(), nullptr);
+      cuda::gemv(x.get(), d_w13.get(), n, H, 2 * I, gate_up.get(), nullptr);
+      cuda::swiglu(gate_up.get(), n, I, act_u.get(), nullptr);
+
+      // Fused.
+      TestBuffer<float> r_f(residual), y32_f(size_t(n) * O);
+      TestBuffer<half> y16_f(size_t(n) * O), act_f(size_t(n) * I);
+      y32_f.poison();
+      y16_f.poison();
+      act_f.poison();
+      cuda::gemv_fused({.w = d_wo.get(), .n = n, .in = K, .out = H, .x = d_attn.get(), .residual = r_f.get()},
+                       nullptr);
+      const cuda::GemvFusedParams normed{.w = d_wn.get(),
+                                         .n = n,
+                                         .in = H,
+                                         .out = O,
+                                         .norm_residual = r_f.get(),
+                                         .norm_w = d_norm_w.get(),
+                                         .eps = kEps};
+      cuda::GemvFusedParams p16 = normed, p32 = normed, p13 = normed;
+      p16.y16 = y16_f.get();
+      p32.y32 = y32_f.get();
+      p13.w = d_w13.get();
+      p13.out = I;
+      p13.act = act_f.get();
+      cuda::gemv_fused(p16, nullptr);
+      cuda::gemv_fused(p32, nullptr);
+      cuda::gemv_fused(p13, nullptr);
+
+      EXPECT_EQ(differing_bits(r_f.download(), r_u.download()), 0u) << "residual " << shape;
+      EXPECT_EQ(differing_bits(y16_f.download(), y16_u.download()), 0u) << "fp16 out " << shape;
+      const auto y32 = y32_f.download();
+      EXPECT_EQ(differing_bits(y32, y32_u.download()), 0u) << "fp32 out " << shape;
+      EXPECT_EQ(differing_bits(act_f.download(), act_u.download()), 0u) << "act " << shape;
+
+      // The CPU reference of the fp32-out chain: residual += fp16(attn Wo^T), rmsnorm (fp16), linear.
+      std::vector<float> proj_ref(size_t(n) * H), r_ref = residual, x_ref(size_t(n) * H),
+                                                  y_ref(size_t(n) * O);
+      ref::linear(attn.data(), wo.data(), n, K, H, proj_ref.data());
+      proj_ref = to_float(to_half(proj_ref));
+      ref::add_rmsnorm(r_ref.data(), proj_ref.data(), norm_w.data(), n, H, kEps, x_ref.data());
+      x_ref = to_float(to_half(x_ref));
+      ref::linear(x_ref.data(), wn.data(), n, H, O, y_ref.data());
+      const double e = nmse(y32, y_ref);
+      report_nmse("gemv_fused.norm", shape, e);
+      EXPECT_LE(e, 5e-4) << shape;
+    }
+  }
+}
+
+// The first layer's wqkv normalizes the embedding with nothing added: add_rmsnorm with x = nullptr.
+TEST(KernelGemvFused, NormPrologueMatchesAddRmsnormWithoutAnAdd) {
+  RL_REQUIRE_GPU();
+  for (int n : {1, 2}) {
+    const int H = 2048, O = 4096;
+    std::mt19937 rng(77 + n);
+    const auto residual = random_floats(size_t(n) * H, rng, -3.0f, 3.0f);
+    TestBuffer<half> w(to_half(random_fp16_values(size_t(O) * H, rng, -0.1f, 0.1f))),
+        norm_w(to_half(random_fp16_values(size_t(H), rng, 0.5f, 1.5f))), x(size_t(n) * H), y_u(size_t(n) * O),
+        y_f(size_t(n) * O);
+    TestBuffer<float> r(residual);
+    y_u.poison();
+    y_f.poison();
+    cuda::gemv_fused({.w = w.get(),
+                      .n = n,
+                      .in = H,
+                      .out = O,
+                      .norm_residual = r.get(),
+                      .norm_w = norm_w.get(),
+                      .eps = 1e-6f,
+                      .y16 = y_f.get()},
+                     nullptr);
+    cuda::add_rmsnorm(r.get(), nullptr, norm_w.get(), n, H, 1e-6f, x.get(), nullptr);
+    cuda::gemv(x.get(), w.get(), n, H, O, y_u.get(), nullptr);
+    EXPECT_EQ(differing_bits(y_f.download(), y_u.download()), 0u) << "tokens=" << n;
+    EXPECT_EQ(differing_bits(r.download(), residual), 0u) << "the residual is only read";
+  }
+}
+
+TEST(KernelGemvFused, RejectsWhatItDoesNotRun) {
+  RL_REQUIRE_GPU();
+  TestBuffer<half> h(size_t(4) * 64 * 64);
+  TestBuffer<float> f(size_t(4) * 64);
+  const cuda::GemvFusedParams ok{.w = h.get(), .n = 1, .in = 64, .out = 64, .x = h.get(), .y16 = h.get()};
+  EXPECT_NO_THROW(cuda::gemv_fused(ok, nullptr));
+  auto bad = [&](auto change) {
+    cuda::GemvFusedParams p = ok;
+    change(p);
+    return p;
+  };
+  EXPECT_THROW(cuda::gemv_fused(bad([](auto& p) { p.n = 3; }), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_fused(bad([&](auto& p) { p.y32 = f.get(); }), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_fused(bad([](auto& p) { p.y16 = nullptr; }), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_fused(bad([&](auto& p) { p.norm_residual = f.get(); }), nullptr),
+               std::invalid_argument)
+      << "x and a norm prologue together";
+  EXPECT_THROW(cuda::gemv_fused(bad([&](auto& p) {
+                                  p.x = nullptr;
+                                  p.norm_residual = f.get();
+                                  p.norm_w = h.get();
+                                  p.in = 16384;
+                                }),
+                                nullptr),
+               std::invalid_argument)
+      << "normed rows past the shared memory";
 }
 
 TEST(KernelGemvSwiglu, RejectsShapesItDoesNotRun) {
