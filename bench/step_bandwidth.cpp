@@ -18,6 +18,7 @@ double StepBandwidth::step_bytes(int64_t context) const {
   StepShape s;
   s.context = {int(std::max<int64_t>(context, 1))};
   s.formats = formats_;
+  if (device_ == DeviceKind::cuda) s.fusions = cuda_fusions(config_, s);
   return total(step_costs(config_, s)).bytes;
 }
 

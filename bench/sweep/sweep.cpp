@@ -214,7 +214,9 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
                   : measure_prefill(*backend, c.batch, c.length, spec.warmup, spec.iters);
           std::map<std::string, std::vector<double>> op_us;
           for (const auto& op : t.ops) op_us[op.name] = op.us;
-          const StepShape shape = shape_of(c, backend->formats());
+          StepShape shape = shape_of(c, backend->formats());
+          // The CUDA backend runs the fused op table at small decode batches: count what it launches.
+          if (backend->device() == DeviceKind::cuda) shape.fusions = cuda_fusions(source.config, shape);
           // This repetition alone, for the progress line; then the pool, for the report.
           const RunRecord this_rep = build_run(source.config, shape, device.peak, t.step_us, op_us, t.method);
           pool.step_us.insert(pool.step_us.end(), t.step_us.begin(), t.step_us.end());
