@@ -314,13 +314,7 @@ void gemv_fused(const GemvFusedParams& p, cudaStream_t stream) {
 }
 
 void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream) {
-  const char* op = "gemv_swiglu";
-  require(n >= 1 && n <= kGemvFusedMaxRows, op, "n must be in 1.." + std::to_string(kGemvFusedMaxRows));
-  require(in > 0 && in % 8 == 0 && inter > 0, op,
-          "in must be a positive multiple of 8 and inter positive, got in " + std::to_string(in) +
-              ", inter " + std::to_string(inter));
-  require(aligned16(x) && aligned16(w13), op, "x and W13 must be 16-byte aligned");
-  gemv_fused({.w = w13, .n = n, .in = in, .out = inter, .x = x, .act = act}, stream);
+  gemv_fused({.w = w13, .n = n, .in = in, .out = inter, .x = x, .act = act}, stream);  // gemv_fused checks
 }
 
 }  // namespace ridgeline::cuda
