@@ -7,7 +7,7 @@
 #   sweep    a short fixed sweep: the internlm2-chat-1_8b preset, decode at batch 1 and 16 and context
 #            1024, a prefill of 512 tokens at the same batches, 3 interleaved repetitions of 30 timed
 #            steps each (samples pooled), against the committed ceilings of this GPU
-#            (reports/ceilings/<gpu>.json, what `ridgeline probe --out` wrote) when there are some, else
+#            (bench/ceilings/<gpu>.json, what `ridgeline probe --out` wrote) when there are some, else
 #            a probe's;
 #   compare  `ridgeline compare` against the committed baseline of this GPU,
 #            reports/baselines/<gpu>-ci.json, <gpu> from the device name ("NVIDIA H200" -> h200,
@@ -83,7 +83,7 @@ pick() {  # the first existing <folder>/<slug><suffix>, most specific name first
     [ -f "$1/$s$2" ] && { echo "$1/$s$2"; return; }
   done
 }
-ceilings=${RIDGELINE_CI_CEILINGS:-$(pick reports/ceilings .json)}
+ceilings=${RIDGELINE_CI_CEILINGS:-$(pick bench/ceilings .json)}
 ceiling_args=()
 if [ -n "$ceilings" ] && [ "$ceilings" != probe ]; then
   ceiling_args=(--ceilings "$ceilings")

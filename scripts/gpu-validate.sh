@@ -98,8 +98,8 @@ for stage in "${stages[@]}"; do
     kv)
       ceil=()
       [ -f "$out/ceilings.json" ] && ceil=(--ceilings "$out/ceilings.json")
-      [ ${#ceil[@]} -eq 0 ] && [ -f reports/ceilings/h200.json ] && nvidia-smi -L 2>/dev/null | grep -q H200 &&
-        ceil=(--ceilings reports/ceilings/h200.json)
+      [ ${#ceil[@]} -eq 0 ] && [ -f bench/ceilings/h200.json ] && nvidia-smi -L 2>/dev/null | grep -q H200 &&
+        ceil=(--ceilings bench/ceilings/h200.json)
       for m in internlm2-chat-1_8b internlm2-chat-7b; do
         "$rl" sweep --model $m --kv fp16,int8,int4 --batch 16,64,256 --context 8192 "${ceil[@]}" --iters 20 \
           --warmup 3 --out "$out/kv-$m.json" 2>"$logs/kv-$m.log"

@@ -29,7 +29,7 @@ DeviceInfo h200_like() {
   d.driver = "13.0";
   d.cuda = "13.0";
   d.peak = measured_ceilings(4200, 4600, 780);
-  d.ceilings_file = "reports/ceilings/h200.json";
+  d.ceilings_file = "bench/ceilings/h200.json";
   d.ceilings_created = "2026-11-30T13:49:27Z";
   EnvironmentInfo& e = d.env;
   e.host_cpu = "Intel(R) Xeon(R) Platinum 8480+";
@@ -78,7 +78,7 @@ TEST(ReportEnvironment, DeviceEnvironmentAndCeilingsFileRoundTripAndValidate) {
   EXPECT_EQ(j["clocks_MHz"]["sm"], 1980);
   EXPECT_EQ(j["power_limit_W"], 700.0);
   EXPECT_EQ(j["ecc"], "on");
-  EXPECT_EQ(j["peak"]["file"], "reports/ceilings/h200.json");
+  EXPECT_EQ(j["peak"]["file"], "bench/ceilings/h200.json");
   const DeviceInfo back = device_from_json(j, "$.device");
   EXPECT_EQ(back.env.uuid, d.env.uuid);
   EXPECT_EQ(back.env.memory_clock_max_mhz, 3201);
@@ -125,7 +125,7 @@ TEST(ReportEnvironment, RenderingNamesTheEnvironmentTheCeilingsFileAndThePooledR
                               "limit 700 W, ECC on, GPU-5f3c0e4a"));
   EXPECT_THAT(html, HasSubstr("built with GNU 12.2.0; nvcc NVIDIA 13.0.88; cuBLAS 13.1.0; host CPU Intel"));
   EXPECT_THAT(html,
-              HasSubstr("read from reports/ceilings/h200.json (probed 2026-11-30T13:49:27Z)"));
+              HasSubstr("read from bench/ceilings/h200.json (probed 2026-11-30T13:49:27Z)"));
   EXPECT_THAT(html, HasSubstr("pools the samples of up to 2 interleaved repetitions"));
   EXPECT_THAT(html, Not(HasSubstr("interrupted")));
 }

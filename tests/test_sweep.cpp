@@ -352,7 +352,7 @@ TEST(SweepCli, CeilingsFileIsReadBackInsteadOfProbingAndRecordedInTheReport) {
 
 TEST(SweepCli, CeilingsOfAnotherBackendOrAFileThatHasNoneAreRefused) {
   const std::string out = temp_path("refused.json");
-  const std::string gpu = test::shell_quote(test::data_path("../../reports/ceilings/h200.json"));
+  const std::string gpu = test::shell_quote(test::data_path("../../bench/ceilings/h200.json"));
   auto r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + gpu + " --out " + out));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err,
