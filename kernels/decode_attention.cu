@@ -24,10 +24,14 @@
 //    of its P^T fragment, and as V^T's A rows gid and gid+8 of m-tile t the dims t and t+kMTiles of
 //    its own chunks; two tokens' values at one dim are paired by byte permutes.
 //  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own S n-tile.
-// Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the raw codes, exactly converted
-// to fp16 (a code placed under the exponent of 1024, 1024 subtracted): q.k = s*(q.c) + z*sum(q) per
-// score, and sum_t p_t*v_t = sum_t (p_t*s_t)*c_t + sum_t p_t*z_t, so the scale and zero cost a few
-// FLOPs per token, not per element.
+// Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the codes as they come out of one
+// PRMT or LOP3 per pair: placed under the exponent of 1024, the fp16 value 1024 + c (exact). Scale,
+// zero and that offset come off per score and per output, not per element:
+//   q.k = s*(q.(1024 + c) - 1024*sum(q)) + z*sum(q)
+//   sum_t p_t*v_t = sum_t (p_t*s_t)*(1024 + c_t) - 1024*sum_t p_t*s_t + sum_t p_t*z_t
+// (p_t*s_t as the fp16 operand rounds it, so the offset cancels exactly). int4's odd dims are masked
+// in place, 1024 + 16*c: Q goes in divided by 16 there and O comes out divided by 16. The offset's
+// cancellation costs fp32 bits in proportion to 1024/c (~2^7 at int4), far inside the fp16 output.
 // Loads: each warp streams its own tiles through its own cp.async ring in shared memory, kStages-1
 // tiles ahead, with no block barrier while streaming (__syncwarp orders the lanes' copies and reads).
 // A tile's rows are contiguous in the cache (a paged block holds a head's rows back to back), so the
@@ -101,28 +105,28 @@ __device__ __forceinline__ half2 bits_h2(uint32_t u) {
   return *reinterpret_cast<half2*>(&u);
 }
 
-// Codes placed under fp16's 1024 (0x6400 | code, code < 1024 exact) back to the codes: one HSUB2.
-// `times16`: the code sat 4 bits higher (1024 + 16*code): one HFMA2 undoes both.
-template <bool kTimes16>
-__device__ __forceinline__ uint32_t magic_to_codes(uint32_t m) {
-  const half2 x = bits_h2(m);
-  if constexpr (kTimes16)
-    return h2_bits(__hfma2(x, __float2half2_rn(0.0625f), __float2half2_rn(-64.0f)));
-  else
-    return h2_bits(__hsub2(x, __float2half2_rn(1024.0f)));
-}
+// Codes as fp16 pairs placed under the exponent of 1024 (0x6400 | code: the value 1024 + code,
+// exact), never converted back: the MMAs run on 1024 + code (int4's odd dims: 1024 + 16*code) and the
+// offset comes off once per score or per output (see the kernel's comment), which leaves one PRMT or
+// LOP3 per pair of codes.
+constexpr float kCodeOffset = 1024.0f;
 
-// Bytes 2k and 2k+1 of w as the fp16 pair (code, code).
+// Bytes 2k and 2k+1 of w as the fp16 pair (1024 + code, 1024 + code).
 __device__ __forceinline__ uint32_t int8_pair(uint32_t w, int k) {
-  return magic_to_codes<false>(__byte_perm(w, 0x64646464u, k == 0 ? 0x4140u : 0x4342u));
+  return __byte_perm(w, 0x64646464u, k == 0 ? 0x4140u : 0x4342u);
 }
 
 // The nibble pairs of a word of 8 int4 dims (dim e at bits 4e): f = 0..3 gives dims (f, f+4) as an
-// fp16 pair, from the word as is (dims 0,4 / 1,5) or shifted by a byte (2,6 / 3,7).
+// fp16 pair, from the word as is (dims 0,4 / 1,5) or shifted by a byte (2,6 / 3,7). Odd f masks the
+// nibble where it sits, 4 bits up: 1024 + 16*code (int4_times16).
 __device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
   const uint32_t x = f < 2 ? w : w >> 8;
-  if (f % 2 == 0) return magic_to_codes<false>((x & 0x000F000Fu) | 0x64006400u);
-  return magic_to_codes<true>((x & 0x00F000F0u) | 0x64006400u);
+  return (x & (f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u)) | 0x64006400u;
+}
+
+// Whether int4_pair's dim e (0..7 of a unit) comes out as 1024 + 16*code.
+__device__ __forceinline__ constexpr bool int4_times16(int e) {
+  return e % 2 == 1;
 }
 
 // K's B fragment for MMA k-step half `h` (dims 4h..4h+3 of the unit's 8 at fp16/int8; for int4 the
@@ -251,10 +255,12 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 #pragma unroll
   for (int s = 0; s < S::kStages - 1; ++s) issue(s);
 
-  // Q's A fragments (rows gid < kGroup; the other rows are zeros), in k_fragment's dim order; sum(q)
-  // of the row for the quantized zeros.
+  // Q's A fragments (rows gid < kGroup; the other rows are zeros), in k_fragment's dim order. For the
+  // quantized cache: sum(q) of the row for the zeros, and qoff = -1024 * (sum of the fragments'
+  // values) to take the codes' offset off a score; int4's odd dims meet 1024 + 16*code, so their q
+  // goes in divided by 16 (exact: a power of two).
   uint32_t qa0[S::kKSteps], qa2[S::kKSteps];
-  float qsum = 0.0f;
+  float qsum = 0.0f, qoff = 0.0f;
   {
     const bool real = gid < kGroup;
     const half* qrow = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + (real ? gid : 0)) * kHeadDim;
@@ -264,7 +270,12 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       half8_to_float(
           real ? *reinterpret_cast<const uint4*>(qrow + (c * 4 + tig) * 8) : make_uint4(0u, 0u, 0u, 0u), f);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) qsum += f[e];
+      for (int e = 0; e < 8; ++e) {
+        qsum += f[e];
+        if constexpr (kBits == 4)
+          if (int4_times16(e)) f[e] = __half2float(__float2half_rn(f[e] * 0.0625f));
+        qoff -= kCodeOffset * f[e];
+      }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         qa0[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 0)], f[k_dim<kBits>(h, 1)]);
@@ -273,11 +284,14 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
     qsum += __shfl_xor_sync(0xffffffffu, qsum, 1);
     qsum += __shfl_xor_sync(0xffffffffu, qsum, 2);
+    qoff += __shfl_xor_sync(0xffffffffu, qoff, 1);
+    qoff += __shfl_xor_sync(0xffffffffu, qoff, 2);
   }
 
-  // Row gid's running max (log2 domain), this lane's share of the row sum and of sum p*zero, and
+  // Row gid's running max (log2 domain), this lane's share of the row sum, of sum p*zero and of
+  // sum p*scale (as the fp16 P^T operand holds it: the codes' offset times it comes off O), and
   // O's C fragments (c0, c1: row gid, the dims of B columns 2*tig, 2*tig+1; c2, c3 stay zero).
-  float m = -INFINITY, l = 0.0f, zacc = 0.0f;
+  float m = -INFINITY, l = 0.0f, zacc = 0.0f, sacc = 0.0f;
   // O^T = V^T P^T: m-tile t's rows gid and gid+8 are dims vdim(t) and vdim(t + kMTiles) of this lane's
   // V units, its columns the heads 2*tig, 2*tig+1.
   float acc[kMTiles][4];
@@ -328,7 +342,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         float score = sc[n][e];
         if constexpr (kQuant) {
           const float2 sz = __half22float2(bits_h2(k_sz[(rt * 8 + 2 * tig + e) * kT + j]));
-          score = fmaf(sz.x, score, sz.y * qsum);
+          score = fmaf(sz.x, score + qoff, sz.y * qsum);  // s*(q.c) + z*sum(q)
         }
         // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
         p[n][e] = t < t1 ? score * scale_log2 : -INFINITY;
@@ -344,6 +358,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     m = m_new;
     l *= corr;
     zacc *= corr;
+    sacc *= corr;
     {  // O's columns are heads 2*tig and 2*tig+1: their rows' factors live in lanes 8*tig and 8*tig+4
       const float corr_a = __shfl_sync(0xffffffffu, corr, 8 * tig);
       const float corr_b = __shfl_sync(0xffffffffu, corr, 8 * tig + 4);
@@ -362,12 +377,13 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         const float pe = exp2f(p[n][e] - use);
         l += pe;
         p[n][e] = pe;
-        if constexpr (kQuant) {  // the codes' weight p*scale; p*zero adds to every dim
-          const int j = n % kT, r = (n / kT) * 8 + 2 * tig + e;
+        if constexpr (kQuant) {  // the codes' weight p*scale, fp16-rounded as the MMA sees it; p*zero
+          const int j = n % kT, r = (n / kT) * 8 + 2 * tig + e;  // adds to every dim
           const float2 sz = __half22float2(bits_h2(v_sz[r * kT + j]));
           const bool valid = row_token(tb, r) + j < t1;
-          p[n][e] = valid ? pe * sz.x : 0.0f;
+          p[n][e] = valid ? __half2float(__float2half_rn(pe * sz.x)) : 0.0f;
           zacc += valid ? pe * sz.y : 0.0f;
+          sacc += p[n][e];
         }
       }
 
@@ -416,6 +432,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   if constexpr (kQuant) {
     zacc += __shfl_xor_sync(0xffffffffu, zacc, 1);
     zacc += __shfl_xor_sync(0xffffffffu, zacc, 2);
+    sacc += __shfl_xor_sync(0xffffffffu, sacc, 1);
+    sacc += __shfl_xor_sync(0xffffffffu, sacc, 2);
   }
 
   // Merge the warps of this CTA.
@@ -425,6 +443,15 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   }
   {
     const float z[2] = {__shfl_sync(0xffffffffu, zacc, 8 * tig), __shfl_sync(0xffffffffu, zacc, 8 * tig + 4)};
+    const float off[2] = {-kCodeOffset * __shfl_sync(0xffffffffu, sacc, 8 * tig),
+                          -kCodeOffset * __shfl_sync(0xffffffffu, sacc, 8 * tig + 4)};
+    // O's accumulator of element e of a unit as a value: sum p*s*(offset + c) less the offset's
+    // share, undoing int4's 16x on odd dims, plus the zeros' share.
+    auto value = [&](float a, int hh, int e) {
+      if constexpr (!kQuant) return a;
+      const float codes = a + off[hh];
+      return (kBits == 4 && int4_times16(e) ? codes * 0.0625f : codes) + z[hh];
+    };
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       const int head = 2 * tig + hh;
@@ -433,8 +460,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 #pragma unroll
       for (int t = 0; t < kMTiles; ++t) {
         const int ql = t, qh = t + kMTiles;  // the lane's dim slots: unit q / 8 (of c*8+gid), element q % 8
-        row[((ql / 8) * 8 + gid) * 8 + ql % 8] = acc[t][hh] + z[hh];
-        row[((qh / 8) * 8 + gid) * 8 + qh % 8] = acc[t][2 + hh] + z[hh];
+        row[((ql / 8) * 8 + gid) * 8 + ql % 8] = value(acc[t][hh], hh, ql % 8);
+        row[((qh / 8) * 8 + gid) * 8 + qh % 8] = value(acc[t][2 + hh], hh, qh % 8);
       }
     }
   }
