@@ -41,7 +41,10 @@
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
 // Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8 1.6x
-// and int4 1.9-2.1x faster than fp16 there, where the code conversions, not DRAM, set the time.
+// and int4 2.0x faster than fp16 there. Not DRAM (48-78% busy), and not the conversions (removing
+// most of them moved int4 by 3%); the time per tile follows its instruction count at ~7 cycles per
+// instruction per warp with 4 warps per scheduler, so the suspect is latency per warp (stall
+// reasons: perf/NOTES.md). B=1 reaches 0.43 of the peak at ctx 8192: 3 tiles per warp.
 #include <cmath>
 
 #include "kernels/cp_async.cuh"
@@ -98,9 +101,6 @@ __device__ __forceinline__ int swizzle(int r) {
   return ((r & 1) << 2) ^ (r & 6);
 }
 
-__device__ __forceinline__ uint32_t h2_bits(half2 h) {
-  return *reinterpret_cast<uint32_t*>(&h);
-}
 __device__ __forceinline__ half2 bits_h2(uint32_t u) {
   return *reinterpret_cast<half2*>(&u);
 }
@@ -492,25 +492,51 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   }
 }
 
-// Log-sum-exp merge of the split partials: one block per (sequence, head), one thread per dim.
-__global__ void decode_attention_merge_kernel(const float* __restrict__ part_o,
-                                              const float2* __restrict__ part_ml, int n_splits, int head_dim,
-                                              half* __restrict__ out) {
+// Log-sum-exp merge of the split partials: one block per (sequence, head). Its time is load latency,
+// not bytes (a few hundred KB of partials in L2), so every load is issued before any result is
+// needed: warp 0 reads all splits' (max, sum) at once (n_splits <= 64: two per lane) and turns them
+// into weights in shared memory; then kMergeParts threads per dim each sum every kMergeParts-th
+// split, unrolled so that 8 loads are in flight per thread, and add their parts in a fixed order.
+// (One thread per dim walking the splits in turn paid one L2 round trip per split: 13 us at B=1,
+// ctx 8192, longer than the attention kernel.)
+constexpr int kMergeThreads = 256;
+
+__global__ void __launch_bounds__(kMergeThreads)
+    decode_attention_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
+                                  int n_splits, int head_dim, half* __restrict__ out) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ float lsum;
+  __shared__ float partial[kMergeThreads];
   asm volatile("griddepcontrol.wait;" ::: "memory");  // the partials are complete and visible
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * n_splits;
-  const int d = threadIdx.x;
-  float mx = -INFINITY;
-  for (int s = 0; s < n_splits; ++s) mx = fmaxf(mx, part_ml[row0 + s].x);
-  float lsum = 0.0f, o = 0.0f;
-  if (mx != -INFINITY) {
-    for (int s = 0; s < n_splits; ++s) {
-      float2 ml = part_ml[row0 + s];
-      float w = exp2f(ml.x - mx);
-      lsum += ml.y * w;
-      o += part_o[(row0 + s) * head_dim + d] * w;
-    }
+  const int tid = threadIdx.x;
+  if (tid < 32) {
+    const float2 none = make_float2(-INFINITY, 0.0f);
+    const float2 a = tid < n_splits ? part_ml[row0 + tid] : none;
+    const float2 b = tid + 32 < n_splits ? part_ml[row0 + tid + 32] : none;
+    float mx = fmaxf(a.x, b.x);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    // No split saw a token (mx = -inf): every weight 0, the output 0.
+    const float wa = mx == -INFINITY ? 0.0f : exp2f(a.x - mx), wb = mx == -INFINITY ? 0.0f : exp2f(b.x - mx);
+    float l = a.y * wa + b.y * wb;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+    if (tid < n_splits) weight[tid] = wa;
+    if (tid + 32 < n_splits) weight[tid + 32] = wb;
+    if (tid == 0) lsum = l;
   }
-  out[static_cast<int64_t>(blockIdx.x) * head_dim + d] = __float2half_rn(lsum > 0.0f ? o / lsum : 0.0f);
+  __syncthreads();
+  const int parts = kMergeThreads / head_dim, d = tid % head_dim, part = tid / head_dim;
+  float o = 0.0f;
+#pragma unroll 8
+  for (int s = part; s < n_splits; s += parts) o += part_o[(row0 + s) * head_dim + d] * weight[s];
+  partial[tid] = o;
+  __syncthreads();
+  if (part == 0) {
+    for (int p = 1; p < parts; ++p) o += partial[p * head_dim + d];
+    out[static_cast<int64_t>(blockIdx.x) * head_dim + d] = __float2half_rn(lsum > 0.0f ? o / lsum : 0.0f);
+  }
 }
 
 int max_splits_for_context(int max_context) {
@@ -652,7 +678,7 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
     pdl.val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(p.n_seqs * n_heads);
-    cfg.blockDim = dim3(cache.head_dim);
+    cfg.blockDim = dim3(kMergeThreads);
     cfg.stream = stream;
     cfg.attrs = &pdl;
     cfg.numAttrs = 1;

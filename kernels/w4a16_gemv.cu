@@ -201,16 +201,19 @@ size_t smem_bytes(const W4A16GemvConfig& c, int n) {
   return size_t(c.warps) * c.stages * stage_bytes(c.tiles, n);
 }
 
-// The defaults (predictions until BM_W4A16GemvVariants has measured them; perf/NOTES.md): one strip
-// per block, so even the smallest weight (out = 2048: 128 strips) spreads over every SM; 8 warps, or
-// 16 when there are fewer strips than SMs, so each SM still has 16 warps streaming; each warp
-// 8 stages deep (7 groups = 7 KB of codes in flight) for n <= 2, 4 above, where x takes room.
+// The defaults, as BM_W4A16GemvVariants measured them (H200, 2026-12-01, M = 1 and 8, perf/NOTES.md):
+// one strip per block (two were slower everywhere). Warps per block by strips per SM: 16 when there
+// are fewer strips than SMs and n <= 2 (1.8b w2 at M=1: 5.6 us vs 6.7 with 8), 8 up to two strips per
+// SM, 4 beyond (7b wqkv 7.5 us vs 9.5 with 8, 1.8b w13 9.5 vs 12.1, 7b w13 23.4 vs 30.4): with many
+// strips, fewer warps each stream more groups and more blocks fit beside each other. 8 stages for
+// n <= 2 at 8+ warps, 4 otherwise (4-warp blocks were as fast or faster with 4).
 W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
   W4A16GemvConfig c;
   c.tiles = 1;
   const int blocks = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
-  c.warps = std::min(blocks < current_sm_count(op) ? 16 : 8, groups);
-  c.stages = n <= 2 ? 8 : 4;
+  const int sms = current_sm_count(op);
+  c.warps = std::min(blocks < sms && n <= 2 ? 16 : blocks <= 2 * sms ? 8 : 4, groups);
+  c.stages = n <= 2 && c.warps >= 8 ? 8 : 4;
   while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
   while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
   return c;
