@@ -7,6 +7,7 @@
 // norm prologue (gemv_fused, kernels/gemv.cu) shares: the fused and unfused paths give the same bits.
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.cuh"
 #include "kernels/rmsnorm_row.cuh"
 
 namespace ridgeline::cuda {
@@ -16,6 +17,7 @@ template <int kChunks>
 __global__ void __launch_bounds__(kNormThreads)
     add_rmsnorm_kernel(float* __restrict__ residual, const half* __restrict__ x, const half* __restrict__ w,
                        int dim, float eps, half* __restrict__ out) {
+  overlap_enter();
   const int64_t row = blockIdx.x;
   float* r = residual + row * dim;
   const int n_chunks = dim / 8;
@@ -59,17 +61,12 @@ void add_rmsnorm(float* residual, const half* x, const half* w, int n_tokens, in
           "residual, x, w and out must be 16-byte aligned");
   if (n_tokens == 0) return;
   const int chunks = ceil_div(dim / 8, kNormThreads);
-  if (chunks <= 1)
-    add_rmsnorm_kernel<1><<<n_tokens, kNormThreads, 0, stream>>>(residual, x, w, dim, eps, out);
-  else if (chunks <= 2)
-    add_rmsnorm_kernel<2><<<n_tokens, kNormThreads, 0, stream>>>(residual, x, w, dim, eps, out);
-  else if (chunks <= 4)
-    add_rmsnorm_kernel<4><<<n_tokens, kNormThreads, 0, stream>>>(residual, x, w, dim, eps, out);
-  else if (chunks <= 8)
-    add_rmsnorm_kernel<8><<<n_tokens, kNormThreads, 0, stream>>>(residual, x, w, dim, eps, out);
-  else
-    add_rmsnorm_kernel<16><<<n_tokens, kNormThreads, 0, stream>>>(residual, x, w, dim, eps, out);
-  RL_CUDA_CHECK_LAUNCH(op);
+  auto kernel = chunks <= 1   ? add_rmsnorm_kernel<1>
+                : chunks <= 2 ? add_rmsnorm_kernel<2>
+                : chunks <= 4 ? add_rmsnorm_kernel<4>
+                : chunks <= 8 ? add_rmsnorm_kernel<8>
+                              : add_rmsnorm_kernel<16>;
+  launch_overlapped(kernel, n_tokens, kNormThreads, 0, stream, op, residual, x, w, dim, eps, out);
 }
 
 }  // namespace ridgeline::cuda

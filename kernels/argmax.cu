@@ -4,11 +4,13 @@
 #include "kernels/block_argmax.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.cuh"
 
 namespace ridgeline::cuda {
 namespace {
 
 __global__ void argmax_kernel(const float* __restrict__ logits, int vocab, int* __restrict__ out) {
+  overlap_enter();
   int best = block_argmax(logits + static_cast<int64_t>(blockIdx.x) * vocab, vocab);
   if (threadIdx.x == 0) out[blockIdx.x] = best;
 }
@@ -19,8 +21,7 @@ void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t s
   const char* op = "argmax";
   require(n_rows >= 0 && vocab > 0, op, "vocab must be positive, got " + std::to_string(vocab));
   if (n_rows == 0) return;
-  argmax_kernel<<<n_rows, 1024, 0, stream>>>(logits, vocab, out);
-  RL_CUDA_CHECK_LAUNCH(op);
+  launch_overlapped(argmax_kernel, n_rows, 1024, 0, stream, op, logits, vocab, out);
 }
 
 }  // namespace ridgeline::cuda

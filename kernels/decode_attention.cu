@@ -14,7 +14,7 @@
 // One CTA per (KV head, sequence, context split); each warp streams its own tiles of 16 tokens (32 at
 // int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
-// log-sum-exp weights (launched as a programmatic dependent, so its launch overlaps the tail). The
+// log-sum-exp weights (an overlapped launch, kernels/overlap.cuh: it starts during the tail). The
 // split count fills the last wave of CTAs (choose_splits), capped by the context.
 // Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
 // every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
@@ -51,6 +51,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/mma.cuh"
+#include "kernels/overlap.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -192,6 +193,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   float* sm_m = sm_acc + kWarps * kGroup * kHeadDim;  // [warp][kGroup]
   float* sm_l = sm_m + kWarps * kGroup;               // [warp][kGroup]
 
+  overlap_enter();  // the cache rows of this step are rope_kv_write's (kernels/overlap.cuh)
   const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
@@ -421,9 +423,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
   }
   cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
-  // The merge kernel (launched as a programmatic dependent) may start its launch now; it waits for
-  // this grid's completion, and so for these partials, before reading them.
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   __syncthreads();
 
   // The row's sums over its quad; back from codes to values (zeros' share on every dim).
@@ -507,7 +506,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   __shared__ float weight[kMaxSplits];
   __shared__ float lsum;
   __shared__ float partial[kMergeThreads];
-  asm volatile("griddepcontrol.wait;" ::: "memory");  // the partials are complete and visible
+  overlap_enter();  // the partials are complete and visible
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * n_splits;
   const int tid = threadIdx.x;
   if (tid < 32) {
@@ -578,8 +577,9 @@ void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2*
   (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
-  decode_attention_kernel<kHeadDim, kGroup, kBits><<<grid, kThreads, smem, stream>>>(
-      p.q, p.slots, p.context_lens, p.n_heads, p.cache, n_splits, scale_log2, part_o, part_ml, p.out);
+  launch_overlapped(decode_attention_kernel<kHeadDim, kGroup, kBits>, grid, kThreads, smem, stream,
+                    "decode_attention", p.q, p.slots, p.context_lens, p.n_heads, p.cache, n_splits,
+                    scale_log2, part_o, part_ml, p.out);
 }
 
 template <int kHeadDim, int kBits>
@@ -671,21 +671,10 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
   else
     launch_format<4>(group, p, n_splits, part.o, part.ml, stream);
   RL_CUDA_CHECK_LAUNCH(op);
-  if (n_splits > 1) {
-    // A programmatic dependent launch: its launch overlaps the attention kernel's last CTAs.
-    cudaLaunchAttribute pdl{};
-    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl.val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(p.n_seqs * n_heads);
-    cfg.blockDim = dim3(kMergeThreads);
-    cfg.stream = stream;
-    cfg.attrs = &pdl;
-    cfg.numAttrs = 1;
-    RL_CUDA_CHECK(op,
-                  cudaLaunchKernelEx(&cfg, decode_attention_merge_kernel, static_cast<const float*>(part.o),
-                                     static_cast<const float2*>(part.ml), n_splits, cache.head_dim, p.out));
-  }
+  if (n_splits > 1)
+    launch_overlapped(decode_attention_merge_kernel, p.n_seqs * n_heads, kMergeThreads, 0, stream, op,
+                      static_cast<const float*>(part.o), static_cast<const float2*>(part.ml), n_splits,
+                      cache.head_dim, p.out);
 }
 
 }  // namespace ridgeline::cuda

@@ -5,12 +5,14 @@
 // bytes of the row per load.
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.cuh"
 
 namespace ridgeline::cuda {
 namespace {
 
 __global__ void embed_kernel(const half* __restrict__ table, const int* __restrict__ ids, int dim,
                              float* __restrict__ out) {
+  overlap_enter();
   int t = blockIdx.x;
   const half* row = table + static_cast<int64_t>(ids[t]) * dim;
   float* dst = out + static_cast<int64_t>(t) * dim;
@@ -31,8 +33,7 @@ void embed(const half* table, const int* ids, int n_tokens, int dim, float* resi
   require(aligned16(table) && aligned16(residual_out), op, "table and residual must be 16-byte aligned");
   if (n_tokens == 0) return;
   int threads = std::min(256, ((dim / 8 + 31) / 32) * 32);
-  embed_kernel<<<n_tokens, threads, 0, stream>>>(table, ids, dim, residual_out);
-  RL_CUDA_CHECK_LAUNCH(op);
+  launch_overlapped(embed_kernel, n_tokens, threads, 0, stream, op, table, ids, dim, residual_out);
 }
 
 }  // namespace ridgeline::cuda

@@ -23,6 +23,7 @@
 // add is add_rmsnorm's r + float(fp16(proj)).
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.cuh"
 #include "kernels/rmsnorm_row.cuh"
 #include "kernels/swiglu_math.cuh"
 
@@ -117,12 +118,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
                 OutT* __restrict__ y) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (row >= out) return;
-  const int rows[1] = {row};
+  // The first weight loads go out before the previous kernel has finished (kernels/overlap.cuh);
+  // warps past `out` load a valid row and discard it.
+  const int rows[1] = {min(row, out - 1)};
   const uint4* wrow[1];
   row_pointers(w, in, rows, wrow);
   uint4 wv[1][kUnroll];
   load_batch(wrow, in / 8, lane, wv);
+  overlap_enter();
+  if (row >= out) return;
   float acc[1][N];
   rows_dot<1, N, false>(x, wrow, in, lane, wv, acc);
   if (lane == 0)
@@ -174,6 +178,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_fused_kernel(const G
   row_pointers(p.w, p.in, rows, wrow);
   uint4 wv[R][kUnroll];
   load_batch(wrow, p.in / 8, lane, wv);
+  overlap_enter();  // weights only above this line (kernels/overlap.cuh)
   const half* x = p.x;
   if constexpr (kNorm) {
     half* x_s = reinterpret_cast<half*>(smem);
@@ -210,20 +215,11 @@ template <int N, bool kNorm>
 void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream) {
   dim3 grid(ceil_div(p.out, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
   const size_t smem = kNorm ? size_t(N) * p.in * sizeof(half) : 0;
-  switch (outputs_of) {
-    case 0:
-      gemv_fused_kernel<N, kNorm, Epilogue::store_half><<<grid, block, smem, stream>>>(p);
-      break;
-    case 1:
-      gemv_fused_kernel<N, kNorm, Epilogue::store_float><<<grid, block, smem, stream>>>(p);
-      break;
-    case 2:
-      gemv_fused_kernel<N, kNorm, Epilogue::swiglu><<<grid, block, smem, stream>>>(p);
-      break;
-    default:
-      gemv_fused_kernel<N, kNorm, Epilogue::add_residual><<<grid, block, smem, stream>>>(p);
-      break;
-  }
+  auto kernel = outputs_of == 0   ? gemv_fused_kernel<N, kNorm, Epilogue::store_half>
+                : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
+                : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
+                                  : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
+  launch_overlapped(kernel, grid, block, smem, stream, "gemv_fused", p);
 }
 
 template <typename OutT>
@@ -234,33 +230,10 @@ void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaS
           "in must be a positive multiple of 8, got " + std::to_string(in));
   require(aligned16(x) && aligned16(w), op, "x and W must be 16-byte aligned");
   dim3 grid(ceil_div(out, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
-  switch (n) {
-    case 1:
-      gemv_kernel<1><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    case 2:
-      gemv_kernel<2><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    case 3:
-      gemv_kernel<3><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    case 4:
-      gemv_kernel<4><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    case 5:
-      gemv_kernel<5><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    case 6:
-      gemv_kernel<6><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    case 7:
-      gemv_kernel<7><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-    default:
-      gemv_kernel<8><<<grid, block, 0, stream>>>(x, w, in, out, y);
-      break;
-  }
-  RL_CUDA_CHECK_LAUNCH(op);
+  constexpr void (*kernels[])(const half*, const half*, int, int, OutT*) = {
+      gemv_kernel<1, OutT>, gemv_kernel<2, OutT>, gemv_kernel<3, OutT>, gemv_kernel<4, OutT>,
+      gemv_kernel<5, OutT>, gemv_kernel<6, OutT>, gemv_kernel<7, OutT>, gemv_kernel<8, OutT>};
+  launch_overlapped(kernels[std::min(n, 8) - 1], grid, block, 0, stream, op, x, w, in, out, y);
 }
 
 }  // namespace

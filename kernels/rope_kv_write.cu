@@ -17,6 +17,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/kv_quant.cuh"
+#include "kernels/overlap.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -45,6 +46,7 @@ __global__ void __launch_bounds__(kThreads)
                          const int* __restrict__ positions, int n_heads, KvCacheView cache, float rope_base,
                          float pos_scale, half* __restrict__ q_out) {
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
+  overlap_enter();
   const int t = blockIdx.x;
   const int hd = cache.head_dim, half_dim = hd / 2, n_kv = cache.n_kv_heads, g = n_heads / n_kv;
   const int pos = positions[t];
@@ -165,8 +167,8 @@ void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
           "qkv, q_out and the K/V pools must be 16-byte aligned");
   if (p.n_tokens == 0) return;
   auto launch = [&](auto kernel) {
-    kernel<<<p.n_tokens, kThreads, 0, stream>>>(p.qkv, p.slots, p.positions, p.n_heads, cache, p.rope_base,
-                                                p.pos_scale, p.q_out);
+    launch_overlapped(kernel, p.n_tokens, kThreads, 0, stream, op, p.qkv, p.slots, p.positions, p.n_heads,
+                      cache, p.rope_base, p.pos_scale, p.q_out);
   };
   if (cache.bits == 16)
     launch(rope_kv_write_kernel<16>);
@@ -174,7 +176,6 @@ void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
     launch(rope_kv_write_kernel<8>);
   else
     launch(rope_kv_write_kernel<4>);
-  RL_CUDA_CHECK_LAUNCH(op);
 }
 
 }  // namespace ridgeline::cuda

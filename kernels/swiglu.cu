@@ -5,6 +5,7 @@
 // GEMV epilogue (gemv_swiglu in kernels/gemv.cu) shares so both paths give the same bits.
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.cuh"
 #include "kernels/swiglu_math.cuh"
 
 namespace ridgeline::cuda {
@@ -12,6 +13,7 @@ namespace {
 
 __global__ void swiglu_kernel(const half* __restrict__ gate_up, int64_t n_vectors, int vectors_per_row,
                               half* __restrict__ out) {
+  overlap_enter();
   for (int64_t v = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; v < n_vectors;
        v += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t t = v / vectors_per_row;
@@ -37,8 +39,8 @@ void swiglu(const half* gate_up, int n_tokens, int inter, half* out, cudaStream_
   int64_t n_vectors = static_cast<int64_t>(n_tokens) * (inter / 8);
   constexpr int kThreads = 256;
   int64_t blocks = std::min<int64_t>(ceil_div(n_vectors, int64_t{kThreads}), 16 * 1024);
-  swiglu_kernel<<<static_cast<int>(blocks), kThreads, 0, stream>>>(gate_up, n_vectors, inter / 8, out);
-  RL_CUDA_CHECK_LAUNCH(op);
+  launch_overlapped(swiglu_kernel, static_cast<int>(blocks), kThreads, 0, stream, op, gate_up, n_vectors,
+                    inter / 8, out);
 }
 
 }  // namespace ridgeline::cuda

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "kernels/cp_async.cuh"
+#include "kernels/overlap.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
 
@@ -62,10 +63,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   const int sbytes = stage_bytes(kTiles, n);
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
 
-  // Group g0 + i into ring slot `slot`: codes and records of each strip, then x. Lane L copies
-  // 16-byte chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1 the records,
-  // and the lanes share the 16*n chunks of x. Strips past the weight's end are neither loaded nor used.
-  auto issue = [&](int slot, int i) {
+  // Group g0 + i into ring slot `slot`: codes and records of each strip (issue_w), then x (issue_x).
+  // Lane L copies 16-byte chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1
+  // the records, and the lanes share the 16*n chunks of x. Strips past the weight's end are neither
+  // loaded nor used.
+  auto issue_w = [&](int slot, int i) {
     unsigned char* st = ring + slot * sbytes;
     const int g = g0 + i;
 #pragma unroll
@@ -81,7 +83,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
                          (int64_t{mt0 + (lane >> 2)} * groups + g) * 4 + (lane & 3);
       cp_async_16(st + kTiles * kCodeBytes + lane * 16, src, true);
     }
-    unsigned char* xs = st + kTiles * (kCodeBytes + kRecordBytes);
+  };
+  auto issue_x = [&](int slot, int i) {
+    const int g = g0 + i;
+    unsigned char* xs = ring + slot * sbytes + kTiles * (kCodeBytes + kRecordBytes);
     for (int c = lane; c < 16 * n; c += 32) {
       const int row = c >> 4, chunk = c & 15;
       w4a16::cp_async_16_l1(xs + row * kXRowBytes + chunk * 16,
@@ -147,9 +152,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   // multiplied. One commit per step (empty ones too) keeps the wait count exact. The __syncwarp
   // after the wait makes every lane's copies of group i visible to the others (x and the records
   // are read across lanes) and proves that every lane has finished with the slot refilled next.
+  // The first stages' weights go out before the previous kernel has finished (kernels/overlap.cuh);
+  // they join the first commit group, x follows once that kernel's output is visible.
+  auto issue = [&](int slot, int i) {
+    issue_w(slot, i);
+    issue_x(slot, i);
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s)
+    if (s < ng) issue_w(s, s);
+  overlap_enter();
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < ng) issue(s, s);
+    if (s < ng) issue_x(s, s);
     cp_async_commit();
   }
   for (int i = 0; i < ng; ++i) {
@@ -230,8 +245,8 @@ void launch_config(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStr
   }();
   (void)smem_set;
   const int blocks = ceil_div(w.out / kW4A16TileRows, kTiles);
-  w4a16_gemv_kernel<kTiles, kStages, OutT><<<blocks, warps * 32, smem, stream>>>(x, w, n, y);
-  RL_CUDA_CHECK_LAUNCH(op);
+  launch_overlapped(w4a16_gemv_kernel<kTiles, kStages, OutT>, blocks, warps * 32, smem, stream, op, x, w, n,
+                    y);
 }
 
 template <typename OutT>

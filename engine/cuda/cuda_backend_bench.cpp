@@ -16,6 +16,7 @@
 #include "engine/cuda/cupti_op_timer.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.h"
 
 namespace ridgeline::cuda {
 
@@ -212,6 +213,7 @@ void append_op_samples(std::vector<OpSamples>& ops, std::vector<double> us, cons
 }  // namespace
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_cupti(const StepArgs& a, int iters) {
+  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   CuptiOpTimer timer;
   std::vector<std::string> names;
@@ -238,6 +240,7 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_cupti(const StepArgs& a, int
 }
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_in_graph(const StepArgs& a, int iters) {
+  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   OpMarks marks(op_count());
   const OpHook hook = marks.hook(st, true);
@@ -255,6 +258,7 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_in_graph(const StepArgs& a, 
 }
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_eagerly(const StepArgs& a, int iters) {
+  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   std::vector<OpSamples> ops;
   OpMarks marks(op_count());
@@ -316,6 +320,7 @@ DecodeTiming CudaBackendImpl::benchmark_prefill(std::span<const int> seqs, int t
 std::vector<OpSamples> CudaBackendImpl::profile_prefill_ops(std::span<const int> seqs,
                                                             std::span<const std::vector<int>> tokens,
                                                             int iters, std::string& method) {
+  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   const int n = static_cast<int>(seqs.size());
   std::string cupti_error;

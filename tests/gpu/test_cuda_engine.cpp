@@ -24,6 +24,7 @@
 #include "engine/ops.h"
 #include "engine/quantize.h"
 #include "engine/rtn_weights.h"
+#include "kernels/overlap.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/safetensors_writer.h"
 #include "tests/test_util.h"
@@ -362,7 +363,8 @@ TEST(CudaEngine, ProfilingHookSeesEveryOpInForwardOrderAndChangesNothing) {
   StepShape shape;
   shape.formats = b->formats();
   shape.fusions = cuda_fusions(b->config(), shape);
-  ASSERT_TRUE(shape.fusions.swiglu_in_w13 && shape.fusions.norm_in_gemv) << "B=1 fp16 decode runs the fused GEMVs";
+  ASSERT_TRUE(shape.fusions.swiglu_in_w13 && shape.fusions.norm_in_gemv)
+      << "B=1 fp16 decode runs the fused GEMVs";
   std::vector<std::string> expected;
   for (const Op& op : step_ops(b->config(), shape)) expected.push_back(op.name);
   ASSERT_EQ(expected.size(), size_t(1 + 6 * layers + 3));
@@ -462,6 +464,49 @@ TEST(CudaPreset, Internlm2Chat1_8bMatchesTheCpuBackend) {
     std::printf("internlm2-chat-1_8b step %d: relative L2 GPU vs CPU %.2e\n", i, err);
     step[0] = {int(std::max_element(lc.begin(), lc.end()) - lc.begin())};
   }
+}
+
+// Overlapped launches (kernels/overlap.cuh) must not change a bit: a kernel that touched an
+// activation before the kernel writing it had finished would show as different logits. The 1.8b
+// preset, fp16 and 4-bit weights, fp16 and int8 KV, a prefill of three sequences then decode steps
+// alternating B=1 (the fused GEMVs) and B=3, graph-captured as the engine runs them.
+TEST(CudaEngine, OverlappedLaunchesGiveTheBitsOfSerialLaunches) {
+  RL_REQUIRE_GPU();
+  const ModelSource src = resolve_model("internlm2-chat-1_8b");
+  const int vocab = src.config.vocab;
+  for (WeightFormat wf : {WeightFormat::fp16, WeightFormat::w4a16})
+    for (KvFormat kv : {KvFormat::fp16, KvFormat::int8}) {
+      std::vector<float> logits[2];
+      for (bool overlapped : {false, true}) {
+        cuda::set_overlapped_launches(overlapped);
+        BackendOptions o;
+        o.max_sequences = 3;
+        o.max_kv_tokens = 3 * 512;
+        o.formats.weights = wf;
+        o.formats.kv = kv;
+        auto b = make_cuda_backend(src, o);
+        std::vector<int> seqs;
+        for (int s = 0; s < 3; ++s) seqs.push_back(b->create_sequence());
+        std::vector<std::vector<int>> tokens{
+            {1, 92543, 1008, 364}, {1, 364, 2661}, {1, 92543, 2661, 1008, 364}};
+        std::vector<float> lg(size_t(3) * vocab);
+        for (int step = 0; step < 9; ++step) {
+          const int n = step % 2 == 1 ? 1 : 3;
+          b->forward(std::span<const int>(seqs.data(), n), std::span(tokens.data(), n), lg.data());
+          logits[overlapped].insert(logits[overlapped].end(), lg.begin(), lg.begin() + size_t(n) * vocab);
+          for (int r = 0; r < n; ++r) {
+            const float* row = lg.data() + size_t(r) * vocab;
+            tokens[r] = {int(std::max_element(row, row + vocab) - row)};
+          }
+        }
+      }
+      cuda::set_overlapped_launches(true);
+      ASSERT_EQ(logits[0].size(), logits[1].size());
+      size_t differ = 0;
+      for (size_t k = 0; k < logits[0].size(); ++k) differ += logits[0][k] != logits[1][k];
+      EXPECT_EQ(differ, 0u) << to_string(wf) << " weights, " << to_string(kv) << " KV: " << differ << " of "
+                            << logits[0].size() << " logits differ between serial and overlapped launches";
+    }
 }
 
 TEST(CudaPreset, Internlm2Chat20bFitsOnOneGpuAndRuns) {
