@@ -1,6 +1,7 @@
 // ridgeline quantize: a checkpoint folder or a preset to a 4-bit AWQ checkpoint folder (engine/quantize.h),
 // by round-to-nearest or by AWQ calibrated on a text. Progress goes to stderr, one line per layer; the
-// summary to stdout.
+// summary to stdout. --device cuda runs AWQ's calibration forward and scale search on the GPU (the
+// default stays the CPU: quantizing is a one-off, and the CPU's result is the reference).
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cli/backend_select.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "engine/model_source.h"
@@ -20,7 +22,7 @@ namespace ridgeline::cli {
 namespace {
 
 struct QuantizeFlags {
-  std::string model, out, method = "rtn";
+  std::string model, out, method = "rtn", device = "cpu";
   int group_size = QuantizeOptions{}.group_size;
   std::optional<std::string> calib;
   bool quantize_head = false;
@@ -37,14 +39,27 @@ int run_quantize(const QuantizeFlags& f) {
   o.quantize_head = f.quantize_head;
   if (f.calib && o.method != QuantMethod::awq) throw UsageError("--calib goes with --method awq");
   o.calibration_file = f.calib.value_or("");
+  DeviceFlags device;
+  device.device = f.device;
+  try {
+    o.device = parse_device_kind(f.device);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(fmt::format("--device: {}", e.what()));
+  }
+  if (o.device == DeviceKind::cuda && o.method != QuantMethod::awq)
+    throw UsageError(
+        "--device cuda goes with --method awq (RTN is one pass over the weights; it runs on the CPU)");
+  o.device = choose_device(device, true);  // "--device cuda: GPU not available: ..." where none answers
   o.progress = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
 
   const ModelSource source = resolve_model(f.model);
-  fmt::print(stderr, "quantizing {} ({}, group {}{}) into {}\n", source.config.name, to_string(o.method),
-             o.group_size, o.quantize_head ? ", 4-bit head" : "", f.out);
+  fmt::print(stderr, "quantizing {} ({}{}, group {}{}) into {}\n", source.config.name, to_string(o.method),
+             o.device == DeviceKind::cuda ? " on the GPU" : "", o.group_size,
+             o.quantize_head ? ", 4-bit head" : "", f.out);
   const QuantizeSummary s = quantize_model(source, f.out, o);
-  fmt::print("wrote {}: {} in {} files ({:.1f} MB of tensors) in {:.1f} s\n", s.out_dir,
-             fmt::join(s.files, ", "), s.files.size(), static_cast<double>(s.bytes) / 1e6, s.seconds);
+  fmt::print("wrote {}: {} in {} files ({:.1f} MB of tensors) in {:.1f} s{}\n", s.out_dir,
+             fmt::join(s.files, ", "), s.files.size(), static_cast<double>(s.bytes) / 1e6, s.seconds,
+             o.device == DeviceKind::cuda ? fmt::format(" ({:.1f} s of GPU time)", s.device_seconds) : "");
   return 0;
 }
 
@@ -63,6 +78,10 @@ Runner define_quantize(CLI::App& app) {
       ->type_name("FILE")
       ->default_str("the bundled calibration text");
   app.add_flag("--quantize-head", f->quantize_head, "quantize the output head too (it stays fp16 otherwise)");
+  app.add_option("--device", f->device,
+                 "where AWQ's calibration forward and scale search run (cuda: the GPU)")
+      ->type_name("cpu|cuda")
+      ->capture_default_str();
   return [f](const std::vector<std::string>&) { return run_quantize(*f); };
 }
 
@@ -70,7 +89,7 @@ Runner define_quantize(CLI::App& app) {
 
 RIDGELINE_COMMAND(Command{"quantize", "write a 4-bit AWQ checkpoint of a model (RTN or AWQ)",
                           "quantize --model DIR|PRESET --out DIR [--method rtn|awq] [--group-size N]\n"
-                          "[--calib FILE] [--quantize-head]",
+                          "[--calib FILE] [--quantize-head] [--device cpu|cuda]",
                           define_quantize});
 
 }  // namespace ridgeline::cli

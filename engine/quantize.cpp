@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -13,6 +14,7 @@
 
 #include "engine/awq_format.h"
 #include "engine/checkpoint.h"
+#include "engine/cuda/awq_gpu.h"
 #include "engine/data_paths.h"
 #include "engine/host_weights.h"
 #include "engine/quantize_rtn.h"
@@ -224,6 +226,10 @@ void check_options(const ModelConfig& c, const QuantizeOptions& o) {
     fail("AWQ packing needs every quantized linear's outputs to be a multiple of 8");
   if (o.method == QuantMethod::awq && (o.calib_seq_len < 2 || o.max_calib_tokens < 2 || o.grid < 1))
     fail("calibration needs sequences of at least 2 tokens and a grid of at least 1 point");
+  if (o.device == DeviceKind::cuda && o.method != QuantMethod::awq)
+    fail(
+        "--device cuda runs AWQ's search (--method awq); RTN is one pass over the weights and runs on the "
+        "CPU");
 }
 
 // Peak host memory: the float32 weights outside the layers, one layer twice (loaded, plus the search's
@@ -379,12 +385,18 @@ QuantizeSummary quantize_model(const ModelSource& source, const std::string& out
   }
   WeightStream w = open_stream(source);
   const ModelConfig& c = w.config;
-  prepare_out_dir(out_dir);
-
-  ShardWriter out(std::move(plan), out_dir);
   std::optional<Calibration> calib;
   if (o.method == QuantMethod::awq) calib = start_calibration(w.outside.tok_embeddings, calib_seqs);
   const AwqOptions awq{o.group_size, o.grid, o.max_search_tokens};
+  std::unique_ptr<AwqGpuSearch> gpu;  // the stream lives on the device from here
+  if (calib && o.device == DeviceKind::cuda) {
+    gpu = std::make_unique<AwqGpuSearch>(c, *calib, awq);
+    calib->residual = {};
+    say(fmt::format("calibration forward and scale search on the GPU, {} rows", calib->rows()));
+  }
+  prepare_out_dir(out_dir);
+
+  ShardWriter out(std::move(plan), out_dir);
   out.add("model.tok_embeddings.weight", fp16_bytes(w.outside.tok_embeddings, "model.tok_embeddings.weight"));
   if (!writes_head(c, o)) w.outside.output = HostTensor{};  // tied and kept fp16: the embeddings serve
   w.outside.tok_embeddings = HostTensor{};                  // no longer needed: calibration has started
@@ -393,11 +405,15 @@ QuantizeSummary quantize_model(const ModelSource& source, const std::string& out
     const auto tl = std::chrono::steady_clock::now();
     LayerWeights L = w.layer(l);
     std::string note;
-    if (calib) {
+    if (gpu) {
+      sum.layers.push_back(awq_fold_layer(c, L, gpu->search_layer(L)));
+      note = fmt::format(" (GPU {:.2f} s)", gpu->last_seconds());
+    } else if (calib) {
       const LayerInputs x = run_calibration_layer(c, L, *calib);
       sum.layers.push_back(awq_scale_layer(c, L, x, awq));
-      for (const AwqChoice& a : sum.layers.back()) note += "  " + fmt_choice(a);
     }
+    if (calib)
+      for (const AwqChoice& a : sum.layers.back()) note += "  " + fmt_choice(a);
     const auto lin = internlm2_linears(c, l);
     const std::string p = fmt::format("model.layers.{}.", l);
     out.add(p + "attention_norm.weight", fp16_bytes(L.attention_norm, p + "attention_norm.weight"));
@@ -412,9 +428,20 @@ QuantizeSummary quantize_model(const ModelSource& source, const std::string& out
   }
 
   if (calib && o.quantize_head) {
-    const std::vector<float> x = final_norm_rows(c, w.outside.norm, *calib);
-    sum.head.push_back(awq_scale_head(c, w.outside.norm, w.outside.output, x, calib->rows(), awq));
-    say("output " + fmt_choice(sum.head.back()));
+    if (gpu) {
+      int64_t rows = 0;
+      const AwqSearch s = gpu->search_head(w.outside.norm, w.outside.output, &rows);
+      sum.head.push_back(awq_fold_head(w.outside.norm, w.outside.output, s, rows));
+    } else {
+      const std::vector<float> x = final_norm_rows(c, w.outside.norm, *calib);
+      sum.head.push_back(awq_scale_head(c, w.outside.norm, w.outside.output, x, calib->rows(), awq));
+    }
+    say("output " + fmt_choice(sum.head.back()) +
+        (gpu ? fmt::format(" (GPU {:.2f} s)", gpu->last_seconds()) : ""));
+  }
+  if (gpu) {
+    sum.device_seconds = gpu->device_seconds();
+    gpu.reset();  // the device memory goes before the last shard is written
   }
   out.add("model.norm.weight", fp16_bytes(w.outside.norm, "model.norm.weight"));
   if (o.quantize_head) {

@@ -1,5 +1,7 @@
 // `ridgeline quantize`: a model (checkpoint folder or preset) to a 4-bit AWQ checkpoint folder, on
 // the CPU, one layer at a time (a layer's float32 weights, never the whole model's, are in memory).
+// With device cuda, AWQ's calibration forward and scale search run on the GPU (engine/cuda/awq_gpu.h),
+// one layer's weights on the device at a time; the folds, the rounding and the writing stay here.
 //
 // Methods: round-to-nearest (engine/quantize_rtn.h) and AWQ (engine/quantize_awq.h, calibrated on a
 // text file; by default the bundled engine/data/calibration.txt). The folder written is what AutoAWQ
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/formats.h"
 #include "engine/model_source.h"
 #include "engine/quantize_awq.h"
@@ -39,6 +42,8 @@ struct QuantizeOptions {
   int grid = 20;                 // alphas searched per group
   int64_t max_shard_bytes = int64_t{4} << 30;        // one model.safetensors below this, shards above
   std::function<void(const std::string&)> progress;  // one line per step (stderr in the CLI); may be empty
+  // awq: where the calibration forward and the scale search run (cuda: engine/cuda/awq_gpu.h)
+  DeviceKind device = DeviceKind::cpu;
 };
 
 struct QuantizeSummary {
@@ -49,12 +54,13 @@ struct QuantizeSummary {
   std::vector<std::vector<AwqChoice>> layers;  // awq: per layer, its four groups
   std::vector<AwqChoice> head;                 // awq with quantize_head: the output head's choice
   double seconds = 0;
+  double device_seconds = 0;  // awq on cuda: GPU time of the calibration forward and the search
 };
 
 // Quantizes `source` into the new folder `out_dir` (created; refused when it exists and is not
 // empty). Throws std::runtime_error with one line naming the file, tensor or option on any problem:
 // an already quantized source, a group size that does not divide a linear's inputs, a missing
-// calibration text or tokenizer, not enough host memory.
+// calibration text or tokenizer, not enough host memory, device cuda with RTN or without a GPU.
 QuantizeSummary quantize_model(const ModelSource& source, const std::string& out_dir,
                                const QuantizeOptions& options);
 

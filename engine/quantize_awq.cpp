@@ -61,21 +61,17 @@ std::vector<float> rmsnorm_rows(const std::vector<float>& x, int64_t rows, const
   return y;
 }
 
-// Mean |x| per column of x [rows, in].
 std::vector<double> mean_abs(const std::vector<float>& x, int64_t rows, int64_t in) {
-  std::vector<double> m(static_cast<size_t>(in), 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < in; ++i) m[i] += std::fabs(x[r * in + i]);
-  for (double& v : m) v /= static_cast<double>(std::max<int64_t>(rows, 1));
-  return m;
+  return awq_mean_abs(x.data(), rows, in);
 }
 
-// At most `most` rows of x [rows, in], evenly spaced.
+// The search rows of x [rows, in] (awq_search_rows).
 std::vector<float> sample_rows(const std::vector<float>& x, int64_t rows, int64_t in, int64_t most,
                                int64_t* taken) {
-  const int64_t n = std::min(rows, most);
+  const std::vector<int64_t> at = awq_search_rows(rows, most);
+  const int64_t n = static_cast<int64_t>(at.size());
   std::vector<float> out(static_cast<size_t>(n * in));
-  for (int64_t k = 0; k < n; ++k) std::memcpy(&out[k * in], &x[(k * rows / n) * in], sizeof(float) * in);
+  for (int64_t k = 0; k < n; ++k) std::memcpy(&out[k * in], &x[at[k] * in], sizeof(float) * in);
   *taken = n;
   return out;
 }
@@ -102,47 +98,20 @@ double scaled_rtn_error(const HostTensor& W, const std::vector<float>& s, const 
   return err;
 }
 
-struct Search {
-  double alpha = 0;
-  std::vector<float> scales;
-  double error_rtn = 0, error_best = 0;
-};
+using Search = AwqSearch;
 
 // Step 2 of the header comment for linears sharing an input with statistics `stats` (mean |x| per
 // input channel) and search rows `xs`.
 Search search_scales(const std::vector<double>& stats, const std::vector<const HostTensor*>& linears,
                      const std::vector<float>& xs, int64_t rows, const AwqOptions& o) {
-  Search best;
-  const int64_t in = static_cast<int64_t>(stats.size());
-  std::vector<double> alphas;  // 0 first: its error is plain RTN's, the baseline
-  if (o.fixed_alpha >= 0) {
-    alphas = {0.0, o.fixed_alpha};
-  } else {
-    for (int k = 0; k < o.grid; ++k) alphas.push_back(o.grid > 1 ? double(k) / (o.grid - 1) : 0.0);
-  }
-  for (size_t k = 0; k < alphas.size(); ++k) {
-    const double alpha = alphas[k];
-    std::vector<float> s(static_cast<size_t>(in));
-    double lo = INFINITY, hi = 0;
-    for (int64_t i = 0; i < in; ++i) {
-      double v = std::max(std::pow(stats[i], alpha), 1e-4);
-      if (!std::isfinite(v)) v = 1;
-      s[i] = static_cast<float>(v);
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
-    const float norm = static_cast<float>(1.0 / std::sqrt(lo * hi));  // max(s) * min(s) = 1
-    for (float& v : s) v *= norm;
+  std::vector<AwqCandidate> candidates = awq_candidates(stats, o);
+  std::vector<double> errors;
+  for (const AwqCandidate& k : candidates) {
     double err = 0;
-    for (const HostTensor* W : linears) err += scaled_rtn_error(*W, s, xs, rows, o.group_size);
-    if (k == 0) best.error_rtn = err;
-    if (k == 0 || err < best.error_best || o.fixed_alpha >= 0) {
-      best.alpha = alpha;
-      best.scales = std::move(s);
-      best.error_best = err;
-    }
+    for (const HostTensor* W : linears) err += scaled_rtn_error(*W, k.scales, xs, rows, o.group_size);
+    errors.push_back(err);
   }
-  return best;
+  return awq_pick(std::move(candidates), errors, o);
 }
 
 // norm /= s as stored (fp16); returns per channel the factor the following linears' columns take,
@@ -160,9 +129,14 @@ std::vector<float> fold_into_norm(HostTensor& norm, const std::vector<float>& s)
   return f;
 }
 
+// Rows split over the cores: each element is one multiplication or division whatever the split.
 void scale_columns(HostTensor& W, const std::vector<float>& f) {
   const int64_t in = W.shape[1];
-  for (int64_t k = 0; k < W.numel(); ++k) W.data[k] *= f[k % in];
+  float* d = W.data.data();
+  parallel_for(W.shape[0], 16, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t i = 0; i < in; ++i) d[o * in + i] *= f[i];
+  });
 }
 
 void divide_row(HostTensor& W, int64_t row, float s) {
@@ -251,7 +225,7 @@ std::vector<float> final_norm_rows(const ModelConfig& c, const HostTensor& norm,
 
 std::vector<AwqChoice> awq_scale_layer(const ModelConfig& c, LayerWeights& L, const LayerInputs& x,
                                        const AwqOptions& o) {
-  const int64_t d = c.hidden, qd = c.q_dim(), inter = c.intermediate, hd = c.head_dim, g = c.group();
+  const int64_t d = c.hidden, qd = c.q_dim(), inter = c.intermediate;
   int64_t rows = 0;  // search rows: the same for the four groups
   const std::vector<float> xs_qkv = sample_rows(x.wqkv, x.rows, d, o.max_search_tokens, &rows);
   const std::vector<float> xs_wo = sample_rows(x.wo, x.rows, qd, o.max_search_tokens, &rows);
@@ -259,31 +233,37 @@ std::vector<AwqChoice> awq_scale_layer(const ModelConfig& c, LayerWeights& L, co
   const std::vector<float> xs_w2 = sample_rows(x.w2, x.rows, inter, o.max_search_tokens, &rows);
 
   // All four searches on the layer as loaded, then the folds (AutoAWQ's order).
-  const Search qkv = search_scales(mean_abs(x.wqkv, x.rows, d), {&L.wqkv}, xs_qkv, rows, o);
-  // wo: tie each channel's statistics across the query heads that read the same V channel.
+  AwqLayerSearch s;
+  s.rows = rows;
+  s.wqkv = search_scales(mean_abs(x.wqkv, x.rows, d), {&L.wqkv}, xs_qkv, rows, o);
   std::vector<double> wo_stats = mean_abs(x.wo, x.rows, qd);
-  for (int64_t kv = 0; kv < c.n_kv_heads; ++kv)
-    for (int64_t j = 0; j < hd; ++j) {
-      double sum = 0;
-      for (int64_t h = kv * g; h < (kv + 1) * g; ++h) sum += wo_stats[h * hd + j];
-      for (int64_t h = kv * g; h < (kv + 1) * g; ++h) wo_stats[h * hd + j] = sum / g;
-    }
-  const Search wo = search_scales(wo_stats, {&L.wo}, xs_wo, rows, o);
-  const Search w13 = search_scales(mean_abs(x.w13, x.rows, d), {&L.w1, &L.w3}, xs_w13, rows, o);
-  const Search w2 = search_scales(mean_abs(x.w2, x.rows, inter), {&L.w2}, xs_w2, rows, o);
+  awq_tie_wo_stats(c, wo_stats);
+  s.wo = search_scales(wo_stats, {&L.wo}, xs_wo, rows, o);
+  s.w13 = search_scales(mean_abs(x.w13, x.rows, d), {&L.w1, &L.w3}, xs_w13, rows, o);
+  s.w2 = search_scales(mean_abs(x.w2, x.rows, inter), {&L.w2}, xs_w2, rows, o);
+  return awq_fold_layer(c, L, s);
+}
 
-  scale_columns(L.wqkv, fold_into_norm(L.attention_norm, qkv.scales));
-  scale_columns(L.wo, wo.scales);
-  for (int64_t kv = 0; kv < c.n_kv_heads; ++kv)  // V rows of KV head kv: block kv, after g query heads and k
-    for (int64_t j = 0; j < hd; ++j)
-      divide_row(L.wqkv, (kv * (g + 2) + g + 1) * hd + j, wo.scales[kv * g * hd + j]);
-  const std::vector<float> f13 = fold_into_norm(L.ffn_norm, w13.scales);
+std::vector<AwqChoice> awq_fold_layer(const ModelConfig& c, LayerWeights& L, const AwqLayerSearch& s) {
+  const int64_t inter = c.intermediate, hd = c.head_dim, g = c.group();
+  scale_columns(L.wqkv, fold_into_norm(L.attention_norm, s.wqkv.scales));
+  scale_columns(L.wo, s.wo.scales);
+  // V rows of KV head kv: block kv, after g query heads and k.
+  parallel_for(int64_t{c.n_kv_heads} * hd, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t kv = r / hd, j = r % hd;
+      divide_row(L.wqkv, (kv * (g + 2) + g + 1) * hd + j, s.wo.scales[kv * g * hd + j]);
+    }
+  });
+  const std::vector<float> f13 = fold_into_norm(L.ffn_norm, s.w13.scales);
   scale_columns(L.w1, f13);
   scale_columns(L.w3, f13);
-  scale_columns(L.w2, w2.scales);
-  for (int64_t j = 0; j < inter; ++j) divide_row(L.w3, j, w2.scales[j]);
-  return {choice("wqkv", qkv, rows), choice("wo", wo, rows), choice("w13", w13, rows),
-          choice("w2", w2, rows)};
+  scale_columns(L.w2, s.w2.scales);
+  parallel_for(inter, 16, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) divide_row(L.w3, j, s.w2.scales[j]);
+  });
+  return {choice("wqkv", s.wqkv, s.rows), choice("wo", s.wo, s.rows), choice("w13", s.w13, s.rows),
+          choice("w2", s.w2, s.rows)};
 }
 
 AwqChoice awq_scale_head(const ModelConfig& c, HostTensor& norm, HostTensor& output,
@@ -291,8 +271,79 @@ AwqChoice awq_scale_head(const ModelConfig& c, HostTensor& norm, HostTensor& out
   int64_t taken = 0;
   const std::vector<float> xs = sample_rows(x, rows, c.hidden, o.max_search_tokens, &taken);
   const Search s = search_scales(mean_abs(x, rows, c.hidden), {&output}, xs, taken, o);
+  return awq_fold_head(norm, output, s, taken);
+}
+
+AwqChoice awq_fold_head(HostTensor& norm, HostTensor& output, const AwqSearch& s, int64_t rows) {
   scale_columns(output, fold_into_norm(norm, s.scales));
-  return choice("output", s, taken);
+  return choice("output", s, rows);
+}
+
+std::vector<int64_t> awq_search_rows(int64_t rows, int64_t most) {
+  const int64_t n = std::min(rows, most);
+  std::vector<int64_t> at(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  for (int64_t k = 0; k < n; ++k) at[k] = k * rows / n;
+  return at;
+}
+
+std::vector<double> awq_mean_abs(const float* x, int64_t rows, int64_t in) {
+  std::vector<double> m(static_cast<size_t>(in), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < in; ++i) m[i] += std::fabs(x[r * in + i]);
+  for (double& v : m) v /= static_cast<double>(std::max<int64_t>(rows, 1));
+  return m;
+}
+
+void awq_tie_wo_stats(const ModelConfig& c, std::vector<double>& stats) {
+  const int64_t hd = c.head_dim, g = c.group();
+  for (int64_t kv = 0; kv < c.n_kv_heads; ++kv)
+    for (int64_t j = 0; j < hd; ++j) {
+      double sum = 0;
+      for (int64_t h = kv * g; h < (kv + 1) * g; ++h) sum += stats[h * hd + j];
+      for (int64_t h = kv * g; h < (kv + 1) * g; ++h) stats[h * hd + j] = sum / g;
+    }
+}
+
+std::vector<AwqCandidate> awq_candidates(const std::vector<double>& stats, const AwqOptions& o) {
+  std::vector<double> alphas;  // 0 first: its error is plain RTN's, the baseline
+  if (o.fixed_alpha >= 0) {
+    alphas = {0.0, o.fixed_alpha};
+  } else {
+    for (int k = 0; k < o.grid; ++k) alphas.push_back(o.grid > 1 ? double(k) / (o.grid - 1) : 0.0);
+  }
+  std::vector<AwqCandidate> out;
+  for (const double alpha : alphas) {
+    std::vector<float> s(stats.size());
+    double lo = INFINITY, hi = 0;
+    for (size_t i = 0; i < stats.size(); ++i) {
+      double v = std::max(std::pow(stats[i], alpha), 1e-4);
+      if (!std::isfinite(v)) v = 1;
+      s[i] = static_cast<float>(v);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    const float norm = static_cast<float>(1.0 / std::sqrt(lo * hi));  // max(s) * min(s) = 1
+    for (float& v : s) v *= norm;
+    out.push_back({alpha, std::move(s)});
+  }
+  return out;
+}
+
+AwqSearch awq_pick(std::vector<AwqCandidate> candidates, const std::vector<double>& errors,
+                   const AwqOptions& o) {
+  if (candidates.empty() || errors.size() != candidates.size())
+    throw std::logic_error("awq_pick: one error per candidate, at least one candidate");
+  AwqSearch best;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    const double err = errors[k];
+    if (k == 0) best.error_rtn = err;
+    if (k == 0 || err < best.error_best || o.fixed_alpha >= 0) {
+      best.alpha = candidates[k].alpha;
+      best.scales = std::move(candidates[k].scales);
+      best.error_best = err;
+    }
+  }
+  return best;
 }
 
 }  // namespace ridgeline

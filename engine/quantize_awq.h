@@ -88,4 +88,48 @@ std::vector<AwqChoice> awq_scale_layer(const ModelConfig& c, LayerWeights& L, co
 AwqChoice awq_scale_head(const ModelConfig& c, HostTensor& norm, HostTensor& output,
                          const std::vector<float>& x, int64_t rows, const AwqOptions& o);
 
+// --- the pieces the CPU search above and the GPU search (engine/cuda/awq_gpu.h) share -------------
+// Both take the statistics, build the same candidate scales, pick the same way and fold with the
+// same code; only where the activations and the error GEMMs run differs.
+
+// The search rows: at most `most` of `rows`, evenly spaced (row k * rows / n of n).
+std::vector<int64_t> awq_search_rows(int64_t rows, int64_t most);
+
+// Mean |x| per column of x [rows, in], summed in double in row order.
+std::vector<double> awq_mean_abs(const float* x, int64_t rows, int64_t in);
+
+// wo's statistics tied across the query heads that read the same V channel (GQA), in place.
+void awq_tie_wo_stats(const ModelConfig& c, std::vector<double>& stats);
+
+// One point of a group's grid: alpha and its per-input-channel scales
+// s = max(stats^alpha, 1e-4), normalised so that max(s) * min(s) = 1.
+struct AwqCandidate {
+  double alpha = 0;
+  std::vector<float> scales;
+};
+// Every point of the grid for these statistics, alpha = 0 (plain RTN, the baseline) first.
+std::vector<AwqCandidate> awq_candidates(const std::vector<double>& stats, const AwqOptions& o);
+
+// A group's result: the chosen candidate, and the errors of RTN and of the choice.
+struct AwqSearch {
+  double alpha = 0;
+  std::vector<float> scales;
+  double error_rtn = 0, error_best = 0;  // summed over the search rows (not yet per row)
+};
+// The least-error candidate (the first wins ties; with fixed_alpha the last, the fixed one).
+// `errors[k]` is candidate k's output error sum ||x W^T - (x/s) Q(W diag(s))^T||^2 over the group.
+AwqSearch awq_pick(std::vector<AwqCandidate> candidates, const std::vector<double>& errors,
+                   const AwqOptions& o);
+
+// The four groups of a layer, searched on `rows` search rows.
+struct AwqLayerSearch {
+  AwqSearch wqkv, wo, w13, w2;
+  int64_t rows = 0;
+};
+// Step 3 of the header comment: folds the four groups' scales into `L` in place; the choices for
+// the report.
+std::vector<AwqChoice> awq_fold_layer(const ModelConfig& c, LayerWeights& L, const AwqLayerSearch& s);
+// The head's fold: output's columns take s, the final norm 1/s.
+AwqChoice awq_fold_head(HostTensor& norm, HostTensor& output, const AwqSearch& s, int64_t rows);
+
 }  // namespace ridgeline
