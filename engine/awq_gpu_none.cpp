@@ -24,6 +24,10 @@ AwqSearch AwqGpuSearch::search_head(const HostTensor&, const HostTensor&, int64_
   throw std::logic_error("AwqGpuSearch without CUDA");
 }
 
+std::vector<float> AwqGpuSearch::residual() const {
+  throw std::logic_error("AwqGpuSearch without CUDA");
+}
+
 double AwqGpuSearch::device_seconds() const {
   return 0;
 }

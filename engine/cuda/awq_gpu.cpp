@@ -29,6 +29,7 @@
 
 #include "engine/cuda/cuda_entry.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/nvtx.h"
 #include "kernels/awq.cuh"
 #include "kernels/cuda_check.h"
 
@@ -98,6 +99,7 @@ struct AwqGpuSearch::Impl {
   Blas blas{stream.get()};
   cuda::Event begin{true}, end{true};
   double total_seconds = 0, last_seconds = 0;
+  int layer = 0;  // the next search_layer's, for the NVTX range's name
 
   DeviceBuffer<int64_t> d_search_at;
   DeviceBuffer<float> cos, sin;  // [N, head_dim/2]: each row's RoPE angles, at its position in its sequence
@@ -264,6 +266,7 @@ std::vector<double> AwqGpuSearch::Impl::stats(const DeviceBuffer<double>& d, int
 AwqSearch AwqGpuSearch::Impl::search(const std::vector<double>& st, const std::vector<const float*>& linears,
                                      const std::vector<int64_t>& outs, int64_t in, const float* xs,
                                      float* diff_buf, float* y_buf) {
+  const cuda::NvtxRange range("scale_search");
   const cudaStream_t s = stream.get();
   const int64_t S = static_cast<int64_t>(search_at.size());
   std::vector<AwqCandidate> cands = awq_candidates(st, o);
@@ -318,8 +321,14 @@ AwqLayerSearch AwqGpuSearch::search_layer(const LayerWeights& L) {
   Impl& m = *impl_;
   const ModelConfig& c = m.c;
   const int64_t d = c.hidden, qd = c.q_dim(), inter = c.intermediate;
+  // NVTX: quantize.layers.{i} around the layer, its forward and each group's search inside.
+  const std::string name = fmt::format("quantize.layers.{}", m.layer++);
+  const cuda::NvtxRange range(name.c_str());
   RL_CUDA_CHECK(kOp, cudaEventRecord(m.begin.get(), m.stream.get()));
-  m.forward(L);
+  {
+    const cuda::NvtxRange forward("calibration_forward");
+    m.forward(L);
+  }
   AwqLayerSearch r;
   r.rows = static_cast<int64_t>(m.search_at.size());
   // All four searches on the layer as loaded (the caller folds afterwards), as on the CPU.
@@ -356,6 +365,15 @@ AwqSearch AwqGpuSearch::search_head(const HostTensor& norm, const HostTensor& ou
   m.time_from_begin();
   *rows = S;
   return r;
+}
+
+std::vector<float> AwqGpuSearch::residual() const {
+  const Impl& m = *impl_;
+  std::vector<float> h(m.resid.size());
+  RL_CUDA_CHECK(
+      kOp, cudaMemcpyAsync(h.data(), m.resid.get(), m.resid.bytes(), cudaMemcpyDeviceToHost, m.stream.get()));
+  RL_CUDA_CHECK(kOp, cudaStreamSynchronize(m.stream.get()));
+  return h;
 }
 
 double AwqGpuSearch::device_seconds() const {

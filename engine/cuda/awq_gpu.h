@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "engine/config.h"
 #include "engine/quantize_awq.h"
@@ -39,6 +40,10 @@ class AwqGpuSearch {
   // The output head's search, on the final norm of the stream (after the last layer); `rows` receives
   // the number of search rows. The fold is the caller's (awq_fold_head).
   AwqSearch search_head(const HostTensor& norm, const HostTensor& output, int64_t* rows);
+
+  // The stream as it stands (every calibration row's residual, [rows, hidden]), downloaded: what the
+  // CPU's Calibration::residual holds after the same layers (tests compare the two).
+  std::vector<float> residual() const;
 
   // Device time so far (events around each layer's uploads, kernels, GEMMs and downloads), seconds.
   double device_seconds() const;
