@@ -58,6 +58,17 @@ DeviceBuffer<T> upload_vector(const std::vector<T>& v, const char* what, cudaStr
   return d;
 }
 
+// Refuses, before allocating, work that does not fit in the GPU's free memory.
+void check_device_memory(int64_t floats, const char* what) {
+  size_t free_bytes = 0, total_bytes = 0;
+  RL_CUDA_CHECK(kOp, cudaMemGetInfo(&free_bytes, &total_bytes));
+  const double need = static_cast<double>(floats) * 4;
+  if (need > static_cast<double>(free_bytes))
+    throw std::runtime_error(
+        fmt::format("quantize --device cuda: {} needs {:.1f} GB of GPU memory, {:.1f} GB are free", what,
+                    need / 1e9, static_cast<double>(free_bytes) / 1e9));
+}
+
 class Blas {
  public:
   explicit Blas(cudaStream_t stream) {
@@ -129,6 +140,14 @@ AwqGpuSearch::Impl::Impl(const ModelConfig& config, const Calibration& start, co
   search_at = awq_search_rows(rows, o.max_search_tokens);
   const int64_t S = static_cast<int64_t>(search_at.size());
   const cudaStream_t s = stream.get();
+  const int64_t qkvd = c.qkv_dim(), kvd = c.kv_dim(), most_in = std::max({d, qd, inter}),
+                most_out = std::max({qkvd, d, inter}), most_weights = std::max({qkvd * d, d * qd, inter * d});
+  const int64_t layer_weights = qkvd * d + d * qd + 3 * inter * d + 2 * d;
+  check_device_memory(
+      rows * (3 * d + qkvd + qd + 3 * inter + 2 * half) + int64_t{max_len} * (2 * qd + 2 * kvd) +
+          int64_t{c.n_heads} * max_len * max_len + S * (2 * d + qd + inter + most_out) + layer_weights +
+          most_weights + int64_t{o.grid + 2} * most_in,
+      fmt::format("AWQ's search of one {} layer over {} calibration rows", c.name, rows).c_str());
 
   // RoPE's cos and sin per row, computed as ref::rope computes them (angles in double, rounded to
   // float, then float cos/sin), so the device rotates by exactly the CPU's values.
@@ -179,9 +198,8 @@ AwqGpuSearch::Impl::Impl(const ModelConfig& config, const Calibration& start, co
   w1 = DeviceBuffer<float>(inter * d, "awq w1");
   w3 = DeviceBuffer<float>(inter * d, "awq w3");
   w2 = DeviceBuffer<float>(d * inter, "awq w2");
-  const int64_t most_weights = std::max({int64_t{c.qkv_dim()} * d, d * qd, inter * d});
   diff = DeviceBuffer<float>(most_weights, "awq weight error");
-  y = DeviceBuffer<float>(S * std::max({int64_t{c.qkv_dim()}, d, inter}), "awq output error");
+  y = DeviceBuffer<float>(S * most_out, "awq output error");
   RL_CUDA_CHECK(kOp, cudaStreamSynchronize(s));
 }
 
@@ -358,6 +376,7 @@ AwqSearch AwqGpuSearch::search_head(const HostTensor& norm, const HostTensor& ou
                         m.xs_qkv.get(), s);
   // The head is the largest linear (7b: 92544 x 4096): its weight, error and output buffers live
   // only for this search.
+  check_device_memory(2 * vocab * d + S * vocab, "AWQ's search of the output head");
   DeviceBuffer<float> w(vocab * d, "awq output head"), diff(vocab * d, "awq output head error"),
       y(S * vocab, "awq output head output error");
   upload(w, output, "awq output head", s);
