@@ -32,8 +32,8 @@ double AwqGpuSearch::device_seconds() const {
   return 0;
 }
 
-double AwqGpuSearch::last_seconds() const {
-  return 0;
+AwqGpuTime AwqGpuSearch::last_time() const {
+  return {};
 }
 
 }  // namespace ridgeline

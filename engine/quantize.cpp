@@ -305,6 +305,11 @@ void prepare_out_dir(const std::string& out_dir) {
   if (ec) fail(fmt::format("--out {}: cannot create the folder ({})", out_dir, ec.message()));
 }
 
+std::string gpu_note(const AwqGpuTime& t) {
+  return fmt::format(" (GPU {:.2f} s: upload {:.2f}, forward {:.2f}, search {:.2f})", t.total(), t.upload,
+                     t.forward, t.search);
+}
+
 std::string fmt_choice(const AwqChoice& a) {
   return fmt::format("{} a={:.2f} ({:.3g}->{:.3g})", a.group, a.alpha, a.error_rtn, a.error_awq);
 }
@@ -407,7 +412,7 @@ QuantizeSummary quantize_model(const ModelSource& source, const std::string& out
     std::string note;
     if (gpu) {
       sum.layers.push_back(awq_fold_layer(c, L, gpu->search_layer(L)));
-      note = fmt::format(" (GPU {:.2f} s)", gpu->last_seconds());
+      note = gpu_note(gpu->last_time());
     } else if (calib) {
       const LayerInputs x = run_calibration_layer(c, L, *calib);
       sum.layers.push_back(awq_scale_layer(c, L, x, awq));
@@ -436,8 +441,7 @@ QuantizeSummary quantize_model(const ModelSource& source, const std::string& out
       const std::vector<float> x = final_norm_rows(c, w.outside.norm, *calib);
       sum.head.push_back(awq_scale_head(c, w.outside.norm, w.outside.output, x, calib->rows(), awq));
     }
-    say("output " + fmt_choice(sum.head.back()) +
-        (gpu ? fmt::format(" (GPU {:.2f} s)", gpu->last_seconds()) : ""));
+    say("output " + fmt_choice(sum.head.back()) + (gpu ? gpu_note(gpu->last_time()) : ""));
   }
   if (gpu) {
     sum.device_seconds = gpu->device_seconds();

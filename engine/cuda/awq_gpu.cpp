@@ -108,8 +108,9 @@ struct AwqGpuSearch::Impl {
   std::vector<int64_t> search_at;  // the S search rows
   cuda::Stream stream;
   Blas blas{stream.get()};
-  cuda::Event begin{true}, end{true};
-  double total_seconds = 0, last_seconds = 0;
+  cuda::Event begin{true}, uploaded{true}, forwarded{true}, end{true};
+  AwqGpuTime last;
+  double total_seconds = 0;
   int layer = 0;  // the next search_layer's, for the NVTX range's name
 
   DeviceBuffer<int64_t> d_search_at;
@@ -123,11 +124,13 @@ struct AwqGpuSearch::Impl {
   DeviceBuffer<double> partial;
 
   Impl(const ModelConfig& config, const Calibration& start, const AwqOptions& options);
-  void forward(const LayerWeights& L);
+  void upload_layer(const LayerWeights& L);
+  void forward();
   std::vector<double> stats(const DeviceBuffer<double>& d, int64_t in);
   AwqSearch search(const std::vector<double>& stats, const std::vector<const float*>& linears,
                    const std::vector<int64_t>& outs, int64_t in, const float* xs, float* diff_buf,
                    float* y_buf);
+  void record(const cuda::Event& e) { RL_CUDA_CHECK(kOp, cudaEventRecord(e.get(), stream.get())); }
   void time_from_begin();
 };
 
@@ -203,10 +206,8 @@ AwqGpuSearch::Impl::Impl(const ModelConfig& config, const Calibration& start, co
   RL_CUDA_CHECK(kOp, cudaStreamSynchronize(s));
 }
 
-void AwqGpuSearch::Impl::forward(const LayerWeights& L) {
+void AwqGpuSearch::Impl::upload_layer(const LayerWeights& L) {
   const cudaStream_t s = stream.get();
-  const int64_t d = c.hidden, qd = c.q_dim(), inter = c.intermediate, N = rows;
-  const int hd = c.head_dim, g = c.group(), S = static_cast<int>(search_at.size());
   upload(attention_norm, L.attention_norm, "awq attention_norm", s);
   upload(ffn_norm, L.ffn_norm, "awq ffn_norm", s);
   upload(wqkv, L.wqkv, "awq wqkv", s);
@@ -214,6 +215,12 @@ void AwqGpuSearch::Impl::forward(const LayerWeights& L) {
   upload(w1, L.w1, "awq w1", s);
   upload(w3, L.w3, "awq w3", s);
   upload(w2, L.w2, "awq w2", s);
+}
+
+void AwqGpuSearch::Impl::forward() {
+  const cudaStream_t s = stream.get();
+  const int64_t d = c.hidden, qd = c.q_dim(), inter = c.intermediate, N = rows;
+  const int hd = c.head_dim, g = c.group(), S = static_cast<int>(search_at.size());
 
   auto observe = [&](const float* x, int64_t in, DeviceBuffer<double>& st, DeviceBuffer<float>& xs) {
     cuda::awq_mean_abs(x, N, static_cast<int>(in), st.get(), s);
@@ -319,12 +326,17 @@ AwqSearch AwqGpuSearch::Impl::search(const std::vector<double>& st, const std::v
 }
 
 void AwqGpuSearch::Impl::time_from_begin() {
-  RL_CUDA_CHECK(kOp, cudaEventRecord(end.get(), stream.get()));
+  record(end);
   RL_CUDA_CHECK(kOp, cudaEventSynchronize(end.get()));
-  float ms = 0;
-  RL_CUDA_CHECK(kOp, cudaEventElapsedTime(&ms, begin.get(), end.get()));
-  last_seconds = ms / 1e3;
-  total_seconds += last_seconds;
+  auto seconds = [](const cuda::Event& a, const cuda::Event& b) {
+    float ms = 0;
+    RL_CUDA_CHECK(kOp, cudaEventElapsedTime(&ms, a.get(), b.get()));
+    return ms / 1e3;
+  };
+  last.upload = seconds(begin, uploaded);
+  last.forward = seconds(uploaded, forwarded);
+  last.search = seconds(forwarded, end);
+  total_seconds += last.total();
 }
 
 AwqGpuSearch::AwqGpuSearch(const ModelConfig& c, const Calibration& start, const AwqOptions& o) {
@@ -342,11 +354,14 @@ AwqLayerSearch AwqGpuSearch::search_layer(const LayerWeights& L) {
   // NVTX: quantize.layers.{i} around the layer, its forward and each group's search inside.
   const std::string name = fmt::format("quantize.layers.{}", m.layer++);
   const cuda::NvtxRange range(name.c_str());
-  RL_CUDA_CHECK(kOp, cudaEventRecord(m.begin.get(), m.stream.get()));
+  m.record(m.begin);
+  m.upload_layer(L);
+  m.record(m.uploaded);
   {
     const cuda::NvtxRange forward("calibration_forward");
-    m.forward(L);
+    m.forward();
   }
+  m.record(m.forwarded);
   AwqLayerSearch r;
   r.rows = static_cast<int64_t>(m.search_at.size());
   // All four searches on the layer as loaded (the caller folds afterwards), as on the CPU.
@@ -367,19 +382,22 @@ AwqSearch AwqGpuSearch::search_head(const HostTensor& norm, const HostTensor& ou
   const ModelConfig& c = m.c;
   const cudaStream_t s = m.stream.get();
   const int64_t d = c.hidden, vocab = output.shape.at(0), S = static_cast<int64_t>(m.search_at.size());
-  RL_CUDA_CHECK(kOp, cudaEventRecord(m.begin.get(), s));
-  upload(m.attention_norm, norm, "awq final norm", s);
-  cuda::awq_rmsnorm_f32(m.resid.get(), m.attention_norm.get(), m.rows, static_cast<int>(d), c.norm_eps,
-                        m.xn.get(), s);
-  cuda::awq_mean_abs(m.xn.get(), m.rows, static_cast<int>(d), m.st_qkv.get(), s);
-  cuda::awq_gather_rows(m.xn.get(), static_cast<int>(d), m.d_search_at.get(), static_cast<int>(S),
-                        m.xs_qkv.get(), s);
+  const cuda::NvtxRange range("quantize.output");
   // The head is the largest linear (7b: 92544 x 4096): its weight, error and output buffers live
   // only for this search.
   check_device_memory(2 * vocab * d + S * vocab, "AWQ's search of the output head");
   DeviceBuffer<float> w(vocab * d, "awq output head"), diff(vocab * d, "awq output head error"),
       y(S * vocab, "awq output head output error");
+  m.record(m.begin);
+  upload(m.attention_norm, norm, "awq final norm", s);
   upload(w, output, "awq output head", s);
+  m.record(m.uploaded);
+  cuda::awq_rmsnorm_f32(m.resid.get(), m.attention_norm.get(), m.rows, static_cast<int>(d), c.norm_eps,
+                        m.xn.get(), s);
+  cuda::awq_mean_abs(m.xn.get(), m.rows, static_cast<int>(d), m.st_qkv.get(), s);
+  cuda::awq_gather_rows(m.xn.get(), static_cast<int>(d), m.d_search_at.get(), static_cast<int>(S),
+                        m.xs_qkv.get(), s);
+  m.record(m.forwarded);
   AwqSearch r = m.search(m.stats(m.st_qkv, d), {w.get()}, {vocab}, d, m.xs_qkv.get(), diff.get(), y.get());
   m.time_from_begin();
   *rows = S;
@@ -399,8 +417,8 @@ double AwqGpuSearch::device_seconds() const {
   return impl_->total_seconds;
 }
 
-double AwqGpuSearch::last_seconds() const {
-  return impl_->last_seconds;
+AwqGpuTime AwqGpuSearch::last_time() const {
+  return impl_->last;
 }
 
 }  // namespace ridgeline

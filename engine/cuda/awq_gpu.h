@@ -22,6 +22,14 @@
 
 namespace ridgeline {
 
+// Device time of one search_layer / search_head call, in seconds, by part (CUDA events between them).
+struct AwqGpuTime {
+  double upload = 0;   // the float32 weights, host to device
+  double forward = 0;  // the calibration forward (the head: the final norm) and the statistics
+  double search = 0;   // every candidate's fake quantization, error GEMM and sum of squares
+  double total() const { return upload + forward + search; }
+};
+
 class AwqGpuSearch {
  public:
   // Uploads the start of the calibration stream (start_calibration's embeddings). Throws
@@ -47,8 +55,8 @@ class AwqGpuSearch {
 
   // Device time so far (events around each layer's uploads, kernels, GEMMs and downloads), seconds.
   double device_seconds() const;
-  // Device time of the last search_layer / search_head call, seconds.
-  double last_seconds() const;
+  // The last search_layer / search_head call's device time.
+  AwqGpuTime last_time() const;
 
  private:
   struct Impl;
