@@ -4,9 +4,13 @@
 // zero-filled on the way into shared memory and their outputs never stored.
 // FLOPs: 2*n*in*out. Bytes: in*out/2 + out*(in/128)*4 (weights, once per n-tile: L2 serves the
 // re-reads) + 2*n*in + 2*n*out (fp16 y).
-// Bound: DRAM on the weights up to n ~ 64 (4 FLOPs per weight byte per batch row, far below the
-// ridge), the tensor cores beyond. Targets (bench/kernels/bench_w4a16.cu): never slower than
-// cuBLAS fp16 up to n = 64, >= 2.5x faster at n = 16 on the 7b shapes.
+// Bound: 3.8*n FLOPs per weight byte, so DRAM on the weights up to n ~ 30 and the tensor cores
+// (mma.sync, with the unpacking beside it) from there: at n = 64 the kernel must run at about 64 x
+// fp16's achieved DRAM bandwidth in FLOP/s (~260 TFLOP/s) to tie cuBLAS fp16, which is still
+// reading its 4x larger weights. Targets (bench/kernels/bench_w4a16.cu): never slower than cuBLAS
+// fp16 up to n = 64, >= 2.5x faster at n = 16 on the 7b shapes. From n = 128, when its grid fills
+// the GPU, w4a16_gemm hands over to the wide kernel (kernels/w4a16_gemm_wide.cu, 256 x 128 blocks:
+// half the unpacking per mma); w4a16_gemm_use_wide below is the one place that decides.
 //
 // A block computes a 128-row strip of W (8 mma M tiles) against BN = 16/32/64 rows of x, one group
 // (128 inputs = 2 packed tiles per M tile) per pipeline stage, 4 stages of cp.async in flight
@@ -23,6 +27,7 @@
 #include "kernels/cp_async.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
+#include "kernels/w4a16_gemm_paths.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -32,13 +37,15 @@ constexpr int kMTiles = 8;  // M tiles (16 rows) per block
 constexpr int kRowsPerBlock = 16 * kMTiles;
 constexpr int kRedStride = kRowsPerBlock + 4;  // floats per partial-tile row: conflict-free C stores
 
-// Per n-tile width: BN = 64 needs ~156 registers (64 accumulators), so it runs one block per SM and
-// keeps more stages in flight instead (the weight bytes in flight per SM are what DRAM needs);
-// BN = 16, 32 fit two blocks per SM in 128 registers.
+// Two blocks (16 warps) per SM at every n-tile width, 4 stages each (100 KB at BN = 64): at
+// BN = 64 a block's warps issue long dependent chains (ldmatrix -> mma, lop3 -> hsub2 -> hmul2)
+// and wait at one barrier per 64 mma, so a second block's warps are what hides them. It fits 128
+// registers when the k-step loop is unrolled by 2 (unrolled by 4, ptxas keeps the next k-steps'
+// fragments live: 156 registers, or spills at 128). Before: one block, 6 stages, at BN = 64.
 template <int BN>
 struct Config {
-  static constexpr int kBlocksPerSm = BN == 64 ? 1 : 2;
-  static constexpr int kStages = BN == 64 ? 6 : 4;
+  static constexpr int kBlocksPerSm = 2;
+  static constexpr int kStages = 4;
   static constexpr int kW = kMTiles * 2 * 512;  // packed codes of one group, [mtile][tile][lane][16 B]
   static constexpr int kSz = kMTiles * 64;      // scale/zero records, [mtile][gid][8 B]
   static constexpr int kX = BN * kW4A16Group * 2;
@@ -105,7 +112,7 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
     }
     // ldmatrix rows: lanes 8q..8q+7 address matrix q = (n-tile half q>>1, K half q&1), row lane&7.
     const int q = lane >> 3, rr = lane & 7;
-#pragma unroll
+#pragma unroll(BN == 64 ? 2 : 4)
     for (int ks = 0; ks < 4; ++ks) {
       uint32_t a[2][4];
       w4a16::dequant(w4a16::word_of(raw[0], ks), gs[0], a[0]);
@@ -180,6 +187,11 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
   static const bool smem_set = [op] {
     RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_kernel<BN, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, Config<BN>::kSmem));
+    // All of the SM's unified memory as shared memory, so two blocks of 100 KB fit (the kernel's
+    // loads bypass L1: cp.async.cg).
+    RL_CUDA_CHECK(
+        op, cudaFuncSetAttribute(w4a16_gemm_kernel<BN, OutT>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared));
     return true;
   }();
   (void)smem_set;
@@ -189,14 +201,28 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
   RL_CUDA_CHECK_LAUNCH(op);
 }
 
+// Splits the tiled kernel takes by itself at BN = 64 (launch_bn's rule), for the wave model below.
+int tiled_auto_splits(int n, int out, int sms, int max_splits) {
+  const int blocks = ceil_div(out, kRowsPerBlock) * ceil_div(n, 64);
+  return std::clamp(Config<64>::kBlocksPerSm * sms / std::max(1, blocks), 1, max_splits);
+}
+
 template <typename OutT>
-void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
+void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, W4A16GemmKernel kernel,
+            int splits) {
   const char* op = "w4a16_gemm";
   w4a16::check_weights(w, op);
   require(n >= 0, op, "n must be >= 0, got " + std::to_string(n));
   require(aligned16(x), op, "x must be 16-byte aligned");
+  const bool forced_wide = kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_4x2;
+  require(!forced_wide || splits == 0, op, "the wide kernels take no splits");
   if (n == 0) return;
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
+  if (kernel == W4A16GemmKernel::automatic && splits == 0 && n >= kW4A16WideBatch && aligned16(y) &&
+      w4a16_gemm_use_wide(n, w.out, current_sm_count(op)))
+    kernel = W4A16GemmKernel::wide;
+  if (kernel == W4A16GemmKernel::wide) return w4a16_gemm_wide(x, w, n, y, stream, 2);
+  if (kernel == W4A16GemmKernel::wide_4x2) return w4a16_gemm_wide(x, w, n, y, stream, 4);
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
     launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);
@@ -208,11 +234,37 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 
 }  // namespace
 
+// Wave model in units of one tiled 128 x 64 block alone on an SM: a wide block (one per SM) does
+// the work of 4 and is assumed kWideSpeedup times faster per output (half the dequant instructions
+// per mma, half the L2 bytes per FLOP, a quarter of the barriers: /work/notes/w4a16gemm-notes.md);
+// tiled blocks run 2 per SM (a wave of them takes 2 units) and split blocks do 1/splits of the
+// work. Time ~ waves x units per wave. So at 1.8b w13 n = 128 (64 wide blocks: half a wave) the
+// tiled kernel stays; from n = 256 (7b w13 from 128) and at every prefill size the wide one runs.
+// kWideSpeedup is a prediction until BM_W4A16GemmKernels has measured both on the H200.
+bool w4a16_gemm_use_wide(int n, int out, int sms) {
+  constexpr double kWideSpeedup = 1.5;
+  if (n < kW4A16WideBatch || sms <= 0) return false;
+  const int wide_blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kW4A16WideBatch);
+  const double wide = ceil_div(wide_blocks, sms) * 4.0 / kWideSpeedup;
+  const int splits = tiled_auto_splits(n, out, sms, w4a16::kMaxSplits), per_sm = Config<64>::kBlocksPerSm;
+  const int tiled_blocks = ceil_div(out, kRowsPerBlock) * ceil_div(n, 64) * splits;
+  const double tiled = double(ceil_div(tiled_blocks, per_sm * sms)) * per_sm / splits;
+  return wide < tiled;
+}
+
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits) {
-  launch(x, w, n, y, stream, splits);
+  launch(x, w, n, y, stream, W4A16GemmKernel::automatic, splits);
 }
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits) {
-  launch(x, w, n, y, stream, splits);
+  launch(x, w, n, y, stream, W4A16GemmKernel::automatic, splits);
+}
+void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
+                     W4A16GemmKernel kernel, int splits) {
+  launch(x, w, n, y, stream, kernel, splits);
+}
+void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
+                     W4A16GemmKernel kernel, int splits) {
+  launch(x, w, n, y, stream, kernel, splits);
 }
 
 }  // namespace ridgeline::cuda

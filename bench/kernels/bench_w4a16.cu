@@ -20,6 +20,10 @@
 // "best" naming the fastest, and us_floor_empty, an empty kernel launched the same way (the launch
 // floor); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
 // BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
+// BM_W4A16GemmKernels times the GEMM's kernels (kernels/w4a16_gemm_paths.cuh: "tiled" 128x64
+// blocks, "wide" 256x128 blocks with warps 8x1 or "wide_4x2") and the automatic choice against
+// fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
+// w4a16_gemm_use_wide and the wide kernel's warp layout.
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
 
@@ -34,6 +38,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/w4a16.cuh"
+#include "kernels/w4a16_gemm_paths.cuh"
 
 using namespace ridgeline::cuda;
 
@@ -316,6 +321,23 @@ BENCHMARK(BM_W4A16GemvVariants)
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);
 
+// Median seconds of the engine's fp16 GEMM on b's x and y, over its own rotation of fp16 weights
+// (4x the bytes per copy): the like-for-like fp16 time of the GEMM benchmarks.
+double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
+  const cudaStream_t s = b.stream.get();
+  const size_t elems = size_t(g.in) * g.out;
+  const int fp16_copies = rotation_copies(elems * 2);
+  DeviceBuffer<half> w16(elems * fp16_copies, "bench fp16 W");
+  fill_synthetic(w16.get(), int64_t(w16.size()), 1, 7, 4, false, s);
+  Gemm gemm;
+  return b.time(
+      [&](int i) {
+        gemm.run(b.x.get(), w16.get() + elems * size_t(i % fp16_copies), m, g.in, g.out, b.y.get(), s,
+                 "bench");
+      },
+      iters, std::max(kMinLaunches, fp16_copies));
+}
+
 // The GEMM's cluster splits forced to 1/2/4/8 against its own choice and the engine's fp16 GEMM, at
 // the batches where it lost to fp16 on the H200 (7b wqkv at M = 16, 1.8b wqkv at M = 32): do
 // clusters of 8 blocks cost a wave, as they seem to in the first GEMV?
@@ -334,18 +356,7 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
     times.add("s" + std::to_string(splits),
               b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); }, kIters));
   }
-  // fp16 over its own rotation (4x the bytes per copy).
-  const size_t elems = size_t(g.in) * g.out;
-  const int fp16_copies = rotation_copies(elems * 2);
-  DeviceBuffer<half> w16(elems * fp16_copies, "bench fp16 W");
-  fill_synthetic(w16.get(), int64_t(w16.size()), 1, 7, 4, false, s);
-  Gemm gemm;
-  const double fp16_s = b.time(
-      [&](int i) {
-        gemm.run(b.x.get(), w16.get() + elems * size_t(i % fp16_copies), m, g.in, g.out, b.y.get(), s,
-                 "bench");
-      },
-      kIters, std::max(kMinLaunches, fp16_copies));
+  const double fp16_s = fp16_seconds(b, g, m, kIters);
   state.counters["us_fp16"] = fp16_s * 1e6;
   for (auto _ : state) state.SetIterationTime(auto_s);
   state.counters["x_best_vs_fp16"] = fp16_s * 1e6 / times.best_us;
@@ -353,6 +364,49 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
 }
 BENCHMARK(BM_W4A16GemmSplits)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {16, 32, 64}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMicrosecond);
+
+// The GEMM's kernels forced and the automatic choice, against the engine's fp16 GEMM (cuBLASLt
+// at these M), from the largest decode batches to a 2048-token prefill. Label: the kernel
+// w4a16_gemm_use_wide picks and the fastest of tiled/wide; x_auto_vs_fp16 is the target ratio
+// (issue 9: >= 1 up to M = 64, prefill as near 1 as possible, 0.8 the aim).
+void BM_W4A16GemmKernels(benchmark::State& state) {
+  if (!gpu_answers()) return state.SkipWithError("GPU not available");
+  const LinearShape& g = kShapes[state.range(0)];
+  const int m = int(state.range(1));
+  RotatedW4A16 b(g, m);
+  const cudaStream_t s = b.stream.get();
+  constexpr int kIters = 9;
+  const double flops = 2.0 * m * double(g.in) * g.out;
+  auto forced = [&](W4A16GemmKernel k) {
+    return b.time([&](int i) { w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, k); }, kIters);
+  };
+  const double tiled_s = forced(W4A16GemmKernel::tiled), wide_s = forced(W4A16GemmKernel::wide);
+  const double wide42_s = forced(W4A16GemmKernel::wide_4x2), auto_s = forced(W4A16GemmKernel::automatic);
+  const double fp16_s = fp16_seconds(b, g, m, kIters);
+  for (auto _ : state) state.SetIterationTime(auto_s);
+  state.counters["us_tiled"] = tiled_s * 1e6;
+  state.counters["us_wide"] = wide_s * 1e6;
+  state.counters["us_wide_4x2"] = wide42_s * 1e6;
+  state.counters["us_auto"] = auto_s * 1e6;
+  state.counters["us_fp16"] = fp16_s * 1e6;
+  state.counters["TFLOP/s_tiled"] = flops / tiled_s / 1e12;
+  state.counters["TFLOP/s_wide"] = flops / wide_s / 1e12;
+  state.counters["TFLOP/s_wide_4x2"] = flops / wide42_s / 1e12;
+  state.counters["TFLOP/s_fp16"] = flops / fp16_s / 1e12;
+  state.counters["x_auto_vs_fp16"] = fp16_s / auto_s;
+  state.counters["x_wide_vs_tiled"] = tiled_s / wide_s;
+  const bool wide = w4a16_gemm_use_wide(m, g.out, current_sm_count("bench_w4a16"));
+  const double best = std::min({tiled_s, wide_s, wide42_s});
+  state.SetLabel(std::string(g.name) + " auto=" + (wide ? "wide" : "tiled") + " best=" +
+                 (best == tiled_s  ? "tiled"
+                  : best == wide_s ? "wide"
+                                   : "wide_4x2"));
+}
+BENCHMARK(BM_W4A16GemmKernels)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {64, 128, 256, 512, 2048}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

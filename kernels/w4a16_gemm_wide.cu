@@ -1,0 +1,221 @@
+// w4a16_gemm_wide: y[n, out] = x[n, in] W^T for large batches (prefill, decode batches of hundreds
+// of rows), W in the tile-packed W4A16 layout (kernels/w4a16.cuh), fp16 mma.sync m16n8k16 with fp32
+// accumulation, fp16 or fp32 out. Chosen over the tiled kernel (kernels/w4a16_gemm.cu) by
+// w4a16_gemm_use_wide (kernels/w4a16_gemm_paths.cuh).
+// FLOPs: 2*n*in*out. Bytes from DRAM: in*out/2 + out*(in/128)*4 (weights; L2 serves the re-reads of
+// the other n-tiles, which run in the same wave) + 2*n*in + 2*n*out (fp16 y). At n >= 128 this is
+// compute-bound (>= 512 FLOPs per weight byte); the bound is the tensor rate, and what decides how
+// near it gets is the number of other instructions the SM issues per mma and the L2 bytes per FLOP:
+//   - A block computes 256 output rows (16 mma M tiles) x 128 batch rows. Warp w owns M tiles 2w and
+//     2w+1 for all 128 batch rows: each 8-weight dequantized A fragment (13 instructions,
+//     w4a16::dequant) feeds 16 mma, against 8 in the tiled kernel's 64-row tile: per k-step a warp
+//     issues 32 mma, 26 dequant instructions and 8 ldmatrix.x4 (the x fragments of 128 rows).
+//     Every weight is unpacked once per block, no K split inside the block, no partial-sum merge.
+//   - Per group of 128 inputs a block reads 16 KB of codes + 1 KB of scale/zero + 32 KB of x for
+//     8.4 MFLOP: 167 FLOP per L2 byte (the tiled 128x64 tile: 85), 2.4 TB/s of L2 at 400 TFLOP/s.
+//   - One group per pipeline stage, 4 stages of cp.async (3 in flight while one is multiplied,
+//     147 KB per SM), one block of 8 warps per SM (128 fp32 accumulators per thread).
+//   - x rows are stored with their 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)), so every
+//     ldmatrix of 8 rows hits 8 distinct bank groups; the codes are read as one 16-byte word per
+//     lane (4 k-steps), the scale/zero record as a broadcast.
+//   - Blocks run n-tile fastest (blockIdx.x), so a wave holds a few 256-row strips of W against
+//     every n-tile: W is read from DRAM about once, x stays in L2.
+//   - The fp32 tile goes through shared memory (conflict-free stride) and leaves as 16-byte stores
+//     of 8 consecutive outputs, so y must be 16-byte aligned (the chooser checks).
+// Rows past n (x zero-filled on the way in) and past out (codes and scales zero-filled) are computed
+// as zeros and never stored. Deterministic: one block owns each output, fixed summation order.
+#include <algorithm>
+#include <string>
+
+#include "kernels/cp_async.cuh"
+#include "kernels/w4a16.cuh"
+#include "kernels/w4a16_device.cuh"
+#include "kernels/w4a16_gemm_paths.cuh"
+
+namespace ridgeline::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMTiles = kW4A16WideRows / kW4A16TileRows;  // 16: two per warp
+constexpr int kBN = kW4A16WideBatch;                      // 128 batch rows = 16 mma N tiles
+constexpr int kStages = 4;
+constexpr int kW = kMTiles * 1024;      // codes of one group: [mtile][packed tile][lane][16 B]
+constexpr int kSz = kMTiles * 64;       // scale/zero records: [mtile][gid][8 B]
+constexpr int kXRow = kW4A16Group * 2;  // 256 bytes of x per batch row and group
+constexpr int kX = kBN * kXRow;
+constexpr int kStage = kW + kSz + kX;       // 50176 bytes
+constexpr int kRedLd = kW4A16WideRows + 4;  // floats per batch row of the fp32 tile: conflict-free
+constexpr int kRed = kBN * kRedLd * 4;
+constexpr int kSmem = std::max(kStages * kStage, kRed);
+static_assert(kSmem <= 227 * 1024, "shared memory of one block on sm_90");
+
+// 8 fp32 -> 8 consecutive outputs, one 16-byte store (two for float).
+__device__ __forceinline__ void store8(half* dst, const float* src) {
+  const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
+  uint4 v;
+  v.x = pack_half2(a.x, a.y), v.y = pack_half2(a.z, a.w), v.z = pack_half2(b.x, b.y),
+  v.w = pack_half2(b.z, b.w);
+  *reinterpret_cast<uint4*>(dst) = v;
+}
+__device__ __forceinline__ void store8(float* dst, const float* src) {
+  reinterpret_cast<float4*>(dst)[0] = *reinterpret_cast<const float4*>(src);
+  reinterpret_cast<float4*>(dst)[1] = *reinterpret_cast<const float4*>(src + 4);
+}
+
+// kWM = M tiles per warp: 2 (8 warps along the output rows, each over all 128 batch rows) or 4 (4
+// along the rows x 2 along the batch, 64 batch rows each: twice the unpacking, half the ldmatrix).
+template <int kWM, typename OutT>
+__global__ void __launch_bounds__(kThreads, 1)
+    w4a16_gemm_wide_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y) {
+  constexpr int kWarpsM = kMTiles / kWM, kCols = kBN * kWarpsM / kWarps;  // batch rows per warp
+  static_assert(kWarpsM * (kBN / kCols) == kWarps, "the warps tile the block");
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int n0 = blockIdx.x * kBN, mt0 = blockIdx.y * kMTiles;
+  const int groups = w.in / kW4A16Group, tiles_per_row = w.in / kW4A16TileInputs;
+  const int mtiles = w.out / kW4A16TileRows;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+
+  // Each thread's share of a stage: codes: 16-byte pieces tid + 256i (i < 4) = piece tid & 63 of
+  // M tile (tid >> 6) + 4i; scale/zero: threads < 64, piece tid & 3 of M tile tid >> 2; x: rows
+  // (tid >> 4) + 16i (i < 8), 16-byte chunk tid & 15 (8 inputs). Pieces past the weight's end or
+  // past n are zero-filled (src-size 0; the address stays valid).
+  // Recomputed per stage from tid and the kernel parameters (a few integer instructions per
+  // copy, per 256 mma of the warp) rather than held: the 128 accumulators leave no registers spare.
+  const uint4* wq = reinterpret_cast<const uint4*>(w.qweight);
+  const uint4* wsz = reinterpret_cast<const uint4*>(w.scale_zero);
+  auto load_stage = [&](int slot, int g) {
+    unsigned char* base = smem + slot * kStage;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int mt = mt0 + (tid >> 6) + 4 * i;
+      const bool ok = mt < mtiles;
+      cp_async_16(base + tid * 16 + i * (kThreads * 16),
+                  wq + (int64_t{ok ? mt : 0} * tiles_per_row + 2 * g) * 32 + (tid & 63), ok);
+    }
+    if (tid < 4 * kMTiles) {
+      const int mt = mt0 + (tid >> 2);
+      const bool ok = mt < mtiles;
+      cp_async_16(base + kW + tid * 16, wsz + (int64_t{ok ? mt : 0} * groups + g) * 4 + (tid & 3), ok);
+    }
+    const int x_row = tid >> 4, x_chunk = tid & 15;
+    unsigned char* x_dst = base + kW + kSz + x_row * kXRow + ((x_chunk ^ (x_row & 7)) * 16);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int r = n0 + x_row + 16 * i;
+      const bool ok = r < n;
+      cp_async_16(x_dst + i * 16 * kXRow, x + int64_t{ok ? r : 0} * w.in + g * kW4A16Group + x_chunk * 8, ok);
+    }
+  };
+
+  float acc[kWM][kCols / 8][4] = {};
+  const int wm = warp % kWarpsM, wn = warp / kWarpsM;  // this warp's M tiles kWM*wm.., batch rows kCols*wn..
+
+  // ldmatrix rows: lanes 8q..8q+7 address matrix q = (n-tile half q >> 1, K half q & 1), row lane & 7.
+  const int q = lane >> 3, rr = lane & 7;
+  auto compute = [&](int slot) {
+    const unsigned char* base = smem + slot * kStage;
+    const uint4* ws = reinterpret_cast<const uint4*>(base) + kWM * wm * 64 + lane;  // first M tile, tile 0
+    const uint2* ss = reinterpret_cast<const uint2*>(base + kW) + kWM * wm * 8 + gid;
+    const half* xs =
+        reinterpret_cast<const half*>(base + kW + kSz) + (kCols * wn + 8 * (q >> 1) + rr) * kW4A16Group;
+    w4a16::GroupScale gs[kWM];
+#pragma unroll
+    for (int i = 0; i < kWM; ++i) gs[i] = w4a16::group_scale(ss[8 * i]);
+      // The group's two packed tiles of 64 inputs. Not unrolled: unrolled, ptxas keeps both tiles'
+      // unpacked fragments alive next to the 128 accumulators and spills (255 registers); rolled, 246
+      // (kWM = 2) or 253 (kWM = 4) and none, for one loop branch per 128 mma.
+#pragma unroll 1
+    for (int kt = 0; kt < 2; ++kt) {
+      uint4 raw[kWM];
+#pragma unroll
+      for (int i = 0; i < kWM; ++i) raw[i] = ws[64 * i + 32 * kt];
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        uint32_t a[kWM][4];
+#pragma unroll
+        for (int i = 0; i < kWM; ++i) w4a16::dequant(w4a16::word_of(raw[i], ks), gs[i], a[i]);
+        const half* xk = xs + (((kt * 8 + ks * 2 + (q & 1)) ^ rr) * 8);  // this K step's chunk, swizzled
+#pragma unroll
+        for (int jp = 0; jp < kCols / 16; ++jp) {
+          uint32_t b[4];
+          w4a16::ldmatrix_x4(b, xk + 16 * jp * kW4A16Group);
+#pragma unroll
+          for (int i = 0; i < kWM; ++i) {
+            mma_m16n8k16(acc[i][2 * jp], a[i], b[0], b[1]);
+            mma_m16n8k16(acc[i][2 * jp + 1], a[i], b[2], b[3]);
+          }
+        }
+      }
+    }
+  };
+
+  // Classic multistage pipeline: stage it+kStages-1 is requested while stage it is multiplied.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < groups) load_stage(s, s);
+    cp_async_commit();
+  }
+  for (int it = 0; it < groups; ++it) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage `it` landed for every thread; stage it-1's slot is free to refill
+    const int next = it + kStages - 1;
+    if (next < groups) load_stage(next % kStages, next);
+    cp_async_commit();
+    compute(it % kStages);
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // every warp is done with the stages: their memory becomes the fp32 tile
+
+  // red[c * kRedLd + r]: batch row c, output row r of the strip. Lane (gid, tig) writes banks
+  // 8 * tig + gid (kRedLd * 2 = 8 mod 32): no conflicts.
+  float* red = reinterpret_cast<float*>(smem);
+#pragma unroll
+  for (int i = 0; i < kWM; ++i)
+#pragma unroll
+    for (int j = 0; j < kCols / 8; ++j) {
+      const int r = 16 * (kWM * wm + i) + gid, c = kCols * wn + 8 * j + 2 * tig;
+      float* p0 = red + c * kRedLd + r;
+      float* p1 = p0 + kRedLd;
+      p0[0] = acc[i][j][0], p1[0] = acc[i][j][1], p0[8] = acc[i][j][2], p1[8] = acc[i][j][3];
+    }
+  __syncthreads();
+  // 32 threads per batch row, 8 consecutive outputs each: a warp stores 256 contiguous outputs.
+  // rows and r are multiples of 16 and 8, so r < rows keeps all 8 inside the weight.
+  const int cols = min(kBN, n - n0), row0 = mt0 * kW4A16TileRows, rows = min(kW4A16WideRows, w.out - row0);
+  for (int e = tid; e < cols * 32; e += kThreads) {
+    const int c = e >> 5, r = (e & 31) * 8;
+    if (r < rows) store8(y + int64_t{n0 + c} * w.out + row0 + r, red + c * kRedLd + r);
+  }
+}
+
+template <int kWM, typename OutT>
+void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream) {
+  const char* op = "w4a16_gemm_wide";
+  require(aligned16(y), op, "y must be 16-byte aligned");
+  const int strips = ceil_div(w.out, kW4A16WideRows), ntiles = ceil_div(n, kBN);
+  require(strips <= 65535, op, "out too large for the grid, got out=" + std::to_string(w.out));
+  static const bool smem_set = [op] {
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<kWM, OutT>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    return true;
+  }();
+  (void)smem_set;
+  w4a16_gemm_wide_kernel<kWM, OutT><<<dim3(ntiles, strips), kThreads, kSmem, stream>>>(x, w, n, y);
+  RL_CUDA_CHECK_LAUNCH(op);
+}
+
+}  // namespace
+
+void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
+                     int warp_m_tiles) {
+  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream);
+  launch<2>(x, w, n, y, stream);
+}
+void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
+                     int warp_m_tiles) {
+  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream);
+  launch<2>(x, w, n, y, stream);
+}
+
+}  // namespace ridgeline::cuda
