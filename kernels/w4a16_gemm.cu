@@ -214,15 +214,13 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   w4a16::check_weights(w, op);
   require(n >= 0, op, "n must be >= 0, got " + std::to_string(n));
   require(aligned16(x), op, "x must be 16-byte aligned");
-  const bool forced_wide = kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_4x2;
-  require(!forced_wide || splits == 0, op, "the wide kernels take no splits");
   if (n == 0) return;
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
   if (kernel == W4A16GemmKernel::automatic && splits == 0 && n >= kW4A16WideBatch && aligned16(y) &&
-      w4a16_gemm_use_wide(n, w.out, current_sm_count(op)))
+      w4a16_gemm_use_wide(n, w.in, w.out, current_sm_count(op)))
     kernel = W4A16GemmKernel::wide;
-  if (kernel == W4A16GemmKernel::wide) return w4a16_gemm_wide(x, w, n, y, stream, 2);
-  if (kernel == W4A16GemmKernel::wide_4x2) return w4a16_gemm_wide(x, w, n, y, stream, 4);
+  if (kernel == W4A16GemmKernel::wide) return w4a16_gemm_wide(x, w, n, y, stream, 2, splits);
+  if (kernel == W4A16GemmKernel::wide_4x2) return w4a16_gemm_wide(x, w, n, y, stream, 4, splits);
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
     launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);
@@ -237,16 +235,17 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // Wave model in units of one tiled 128 x 64 block alone on an SM: a wide block (one per SM) does
 // the work of 4 and is assumed kWideSpeedup times faster per output (half the dequant instructions
 // per mma, half the L2 bytes per FLOP, a quarter of the barriers: /work/notes/w4a16gemm-notes.md);
-// tiled blocks run 2 per SM (a wave of them takes 2 units) and split blocks do 1/splits of the
-// work. Time ~ waves x units per wave. So at 1.8b w13 n = 128 (64 wide blocks: half a wave) the
-// tiled kernel stays; from n = 256 (7b w13 from 128) and at every prefill size the wide one runs.
-// kWideSpeedup is a prediction until BM_W4A16GemmKernels has measured both on the H200.
-bool w4a16_gemm_use_wide(int n, int out, int sms) {
+// tiled blocks run 2 per SM (a wave of them takes 2 units); split blocks (either kernel) do
+// 1/splits of the work. Time ~ waves x units per wave. kWideSpeedup is a prediction until
+// BM_W4A16GemmKernels has measured both on the H200.
+bool w4a16_gemm_use_wide(int n, int in, int out, int sms) {
   constexpr double kWideSpeedup = 1.5;
   if (n < kW4A16WideBatch || sms <= 0) return false;
-  const int wide_blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kW4A16WideBatch);
-  const double wide = ceil_div(wide_blocks, sms) * 4.0 / kWideSpeedup;
-  const int splits = tiled_auto_splits(n, out, sms, w4a16::kMaxSplits), per_sm = Config<64>::kBlocksPerSm;
+  const int wide_splits = w4a16_gemm_wide_splits(n, in, out, sms);
+  const int wide_blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kW4A16WideBatch) * wide_splits;
+  const double wide = ceil_div(wide_blocks, sms) * 4.0 / wide_splits / kWideSpeedup;
+  const int splits = tiled_auto_splits(n, out, sms, std::min(w4a16::kMaxSplits, in / kW4A16Group));
+  const int per_sm = Config<64>::kBlocksPerSm;
   const int tiled_blocks = ceil_div(out, kRowsPerBlock) * ceil_div(n, 64) * splits;
   const double tiled = double(ceil_div(tiled_blocks, per_sm * sms)) * per_sm / splits;
   return wide < tiled;

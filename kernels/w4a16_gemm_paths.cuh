@@ -3,7 +3,7 @@
 //   tiled (kernels/w4a16_gemm.cu): 128 output rows x 16/32/64 batch rows per block, cluster
 //     split-K when the grid is small: small and mid batches, every shape.
 //   wide (kernels/w4a16_gemm_wide.cu): 256 output rows x 128 batch rows per block, each dequantized
-//     weight fragment feeding 16 mma: large batches and prefill, once the grid fills the GPU.
+//     weight fragment feeding 16 mma, cluster split-K up to 4 ways: large batches and prefill.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -15,8 +15,8 @@ namespace ridgeline::cuda {
 
 enum class W4A16GemmKernel {
   automatic,  // w4a16_gemm_use_wide decides (what w4a16_gemm does)
-  tiled,      // the 128-row kernel, `splits` as for w4a16_gemm
-  wide,       // the 256 x 128 kernel (no splits), warps 8 x 1 (2 M tiles x 128 batch rows each)
+  tiled,      // the 128-row kernel
+  wide,       // the 256 x 128 kernel, warps 8 x 1 (2 M tiles x 128 batch rows each)
   wide_4x2,   // the same blocks, warps 4 x 2 (4 M tiles x 64 batch rows each)
 };
 
@@ -24,22 +24,27 @@ enum class W4A16GemmKernel {
 inline constexpr int kW4A16WideRows = 256;
 inline constexpr int kW4A16WideBatch = 128;
 
-// True when the wide kernel is expected to beat the tiled one at batch n on a weight of `out`
-// rows on a GPU of `sms` SMs, by a wave model of both grids (see the definition).
-bool w4a16_gemm_use_wide(int n, int out, int sms);
+// True when the wide kernel is expected to beat the tiled one at batch n on an in x out weight
+// on a GPU of `sms` SMs, by a wave model of both grids (see the definition).
+bool w4a16_gemm_use_wide(int n, int in, int out, int sms);
 
-// w4a16_gemm with the kernel forced; `splits` only for the tiled kernel (0 for the others).
-// Throws std::invalid_argument like w4a16_gemm, and when `splits` is given to the wide kernel.
+// w4a16_gemm with the kernel forced; `splits` as for w4a16_gemm (0: the kernel's own choice).
+// Throws std::invalid_argument like w4a16_gemm.
 void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
                      W4A16GemmKernel kernel, int splits = 0);
 void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
                      W4A16GemmKernel kernel, int splits = 0);
 
+// How many blocks (one cluster) the wide kernel splits each tile's input range over when left to
+// choose: 1..4.
+int w4a16_gemm_wide_splits(int n, int in, int out, int sms);
+
 // The wide kernel's launcher (kernels/w4a16_gemm_wide.cu); the caller has checked the contract
-// (weights, n >= 1, x 16-byte aligned). warp_m_tiles: 2 (W4A16GemmKernel::wide) or 4 (wide_4x2).
+// (weights, n >= 1, x 16-byte aligned). warp_m_tiles: 2 (W4A16GemmKernel::wide) or 4 (wide_4x2);
+// splits: 0 = w4a16_gemm_wide_splits, else 1..min(8, in/128), as for w4a16_gemm.
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                     int warp_m_tiles = 2);
+                     int warp_m_tiles = 2, int splits = 0);
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                     int warp_m_tiles = 2);
+                     int warp_m_tiles = 2, int splits = 0);
 
 }  // namespace ridgeline::cuda

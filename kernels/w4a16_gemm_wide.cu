@@ -11,6 +11,7 @@
 //     w4a16::dequant) feeds 16 mma, against 8 in the tiled kernel's 64-row tile: per k-step a warp
 //     issues 32 mma, 26 dequant instructions and 8 ldmatrix.x4 (the x fragments of 128 rows).
 //     Every weight is unpacked once per block, no K split inside the block, no partial-sum merge.
+//     (The 4x2 layout, to measure against: 4 M tiles x 64 batch rows per warp.)
 //   - Per group of 128 inputs a block reads 16 KB of codes + 1 KB of scale/zero + 32 KB of x for
 //     8.4 MFLOP: 167 FLOP per L2 byte (the tiled 128x64 tile: 85), 2.4 TB/s of L2 at 400 TFLOP/s.
 //   - One group per pipeline stage, 4 stages of cp.async (3 in flight while one is multiplied,
@@ -18,12 +19,16 @@
 //   - x rows are stored with their 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)), so every
 //     ldmatrix of 8 rows hits 8 distinct bank groups; the codes are read as one 16-byte word per
 //     lane (4 k-steps), the scale/zero record as a broadcast.
-//   - Blocks run n-tile fastest (blockIdx.x), so a wave holds a few 256-row strips of W against
-//     every n-tile: W is read from DRAM about once, x stays in L2.
+//   - Blocks run split, then n-tile fastest (blockIdx.x, .y; strips in .z), so a wave holds a few
+//     256-row strips of W against every n-tile: W is read from DRAM about once, x stays in L2.
 //   - The fp32 tile goes through shared memory (conflict-free stride) and leaves as 16-byte stores
 //     of 8 consecutive outputs, so y must be 16-byte aligned (the chooser checks).
+//   - When 256 x 128 tiles leave SMs idle (mid batches on the smaller weights), a cluster of up to 4
+//     blocks splits a tile's input range; each block keeps its fp32 partial tile in its shared memory
+//     and stores its share of the outputs summed over the cluster in rank order (sm_90 distributed
+//     shared memory: one launch, no workspace), as the tiled kernel does.
 // Rows past n (x zero-filled on the way in) and past out (codes and scales zero-filled) are computed
-// as zeros and never stored. Deterministic: one block owns each output, fixed summation order.
+// as zeros and never stored. Deterministic: fixed summation order within and across blocks.
 #include <algorithm>
 #include <string>
 
@@ -51,28 +56,32 @@ constexpr int kSmem = std::max(kStages * kStage, kRed);
 static_assert(kSmem <= 227 * 1024, "shared memory of one block on sm_90");
 
 // 8 fp32 -> 8 consecutive outputs, one 16-byte store (two for float).
-__device__ __forceinline__ void store8(half* dst, const float* src) {
-  const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
+__device__ __forceinline__ void store8(half* dst, float4 a, float4 b) {
   uint4 v;
   v.x = pack_half2(a.x, a.y), v.y = pack_half2(a.z, a.w), v.z = pack_half2(b.x, b.y),
   v.w = pack_half2(b.z, b.w);
   *reinterpret_cast<uint4*>(dst) = v;
 }
-__device__ __forceinline__ void store8(float* dst, const float* src) {
-  reinterpret_cast<float4*>(dst)[0] = *reinterpret_cast<const float4*>(src);
-  reinterpret_cast<float4*>(dst)[1] = *reinterpret_cast<const float4*>(src + 4);
+__device__ __forceinline__ void store8(float* dst, float4 a, float4 b) {
+  reinterpret_cast<float4*>(dst)[0] = a;
+  reinterpret_cast<float4*>(dst)[1] = b;
+}
+__device__ __forceinline__ float4 add4(float4 a, float4 b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
 }
 
 // kWM = M tiles per warp: 2 (8 warps along the output rows, each over all 128 batch rows) or 4 (4
 // along the rows x 2 along the batch, 64 batch rows each: twice the unpacking, half the ldmatrix).
 template <int kWM, typename OutT>
 __global__ void __launch_bounds__(kThreads, 1)
-    w4a16_gemm_wide_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y) {
+    w4a16_gemm_wide_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y,
+                           int splits) {
   constexpr int kWarpsM = kMTiles / kWM, kCols = kBN * kWarpsM / kWarps;  // batch rows per warp
   static_assert(kWarpsM * (kBN / kCols) == kWarps, "the warps tile the block");
   extern __shared__ __align__(128) unsigned char smem[];
-  const int n0 = blockIdx.x * kBN, mt0 = blockIdx.y * kMTiles;
+  const int split = blockIdx.x, n0 = blockIdx.y * kBN, mt0 = blockIdx.z * kMTiles;
   const int groups = w.in / kW4A16Group, tiles_per_row = w.in / kW4A16TileInputs;
+  const int g0 = split * groups / splits, ng = (split + 1) * groups / splits - g0;  // this block's groups
   const int mtiles = w.out / kW4A16TileRows;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
 
@@ -123,8 +132,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int i = 0; i < kWM; ++i) gs[i] = w4a16::group_scale(ss[8 * i]);
       // The group's two packed tiles of 64 inputs. Not unrolled: unrolled, ptxas keeps both tiles'
-      // unpacked fragments alive next to the 128 accumulators and spills (255 registers); rolled, 246
-      // (kWM = 2) or 253 (kWM = 4) and none, for one loop branch per 128 mma.
+      // unpacked fragments alive next to the 128 accumulators and spills (255 registers); rolled,
+      // 244-252 and none, for one loop branch per 128 mma.
 #pragma unroll 1
     for (int kt = 0; kt < 2; ++kt) {
       uint4 raw[kWM];
@@ -153,14 +162,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Classic multistage pipeline: stage it+kStages-1 is requested while stage it is multiplied.
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < groups) load_stage(s, s);
+    if (s < ng) load_stage(s, g0 + s);
     cp_async_commit();
   }
-  for (int it = 0; it < groups; ++it) {
+  for (int it = 0; it < ng; ++it) {
     cp_async_wait<kStages - 2>();
     __syncthreads();  // stage `it` landed for every thread; stage it-1's slot is free to refill
     const int next = it + kStages - 1;
-    if (next < groups) load_stage(next % kStages, next);
+    if (next < ng) load_stage(next % kStages, g0 + next);
     cp_async_commit();
     compute(it % kStages);
   }
@@ -179,43 +188,69 @@ __global__ void __launch_bounds__(kThreads, 1)
       float* p1 = p0 + kRedLd;
       p0[0] = acc[i][j][0], p1[0] = acc[i][j][1], p0[8] = acc[i][j][2], p1[8] = acc[i][j][3];
     }
-  __syncthreads();
-  // 32 threads per batch row, 8 consecutive outputs each: a warp stores 256 contiguous outputs.
-  // rows and r are multiples of 16 and 8, so r < rows keeps all 8 inside the weight.
+  // Every block of the cluster has its partial tile in shared memory (split_sync: the cluster's
+  // barrier when split, else the block's). Block `split` sums its share of the 8-output chunks over
+  // the ranks in order (deterministic) and stores them: 32 threads per batch row, 8 consecutive
+  // outputs each, so a warp stores 256 contiguous outputs. rows and r are multiples of 16 and 8, so
+  // r < rows keeps all 8 inside the weight.
+  w4a16::split_sync(splits);
   const int cols = min(kBN, n - n0), row0 = mt0 * kW4A16TileRows, rows = min(kW4A16WideRows, w.out - row0);
-  for (int e = tid; e < cols * 32; e += kThreads) {
+  const int chunks = cols * 32, e1 = (split + 1) * chunks / splits;
+  for (int e = split * chunks / splits + tid; e < e1; e += kThreads) {
     const int c = e >> 5, r = (e & 31) * 8;
-    if (r < rows) store8(y + int64_t{n0 + c} * w.out + row0 + r, red + c * kRedLd + r);
+    if (r >= rows) continue;
+    const float4* p = reinterpret_cast<const float4*>(w4a16::split_partial(red, splits, 0) + c * kRedLd + r);
+    float4 a = p[0], b = p[1];
+    for (int k = 1; k < splits; ++k) {
+      p = reinterpret_cast<const float4*>(w4a16::split_partial(red, splits, k) + c * kRedLd + r);
+      a = add4(a, p[0]), b = add4(b, p[1]);
+    }
+    store8(y + int64_t{n0 + c} * w.out + row0 + r, a, b);
   }
+  if (splits > 1) w4a16::split_sync(splits);  // no block leaves while another reads its tile
 }
 
 template <int kWM, typename OutT>
-void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream) {
+void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
   const char* op = "w4a16_gemm_wide";
   require(aligned16(y), op, "y must be 16-byte aligned");
   const int strips = ceil_div(w.out, kW4A16WideRows), ntiles = ceil_div(n, kBN);
-  require(strips <= 65535, op, "out too large for the grid, got out=" + std::to_string(w.out));
+  require(strips <= 65535 && ntiles <= 65535, op, "n or out too large for the grid");
+  const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
+  if (splits == 0)
+    splits = std::min(w4a16_gemm_wide_splits(n, w.in, w.out, current_sm_count(op)), max_splits);
+  require(splits >= 1 && splits <= max_splits, op,
+          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   static const bool smem_set = [op] {
     RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<kWM, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
   }();
   (void)smem_set;
-  w4a16_gemm_wide_kernel<kWM, OutT><<<dim3(ntiles, strips), kThreads, kSmem, stream>>>(x, w, n, y);
+  w4a16::launch_split(w4a16_gemm_wide_kernel<kWM, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem,
+                      splits, stream, op, x, w, n, y, splits);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 
 }  // namespace
 
+// Split the input range only while the grid is under one wave of SMs, at most 4 ways (a cluster
+// of 4 whole-SM blocks still places 4 per GPC) and keeping >= 8 groups per block, so the pipeline
+// prologue and the 128 KB partial-tile reduction stay small beside the block's mma work.
+int w4a16_gemm_wide_splits(int n, int in, int out, int sms) {
+  const int blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kBN);
+  return std::clamp(std::min({sms / std::max(1, blocks), in / kW4A16Group / 8, 4}), 1, 4);
+}
+
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                     int warp_m_tiles) {
-  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream);
-  launch<2>(x, w, n, y, stream);
+                     int warp_m_tiles, int splits) {
+  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream, splits);
+  launch<2>(x, w, n, y, stream, splits);
 }
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                     int warp_m_tiles) {
-  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream);
-  launch<2>(x, w, n, y, stream);
+                     int warp_m_tiles, int splits) {
+  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream, splits);
+  launch<2>(x, w, n, y, stream, splits);
 }
 
 }  // namespace ridgeline::cuda

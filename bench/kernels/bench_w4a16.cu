@@ -398,7 +398,7 @@ void BM_W4A16GemmKernels(benchmark::State& state) {
   state.counters["TFLOP/s_fp16"] = flops / fp16_s / 1e12;
   state.counters["x_auto_vs_fp16"] = fp16_s / auto_s;
   state.counters["x_wide_vs_tiled"] = tiled_s / wide_s;
-  const bool wide = w4a16_gemm_use_wide(m, g.out, current_sm_count("bench_w4a16"));
+  const bool wide = w4a16_gemm_use_wide(m, g.in, g.out, current_sm_count("bench_w4a16"));
   const double best = std::min({tiled_s, wide_s, wide42_s});
   state.SetLabel(std::string(g.name) + " auto=" + (wide ? "wide" : "tiled") + " best=" +
                  (best == tiled_s  ? "tiled"
