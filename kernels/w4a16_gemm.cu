@@ -219,8 +219,12 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   if (kernel == W4A16GemmKernel::automatic && splits == 0 && n >= kW4A16WideBatch && aligned16(y) &&
       w4a16_gemm_use_wide(n, w.in, w.out, current_sm_count(op)))
     kernel = W4A16GemmKernel::wide;
-  if (kernel == W4A16GemmKernel::wide) return w4a16_gemm_wide(x, w, n, y, stream, 2, splits);
-  if (kernel == W4A16GemmKernel::wide_4x2) return w4a16_gemm_wide(x, w, n, y, stream, 4, splits);
+  if (kernel == W4A16GemmKernel::wide)
+    return w4a16_gemm_wide(x, w, n, y, stream, W4A16WideLayout::w8x1, splits);
+  if (kernel == W4A16GemmKernel::wide_4x2)
+    return w4a16_gemm_wide(x, w, n, y, stream, W4A16WideLayout::w4x2, splits);
+  if (kernel == W4A16GemmKernel::wide_64)
+    return w4a16_gemm_wide(x, w, n, y, stream, W4A16WideLayout::bn64, splits);
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
     launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);

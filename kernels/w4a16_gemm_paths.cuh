@@ -18,7 +18,11 @@ enum class W4A16GemmKernel {
   tiled,      // the 128-row kernel
   wide,       // the 256 x 128 kernel, warps 8 x 1 (2 M tiles x 128 batch rows each)
   wide_4x2,   // the same blocks, warps 4 x 2 (4 M tiles x 64 batch rows each)
+  wide_64,    // 256 x 64 blocks, two per SM, warps 8 x 1 (an experiment for M = 64..127)
 };
+
+// The wide kernel's block shapes and warp layouts (W4A16GemmKernel::wide, wide_4x2, wide_64).
+enum class W4A16WideLayout { w8x1, w4x2, bn64 };
 
 // Batch rows and output rows of one block of the wide kernel.
 inline constexpr int kW4A16WideRows = 256;
@@ -40,11 +44,11 @@ void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, float* y, cuda
 int w4a16_gemm_wide_splits(int n, int in, int out, int sms);
 
 // The wide kernel's launcher (kernels/w4a16_gemm_wide.cu); the caller has checked the contract
-// (weights, n >= 1, x 16-byte aligned). warp_m_tiles: 2 (W4A16GemmKernel::wide) or 4 (wide_4x2);
-// splits: 0 = w4a16_gemm_wide_splits, else 1..min(8, in/128), as for w4a16_gemm.
+// (weights, n >= 1, x 16-byte aligned). splits: 0 = w4a16_gemm_wide_splits, else
+// 1..min(8, in/128), as for w4a16_gemm.
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                     int warp_m_tiles = 2, int splits = 0);
+                     W4A16WideLayout layout, int splits);
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                     int warp_m_tiles = 2, int splits = 0);
+                     W4A16WideLayout layout, int splits);
 
 }  // namespace ridgeline::cuda

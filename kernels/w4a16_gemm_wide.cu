@@ -43,17 +43,23 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMTiles = kW4A16WideRows / kW4A16TileRows;  // 16: two per warp
-constexpr int kBN = kW4A16WideBatch;                      // 128 batch rows = 16 mma N tiles
-constexpr int kStages = 4;
-constexpr int kW = kMTiles * 1024;      // codes of one group: [mtile][packed tile][lane][16 B]
-constexpr int kSz = kMTiles * 64;       // scale/zero records: [mtile][gid][8 B]
-constexpr int kXRow = kW4A16Group * 2;  // 256 bytes of x per batch row and group
-constexpr int kX = kBN * kXRow;
-constexpr int kStage = kW + kSz + kX;       // 50176 bytes
+constexpr int kW = kMTiles * 1024;          // codes of one group: [mtile][packed tile][lane][16 B]
+constexpr int kSz = kMTiles * 64;           // scale/zero records: [mtile][gid][8 B]
+constexpr int kXRow = kW4A16Group * 2;      // 256 bytes of x per batch row and group
 constexpr int kRedLd = kW4A16WideRows + 4;  // floats per batch row of the fp32 tile: conflict-free
-constexpr int kRed = kBN * kRedLd * 4;
-constexpr int kSmem = std::max(kStages * kStage, kRed);
-static_assert(kSmem <= 227 * 1024, "shared memory of one block on sm_90");
+
+// Per block width BN (batch rows): 128 (the automatic choice: 128 accumulators per thread, one
+// block per SM, 4 stages of 49 KB) or 64 (an experiment for M = 64..127: 64 accumulators, so two
+// blocks per SM in 128 registers, 3 stages of 33 KB each).
+template <int BN>
+struct Wide {
+  static constexpr int kBlocksPerSm = BN == 128 ? 1 : 2;
+  static constexpr int kStages = BN == 128 ? 4 : 3;
+  static constexpr int kStage = kW + kSz + BN * kXRow;  // 50176 bytes at BN = 128
+  static constexpr int kRed = BN * kRedLd * 4;
+  static constexpr int kSmem = std::max(kStages * kStage, kRed);
+  static_assert(kSmem * kBlocksPerSm <= 227 * 1024, "shared memory of an SM on sm_90");
+};
 
 // 8 fp32 -> 8 consecutive outputs, one 16-byte store (two for float).
 __device__ __forceinline__ void store8(half* dst, float4 a, float4 b) {
@@ -70,12 +76,13 @@ __device__ __forceinline__ float4 add4(float4 a, float4 b) {
   return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
 }
 
-// kWM = M tiles per warp: 2 (8 warps along the output rows, each over all 128 batch rows) or 4 (4
-// along the rows x 2 along the batch, 64 batch rows each: twice the unpacking, half the ldmatrix).
-template <int kWM, typename OutT>
-__global__ void __launch_bounds__(kThreads, 1)
+// kWM = M tiles per warp: 2 (8 warps along the output rows, each over all BN batch rows) or 4 (4
+// along the rows x 2 along the batch, BN/2 batch rows each: twice the unpacking, half the ldmatrix).
+template <int BN, int kWM, typename OutT>
+__global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
     w4a16_gemm_wide_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y,
                            int splits) {
+  constexpr int kBN = BN, kStages = Wide<BN>::kStages, kStage = Wide<BN>::kStage;
   constexpr int kWarpsM = kMTiles / kWM, kCols = kBN * kWarpsM / kWarps;  // batch rows per warp
   static_assert(kWarpsM * (kBN / kCols) == kWarps, "the warps tile the block");
   extern __shared__ __align__(128) unsigned char smem[];
@@ -110,7 +117,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int x_row = tid >> 4, x_chunk = tid & 15;
     unsigned char* x_dst = base + kW + kSz + x_row * kXRow + ((x_chunk ^ (x_row & 7)) * 16);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < kBN / 16; ++i) {
       const int r = n0 + x_row + 16 * i;
       const bool ok = r < n;
       cp_async_16(x_dst + i * 16 * kXRow, x + int64_t{ok ? r : 0} * w.in + g * kW4A16Group + x_chunk * 8, ok);
@@ -139,7 +146,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       uint4 raw[kWM];
 #pragma unroll
       for (int i = 0; i < kWM; ++i) raw[i] = ws[64 * i + 32 * kt];
-#pragma unroll
+#pragma unroll(BN == 64 ? 2 : 4)  // BN = 64: fits 128 registers (unrolled by 4 it spills)
       for (int ks = 0; ks < 4; ++ks) {
         uint32_t a[kWM][4];
 #pragma unroll
@@ -210,26 +217,43 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (splits > 1) w4a16::split_sync(splits);  // no block leaves while another reads its tile
 }
 
-template <int kWM, typename OutT>
+template <int BN, int kWM, typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
   const char* op = "w4a16_gemm_wide";
   require(aligned16(y), op, "y must be 16-byte aligned");
-  const int strips = ceil_div(w.out, kW4A16WideRows), ntiles = ceil_div(n, kBN);
+  const int strips = ceil_div(w.out, kW4A16WideRows), ntiles = ceil_div(n, BN);
   require(strips <= 65535 && ntiles <= 65535, op, "n or out too large for the grid");
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
   if (splits == 0)
     splits = std::min(w4a16_gemm_wide_splits(n, w.in, w.out, current_sm_count(op)), max_splits);
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
+  constexpr int kSmem = Wide<BN>::kSmem;
   static const bool smem_set = [op] {
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<kWM, OutT>,
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, kWM, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, kWM, OutT>,
+                                           cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           cudaSharedmemCarveoutMaxShared));
     return true;
   }();
   (void)smem_set;
-  w4a16::launch_split(w4a16_gemm_wide_kernel<kWM, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem,
+  w4a16::launch_split(w4a16_gemm_wide_kernel<BN, kWM, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem,
                       splits, stream, op, x, w, n, y, splits);
   RL_CUDA_CHECK_LAUNCH(op);
+}
+
+template <typename OutT>
+void launch_layout(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream,
+                   W4A16WideLayout layout, int splits) {
+  switch (layout) {
+    case W4A16WideLayout::w8x1:
+      return launch<128, 2>(x, w, n, y, stream, splits);
+    case W4A16WideLayout::w4x2:
+      return launch<128, 4>(x, w, n, y, stream, splits);
+    case W4A16WideLayout::bn64:
+      return launch<64, 2>(x, w, n, y, stream, splits);
+  }
 }
 
 }  // namespace
@@ -238,19 +262,17 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // of 4 whole-SM blocks still places 4 per GPC) and keeping >= 8 groups per block, so the pipeline
 // prologue and the 128 KB partial-tile reduction stay small beside the block's mma work.
 int w4a16_gemm_wide_splits(int n, int in, int out, int sms) {
-  const int blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kBN);
+  const int blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kW4A16WideBatch);
   return std::clamp(std::min({sms / std::max(1, blocks), in / kW4A16Group / 8, 4}), 1, 4);
 }
 
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                     int warp_m_tiles, int splits) {
-  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream, splits);
-  launch<2>(x, w, n, y, stream, splits);
+                     W4A16WideLayout layout, int splits) {
+  launch_layout(x, w, n, y, stream, layout, splits);
 }
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                     int warp_m_tiles, int splits) {
-  if (warp_m_tiles == 4) return launch<4>(x, w, n, y, stream, splits);
-  launch<2>(x, w, n, y, stream, splits);
+                     W4A16WideLayout layout, int splits) {
+  launch_layout(x, w, n, y, stream, layout, splits);
 }
 
 }  // namespace ridgeline::cuda
