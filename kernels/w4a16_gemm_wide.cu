@@ -94,10 +94,10 @@ __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
 
   // Each thread's share of a stage: codes: 16-byte pieces tid + 256i (i < 4) = piece tid & 63 of
   // M tile (tid >> 6) + 4i; scale/zero: threads < 64, piece tid & 3 of M tile tid >> 2; x: rows
-  // (tid >> 4) + 16i (i < 8), 16-byte chunk tid & 15 (8 inputs). Pieces past the weight's end or
-  // past n are zero-filled (src-size 0; the address stays valid).
+  // (tid >> 4) + 16i (i < BN/16), 16-byte chunk tid & 15 (8 inputs). Pieces past the weight's end
+  // or past n are zero-filled (src-size 0; the address stays valid).
   // Recomputed per stage from tid and the kernel parameters (a few integer instructions per
-  // copy, per 256 mma of the warp) rather than held: the 128 accumulators leave no registers spare.
+  // copy, per 128-256 mma of the warp) rather than held: the accumulators leave no registers spare.
   const uint4* wq = reinterpret_cast<const uint4*>(w.qweight);
   const uint4* wsz = reinterpret_cast<const uint4*>(w.scale_zero);
   auto load_stage = [&](int slot, int g) {
