@@ -40,11 +40,11 @@
 // DRAM, became the limit). In shared memory a row's units sit XOR-swizzled (unit c of row r at
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
-// Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8 1.6x
-// and int4 2.0x faster than fp16 there. Not DRAM (48-78% busy), and not the conversions (removing
-// most of them moved int4 by 3%); the time per tile follows its instruction count at ~7 cycles per
-// instruction per warp with 4 warps per scheduler, so the suspect is latency per warp (stall
-// reasons: perf/NOTES.md). B=1 reaches 0.43 of the peak at ctx 8192: 3 tiles per warp.
+// Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8 1.7x
+// and int4 2.0x faster than fp16 there. Not DRAM (48-74% busy): ncu shows the issue slots busy 62%
+// of the cycles with eligible warps waiting their turn, so the time follows the instructions per
+// tile (~600 at int8 per 16 tokens, ~1000 at int4 per 32): integer address work, the conversions,
+// the softmax per token. B=1 reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
 #include <cmath>
 
 #include "kernels/cp_async.cuh"
@@ -66,6 +66,7 @@ constexpr int ctas_per_sm(int bits) {
   return bits == 16 ? 3 : 4;
 }
 constexpr int kMaxGroup = 8;
+constexpr float kRescaleSlack = 8.0f;  // log2 units: p below 2^8 between rescales
 
 // The shape of one warp's tile, per head_dim and KV format.
 template <int kHeadDim, int kBits>
@@ -225,15 +226,19 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       uint4* st = ring + (step % S::kStages) * S::kStageUnits;
       // One division per tile, not per copy: a tile (16 or 32 tokens from a multiple of 16) lies in
       // one block or runs into the next one (block sizes are multiples of 16).
+      // A 16-token tile (fp16, int8) never runs into the next block: only int4's 32 look it up.
+      constexpr bool kOneBlock = S::kTokens == 16;
       const int blk = tb / bs, o0 = tb - blk * bs;
       const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
-      const int64_t base1 = (blk + 1) * bs < t1 ? static_cast<int64_t>(table[blk + 1]) * block_bytes : base0;
+      const int64_t base1 =
+          !kOneBlock && (blk + 1) * bs < t1 ? static_cast<int64_t>(table[blk + 1]) * block_bytes : base0;
 #pragma unroll
       for (int it = 0; it < S::kTileUnits / 32; ++it) {
         const int u = it * 32 + lane, r = u / S::kUnits, c = u % S::kUnits;
         const int o = o0 + r * kT;  // the row's first token, counted from block blk
         const bool valid = tb + r * kT < t1;
-        const int64_t row = o < bs ? base0 + (o / kT) * kRowBytes : base1 + ((o - bs) / kT) * kRowBytes;
+        const int64_t row =
+            kOneBlock || o < bs ? base0 + (o / kT) * kRowBytes : base1 + ((o - bs) / kT) * kRowBytes;
         const int64_t off = valid ? row + head_rows + 16 * c : 0;
         const int at = r * S::kUnits + (c ^ swizzle(r));
         cp_async_16(st + at, k_pool + off, valid);
@@ -245,7 +250,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
           const int u = is_v ? lane - S::kScaleUnits : lane;
           const int o = o0 + 4 * u;  // a multiple of 4: the unit's tokens lie in one block
           const bool valid = tb + 4 * u < t1;
-          const int64_t at = o < bs ? base0 + o * 4 : base1 + (o - bs) * 4;
+          const int64_t at = kOneBlock || o < bs ? base0 + o * 4 : base1 + (o - bs) * 4;
           cp_async_16(st + 2 * S::kTileUnits + lane,
                       (is_v ? v_pool : k_pool) + (valid ? at + head_scales : 0), valid);
         }
@@ -353,15 +358,20 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m, mx);
-    // A row that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
-    const float use = m_new == -INFINITY ? 0.0f : m_new;
-    const float corr = exp2f(m - use);
-    m = m_new;
-    l *= corr;
-    zacc *= corr;
-    sacc *= corr;
-    {  // O's columns are heads 2*tig and 2*tig+1: their rows' factors live in lanes 8*tig and 8*tig+4
+    // A row's reference max moves only when a score passes it by more than kRescaleSlack (log2
+    // units), so p = exp2(s - m) stays below 2^8 (harmless in fp32 sums and in the fp16 P operand)
+    // and the steady state skips O's rescaling (kMTiles*4 multiplies and two shuffles per tile):
+    // the kernel is issue-bound at int8/int4. O and l share the reference, so o / l and the merges
+    // (weights exp2(m_w - max)) are what they were.
+    if (__any_sync(0xffffffffu, mx > m + kRescaleSlack)) {
+      const float m_new = fmaxf(m, mx);
+      // A row that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
+      const float corr = exp2f(m - (m_new == -INFINITY ? 0.0f : m_new));
+      m = m_new;
+      l *= corr;
+      zacc *= corr;
+      sacc *= corr;
+      // O's columns are heads 2*tig and 2*tig+1: their rows' factors live in lanes 8*tig and 8*tig+4.
       const float corr_a = __shfl_sync(0xffffffffu, corr, 8 * tig);
       const float corr_b = __shfl_sync(0xffffffffu, corr, 8 * tig + 4);
 #pragma unroll
@@ -372,6 +382,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         acc[t][3] *= corr_b;
       }
     }
+    const float use = m == -INFINITY ? 0.0f : m;
 #pragma unroll
     for (int n = 0; n < S::kNTiles; ++n)
 #pragma unroll
