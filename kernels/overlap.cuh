@@ -27,9 +27,11 @@ __device__ __forceinline__ void overlap_enter() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
+// `overlap` false launches the plain way (a kernel measured slower overlapped keeps its
+// overlap_enter(), which then returns at once).
 template <typename... KernelArgs, typename... Args>
-void launch_overlapped(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                       const char* op, Args... args) {
+void launch_kernel(bool overlap, void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t stream, const char* op, Args... args) {
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr.val.programmaticStreamSerializationAllowed = 1;
@@ -39,8 +41,14 @@ void launch_overlapped(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, siz
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = &attr;
-  cfg.numAttrs = overlapped_launches() ? 1 : 0;
+  cfg.numAttrs = overlap && overlapped_launches() ? 1 : 0;
   RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kernel, static_cast<KernelArgs>(args)...));
+}
+
+template <typename... KernelArgs, typename... Args>
+void launch_overlapped(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                       const char* op, Args... args) {
+  launch_kernel(true, kernel, grid, block, smem, stream, op, args...);
 }
 
 }  // namespace ridgeline::cuda
