@@ -201,12 +201,6 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
   RL_CUDA_CHECK_LAUNCH(op);
 }
 
-// Splits the tiled kernel takes by itself at BN = 64 (launch_bn's rule), for the wave model below.
-int tiled_auto_splits(int n, int out, int sms, int max_splits) {
-  const int blocks = ceil_div(out, kRowsPerBlock) * ceil_div(n, 64);
-  return std::clamp(Config<64>::kBlocksPerSm * sms / std::max(1, blocks), 1, max_splits);
-}
-
 template <typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, W4A16GemmKernel kernel,
             int splits) {
@@ -236,23 +230,17 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 
 }  // namespace
 
-// Wave model in units of one tiled 128 x 64 block alone on an SM: a wide block (one per SM) does
-// the work of 4 and is assumed kWideSpeedup times faster per output (half the dequant instructions
-// per mma, half the L2 bytes per FLOP, a quarter of the barriers: /work/notes/w4a16gemm-notes.md);
-// tiled blocks run 2 per SM (a wave of them takes 2 units); split blocks (either kernel) do
-// 1/splits of the work. Time ~ waves x units per wave. kWideSpeedup is a prediction until
-// BM_W4A16GemmKernels has measured both on the H200.
-bool w4a16_gemm_use_wide(int n, int in, int out, int sms) {
-  constexpr double kWideSpeedup = 1.5;
+// Measured, not modelled (BM_W4A16GemmKernels, H200, 2026-12-01, all 8 model shapes at M = 64..2048):
+// the wide kernel wins once its unsplit grid has at least ~0.36 of a wave of 256 x 128 blocks
+// (48 on 132 SMs: 7b wqkv at M=256 258 vs 190 TFLOP/s, M=2048 everywhere 367-389 vs 236-272) and
+// loses below, where its split-K does not make up for the few blocks (7b wo at M=256, 32 blocks:
+// 141 vs 222; 1.8b w2 at M=512: 166 vs 250). The helper's first wave model (the wide kernel 1.5x
+// faster per output) sent those three to the wide kernel at a third of the tiled speed. Below
+// M = 128 the tiled kernel (or, at M = 64 on w13, the 256 x 64 wide variant by 5-10%) is faster.
+bool w4a16_gemm_use_wide(int n, int /*in*/, int out, int sms) {
   if (n < kW4A16WideBatch || sms <= 0) return false;
-  const int wide_splits = w4a16_gemm_wide_splits(n, in, out, sms);
-  const int wide_blocks = ceil_div(out, kW4A16WideRows) * ceil_div(n, kW4A16WideBatch) * wide_splits;
-  const double wide = ceil_div(wide_blocks, sms) * 4.0 / wide_splits / kWideSpeedup;
-  const int splits = tiled_auto_splits(n, out, sms, std::min(w4a16::kMaxSplits, in / kW4A16Group));
-  const int per_sm = Config<64>::kBlocksPerSm;
-  const int tiled_blocks = ceil_div(out, kRowsPerBlock) * ceil_div(n, 64) * splits;
-  const double tiled = double(ceil_div(tiled_blocks, per_sm * sms)) * per_sm / splits;
-  return wide < tiled;
+  const int64_t wide_blocks = int64_t{ceil_div(out, kW4A16WideRows)} * ceil_div(n, kW4A16WideBatch);
+  return wide_blocks * 11 >= int64_t{sms} * 4;
 }
 
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits) {

@@ -25,6 +25,7 @@
 #include "engine/safetensors.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/w4a16.cuh"
+#include "kernels/w4a16_gemm_paths.cuh"
 #include "kernels/w4a16_repack.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/gpu/kernel_test_util.h"
@@ -192,7 +193,7 @@ double checked_nmse(const std::vector<T>& y, int n, int out, const std::vector<i
   return den > 0.0 ? num / den : num;
 }
 
-enum class Path { linear, gemv, gemv_cluster, gemm };
+enum class Path { linear, gemv, gemv_cluster, gemm, gemm_wide, gemm_wide_4x2, gemm_wide_64 };
 
 const char* path_name(Path p) {
   switch (p) {
@@ -204,6 +205,12 @@ const char* path_name(Path p) {
       return "w4a16_gemv_cluster";
     case Path::gemm:
       return "w4a16_gemm";
+    case Path::gemm_wide:
+      return "w4a16_gemm_wide";
+    case Path::gemm_wide_4x2:
+      return "w4a16_gemm_wide_4x2";
+    case Path::gemm_wide_64:
+      return "w4a16_gemm_wide_64";
   }
   return "?";
 }
@@ -230,6 +237,12 @@ void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y
       return cuda::w4a16_gemv_cluster(x, w, n, y, nullptr, v.splits);
     case Path::gemm:
       return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
+    case Path::gemm_wide:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide, v.splits);
+    case Path::gemm_wide_4x2:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_4x2, v.splits);
+    case Path::gemm_wide_64:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_64, v.splits);
   }
 }
 
@@ -447,6 +460,24 @@ TEST(KernelW4A16Gemm, MatchesReferenceForAnyBatchAndSplit) {
   RL_REQUIRE_GPU();
   // n-tile edges of 16/32/64 and several n-tiles; small n through the GEMM too.
   check_small_shapes(Path::gemm, {1, 7, 9, 16, 17, 31, 33, 64, 65, 100, 129}, 100);
+}
+
+// The wide kernels (256 x 128 and 256 x 64 blocks) forced, on every small shape (partial 256-row strips, 1 to
+// 11 groups: fewer than the 4 pipeline stages too) and batches that end inside an n-tile, and on a
+// last strip of one M tile (528 = 2 x 256 + 16), with automatic, single, uneven and maximal
+// cluster splits; the automatic choice takes them only on large grids (W4A16ModelShapes).
+TEST(KernelW4A16Gemm, WideKernelsMatchReferenceForAnyBatchAndSplit) {
+  RL_REQUIRE_GPU();
+  uint32_t seed = 200;
+  for (LinearShape s : {kSmall[0], kSmall[1], kSmall[2], kSmall[3], LinearShape{"strips", 1024, 528}}) {
+    std::mt19937 rng(seed);
+    const auto hw = random_w4a16(s.in, s.out, rng);
+    const int max_splits = std::min(8, s.in / 128);
+    std::vector<Variant> variants = {{0, {}}, {1, {}}, {max_splits, {}}};
+    if (max_splits >= 3) variants.push_back({3, {}});
+    for (Path p : {Path::gemm_wide, Path::gemm_wide_4x2, Path::gemm_wide_64})
+      check_weight(s.name, hw, {1, 9, 129, 257}, p, variants, seed++);
+  }
 }
 
 TEST(KernelW4A16Linear, MatchesReferenceOnSanitizerSizedModelShapes) {
