@@ -25,4 +25,28 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
+// The classic multistage pipeline of a whole block over `n` stages of work: stage i + kStages - 1 is
+// requested (load(slot, i)) while stage i is computed (compute(slot)), slot = i % kStages. One commit
+// per step, empty ones too, keeps the wait count exact; the barrier after the wait makes every
+// thread's copies of stage i visible and proves the slot refilled next is no longer read. Ends with
+// nothing in flight and a barrier, so the caller may reuse the stages' shared memory.
+template <int kStages, typename Load, typename Compute>
+__device__ __forceinline__ void block_pipeline(int n, Load&& load, Compute&& compute) {
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < n) load(s, s);
+    cp_async_commit();
+  }
+  for (int i = 0; i < n; ++i) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    const int next = i + kStages - 1;
+    if (next < n) load(next % kStages, next);
+    cp_async_commit();
+    compute(i % kStages);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+}
+
 }  // namespace ridgeline::cuda

@@ -166,22 +166,9 @@ __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
     }
   };
 
-  // Classic multistage pipeline: stage it+kStages-1 is requested while stage it is multiplied.
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < ng) load_stage(s, g0 + s);
-    cp_async_commit();
-  }
-  for (int it = 0; it < ng; ++it) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();  // stage `it` landed for every thread; stage it-1's slot is free to refill
-    const int next = it + kStages - 1;
-    if (next < ng) load_stage(next % kStages, g0 + next);
-    cp_async_commit();
-    compute(it % kStages);
-  }
-  cp_async_wait<0>();
-  __syncthreads();  // every warp is done with the stages: their memory becomes the fp32 tile
+  // After the pipeline every warp is done with the stages: their memory becomes the fp32 tile.
+  block_pipeline<kStages>(
+      ng, [&](int slot, int i) { load_stage(slot, g0 + i); }, compute);
 
   // red[c * kRedLd + r]: batch row c, output row r of the strip. Lane (gid, tig) writes banks
   // 8 * tig + gid (kRedLd * 2 = 8 mod 32): no conflicts.
