@@ -19,6 +19,11 @@
 #   ci       scripts/gpu-ci.sh three times on the built tree: once as committed (its sweep becomes
 #            OUTDIR/ci-baseline.json), once clean against it, once with RIDGELINE_INJECT_DELAY_US set
 #            (layers.3.w2 200 us), which the gate must call a regression;
+#   overlap  what overlapped launches (kernels/overlap.cuh) buy: the fp16 and W4A16 decode steps of
+#            the 1.8b and 7b presets (DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets) run twice by the
+#            same binary, RIDGELINE_OVERLAP_LAUNCHES=0 then 1;
+#   awq7b    issue 9's GPU quantizer timing: `ridgeline quantize --model internlm2-chat-7b --method
+#            awq --device cuda` (per-layer upload/forward/search seconds, total GPU seconds);
 #   chat     a chat transcript with the tiny model on the GPU, and the 20b preset generating.
 # Results go under OUTDIR (a handful of files, logs packed into logs-<stages>.tar.gz); the summary
 # comes last.
@@ -120,6 +125,22 @@ for stage in "${stages[@]}"; do
       echo "== ci 3 (200 us injected into layers.3.w2, exit $?)" >>"$summary"
       cat "$logs/ci3/compare.txt" >>"$summary" 2>/dev/null
       cp "$logs/ci3/report.html" "$out/ci-report.html" 2>/dev/null
+      ;;
+    overlap)
+      for v in 0 1; do
+        RIDGELINE_OVERLAP_LAUNCHES=$v "$build/tests/ridgeline_gpu_tests" \
+          --gtest_filter='DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets' >"$logs/overlap$v.txt" 2>&1
+        echo "== overlap: RIDGELINE_OVERLAP_LAUNCHES=$v (exit $?)" >>"$summary"
+        grep -E "ms/step|faster" "$logs/overlap$v.txt" >>"$summary"
+      done
+      ;;
+    awq7b)
+      rm -rf "$logs/q7b"
+      "$rl" quantize --model internlm2-chat-7b --method awq --device cuda --out "$logs/q7b" \
+        >"$logs/awq7b.out" 2>"$logs/awq7b.err"
+      echo "== awq7b (exit $?)" >>"$summary"
+      { tail -2 "$logs/awq7b.err"; tail -1 "$logs/awq7b.out"; } >>"$summary"
+      rm -rf "$logs/q7b"
       ;;
     chat)
       printf 'What is 40 + 20?\nWhat is the capital of Kenya?\n/stats\n/reset\nRepeat after me: silver eagle rocket garden\n' |
