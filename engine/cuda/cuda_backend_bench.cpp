@@ -112,19 +112,23 @@ DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int wa
   t.step_us = time_back_to_back("benchmark_decode", st, iters, step);
 
   const bool graphed = copt_.use_graphs && a.graphable;
-  const std::string step_method = graphed ? "cuda: step = one CUDA graph replay of the decode step plus the "
-                                            "greedy argmax, replays back to back, "
-                                            "CUDA events between them, no host sync inside"
-                                          : "cuda: step = the decode step run eagerly (not graph-captured: "
-                                            "past the trained context or graphs "
-                                            "off) plus the greedy argmax, CUDA events between steps";
+  const std::string step_method =
+      std::string(graphed ? "cuda: step = one CUDA graph replay of the decode step plus the "
+                            "greedy argmax, replays back to back, "
+                            "CUDA events between them, no host sync inside"
+                          : "cuda: step = the decode step run eagerly (not graph-captured: "
+                            "past the trained context or graphs "
+                            "off) plus the greedy argmax, CUDA events between steps") +
+      (overlapped_launches() ? ", kernels launched overlapped (programmatic dependent launch)"
+                             : ", kernels launched serially (RIDGELINE_OVERLAP_LAUNCHES=0)");
   // Per-op times: CUPTI kernel records first (kernel durations alone, no nodes added between ops);
   // where CUPTI is unavailable, events around each op (which add a few us per op: coverage > 1).
   try {
     t.ops = profile_ops_cupti(a, iters);
-    t.method = step_method +
-               "; ops = CUPTI kernel activity records of an eager pass, each op's kernels (cuBLASLt's "
-               "included) summed by external correlation id: GPU time without launch gaps";
+    t.method =
+        step_method +
+        "; ops = CUPTI kernel activity records of an eager pass with serial launches, each op's "
+        "kernels (cuBLASLt's included) summed by external correlation id: GPU time without launch gaps";
     return t;
   } catch (const std::exception& e) {
     t.method = step_method + "; (CUPTI unavailable: " + e.what() + ")";
@@ -312,8 +316,11 @@ DecodeTiming CudaBackendImpl::benchmark_prefill(std::span<const int> seqs, int t
   t.method = fmt::format(
       "cuda: step = one whole prefill ({} tokens in chunks of up to {}, launched eagerly as forward() does: "
       "prefill is not graph-captured, input uploads included) plus the greedy argmax of the first token, "
-      "prefills back to back, CUDA events between them, no host sync inside; ops = {}",
-      int64_t{n} * tokens_per_seq, copt_.max_prefill_tokens, ops_method);
+      "prefills back to back, CUDA events between them, no host sync inside, kernels launched {}; ops = {}",
+      int64_t{n} * tokens_per_seq, copt_.max_prefill_tokens,
+      overlapped_launches() ? "overlapped (programmatic dependent launch)"
+                            : "serially (RIDGELINE_OVERLAP_LAUNCHES=0)",
+      ops_method);
   return t;
 }
 
@@ -344,8 +351,8 @@ std::vector<OpSamples> CudaBackendImpl::profile_prefill_ops(std::span<const int>
       append_op_samples(ops, us, "prefill");
     }
     method =
-        "CUPTI kernel activity records of an eager pass, each op's kernels summed over the prefill's "
-        "chunks: GPU time without launch gaps";
+        "CUPTI kernel activity records of an eager pass with serial launches, each op's kernels summed "
+        "over the prefill's chunks: GPU time without launch gaps";
     return ops;
   } catch (const std::exception& e) {
     cupti_error = e.what();
