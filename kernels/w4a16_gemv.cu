@@ -14,13 +14,14 @@
 // with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
 // on cp.async; Triton stopped emitting them for the same reason).
 // Nothing waits for anything outside the warp until the end: no cluster, no block barrier before
-// the first weight byte is requested, no x staging pass; stages-1 groups per warp are in flight
-// from the first instruction. The codes are unpacked to exact integers (w4a16::dequant_codes), the
-// mma sums a group in fp32, and the group's scale is applied to that sum in fp32. At the end the
-// warps' partial tiles are summed through shared memory in warp order (deterministic).
-// Why not the first kernel (kernels/w4a16_gemv_cluster.cu): at most ~8 16-byte loads per lane in
-// flight over 16 warps per SM, a block barrier behind the x staging, and cluster launches of 8 blocks
-// per strip that the GPU could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
+// the first weight byte is requested, no x staging pass; stages-1 groups of weights per warp are in
+// flight from the first instruction, before the kernel even waits for the one before it to finish
+// (an overlapped launch, kernels/overlap.cuh: worth ~1 us per GEMV in the decode step). The codes are
+// unpacked to exact integers (w4a16::dequant_codes), the mma sums a group in fp32, and the group's scale is
+// applied to that sum in fp32. At the end the warps' partial tiles are summed through shared memory in warp
+// order (deterministic). Why not the first kernel (kernels/w4a16_gemv_cluster.cu): at most ~8 16-byte loads
+// per lane in flight over 16 warps per SM, a block barrier behind the x staging, and cluster launches of 8
+// blocks per strip that the GPU could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
 #include <algorithm>
 #include <string>
 
