@@ -196,15 +196,11 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   require(aligned16(x), op, "x must be 16-byte aligned");
   if (n == 0) return;
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
-  if (kernel == W4A16GemmKernel::automatic && splits == 0 && n >= kW4A16WideBatch && aligned16(y) &&
-      w4a16_gemm_use_wide(n, w.in, w.out, current_sm_count(op)))
+  if (kernel == W4A16GemmKernel::automatic && splits == 0 && aligned16(y) &&
+      w4a16_gemm_use_wide(n, w.out, current_sm_count(op)))
     kernel = W4A16GemmKernel::wide;
-  if (kernel == W4A16GemmKernel::wide)
-    return w4a16_gemm_wide(x, w, n, y, stream, W4A16WideLayout::w8x1, splits);
-  if (kernel == W4A16GemmKernel::wide_4x2)
-    return w4a16_gemm_wide(x, w, n, y, stream, W4A16WideLayout::w4x2, splits);
-  if (kernel == W4A16GemmKernel::wide_64)
-    return w4a16_gemm_wide(x, w, n, y, stream, W4A16WideLayout::bn64, splits);
+  if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)
+    return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
     launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);
@@ -223,7 +219,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // 141 vs 222; 1.8b w2 at M=512: 166 vs 250). The helper's first wave model (the wide kernel 1.5x
 // faster per output) sent those three to the wide kernel at a third of the tiled speed. Below
 // M = 128 the tiled kernel (or, at M = 64 on w13, the 256 x 64 wide variant by 5-10%) is faster.
-bool w4a16_gemm_use_wide(int n, int /*in*/, int out, int sms) {
+bool w4a16_gemm_use_wide(int n, int out, int sms) {
   if (n < kW4A16WideBatch || sms <= 0) return false;
   const int64_t wide_blocks = int64_t{ceil_div(out, kW4A16WideRows)} * ceil_div(n, kW4A16WideBatch);
   return wide_blocks * 11 >= int64_t{sms} * 4;

@@ -16,21 +16,17 @@ namespace ridgeline::cuda {
 enum class W4A16GemmKernel {
   automatic,  // w4a16_gemm_use_wide decides (what w4a16_gemm does)
   tiled,      // the 128-row kernel
-  wide,       // the 256 x 128 kernel, warps 8 x 1 (2 M tiles x 128 batch rows each)
-  wide_4x2,   // the same blocks, warps 4 x 2 (4 M tiles x 64 batch rows each)
-  wide_64,    // 256 x 64 blocks, two per SM, warps 8 x 1 (an experiment for M = 64..127)
+  wide,       // the 256 x 128 kernel, each warp 2 M tiles x 128 batch rows
+  wide_64,    // 256 x 64 blocks, two per SM (an experiment for M = 64..127: BM_W4A16GemmKernels)
 };
-
-// The wide kernel's block shapes and warp layouts (W4A16GemmKernel::wide, wide_4x2, wide_64).
-enum class W4A16WideLayout { w8x1, w4x2, bn64 };
 
 // Batch rows and output rows of one block of the wide kernel.
 inline constexpr int kW4A16WideRows = 256;
 inline constexpr int kW4A16WideBatch = 128;
 
-// True when the wide kernel is expected to beat the tiled one at batch n on an in x out weight
-// on a GPU of `sms` SMs, by a wave model of both grids (see the definition).
-bool w4a16_gemm_use_wide(int n, int in, int out, int sms);
+// True where the wide kernel measured faster than the tiled one: batch n on a weight of `out` rows
+// on a GPU of `sms` SMs (the measurements are with the definition).
+bool w4a16_gemm_use_wide(int n, int out, int sms);
 
 // w4a16_gemm with the kernel forced; `splits` as for w4a16_gemm (0: the kernel's own choice).
 // Throws std::invalid_argument like w4a16_gemm.
@@ -43,12 +39,12 @@ void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, float* y, cuda
 // choose: 1..4.
 int w4a16_gemm_wide_splits(int n, int in, int out, int sms);
 
-// The wide kernel's launcher (kernels/w4a16_gemm_wide.cu); the caller has checked the contract
-// (weights, n >= 1, x 16-byte aligned). splits: 0 = w4a16_gemm_wide_splits, else
-// 1..min(8, in/128), as for w4a16_gemm.
+// The wide kernel's launcher (kernels/w4a16_gemm_wide.cu), `kernel` wide or wide_64; the caller has
+// checked the contract (weights, n >= 1, x 16-byte aligned). splits: 0 = w4a16_gemm_wide_splits,
+// else 1..min(8, in/128), as for w4a16_gemm.
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                     W4A16WideLayout layout, int splits);
+                     W4A16GemmKernel kernel, int splits);
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                     W4A16WideLayout layout, int splits);
+                     W4A16GemmKernel kernel, int splits);
 
 }  // namespace ridgeline::cuda

@@ -11,7 +11,7 @@
 //     w4a16::dequant) feeds 16 mma, against 8 in the tiled kernel's 64-row tile: per k-step a warp
 //     issues 32 mma, 26 dequant instructions and 8 ldmatrix.x4 (the x fragments of 128 rows).
 //     Every weight is unpacked once per block, no K split inside the block, no partial-sum merge.
-//     (The 4x2 layout, to measure against: 4 M tiles x 64 batch rows per warp.)
+//     (A 4 x 2 warp layout, 4 M tiles x 64 batch rows per warp, measured 6-8% slower everywhere.)
 //   - Per group of 128 inputs a block reads 16 KB of codes + 1 KB of scale/zero + 32 KB of x for
 //     8.4 MFLOP: 167 FLOP per L2 byte (the tiled 128x64 tile: 85), 2.4 TB/s of L2 at 400 TFLOP/s.
 //   - One group per pipeline stage, 4 stages of cp.async (3 in flight while one is multiplied,
@@ -76,12 +76,12 @@ __device__ __forceinline__ float4 add4(float4 a, float4 b) {
   return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
 }
 
-// kWM = M tiles per warp: 2 (8 warps along the output rows, each over all BN batch rows) or 4 (4
-// along the rows x 2 along the batch, BN/2 batch rows each: twice the unpacking, half the ldmatrix).
-template <int BN, int kWM, typename OutT>
+template <int BN, typename OutT>
 __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
     w4a16_gemm_wide_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y,
                            int splits) {
+  // kWM = M tiles per warp: 2, so the 8 warps lie along the output rows, each over all BN batch rows.
+  constexpr int kWM = 2;
   constexpr int kBN = BN, kStages = Wide<BN>::kStages, kStage = Wide<BN>::kStage;
   constexpr int kWarpsM = kMTiles / kWM, kCols = kBN * kWarpsM / kWarps;  // batch rows per warp
   static_assert(kWarpsM * (kBN / kCols) == kWarps, "the warps tile the block");
@@ -204,7 +204,7 @@ __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
   if (splits > 1) w4a16::split_sync(splits);  // no block leaves while another reads its tile
 }
 
-template <int BN, int kWM, typename OutT>
+template <int BN, typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
   const char* op = "w4a16_gemm_wide";
   require(aligned16(y), op, "y must be 16-byte aligned");
@@ -217,30 +217,17 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   constexpr int kSmem = Wide<BN>::kSmem;
   static const bool smem_set = [op] {
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, kWM, OutT>,
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, kWM, OutT>,
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, OutT>,
                                            cudaFuncAttributePreferredSharedMemoryCarveout,
                                            cudaSharedmemCarveoutMaxShared));
     return true;
   }();
   (void)smem_set;
-  w4a16::launch_split(w4a16_gemm_wide_kernel<BN, kWM, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem,
-                      splits, stream, op, x, w, n, y, splits);
+  w4a16::launch_split(w4a16_gemm_wide_kernel<BN, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem, splits,
+                      stream, op, x, w, n, y, splits);
   RL_CUDA_CHECK_LAUNCH(op);
-}
-
-template <typename OutT>
-void launch_layout(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream,
-                   W4A16WideLayout layout, int splits) {
-  switch (layout) {
-    case W4A16WideLayout::w8x1:
-      return launch<128, 2>(x, w, n, y, stream, splits);
-    case W4A16WideLayout::w4x2:
-      return launch<128, 4>(x, w, n, y, stream, splits);
-    case W4A16WideLayout::bn64:
-      return launch<64, 2>(x, w, n, y, stream, splits);
-  }
 }
 
 }  // namespace
@@ -254,12 +241,14 @@ int w4a16_gemm_wide_splits(int n, int in, int out, int sms) {
 }
 
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                     W4A16WideLayout layout, int splits) {
-  launch_layout(x, w, n, y, stream, layout, splits);
+                     W4A16GemmKernel kernel, int splits) {
+  kernel == W4A16GemmKernel::wide_64 ? launch<64>(x, w, n, y, stream, splits)
+                                     : launch<128>(x, w, n, y, stream, splits);
 }
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                     W4A16WideLayout layout, int splits) {
-  launch_layout(x, w, n, y, stream, layout, splits);
+                     W4A16GemmKernel kernel, int splits) {
+  kernel == W4A16GemmKernel::wide_64 ? launch<64>(x, w, n, y, stream, splits)
+                                     : launch<128>(x, w, n, y, stream, splits);
 }
 
 }  // namespace ridgeline::cuda

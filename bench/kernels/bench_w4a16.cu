@@ -21,10 +21,9 @@
 // floor); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
 // BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
 // BM_W4A16GemmKernels times the GEMM's kernels (kernels/w4a16_gemm_paths.cuh: "tiled" 128x64
-// blocks, "wide" 256x128 blocks with warps 8x1 or "wide_4x2", "wide_64" 256x64 blocks two per
-// SM) and the automatic choice against
-// fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
-// w4a16_gemm_use_wide and the wide kernel's warp layout.
+// blocks, "wide" 256x128 blocks, "wide_64" 256x64 blocks two per SM) and the automatic choice
+// against fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
+// w4a16_gemm_use_wide.
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
 
@@ -383,32 +382,28 @@ void BM_W4A16GemmKernels(benchmark::State& state) {
   const cudaStream_t s = b.stream.get();
   constexpr int kIters = 9;
   const double flops = 2.0 * m * double(g.in) * g.out;
-  auto forced = [&](W4A16GemmKernel k) {
-    return b.time([&](int i) { w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, k); }, kIters);
-  };
-  const double tiled_s = forced(W4A16GemmKernel::tiled), wide_s = forced(W4A16GemmKernel::wide);
-  const double wide42_s = forced(W4A16GemmKernel::wide_4x2), wide64_s = forced(W4A16GemmKernel::wide_64);
-  const double auto_s = forced(W4A16GemmKernel::automatic);
+  VariantTimes times{state};
+  double seconds[3] = {};
+  const std::pair<W4A16GemmKernel, const char*> kernels[] = {{W4A16GemmKernel::tiled, "tiled"},
+                                                             {W4A16GemmKernel::wide, "wide"},
+                                                             {W4A16GemmKernel::wide_64, "wide_64"}};
+  for (int k = 0; k < 3; ++k) {
+    const W4A16GemmKernel kernel = kernels[k].first;
+    seconds[k] =
+        b.time([&](int i) { w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, kernel); }, kIters);
+    times.add(kernels[k].second, seconds[k]);
+    state.counters[std::string("TFLOP/s_") + kernels[k].second] = flops / seconds[k] / 1e12;
+  }
+  const double auto_s = b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
   const double fp16_s = fp16_seconds(b, g, m, kIters);
   for (auto _ : state) state.SetIterationTime(auto_s);
-  state.counters["us_tiled"] = tiled_s * 1e6;
-  state.counters["us_wide"] = wide_s * 1e6;
-  state.counters["us_wide_4x2"] = wide42_s * 1e6;
-  state.counters["us_wide_64"] = wide64_s * 1e6;
   state.counters["us_auto"] = auto_s * 1e6;
   state.counters["us_fp16"] = fp16_s * 1e6;
-  state.counters["TFLOP/s_tiled"] = flops / tiled_s / 1e12;
-  state.counters["TFLOP/s_wide"] = flops / wide_s / 1e12;
-  state.counters["TFLOP/s_wide_4x2"] = flops / wide42_s / 1e12;
-  state.counters["TFLOP/s_wide_64"] = flops / wide64_s / 1e12;
   state.counters["TFLOP/s_fp16"] = flops / fp16_s / 1e12;
   state.counters["x_auto_vs_fp16"] = fp16_s / auto_s;
-  state.counters["x_wide_vs_tiled"] = tiled_s / wide_s;
-  const bool wide = w4a16_gemm_use_wide(m, g.in, g.out, current_sm_count("bench_w4a16"));
-  const std::pair<double, const char*> all[] = {
-      {tiled_s, "tiled"}, {wide_s, "wide"}, {wide42_s, "wide_4x2"}, {wide64_s, "wide_64"}};
-  const auto best = *std::min_element(std::begin(all), std::end(all));
-  state.SetLabel(std::string(g.name) + " auto=" + (wide ? "wide" : "tiled") + " best=" + best.second);
+  state.counters["x_wide_vs_tiled"] = seconds[0] / seconds[1];
+  const bool wide = w4a16_gemm_use_wide(m, g.out, current_sm_count("bench_w4a16"));
+  state.SetLabel(std::string(g.name) + " auto=" + (wide ? "wide" : "tiled") + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemmKernels)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {64, 128, 256, 512, 2048}})

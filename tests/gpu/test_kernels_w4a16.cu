@@ -193,7 +193,7 @@ double checked_nmse(const std::vector<T>& y, int n, int out, const std::vector<i
   return den > 0.0 ? num / den : num;
 }
 
-enum class Path { linear, gemv, gemv_cluster, gemm, gemm_wide, gemm_wide_4x2, gemm_wide_64 };
+enum class Path { linear, gemv, gemv_cluster, gemm, gemm_wide, gemm_wide_64 };
 
 const char* path_name(Path p) {
   switch (p) {
@@ -207,8 +207,6 @@ const char* path_name(Path p) {
       return "w4a16_gemm";
     case Path::gemm_wide:
       return "w4a16_gemm_wide";
-    case Path::gemm_wide_4x2:
-      return "w4a16_gemm_wide_4x2";
     case Path::gemm_wide_64:
       return "w4a16_gemm_wide_64";
   }
@@ -239,8 +237,6 @@ void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y
       return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
     case Path::gemm_wide:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide, v.splits);
-    case Path::gemm_wide_4x2:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_4x2, v.splits);
     case Path::gemm_wide_64:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_64, v.splits);
   }
@@ -475,7 +471,7 @@ TEST(KernelW4A16Gemm, WideKernelsMatchReferenceForAnyBatchAndSplit) {
     const int max_splits = std::min(8, s.in / 128);
     std::vector<Variant> variants = {{0, {}}, {1, {}}, {max_splits, {}}};
     if (max_splits >= 3) variants.push_back({3, {}});
-    for (Path p : {Path::gemm_wide, Path::gemm_wide_4x2, Path::gemm_wide_64})
+    for (Path p : {Path::gemm_wide, Path::gemm_wide_64})
       check_weight(s.name, hw, {1, 9, 129, 257}, p, variants, seed++);
   }
 }
