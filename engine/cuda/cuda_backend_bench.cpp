@@ -123,6 +123,8 @@ DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int wa
                              : ", kernels launched serially (RIDGELINE_OVERLAP_LAUNCHES=0)");
   // Per-op times: CUPTI kernel records first (kernel durations alone, no nodes added between ops);
   // where CUPTI is unavailable, events around each op (which add a few us per op: coverage > 1).
+  // Launched serially: a kernel that started early would be charged for its wait.
+  const SerialLaunches serial;
   try {
     t.ops = profile_ops_cupti(a, iters);
     t.method =
@@ -217,7 +219,6 @@ void append_op_samples(std::vector<OpSamples>& ops, std::vector<double> us, cons
 }  // namespace
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_cupti(const StepArgs& a, int iters) {
-  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   CuptiOpTimer timer;
   std::vector<std::string> names;
@@ -244,7 +245,6 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_cupti(const StepArgs& a, int
 }
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_in_graph(const StepArgs& a, int iters) {
-  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   OpMarks marks(op_count());
   const OpHook hook = marks.hook(st, true);
@@ -262,7 +262,6 @@ std::vector<OpSamples> CudaBackendImpl::profile_ops_in_graph(const StepArgs& a, 
 }
 
 std::vector<OpSamples> CudaBackendImpl::profile_ops_eagerly(const StepArgs& a, int iters) {
-  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   std::vector<OpSamples> ops;
   OpMarks marks(op_count());
@@ -311,15 +310,18 @@ DecodeTiming CudaBackendImpl::benchmark_prefill(std::span<const int> seqs, int t
 
   DecodeTiming t;
   t.step_us = time_back_to_back("benchmark_prefill", st, iters, prefill);
+  const bool overlapped = overlapped_launches();
   std::string ops_method;
-  t.ops = profile_prefill_ops(seqs, tokens, iters, ops_method);
+  {
+    const SerialLaunches serial;  // per-op times: a kernel that started early would be charged for its wait
+    t.ops = profile_prefill_ops(seqs, tokens, iters, ops_method);
+  }
   t.method = fmt::format(
       "cuda: step = one whole prefill ({} tokens in chunks of up to {}, launched eagerly as forward() does: "
       "prefill is not graph-captured, input uploads included) plus the greedy argmax of the first token, "
       "prefills back to back, CUDA events between them, no host sync inside, kernels launched {}; ops = {}",
       int64_t{n} * tokens_per_seq, copt_.max_prefill_tokens,
-      overlapped_launches() ? "overlapped (programmatic dependent launch)"
-                            : "serially (RIDGELINE_OVERLAP_LAUNCHES=0)",
+      overlapped ? "overlapped (programmatic dependent launch)" : "serially (RIDGELINE_OVERLAP_LAUNCHES=0)",
       ops_method);
   return t;
 }
@@ -327,7 +329,6 @@ DecodeTiming CudaBackendImpl::benchmark_prefill(std::span<const int> seqs, int t
 std::vector<OpSamples> CudaBackendImpl::profile_prefill_ops(std::span<const int> seqs,
                                                             std::span<const std::vector<int>> tokens,
                                                             int iters, std::string& method) {
-  const SerialLaunches serial;  // kernels that start early would be charged for their wait
   cudaStream_t st = stream_.get();
   const int n = static_cast<int>(seqs.size());
   std::string cupti_error;
