@@ -11,6 +11,7 @@
 
 #include "kernels/awq.cuh"
 #include "kernels/device_common.cuh"
+#include "kernels/rmsnorm_row.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -29,7 +30,7 @@ __global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const float* __r
   float ss = 0.0f;
   for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_sum(ss);
-  const float inv = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  const float inv = rms_inv(ss, dim, eps);
   float* o = out + int64_t{blockIdx.x} * dim;
   for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = __fmul_rn(__fmul_rn(xr[i], inv), w[i]);
 }
@@ -115,6 +116,8 @@ __global__ void swiglu_f32_kernel(const float* __restrict__ gate, const float* _
                                   float* __restrict__ out) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
+    // Not swiglu_value (kernels/swiglu_math.cuh): there the compiler folds the 1 + exp(-g) into
+    // expf's last multiply (an FMA); the _rn intrinsics keep ref::swiglu's roundings.
     const float g = gate[i];
     out[i] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
   }
