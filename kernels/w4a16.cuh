@@ -127,4 +127,11 @@ void w4a16_gemv_cluster(const half* x, const W4A16Weights& w, int n, float* y, c
 void w4a16_quantize_rtn(const half* w, int in, int out, uint32_t* qweight, half* scale_zero,
                         cudaStream_t stream);
 
+// Rows [row0, row0 + rows) of W -> row-major fp16 dst [rows, in] (kernels/w4a16_dequant.cu), each
+// weight fp16((q - z) * s) rounded once: __float2half_rn of w4a16_dequantize_rows (kernels/
+// w4a16_repack.h) bit for bit. row0 and rows whole 16-row strips, dst 16-byte aligned; rows = 0
+// does nothing. Throws std::invalid_argument naming the op when the contract is broken. The slab
+// pass of Gemm::run_w4a16_dequant (engine/cuda/gemm.h).
+void w4a16_dequantize_fp16(const W4A16Weights& w, int row0, int rows, half* dst, cudaStream_t stream);
+
 }  // namespace ridgeline::cuda

@@ -4,7 +4,14 @@
 //     split-K when the grid is small: small and mid batches, every shape.
 //   wide (kernels/w4a16_gemm_wide.cu): 256 output rows x 128 batch rows per block, each dequantized
 //     weight fragment feeding 16 mma, cluster split-K up to 4 ways: large batches and prefill.
+// And the path around them for large batches: dequantize W to fp16 in slabs of output rows
+// (w4a16_dequantize_fp16, kernels/w4a16_dequant.cu) and run cuBLASLt's fp16 GEMM on each slab,
+// Gemm::run_w4a16_dequant (engine/cuda/gemm.h), where w4a16_use_dequant_gemm says. It is not a
+// W4A16GemmKernel value: it needs the cuBLASLt handle, plans and slab scratch that Gemm owns.
 #pragma once
+
+#include <algorithm>
+#include <cstdint>
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -34,6 +41,29 @@ void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, half* y, cudaS
                      W4A16GemmKernel kernel, int splits = 0);
 void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
                      W4A16GemmKernel kernel, int splits = 0);
+
+// Batches from this many rows run W4A16 linears as dequantize-to-fp16 slabs + cuBLASLt (the engine's
+// Gemm::run_linear). A first guess (the arithmetic is with the definition, kernels/w4a16_dequant.cu),
+// to be replaced by BM_W4A16GemmKernels' H200 measurements.
+inline constexpr int kW4A16DequantGemmMinRows = 512;
+// The one predicate: true where a batch of n rows takes the dequant + cuBLASLt path. Monotone in n
+// (the CUDA backend sizes the slab scratch by asking at its largest batch).
+bool w4a16_use_dequant_gemm(int n);
+
+// The slab bound: at most 16 MiB of fp16 per slab, so the slab the GEMM reads stays L2-resident
+// (H200: 50 MB) and the scratch stays small.
+inline constexpr int64_t kW4A16DequantSlabBytes = int64_t{16} << 20;
+// Output rows per slab for a weight [out, in]: the most whole 128-row blocks within
+// kW4A16DequantSlabBytes (at least 128), and never more than out. 1.8b/7b: 4096 rows at in = 2048,
+// 2048 at 4096, 1024 at 8192, 512 at 14336.
+inline int w4a16_dequant_slab_rows(int in, int out) {
+  const int64_t blocks = kW4A16DequantSlabBytes / (int64_t{2} * 128 * (in > 0 ? in : 1));
+  return static_cast<int>(std::min<int64_t>(out, 128 * std::max<int64_t>(1, blocks)));
+}
+// Bytes of fp16 scratch one slab of that weight needs.
+inline int64_t w4a16_dequant_scratch_bytes(int in, int out) {
+  return int64_t{2} * w4a16_dequant_slab_rows(in, out) * in;
+}
 
 // How many blocks (one cluster) the wide kernel splits each tile's input range over when left to
 // choose: 1..4.

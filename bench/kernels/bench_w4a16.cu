@@ -21,9 +21,10 @@
 // floor); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
 // BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
 // BM_W4A16GemmKernels times the GEMM's kernels (kernels/w4a16_gemm_paths.cuh: "tiled" 128x64
-// blocks, "wide" 256x128 blocks, "wide_64" 256x64 blocks two per SM) and the automatic choice
+// blocks, "wide" 256x128 blocks, "wide_64" 256x64 blocks two per SM), the automatic choice and
+// "dequant" (Gemm::run_w4a16_dequant: W dequantized to fp16 in slabs, each through cuBLASLt)
 // against fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
-// w4a16_gemm_use_wide.
+// w4a16_gemm_use_wide and w4a16_use_dequant_gemm.
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
 
@@ -370,10 +371,13 @@ BENCHMARK(BM_W4A16GemmSplits)
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);
 
-// The GEMM's kernels forced and the automatic choice, against the engine's fp16 GEMM (cuBLASLt
-// at these M), from the largest decode batches to a 2048-token prefill. Label: the kernel
-// w4a16_gemm_use_wide picks and the fastest of tiled/wide; x_auto_vs_fp16 is the target ratio
-// (issue 9: >= 1 up to M = 64, prefill as near 1 as possible, 0.8 the aim).
+// The GEMM's kernels forced, the automatic choice and the dequant + cuBLASLt path, against the
+// engine's fp16 GEMM (cuBLASLt at these M), from the largest decode batches to a 2048-token
+// prefill. Label: the kernel w4a16_gemm_use_wide picks, the path the engine takes
+// (w4a16_use_dequant_gemm: "dequant", else the automatic kernel) and the fastest of
+// tiled/wide/wide_64/dequant; x_auto_vs_fp16 and x_dequant_vs_fp16 are the target ratios (issue 9:
+// >= 1 up to M = 64, prefill as near 1 as possible, 0.8 the aim), x_dequant_vs_auto the evidence
+// for the dequant threshold (> 1: the dequant path should run at this M).
 void BM_W4A16GemmKernels(benchmark::State& state) {
   if (!gpu_answers()) return state.SkipWithError("GPU not available");
   const LinearShape& g = kShapes[state.range(0)];
@@ -395,18 +399,41 @@ void BM_W4A16GemmKernels(benchmark::State& state) {
     state.counters[std::string("TFLOP/s_") + kernels[k].second] = flops / seconds[k] / 1e12;
   }
   const double auto_s = b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
+  Gemm dequant_gemm(Gemm::kDefaultWorkspaceBytes, size_t(w4a16_dequant_scratch_bytes(g.in, g.out)));
+  const double dequant_s =
+      b.time([&](int i) { dequant_gemm.run_w4a16_dequant(b.x.get(), b.w4.at(i), m, b.y.get(), s, "bench"); },
+             kIters);
+  times.add("dequant", dequant_s);
+  // The slab passes alone (every slab of W into the scratch, no GEMM): the dequantization's share of
+  // us_dequant, and its bandwidth (codes + records read, fp16 written).
+  const int slab = w4a16_dequant_slab_rows(g.in, g.out);
+  DeviceBuffer<half> scratch(size_t(w4a16_dequant_scratch_bytes(g.in, g.out)) / 2, "bench dequant scratch");
+  const double pass_s = b.time(
+      [&](int i) {
+        for (int row0 = 0; row0 < g.out; row0 += slab)
+          w4a16_dequantize_fp16(b.w4.at(i), row0, std::min(slab, g.out - row0), scratch.get(), s);
+      },
+      kIters);
+  state.counters["us_dequant_pass"] = pass_s * 1e6;
+  state.counters["GB/s_dequant_pass"] =
+      (double(w4a16_weight_bytes(g.in, g.out)) + 2.0 * g.in * double(g.out)) / pass_s / 1e9;
   const double fp16_s = fp16_seconds(b, g, m, kIters);
   for (auto _ : state) state.SetIterationTime(auto_s);
   state.counters["us_auto"] = auto_s * 1e6;
   state.counters["us_fp16"] = fp16_s * 1e6;
   state.counters["TFLOP/s_fp16"] = flops / fp16_s / 1e12;
+  state.counters["TFLOP/s_dequant"] = flops / dequant_s / 1e12;
   state.counters["x_auto_vs_fp16"] = fp16_s / auto_s;
+  state.counters["x_dequant_vs_fp16"] = fp16_s / dequant_s;
+  state.counters["x_dequant_vs_auto"] = auto_s / dequant_s;
   state.counters["x_wide_vs_tiled"] = seconds[0] / seconds[1];
   const bool wide = w4a16_gemm_use_wide(m, g.out, current_sm_count("bench_w4a16"));
-  state.SetLabel(std::string(g.name) + " auto=" + (wide ? "wide" : "tiled") + " best=" + times.best_name);
+  const char* auto_kernel = wide ? "wide" : "tiled";
+  state.SetLabel(std::string(g.name) + " auto=" + auto_kernel + " engine=" +
+                 (w4a16_use_dequant_gemm(m) ? "dequant" : auto_kernel) + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemmKernels)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {64, 128, 256, 512, 2048}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {64, 128, 256, 512, 1024, 2048}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

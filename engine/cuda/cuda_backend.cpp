@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.cuh"
 #include "kernels/w4a16.cuh"
+#include "kernels/w4a16_gemm_paths.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -23,6 +25,21 @@ int next_pow2(int64_t n) {
   int p = 1;
   while (p < n) p *= 2;
   return p;
+}
+
+// The fp16 slab scratch of Gemm::run_w4a16_dequant (engine/cuda/gemm.h): the largest slab of the
+// model's 4-bit linears (the head's when it is 4-bit), where a batch of max_rows reaches that path
+// (the predicate is monotone in n); 0 otherwise. 16 MiB for the 1.8b and 7b presets.
+int64_t w4a16_dequant_scratch(const ModelConfig& c, const Formats& f, int max_rows) {
+  if (!w4a16_use_dequant_gemm(max_rows)) return 0;
+  const int h = c.hidden;
+  int64_t bytes = 0;
+  const std::pair<int, int> layer_linears[] = {
+      {h, c.qkv_dim()}, {c.q_dim(), h}, {h, 2 * c.intermediate}, {c.intermediate, h}};  // (in, out)
+  if (f.weights == WeightFormat::w4a16)
+    for (auto [in, out] : layer_linears) bytes = std::max(bytes, w4a16_dequant_scratch_bytes(in, out));
+  if (f.head == WeightFormat::w4a16) bytes = std::max(bytes, w4a16_dequant_scratch_bytes(h, c.vocab));
+  return bytes;
 }
 
 int64_t activation_bytes(const ModelConfig& c, int64_t rows, int64_t logit_rows) {
@@ -71,11 +88,13 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   if (opt_.max_kv_tokens > 0) context_bound = std::min(context_bound, opt_.max_kv_tokens);
   const size_t attention_ws_bytes =
       decode_attention_workspace_bytes(max_bucket_, c_.n_heads, c_.head_dim, static_cast<int>(context_bound));
+  const int64_t w4a16_scratch = w4a16_dequant_scratch(c_, opt_.formats, max_rows_);
   const int64_t workspace_estimate = activation_bytes(c_, max_rows_, max_bucket_) +
                                      (2 * int64_t{max_bucket_} + opt_.max_sequences) * vocab * 4 +
-                                     int64_t(attention_ws_bytes) + (64ll << 20) + 2 * block_bytes;
+                                     int64_t(attention_ws_bytes) + (64ll << 20) + 2 * block_bytes +
+                                     w4a16_scratch;
   w_ = load_device_weights(source, opt_.formats, workspace_estimate, stream_.get());
-  gemm_ = std::make_unique<Gemm>();
+  gemm_ = std::make_unique<Gemm>(Gemm::kDefaultWorkspaceBytes, size_t(w4a16_scratch));
 
   const int64_t rows = max_rows_, h = c_.hidden;
   act_.residual = DeviceBuffer<float>(rows * h, "residual");
