@@ -43,8 +43,10 @@ void w4a16_gemm_with(const half* x, const W4A16Weights& w, int n, float* y, cuda
                      W4A16GemmKernel kernel, int splits = 0);
 
 // Batches from this many rows run W4A16 linears as dequantize-to-fp16 slabs + cuBLASLt (the engine's
-// Gemm::run_linear). A first guess (the arithmetic is with the definition, kernels/w4a16_dequant.cu),
-// to be replaced by BM_W4A16GemmKernels' H200 measurements.
+// Gemm::run_linear). Measured (H200, BM_W4A16GemmKernels, perf/NOTES.md): at 512 rows the path beat
+// the fastest mma kernel on 7 of the 8 1.8b and 7b weights (1.2-1.8x; 7b w2 6% slower), at 256 on 4
+// of 8 (the mma kernels kept the w13s, 7b wqkv and 7b w2), at 1024 and 2048 on all 8 (2048: 0.78-1.08x
+// of cuBLAS fp16's speed, where the wide kernel reaches 0.49-0.60x).
 inline constexpr int kW4A16DequantGemmMinRows = 512;
 // The one predicate: true where a batch of n rows takes the dequant + cuBLASLt path. Monotone in n
 // (the CUDA backend sizes the slab scratch by asking at its largest batch).

@@ -10,6 +10,8 @@
 // consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
 // its own ring of `stages` cp.async stages in shared memory. A stage is one group of 128 inputs:
 // the strips' codes (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
+// Up to 8 rows x is one mma N tile; 9..16 rows take two, and each dequantized weight fragment feeds
+// both (the dequantization, not the mma, is the arithmetic that costs here).
 // The weight copies carry no L2 eviction hint: cp.async under a createpolicy.fractional policy died
 // with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
 // on cp.async; Triton stopped emitting them for the same reason).
@@ -52,7 +54,8 @@ __device__ __forceinline__ void store_out(float* p, float v) {
   *p = v;
 }
 
-template <int kTiles, int kStages, typename OutT>
+// kNT: mma N tiles of 8 batch rows (n <= 8 * kNT); each dequantized A fragment feeds kNT mma.
+template <int kTiles, int kNT, int kStages, typename OutT>
 __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     w4a16_gemv_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -96,13 +99,18 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   };
 
   // ldmatrix.x4 over a pair of K steps: matrix q = lane / 8 is K step (q >> 1) of the pair, inputs
-  // 8 * (q & 1) .. +7, for batch rows lane % 8 (rows past n read row 0: their mma columns are never
-  // stored). Register q of lane (gid, tig) is then x[gid][k0 + 2tig .. +1]: b0, b1 of two K steps.
-  const int xrow = (lane & 7) < n ? (lane & 7) : 0;
-  const int xoff = kTiles * (kCodeBytes + kRecordBytes) + xrow * kXRowBytes +
-                   ((lane >> 4) * 16 + ((lane >> 3) & 1) * 8) * 2;
+  // 8 * (q & 1) .. +7, for batch rows 8t + lane % 8 of N tile t (rows past n read row 0: their mma
+  // columns are never stored). Register q of lane (gid, tig) is then x[8t + gid][k0 + 2tig .. +1]:
+  // b0, b1 of two K steps.
+  int xoff[kNT];
+#pragma unroll
+  for (int t = 0; t < kNT; ++t) {
+    const int xrow = 8 * t + (lane & 7) < n ? 8 * t + (lane & 7) : 0;
+    xoff[t] = kTiles * (kCodeBytes + kRecordBytes) + xrow * kXRowBytes +
+              ((lane >> 4) * 16 + ((lane >> 3) & 1) * 8) * 2;
+  }
 
-  float acc[kTiles][4] = {};
+  float acc[kTiles][kNT][4] = {};
   // One group from ring slot `slot`: per strip, 8 K steps (2 packed tiles x 4 words) summed exactly
   // in `part`, then scaled into acc: rows gid by s, rows gid + 8 by s / 16 (dequant_codes).
   auto compute = [&](int slot) {
@@ -110,7 +118,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     uint4 raw[kTiles][2];
     uint2 rec[kTiles];
     half2 zlo[kTiles], zhi[kTiles];
-    float part[kTiles][4];
+    float part[kTiles][kNT][4];
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
       if (mt0 + r >= mtiles) break;
@@ -121,20 +129,25 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       zhi[r] = __hfma2(__high2half2(w4a16::as_half2(rec[r].y)), __float2half2_rn(16.0f),
                        __float2half2_rn(1024.0f));
 #pragma unroll
-      for (int k = 0; k < 4; ++k) part[r][k] = 0.0f;
+      for (int t = 0; t < kNT; ++t)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) part[r][t][k] = 0.0f;
     }
 #pragma unroll
     for (int kp = 0; kp < 4; ++kp) {  // K steps 2kp, 2kp+1 of the group: packed tile kp/2, words 2(kp%2)..+1
-      uint32_t b[4];
-      w4a16::ldmatrix_x4(b, st + xoff + kp * 64);
+      uint32_t b[kNT][4];
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) w4a16::ldmatrix_x4(b[t], st + xoff[t] + kp * 64);
 #pragma unroll
       for (int r = 0; r < kTiles; ++r) {
         if (mt0 + r >= mtiles) break;
         uint32_t a[4];
         w4a16::dequant_codes(w4a16::word_of(raw[r][kp >> 1], 2 * (kp & 1)), zlo[r], zhi[r], a);
-        mma_m16n8k16(part[r], a, b[0], b[1]);
+#pragma unroll
+        for (int t = 0; t < kNT; ++t) mma_m16n8k16(part[r][t], a, b[t][0], b[t][1]);
         w4a16::dequant_codes(w4a16::word_of(raw[r][kp >> 1], 2 * (kp & 1) + 1), zlo[r], zhi[r], a);
-        mma_m16n8k16(part[r], a, b[2], b[3]);
+#pragma unroll
+        for (int t = 0; t < kNT; ++t) mma_m16n8k16(part[r][t], a, b[t][2], b[t][3]);
       }
     }
 #pragma unroll
@@ -142,10 +155,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       if (mt0 + r >= mtiles) break;
       const float s_lo = __low2float(w4a16::as_half2(rec[r].x));
       const float s_hi = __low2float(w4a16::as_half2(rec[r].y)) * 0.0625f;
-      acc[r][0] = fmaf(s_lo, part[r][0], acc[r][0]);
-      acc[r][1] = fmaf(s_lo, part[r][1], acc[r][1]);
-      acc[r][2] = fmaf(s_hi, part[r][2], acc[r][2]);
-      acc[r][3] = fmaf(s_hi, part[r][3], acc[r][3]);
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) {
+        acc[r][t][0] = fmaf(s_lo, part[r][t][0], acc[r][t][0]);
+        acc[r][t][1] = fmaf(s_lo, part[r][t][1], acc[r][t][1]);
+        acc[r][t][2] = fmaf(s_hi, part[r][t][2], acc[r][t][2]);
+        acc[r][t][3] = fmaf(s_hi, part[r][t][3], acc[r][t][3]);
+      }
     }
   };
 
@@ -179,16 +195,20 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   __syncwarp();
 
   // This warp's partial tile into its own ring (no copy is in flight any more): part[c][row] for
-  // batch rows c < n and the block's 16 * kTiles output rows. C fragment: c0, c1 = row gid, batch
-  // rows 2tig, 2tig+1; c2, c3 = row gid + 8.
+  // batch rows c < n and the block's 16 * kTiles output rows. C fragment of N tile t: c0, c1 = row
+  // gid, batch rows 8t + 2tig, +1; c2, c3 = row gid + 8.
   constexpr int kRows = 16 * kTiles;
   float* mine = reinterpret_cast<float*>(ring);
-  const int c = 2 * tig;
 #pragma unroll
   for (int r = 0; r < kTiles; ++r) {
     const int row = 16 * r + gid;
-    if (c < n) mine[c * kRows + row] = acc[r][0], mine[c * kRows + row + 8] = acc[r][2];
-    if (c + 1 < n) mine[(c + 1) * kRows + row] = acc[r][1], mine[(c + 1) * kRows + row + 8] = acc[r][3];
+#pragma unroll
+    for (int t = 0; t < kNT; ++t) {
+      const int c = 8 * t + 2 * tig;
+      const float(&a)[4] = acc[r][t];
+      if (c < n) mine[c * kRows + row] = a[0], mine[c * kRows + row + 8] = a[2];
+      if (c + 1 < n) mine[(c + 1) * kRows + row] = a[1], mine[(c + 1) * kRows + row + 8] = a[3];
+    }
   }
   __syncthreads();
   // Sum over the warps in order; consecutive threads take consecutive output rows (coalesced).
@@ -217,37 +237,56 @@ size_t smem_bytes(const W4A16GemvConfig& c, int n) {
   return size_t(c.warps) * c.stages * stage_bytes(c.tiles, n);
 }
 
-// The defaults, as BM_W4A16GemvVariants measured them (H200, 2026-12-01, M = 1 and 8, perf/NOTES.md):
-// one strip per block (two were slower everywhere). Warps per block by strips per SM: 16 when there
-// are fewer strips than SMs and n <= 2 (1.8b w2 at M=1: 5.6 us vs 6.7 with 8), 8 up to two strips per
-// SM, 4 beyond (7b wqkv 7.5 us vs 9.5 with 8, 1.8b w13 9.5 vs 12.1, 7b w13 23.4 vs 30.4): with many
-// strips, fewer warps each stream more groups and more blocks fit beside each other. 8 stages for
-// n <= 2 at 8+ warps, 4 otherwise (4-warp blocks were as fast or faster with 4).
+// The defaults, as BM_W4A16GemvVariants measured them (H200, 2026-12-01, perf/NOTES.md).
+// Up to 8 rows (M = 1 and 8 measured): one strip per block (two were slower everywhere). Warps per
+// block by strips per SM: 16 when there are fewer strips than SMs and n <= 2 (1.8b w2 at M=1: 5.6 us
+// vs 6.7 with 8), 8 up to two strips per SM, 4 beyond (7b wqkv 7.5 us vs 9.5 with 8, 1.8b w13 9.5 vs
+// 12.1, 7b w13 23.4 vs 30.4): with many strips, fewer warps each stream more groups and more blocks
+// fit beside each other. 8 stages for n <= 2 at 8+ warps, 4 otherwise (4-warp blocks were as fast
+// or faster with 4).
+// 9..16 rows (M = 16 measured): x is 4.3 KB a stage, so it is what limits. Two strips per block
+// (each staged x row serves twice the weights) once there are as many strips as SMs, else one (1.8b
+// wo and w2, 128 strips: 3.0 and 8.1 us with one, 3.6 and 11.8 with two); 8 warps while the blocks
+// fit in one wave, 4 beyond (7b wqkv, 192 blocks: 10.9 us with 4, 13.5 with 8); 4 stages.
 W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
   W4A16GemvConfig c;
-  c.tiles = 1;
-  const int blocks = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
-  const int sms = current_sm_count(op);
-  c.warps = std::min(blocks < sms && n <= 2 ? 16 : blocks <= 2 * sms ? 8 : 4, groups);
-  c.stages = n <= 2 && c.warps >= 8 ? 8 : 4;
+  const int sms = current_sm_count(op), strips = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
+  if (n > 8) {
+    c.tiles = strips >= sms ? 2 : 1;
+    c.warps = std::min(ceil_div(strips, c.tiles) <= sms ? 8 : 4, groups);
+    c.stages = 4;
+  } else {
+    c.tiles = 1;
+    c.warps = std::min(strips < sms && n <= 2 ? 16 : strips <= 2 * sms ? 8 : 4, groups);
+    c.stages = n <= 2 && c.warps >= 8 ? 8 : 4;
+  }
   while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
   while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
   return c;
 }
 
-template <int kTiles, int kStages, typename OutT>
+template <int kTiles, int kNT, int kStages, typename OutT>
 void launch_config(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int warps,
                    size_t smem, const char* op) {
   static const bool smem_set = [op] {
     RL_CUDA_CHECK(op,
-                  cudaFuncSetAttribute(w4a16_gemv_kernel<kTiles, kStages, OutT>,
+                  cudaFuncSetAttribute(w4a16_gemv_kernel<kTiles, kNT, kStages, OutT>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_per_block(op)));
     return true;
   }();
   (void)smem_set;
   const int blocks = ceil_div(w.out / kW4A16TileRows, kTiles);
-  launch_overlapped(w4a16_gemv_kernel<kTiles, kStages, OutT>, blocks, warps * 32, smem, stream, op, x, w, n,
-                    y);
+  launch_overlapped(w4a16_gemv_kernel<kTiles, kNT, kStages, OutT>, blocks, warps * 32, smem, stream, op, x, w,
+                    n, y);
+}
+
+template <int kNT, typename OutT>
+void launch_tiles(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream,
+                  const W4A16GemvConfig& c, size_t smem, const char* op) {
+  if (c.tiles == 1 && c.stages == 8) return launch_config<1, kNT, 8>(x, w, n, y, stream, c.warps, smem, op);
+  if (c.tiles == 1) return launch_config<1, kNT, 4>(x, w, n, y, stream, c.warps, smem, op);
+  if (c.stages == 8) return launch_config<2, kNT, 8>(x, w, n, y, stream, c.warps, smem, op);
+  launch_config<2, kNT, 4>(x, w, n, y, stream, c.warps, smem, op);
 }
 
 template <typename OutT>
@@ -271,10 +310,8 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
           std::to_string(c.warps) + " warps x " + std::to_string(c.stages) + " stages x " +
               std::to_string(c.tiles) + " tiles need " + std::to_string(smem) +
               " bytes of shared memory at n=" + std::to_string(n) + ", more than a block may have");
-  if (c.tiles == 1 && c.stages == 8) return launch_config<1, 8>(x, w, n, y, stream, c.warps, smem, op);
-  if (c.tiles == 1) return launch_config<1, 4>(x, w, n, y, stream, c.warps, smem, op);
-  if (c.stages == 8) return launch_config<2, 8>(x, w, n, y, stream, c.warps, smem, op);
-  launch_config<2, 4>(x, w, n, y, stream, c.warps, smem, op);
+  if (n <= 8) return launch_tiles<1>(x, w, n, y, stream, c, smem, op);
+  launch_tiles<2>(x, w, n, y, stream, c, smem, op);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // w4a16_gemv_cluster: the first W4A16 GEMV, kept beside kernels/w4a16_gemv.cu while
 // bench/kernels/bench_w4a16.cu (BM_W4A16GemvVariants) measures the two on the same shapes; the loser
-// goes. Same contract as w4a16_gemv: y[n, out] = x[n, in] W^T for n <= kW4A16GemvMaxRows, W in the
+// goes. Same contract as w4a16_gemv but up to 8 rows: y[n, out] = x[n, in] W^T for n <= 8, W in the
 // tile-packed layout (kernels/w4a16.cuh), fp32 accumulation on tensor cores, fp16 or fp32 out.
 // FLOPs: 2*n*in*out. Bytes: in*out/2 (codes) + out*(in/128)*4 (scale, zero) + 2*n*in (x) + y.
 // Bound: DRAM bandwidth on the packed weights.
@@ -21,6 +21,7 @@
 namespace ridgeline::cuda {
 namespace {
 
+constexpr int kClusterMaxRows = 8;  // one mma N tile
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerBlock = 16 * kWarps;
@@ -162,8 +163,8 @@ template <typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
   const char* op = "w4a16_gemv_cluster";
   w4a16::check_weights(w, op);
-  require(n >= 0 && n <= kW4A16GemvMaxRows, op,
-          "n must be in 0.." + std::to_string(kW4A16GemvMaxRows) + ", got " + std::to_string(n));
+  require(n >= 0 && n <= kClusterMaxRows, op,
+          "n must be in 0.." + std::to_string(kClusterMaxRows) + ", got " + std::to_string(n));
   require(aligned16(x), op, "x must be 16-byte aligned");
   if (n == 0) return;
   const int groups = w.in / kW4A16Group, max_splits = std::min(w4a16::max_splits_on_device(op), groups);

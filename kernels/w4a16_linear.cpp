@@ -5,19 +5,21 @@
 namespace ridgeline::cuda {
 
 // Up to 8 rows the GEMV (one mma N tile, every warp streaming its own slice of W with no block-wide
-// pipeline) reads the weights once for the whole batch; from 9 rows the GEMM's 16-row N tiles waste
-// at most 7 rows of work. Revisit with bench/kernels/bench_w4a16.cu (BM_W4A16Path).
-bool w4a16_use_gemv(int n) {
-  return n <= kW4A16GemvMaxRows;
+// pipeline) reads the weights once for the whole batch at close to its M = 1 speed. 9-16 rows take
+// two N tiles; there the GEMV beat the tiled GEMM on every 1.8b and 7b weight but w13 (H200, M = 16:
+// 1.8b wqkv 4.3 vs 9.3 us, 7b wo 7.3 vs 11.9, 7b w2 19.9 vs 27.0; w13 see kW4A16GemvTwoTileMaxOut).
+// Revisit with bench/kernels/bench_w4a16.cu (BM_W4A16VsFp16, BM_W4A16GemvVariants, BM_W4A16Path).
+bool w4a16_use_gemv(int n, int out) {
+  return n <= 8 || (n <= kW4A16GemvMaxRows && out <= kW4A16GemvTwoTileMaxOut);
 }
 
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream) {
-  if (w4a16_use_gemv(n)) return w4a16_gemv(x, w, n, y, stream);
+  if (w4a16_use_gemv(n, w.out)) return w4a16_gemv(x, w, n, y, stream);
   w4a16_gemm(x, w, n, y, stream);
 }
 
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream) {
-  if (w4a16_use_gemv(n)) return w4a16_gemv(x, w, n, y, stream);
+  if (w4a16_use_gemv(n, w.out)) return w4a16_gemv(x, w, n, y, stream);
   w4a16_gemm(x, w, n, y, stream);
 }
 

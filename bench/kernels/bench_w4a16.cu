@@ -319,7 +319,7 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   state.SetLabel(std::string(g.name) + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemvVariants)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 8}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 8, 16}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

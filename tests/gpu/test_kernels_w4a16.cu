@@ -29,6 +29,7 @@
 #include "kernels/w4a16_repack.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/gpu/kernel_test_util.h"
+#include "tests/gpu/w4a16_test_weights.h"
 
 namespace ridgeline::test {
 namespace {
@@ -97,38 +98,6 @@ std::string first_difference(const std::vector<float>& got, const std::vector<fl
 }
 
 // ---- device weights, reference -----------------------------------------------------------------
-
-// Random codes (every word random) and scale/zero records: s in [0.002, 0.02], z in 0..15.
-cuda::W4A16Host random_w4a16(int in, int out, std::mt19937& rng) {
-  cuda::W4A16Host w;
-  w.in = in, w.out = out;
-  w.qweight.resize(size_t(cuda::w4a16_qweight_words(in, out)));
-  w.scale_zero.resize(size_t(cuda::w4a16_scale_zero_halves(in, out)));
-  std::uniform_int_distribution<uint32_t> bits;
-  std::uniform_int_distribution<int> zero(0, 15);
-  std::uniform_real_distribution<float> scale(0.002f, 0.02f);
-  for (auto& v : w.qweight) v = bits(rng);
-  for (size_t i = 0; i < w.scale_zero.size(); i += 2) {
-    w.scale_zero[i] = fp16_bits(scale(rng));
-    w.scale_zero[i + 1] = fp16_bits(float(zero(rng)));
-  }
-  return w;
-}
-
-struct DeviceW4A16 {
-  TestBuffer<uint32_t> q;
-  TestBuffer<uint16_t> sz;
-  int in = 0, out = 0;
-  explicit DeviceW4A16(const cuda::W4A16Host& h) : q(h.qweight), sz(h.scale_zero), in(h.in), out(h.out) {}
-  cuda::W4A16Weights view() const {
-    cuda::W4A16Weights w;
-    w.qweight = q.get();
-    w.scale_zero = reinterpret_cast<const half*>(sz.get());
-    w.in = in;
-    w.out = out;
-    return w;
-  }
-};
 
 // The output channels to check: all of them while n*in*out stays under a budget of
 // multiply-adds, else an evenly spread sample (first and last included) that keeps every 128-row
@@ -436,6 +405,9 @@ void check_small_shapes(Path path, const std::vector<int>& batches, uint32_t see
 // (the last block half past the end when out/16 is odd); both ring depths.
 const std::vector<Variant> kGemvVariants = {{0, {}},        {0, {1, 1, 4}}, {0, {16, 1, 4}},
                                             {0, {6, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
+// The same cases where x takes two mma N tiles (9..16 rows) and fewer warps fit in shared memory.
+const std::vector<Variant> kGemvVariantsTwoNTiles = {{0, {}},        {0, {1, 1, 4}}, {0, {8, 1, 4}},
+                                                     {0, {3, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
 
 TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
   RL_REQUIRE_GPU();
@@ -443,7 +415,8 @@ TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
   for (LinearShape s : kSmall) {
     std::mt19937 rng(seed);
     const auto hw = random_w4a16(s.in, s.out, rng);
-    check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, kGemvVariants, seed++);
+    check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, kGemvVariants, seed);
+    check_weight(s.name, hw, {9, 15, 16}, Path::gemv, kGemvVariantsTwoNTiles, seed++);
   }
 }
 
@@ -514,7 +487,8 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
     edit(w);
     return w;
   };
-  EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 9, y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, cuda::kW4A16GemvMaxRows + 1, y.get(), nullptr),
+               std::invalid_argument);
   EXPECT_THROW(cuda::w4a16_gemv_cluster(x.get(), ok, 1, y.get(), nullptr, 3),
                std::invalid_argument);  // 2 groups
   for (cuda::W4A16GemvConfig bad : {cuda::W4A16GemvConfig{17, 1, 4}, cuda::W4A16GemvConfig{8, 3, 4},
@@ -531,8 +505,10 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
                std::invalid_argument);
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.qweight = nullptr; }), 2, y.get(), nullptr),
                std::invalid_argument);
-  EXPECT_TRUE(cuda::w4a16_use_gemv(1) && cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows));
-  EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1));
+  const int wide = cuda::kW4A16GemvTwoTileMaxOut;
+  EXPECT_TRUE(cuda::w4a16_use_gemv(1, wide) && cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, wide));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(8, wide + 16) && !cuda::w4a16_use_gemv(9, wide + 16));
+  EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 16));
 }
 
 // Every linear of the two models at decode and prefill sizes, through the dispatching launcher.
