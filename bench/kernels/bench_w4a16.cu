@@ -1,7 +1,8 @@
 // W4A16 linears (kernels/w4a16.cuh) against fp16 at the InternLM2 1.8b and 7b per-layer shapes, for
 // batches M = 1..256 (and two prefill sizes on the 7b shapes), all three timed in the same
 // benchmark run so the ratios are like for like:
-//   w4a16     w4a16_linear (GEMV up to kW4A16GemvMaxRows rows, tensor-core GEMM above);
+//   w4a16     w4a16_linear (the GEMV up to 8-16 rows, tensor-core GEMM above): the kernels alone; from
+//             512 rows the engine runs Gemm::run_w4a16_dequant instead (BM_W4A16GemmKernels' dequant);
 //   fp16      the engine's Gemm (engine/cuda/gemm.h: ridgeline gemv for 1-2 rows, cuBLASLt above);
 //   cublas    cuBLASLt fp16 at every M (Gemm with the small-batch gemv off).
 // Method (docs/DESIGN.md "Measuring honestly"): weights are random (RTN-quantized on the device from
