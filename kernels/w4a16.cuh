@@ -116,12 +116,6 @@ void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStrea
                 const W4A16GemvConfig& config = {});
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits = 0);
 void w4a16_gemm(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits = 0);
-// The first GEMV (kernels/w4a16_gemv_cluster.cu: cluster split-K), kept only until the variant
-// benchmark has compared it with w4a16_gemv on the GPU; same contract, `splits` as for the GEMM.
-void w4a16_gemv_cluster(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
-                        int splits = 0);
-void w4a16_gemv_cluster(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
-                        int splits = 0);
 
 // Round-to-nearest quantization on the device, fp16 W [out, in] -> the layout above, per (row,
 // group of 128): mn/mx = min/max of the group, s = fp16((max(mx - mn, 1e-5) / 15)), z = clamp(rint(-mn

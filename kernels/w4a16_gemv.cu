@@ -21,9 +21,10 @@
 // (an overlapped launch, kernels/overlap.cuh: worth ~1 us per GEMV in the decode step). The codes are
 // unpacked to exact integers (w4a16::dequant_codes), the mma sums a group in fp32, and the group's scale is
 // applied to that sum in fp32. At the end the warps' partial tiles are summed through shared memory in warp
-// order (deterministic). Why not the first kernel (kernels/w4a16_gemv_cluster.cu): at most ~8 16-byte loads
-// per lane in flight over 16 warps per SM, a block barrier behind the x staging, and cluster launches of 8
-// blocks per strip that the GPU could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
+// order (deterministic). Why not the first kernel (a cluster split-K GEMV, removed once this one measured
+// as fast or faster on every 1.8b and 7b weight): at most ~8 16-byte loads per lane in flight over 16 warps
+// per SM, a block barrier behind the x staging, and cluster launches of 8 blocks per strip that the GPU
+// could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
 #include <algorithm>
 #include <string>
 

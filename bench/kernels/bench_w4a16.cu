@@ -16,8 +16,7 @@
 // BM_W4A16Path times the GEMV and the GEMM on the same decode batches: the evidence behind
 // w4a16_use_gemv.
 // BM_W4A16GemvVariants times every GEMV layout on the same weights in one run (counters us_<name>,
-// manual time = the default layout): the first kernel ("cluster", its cluster splits forced to
-// 1/2/4/8 as "cluster_s<k>") and the streamed kernel's layouts "w<warps>t<tiles>s<stages>", with
+// manual time = the default layout): the GEMV's layouts "w<warps>t<tiles>s<stages>", with
 // "best" naming the fastest, and us_floor_empty, an empty kernel launched the same way (the launch
 // floor); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
 // BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
@@ -294,10 +293,6 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
       std::fprintf(stderr, "BM_W4A16GemvVariants %s M=%d %s: %s\n", g.name, m, name.c_str(), e.what());
     }
   };
-  try_time("cluster", [&](int i) { w4a16_gemv_cluster(b.x.get(), b.w4.at(i), m, b.y.get(), s); });
-  for (int splits : {1, 2, 4, 8})
-    try_time("cluster_s" + std::to_string(splits),
-             [&](int i) { w4a16_gemv_cluster(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); });
   double default_s = 0.0;
   try {
     default_s = b.time([&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
@@ -344,7 +339,7 @@ double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
 
 // The GEMM's cluster splits forced to 1/2/4/8 against its own choice and the engine's fp16 GEMM, at
 // the batches where it lost to fp16 on the H200 (7b wqkv at M = 16, 1.8b wqkv at M = 32): do
-// clusters of 8 blocks cost a wave, as they seem to in the first GEMV?
+// clusters of 8 blocks cost a wave, as they did in the first GEMV (a cluster split-K kernel, removed)?
 void BM_W4A16GemmSplits(benchmark::State& state) {
   if (!gpu_answers()) return state.SkipWithError("GPU not available");
   const LinearShape& g = kShapes[state.range(0)];

@@ -162,7 +162,7 @@ double checked_nmse(const std::vector<T>& y, int n, int out, const std::vector<i
   return den > 0.0 ? num / den : num;
 }
 
-enum class Path { linear, gemv, gemv_cluster, gemm, gemm_wide, gemm_wide_64 };
+enum class Path { linear, gemv, gemm, gemm_wide, gemm_wide_64 };
 
 const char* path_name(Path p) {
   switch (p) {
@@ -170,8 +170,6 @@ const char* path_name(Path p) {
       return "w4a16_linear";
     case Path::gemv:
       return "w4a16_gemv";
-    case Path::gemv_cluster:
-      return "w4a16_gemv_cluster";
     case Path::gemm:
       return "w4a16_gemm";
     case Path::gemm_wide:
@@ -182,7 +180,7 @@ const char* path_name(Path p) {
   return "?";
 }
 
-// How a kernel is launched: `splits` for the cluster kernels, `gemv` for the streamed GEMV; zeros
+// How a kernel is launched: `splits` for the GEMMs' cluster split-K, `gemv` for the GEMV; zeros
 // let the kernel choose.
 struct Variant {
   int splits = 0;
@@ -200,8 +198,6 @@ void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y
       return cuda::w4a16_linear(x, w, n, y, nullptr);
     case Path::gemv:
       return cuda::w4a16_gemv(x, w, n, y, nullptr, v.gemv);
-    case Path::gemv_cluster:
-      return cuda::w4a16_gemv_cluster(x, w, n, y, nullptr, v.splits);
     case Path::gemm:
       return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
     case Path::gemm_wide:
@@ -420,11 +416,6 @@ TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
   }
 }
 
-TEST(KernelW4A16GemvCluster, MatchesReferenceForEverySplitAndBothOutputTypes) {
-  RL_REQUIRE_GPU();
-  check_small_shapes(Path::gemv_cluster, {1, 2, 3, 7, 8}, 1);
-}
-
 TEST(KernelW4A16Gemm, MatchesReferenceForAnyBatchAndSplit) {
   RL_REQUIRE_GPU();
   // n-tile edges of 16/32/64 and several n-tiles; small n through the GEMM too.
@@ -489,8 +480,7 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
   };
   EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, cuda::kW4A16GemvMaxRows + 1, y.get(), nullptr),
                std::invalid_argument);
-  EXPECT_THROW(cuda::w4a16_gemv_cluster(x.get(), ok, 1, y.get(), nullptr, 3),
-               std::invalid_argument);  // 2 groups
+  EXPECT_THROW(cuda::w4a16_gemm(x.get(), ok, 16, y.get(), nullptr, 3), std::invalid_argument);  // 2 groups
   for (cuda::W4A16GemvConfig bad : {cuda::W4A16GemvConfig{17, 1, 4}, cuda::W4A16GemvConfig{8, 3, 4},
                                     cuda::W4A16GemvConfig{8, 1, 6}, cuda::W4A16GemvConfig{16, 2, 8}})
     EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 8, y.get(), nullptr, bad), std::invalid_argument)
