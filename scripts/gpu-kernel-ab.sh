@@ -11,6 +11,9 @@
 #   RIDGELINE_NCU_KERNEL    a kernel-name regex: profile its first launches (ncu --clock-control none)
 #   RIDGELINE_NCU_BENCH     the benchmark (filter) ncu runs for that (default: RIDGELINE_BENCH_FILTER)
 #   RIDGELINE_AB_SKIP_OLD=1 only the candidate (when the committed kernel's numbers are already known)
+#   RIDGELINE_BENCH_MIN_TIME  Google Benchmark's --benchmark_min_time (default 100x: 100 iterations; a
+#                           bare number is read as seconds, which makes the graph-replay benchmarks
+#                           run thousands of iterations, several seconds each)
 # Writes OUTDIR/old.json, OUTDIR/new.json (Google Benchmark JSON), OUTDIR/ab.txt (side by side),
 # OUTDIR/tests.log, OUTDIR/ncu.txt. The candidate stays in place afterwards: the tree is a scratch copy.
 set -uo pipefail
@@ -25,7 +28,7 @@ t0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - t0)) s] $*" >&2; }
 filter=${RIDGELINE_BENCH_FILTER:-.}
 bench() {
-  "$build/bench/ridgeline_bench" --benchmark_min_time=0.05 --benchmark_filter="$filter" \
+  "$build/bench/ridgeline_bench" --benchmark_min_time="${RIDGELINE_BENCH_MIN_TIME:-100x}" --benchmark_filter="$filter" \
     --benchmark_out="$out/$1.json" --benchmark_out_format=json >"$out/$1-bench.txt" 2>&1 ||
     echo "ab: the $1 benchmark run failed (see $1-bench.txt)"
 }
@@ -67,7 +70,7 @@ PY
 if [ -n "${RIDGELINE_NCU_KERNEL:-}" ] && command -v ncu >/dev/null; then
   stamp "ncu"
   ncu --clock-control none -k "regex:$RIDGELINE_NCU_KERNEL" -c 2 --section SpeedOfLight --section WarpStateStats \
-    --section Occupancy --section MemoryWorkloadAnalysis "$build/bench/ridgeline_bench" --benchmark_min_time=0.001 \
+    --section Occupancy --section MemoryWorkloadAnalysis "$build/bench/ridgeline_bench" --benchmark_min_time=1x \
     --benchmark_filter="${RIDGELINE_NCU_BENCH:-$filter}" >"$out/ncu.txt" 2>&1
 fi
 stamp "done"

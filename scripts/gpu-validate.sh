@@ -25,6 +25,8 @@
 #   awq7b    issue 9's GPU quantizer timing: `ridgeline quantize --model internlm2-chat-7b --method
 #            awq --device cuda` (per-layer upload/forward/search seconds, total GPU seconds);
 #   chat     a chat transcript with the tiny model on the GPU, and the 20b preset generating.
+# Reports stamp the commit that `git rev-parse` finds; on a machine whose copy of .git is stale, set
+# RIDGELINE_GIT_COMMIT to the commit under test (cmake/git_stamp.cmake, bench/build_info.h).
 # Results go under OUTDIR (a handful of files, logs packed into logs-<stages>.tar.gz); the summary
 # comes last.
 #
@@ -79,7 +81,8 @@ for stage in "${stages[@]}"; do
         grep -E "^\[|sweep:" "$logs/sweep2.log"; } >>"$summary"
       ;;
     bench)
-      "$build/bench/ridgeline_bench" --benchmark_min_time=0.05 --benchmark_filter="${RIDGELINE_BENCH_FILTER:-.}" \
+      "$build/bench/ridgeline_bench" --benchmark_min_time="${RIDGELINE_BENCH_MIN_TIME:-100x}" \
+        --benchmark_filter="${RIDGELINE_BENCH_FILTER:-.}" \
         --benchmark_out="$out/kernels.json" --benchmark_out_format=json >"$logs/bench.txt" 2>&1
       echo "== bench (exit $?): $out/kernels.json" >>"$summary"
       ;;
