@@ -60,7 +60,8 @@ Report make_report(const std::vector<Config>& configs, double spread, int n, uin
   r.git_commit = "abc123";
   r.command = "ridgeline sweep";
   r.method = "graph replay";
-  r.device = {"NVIDIA H200", "cuda", 132, int64_t(141) << 30, "580", "13.0", ceil, std::nullopt};
+  r.device = {"NVIDIA H200", "cuda", 132, int64_t(141) << 30, "580", "13.0", ceil,
+              std::nullopt,  "",     "",  EnvironmentInfo{}};
   r.model = {c.name, true, c.params(), c};
   for (const auto& cfg : configs) {
     StepShape s{cfg.batch, {context}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}};
@@ -94,8 +95,13 @@ std::string slurp(const fs::path& p) {
 
 test::CliResult compare_cli(const std::vector<std::string>& files, const std::string& flags = "") {
   std::string args = "compare";
-  for (const auto& f : files) args += " " + test::shell_quote(f);
-  return test::run_cli(args + " " + flags);
+  for (const auto& f : files) {  // appended piecewise: GCC 12 warns (-Wrestrict, falsely) on " " + s
+    args += ' ';
+    args += test::shell_quote(f);
+  }
+  args += ' ';
+  args += flags;
+  return test::run_cli(args);
 }
 
 const std::vector<Config> kBase = {{1, 2000}, {16, 2600}, {64, 4300}};

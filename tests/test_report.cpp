@@ -81,7 +81,10 @@ Report synthetic_report() {
               "580.65",
               "13.0",
               kCeil,
-              datasheet_for("NVIDIA H100 80GB HBM3")};
+              datasheet_for("NVIDIA H100 80GB HBM3"),
+              "",
+              "",
+              EnvironmentInfo{}};
   r.model = {c.name, true, c.params(), c};
   for (int batch : {1, 16})
     r.runs.push_back(

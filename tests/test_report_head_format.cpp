@@ -46,8 +46,13 @@ Report report_with_both_heads() {
   r.git_commit = "0123abc";
   r.command = "ridgeline sweep";
   r.method = "roofline times";
-  r.device = DeviceInfo{.name = "NVIDIA H200", .backend = "cuda", .sm_count = 132, .peak = kCeil};
-  r.model = ModelInfo{.name = c.name, .params = c.params(), .config = c};
+  r.device.name = "NVIDIA H200";
+  r.device.backend = "cuda";
+  r.device.sm_count = 132;
+  r.device.peak = kCeil;
+  r.model.name = c.name;
+  r.model.params = c.params();
+  r.model.config = c;
   for (WeightFormat head : {WeightFormat::fp16, WeightFormat::w4a16})
     for (int batch : {1, 16, 64, 256})
       r.runs.push_back(run_at_roofline(c, StepShape{batch, {1024}, 1, w4a16(head)}));
