@@ -6,11 +6,16 @@
 #
 #   scripts/gpu-kernel-ab.sh OUTDIR CANDIDATE TARGET
 #     e.g. scripts/gpu-kernel-ab.sh $OUT perf/wip/decode_attention_mma.cu kernels/decode_attention.cu
+#   scripts/gpu-kernel-ab.sh OUTDIR CHANGE.patch -
+#     the candidate is a patch over the tree (git apply, or patch -p1 where .git is missing): one that
+#     touches several files, adds tests, changes the engine
 #   RIDGELINE_BENCH_FILTER  benchmarks to time (Google Benchmark regex; default: all)
 #   RIDGELINE_TEST_FILTER   GPU tests to run against the candidate (default: all)
 #   RIDGELINE_NCU_KERNEL    a kernel-name regex: profile its first launches (ncu --clock-control none)
 #   RIDGELINE_NCU_BENCH     the benchmark (filter) ncu runs for that (default: RIDGELINE_BENCH_FILTER)
 #   RIDGELINE_AB_SKIP_OLD=1 only the candidate (when the committed kernel's numbers are already known)
+#   RIDGELINE_AB_DECODE     a gtest filter of decode-step benchmarks to run on both sides too
+#                           (e.g. DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets): OUTDIR/decode-{old,new}.txt
 #   RIDGELINE_BENCH_MIN_TIME  Google Benchmark's --benchmark_min_time (default 100x: 100 iterations; a
 #                           bare number is read as seconds, which makes the graph-replay benchmarks
 #                           run thousands of iterations, several seconds each)
@@ -32,6 +37,11 @@ bench() {
     --benchmark_out="$out/$1.json" --benchmark_out_format=json >"$out/$1-bench.txt" 2>&1 ||
     echo "ab: the $1 benchmark run failed (see $1-bench.txt)"
 }
+decode() {
+  [ -n "${RIDGELINE_AB_DECODE:-}" ] || return 0
+  "$build/tests/ridgeline_gpu_tests" --gtest_filter="$RIDGELINE_AB_DECODE" >"$out/decode-$1.txt" 2>&1
+  grep -E "ms/step" "$out/decode-$1.txt" | sed "s/^/$1: /"
+}
 build_all() {
   cmake --build "$build" -j16 --target ridgeline_gpu_tests ridgeline_bench >"$out/build-$1.log" 2>&1 ||
     { grep -E "error|FAILED" "$out/build-$1.log" | head -30; exit 1; }
@@ -42,9 +52,16 @@ build_all old
 if [ "${RIDGELINE_AB_SKIP_OLD:-0}" != 1 ]; then
   stamp "bench old"
   bench old
+  decode old
 fi
-stamp "swap $cand -> $target, build (new)"
-cp "$cand" "$target"
+if [ "$target" = - ]; then
+  stamp "apply $cand, build (new)"
+  git apply "$cand" 2>/dev/null || patch -p1 --forward <"$cand" >"$out/patch.log" 2>&1 ||
+    { echo "ab: $cand does not apply (see patch.log)"; exit 1; }
+else
+  stamp "swap $cand -> $target, build (new)"
+  cp "$cand" "$target"
+fi
 build_all new
 stamp "tests (new)"
 "$build/tests/ridgeline_gpu_tests" --gtest_filter="${RIDGELINE_TEST_FILTER:-*}" >"$out/tests.log" 2>&1
@@ -52,6 +69,7 @@ echo "tests (exit $?): $(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran' "$out/tes
 grep -E '^\[  FAILED  \]' "$out/tests.log" | head -20
 stamp "bench new"
 bench new
+decode new
 python3 - "$out" <<'PY' | tee "$out/ab.txt"
 import json, sys
 out = sys.argv[1]
