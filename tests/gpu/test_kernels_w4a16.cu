@@ -12,11 +12,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -33,8 +31,6 @@
 
 namespace ridgeline::test {
 namespace {
-
-constexpr double kW4A16Nmse = 5e-4;
 
 uint16_t fp16_bits(float f) {
   return half_bits(__float2half_rn(f));
@@ -98,69 +94,6 @@ std::string first_difference(const std::vector<float>& got, const std::vector<fl
 }
 
 // ---- device weights, reference -----------------------------------------------------------------
-
-// The output channels to check: all of them while n*in*out stays under a budget of
-// multiply-adds, else an evenly spread sample (first and last included) that keeps every 128-row
-// strip position and every split in play over the shapes.
-std::vector<int> channels_to_check(int n, int in, int out, std::mt19937& rng) {
-  constexpr double kBudget = 2e9;
-  const int count = int(std::min(double(out), std::max(64.0, kBudget / (double(n) * in))));
-  std::vector<int> all(out);
-  std::iota(all.begin(), all.end(), 0);
-  if (count >= out) return all;
-  std::shuffle(all.begin() + 1, all.end() - 1, rng);
-  std::vector<int> pick(all.begin(), all.begin() + count - 1);
-  pick.push_back(out - 1);
-  std::sort(pick.begin(), pick.end());
-  return pick;
-}
-
-// y_ref[t][k] = sum_i x[t][i] * W[channels[k]][i] in float64, over all cores.
-std::vector<double> reference(const cuda::W4A16Host& w, const std::vector<float>& x, int n,
-                              const std::vector<int>& channels) {
-  const int c_count = int(channels.size()), in = w.in;
-  std::vector<double> y(size_t(n) * c_count);
-  const int threads = std::clamp(int(std::thread::hardware_concurrency()), 1, 32);
-  std::vector<std::thread> pool;
-  for (int th = 0; th < threads; ++th)
-    pool.emplace_back([&, th] {
-      constexpr int kBlock = 8;  // channels per pass over x, so x rows are reused from cache
-      std::vector<float> rows(size_t(kBlock) * in);
-      for (int c0 = th * kBlock; c0 < c_count; c0 += threads * kBlock) {
-        const int cb = std::min(kBlock, c_count - c0);
-        for (int c = 0; c < cb; ++c)
-          cuda::w4a16_dequantize_rows(w, channels[c0 + c], 1, rows.data() + size_t(c) * in);
-        for (int t = 0; t < n; ++t) {
-          const float* xr = x.data() + size_t(t) * in;
-          for (int c = 0; c < cb; ++c) {
-            const float* wr = rows.data() + size_t(c) * in;
-            double s = 0.0;
-            for (int i = 0; i < in; ++i) s += double(xr[i]) * double(wr[i]);
-            y[size_t(t) * c_count + c0 + c] = s;
-          }
-        }
-      }
-    });
-  for (auto& p : pool) p.join();
-  return y;
-}
-
-// NMSE of the checked channels; +inf if any output anywhere is not finite (a poisoned element the
-// kernel did not write).
-template <typename T>
-double checked_nmse(const std::vector<T>& y, int n, int out, const std::vector<int>& channels,
-                    const std::vector<double>& ref) {
-  for (const T& v : y)
-    if (!std::isfinite(float(v))) return INFINITY;
-  double num = 0.0, den = 0.0;
-  for (int t = 0; t < n; ++t)
-    for (size_t c = 0; c < channels.size(); ++c) {
-      const double got = double(float(y[size_t(t) * out + channels[c]])), want = ref[t * channels.size() + c];
-      num += (got - want) * (got - want);
-      den += want * want;
-    }
-  return den > 0.0 ? num / den : num;
-}
 
 enum class Path { linear, gemv, gemm, gemm_wide, gemm_wide_64 };
 

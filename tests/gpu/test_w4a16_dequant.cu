@@ -1,7 +1,7 @@
 // The W4A16 dequant + cuBLASLt path (kernels/w4a16_dequant.cu, Gemm::run_w4a16_dequant in
 // engine/cuda/gemm.h): the dequantized fp16 slab equals the CPU reference dequantization
 // (w4a16_dequantize_rows, rounded once to fp16) bit for bit, and writes nothing outside its rows;
-// the slab-by-slab linear matches the float32 reference ref::linear on the dequantized weights
+// the slab-by-slab linear matches the float64 reference on the dequantized weights
 // (NMSE, poisoned outputs, fp16 and fp32 out) at prefill sizes on 1.8b and 7b shapes, including a
 // last slab of one 16-row strip; Gemm::run on a DeviceLinear takes the path exactly where
 // w4a16_use_dequant_gemm says (bit-identical to the forced path there, to w4a16_linear below it and without a
@@ -16,11 +16,9 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
-#include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -37,8 +35,6 @@
 
 namespace ridgeline::test {
 namespace {
-
-constexpr double kDequantNmse = 5e-4;
 
 uint16_t fp16_bits(float f) {
   return half_bits(__float2half_rn(f));
@@ -130,24 +126,10 @@ TEST(KernelW4A16Dequant, RejectsSlabsThatAreNotWholeStripsOfTheWeight) {
 
 // ---- the linear --------------------------------------------------------------------------------
 
-// The output channels checked against the CPU: every slab's first and last row, then random rows up
-// to a budget of n * in * channels multiply-adds for the float32 reference (all rows when they fit).
-std::vector<int> sampled_channels(int n, int in, int out, std::mt19937& rng) {
-  const double budget = 1e9 / (double(n) * in);
-  std::vector<int> pick;
-  const int slab = cuda::w4a16_dequant_slab_rows(in, out);
-  for (int r0 = 0; r0 < out; r0 += slab) pick.insert(pick.end(), {r0, std::min(out, r0 + slab) - 1});
-  if (budget >= out) pick.resize(size_t(out)), std::iota(pick.begin(), pick.end(), 0);
-  std::uniform_int_distribution<int> any(0, out - 1);
-  while (double(pick.size()) < std::min(budget, double(out))) pick.push_back(any(rng));
-  std::sort(pick.begin(), pick.end());
-  pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
-  return pick;
-}
-
-// Linear through the dequant path (both output types, poisoned) against the float32 reference
-// ref::linear on the CPU reference's dequantized rows of the sampled channels; every output of y
-// must be finite (written), the sampled ones within kDequantNmse.
+// Linear through the dequant path (both output types, poisoned) against the float64 reference on
+// the CPU reference's dequantized rows (w4a16_test_weights.h) of a sample of channels that holds
+// every slab's first and last row; every output of y must be finite (written), the sampled ones
+// within kW4A16Nmse.
 void check_linear(const char* name, int in, int out, uint32_t seed) {
   std::mt19937 rng(seed);
   const cuda::W4A16Host hw = random_w4a16(in, out, rng);
@@ -156,41 +138,30 @@ void check_linear(const char* name, int in, int out, uint32_t seed) {
   const auto x = random_fp16_values(size_t(batches.back()) * in, rng);
   TestBuffer<half> d_x(to_half(x));
   cuda::Gemm gemm(cuda::Gemm::kDefaultWorkspaceBytes, size_t(cuda::w4a16_dequant_scratch_bytes(in, out)));
+  const int slab = cuda::w4a16_dequant_slab_rows(in, out);
+  std::vector<int> slab_edges;
+  for (int r0 = 0; r0 < out; r0 += slab)
+    slab_edges.insert(slab_edges.end(), {r0, std::min(out, r0 + slab) - 1});
   for (int n : batches) {
-    const std::vector<int> ch = sampled_channels(n, in, out, rng);
-    const int nch = int(ch.size());
-    std::vector<float> w_rows(size_t(nch) * in), want(size_t(n) * nch);
-    for (int c = 0; c < nch; ++c) cuda::w4a16_dequantize_rows(hw, ch[c], 1, w_rows.data() + size_t(c) * in);
-    std::vector<std::thread> pool;  // ref::linear over row ranges of x, one per core
-    const int threads = std::clamp(int(std::thread::hardware_concurrency()), 1, 32);
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        const int r0 = n * t / threads, r1 = n * (t + 1) / threads;
-        ref::linear(x.data() + size_t(r0) * in, w_rows.data(), r1 - r0, in, nch,
-                    want.data() + size_t(r0) * nch);
-      });
-    for (auto& th : pool) th.join();
-
+    const std::vector<int> ch = channels_to_check(n, in, out, rng, slab_edges);
+    const std::vector<double> want = reference(hw, x, n, ch);
     TestBuffer<half> y16(size_t(n) * out);
     TestBuffer<float> y32(size_t(n) * out);
     y16.poison();
     y32.poison();
     gemm.run_w4a16_dequant(d_x.get(), dw.view(), n, y16.get(), nullptr, name);
     gemm.run_w4a16_dequant(d_x.get(), dw.view(), n, y32.get(), nullptr, name);
-    const std::vector<float> all16 = to_float(y16.download()), all32 = y32.download();
     const std::string shape = std::string(name) + " in=" + std::to_string(in) +
                               " out=" + std::to_string(out) + " n=" + std::to_string(n) + " slab " +
-                              std::to_string(cuda::w4a16_dequant_slab_rows(in, out));
+                              std::to_string(slab);
+    const std::vector<float> all16 = to_float(y16.download()), all32 = y32.download();
     for (const auto* y : {&all16, &all32}) {
-      const bool fp16 = y == &all16;
+      const char* type = y == &all16 ? "fp16" : "fp32";
       const bool written = std::all_of(y->begin(), y->end(), [](float v) { return std::isfinite(v); });
-      std::vector<float> got(want.size());
-      for (int t = 0; t < n; ++t)
-        for (int c = 0; c < nch; ++c) got[size_t(t) * nch + c] = (*y)[size_t(t) * out + ch[c]];
-      const double e = written ? nmse(got, want) : INFINITY;
-      report_nmse(fp16 ? "w4a16_dequant.fp16" : "w4a16_dequant.fp32", shape, e);
-      EXPECT_TRUE(written) << shape << (fp16 ? " fp16" : " fp32") << ": an output is not finite (unwritten)";
-      EXPECT_LE(e, kDequantNmse) << shape << (fp16 ? " fp16" : " fp32");
+      const double e = checked_nmse(*y, n, out, ch, want);
+      report_nmse(std::string("w4a16_dequant.") + type, shape, e);
+      EXPECT_TRUE(written) << shape << " " << type << ": an output is not finite (unwritten)";
+      EXPECT_LE(e, kW4A16Nmse) << shape << " " << type;
     }
   }
 }
