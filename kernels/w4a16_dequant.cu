@@ -99,12 +99,10 @@ void w4a16_dequantize_fp16(const W4A16Weights& w, int row0, int rows, half* dst,
   RL_CUDA_CHECK_LAUNCH(op);
 }
 
-// A first guess, to be measured (bench/kernels/bench_w4a16.cu, BM_W4A16GemmKernels' "dequant"
-// column). Per weight, the slab pass moves ~2.53 bytes: 0.4-0.7 ps (the 2 written bytes absorbed by
-// L2, or reaching DRAM at ~3.5 TB/s) plus ~2 us of launches and tail per slab; the GEMM does 2n
-// FLOPs. At n = 512 that is 1024 FLOPs = 1.5-2.0 ps at cuBLAS's 500-700 TFLOP/s on a slab, 1.9-2.7
-// ps in all, against 2.6-2.9 ps for the mma.sync W4A16 GEMMs at 350-390 TFLOP/s: even to 1.4x.
-// The slab pass's share falls as 1/n: ~12% of the time at n = 2048 (~1.6-1.8x the wide kernel).
+// The threshold and its measurements: kW4A16DequantGemmMinRows (kernels/w4a16_gemm_paths.cuh). The
+// arithmetic that predicted it: per weight the slab pass moves ~2.53 bytes (0.4-0.7 ps) plus ~2 us
+// per slab, the GEMM does 2n FLOPs (n = 512: 1.5-2.0 ps at cuBLAS's 500-700 TFLOP/s), against
+// 2.6-2.9 ps for the mma.sync W4A16 GEMMs; the slab pass's share falls as 1/n.
 bool w4a16_use_dequant_gemm(int n) {
   return n >= kW4A16DequantGemmMinRows;
 }

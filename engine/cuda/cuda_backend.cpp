@@ -32,13 +32,11 @@ int next_pow2(int64_t n) {
 // (the predicate is monotone in n); 0 otherwise. 16 MiB for the 1.8b and 7b presets.
 int64_t w4a16_dequant_scratch(const ModelConfig& c, const Formats& f, int max_rows) {
   if (!w4a16_use_dequant_gemm(max_rows)) return 0;
-  const int h = c.hidden;
   int64_t bytes = 0;
-  const std::pair<int, int> layer_linears[] = {
-      {h, c.qkv_dim()}, {c.q_dim(), h}, {h, 2 * c.intermediate}, {c.intermediate, h}};  // (in, out)
   if (f.weights == WeightFormat::w4a16)
-    for (auto [in, out] : layer_linears) bytes = std::max(bytes, w4a16_dequant_scratch_bytes(in, out));
-  if (f.head == WeightFormat::w4a16) bytes = std::max(bytes, w4a16_dequant_scratch_bytes(h, c.vocab));
+    for (const LinearDims d : layer_linear_dims(c))
+      bytes = std::max(bytes, w4a16_dequant_scratch_bytes(d.in, d.out));
+  if (f.head == WeightFormat::w4a16) bytes = std::max(bytes, w4a16_dequant_scratch_bytes(c.hidden, c.vocab));
   return bytes;
 }
 

@@ -14,6 +14,12 @@
 #include "kernels/w4a16_repack.h"
 
 namespace ridgeline::cuda {
+
+std::array<LinearDims, 4> layer_linear_dims(const ModelConfig& c) {
+  const int h = c.hidden, inter = c.intermediate;
+  return {{{h, c.qkv_dim()}, {c.q_dim(), h}, {h, 2 * inter}, {inter, h}}};
+}
+
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
@@ -77,9 +83,9 @@ class Uploader {
 
 // The largest linear's elements: the fp16 scratch a w4a16 preset generates each linear into.
 int64_t largest_linear(const ModelConfig& c) {
-  const int64_t h = c.hidden;
-  return std::max(
-      {int64_t{c.qkv_dim()} * h, h * c.q_dim(), 2 * int64_t{c.intermediate} * h, h * c.intermediate});
+  int64_t most = 0;
+  for (const LinearDims d : layer_linear_dims(c)) most = std::max(most, int64_t{d.in} * d.out);
+  return most;
 }
 
 void check_fits(const ModelSource& source, WeightFormat f, int64_t bytes, int64_t reserve_bytes) {
@@ -96,7 +102,8 @@ void check_fits(const ModelSource& source, WeightFormat f, int64_t bytes, int64_
 
 // `head` is the output head's format: fp16, or w4a16 for a checkpoint's 4-bit head.
 DeviceWeights allocate(const ModelConfig& c, WeightFormat f, WeightFormat head) {
-  const int h = c.hidden, inter = c.intermediate;
+  const int h = c.hidden;
+  const auto [qkv, o, w13, w2] = layer_linear_dims(c);
   DeviceWeights w;
   w.config = c;
   w.format = f;
@@ -106,11 +113,11 @@ DeviceWeights allocate(const ModelConfig& c, WeightFormat f, WeightFormat head) 
     const std::string p = fmt::format("layers.{}.", l);
     DeviceLayerWeights& L = w.layers[l];
     L.attention_norm = alloc(h, p + "attention_norm");
-    L.wqkv = alloc_linear(h, c.qkv_dim(), f, p + "wqkv");
-    L.wo = alloc_linear(c.q_dim(), h, f, p + "wo");
+    L.wqkv = alloc_linear(qkv.in, qkv.out, f, p + "wqkv");
+    L.wo = alloc_linear(o.in, o.out, f, p + "wo");
     L.ffn_norm = alloc(h, p + "ffn_norm");
-    L.w13 = alloc_linear(h, 2 * inter, f, p + "w13");
-    L.w2 = alloc_linear(inter, h, f, p + "w2");
+    L.w13 = alloc_linear(w13.in, w13.out, f, p + "w13");
+    L.w2 = alloc_linear(w2.in, w2.out, f, p + "w2");
   }
   w.norm = alloc(h, "norm");
   if (!c.tie_word_embeddings || head != WeightFormat::fp16)

@@ -14,6 +14,7 @@
 // memory.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -48,6 +49,13 @@ struct DeviceLayerWeights {
   DeviceLinear w13;                   // [2*inter, hidden]: w1 rows, then w3 rows
   DeviceLinear w2;                    // [hidden, inter]
 };
+
+// A linear's weight shape, W [out, in].
+struct LinearDims {
+  int in = 0, out = 0;
+};
+// The shapes of a layer's linears in the order of DeviceLayerWeights: wqkv, wo, w13, w2.
+std::array<LinearDims, 4> layer_linear_dims(const ModelConfig& c);
 
 struct DeviceWeights {
   ModelConfig config;
