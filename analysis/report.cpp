@@ -204,8 +204,9 @@ RunRecord read_run(const json& j, const std::string& path) {
   r.method = str(j, path, "method");
   if (j.contains("repeats")) r.repeats = static_cast<int>(integer(j, path, "repeats"));
   const json& step = at(j, path, "step");
-  const json& t = at(step, path + ".step", "time_us");
-  std::string tp = path + ".step.time_us";
+  const std::string step_path = path + ".step";  // named: a temporary here trips -Wdangling-reference
+  const json& t = at(step, step_path, "time_us");
+  std::string tp = step_path + ".time_us";
   r.step.time_us.median = num(t, tp, "median");
   r.step.time_us.p10 = num(t, tp, "p10");
   r.step.time_us.p90 = num(t, tp, "p90");
@@ -344,7 +345,8 @@ Report report_from_json(const nlohmann::json& j) {
 
   const json& m = at(j, root, "model");
   r.model.name = str(m, "$.model", "name");
-  const json& synthetic = at(m, "$.model", "synthetic");
+  const std::string model_path = "$.model";
+  const json& synthetic = at(m, model_path, "synthetic");
   if (!synthetic.is_boolean()) bad("$.model.synthetic", "expected true or false");
   r.model.synthetic = synthetic.get<bool>();
   r.model.params = integer(m, "$.model", "params");

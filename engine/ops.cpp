@@ -328,9 +328,19 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   // The backend pads a decode batch to the next power of two: 1 -> 1, 2 -> 2, 3 -> 4.
   const bool gemv_rows = s.batch >= 1 && s.batch <= kCudaFusedRows;
   // Every fused GEMV's input (hidden, q_dim for wo, intermediate for w2) a whole number of 16-byte vectors.
-  f.swiglu_in_w13 = decode && gemv_rows && s.formats.weights == WeightFormat::fp16 && c.hidden > 0 &&
-                    c.hidden % 8 == 0 && c.intermediate > 0 && c.intermediate % 8 == 0 && c.q_dim() % 8 == 0;
-  f.norm_in_gemv = f.swiglu_in_w13 && c.hidden <= kCudaFusedMaxNormDim;
+  const bool shapes = c.hidden > 0 && c.hidden % 8 == 0 && c.intermediate > 0 && c.intermediate % 8 == 0 &&
+                      c.q_dim() % 8 == 0;
+  const bool norm_fits = c.hidden <= kCudaFusedMaxNormDim;
+  // fp16: gemv_fused and gemv_swiglu (kernels/gemv.cu). w4a16: w4a16_gemv_fused, whose SwiGLU runs only
+  // behind its norm prologue and pairs 16-row strips of gate and up, at one row only: at two its
+  // prologue normalizes both rows in turn and the fused wqkv and w13 lost to add_rmsnorm + GEMV
+  // (+ swiglu) on both presets (BM_W4A16Fusions, H200, perf/NOTES.md), while at one row the fused step
+  // is 7% (1.8b) and 5% (7b) faster.
+  const bool fp16 = s.formats.weights == WeightFormat::fp16;
+  const bool w4a16 =
+      s.formats.weights == WeightFormat::w4a16 && s.batch == 1 && norm_fits && c.intermediate % 16 == 0;
+  f.swiglu_in_w13 = decode && gemv_rows && shapes && (fp16 || w4a16);
+  f.norm_in_gemv = f.swiglu_in_w13 && norm_fits;
   return f;
 }
 

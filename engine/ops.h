@@ -10,9 +10,9 @@
 //   norm -> output -> sample
 //
 // Fusions (StepShape::fusions) change that list where the CUDA backend folds small ops into its
-// GEMVs (decode steps of <= 2 rows, fp16 weights: cuda_fusions() says when). With swiglu_in_w13 the
-// w13 GEMV writes act = silu(gate) * up itself: `w13` reads x and W13 and writes act, and there is no
-// gate_up tensor and no `swiglu` op. With norm_in_gemv wo and w2 read and write the residual (no
+// GEMVs (decode steps of <= 2 rows with fp16 weights, 1 row with w4a16: cuda_fusions() says when). With
+// swiglu_in_w13 the w13 GEMV writes act = silu(gate) * up itself: `w13` reads x and W13 and writes act, and
+// there is no gate_up tensor and no `swiglu` op. With norm_in_gemv wo and w2 read and write the residual (no
 // `proj`), wqkv and w13 read the residual and their norm weight instead of x, and the final `norm`
 // only reads the residual: no attention_norm or ffn_norm (6 ops a layer with both fusions). The CPU
 // backend runs the unfused list (Fusions{}).
@@ -123,10 +123,10 @@ struct StepShape {
 };
 
 // The fusions the CUDA backend applies to a step of this shape: a decode step whose batch the
-// backend runs as at most kCudaFusedRows rows (its bucket: the next power of two) with fp16 layer
-// weights, where every linear goes through the ridgeline GEMV (kernels/gemv.cu; hidden a multiple of
-// 8). Both the backend's run_step and the reports ask this one function, so the op table a report
-// prints for a CUDA run is the list of ops that ran.
+// backend runs as at most kCudaFusedRows rows (its bucket: the next power of two), where every linear
+// goes through a ridgeline GEMV (fp16 weights: kernels/gemv.cu, hidden a multiple of 8; w4a16:
+// kernels/w4a16_gemv.cu, one row only, both fusions or none). Both the backend's run_step and the reports ask
+// this one function, so the op table a report prints for a CUDA run is the list of ops that ran.
 inline constexpr int kCudaFusedRows = 2;
 inline constexpr int kCudaFusedMaxNormDim = 8192;  // the normed rows fit the GEMV's 48 KB of shared memory
 Fusions cuda_fusions(const ModelConfig& c, const StepShape& s);

@@ -23,6 +23,12 @@ inline bool status_ok(cudaError_t e) {
 inline bool status_ok(cublasStatus_t s) {
   return s == CUBLAS_STATUS_SUCCESS;
 }
+// A failed runtime call also sets the thread's last error; clearing it keeps a later, unrelated
+// RL_CUDA_CHECK_LAUNCH from reporting it again. (Sticky faults stay: they fail every call.)
+inline void clear_last_error(cudaError_t) {
+  (void)cudaGetLastError();
+}
+inline void clear_last_error(cublasStatus_t) {}
 
 [[noreturn]] void throw_cuda_error(const char* stmt, const char* op, const char* msg, const char* file,
                                    int line);
@@ -33,9 +39,11 @@ inline bool status_ok(cublasStatus_t s) {
 #define RL_CUDA_CHECK(op, stmt)                                                                      \
   do {                                                                                               \
     auto rl_status_ = (stmt);                                                                        \
-    if (!::ridgeline::cuda::status_ok(rl_status_))                                                   \
+    if (!::ridgeline::cuda::status_ok(rl_status_)) {                                                 \
+      ::ridgeline::cuda::clear_last_error(rl_status_);                                               \
       ::ridgeline::cuda::throw_cuda_error(#stmt, (op), ::ridgeline::cuda::status_string(rl_status_), \
                                           __FILE__, __LINE__);                                       \
+    }                                                                                                \
   } while (0)
 
 // After a kernel launch: catches bad launch configurations at once (asynchronous faults surface

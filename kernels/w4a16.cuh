@@ -106,6 +106,27 @@ struct W4A16GemvConfig {
   int stages = 0;  // 4 or 8
 };
 
+// The decode step's small ops folded into the W4A16 GEMV (n <= kW4A16GemvFusedMaxRows rows), as
+// gemv_fused does for fp16 weights (kernels/kernels.cuh): the input is x, or the RMSNorm of the float32
+// residual rows (norm_residual, norm_w, eps: add_rmsnorm's arithmetic, computed by every block into
+// shared memory); the output is y, or added into the residual (residual[t, j] += fp16(y[t, j]), the
+// add of add_rmsnorm), or act[t, j] = SwiGLU(y[t, j], y[t, j + out/2]) (swiglu's maths; needs the
+// norm prologue, as w13 has it). Bit-identical to the unfused sequences: add_rmsnorm -> w4a16_gemv ->
+// swiglu, and w4a16_gemv -> add_rmsnorm's add. Throws std::invalid_argument on a broken contract.
+inline constexpr int kW4A16GemvFusedMaxRows = 2;
+struct W4A16GemvFusedParams {
+  W4A16Weights w;
+  int n = 0;
+  const half* x = nullptr;               // [n, in]
+  const float* norm_residual = nullptr;  // [n, in] float32
+  const half* norm_w = nullptr;          // [in]
+  float eps = 0.0f;
+  half* y = nullptr;          // [n, out]
+  float* residual = nullptr;  // [n, out]
+  half* act = nullptr;        // [n, out / 2]
+};
+void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream);
+
 // The kernels behind w4a16_linear, callable directly by tests and benchmarks. w4a16_gemv takes
 // n <= kW4A16GemvMaxRows, w4a16_gemm any n. `splits` is the number of thread blocks (one cluster)
 // that share a strip's input range: 0 chooses from the grid size; 1..8 forces it (at most in/128).

@@ -12,6 +12,12 @@
 // the strips' codes (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
 // Up to 8 rows x is one mma N tile; 9..16 rows take two, and each dequantized weight fragment feeds
 // both (the dequantization, not the mma, is the arithmetic that costs here).
+// w4a16_gemv_fused (decode steps of 1-2 rows) is the same kernel with the step's small ops folded in,
+// as gemv_fused does for fp16: the RMSNorm of the float32 residual computed by every block into shared
+// memory while its first weight stages load (x then comes from there, not from the rings: bytes
+// + 8*n*in read from L2 per block), SwiGLU of a gate and an up strip held by one block, or the
+// residual add, in the final reduction. It saves a launch and a round trip of x through DRAM/L2
+// per fused op: 72 launches of a 1.8b step, 96 of a 7b one.
 // The weight copies carry no L2 eviction hint: cp.async under a createpolicy.fractional policy died
 // with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
 // on cp.async; Triton stopped emitting them for the same reason).
@@ -30,6 +36,8 @@
 
 #include "kernels/cp_async.cuh"
 #include "kernels/overlap.cuh"
+#include "kernels/rmsnorm_row.cuh"
+#include "kernels/swiglu_math.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
 
@@ -55,18 +63,133 @@ __device__ __forceinline__ void store_out(float* p, float v) {
   *p = v;
 }
 
+// What the GEMV does after its dot products: store y; add fp16(y) into the float32 residual (wo and
+// w2 of a decode step, add_rmsnorm's add); or act[t, j] = SwiGLU of w13's gate row j and up row
+// j + out/2 (swiglu's maths). See w4a16_gemv_fused (kernels/w4a16.cuh).
+enum class Epilogue { store, add_residual, swiglu };
+
+// The kernel's arguments: x, or (kNorm) the float32 residual rows it normalizes itself with norm_w;
+// y, or the residual it adds into, or act.
+template <typename OutT>
+struct GemvArgs {
+  const half* x = nullptr;
+  W4A16Weights w;
+  int n = 0;
+  OutT* y = nullptr;
+  const float* norm_residual = nullptr;
+  const half* norm_w = nullptr;
+  float eps = 0.0f;
+  float* residual = nullptr;
+  half* act = nullptr;
+};
+
+// The kNormThreads / 32 warp sums of add_rmsnorm's block, added as block_sum adds them.
+__device__ float norm_block_total(float* partial) {
+  constexpr int kWarpSums = kNormThreads / 32;
+  __shared__ float total;
+  const int lane = threadIdx.x & 31;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float t = lane < kWarpSums ? partial[lane] : 0.0f;
+    t = warp_sum(t);
+    if (lane == 0) total = t;
+  }
+  __syncthreads();
+  return total;
+}
+
+// x_s row t = fp16(rmsnorm(norm_residual row t) * norm_w) for t < n, with add_rmsnorm's bits
+// (kernels/rmsnorm_row.cuh) in a block of any multiple of 32 threads: thread p plays the threads p,
+// p + blockDim.x, ... below kNormThreads ("virtual threads"), each summing the squares of its own
+// chunks in add_rmsnorm's order, and the warp sums are added as block_sum adds them.
+// Fast path (128+ threads, dim <= 4096: at most 2 virtual threads of at most 2 chunks each): every
+// load of the row and of norm_w is issued at once and the chunks stay in registers for the scaling,
+// so the prologue costs one L2 round trip and two barriers. (The general loop pays a round trip per
+// chunk and reads the row twice: on the 7b shapes that made the fused GEMVs slower than the
+// add_rmsnorm they replace.)
+__device__ void norm_rows(const float* __restrict__ residual, const half* __restrict__ norm_w, int n, int dim,
+                          float eps, unsigned char* x_s, int xs_row) {
+  constexpr int kWarpSums = kNormThreads / 32;
+  __shared__ float partial[kWarpSums];
+  const int lane = threadIdx.x & 31, chunks = dim / 8, threads = blockDim.x;
+  const uint4* wn = reinterpret_cast<const uint4*>(norm_w);
+  for (int t = 0; t < n; ++t) {
+    const float* r = residual + int64_t{t} * dim;
+    uint4* out = reinterpret_cast<uint4*>(x_s + t * xs_row);
+    if (threads >= kNormThreads / 2 && chunks <= 2 * kNormThreads) {
+      float v[2][2][8], ss[2] = {0.0f, 0.0f};
+      uint4 wv[2][2];
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int vt = b * threads + int(threadIdx.x), c = vt + j * kNormThreads;
+          if (vt < kNormThreads && c < chunks) load_float8(r + c * 8, v[b][j]), wv[b][j] = wn[c];
+        }
+#pragma unroll
+      for (int b = 0; b < 2; ++b) {
+        const int vt = b * threads + int(threadIdx.x);
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+          if (vt < kNormThreads && vt + j * kNormThreads < chunks) ss[b] = rms_accumulate(v[b][j], ss[b]);
+        ss[b] = warp_sum(ss[b]);
+        if (lane == 0 && vt < kNormThreads) partial[vt >> 5] = ss[b];
+      }
+      const float inv = rms_inv(norm_block_total(partial), dim, eps);
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int vt = b * threads + int(threadIdx.x), c = vt + j * kNormThreads;
+          if (vt < kNormThreads && c < chunks) out[c] = rms_scale(v[b][j], inv, wv[b][j]);
+        }
+      continue;
+    }
+    for (int base = 0; base < kNormThreads; base += threads) {
+      const int vt = base + int(threadIdx.x);
+      float ss = 0.0f;
+      if (vt < kNormThreads)
+        for (int c = vt; c < chunks; c += kNormThreads) {
+          float v[8];
+          load_float8(r + c * 8, v);
+          ss = rms_accumulate(v, ss);
+        }
+      ss = warp_sum(ss);
+      if (lane == 0 && vt < kNormThreads) partial[vt >> 5] = ss;
+    }
+    const float inv = rms_inv(norm_block_total(partial), dim, eps);
+    for (int c = threadIdx.x; c < chunks; c += threads) {
+      float v[8];
+      load_float8(r + c * 8, v);
+      out[c] = rms_scale(v, inv, wn[c]);
+    }
+  }
+  __syncthreads();
+}
+
 // kNT: mma N tiles of 8 batch rows (n <= 8 * kNT); each dequantized A fragment feeds kNT mma.
-template <int kTiles, int kNT, int kStages, typename OutT>
-__global__ void __launch_bounds__(kMaxWarps * 32, 1)
-    w4a16_gemv_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y) {
+// kNorm: x is fp16(rmsnorm(norm_residual) * norm_w), which the block computes into shared memory
+// (after the rings: n rows of in halves, each row padded by 16 B) while its first weight stages load.
+// kEpi: the epilogue; with SwiGLU a block's two strips are gate strip b and up strip b + out/32.
+template <int kTiles, int kNT, int kStages, typename OutT, bool kNorm, Epilogue kEpi>
+__global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const GemvArgs<OutT> p) {
   extern __shared__ __align__(16) unsigned char smem[];
+  constexpr bool kPair = kEpi == Epilogue::swiglu;
+  static_assert(!kPair || kTiles == 2, "SwiGLU pairs a gate strip with an up strip");
+  const half* __restrict__ x = p.x;
+  const W4A16Weights& w = p.w;
+  const int n = p.n;
   const int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2;
   const int tig = lane & 3;
   const int groups = w.in / kW4A16Group, tiles_per_row = w.in / kW4A16TileInputs;
-  const int mtiles = w.out / kW4A16TileRows, mt0 = blockIdx.x * kTiles;
+  const int mtiles = w.out / kW4A16TileRows, mt0 = blockIdx.x * (kPair ? 1 : kTiles);
+  // The M tile of the block's strip r.
+  auto tile_mt = [&](int r) { return kPair ? mt0 + r * (mtiles / 2) : mt0 + r; };
   const int g0 = warp * groups / warps, ng = (warp + 1) * groups / warps - g0;
-  const int sbytes = stage_bytes(kTiles, n);
+  const int sbytes = stage_bytes(kTiles, kNorm ? 0 : n);
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
+  unsigned char* x_s = smem + size_t(warps) * kStages * sbytes;  // kNorm: the normed rows
+  const int xs_row = w.in * 2 + 16;
 
   // Group g0 + i into ring slot `slot`: codes and records of each strip (issue_w), then x (issue_x).
   // Lane L copies 16-byte chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1
@@ -77,25 +200,27 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     const int g = g0 + i;
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
-      if (mt0 + r >= mtiles) break;
-      const uint4* src =
-          reinterpret_cast<const uint4*>(w.qweight) + (int64_t{mt0 + r} * tiles_per_row + 2 * g) * 32 + lane;
+      if (tile_mt(r) >= mtiles) break;
+      const uint4* src = reinterpret_cast<const uint4*>(w.qweight) +
+                         (int64_t{tile_mt(r)} * tiles_per_row + 2 * g) * 32 + lane;
       cp_async_16(st + ((2 * r) * 32 + lane) * 16, src, true);
       cp_async_16(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, true);
     }
-    if (lane < 4 * kTiles && mt0 + (lane >> 2) < mtiles) {
+    if (lane < 4 * kTiles && tile_mt(lane >> 2) < mtiles) {
       const uint4* src = reinterpret_cast<const uint4*>(w.scale_zero) +
-                         (int64_t{mt0 + (lane >> 2)} * groups + g) * 4 + (lane & 3);
+                         (int64_t{tile_mt(lane >> 2)} * groups + g) * 4 + (lane & 3);
       cp_async_16(st + kTiles * kCodeBytes + lane * 16, src, true);
     }
   };
   auto issue_x = [&](int slot, int i) {
-    const int g = g0 + i;
-    unsigned char* xs = ring + slot * sbytes + kTiles * (kCodeBytes + kRecordBytes);
-    for (int c = lane; c < 16 * n; c += 32) {
-      const int row = c >> 4, chunk = c & 15;
-      w4a16::cp_async_16_l1(xs + row * kXRowBytes + chunk * 16,
-                            x + int64_t{row} * w.in + int64_t{g} * kW4A16Group + chunk * 8);
+    if constexpr (!kNorm) {  // with the norm prologue x is in x_s for the whole kernel
+      const int g = g0 + i;
+      unsigned char* xs = ring + slot * sbytes + kTiles * (kCodeBytes + kRecordBytes);
+      for (int c = lane; c < 16 * n; c += 32) {
+        const int row = c >> 4, chunk = c & 15;
+        w4a16::cp_async_16_l1(xs + row * kXRowBytes + chunk * 16,
+                              x + int64_t{row} * w.in + int64_t{g} * kW4A16Group + chunk * 8);
+      }
     }
   };
 
@@ -103,26 +228,30 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   // 8 * (q & 1) .. +7, for batch rows 8t + lane % 8 of N tile t (rows past n read row 0: their mma
   // columns are never stored). Register q of lane (gid, tig) is then x[8t + gid][k0 + 2tig .. +1]:
   // b0, b1 of two K steps.
+  // kNorm: the same from x_s, whose rows are xs_row bytes apart (8 x 4 words mod 32 banks: no
+  // conflict) and whose group g starts 256 * g bytes into the row.
   int xoff[kNT];
 #pragma unroll
   for (int t = 0; t < kNT; ++t) {
     const int xrow = 8 * t + (lane & 7) < n ? 8 * t + (lane & 7) : 0;
-    xoff[t] = kTiles * (kCodeBytes + kRecordBytes) + xrow * kXRowBytes +
-              ((lane >> 4) * 16 + ((lane >> 3) & 1) * 8) * 2;
+    const int in_group = ((lane >> 4) * 16 + ((lane >> 3) & 1) * 8) * 2;
+    xoff[t] = kNorm ? xrow * xs_row + in_group
+                    : kTiles * (kCodeBytes + kRecordBytes) + xrow * kXRowBytes + in_group;
   }
 
   float acc[kTiles][kNT][4] = {};
-  // One group from ring slot `slot`: per strip, 8 K steps (2 packed tiles x 4 words) summed exactly
-  // in `part`, then scaled into acc: rows gid by s, rows gid + 8 by s / 16 (dequant_codes).
-  auto compute = [&](int slot) {
+  // Group g0 + i from ring slot `slot`: per strip, 8 K steps (2 packed tiles x 4 words) summed
+  // exactly in `part`, then scaled into acc: rows gid by s, rows gid + 8 by s / 16 (dequant_codes).
+  auto compute = [&](int slot, int i) {
     const unsigned char* st = ring + slot * sbytes;
+    const unsigned char* xb = kNorm ? x_s + (g0 + i) * kW4A16Group * 2 : st;
     uint4 raw[kTiles][2];
     uint2 rec[kTiles];
     half2 zlo[kTiles], zhi[kTiles];
     float part[kTiles][kNT][4];
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
-      if (mt0 + r >= mtiles) break;
+      if (tile_mt(r) >= mtiles) break;
       raw[r][0] = *reinterpret_cast<const uint4*>(st + ((2 * r) * 32 + lane) * 16);
       raw[r][1] = *reinterpret_cast<const uint4*>(st + ((2 * r + 1) * 32 + lane) * 16);
       rec[r] = *reinterpret_cast<const uint2*>(st + kTiles * kCodeBytes + (r * 8 + gid) * 8);
@@ -138,10 +267,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     for (int kp = 0; kp < 4; ++kp) {  // K steps 2kp, 2kp+1 of the group: packed tile kp/2, words 2(kp%2)..+1
       uint32_t b[kNT][4];
 #pragma unroll
-      for (int t = 0; t < kNT; ++t) w4a16::ldmatrix_x4(b[t], st + xoff[t] + kp * 64);
+      for (int t = 0; t < kNT; ++t) w4a16::ldmatrix_x4(b[t], xb + xoff[t] + kp * 64);
 #pragma unroll
       for (int r = 0; r < kTiles; ++r) {
-        if (mt0 + r >= mtiles) break;
+        if (tile_mt(r) >= mtiles) break;
         uint32_t a[4];
         w4a16::dequant_codes(w4a16::word_of(raw[r][kp >> 1], 2 * (kp & 1)), zlo[r], zhi[r], a);
 #pragma unroll
@@ -153,7 +282,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     }
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
-      if (mt0 + r >= mtiles) break;
+      if (tile_mt(r) >= mtiles) break;
       const float s_lo = __low2float(w4a16::as_half2(rec[r].x));
       const float s_hi = __low2float(w4a16::as_half2(rec[r].y)) * 0.0625f;
 #pragma unroll
@@ -180,6 +309,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   for (int s = 0; s < kStages - 1; ++s)
     if (s < ng) issue_w(s, s);
   overlap_enter();
+  if constexpr (kNorm) norm_rows(p.norm_residual, p.norm_w, n, w.in, p.eps, x_s, xs_row);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < ng) issue_x(s, s);
@@ -190,7 +320,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     __syncwarp();
     if (i + kStages - 1 < ng) issue((i + kStages - 1) % kStages, i + kStages - 1);
     cp_async_commit();
-    compute(i % kStages);
+    compute(i % kStages, i);
   }
   cp_async_wait<0>();
   __syncwarp();
@@ -213,18 +343,40 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   }
   __syncthreads();
   // Sum over the warps in order; consecutive threads take consecutive output rows (coalesced).
-  for (int e = threadIdx.x; e < kRows * n; e += blockDim.x) {
-    const int col = e / kRows, row = e % kRows, o = mt0 * kW4A16TileRows + row;
-    if (o >= w.out) continue;
+  auto warp_sums = [&](int col, int row) {
     float v = 0.0f;
     for (int k = 0; k < warps; ++k)
       v += reinterpret_cast<const float*>(smem + size_t(k) * kStages * sbytes)[col * kRows + row];
-    store_out(y + int64_t{col} * w.out + o, v);
+    return v;
+  };
+  if constexpr (kPair) {  // rows 0..15 the gate strip, 16..31 the up strip: act as swiglu makes it
+    const int inter = w.out / 2;
+    for (int e = threadIdx.x; e < kW4A16TileRows * n; e += blockDim.x) {
+      const int col = e / kW4A16TileRows, row = e % kW4A16TileRows, j = mt0 * kW4A16TileRows + row;
+      const float g = __half2float(__float2half_rn(warp_sums(col, row)));  // gate_up is stored as fp16
+      const float u = __half2float(__float2half_rn(warp_sums(col, row + kW4A16TileRows)));
+      p.act[int64_t{col} * inter + j] = __float2half_rn(swiglu_value(g, u));
+    }
+  } else {
+    for (int e = threadIdx.x; e < kRows * n; e += blockDim.x) {
+      const int col = e / kRows, row = e % kRows, o = mt0 * kW4A16TileRows + row;
+      if (o >= w.out) continue;
+      const float v = warp_sums(col, row);
+      if constexpr (kEpi == Epilogue::add_residual)  // add_rmsnorm's add: r + float(fp16(y))
+        p.residual[int64_t{col} * w.out + o] += __half2float(__float2half_rn(v));
+      else
+        store_out(p.y + int64_t{col} * w.out + o, v);
+    }
   }
 }
 
-// Shared memory a block may take (the opt-in maximum of the device), asked once.
-int max_smem_per_block(const char* op) {
+// A block's static shared memory (the norm prologue's reduction scratch, kNormThreads / 32 + 1
+// floats) comes out of the same opt-in maximum as the dynamic rings: the layouts are sized against
+// what is left after this reserve, and each kernel checks its own static size against it.
+constexpr int kStaticSmemReserve = 256;
+
+// The opt-in shared memory maximum of the device, asked once.
+int optin_smem_per_block(const char* op) {
   static const int bytes = [op] {
     int dev = 0, v = 0;
     RL_CUDA_CHECK(op, cudaGetDevice(&dev));
@@ -234,8 +386,15 @@ int max_smem_per_block(const char* op) {
   return bytes;
 }
 
-size_t smem_bytes(const W4A16GemvConfig& c, int n) {
-  return size_t(c.warps) * c.stages * stage_bytes(c.tiles, n);
+// Dynamic shared memory a layout may take.
+int max_smem_per_block(const char* op) {
+  return optin_smem_per_block(op) - kStaticSmemReserve;
+}
+
+// The rings, and with the norm prologue the normed rows.
+size_t smem_bytes(const W4A16GemvConfig& c, int n, int norm_in = 0) {
+  const size_t rings = size_t(c.warps) * c.stages * stage_bytes(c.tiles, norm_in > 0 ? 0 : n);
+  return rings + (norm_in > 0 ? size_t(n) * (size_t(norm_in) * 2 + 16) : 0);
 }
 
 // The defaults, as BM_W4A16GemvVariants measured them (H200, 2026-12-01, perf/NOTES.md).
@@ -266,28 +425,44 @@ W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
   return c;
 }
 
-template <int kTiles, int kNT, int kStages, typename OutT>
-void launch_config(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int warps,
-                   size_t smem, const char* op) {
+template <int kTiles, int kNT, int kStages, typename OutT, bool kNorm = false,
+          Epilogue kEpi = Epilogue::store>
+void launch_config(const GemvArgs<OutT>& a, cudaStream_t stream, int warps, size_t smem, const char* op) {
+  constexpr auto kernel = w4a16_gemv_kernel<kTiles, kNT, kStages, OutT, kNorm, kEpi>;
   static const bool smem_set = [op] {
-    RL_CUDA_CHECK(op,
-                  cudaFuncSetAttribute(w4a16_gemv_kernel<kTiles, kNT, kStages, OutT>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_per_block(op)));
+    cudaFuncAttributes attr{};
+    RL_CUDA_CHECK(op, cudaFuncGetAttributes(&attr, kernel));
+    require(attr.sharedSizeBytes <= size_t(kStaticSmemReserve), op,
+            "the kernel's static shared memory (" + std::to_string(attr.sharedSizeBytes) +
+                " bytes) outgrew kStaticSmemReserve");
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           optin_smem_per_block(op) - int(attr.sharedSizeBytes)));
     return true;
   }();
   (void)smem_set;
-  const int blocks = ceil_div(w.out / kW4A16TileRows, kTiles);
-  launch_overlapped(w4a16_gemv_kernel<kTiles, kNT, kStages, OutT>, blocks, warps * 32, smem, stream, op, x, w,
-                    n, y);
+  const int strips = a.w.out / kW4A16TileRows;
+  const int blocks = kEpi == Epilogue::swiglu ? strips / 2 : ceil_div(strips, kTiles);
+  launch_overlapped(kernel, blocks, warps * 32, smem, stream, op, a);
 }
 
 template <int kNT, typename OutT>
-void launch_tiles(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream,
-                  const W4A16GemvConfig& c, size_t smem, const char* op) {
-  if (c.tiles == 1 && c.stages == 8) return launch_config<1, kNT, 8>(x, w, n, y, stream, c.warps, smem, op);
-  if (c.tiles == 1) return launch_config<1, kNT, 4>(x, w, n, y, stream, c.warps, smem, op);
-  if (c.stages == 8) return launch_config<2, kNT, 8>(x, w, n, y, stream, c.warps, smem, op);
-  launch_config<2, kNT, 4>(x, w, n, y, stream, c.warps, smem, op);
+void launch_tiles(const GemvArgs<OutT>& a, cudaStream_t stream, const W4A16GemvConfig& c, size_t smem,
+                  const char* op) {
+  if (c.tiles == 1 && c.stages == 8) return launch_config<1, kNT, 8>(a, stream, c.warps, smem, op);
+  if (c.tiles == 1) return launch_config<1, kNT, 4>(a, stream, c.warps, smem, op);
+  if (c.stages == 8) return launch_config<2, kNT, 8>(a, stream, c.warps, smem, op);
+  launch_config<2, kNT, 4>(a, stream, c.warps, smem, op);
+}
+
+void check_config(const W4A16GemvConfig& c, size_t smem, int n, const char* op) {
+  require(c.tiles == 1 || c.tiles == 2, op, "tiles must be 1 or 2, got " + std::to_string(c.tiles));
+  require(c.stages == 4 || c.stages == 8, op, "stages must be 4 or 8, got " + std::to_string(c.stages));
+  require(c.warps >= 1 && c.warps <= kMaxWarps, op,
+          "warps must be in 1.." + std::to_string(kMaxWarps) + ", got " + std::to_string(c.warps));
+  require(smem <= size_t(max_smem_per_block(op)), op,
+          std::to_string(c.warps) + " warps x " + std::to_string(c.stages) + " stages x " +
+              std::to_string(c.tiles) + " tiles need " + std::to_string(smem) +
+              " bytes of shared memory at n=" + std::to_string(n) + ", more than a block may have");
 }
 
 template <typename OutT>
@@ -302,17 +477,41 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   if (c.tiles == 0) c.tiles = chosen.tiles;
   if (c.warps == 0) c.warps = chosen.warps;
   if (c.stages == 0) c.stages = chosen.stages;
-  require(c.tiles == 1 || c.tiles == 2, op, "tiles must be 1 or 2, got " + std::to_string(c.tiles));
-  require(c.stages == 4 || c.stages == 8, op, "stages must be 4 or 8, got " + std::to_string(c.stages));
-  require(c.warps >= 1 && c.warps <= kMaxWarps, op,
-          "warps must be in 1.." + std::to_string(kMaxWarps) + ", got " + std::to_string(c.warps));
   const size_t smem = smem_bytes(c, n);
-  require(smem <= size_t(max_smem_per_block(op)), op,
-          std::to_string(c.warps) + " warps x " + std::to_string(c.stages) + " stages x " +
-              std::to_string(c.tiles) + " tiles need " + std::to_string(smem) +
-              " bytes of shared memory at n=" + std::to_string(n) + ", more than a block may have");
-  if (n <= 8) return launch_tiles<1>(x, w, n, y, stream, c, smem, op);
-  launch_tiles<2>(x, w, n, y, stream, c, smem, op);
+  check_config(c, smem, n, op);
+  GemvArgs<OutT> a;
+  a.x = x, a.w = w, a.n = n, a.y = y;
+  if (n <= 8) return launch_tiles<1>(a, stream, c, smem, op);
+  launch_tiles<2>(a, stream, c, smem, op);
+}
+
+// The fused GEMV's layout: the plain GEMV's choice for the same weight and rows (the same warps, so
+// the same per-warp group ranges and sums: the bits of the unfused sequence), except that SwiGLU's
+// blocks hold a gate and an up strip each, and that the normed rows take their shared memory first
+// (fewer stages if the rings do not fit beside them; fewer warps only past that, which keeps the
+// results within rounding but not bit-identical).
+W4A16GemvConfig choose_fused_config(const W4A16GemvFusedParams& p, const char* op) {
+  W4A16GemvConfig c = choose_config(p.n, p.w.in, p.w.out, op);
+  if (p.act) c.tiles = 2;
+  const int norm_in = p.norm_residual ? p.w.in : 0;
+  while (smem_bytes(c, p.n, norm_in) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
+  while (smem_bytes(c, p.n, norm_in) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
+  return c;
+}
+
+template <bool kNorm, Epilogue kEpi>
+void launch_fused(const GemvArgs<half>& a, cudaStream_t stream, const W4A16GemvConfig& c, size_t smem,
+                  const char* op) {
+  if constexpr (kEpi == Epilogue::swiglu) {
+    if (c.stages == 8) return launch_config<2, 1, 8, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+    return launch_config<2, 1, 4, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+  } else {
+    if (c.tiles == 1 && c.stages == 8)
+      return launch_config<1, 1, 8, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+    if (c.tiles == 1) return launch_config<1, 1, 4, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+    if (c.stages == 8) return launch_config<2, 1, 8, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+    launch_config<2, 1, 4, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+  }
 }
 
 }  // namespace
@@ -324,6 +523,41 @@ void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream
 void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
                 const W4A16GemvConfig& config) {
   launch(x, w, n, y, stream, config);
+}
+
+void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
+  const char* op = "w4a16_gemv_fused";
+  w4a16::check_weights(p.w, op);
+  require(p.n >= 1 && p.n <= kW4A16GemvFusedMaxRows, op,
+          "n must be in 1.." + std::to_string(kW4A16GemvFusedMaxRows) + ", got " + std::to_string(p.n));
+  const bool norm = p.norm_residual != nullptr;
+  require(norm == (p.norm_w != nullptr) && norm != (p.x != nullptr), op,
+          "give x, or norm_residual and norm_w (the input is their RMSNorm), not both");
+  require(!p.x || aligned16(p.x), op, "x must be 16-byte aligned");
+  require(!norm || (aligned16(p.norm_residual) && aligned16(p.norm_w)), op,
+          "norm_residual and norm_w must be 16-byte aligned");
+  const int outputs = (p.y != nullptr) + (p.residual != nullptr) + (p.act != nullptr);
+  require(outputs == 1, op, "give exactly one of y, residual (+= y) and act (SwiGLU of y)");
+  require(!p.act || p.w.out % (2 * kW4A16TileRows) == 0, op,
+          "SwiGLU needs the gate and up halves of out to be whole 16-row strips, got out=" +
+              std::to_string(p.w.out));
+  const W4A16GemvConfig c = choose_fused_config(p, op);
+  const size_t smem = smem_bytes(c, p.n, norm ? p.w.in : 0);
+  check_config(c, smem, p.n, op);
+  GemvArgs<half> a;
+  a.x = p.x, a.w = p.w, a.n = p.n, a.y = p.y;
+  a.norm_residual = p.norm_residual, a.norm_w = p.norm_w, a.eps = p.eps;
+  a.residual = p.residual, a.act = p.act;
+  if (p.act) {
+    require(norm, op, "SwiGLU is fused only behind the norm prologue (w13 of a decode step)");
+    return launch_fused<true, Epilogue::swiglu>(a, stream, c, smem, op);
+  }
+  if (p.residual) {
+    require(!norm, op, "the residual add is fused only into a GEMV that reads x (wo, w2)");
+    return launch_fused<false, Epilogue::add_residual>(a, stream, c, smem, op);
+  }
+  if (norm) return launch_fused<true, Epilogue::store>(a, stream, c, smem, op);
+  launch_fused<false, Epilogue::store>(a, stream, c, smem, op);
 }
 
 }  // namespace ridgeline::cuda

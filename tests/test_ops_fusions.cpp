@@ -37,14 +37,16 @@ int64_t total_bytes(const std::vector<Op>& ops) {
 
 }  // namespace
 
-TEST(OpTableFusions, CudaFusesDecodeStepsOfOneOrTwoRowsWithFp16WeightsOnly) {
+TEST(OpTableFusions, CudaFusesFp16DecodeStepsOfOneOrTwoRowsAndW4A16StepsOfOne) {
   const ModelConfig c = preset_config("internlm2-chat-1_8b");
   const Fusions all{.swiglu_in_w13 = true, .norm_in_gemv = true};
   EXPECT_EQ(cuda_fusions(c, decode(1)), all);
   EXPECT_EQ(cuda_fusions(c, decode(2)), all);
   EXPECT_EQ(cuda_fusions(c, decode(3)), Fusions{}) << "B=3 runs as 4 rows through cuBLASLt";
   EXPECT_EQ(cuda_fusions(c, decode(16)), Fusions{});
-  EXPECT_EQ(cuda_fusions(c, decode(1, WeightFormat::w4a16)), Fusions{});
+  EXPECT_EQ(cuda_fusions(c, decode(1, WeightFormat::w4a16)), all) << "w4a16_gemv_fused";
+  EXPECT_EQ(cuda_fusions(c, decode(2, WeightFormat::w4a16)), Fusions{}) << "measured slower at two rows";
+  EXPECT_EQ(cuda_fusions(c, decode(3, WeightFormat::w4a16)), Fusions{});
   StepShape prefill = decode(1);
   prefill.new_tokens_per_seq = 2;
   prefill.context = {2};
@@ -52,6 +54,8 @@ TEST(OpTableFusions, CudaFusesDecodeStepsOfOneOrTwoRowsWithFp16WeightsOnly) {
   ModelConfig wide = c;  // normed rows past the GEMV's shared memory: SwiGLU only
   wide.hidden = 16384;
   EXPECT_EQ(cuda_fusions(wide, decode(1)), (Fusions{.swiglu_in_w13 = true, .norm_in_gemv = false}));
+  EXPECT_EQ(cuda_fusions(wide, decode(1, WeightFormat::w4a16)), Fusions{})
+      << "the W4A16 GEMV fuses SwiGLU only behind its norm prologue";
   EXPECT_EQ(StepShape{}.fusions, Fusions{}) << "the default (CPU) table is unfused";
 }
 

@@ -320,6 +320,72 @@ BENCHMARK(BM_W4A16GemvVariants)
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);
 
+// The decode step's W4A16 fusions (w4a16_gemv_fused) against the kernels they replace, per shape at
+// M = 1, 2, each in its own graph on the same rotated weights: wqkv (the RMSNorm prologue) against
+// add_rmsnorm + w4a16_gemv, w13 (prologue + SwiGLU pairs) against add_rmsnorm + w4a16_gemv + swiglu,
+// wo and w2 (residual += y) against w4a16_gemv alone (its add is the next add_rmsnorm's). Counters:
+// us_fused (the manual time), us_unfused (the chain), us_norm, us_gemv, us_swiglu (each alone).
+void BM_W4A16Fusions(benchmark::State& state) {
+  if (!gpu_answers()) return state.SkipWithError("GPU not available");
+  const int shape = int(state.range(0));
+  const LinearShape& g = kShapes[shape];
+  const int m = int(state.range(1));
+  const bool norm = shape % 4 == 0 || shape % 4 == 2, act = shape % 4 == 2;
+  RotatedW4A16 b(g, m);
+  const cudaStream_t s = b.stream.get();
+  constexpr int kIters = 15;
+  constexpr float kEps = 1e-5f;
+  DeviceBuffer<float> residual(size_t(m) * std::max(g.in, g.out), "bench residual");
+  DeviceBuffer<half> norm_w(size_t(g.in), "bench norm w"), act_out(size_t(m) * g.out / 2, "bench act");
+  fill_synthetic(norm_w.get(), g.in, 3, 7, 0, true, s);
+  {  // a residual of unit scale: x of the other benchmarks widened
+    DeviceBuffer<half> r16(residual.size(), "bench residual fp16");
+    fill_synthetic(r16.get(), int64_t(r16.size()), 4, 7, 0, false, s);
+    add_rmsnorm(residual.get(), r16.get(), norm_w.get(), m, g.in, kEps, b.x.get(), s);  // residual = 0 + r16
+  }
+  W4A16GemvFusedParams p;
+  p.n = m;
+  if (norm) {
+    p.norm_residual = residual.get(), p.norm_w = norm_w.get(), p.eps = kEps;
+    (act ? p.act : p.y) = act ? act_out.get() : b.y.get();
+  } else {
+    p.x = b.x.get(), p.residual = residual.get();
+  }
+  auto gemv = [&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s); };
+  auto rmsnorm = [&] { add_rmsnorm(residual.get(), nullptr, norm_w.get(), m, g.in, kEps, b.x.get(), s); };
+  auto swiglu_op = [&] { swiglu(b.y.get(), m, g.out / 2, act_out.get(), s); };
+  double fused = 0.0;
+  try {
+    fused = b.time(
+        [&](int i) {
+          p.w = b.w4.at(i);
+          w4a16_gemv_fused(p, s);
+        },
+        kIters);
+  } catch (const std::exception& e) {
+    return state.SkipWithError(e.what());
+  }
+  state.counters["us_fused"] = fused * 1e6;
+  state.counters["us_gemv"] = b.time(gemv, kIters) * 1e6;
+  if (norm) state.counters["us_norm"] = b.time([&](int) { rmsnorm(); }, kIters) * 1e6;
+  if (act) state.counters["us_swiglu"] = b.time([&](int) { swiglu_op(); }, kIters) * 1e6;
+  state.counters["us_unfused"] = b.time(
+                                     [&](int i) {
+                                       if (norm) rmsnorm();
+                                       gemv(i);
+                                       if (act) swiglu_op();
+                                     },
+                                     kIters) *
+                                 1e6;
+  for (auto _ : state) state.SetIterationTime(fused);
+  state.SetLabel(std::string(g.name) + (norm ? act ? " norm+swiglu" : " norm" : " +residual"));
+}
+BENCHMARK(BM_W4A16Fusions)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMicrosecond);
+
 // Median seconds of the engine's fp16 GEMM on b's x and y, over its own rotation of fp16 weights
 // (4x the bytes per copy): the like-for-like fp16 time of the GEMM benchmarks.
 double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {

@@ -367,7 +367,8 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
   }
 }
 
-static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim,
+static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim &&
+                  kCudaFusedRows == kW4A16GemvFusedMaxRows,
               "engine/ops.h's fusion rule and the fused GEMVs agree");
 
 Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {
@@ -397,6 +398,24 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   auto residual_gemv = [&](const half* w, const half* in_x, int in) {
     return GemvFusedParams{.w = w, .n = n, .in = in, .out = h, .x = in_x, .residual = x.residual.get()};
   };
+  // The same three fused GEMVs in the linear's format: gemv_fused for fp16 weights, w4a16_gemv_fused
+  // for 4-bit ones.
+  auto fused_normed = [&](const DeviceLinear& lin, const half* norm_w, half* y, half* act) {
+    if (lin.quantized()) {
+      W4A16GemvFusedParams q{
+          .w = lin.w4a16(), .n = n, .norm_residual = x.residual.get(), .norm_w = norm_w, .eps = eps};
+      q.y = y, q.act = act;
+      return w4a16_gemv_fused(q, st);
+    }
+    GemvFusedParams p = normed_gemv(lin.fp16.get(), act ? lin.out / 2 : lin.out, norm_w);
+    p.y16 = y, p.act = act;
+    gemv_fused(p, st);
+  };
+  auto fused_residual = [&](const DeviceLinear& lin, const half* in_x) {
+    if (lin.quantized())
+      return w4a16_gemv_fused({.w = lin.w4a16(), .n = n, .x = in_x, .residual = x.residual.get()}, st);
+    gemv_fused(residual_gemv(lin.fp16.get(), in_x, lin.in), st);
+  };
 
   op(names_(OpType::embed), hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
   const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
@@ -407,11 +426,8 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
     NvtxRange layer_range(names_.layer(l).c_str());
 
     if (fused.norm_in_gemv) {  // wqkv normalizes the residual (the last w2 added into it) itself
-      op(name(OpType::wqkv), hook, [&] {
-        GemvFusedParams p = normed_gemv(L.wqkv.fp16.get(), qkvd, L.attention_norm.get());
-        p.y16 = x.qkv.get();
-        gemv_fused(p, st);
-      });
+      op(name(OpType::wqkv), hook,
+         [&] { fused_normed(L.wqkv, L.attention_norm.get(), x.qkv.get(), nullptr); });
     } else {
       op(name(OpType::attention_norm), hook,
          [&] { add_rmsnorm(x.residual.get(), pending, L.attention_norm.get(), n, h, eps, x.x.get(), st); });
@@ -454,13 +470,9 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
                           st);
     });
     if (fused.norm_in_gemv) {  // residual += wo's output; w13 normalizes it in its prologue
-      op(name(OpType::wo), hook, [&] { gemv_fused(residual_gemv(L.wo.fp16.get(), x.attn.get(), qd), st); });
-      op(name(OpType::w13), hook, [&] {
-        GemvFusedParams p = normed_gemv(L.w13.fp16.get(), inter, L.ffn_norm.get());
-        p.act = x.act.get();
-        gemv_fused(p, st);
-      });
-      op(name(OpType::w2), hook, [&] { gemv_fused(residual_gemv(L.w2.fp16.get(), x.act.get(), inter), st); });
+      op(name(OpType::wo), hook, [&] { fused_residual(L.wo, x.attn.get()); });
+      op(name(OpType::w13), hook, [&] { fused_normed(L.w13, L.ffn_norm.get(), nullptr, x.act.get()); });
+      op(name(OpType::w2), hook, [&] { fused_residual(L.w2, x.act.get()); });
       continue;
     }
     op(name(OpType::wo), hook,

@@ -65,6 +65,15 @@ inline void report_nmse(const std::string& op, const std::string& shape, double 
   std::printf("[nmse] %-18s %-52s %.3e\n", op.c_str(), shape.c_str(), value);
 }
 
+// Number of elements whose bits differ (all of both when the sizes differ).
+template <typename T>
+size_t differing_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  if (a.size() != b.size()) return a.size() + b.size();
+  size_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(T)) != 0;
+  return n;
+}
+
 inline uint16_t half_bits(half h) {
   return __half_raw(h).x;
 }
@@ -243,6 +252,56 @@ struct PagedCache {
 };
 
 // "fp16" / "int8" / "int4" for test names and log lines.
+// One decode layer's shapes for the fused-GEMV chain tests (KernelGemvFused, KernelW4A16GemvFused):
+// the residual width, wo's input, a normed GEMV's outputs (wqkv-like), the intermediate size.
+struct ChainShape {
+  int hidden, attn, out, inter;
+};
+// What both chains start from at n rows: the float32 residual (values fp16 cannot hold), the
+// attention output and the norm weights (fp16 values), a label for messages, and the generator the
+// test draws its weights from next.
+struct ChainInputs {
+  ChainShape sh;
+  std::string shape;
+  std::mt19937 rng;
+  std::vector<float> residual, attn, norm_w;
+};
+inline ChainInputs chain_inputs(const ChainShape& sh, int n) {
+  ChainInputs in;
+  in.sh = sh;
+  in.shape = "hidden=" + std::to_string(sh.hidden) + " out=" + std::to_string(sh.out) +
+             " inter=" + std::to_string(sh.inter) + " tokens=" + std::to_string(n);
+  in.rng.seed(unsigned(sh.hidden + 3 * sh.out + n));
+  in.residual = random_floats(size_t(n) * sh.hidden, in.rng, -3.0f, 3.0f);
+  in.attn = random_fp16_values(size_t(n) * sh.attn, in.rng);
+  in.norm_w = random_fp16_values(size_t(sh.hidden), in.rng, 0.5f, 1.5f);
+  return in;
+}
+
+// body(n, inputs) for every shape at n = 1 and 2 rows.
+template <size_t N, class F>
+void for_each_chain(const ChainShape (&shapes)[N], F&& body) {
+  for (const ChainShape& sh : shapes)
+    for (int n : {1, 2}) {
+      ChainInputs in = chain_inputs(sh, n);
+      body(n, in);
+    }
+}
+
+// The CPU reference of a chain's normed output from its inputs and float weights Wo [hidden, attn]
+// and Wn [out, hidden]: residual += fp16(attn Wo^T), x = fp16(rmsnorm(residual) * norm_w), x Wn^T.
+inline std::vector<float> chain_reference(int n, const ChainInputs& in, const std::vector<float>& wo,
+                                          const std::vector<float>& wn, float eps) {
+  const auto [H, K, O, I] = in.sh;
+  std::vector<float> proj(size_t(n) * H), r = in.residual, x(size_t(n) * H), y(size_t(n) * O);
+  ref::linear(in.attn.data(), wo.data(), n, K, H, proj.data());
+  proj = to_float(to_half(proj));
+  ref::add_rmsnorm(r.data(), proj.data(), in.norm_w.data(), n, H, eps, x.data());
+  x = to_float(to_half(x));
+  ref::linear(x.data(), wn.data(), n, H, O, y.data());
+  return y;
+}
+
 inline std::string kv_name(int bits) {
   return bits == 16 ? "fp16" : bits == 8 ? "int8" : "int4";
 }

@@ -26,15 +26,6 @@ struct FfnShape {
 // of 8: the unfused swiglu it is compared with needs that).
 constexpr FfnShape kFfnShapes[] = {{2048, 8192}, {4096, 14336}, {520, 40}};
 
-// Number of elements whose bits differ.
-template <typename T>
-size_t differing_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  if (a.size() != b.size()) return a.size() + b.size();
-  size_t n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(T)) != 0;
-  return n;
-}
-
 TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
   RL_REQUIRE_GPU();
   for (FfnShape sh : kFfnShapes) {
@@ -76,9 +67,6 @@ TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
 // add_rmsnorm -> gemv / gemv + swiglu. Fused: gemv_fused with the residual epilogue, then with the
 // norm prologue. Every output and the residual itself must agree bit for bit; the head-like output
 // is also checked against the CPU reference.
-struct ChainShape {
-  int hidden, attn, out, inter;
-};
 // 1.8b (wqkv out 4096), 7b (wqkv out 6144), and a small odd shape.
 constexpr ChainShape kChainShapes[] = {
     {2048, 2048, 4096, 8192}, {4096, 4096, 6144, 14336}, {520, 136, 1000, 40}};
@@ -86,78 +74,64 @@ constexpr ChainShape kChainShapes[] = {
 TEST(KernelGemvFused, NormPrologueAndResidualEpilogueBitIdenticalToAddRmsnormAndGemv) {
   RL_REQUIRE_GPU();
   constexpr float kEps = 1e-5f;
-  for (ChainShape sh : kChainShapes) {
-    for (int n : {1, 2}) {
-      const int H = sh.hidden, K = sh.attn, O = sh.out, I = sh.inter;
-      const std::string shape = "hidden=" + std::to_string(H) + " out=" + std::to_string(O) +
-                                " inter=" + std::to_string(I) + " tokens=" + std::to_string(n);
-      std::mt19937 rng(H + 3 * O + n);
-      const auto residual = random_floats(size_t(n) * H, rng, -3.0f, 3.0f);  // not fp16-representable
-      const auto attn = random_fp16_values(size_t(n) * K, rng);
-      const auto wo = random_fp16_values(size_t(H) * K, rng, -0.1f, 0.1f);
-      const auto wn = random_fp16_values(size_t(O) * H, rng, -0.1f, 0.1f);
-      const auto w13 = random_fp16_values(size_t(2) * I * H, rng, -0.08f, 0.08f);
-      const auto norm_w = random_fp16_values(size_t(H), rng, 0.5f, 1.5f);
-      TestBuffer<half> d_attn(to_half(attn)), d_wo(to_half(wo)), d_wn(to_half(wn)), d_w13(to_half(w13)),
-          d_norm_w(to_half(norm_w));
+  for_each_chain(kChainShapes, [&](int n, ChainInputs& in) {
+    const auto [H, K, O, I] = in.sh;
+    const auto wo = random_fp16_values(size_t(H) * K, in.rng, -0.1f, 0.1f);
+    const auto wn = random_fp16_values(size_t(O) * H, in.rng, -0.1f, 0.1f);
+    const auto w13 = random_fp16_values(size_t(2) * I * H, in.rng, -0.08f, 0.08f);
+    TestBuffer<half> d_attn(to_half(in.attn)), d_wo(to_half(wo)), d_wn(to_half(wn)), d_w13(to_half(w13)),
+        d_norm_w(to_half(in.norm_w));
 
-      // Unfused.
-      TestBuffer<float> r_u(residual), y32_u(size_t(n) * O);
-      TestBuffer<half> proj(size_t(n) * H), x(size_t(n) * H), y16_u(size_t(n) * O),
-          gate_up(size_t(n) * 2 * I), act_u(size_t(n) * I);
-      for (auto* b : {&proj, &x, &y16_u, &gate_up, &act_u}) b->poison();
-      y32_u.poison();
-      cuda::gemv(d_attn.get(), d_wo.get(), n, K, H, proj.get(), nullptr);
-      cuda::add_rmsnorm(r_u.get(), proj.get(), d_norm_w.get(), n, H, kEps, x.get(), nullptr);
-      cuda::gemv(x.get(), d_wn.get(), n, H, O, y16_u.get(), nullptr);
-      cuda::gemv(x.get(), d_wn.get(), n, H, O, y32_u.get(), nullptr);
-      cuda::gemv(x.get(), d_w13.get(), n, H, 2 * I, gate_up.get(), nullptr);
-      cuda::swiglu(gate_up.get(), n, I, act_u.get(), nullptr);
+    // Unfused.
+    TestBuffer<float> r_u(in.residual), y32_u(size_t(n) * O);
+    TestBuffer<half> proj(size_t(n) * H), x(size_t(n) * H), y16_u(size_t(n) * O), gate_up(size_t(n) * 2 * I),
+        act_u(size_t(n) * I);
+    for (auto* b : {&proj, &x, &y16_u, &gate_up, &act_u}) b->poison();
+    y32_u.poison();
+    cuda::gemv(d_attn.get(), d_wo.get(), n, K, H, proj.get(), nullptr);
+    cuda::add_rmsnorm(r_u.get(), proj.get(), d_norm_w.get(), n, H, kEps, x.get(), nullptr);
+    cuda::gemv(x.get(), d_wn.get(), n, H, O, y16_u.get(), nullptr);
+    cuda::gemv(x.get(), d_wn.get(), n, H, O, y32_u.get(), nullptr);
+    cuda::gemv(x.get(), d_w13.get(), n, H, 2 * I, gate_up.get(), nullptr);
+    cuda::swiglu(gate_up.get(), n, I, act_u.get(), nullptr);
 
-      // Fused.
-      TestBuffer<float> r_f(residual), y32_f(size_t(n) * O);
-      TestBuffer<half> y16_f(size_t(n) * O), act_f(size_t(n) * I);
-      y32_f.poison();
-      y16_f.poison();
-      act_f.poison();
-      cuda::gemv_fused({.w = d_wo.get(), .n = n, .in = K, .out = H, .x = d_attn.get(), .residual = r_f.get()},
-                       nullptr);
-      const cuda::GemvFusedParams normed{.w = d_wn.get(),
-                                         .n = n,
-                                         .in = H,
-                                         .out = O,
-                                         .norm_residual = r_f.get(),
-                                         .norm_w = d_norm_w.get(),
-                                         .eps = kEps};
-      cuda::GemvFusedParams p16 = normed, p32 = normed, p13 = normed;
-      p16.y16 = y16_f.get();
-      p32.y32 = y32_f.get();
-      p13.w = d_w13.get();
-      p13.out = I;
-      p13.act = act_f.get();
-      cuda::gemv_fused(p16, nullptr);
-      cuda::gemv_fused(p32, nullptr);
-      cuda::gemv_fused(p13, nullptr);
+    // Fused.
+    TestBuffer<float> r_f(in.residual), y32_f(size_t(n) * O);
+    TestBuffer<half> y16_f(size_t(n) * O), act_f(size_t(n) * I);
+    y32_f.poison();
+    y16_f.poison();
+    act_f.poison();
+    cuda::gemv_fused({.w = d_wo.get(), .n = n, .in = K, .out = H, .x = d_attn.get(), .residual = r_f.get()},
+                     nullptr);
+    const cuda::GemvFusedParams normed{.w = d_wn.get(),
+                                       .n = n,
+                                       .in = H,
+                                       .out = O,
+                                       .norm_residual = r_f.get(),
+                                       .norm_w = d_norm_w.get(),
+                                       .eps = kEps};
+    cuda::GemvFusedParams p16 = normed, p32 = normed, p13 = normed;
+    p16.y16 = y16_f.get();
+    p32.y32 = y32_f.get();
+    p13.w = d_w13.get();
+    p13.out = I;
+    p13.act = act_f.get();
+    cuda::gemv_fused(p16, nullptr);
+    cuda::gemv_fused(p32, nullptr);
+    cuda::gemv_fused(p13, nullptr);
 
-      EXPECT_EQ(differing_bits(r_f.download(), r_u.download()), 0u) << "residual " << shape;
-      EXPECT_EQ(differing_bits(y16_f.download(), y16_u.download()), 0u) << "fp16 out " << shape;
-      const auto y32 = y32_f.download();
-      EXPECT_EQ(differing_bits(y32, y32_u.download()), 0u) << "fp32 out " << shape;
-      EXPECT_EQ(differing_bits(act_f.download(), act_u.download()), 0u) << "act " << shape;
+    EXPECT_EQ(differing_bits(r_f.download(), r_u.download()), 0u) << "residual " << in.shape;
+    EXPECT_EQ(differing_bits(y16_f.download(), y16_u.download()), 0u) << "fp16 out " << in.shape;
+    const auto y32 = y32_f.download();
+    EXPECT_EQ(differing_bits(y32, y32_u.download()), 0u) << "fp32 out " << in.shape;
+    EXPECT_EQ(differing_bits(act_f.download(), act_u.download()), 0u) << "act " << in.shape;
 
-      // The CPU reference of the fp32-out chain: residual += fp16(attn Wo^T), rmsnorm (fp16), linear.
-      std::vector<float> proj_ref(size_t(n) * H), r_ref = residual, x_ref(size_t(n) * H),
-                                                  y_ref(size_t(n) * O);
-      ref::linear(attn.data(), wo.data(), n, K, H, proj_ref.data());
-      proj_ref = to_float(to_half(proj_ref));
-      ref::add_rmsnorm(r_ref.data(), proj_ref.data(), norm_w.data(), n, H, kEps, x_ref.data());
-      x_ref = to_float(to_half(x_ref));
-      ref::linear(x_ref.data(), wn.data(), n, H, O, y_ref.data());
-      const double e = nmse(y32, y_ref);
-      report_nmse("gemv_fused.norm", shape, e);
-      EXPECT_LE(e, 5e-4) << shape;
-    }
-  }
+    // The CPU reference of the fp32-out chain: residual += fp16(attn Wo^T), rmsnorm (fp16), linear.
+    const std::vector<float> y_ref = chain_reference(n, in, wo, wn, kEps);
+    const double e = nmse(y32, y_ref);
+    report_nmse("gemv_fused.norm", in.shape, e);
+    EXPECT_LE(e, 5e-4) << in.shape;
+  });
 }
 
 // The first layer's wqkv normalizes the embedding with nothing added: add_rmsnorm with x = nullptr.
