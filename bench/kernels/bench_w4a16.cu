@@ -25,6 +25,8 @@
 // "dequant" (Gemm::run_w4a16_dequant: W dequantized to fp16 in slabs, each through cuBLASLt)
 // against fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
 // w4a16_gemm_use_wide and w4a16_use_dequant_gemm.
+// BM_W4A16Fusions times the decode step's fused W4A16 GEMVs (w4a16_gemv_fused) against the kernels
+// they replace, at M = 1 and 2: the evidence behind cuda_fusions' w4a16 rule (engine/ops.cpp).
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
 #include <benchmark/benchmark.h>
 
