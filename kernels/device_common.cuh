@@ -85,22 +85,28 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Sum over all threads of a block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float partial[32];
+// The sum of n_warps (at most 32) warp sums in shared memory, added by warp 0 in one warp_sum
+// behind a barrier on each side; every thread gets it. block_sum's second half, and the W4A16 GEMV's
+// norm prologue's, whose warps play add_rmsnorm's (kernels/w4a16_gemv.cu).
+__device__ __forceinline__ float sum_of_warp_sums(const float* partial, int n_warps) {
   __shared__ float total;
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_sum(v);
-  if (lane == 0) partial[warp] = v;
+  const int lane = threadIdx.x & 31;
   __syncthreads();
-  if (warp == 0) {
-    int n_warps = blockDim.x >> 5;
+  if (threadIdx.x < 32) {
     float s = lane < n_warps ? partial[lane] : 0.0f;
     s = warp_sum(s);
     if (lane == 0) total = s;
   }
   __syncthreads();
   return total;
+}
+
+// Sum over all threads of a block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[32];
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
+  return sum_of_warp_sums(partial, blockDim.x >> 5);
 }
 
 }  // namespace ridgeline::cuda

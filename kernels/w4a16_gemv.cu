@@ -83,21 +83,6 @@ struct GemvArgs {
   half* act = nullptr;
 };
 
-// The kNormThreads / 32 warp sums of add_rmsnorm's block, added as block_sum adds them.
-__device__ float norm_block_total(float* partial) {
-  constexpr int kWarpSums = kNormThreads / 32;
-  __shared__ float total;
-  const int lane = threadIdx.x & 31;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float t = lane < kWarpSums ? partial[lane] : 0.0f;
-    t = warp_sum(t);
-    if (lane == 0) total = t;
-  }
-  __syncthreads();
-  return total;
-}
-
 // x_s row t = fp16(rmsnorm(norm_residual row t) * norm_w) for t < n, with add_rmsnorm's bits
 // (kernels/rmsnorm_row.cuh) in a block of any multiple of 32 threads: thread p plays the threads p,
 // p + blockDim.x, ... below kNormThreads ("virtual threads"), each summing the squares of its own
@@ -135,7 +120,7 @@ __device__ void norm_rows(const float* __restrict__ residual, const half* __rest
         ss[b] = warp_sum(ss[b]);
         if (lane == 0 && vt < kNormThreads) partial[vt >> 5] = ss[b];
       }
-      const float inv = rms_inv(norm_block_total(partial), dim, eps);
+      const float inv = rms_inv(sum_of_warp_sums(partial, kWarpSums), dim, eps);
 #pragma unroll
       for (int b = 0; b < 2; ++b)
 #pragma unroll
@@ -157,7 +142,7 @@ __device__ void norm_rows(const float* __restrict__ residual, const half* __rest
       ss = warp_sum(ss);
       if (lane == 0 && vt < kNormThreads) partial[vt >> 5] = ss;
     }
-    const float inv = rms_inv(norm_block_total(partial), dim, eps);
+    const float inv = rms_inv(sum_of_warp_sums(partial, kWarpSums), dim, eps);
     for (int c = threadIdx.x; c < chunks; c += threads) {
       float v[8];
       load_float8(r + c * 8, v);
@@ -397,6 +382,13 @@ size_t smem_bytes(const W4A16GemvConfig& c, int n, int norm_in = 0) {
   return rings + (norm_in > 0 ? size_t(n) * (size_t(norm_in) * 2 + 16) : 0);
 }
 
+// A layout that does not fit a block's shared memory: 4 stages, then fewer warps.
+W4A16GemvConfig shrink_to_fit(W4A16GemvConfig c, int n, int norm_in, const char* op) {
+  while (smem_bytes(c, n, norm_in) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
+  while (smem_bytes(c, n, norm_in) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
+  return c;
+}
+
 // The defaults, as BM_W4A16GemvVariants measured them (H200, 2026-12-01, perf/NOTES.md).
 // Up to 8 rows (M = 1 and 8 measured): one strip per block (two were slower everywhere). Warps per
 // block by strips per SM: 16 when there are fewer strips than SMs and n <= 2 (1.8b w2 at M=1: 5.6 us
@@ -420,9 +412,7 @@ W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
     c.warps = std::min(strips < sms && n <= 2 ? 16 : strips <= 2 * sms ? 8 : 4, groups);
     c.stages = n <= 2 && c.warps >= 8 ? 8 : 4;
   }
-  while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
-  while (smem_bytes(c, n) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
-  return c;
+  return shrink_to_fit(c, n, 0, op);
 }
 
 template <int kTiles, int kNT, int kStages, typename OutT, bool kNorm = false,
@@ -493,10 +483,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 W4A16GemvConfig choose_fused_config(const W4A16GemvFusedParams& p, const char* op) {
   W4A16GemvConfig c = choose_config(p.n, p.w.in, p.w.out, op);
   if (p.act) c.tiles = 2;
-  const int norm_in = p.norm_residual ? p.w.in : 0;
-  while (smem_bytes(c, p.n, norm_in) > size_t(max_smem_per_block(op)) && c.stages > 4) c.stages = 4;
-  while (smem_bytes(c, p.n, norm_in) > size_t(max_smem_per_block(op)) && c.warps > 1) c.warps /= 2;
-  return c;
+  return shrink_to_fit(c, p.n, p.norm_residual ? p.w.in : 0, op);
 }
 
 template <bool kNorm, Epilogue kEpi>
