@@ -83,7 +83,9 @@ void add_rmsnorm(float* residual, const half* x, const half* w, int n_tokens, in
 // rope_kv_write: qkv [n_tokens, (n_heads + 2*n_kv)*head_dim] in InternLM2's grouped layout
 // ([q(h*g..h*g+g-1), k(h), v(h)] per KV head h). Rotates q and k (rotate-half RoPE at each token's
 // position with inv_freq = base^(-2j/head_dim), positions divided by pos_scale), writes q to
-// q_out and k, v into the paged cache at (slots[t], positions[t]).
+// q_out and k, v into the paged cache at (slots[t], positions[t]). slots, positions and the cache's
+// block table must not be written by the kernel launched just before (the kernel reads them before
+// it waits for that one: kernels/overlap.cuh); the engine fills them by host copies.
 struct RopeKvWriteParams {
   const half* qkv = nullptr;       // [n_tokens, (n_heads + 2*n_kv_heads) * head_dim]
   const int* slots = nullptr;      // [n_tokens] block-table row (sequence slot) of each token

@@ -11,9 +11,17 @@
 // head as 16-byte vectors. The angles follow the reference exactly (inv_freq rounded to float, the
 // product in float, cos/sin of that float), and the rotation uses explicitly rounded products (no
 // FMA contraction), so every instantiation of the kernel computes the same fp16 k.
+// Latency, not bytes, is what a B=1 launch costs (a few KB; it was 3.8 us a layer on the H200). So
+// the host computes inv_freq with the reference's own expression (no double pow per pair on the
+// device), and everything that does not depend on the previous kernel (the token's position, slot
+// and block-table entry, one double sincos per pair) runs before overlap_enter(), under that
+// kernel's tail: positions, slots and the block table are written by host copies before a step's
+// first kernel, never by a kernel of the step.
 // Quantized formats quantize that fp16-rounded k (and the fp16 v) in registers: the head_dim/16
 // threads holding one head are adjacent lanes of a warp, so the row's min and max are two shuffle
 // reductions; the codes then follow ref::quantize_kv bit for bit (IEEE division, round half to even).
+#include <cmath>
+
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/kv_quant.cuh"
@@ -40,27 +48,33 @@ __device__ __forceinline__ void rotate8(uint4& lo, uint4& hi, const float* cos_s
   hi = float_to_half8(rb);
 }
 
+// inv_freq[j] = float(1 / base^(2j / head_dim)), computed on the host (passed by value: 512 bytes).
+struct InvFreq {
+  float v[kMaxHeadDim / 2];
+};
+
 template <int kBits>
 __global__ void __launch_bounds__(kThreads)
     rope_kv_write_kernel(const half* __restrict__ qkv, const int* __restrict__ slots,
-                         const int* __restrict__ positions, int n_heads, KvCacheView cache, float rope_base,
+                         const int* __restrict__ positions, int n_heads, KvCacheView cache, const InvFreq inv,
                          float pos_scale, half* __restrict__ q_out) {
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
-  overlap_enter();
   const int t = blockIdx.x;
   const int hd = cache.head_dim, half_dim = hd / 2, n_kv = cache.n_kv_heads, g = n_heads / n_kv;
   const int pos = positions[t];
+  const int bs = cache.block_size, slot = pos % bs;
+  const int64_t block =
+      cache.block_table[static_cast<int64_t>(slots[t]) * cache.max_blocks_per_seq + pos / bs];
   for (int j = threadIdx.x; j < half_dim; j += blockDim.x) {
-    float inv_freq = static_cast<float>(1.0 / pow(static_cast<double>(rope_base), (2.0 * j) / hd));
-    float angle = static_cast<float>(pos / static_cast<double>(pos_scale)) * inv_freq;
-    cos_s[j] = static_cast<float>(cos(static_cast<double>(angle)));
-    sin_s[j] = static_cast<float>(sin(static_cast<double>(angle)));
+    const float angle = static_cast<float>(pos / static_cast<double>(pos_scale)) * inv.v[j];
+    double s, c;
+    sincos(static_cast<double>(angle), &s, &c);
+    cos_s[j] = static_cast<float>(c);
+    sin_s[j] = static_cast<float>(s);
   }
+  overlap_enter();
   __syncthreads();
 
-  const int bs = cache.block_size, slot = pos % bs;
-  const int seq = slots[t];
-  const int64_t block = cache.block_table[static_cast<int64_t>(seq) * cache.max_blocks_per_seq + pos / bs];
   const int64_t block_base = block * cache.block_bytes();
   const int vecs_per_half = half_dim / 8;  // threads per head
   const int n_items = n_kv * (g + 2) * vecs_per_half;
@@ -141,6 +155,21 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The table for (base, head_dim), as ref::rope computes it (base as a double, the power in double,
+// rounded to float). A decode step asks for the same table in every layer: the last one is kept (per
+// thread, as launches are).
+const InvFreq& inv_freq(float base, int head_dim) {
+  thread_local InvFreq table{};
+  thread_local float table_base = 0.0f;
+  thread_local int table_dim = 0;
+  if (base != table_base || head_dim != table_dim) {
+    for (int j = 0; j < head_dim / 2; ++j)
+      table.v[j] = static_cast<float>(1.0 / std::pow(static_cast<double>(base), (2.0 * j) / head_dim));
+    table_base = base, table_dim = head_dim;
+  }
+  return table;
+}
+
 }  // namespace
 
 void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
@@ -166,9 +195,10 @@ void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
   require(aligned16(p.qkv) && aligned16(p.q_out) && aligned16(cache.k) && aligned16(cache.v), op,
           "qkv, q_out and the K/V pools must be 16-byte aligned");
   if (p.n_tokens == 0) return;
+  const InvFreq& inv = inv_freq(p.rope_base, cache.head_dim);
   auto launch = [&](auto kernel) {
     launch_overlapped(kernel, p.n_tokens, kThreads, 0, stream, op, p.qkv, p.slots, p.positions, p.n_heads,
-                      cache, p.rope_base, p.pos_scale, p.q_out);
+                      cache, inv, p.pos_scale, p.q_out);
   };
   if (cache.bits == 16)
     launch(rope_kv_write_kernel<16>);

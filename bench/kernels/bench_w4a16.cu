@@ -302,7 +302,7 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   } catch (const std::exception& e) {
     return state.SkipWithError(e.what());
   }
-  for (int warps : {4, 8, 16})
+  for (int warps : {1, 2, 4, 8, 16})
     for (int tiles : {1, 2})
       for (int stages : {4, 8}) {
         const W4A16GemvConfig c{warps, tiles, stages};
