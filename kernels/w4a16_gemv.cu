@@ -8,8 +8,9 @@
 // Streamed: a block owns `tiles` 16-row strips of W (mma M tiles) and `warps` warps, each of which
 // streams one contiguous slice of the input range of those strips (a strip's packed codes are
 // consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
-// its own ring of `stages` cp.async stages in shared memory. A stage is one group of 128 inputs:
-// the strips' codes (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
+// its own ring of `stages` stages in shared memory (cp.async, or with the norm prologue bulk copies
+// on an mbarrier per slot: see the kernel). A stage is one group of 128 inputs: the strips' codes
+// (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
 // Up to 8 rows x is one mma N tile; 9..16 rows take two, and each dequantized weight fragment feeds
 // both (the dequantization, not the mma, is the arithmetic that costs here).
 // w4a16_gemv_fused (decode steps of 1-2 rows) is the same kernel with the step's small ops folded in,
@@ -175,26 +176,70 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
   unsigned char* x_s = smem + size_t(warps) * kStages * sbytes;  // kNorm: the normed rows
   const int xs_row = w.in * 2 + 16;
+  // Strip r exists (the last block of an odd strip count with two strips holds one).
+  auto live = [&](int r) { return (kNorm && (r == 0 || kPair)) || tile_mt(r) < mtiles; };
 
-  // Group g0 + i into ring slot `slot`: codes and records of each strip (issue_w), then x (issue_x).
-  // Lane L copies 16-byte chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1
-  // the records, and the lanes share the 16*n chunks of x. Strips past the weight's end are neither
-  // loaded nor used.
-  auto issue_w = [&](int slot, int i) {
-    unsigned char* st = ring + slot * sbytes;
-    const int g = g0 + i;
+  // How the ring slots fill. With the norm prologue (kNorm: wqkv and w13 of a decode step, x already
+  // in x_s), by bulk copies (kernels/cp_async.cuh): lane 0 copies each strip's codes (its two
+  // packed tiles of the group, 1 KB, as contiguous in global memory as in the slot) and records
+  // (64 B), completing on the slot's mbarrier. Otherwise by cp.async, 16 bytes a lane: lane L copies
+  // chunk L of each packed tile (the one it reads back), lanes 0..4*kTiles-1 the records, and the
+  // lanes share the 16*n chunks of x, one commit group per stage.
+  // Why both: the kernel is issue-bound, not DRAM-bound, on the large shapes (ncu, 7b w13 at M=1:
+  // 230 instructions issued per group and warp, issue active 66% of cycles, DRAM 52%), and the
+  // per-lane copies with their address arithmetic are about a third of those instructions. Bulk
+  // copies made the normed GEMVs 3-12% faster (H200, BM_W4A16Fusions) but the plain ones up to 30%
+  // slower, where the x rows add a bulk copy per row and stage and the 54-register kernel packs 36
+  // warps onto an SM (perf/NOTES.md, "Session 2026-12-01 (fifth)").
+  constexpr bool kBulk = kNorm;
+  uint32_t bar0 = 0;
+  const unsigned char* wsrc[kTiles];
+  const unsigned char* rsrc[kTiles];
+  int tx_bytes = 0;
+  if constexpr (kBulk) {
+    bar0 = smem_addr(x_s + n * xs_row) + warp * kStages * 8;
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
-      if (tile_mt(r) >= mtiles) break;
-      const uint4* src = reinterpret_cast<const uint4*>(w.qweight) +
-                         (int64_t{tile_mt(r)} * tiles_per_row + 2 * g) * 32 + lane;
-      cp_async_16(st + ((2 * r) * 32 + lane) * 16, src, true);
-      cp_async_16(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, true);
+      const int64_t mt = live(r) ? tile_mt(r) : 0;
+      wsrc[r] = reinterpret_cast<const unsigned char*>(w.qweight) + (mt * tiles_per_row + 2 * g0) * 512;
+      rsrc[r] = reinterpret_cast<const unsigned char*>(w.scale_zero) + (mt * groups + g0) * 64;
+      if (live(r)) tx_bytes += kCodeBytes + kRecordBytes;
     }
-    if (lane < 4 * kTiles && tile_mt(lane >> 2) < mtiles) {
-      const uint4* src = reinterpret_cast<const uint4*>(w.scale_zero) +
-                         (int64_t{tile_mt(lane >> 2)} * groups + g) * 4 + (lane & 3);
-      cp_async_16(st + kTiles * kCodeBytes + lane * 16, src, true);
+    if (lane == 0)
+      for (int s = 0; s < kStages; ++s) mbarrier_init(bar0 + s * 8, 1);
+    __syncwarp();
+  }
+
+  // Group g0 + i into ring slot `slot`: the strips' codes and records (issue_w), then x (issue_x).
+  // Strips past the weight's end are neither loaded nor used.
+  auto issue_w = [&](int slot, int i) {
+    unsigned char* st = ring + slot * sbytes;
+    if constexpr (kBulk) {
+      if (lane != 0) return;
+      const uint32_t dst = smem_addr(st), bar = bar0 + slot * 8;
+      mbarrier_arrive_expect_tx(bar, tx_bytes);
+#pragma unroll
+      for (int r = 0; r < kTiles; ++r) {
+        if (!live(r)) break;
+        bulk_copy_g2s(dst + r * kCodeBytes, wsrc[r] + int64_t{i} * kCodeBytes, kCodeBytes, bar);
+        bulk_copy_g2s(dst + kTiles * kCodeBytes + r * kRecordBytes, rsrc[r] + int64_t{i} * kRecordBytes,
+                      kRecordBytes, bar);
+      }
+    } else {
+      const int g = g0 + i;
+#pragma unroll
+      for (int r = 0; r < kTiles; ++r) {
+        if (!live(r)) break;
+        const uint4* src = reinterpret_cast<const uint4*>(w.qweight) +
+                           (int64_t{tile_mt(r)} * tiles_per_row + 2 * g) * 32 + lane;
+        cp_async_16(st + ((2 * r) * 32 + lane) * 16, src, true);
+        cp_async_16(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, true);
+      }
+      if (lane < 4 * kTiles && live(lane >> 2)) {
+        const uint4* src = reinterpret_cast<const uint4*>(w.scale_zero) +
+                           (int64_t{tile_mt(lane >> 2)} * groups + g) * 4 + (lane & 3);
+        cp_async_16(st + kTiles * kCodeBytes + lane * 16, src, true);
+      }
     }
   };
   auto issue_x = [&](int slot, int i) {
@@ -236,7 +281,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
     float part[kTiles][kNT][4];
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
-      if (tile_mt(r) >= mtiles) break;
+      if (!live(r)) break;
       raw[r][0] = *reinterpret_cast<const uint4*>(st + ((2 * r) * 32 + lane) * 16);
       raw[r][1] = *reinterpret_cast<const uint4*>(st + ((2 * r + 1) * 32 + lane) * 16);
       rec[r] = *reinterpret_cast<const uint2*>(st + kTiles * kCodeBytes + (r * 8 + gid) * 8);
@@ -255,7 +300,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
       for (int t = 0; t < kNT; ++t) w4a16::ldmatrix_x4(b[t], xb + xoff[t] + kp * 64);
 #pragma unroll
       for (int r = 0; r < kTiles; ++r) {
-        if (tile_mt(r) >= mtiles) break;
+        if (!live(r)) break;
         uint32_t a[4];
         w4a16::dequant_codes(w4a16::word_of(raw[r][kp >> 1], 2 * (kp & 1)), zlo[r], zhi[r], a);
 #pragma unroll
@@ -267,7 +312,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
     }
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
-      if (tile_mt(r) >= mtiles) break;
+      if (!live(r)) break;
       const float s_lo = __low2float(w4a16::as_half2(rec[r].x));
       const float s_hi = __low2float(w4a16::as_half2(rec[r].y)) * 0.0625f;
 #pragma unroll
@@ -280,8 +325,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
     }
   };
 
-  // The classic multistage pipeline, per warp: group i + kStages - 1 is requested while group i is
-  // multiplied. One commit per step (empty ones too) keeps the wait count exact. The __syncwarp
+  // The multistage pipeline, per warp: group i + kStages - 1 is requested while group i is
+  // multiplied. cp.async: one commit per step (empty ones too) keeps the wait count exact; bulk:
+  // slot s completes its (i / kStages)-th phase when group i's bytes have landed. The __syncwarp
   // after the wait makes every lane's copies of group i visible to the others (x and the records
   // are read across lanes) and proves that every lane has finished with the slot refilled next.
   // The first stages' weights go out before the previous kernel has finished (kernels/overlap.cuh);
@@ -298,16 +344,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < ng) issue_x(s, s);
-    cp_async_commit();
+    if constexpr (!kBulk) cp_async_commit();
   }
   for (int i = 0; i < ng; ++i) {
-    cp_async_wait<kStages - 2>();
+    if constexpr (kBulk)
+      mbarrier_wait(bar0 + (i % kStages) * 8, (i / kStages) & 1);
+    else
+      cp_async_wait<kStages - 2>();
     __syncwarp();
     if (i + kStages - 1 < ng) issue((i + kStages - 1) % kStages, i + kStages - 1);
-    cp_async_commit();
+    if constexpr (!kBulk) cp_async_commit();
     compute(i % kStages, i);
   }
-  cp_async_wait<0>();
+  if constexpr (!kBulk) cp_async_wait<0>();
   __syncwarp();
 
   // This warp's partial tile into its own ring (no copy is in flight any more): part[c][row] for
@@ -379,7 +428,8 @@ int max_smem_per_block(const char* op) {
 // The rings, and with the norm prologue the normed rows.
 size_t smem_bytes(const W4A16GemvConfig& c, int n, int norm_in = 0) {
   const size_t rings = size_t(c.warps) * c.stages * stage_bytes(c.tiles, norm_in > 0 ? 0 : n);
-  return rings + (norm_in > 0 ? size_t(n) * (size_t(norm_in) * 2 + 16) : 0);
+  const size_t barriers = norm_in > 0 ? size_t(c.warps) * c.stages * 8 : 0;  // bulk: an mbarrier a slot
+  return rings + (norm_in > 0 ? size_t(n) * (size_t(norm_in) * 2 + 16) : 0) + barriers;
 }
 
 // A layout that does not fit a block's shared memory: 4 stages, then fewer warps.
