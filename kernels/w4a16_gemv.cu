@@ -176,7 +176,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
   unsigned char* x_s = smem + size_t(warps) * kStages * sbytes;  // kNorm: the normed rows
   const int xs_row = w.in * 2 + 16;
-  // Strip r exists (the last block of an odd strip count with two strips holds one).
+  // Strip r exists (the last block of an odd strip count with two strips holds one). Strip 0 and
+  // SwiGLU's pair always do; only the normed kernels are told so, which leaves the plain kernels'
+  // code (and registers: 80 on the 1-strip layout) as they were measured.
   auto live = [&](int r) { return (kNorm && (r == 0 || kPair)) || tile_mt(r) < mtiles; };
 
   // How the ring slots fill. With the norm prologue (kNorm: wqkv and w13 of a decode step, x already
