@@ -6,10 +6,15 @@
 
 namespace ridgeline::cuda {
 
+// The shared-memory address (the state space's own 32-bit one) of a pointer into shared memory.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
 // Copies 16 bytes, or writes 16 zero bytes when `valid` is false (src-size 0: nothing is read).
 // .cg: cached in L2 only, since streamed KV is read once.
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
-  uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  const uint32_t dst = smem_addr(smem_dst);
   int src_bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes)
                : "memory");
@@ -53,9 +58,6 @@ __device__ __forceinline__ void block_pipeline(int n, Load&& load, Compute&& com
 // memory, and the run's arrival is counted on an mbarrier in bytes. A warp that streams through a
 // ring this way issues a few instructions per stage instead of a copy (and its address arithmetic)
 // per lane and 16 bytes.
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 // An mbarrier expecting `count` arrivals per phase, visible to the async proxy once this returns.
 __device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
@@ -69,8 +71,8 @@ __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t
 }
 
 // Waits until the phase of parity `parity` of `bar` has completed. The suspend-time hint lets the
-// hardware park the warp until then (up to 10 ms) instead of returning at once: a warp that polls in
-// a loop takes issue slots from the warps that have data.
+// hardware park the warp until then (up to 10 ms) rather than return at once; on the W4A16 GEMV it
+// measured the same as without (perf/NOTES.md, "Session 2026-12-01 (fifth)").
 __device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
   uint32_t done = 0;
   while (!done)

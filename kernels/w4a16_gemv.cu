@@ -57,6 +57,12 @@ __host__ __device__ constexpr int stage_bytes(int tiles, int n) {
   return tiles * (kCodeBytes + kRecordBytes) + n * kXRowBytes;
 }
 
+// Whether a kernel's ring fills by bulk copies on mbarriers (the normed kernels) or by cp.async: the
+// kernel and the host's shared-memory sizing (the mbarriers) both ask here.
+__host__ __device__ constexpr bool bulk_stages(bool norm) {
+  return norm;
+}
+
 __device__ __forceinline__ void store_out(half* p, float v) {
   *p = __float2half_rn(v);
 }
@@ -193,7 +199,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
   // copies made the normed GEMVs 3-12% faster (H200, BM_W4A16Fusions) but the plain ones up to 30%
   // slower, where the x rows add a bulk copy per row and stage and the 54-register kernel packs 36
   // warps onto an SM (perf/NOTES.md, "Session 2026-12-01 (fifth)").
-  constexpr bool kBulk = kNorm;
+  constexpr bool kBulk = bulk_stages(kNorm);
   uint32_t bar0 = 0;
   const unsigned char* wsrc[kTiles];
   const unsigned char* rsrc[kTiles];
@@ -430,7 +436,8 @@ int max_smem_per_block(const char* op) {
 // The rings, and with the norm prologue the normed rows.
 size_t smem_bytes(const W4A16GemvConfig& c, int n, int norm_in = 0) {
   const size_t rings = size_t(c.warps) * c.stages * stage_bytes(c.tiles, norm_in > 0 ? 0 : n);
-  const size_t barriers = norm_in > 0 ? size_t(c.warps) * c.stages * 8 : 0;  // bulk: an mbarrier a slot
+  const size_t barriers =
+      bulk_stages(norm_in > 0) ? size_t(c.warps) * c.stages * 8 : 0;  // an mbarrier a slot
   return rings + (norm_in > 0 ? size_t(n) * (size_t(norm_in) * 2 + 16) : 0) + barriers;
 }
 
