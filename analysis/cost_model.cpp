@@ -49,8 +49,8 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
       return T * H * (kNormFlops + kResidualAddFlops);
     case OpType::norm:  // fused, the last w2 did the add
       return T * H * (kNormFlops + (fused_norm ? 0.0 : kResidualAddFlops));
-    case OpType::wqkv:
-      return 2.0 * T * H * QKV + norm_prologue;
+    case OpType::wqkv:  // with RoPE in its epilogue it does rope_kv_write's FLOPs too
+      return 2.0 * T * H * QKV + norm_prologue + (s.fusions.rope_in_wqkv ? T * (Q + KV) * kRopeFlops : 0.0);
     case OpType::rope_kv_write:
       return T * (Q + KV) * kRopeFlops;
     case OpType::attention:

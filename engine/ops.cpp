@@ -272,11 +272,19 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
       else
         add(OpType::attention_norm, l, {residual, proj, attention_norm_w}, {residual, x});
     }
-    add(OpType::wqkv, l, with(input(attention_norm_w), weight(p + "wqkv.weight", QKV, H, f)),
-        {plain("qkv", Dtype::f16, {T, QKV})});
-    add(OpType::rope_kv_write, l,
-        {plain("qkv", Dtype::f16, {T, QKV}), slots, positions, plain("block_table", Dtype::i32, {T})},
-        {q, k_new, v_new});
+    const Tensor wqkv = weight(p + "wqkv.weight", QKV, H, f);
+    const std::vector<Tensor> rope_inputs{slots, positions, plain("block_table", Dtype::i32, {T})};
+    if (s.fusions.rope_in_wqkv) {  // wqkv rotates q and k and writes them (and v) where they go
+      std::vector<Tensor> reads = with(input(attention_norm_w), wqkv);
+      reads.insert(reads.end(), rope_inputs.begin(), rope_inputs.end());
+      add(OpType::wqkv, l, std::move(reads), {q, k_new, v_new});
+    } else {
+      const Tensor qkv = plain("qkv", Dtype::f16, {T, QKV});
+      add(OpType::wqkv, l, with(input(attention_norm_w), wqkv), {qkv});
+      std::vector<Tensor> reads{qkv};
+      reads.insert(reads.end(), rope_inputs.begin(), rope_inputs.end());
+      add(OpType::rope_kv_write, l, std::move(reads), {q, k_new, v_new});
+    }
     if (decode)
       add(OpType::attention, l,
           {q, plain("slots", Dtype::i32, {B}), plain("context_lens", Dtype::i32, {B}), table, k_ctx, v_ctx},
@@ -341,6 +349,12 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
       s.formats.weights == WeightFormat::w4a16 && s.batch == 1 && norm_fits && c.intermediate % 16 == 0;
   f.swiglu_in_w13 = decode && gemv_rows && shapes && (fp16 || w4a16);
   f.norm_in_gemv = f.swiglu_in_w13 && norm_fits;
+  // The RoPE epilogue (kernels/rope.cuh): a gemv_fused warp holds dims d and d + head_dim/2 of a
+  // head, so no rotation crosses warps; fp16 KV only. fp16 weights only: w4a16_gemv_fused runs it
+  // too (two strips per block) but measured slower than its GEMV + rope_kv_write (H200 sweep, B=1
+  // ctx 1024: 7b step 2.094 -> 2.129 ms, 1.8b unchanged; fp16 7b 4.323 -> 4.228, 1.8b unchanged).
+  f.rope_in_wqkv = f.norm_in_gemv && fp16 && s.formats.kv == KvFormat::fp16 && c.head_dim % 32 == 0 &&
+                   c.head_dim <= kCudaFusedMaxRopeHeadDim;
   return f;
 }
 

@@ -13,18 +13,24 @@
 //     memory, with add_rmsnorm's arithmetic and reduction order (kernels/rmsnorm_row.cuh); each warp
 //     issues its first weight loads before the prologue, so the DRAM stream is already in flight;
 //   epilogue, one of: store y (fp16 or fp32); act[t, j] = silu(g) * u of W13's rows j and j + out
-//     (gate then up: one warp streams both, eight 16-byte loads in flight per lane); or
-//     residual[t, j] += fp16(y) (each element owned by one warp: deterministic).
-// FLOPs: the GEMV's plus ~5 per normed or SwiGLU element. Bytes: W once + x or the residual rows and
-// norm_w + y, act or the residual read and written. Same bound as gemv. Bit-identical to the unfused
-// sequences (add_rmsnorm -> gemv, gemv -> swiglu, gemv -> add_rmsnorm's add): each row's dot product
-// runs gemv's per-lane FMA order and shuffle tree (rows_dot is shared), sums are rounded to fp16
-// where gemv stores them, the SwiGLU is swiglu_value (kernels/swiglu_math.cuh), and the residual
-// add is add_rmsnorm's r + float(fp16(proj)).
+//     (gate then up: one warp streams both, eight 16-byte loads in flight per lane);
+//     residual[t, j] += fp16(y) (each element owned by one warp: deterministic); or rope_kv_write's
+//     work on qkv = y (wqkv, fp16 cache): one warp streams the rows of dims d and d + head_dim/2 of a
+//     head, rotates them (q, k) and stores them into q or the paged cache (kernels/rope.cuh), saving
+//     a launch and qkv's round trip a layer.
+// FLOPs: the GEMV's plus ~5 per normed or SwiGLU element, ~6 per rotated one. Bytes: W once + x or
+// the residual rows and norm_w + y, act, the residual read and written, or q and the new K/V rows. Same bound
+// as gemv. Bit-identical to the unfused sequences (add_rmsnorm -> gemv, gemv -> swiglu, gemv -> add_rmsnorm's
+// add): each row's dot product runs gemv's per-lane FMA order and shuffle tree (rows_dot is shared), sums are
+// rounded to fp16 where gemv stores them, the SwiGLU is swiglu_value (kernels/swiglu_math.cuh), the RoPE
+// rope_kv_write's (kernels/rope.cuh), and the residual add is add_rmsnorm's r + float(fp16(proj)).
+#include <type_traits>
+
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/overlap.cuh"
 #include "kernels/rmsnorm_row.cuh"
+#include "kernels/rope.cuh"
 #include "kernels/swiglu_math.cuh"
 
 namespace ridgeline::cuda {
@@ -164,35 +170,65 @@ __device__ __forceinline__ void norm_prologue(const float* __restrict__ residual
   __syncthreads();
 }
 
-enum class Epilogue { store_half, store_float, swiglu, add_residual };
+enum class Epilogue { store_half, store_float, swiglu, add_residual, rope_kv };
+
+struct NoRope {};
+// The rope_kv epilogue's kernel argument (the other epilogues take an empty one).
+template <Epilogue kEpi>
+using RopeArg = std::conditional_t<kEpi == Epilogue::rope_kv, RopeKvArgs, NoRope>;
 
 template <int N, bool kNorm, Epilogue kEpi>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_fused_kernel(const GemvFusedParams p) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemv_fused_kernel(const GemvFusedParams p, const RopeArg<kEpi> rope) {
   extern __shared__ __align__(16) unsigned char smem[];
-  constexpr int R = kEpi == Epilogue::swiglu ? 2 : 1;  // SwiGLU: the gate row and the up row
+  constexpr bool kRope = kEpi == Epilogue::rope_kv;
+  // SwiGLU: the gate row and the up row. RoPE: dims d and d + head_dim/2 of one qkv head.
+  constexpr int R = kEpi == Epilogue::swiglu || kRope ? 2 : 1;
   const int lane = threadIdx.x & 31;
   const int j = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int units = kRope ? p.out / 2 : p.out;  // warps with work: rows, SwiGLU pairs or RoPE pairs
   // Start the weight stream before the norm prologue so its DRAM latency overlaps the prologue's L2
-  // reads and block reductions (warps past `out` load a valid row and discard it).
-  const int jr = min(j, p.out - 1);
+  // reads and block reductions (warps past `units` load a valid row and discard it).
+  const int jr = min(j, units - 1);
   int rows[R];
   rows[0] = jr;
-  if constexpr (R == 2) rows[R - 1] = jr + p.out;
+  if constexpr (kEpi == Epilogue::swiglu) rows[1] = jr + p.out;
+  int head_in_row = 0, d = 0;  // RoPE: the pair's qkv head and dim
+  RopeKvSlot at[N];
+  float cs[N], sn[N];
+  if constexpr (kRope) {
+    const int half_dim = rope.cache.head_dim / 2;
+    head_in_row = jr / half_dim, d = jr % half_dim;
+    rows[0] = head_in_row * 2 * half_dim + d, rows[1] = rows[0] + half_dim;
+    // Host-written, so read before waiting for the previous kernel (kernels/kernels.cuh).
+    if (lane == 0)
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        at[t] = rope_kv_slot(rope, t);
+        rope_cos_sin(at[t].pos, rope.pos_scale, rope.table[t].inv_freq[d], cs[t], sn[t]);
+      }
+  }
   const uint4* wrow[R];
   row_pointers(p.w, p.in, rows, wrow);
   uint4 wv[R][kUnroll];
   load_batch(wrow, p.in / 8, lane, wv);
-  overlap_enter();  // weights only above this line (kernels/overlap.cuh)
+  overlap_enter();  // weights and host-written step inputs only above this line (kernels/overlap.cuh)
   const half* x = p.x;
   if constexpr (kNorm) {
     half* x_s = reinterpret_cast<half*>(smem);
     norm_prologue<N>(p.norm_residual, p.norm_w, p.in, p.eps, x_s);  // before any early exit: it syncs
     x = x_s;
   }
-  if (j >= p.out) return;
+  if (j >= units) return;
   float acc[R][N];
   rows_dot<R, N, kNorm>(x, wrow, p.in, lane, wv, acc);
-  if constexpr (kEpi == Epilogue::swiglu) {
+  if constexpr (kRope) {
+    if (lane == 0)
+#pragma unroll
+      for (int t = 0; t < N; ++t)  // qkv rounded to fp16 as gemv stores it and rope_kv_write reads it
+        rope_kv_store(rope, t, at[t], head_in_row, d, __half2float(__float2half_rn(acc[0][t])),
+                      __half2float(__float2half_rn(acc[1][t])), cs[t], sn[t]);
+  } else if constexpr (kEpi == Epilogue::swiglu) {
     if (lane == 0)
 #pragma unroll
       for (int t = 0; t < N; ++t) {
@@ -217,13 +253,22 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_fused_kernel(const G
 
 template <int N, bool kNorm>
 void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream) {
-  dim3 grid(ceil_div(p.out, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
+  dim3 block(kWarpsPerBlock * 32);
   const size_t smem = kNorm ? size_t(N) * p.in * sizeof(half) : 0;
+  if (outputs_of == 4) {
+    if constexpr (kNorm) {  // only wqkv (behind the norm) takes the RoPE epilogue: gemv_fused checks
+      const RopeKvArgs rope = rope_kv_args(*p.rope, p.n, p.out, "gemv_fused");
+      launch_kernel(kOverlapGemv, gemv_fused_kernel<N, kNorm, Epilogue::rope_kv>,
+                    dim3(ceil_div(p.out / 2, kWarpsPerBlock)), block, smem, stream, "gemv_fused", p, rope);
+    }
+    return;
+  }
   auto kernel = outputs_of == 0   ? gemv_fused_kernel<N, kNorm, Epilogue::store_half>
                 : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
-  launch_kernel(kOverlapGemv, kernel, grid, block, smem, stream, "gemv_fused", p);
+  launch_kernel(kOverlapGemv, kernel, dim3(ceil_div(p.out, kWarpsPerBlock)), block, smem, stream,
+                "gemv_fused", p, NoRope{});
 }
 
 template <typename OutT>
@@ -280,9 +325,11 @@ void gemv_fused(const GemvFusedParams& p, cudaStream_t stream) {
   } else {
     require(p.x != nullptr && aligned16(p.x), op, "x must be given and 16-byte aligned");
   }
-  const int outputs = (p.y16 != nullptr) + (p.y32 != nullptr) + (p.act != nullptr) + (p.residual != nullptr);
-  require(outputs == 1, op, "exactly one of y16, y32, act and residual must be given");
-  const int which = p.y16 ? 0 : p.y32 ? 1 : p.act ? 2 : 3;
+  const int outputs = (p.y16 != nullptr) + (p.y32 != nullptr) + (p.act != nullptr) + (p.residual != nullptr) +
+                      (p.rope != nullptr);
+  require(outputs == 1, op, "exactly one of y16, y32, act, residual and rope must be given");
+  require(!p.rope || norm, op, "the rope_kv_write epilogue runs only behind the norm prologue (wqkv)");
+  const int which = p.y16 ? 0 : p.y32 ? 1 : p.act ? 2 : p.residual ? 3 : 4;
   if (p.n == 1)
     norm ? launch_fused<1, true>(p, which, stream) : launch_fused<1, false>(p, which, stream);
   else

@@ -151,9 +151,27 @@ void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half*
 // fp16 (W13 [2*out, in] for `act`), in % 8 == 0, pointers 16-byte aligned. Input: x [n, in], or, when
 // norm_residual is given, x = fp16(rmsnorm(norm_residual[n, in]) * norm_w) computed in the prologue
 // (in <= kGemvFusedMaxNormDim). Output, exactly one: y16 or y32 [n, out] = x W^T; act [n, out] =
-// silu(x W1^T) * (x W3^T); residual [n, out] += fp16(x W^T). Bit-identical to the unfused kernel
+// silu(x W1^T) * (x W3^T); residual [n, out] += fp16(x W^T); rope: q and the K/V cache from qkv =
+// x W^T (RopeKvEpilogue). Bit-identical to the unfused kernel
 // sequences (add_rmsnorm, gemv, swiglu) it replaces; kernels/gemv.cu says why.
 inline constexpr int kGemvFusedMaxNormDim = 8192;  // n * in fp16 rows plus block_sum in 48 KB
+// The epilogue of a decode step's wqkv GEMV (gemv_fused, w4a16_gemv_fused) that does rope_kv_write's
+// work instead of storing qkv: the GEMV's rows are qkv in InternLM2's grouped layout (out = (n_heads
+// + 2 * n_kv_heads) * head_dim); q and k are rotated at each row's position, q goes to q_out and k,
+// v into the paged cache at (slots[t], positions[t]). fp16 caches only (an int8/int4 row's scale
+// needs all of its head's rows, which no GEMV block holds); head_dim a multiple of 32. Bit-identical
+// to the GEMV, then rope_kv_write (kernels/rope.cuh). The same contract on slots, positions and the
+// block table as rope_kv_write: host-written, read before the kernel waits for the previous one.
+inline constexpr int kMaxRopeHeadDim = 256;
+struct RopeKvEpilogue {
+  const int* slots = nullptr;      // [n] block-table row of each token
+  const int* positions = nullptr;  // [n] position of each token in its sequence
+  int n_heads = 0;                 // query heads, a multiple of cache.n_kv_heads
+  KvCacheView cache;
+  float rope_base[kGemvFusedMaxRows] = {};  // per row (dynamic NTK scales each sequence's own)
+  float pos_scale = 1.0f;
+  half* q_out = nullptr;  // [n, n_heads * head_dim]
+};
 struct GemvFusedParams {
   const half* w = nullptr;
   int n = 0, in = 0, out = 0;
@@ -164,7 +182,8 @@ struct GemvFusedParams {
   half* y16 = nullptr;
   float* y32 = nullptr;
   half* act = nullptr;
-  float* residual = nullptr;  // [n, out]
+  float* residual = nullptr;             // [n, out]
+  const RopeKvEpilogue* rope = nullptr;  // the rope_kv_write epilogue (with the norm prologue: wqkv)
 };
 void gemv_fused(const GemvFusedParams& p, cudaStream_t stream);
 

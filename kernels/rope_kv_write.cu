@@ -10,7 +10,9 @@
 // shared by every head of the token; each thread then rotates 8 pairs, reading the two halves of a
 // head as 16-byte vectors. The angles follow the reference exactly (inv_freq rounded to float, the
 // product in float, cos/sin of that float), and the rotation uses explicitly rounded products (no
-// FMA contraction), so every instantiation of the kernel computes the same fp16 k.
+// FMA contraction), so every instantiation of the kernel computes the same fp16 k; kernels/rope.cuh
+// holds that arithmetic, which the decode GEMVs' rope_kv_write epilogue (gemv_fused,
+// w4a16_gemv_fused at B <= 2 with an fp16 cache) shares, and rope_kv_args checks their contract.
 // Latency, not bytes, is what a B=1 launch costs (a few KB; it was 3.8 us a layer on the H200). So
 // the host computes inv_freq with the reference's own expression (no double pow per pair on the
 // device), and everything that does not depend on the previous kernel (the token's position, slot
@@ -26,11 +28,12 @@
 #include "kernels/kernels.cuh"
 #include "kernels/kv_quant.cuh"
 #include "kernels/overlap.cuh"
+#include "kernels/rope.cuh"
 
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxHeadDim = kMaxRopeHeadDim;
 constexpr int kThreads = 128;
 
 // Rotates the 8 pairs (a[i], b[i]) by the angles of dims [c*8, c*8+8) and rounds them to fp16.
@@ -39,25 +42,16 @@ __device__ __forceinline__ void rotate8(uint4& lo, uint4& hi, const float* cos_s
   half8_to_float(lo, a);
   half8_to_float(hi, b);
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    float cs = cos_s[c * 8 + i], sn = sin_s[c * 8 + i];
-    ra[i] = __fsub_rn(__fmul_rn(a[i], cs), __fmul_rn(b[i], sn));
-    rb[i] = __fadd_rn(__fmul_rn(b[i], cs), __fmul_rn(a[i], sn));
-  }
+  for (int i = 0; i < 8; ++i) rope_rotate(a[i], b[i], cos_s[c * 8 + i], sin_s[c * 8 + i], ra[i], rb[i]);
   lo = float_to_half8(ra);
   hi = float_to_half8(rb);
 }
 
-// inv_freq[j] = float(1 / base^(2j / head_dim)), computed on the host (passed by value: 512 bytes).
-struct InvFreq {
-  float v[kMaxHeadDim / 2];
-};
-
 template <int kBits>
 __global__ void __launch_bounds__(kThreads)
     rope_kv_write_kernel(const half* __restrict__ qkv, const int* __restrict__ slots,
-                         const int* __restrict__ positions, int n_heads, KvCacheView cache, const InvFreq inv,
-                         float pos_scale, half* __restrict__ q_out) {
+                         const int* __restrict__ positions, int n_heads, KvCacheView cache,
+                         const RopeTable inv, float pos_scale, half* __restrict__ q_out) {
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
   const int t = blockIdx.x;
   const int hd = cache.head_dim, half_dim = hd / 2, n_kv = cache.n_kv_heads, g = n_heads / n_kv;
@@ -65,13 +59,8 @@ __global__ void __launch_bounds__(kThreads)
   const int bs = cache.block_size, slot = pos % bs;
   const int64_t block =
       cache.block_table[static_cast<int64_t>(slots[t]) * cache.max_blocks_per_seq + pos / bs];
-  for (int j = threadIdx.x; j < half_dim; j += blockDim.x) {
-    const float angle = static_cast<float>(pos / static_cast<double>(pos_scale)) * inv.v[j];
-    double s, c;
-    sincos(static_cast<double>(angle), &s, &c);
-    cos_s[j] = static_cast<float>(c);
-    sin_s[j] = static_cast<float>(s);
-  }
+  for (int j = threadIdx.x; j < half_dim; j += blockDim.x)
+    rope_cos_sin(pos, pos_scale, inv.inv_freq[j], cos_s[j], sin_s[j]);
   overlap_enter();
   __syncthreads();
 
@@ -155,29 +144,28 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The table for (base, head_dim), as ref::rope computes it (base as a double, the power in double,
-// rounded to float). A decode step asks for the same table in every layer: the last one is kept (per
-// thread, as launches are).
-const InvFreq& inv_freq(float base, int head_dim) {
-  thread_local InvFreq table{};
+}  // namespace
+
+// As ref::rope computes it: base as a double, the power in double, rounded to float.
+const RopeTable& rope_table(float base, int head_dim) {
+  thread_local RopeTable table{};
   thread_local float table_base = 0.0f;
   thread_local int table_dim = 0;
   if (base != table_base || head_dim != table_dim) {
     for (int j = 0; j < head_dim / 2; ++j)
-      table.v[j] = static_cast<float>(1.0 / std::pow(static_cast<double>(base), (2.0 * j) / head_dim));
+      table.inv_freq[j] = static_cast<float>(1.0 / std::pow(static_cast<double>(base), (2.0 * j) / head_dim));
     table_base = base, table_dim = head_dim;
   }
   return table;
 }
 
-}  // namespace
+namespace {
 
-void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
-  const char* op = "rope_kv_write";
-  const KvCacheView& cache = p.cache;
-  require(p.n_tokens >= 0, op, "n_tokens must be >= 0");
-  require(cache.n_kv_heads > 0 && p.n_heads > 0 && p.n_heads % cache.n_kv_heads == 0, op,
-          "n_heads (" + std::to_string(p.n_heads) +
+// The contract rope_kv_write and the GEMV epilogues share: the head layout, the cache view, the
+// RoPE parameters.
+void check_rope(int n_heads, const KvCacheView& cache, float rope_base, float pos_scale, const char* op) {
+  require(cache.n_kv_heads > 0 && n_heads > 0 && n_heads % cache.n_kv_heads == 0, op,
+          "n_heads (" + std::to_string(n_heads) +
               ") must be a positive multiple of the cache's n_kv_heads (" + std::to_string(cache.n_kv_heads) +
               ")");
   require(cache.head_dim > 0 && cache.head_dim % 16 == 0 && cache.head_dim <= kMaxHeadDim, op,
@@ -191,11 +179,45 @@ void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
   require(cache.block_size % cache.tokens_per_unit() == 0, op,
           "block_size must be a multiple of " + std::to_string(cache.tokens_per_unit()) + " for " +
               std::to_string(cache.bits) + "-bit KV");
-  require(p.rope_base > 0.0f && p.pos_scale > 0.0f, op, "rope_base and pos_scale must be positive");
-  require(aligned16(p.qkv) && aligned16(p.q_out) && aligned16(cache.k) && aligned16(cache.v), op,
-          "qkv, q_out and the K/V pools must be 16-byte aligned");
+  require(rope_base > 0.0f && pos_scale > 0.0f, op, "rope_base and pos_scale must be positive");
+  require(aligned16(cache.k) && aligned16(cache.v), op, "the K/V pools must be 16-byte aligned");
+}
+
+}  // namespace
+
+RopeKvArgs rope_kv_args(const RopeKvEpilogue& e, int n, int out, const char* op) {
+  require(n >= 1 && n <= kGemvFusedMaxRows, op,
+          "the rope_kv_write epilogue takes 1.." + std::to_string(kGemvFusedMaxRows) + " rows, got " +
+              std::to_string(n));
+  for (int t = 0; t < n; ++t) check_rope(e.n_heads, e.cache, e.rope_base[t], e.pos_scale, op);
+  const KvCacheView& c = e.cache;
+  require(c.bits == 16, op,
+          "the rope_kv_write epilogue writes fp16 caches only (an int8/int4 row's scale needs its whole "
+          "head); run rope_kv_write for " +
+              std::to_string(c.bits) + "-bit KV");
+  require(
+      c.head_dim % 32 == 0, op,
+      "the rope_kv_write epilogue needs head_dim to be a multiple of 32, got " + std::to_string(c.head_dim));
+  require(out == (e.n_heads + 2 * c.n_kv_heads) * c.head_dim, op,
+          "the GEMV's " + std::to_string(out) + " outputs are not qkv of " + std::to_string(e.n_heads) +
+              " query and " + std::to_string(c.n_kv_heads) + " KV heads of " + std::to_string(c.head_dim));
+  require(e.slots != nullptr && e.positions != nullptr && e.q_out != nullptr, op,
+          "the rope_kv_write epilogue needs slots, positions and q_out");
+  RopeKvArgs a;
+  a.slots = e.slots, a.positions = e.positions, a.n_heads = e.n_heads, a.cache = c;
+  a.pos_scale = e.pos_scale, a.q_out = e.q_out;
+  for (int t = 0; t < n; ++t) a.table[t] = rope_table(e.rope_base[t], c.head_dim);
+  return a;
+}
+
+void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream) {
+  const char* op = "rope_kv_write";
+  require(p.n_tokens >= 0, op, "n_tokens must be >= 0");
+  check_rope(p.n_heads, p.cache, p.rope_base, p.pos_scale, op);
+  require(aligned16(p.qkv) && aligned16(p.q_out), op, "qkv and q_out must be 16-byte aligned");
   if (p.n_tokens == 0) return;
-  const InvFreq& inv = inv_freq(p.rope_base, cache.head_dim);
+  const KvCacheView& cache = p.cache;
+  const RopeTable& inv = rope_table(p.rope_base, cache.head_dim);
   auto launch = [&](auto kernel) {
     launch_overlapped(kernel, p.n_tokens, kThreads, 0, stream, op, p.qkv, p.slots, p.positions, p.n_heads,
                       cache, inv, p.pos_scale, p.q_out);

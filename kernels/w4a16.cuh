@@ -111,9 +111,11 @@ struct W4A16GemvConfig {
 // residual rows (norm_residual, norm_w, eps: add_rmsnorm's arithmetic, computed by every block into
 // shared memory); the output is y, or added into the residual (residual[t, j] += fp16(y[t, j]), the
 // add of add_rmsnorm), or act[t, j] = SwiGLU(y[t, j], y[t, j + out/2]) (swiglu's maths; needs the
-// norm prologue, as w13 has it). Bit-identical to the unfused sequences: add_rmsnorm -> w4a16_gemv ->
-// swiglu, and w4a16_gemv -> add_rmsnorm's add. Throws std::invalid_argument on a broken contract.
+// norm prologue, as w13 has it), or rope_kv_write's work on qkv = y (RopeKvEpilogue, kernels/kernels.cuh;
+// needs the norm prologue, as wqkv has it). Bit-identical to the unfused sequences: add_rmsnorm -> w4a16_gemv
+// -> swiglu, and w4a16_gemv -> add_rmsnorm's add. Throws std::invalid_argument on a broken contract.
 inline constexpr int kW4A16GemvFusedMaxRows = 2;
+struct RopeKvEpilogue;  // kernels/kernels.cuh
 struct W4A16GemvFusedParams {
   W4A16Weights w;
   int n = 0;
@@ -121,9 +123,10 @@ struct W4A16GemvFusedParams {
   const float* norm_residual = nullptr;  // [n, in] float32
   const half* norm_w = nullptr;          // [in]
   float eps = 0.0f;
-  half* y = nullptr;          // [n, out]
-  float* residual = nullptr;  // [n, out]
-  half* act = nullptr;        // [n, out / 2]
+  half* y = nullptr;                     // [n, out]
+  float* residual = nullptr;             // [n, out]
+  half* act = nullptr;                   // [n, out / 2]
+  const RopeKvEpilogue* rope = nullptr;  // q and the K/V cache from qkv = y (needs the norm prologue)
 };
 void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream);
 

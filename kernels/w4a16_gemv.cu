@@ -17,8 +17,11 @@
 // as gemv_fused does for fp16: the RMSNorm of the float32 residual computed by every block into shared
 // memory while its first weight stages load (x then comes from there, not from the rings: bytes
 // + 8*n*in read from L2 per block), SwiGLU of a gate and an up strip held by one block, or the
-// residual add, in the final reduction. It saves a launch and a round trip of x through DRAM/L2
-// per fused op: 72 launches of a 1.8b step, 96 of a 7b one.
+// residual add, in the final reduction. It saves a launch and a round trip of x through DRAM/L2 per
+// fused op: 72 launches of a 1.8b step, 96 of a 7b one. It can also do rope_kv_write's work on
+// wqkv's rows (a block holding the strips of dims d and d + head_dim/2 of one head:
+// kernels/rope.cuh), which the engine does not use: it measured slower than this GEMV followed by
+// rope_kv_write (engine/ops.cpp, cuda_fusions).
 // The weight copies carry no L2 eviction hint: cp.async under a createpolicy.fractional policy died
 // with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
 // on cp.async; Triton stopped emitting them for the same reason).
@@ -34,10 +37,12 @@
 // could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cp_async.cuh"
 #include "kernels/overlap.cuh"
 #include "kernels/rmsnorm_row.cuh"
+#include "kernels/rope.cuh"
 #include "kernels/swiglu_math.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
@@ -71,9 +76,16 @@ __device__ __forceinline__ void store_out(float* p, float v) {
 }
 
 // What the GEMV does after its dot products: store y; add fp16(y) into the float32 residual (wo and
-// w2 of a decode step, add_rmsnorm's add); or act[t, j] = SwiGLU of w13's gate row j and up row
-// j + out/2 (swiglu's maths). See w4a16_gemv_fused (kernels/w4a16.cuh).
-enum class Epilogue { store, add_residual, swiglu };
+// w2 of a decode step, add_rmsnorm's add); act[t, j] = SwiGLU of w13's gate row j and up row
+// j + out/2 (swiglu's maths); or rope_kv_write's work on qkv = y (wqkv, fp16 cache: a block holds
+// the strips of dims d and d + head_dim/2 of one head, kernels/rope.cuh). See w4a16_gemv_fused
+// (kernels/w4a16.cuh).
+enum class Epilogue { store, add_residual, swiglu, rope_kv };
+
+struct NoRope {};
+// The rope_kv epilogue's kernel argument (the other epilogues take an empty one).
+template <Epilogue kEpi>
+using RopeArg = std::conditional_t<kEpi == Epilogue::rope_kv, RopeKvArgs, NoRope>;
 
 // The kernel's arguments: x, or (kNorm) the float32 residual rows it normalizes itself with norm_w;
 // y, or the residual it adds into, or act.
@@ -162,12 +174,15 @@ __device__ void norm_rows(const float* __restrict__ residual, const half* __rest
 // kNT: mma N tiles of 8 batch rows (n <= 8 * kNT); each dequantized A fragment feeds kNT mma.
 // kNorm: x is fp16(rmsnorm(norm_residual) * norm_w), which the block computes into shared memory
 // (after the rings: n rows of in halves, each row padded by 16 B) while its first weight stages load.
-// kEpi: the epilogue; with SwiGLU a block's two strips are gate strip b and up strip b + out/32.
+// kEpi: the epilogue; with SwiGLU a block's two strips are gate strip b and up strip b + out/32, with
+// RoPE the strips of dims 16j.. and head_dim/2 + 16j.. of one qkv head (pair b of the head_dim/32
+// pairs a head has).
 template <int kTiles, int kNT, int kStages, typename OutT, bool kNorm, Epilogue kEpi>
-__global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const GemvArgs<OutT> p) {
+__global__ void __launch_bounds__(kMaxWarps * 32, 1)
+    w4a16_gemv_kernel(const GemvArgs<OutT> p, const RopeArg<kEpi> rope) {
   extern __shared__ __align__(16) unsigned char smem[];
-  constexpr bool kPair = kEpi == Epilogue::swiglu;
-  static_assert(!kPair || kTiles == 2, "SwiGLU pairs a gate strip with an up strip");
+  constexpr bool kPair = kEpi == Epilogue::swiglu, kRope = kEpi == Epilogue::rope_kv;
+  static_assert(!(kPair || kRope) || kTiles == 2, "SwiGLU and RoPE pair two strips");
   const half* __restrict__ x = p.x;
   const W4A16Weights& w = p.w;
   const int n = p.n;
@@ -175,8 +190,17 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
   const int tig = lane & 3;
   const int groups = w.in / kW4A16Group, tiles_per_row = w.in / kW4A16TileInputs;
   const int mtiles = w.out / kW4A16TileRows, mt0 = blockIdx.x * (kPair ? 1 : kTiles);
+  // RoPE: the block's head (in qkv's rows) and its pair of the head's strips.
+  int rope_pairs = 1, head_in_row = 0, jj = 0;
+  if constexpr (kRope) {
+    rope_pairs = rope.cache.head_dim / (2 * kW4A16TileRows);
+    head_in_row = blockIdx.x / rope_pairs, jj = blockIdx.x % rope_pairs;
+  }
   // The M tile of the block's strip r.
-  auto tile_mt = [&](int r) { return kPair ? mt0 + r * (mtiles / 2) : mt0 + r; };
+  auto tile_mt = [&](int r) {
+    if constexpr (kRope) return (head_in_row * 2 + r) * rope_pairs + jj;
+    return kPair ? mt0 + r * (mtiles / 2) : mt0 + r;
+  };
   const int g0 = warp * groups / warps, ng = (warp + 1) * groups / warps - g0;
   const int sbytes = stage_bytes(kTiles, kNorm ? 0 : n);
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
@@ -185,7 +209,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
   // Strip r exists (the last block of an odd strip count with two strips holds one). Strip 0 and
   // SwiGLU's pair always do; only the normed kernels are told so, which leaves the plain kernels'
   // code (and registers: 80 on the 1-strip layout) as they were measured.
-  auto live = [&](int r) { return (kNorm && (r == 0 || kPair)) || tile_mt(r) < mtiles; };
+  auto live = [&](int r) { return (kNorm && (r == 0 || kPair || kRope)) || tile_mt(r) < mtiles; };
 
   // How the ring slots fill. With the norm prologue (kNorm: wqkv and w13 of a decode step, x already
   // in x_s), by bulk copies (kernels/cp_async.cuh): lane 0 copies each strip's codes (its two
@@ -347,6 +371,17 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s)
     if (s < ng) issue_w(s, s);
+  // RoPE: thread e < 16n stores row e % 16 of both strips for token e / 16; its position, cache block
+  // and angle are host-written inputs, read before waiting for the previous kernel.
+  RopeKvSlot rope_at;
+  float rope_c = 0.0f, rope_s = 0.0f;
+  if constexpr (kRope) {
+    if (int(threadIdx.x) < kW4A16TileRows * n) {
+      const int t = threadIdx.x / kW4A16TileRows, d = jj * kW4A16TileRows + threadIdx.x % kW4A16TileRows;
+      rope_at = rope_kv_slot(rope, t);
+      rope_cos_sin(rope_at.pos, rope.pos_scale, rope.table[t].inv_freq[d], rope_c, rope_s);
+    }
+  }
   overlap_enter();
   if constexpr (kNorm) norm_rows(p.norm_residual, p.norm_w, n, w.in, p.eps, x_s, xs_row);
 #pragma unroll
@@ -391,7 +426,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) w4a16_gemv_kernel(const Gem
       v += reinterpret_cast<const float*>(smem + size_t(k) * kStages * sbytes)[col * kRows + row];
     return v;
   };
-  if constexpr (kPair) {  // rows 0..15 the gate strip, 16..31 the up strip: act as swiglu makes it
+  if constexpr (kRope) {  // rows 0..15 dims d = 16 jj + row, 16..31 dims d + head_dim/2: rotated, stored
+    if (int(threadIdx.x) < kW4A16TileRows * n) {
+      const int col = threadIdx.x / kW4A16TileRows, row = threadIdx.x % kW4A16TileRows;
+      // qkv rounded to fp16 as w4a16_gemv stores it and rope_kv_write reads it
+      const float a = __half2float(__float2half_rn(warp_sums(col, row)));
+      const float b = __half2float(__float2half_rn(warp_sums(col, row + kW4A16TileRows)));
+      rope_kv_store(rope, col, rope_at, head_in_row, jj * kW4A16TileRows + row, a, b, rope_c, rope_s);
+    }
+  } else if constexpr (kPair) {  // rows 0..15 the gate strip, 16..31 the up strip: act as swiglu makes it
     const int inter = w.out / 2;
     for (int e = threadIdx.x; e < kW4A16TileRows * n; e += blockDim.x) {
       const int col = e / kW4A16TileRows, row = e % kW4A16TileRows, j = mt0 * kW4A16TileRows + row;
@@ -476,7 +519,8 @@ W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
 
 template <int kTiles, int kNT, int kStages, typename OutT, bool kNorm = false,
           Epilogue kEpi = Epilogue::store>
-void launch_config(const GemvArgs<OutT>& a, cudaStream_t stream, int warps, size_t smem, const char* op) {
+void launch_config(const GemvArgs<OutT>& a, cudaStream_t stream, int warps, size_t smem, const char* op,
+                   const RopeArg<kEpi>& rope = {}) {
   constexpr auto kernel = w4a16_gemv_kernel<kTiles, kNT, kStages, OutT, kNorm, kEpi>;
   static const bool smem_set = [op] {
     cudaFuncAttributes attr{};
@@ -490,8 +534,9 @@ void launch_config(const GemvArgs<OutT>& a, cudaStream_t stream, int warps, size
   }();
   (void)smem_set;
   const int strips = a.w.out / kW4A16TileRows;
-  const int blocks = kEpi == Epilogue::swiglu ? strips / 2 : ceil_div(strips, kTiles);
-  launch_overlapped(kernel, blocks, warps * 32, smem, stream, op, a);
+  const int blocks =
+      kEpi == Epilogue::swiglu || kEpi == Epilogue::rope_kv ? strips / 2 : ceil_div(strips, kTiles);
+  launch_overlapped(kernel, blocks, warps * 32, smem, stream, op, a, rope);
 }
 
 template <int kNT, typename OutT>
@@ -541,16 +586,16 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // results within rounding but not bit-identical).
 W4A16GemvConfig choose_fused_config(const W4A16GemvFusedParams& p, const char* op) {
   W4A16GemvConfig c = choose_config(p.n, p.w.in, p.w.out, op);
-  if (p.act) c.tiles = 2;
+  if (p.act || p.rope) c.tiles = 2;
   return shrink_to_fit(c, p.n, p.norm_residual ? p.w.in : 0, op);
 }
 
 template <bool kNorm, Epilogue kEpi>
 void launch_fused(const GemvArgs<half>& a, cudaStream_t stream, const W4A16GemvConfig& c, size_t smem,
-                  const char* op) {
-  if constexpr (kEpi == Epilogue::swiglu) {
-    if (c.stages == 8) return launch_config<2, 1, 8, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
-    return launch_config<2, 1, 4, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
+                  const char* op, const RopeArg<kEpi>& rope = {}) {
+  if constexpr (kEpi == Epilogue::swiglu || kEpi == Epilogue::rope_kv) {
+    if (c.stages == 8) return launch_config<2, 1, 8, half, kNorm, kEpi>(a, stream, c.warps, smem, op, rope);
+    return launch_config<2, 1, 4, half, kNorm, kEpi>(a, stream, c.warps, smem, op, rope);
   } else {
     if (c.tiles == 1 && c.stages == 8)
       return launch_config<1, 1, 8, half, kNorm, kEpi>(a, stream, c.warps, smem, op);
@@ -582,8 +627,8 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
   require(!p.x || aligned16(p.x), op, "x must be 16-byte aligned");
   require(!norm || (aligned16(p.norm_residual) && aligned16(p.norm_w)), op,
           "norm_residual and norm_w must be 16-byte aligned");
-  const int outputs = (p.y != nullptr) + (p.residual != nullptr) + (p.act != nullptr);
-  require(outputs == 1, op, "give exactly one of y, residual (+= y) and act (SwiGLU of y)");
+  const int outputs = (p.y != nullptr) + (p.residual != nullptr) + (p.act != nullptr) + (p.rope != nullptr);
+  require(outputs == 1, op, "give exactly one of y, residual (+= y), act (SwiGLU of y) and rope (RoPE of y)");
   require(!p.act || p.w.out % (2 * kW4A16TileRows) == 0, op,
           "SwiGLU needs the gate and up halves of out to be whole 16-row strips, got out=" +
               std::to_string(p.w.out));
@@ -597,6 +642,12 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
   if (p.act) {
     require(norm, op, "SwiGLU is fused only behind the norm prologue (w13 of a decode step)");
     return launch_fused<true, Epilogue::swiglu>(a, stream, c, smem, op);
+  }
+  if (p.rope) {
+    require(norm, op,
+            "the rope_kv_write epilogue is fused only behind the norm prologue (wqkv of a decode step)");
+    const RopeKvArgs rope = rope_kv_args(*p.rope, p.n, p.w.out, op);
+    return launch_fused<true, Epilogue::rope_kv>(a, stream, c, smem, op, rope);
   }
   if (p.residual) {
     require(!norm, op, "the residual add is fused only into a GEMV that reads x (wo, w2)");

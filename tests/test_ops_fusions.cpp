@@ -39,12 +39,14 @@ int64_t total_bytes(const std::vector<Op>& ops) {
 
 TEST(OpTableFusions, CudaFusesFp16DecodeStepsOfOneOrTwoRowsAndW4A16StepsOfOne) {
   const ModelConfig c = preset_config("internlm2-chat-1_8b");
-  const Fusions all{.swiglu_in_w13 = true, .norm_in_gemv = true};
+  const Fusions all{.swiglu_in_w13 = true, .norm_in_gemv = true, .rope_in_wqkv = true};
   EXPECT_EQ(cuda_fusions(c, decode(1)), all);
   EXPECT_EQ(cuda_fusions(c, decode(2)), all);
   EXPECT_EQ(cuda_fusions(c, decode(3)), Fusions{}) << "B=3 runs as 4 rows through cuBLASLt";
   EXPECT_EQ(cuda_fusions(c, decode(16)), Fusions{});
-  EXPECT_EQ(cuda_fusions(c, decode(1, WeightFormat::w4a16)), all) << "w4a16_gemv_fused";
+  EXPECT_EQ(cuda_fusions(c, decode(1, WeightFormat::w4a16)),
+            (Fusions{.swiglu_in_w13 = true, .norm_in_gemv = true}))
+      << "w4a16_gemv_fused, RoPE as its own launch (its epilogue measured slower)";
   EXPECT_EQ(cuda_fusions(c, decode(2, WeightFormat::w4a16)), Fusions{}) << "measured slower at two rows";
   EXPECT_EQ(cuda_fusions(c, decode(3, WeightFormat::w4a16)), Fusions{});
   StepShape prefill = decode(1);
@@ -57,6 +59,14 @@ TEST(OpTableFusions, CudaFusesFp16DecodeStepsOfOneOrTwoRowsAndW4A16StepsOfOne) {
   EXPECT_EQ(cuda_fusions(wide, decode(1, WeightFormat::w4a16)), Fusions{})
       << "the W4A16 GEMV fuses SwiGLU only behind its norm prologue";
   EXPECT_EQ(StepShape{}.fusions, Fusions{}) << "the default (CPU) table is unfused";
+  for (KvFormat kv : {KvFormat::int8, KvFormat::int4})
+    for (WeightFormat w : {WeightFormat::fp16, WeightFormat::w4a16}) {
+      StepShape s = decode(1, w);
+      s.formats.kv = kv;
+      EXPECT_EQ(cuda_fusions(c, s), (Fusions{.swiglu_in_w13 = true, .norm_in_gemv = true}))
+          << "rope_kv_write stays a launch with " << to_string(kv)
+          << " KV (a row's scale needs its whole head)";
+    }
 }
 
 TEST(OpTableFusions, FusedDecodeTableHasNoSwigluAndW13WritesTheActivation) {
@@ -109,6 +119,7 @@ TEST(OpTableFusions, FusedNormsLeaveSixOpsALayerAndMoveTheResidualAddIntoTheGemv
     StepShape s = decode(batch);
     s.fusions = cuda_fusions(c, s);
     ASSERT_TRUE(s.fusions.norm_in_gemv);
+    s.fusions.rope_in_wqkv = false;  // as with an int8/int4 cache; the RoPE epilogue is checked below
     const auto fused = step_ops(c, s);
     ASSERT_EQ(fused.size(), 1u + 6u * 24u + 3u);
     EXPECT_EQ(fused[fused.size() - 3].name, "norm");
@@ -148,5 +159,40 @@ TEST(OpTableFusions, FusedNormsLeaveSixOpsALayerAndMoveTheResidualAddIntoTheGemv
     for (const OpCost& op : step_costs(c, decode(batch))) flops_plain += op.flops;
     for (const OpCost& op : step_costs(c, s)) flops_fused += op.flops;
     EXPECT_DOUBLE_EQ(flops_fused, flops_plain);
+  }
+}
+
+TEST(OpTableFusions, RopeInWqkvLeavesFiveOpsALayerAndWqkvWritesQAndTheNewKvRows) {
+  for (const char* preset : {"internlm2-chat-1_8b", "internlm2-chat-7b"}) {
+    const ModelConfig c = preset_config(preset);
+    for (int batch : {1, 2}) {
+      StepShape s = decode(batch);
+      s.fusions = cuda_fusions(c, s);
+      ASSERT_TRUE(s.fusions.rope_in_wqkv) << preset;
+      StepShape no_rope = s;
+      no_rope.fusions.rope_in_wqkv = false;
+      const auto fused = step_ops(c, s), unfused = step_ops(c, no_rope);
+      ASSERT_EQ(fused.size(), 1u + 5u * size_t(c.n_layers) + 3u);
+      for (int l = 0; l < c.n_layers; ++l)
+        EXPECT_EQ(layer_types(fused, l),
+                  (std::vector<OpType>{OpType::wqkv, OpType::attention, OpType::wo, OpType::w13, OpType::w2}))
+            << "layer " << l;
+      const int64_t T = batch, H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), QKV = c.qkv_dim();
+      for (const Op& op : fused) {
+        if (op.type != OpType::wqkv) continue;
+        // residual rows (f32) + attention_norm.weight + W + slots, positions and a block-table entry
+        // per row; writes q and the new K and V rows (fp16).
+        EXPECT_EQ(op.bytes(), 4 * T * H + 2 * H + 2 * QKV * H + 3 * 4 * T + 2 * T * Q + 2 * 2 * T * KV)
+            << op.name;
+        ASSERT_EQ(op.writes.size(), 3u);
+        EXPECT_EQ(op.writes[0].name, "q");
+      }
+      // Per layer the qkv tensor's write and read are gone: 2 * 2T*QKV bytes.
+      EXPECT_EQ(total_bytes(unfused) - total_bytes(fused), int64_t{c.n_layers} * 2 * 2 * T * QKV) << preset;
+      double flops_plain = 0, flops_fused = 0;  // the FLOPs move into wqkv
+      for (const OpCost& op : step_costs(c, no_rope)) flops_plain += op.flops;
+      for (const OpCost& op : step_costs(c, s)) flops_fused += op.flops;
+      EXPECT_DOUBLE_EQ(flops_fused, flops_plain) << preset;
+    }
   }
 }

@@ -368,7 +368,7 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
 }
 
 static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim &&
-                  kCudaFusedRows == kW4A16GemvFusedMaxRows,
+                  kCudaFusedRows == kW4A16GemvFusedMaxRows && kCudaFusedMaxRopeHeadDim == kMaxRopeHeadDim,
               "engine/ops.h's fusion rule and the fused GEMVs agree");
 
 Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {
@@ -400,16 +400,30 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   };
   // The same three fused GEMVs in the linear's format: gemv_fused for fp16 weights, w4a16_gemv_fused
   // for 4-bit ones.
-  auto fused_normed = [&](const DeviceLinear& lin, const half* norm_w, half* y, half* act) {
+  auto fused_normed = [&](const DeviceLinear& lin, const half* norm_w, half* y, half* act,
+                          const RopeKvEpilogue* rope = nullptr) {
     if (lin.quantized()) {
       W4A16GemvFusedParams q{
           .w = lin.w4a16(), .n = n, .norm_residual = x.residual.get(), .norm_w = norm_w, .eps = eps};
-      q.y = y, q.act = act;
+      q.y = y, q.act = act, q.rope = rope;
       return w4a16_gemv_fused(q, st);
     }
     GemvFusedParams p = normed_gemv(lin.fp16.get(), act ? lin.out / 2 : lin.out, norm_w);
-    p.y16 = y, p.act = act;
+    p.y16 = y, p.act = act, p.rope = rope;
     gemv_fused(p, st);
+  };
+  // wqkv's RoPE epilogue (Fusions::rope_in_wqkv): rope_kv_write's arguments, each row's RoPE base
+  // from its group.
+  auto rope_epilogue = [&](const KvCacheView& cache) {
+    RopeKvEpilogue e{.slots = a.slots,
+                     .positions = a.positions,
+                     .n_heads = c_.n_heads,
+                     .cache = cache,
+                     .pos_scale = pos_scale,
+                     .q_out = x.q.get()};
+    for (const RopeGroup& g : a.rope)
+      for (int t = g.first; t < g.first + g.count && t < kCudaFusedRows; ++t) e.rope_base[t] = g.base;
+    return e;
   };
   auto fused_residual = [&](const DeviceLinear& lin, const half* in_x) {
     if (lin.quantized())
@@ -425,7 +439,11 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
     auto name = [&](OpType t) -> const std::string& { return names_(t, l); };
     NvtxRange layer_range(names_.layer(l).c_str());
 
-    if (fused.norm_in_gemv) {  // wqkv normalizes the residual (the last w2 added into it) itself
+    if (fused.rope_in_wqkv) {  // ... and writes q and the K/V cache: no rope_kv_write
+      const RopeKvEpilogue rope = rope_epilogue(cache);
+      op(name(OpType::wqkv), hook,
+         [&] { fused_normed(L.wqkv, L.attention_norm.get(), nullptr, nullptr, &rope); });
+    } else if (fused.norm_in_gemv) {  // wqkv normalizes the residual (the last w2 added into it) itself
       op(name(OpType::wqkv), hook,
          [&] { fused_normed(L.wqkv, L.attention_norm.get(), x.qkv.get(), nullptr); });
     } else {
@@ -434,19 +452,20 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
       op(name(OpType::wqkv), hook,
          [&] { gemm.run(x.x.get(), L.wqkv, n, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
     }
-    op(name(OpType::rope_kv_write), hook, [&] {
-      for (const RopeGroup& g : a.rope)
-        rope_kv_write({.qkv = x.qkv.get() + int64_t{g.first} * qkvd,
-                       .slots = a.slots + g.first,
-                       .positions = a.positions + g.first,
-                       .n_tokens = g.count,
-                       .n_heads = c_.n_heads,
-                       .cache = cache,
-                       .rope_base = g.base,
-                       .pos_scale = pos_scale,
-                       .q_out = x.q.get() + int64_t{g.first} * qd},
-                      st);
-    });
+    if (!fused.rope_in_wqkv)
+      op(name(OpType::rope_kv_write), hook, [&] {
+        for (const RopeGroup& g : a.rope)
+          rope_kv_write({.qkv = x.qkv.get() + int64_t{g.first} * qkvd,
+                         .slots = a.slots + g.first,
+                         .positions = a.positions + g.first,
+                         .n_tokens = g.count,
+                         .n_heads = c_.n_heads,
+                         .cache = cache,
+                         .rope_base = g.base,
+                         .pos_scale = pos_scale,
+                         .q_out = x.q.get() + int64_t{g.first} * qd},
+                        st);
+      });
     op(name(OpType::attention), hook, [&] {
       if (a.decode)
         decode_attention({.q = x.q.get(),

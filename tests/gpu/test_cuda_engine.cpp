@@ -358,16 +358,16 @@ TEST(CudaEngine, ProfilingHookSeesEveryOpInForwardOrderAndChangesNothing) {
   EXPECT_EQ(depth, 0);
   EXPECT_EQ(max_depth, 1) << "ops do not nest";
   // The op table's names, order and count (engine/ops.h) for this B=1 decode step, with the fusions
-  // the backend applies to it (SwiGLU and the norms in the GEMVs: 6 ops a layer): forward() runs all but
-  // `sample`, which sample() runs.
+  // the backend applies to it (SwiGLU, the norms and RoPE in the GEMVs: 5 ops a layer): forward() runs
+  // all but `sample`, which sample() runs.
   StepShape shape;
   shape.formats = b->formats();
   shape.fusions = cuda_fusions(b->config(), shape);
-  ASSERT_TRUE(shape.fusions.swiglu_in_w13 && shape.fusions.norm_in_gemv)
+  ASSERT_TRUE(shape.fusions.swiglu_in_w13 && shape.fusions.norm_in_gemv && shape.fusions.rope_in_wqkv)
       << "B=1 fp16 decode runs the fused GEMVs";
   std::vector<std::string> expected;
   for (const Op& op : step_ops(b->config(), shape)) expected.push_back(op.name);
-  ASSERT_EQ(expected.size(), size_t(1 + 6 * layers + 3));
+  ASSERT_EQ(expected.size(), size_t(1 + 5 * layers + 3));
   ASSERT_EQ(expected.back(), "sample");
   const SamplingParams greedy[1] = {};
   int token = -1;
