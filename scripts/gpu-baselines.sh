@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The H200 baselines of reports/baselines/ in one go, as each session has refreshed them by hand:
+# builds ridgeline, measures the ceilings (`ridgeline probe`), sweeps both presets over both weight
+# formats and all three KV formats (1.8b: batch 1..256 x context 1024/4096/8192; 7b: batch 1, 16, 64
+# x context 1024/8192), compares each against the committed baseline and writes the new ones where
+# they can be committed as they are.
+#
+#   scripts/gpu-baselines.sh OUTDIR
+#
+# Writes OUTDIR/ceilings.json, OUTDIR/h200-internlm2-chat-{1_8b,7b}.json (indented as the committed
+# ones are), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs. Takes about 3 minutes after the build.
+# Environment: RIDGELINE_GIT_COMMIT, the commit under test (the device machines' copy of .git is
+# stale: set it to the local `git rev-parse HEAD`, or the reports record the copy's HEAD);
+# RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_BASELINE_PREFIX (default h200).
+set -uo pipefail
+out=${1:?usage: scripts/gpu-baselines.sh OUTDIR}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+build=${RIDGELINE_BUILD_DIR:-build-gpu}
+prefix=${RIDGELINE_BASELINE_PREFIX:-h200}
+export PATH="/usr/local/cuda/bin:$PATH"
+cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build "$build" -j16 --target ridgeline >"$out/build.log" 2>&1 ||
+  { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
+r=$build/ridgeline
+"$r" probe --out "$out/ceilings.json" >"$out/probe.log" 2>&1 || { tail -5 "$out/probe.log"; exit 1; }
+tail -3 "$out/probe.log"
+status=0
+sweep() {  # name, then the sweep's own arguments
+  local name=$1
+  shift
+  "$r" sweep --weights fp16,w4a16 --kv fp16,int8,int4 --ceilings "$out/ceilings.json" "$@" \
+    --out "$out/raw-$name.json" >"$out/sweep-$name.log" 2>&1 || { echo "sweep $name failed"; tail -5 "$out/sweep-$name.log"; status=1; return; }
+  python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), indent=1)' \
+    "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json" && rm -f "$out/raw-$name.json"
+  local base=reports/baselines/$prefix-internlm2-chat-$name.json
+  if [ -f "$base" ]; then
+    "$r" compare "$base" "$out/$prefix-internlm2-chat-$name.json" --md "$out/compare-$name.md" >/dev/null 2>&1
+    sed -n 3p "$out/compare-$name.md"
+  fi
+}
+sweep 1_8b --context 1024,4096,8192
+sweep 7b --model internlm2-chat-7b --batch 1,16,64 --context 1024,8192
+echo "baselines in $out: copy them to reports/baselines/ to commit them; re-render the example with" \
+  "ridgeline report reports/baselines/$prefix-internlm2-chat-1_8b.json -o reports/examples/$prefix-internlm2-chat-1_8b.md (and .html)"
+exit $status
