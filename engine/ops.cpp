@@ -353,8 +353,8 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   // head, so no rotation crosses warps; fp16 KV only. fp16 weights only: w4a16_gemv_fused runs it
   // too (two strips per block) but measured slower than its GEMV + rope_kv_write (H200 sweep, B=1
   // ctx 1024: 7b step 2.094 -> 2.129 ms, 1.8b unchanged; fp16 7b 4.323 -> 4.228, 1.8b unchanged).
-  f.rope_in_wqkv = f.norm_in_gemv && fp16 && s.formats.kv == KvFormat::fp16 && c.head_dim % 32 == 0 &&
-                   c.head_dim <= kCudaFusedMaxRopeHeadDim;
+  f.rope_in_wqkv = f.norm_in_gemv && fp16 && s.formats.kv == KvFormat::fp16 &&
+                   c.head_dim % kCudaFusedRopeHeadDimMultiple == 0 && c.head_dim <= kCudaFusedMaxRopeHeadDim;
   return f;
 }
 

@@ -14,9 +14,10 @@
 // swiglu_in_w13 the w13 GEMV writes act = silu(gate) * up itself: `w13` reads x and W13 and writes act, and
 // there is no gate_up tensor and no `swiglu` op. With norm_in_gemv wo and w2 read and write the residual (no
 // `proj`), wqkv and w13 read the residual and their norm weight instead of x, and the final `norm`
-// only reads the residual: no attention_norm or ffn_norm (6 ops a layer with both fusions). With
-// rope_in_wqkv (fp16 KV too) wqkv writes q and the K/V cache itself: no qkv tensor and no
-// `rope_kv_write` op (5 ops a layer). The CPU backend runs the unfused list (Fusions{}).
+// only reads the residual: no attention_norm or ffn_norm (6 ops a layer with swiglu_in_w13 and
+// norm_in_gemv). With rope_in_wqkv too (fp16 weights and fp16 KV) wqkv writes q and the K/V cache
+// itself: no qkv tensor and no `rope_kv_write` op (5 ops a layer). The CPU backend runs the unfused
+// list (Fusions{}).
 //
 // Storage as the kernels keep it: the residual stream is float32, every other activation fp16,
 // logits float32, token ids and indices int32; weights in the weight format (norms and embeddings
@@ -131,11 +132,13 @@ struct StepShape {
 // The fusions the CUDA backend applies to a step of this shape: a decode step whose batch the
 // backend runs as at most kCudaFusedRows rows (its bucket: the next power of two), where every linear
 // goes through a ridgeline GEMV (fp16 weights: kernels/gemv.cu, hidden a multiple of 8; w4a16:
-// kernels/w4a16_gemv.cu, one row only, every fusion or none). Both the backend's run_step and the reports ask
-// this one function, so the op table a report prints for a CUDA run is the list of ops that ran.
+// kernels/w4a16_gemv.cu, one row only, SwiGLU and the norms or neither, RoPE as its own launch). Both the
+// backend's run_step and the reports ask this one function, so the op table a report prints for a CUDA run is
+// the list of ops that ran.
 inline constexpr int kCudaFusedRows = 2;
 inline constexpr int kCudaFusedMaxNormDim = 8192;     // the normed rows fit the GEMV's 48 KB of shared memory
 inline constexpr int kCudaFusedMaxRopeHeadDim = 256;  // the RoPE epilogue's inverse-frequency table
+inline constexpr int kCudaFusedRopeHeadDimMultiple = 32;  // a W4A16 block's strip pair: 2 x 16 dims
 Fusions cuda_fusions(const ModelConfig& c, const StepShape& s);
 
 // Every op of one forward step in forward order. Throws std::invalid_argument on an inconsistent

@@ -194,7 +194,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   float* sm_m = sm_acc + kWarps * kGroup * kHeadDim;  // [warp][kGroup]
   float* sm_l = sm_m + kWarps * kGroup;               // [warp][kGroup]
 
-  overlap_enter();  // the cache rows of this step are rope_kv_write's (kernels/overlap.cuh)
+  // This step's cache rows come from rope_kv_write or wqkv's RoPE epilogue (kernels/overlap.cuh).
+  overlap_enter();
   const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;

@@ -256,7 +256,9 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
   dim3 block(kWarpsPerBlock * 32);
   const size_t smem = kNorm ? size_t(N) * p.in * sizeof(half) : 0;
   if (outputs_of == 4) {
-    if constexpr (kNorm) {  // only wqkv (behind the norm) takes the RoPE epilogue: gemv_fused checks
+    // Only wqkv (behind the norm) takes the RoPE epilogue: gemv_fused refuses it without a norm, so
+    // the kNorm = false instantiation never gets here.
+    if constexpr (kNorm) {
       const RopeKvArgs rope = rope_kv_args(*p.rope, p.n, p.out, "gemv_fused");
       launch_kernel(kOverlapGemv, gemv_fused_kernel<N, kNorm, Epilogue::rope_kv>,
                     dim3(ceil_div(p.out / 2, kWarpsPerBlock)), block, smem, stream, "gemv_fused", p, rope);

@@ -153,7 +153,7 @@ void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half*
 // (in <= kGemvFusedMaxNormDim). Output, exactly one: y16 or y32 [n, out] = x W^T; act [n, out] =
 // silu(x W1^T) * (x W3^T); residual [n, out] += fp16(x W^T); rope: q and the K/V cache from qkv =
 // x W^T (RopeKvEpilogue). Bit-identical to the unfused kernel
-// sequences (add_rmsnorm, gemv, swiglu) it replaces; kernels/gemv.cu says why.
+// sequences (add_rmsnorm, gemv, swiglu, rope_kv_write) it replaces; kernels/gemv.cu says why.
 inline constexpr int kGemvFusedMaxNormDim = 8192;  // n * in fp16 rows plus block_sum in 48 KB
 // The epilogue of a decode step's wqkv GEMV (gemv_fused, w4a16_gemv_fused) that does rope_kv_write's
 // work instead of storing qkv: the GEMV's rows are qkv in InternLM2's grouped layout (out = (n_heads
@@ -163,6 +163,7 @@ inline constexpr int kGemvFusedMaxNormDim = 8192;  // n * in fp16 rows plus bloc
 // to the GEMV, then rope_kv_write (kernels/rope.cuh). The same contract on slots, positions and the
 // block table as rope_kv_write: host-written, read before the kernel waits for the previous one.
 inline constexpr int kMaxRopeHeadDim = 256;
+inline constexpr int kRopeEpilogueHeadDimMultiple = 32;  // a W4A16 block's strip pair: 2 x 16 dims
 struct RopeKvEpilogue {
   const int* slots = nullptr;      // [n] block-table row of each token
   const int* positions = nullptr;  // [n] position of each token in its sequence

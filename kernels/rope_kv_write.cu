@@ -189,15 +189,21 @@ RopeKvArgs rope_kv_args(const RopeKvEpilogue& e, int n, int out, const char* op)
   require(n >= 1 && n <= kGemvFusedMaxRows, op,
           "the rope_kv_write epilogue takes 1.." + std::to_string(kGemvFusedMaxRows) + " rows, got " +
               std::to_string(n));
-  for (int t = 0; t < n; ++t) check_rope(e.n_heads, e.cache, e.rope_base[t], e.pos_scale, op);
+  for (int t = 0; t < n; ++t) {
+    require(e.rope_base[t] > 0.0f, op,
+            "row " + std::to_string(t) + " has no RoPE base: every row needs its sequence's (rope_base[" +
+                std::to_string(t) + "])");
+    check_rope(e.n_heads, e.cache, e.rope_base[t], e.pos_scale, op);
+  }
   const KvCacheView& c = e.cache;
   require(c.bits == 16, op,
           "the rope_kv_write epilogue writes fp16 caches only (an int8/int4 row's scale needs its whole "
           "head); run rope_kv_write for " +
               std::to_string(c.bits) + "-bit KV");
-  require(
-      c.head_dim % 32 == 0, op,
-      "the rope_kv_write epilogue needs head_dim to be a multiple of 32, got " + std::to_string(c.head_dim));
+  require(c.head_dim % kRopeEpilogueHeadDimMultiple == 0, op,
+          "the rope_kv_write epilogue needs head_dim to be a multiple of " +
+              std::to_string(kRopeEpilogueHeadDimMultiple) + ", got " + std::to_string(c.head_dim) +
+              "; run rope_kv_write for this model");
   require(out == (e.n_heads + 2 * c.n_kv_heads) * c.head_dim, op,
           "the GEMV's " + std::to_string(out) + " outputs are not qkv of " + std::to_string(e.n_heads) +
               " query and " + std::to_string(c.n_kv_heads) + " KV heads of " + std::to_string(c.head_dim));

@@ -113,7 +113,8 @@ struct W4A16GemvConfig {
 // add of add_rmsnorm), or act[t, j] = SwiGLU(y[t, j], y[t, j + out/2]) (swiglu's maths; needs the
 // norm prologue, as w13 has it), or rope_kv_write's work on qkv = y (RopeKvEpilogue, kernels/kernels.cuh;
 // needs the norm prologue, as wqkv has it). Bit-identical to the unfused sequences: add_rmsnorm -> w4a16_gemv
-// -> swiglu, and w4a16_gemv -> add_rmsnorm's add. Throws std::invalid_argument on a broken contract.
+// -> swiglu or rope_kv_write, and w4a16_gemv -> add_rmsnorm's add. Throws std::invalid_argument on a broken
+// contract.
 inline constexpr int kW4A16GemvFusedMaxRows = 2;
 struct RopeKvEpilogue;  // kernels/kernels.cuh
 struct W4A16GemvFusedParams {

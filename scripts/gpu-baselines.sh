@@ -32,11 +32,14 @@ sweep() {  # name, then the sweep's own arguments
   "$r" sweep --weights fp16,w4a16 --kv fp16,int8,int4 --ceilings "$out/ceilings.json" "$@" \
     --out "$out/raw-$name.json" >"$out/sweep-$name.log" 2>&1 || { echo "sweep $name failed"; tail -5 "$out/sweep-$name.log"; status=1; return; }
   python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), indent=1)' \
-    "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json" && rm -f "$out/raw-$name.json"
+    "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json" ||
+    { echo "sweep $name: could not rewrite its report"; status=1; return; }
+  rm -f "$out/raw-$name.json" "$out/compare-$name.md"
   local base=reports/baselines/$prefix-internlm2-chat-$name.json
-  if [ -f "$base" ]; then
-    "$r" compare "$base" "$out/$prefix-internlm2-chat-$name.json" --md "$out/compare-$name.md" >/dev/null 2>&1
-    sed -n 3p "$out/compare-$name.md"
+  if [ -f "$base" ]; then  # a regression (or a failed comparison) fails the script; the verdict is line 3
+    "$r" compare "$base" "$out/$prefix-internlm2-chat-$name.json" --md "$out/compare-$name.md" \
+      >"$out/compare-$name.log" 2>&1 || { echo "compare $name: exit $? (see compare-$name.log)"; status=1; }
+    [ -f "$out/compare-$name.md" ] && sed -n 3p "$out/compare-$name.md"
   fi
 }
 sweep 1_8b --context 1024,4096,8192

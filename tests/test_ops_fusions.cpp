@@ -67,6 +67,12 @@ TEST(OpTableFusions, CudaFusesFp16DecodeStepsOfOneOrTwoRowsAndW4A16StepsOfOne) {
           << "rope_kv_write stays a launch with " << to_string(kv)
           << " KV (a row's scale needs its whole head)";
     }
+  for (int head_dim : {48, 512}) {  // not whole W4A16 strip pairs; past the epilogue's table
+    ModelConfig odd = c;
+    odd.head_dim = head_dim;
+    EXPECT_FALSE(cuda_fusions(odd, decode(1)).rope_in_wqkv) << "head_dim " << head_dim;
+    EXPECT_TRUE(cuda_fusions(odd, decode(1)).norm_in_gemv) << "head_dim " << head_dim;
+  }
 }
 
 TEST(OpTableFusions, FusedDecodeTableHasNoSwigluAndW13WritesTheActivation) {

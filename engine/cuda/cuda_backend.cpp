@@ -368,7 +368,8 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
 }
 
 static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim &&
-                  kCudaFusedRows == kW4A16GemvFusedMaxRows && kCudaFusedMaxRopeHeadDim == kMaxRopeHeadDim,
+                  kCudaFusedRows == kW4A16GemvFusedMaxRows && kCudaFusedMaxRopeHeadDim == kMaxRopeHeadDim &&
+                  kCudaFusedRopeHeadDimMultiple == kRopeEpilogueHeadDimMultiple,
               "engine/ops.h's fusion rule and the fused GEMVs agree");
 
 Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {

@@ -149,9 +149,10 @@ TEST(KernelRopeEpilogue, RejectsWhatItDoesNotRun) {
   RL_REQUIRE_GPU();
   const RopeLayout l{256, 4, 2, 64};
   std::mt19937 rng(3);
-  TestBuffer<half> w(to_half(random_fp16_values(size_t(l.qkv()) * l.hidden, rng))), x(l.hidden),
-      norm_w(l.hidden), q(size_t(l.n_heads) * l.head_dim);
-  TestBuffer<float> residual(l.hidden);
+  constexpr int kRows = 2;
+  TestBuffer<half> w(to_half(random_fp16_values(size_t(l.qkv()) * l.hidden, rng))),
+      x(size_t(kRows) * l.hidden), norm_w(l.hidden), q(size_t(kRows) * l.n_heads * l.head_dim);
+  TestBuffer<float> residual(size_t(kRows) * l.hidden);
   TestBuffer<int> slots(kSlots), positions(kPositions);
   std::mt19937 table_rng(7);
   PagedCache cache(kCapacity, l.n_kv, l.head_dim, kBlockSize, table_rng),
@@ -162,23 +163,42 @@ TEST(KernelRopeEpilogue, RejectsWhatItDoesNotRun) {
                                 .cache = cache.view(),
                                 .rope_base = {1e6f, 1e6f},
                                 .q_out = q.get()};
-  auto run = [&](cuda::RopeKvEpilogue e, int out, bool norm) {
-    cuda::GemvFusedParams p{.w = w.get(), .n = 1, .in = l.hidden, .out = out, .rope = &e};
+  auto run = [&](cuda::RopeKvEpilogue e, int out, bool norm, int n = 1) {
+    cuda::GemvFusedParams p{.w = w.get(), .n = n, .in = l.hidden, .out = out, .rope = &e};
     if (norm)
       p.norm_residual = residual.get(), p.norm_w = norm_w.get(), p.eps = kEps;
     else
       p.x = x.get();
     cuda::gemv_fused(p, nullptr);
   };
+  // Refused with std::invalid_argument whose message names the op and contains `says`.
+  auto refused = [](auto&& call, const std::string& says) {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      return what.find("gemv_fused") != std::string::npos && what.find(says) != std::string::npos;
+    }
+    return false;
+  };
   EXPECT_NO_THROW(run(ok, l.qkv(), true));
-  EXPECT_THROW(run(ok, l.qkv(), false), std::invalid_argument) << "without the norm prologue";
-  EXPECT_THROW(run(ok, l.qkv() - 64, true), std::invalid_argument) << "outputs that are not qkv";
+  EXPECT_NO_THROW(run(ok, l.qkv(), true, 2));
+  EXPECT_TRUE(refused([&] { run(ok, l.qkv(), false); }, "norm prologue")) << "without the norm prologue";
+  EXPECT_TRUE(refused([&] { run(ok, l.qkv() - 64, true); }, "not qkv")) << "outputs that are not qkv";
   cuda::RopeKvEpilogue int8 = ok;
   int8.cache = cache8.view();
-  EXPECT_THROW(run(int8, l.qkv(), true), std::invalid_argument) << "an int8 cache";
+  EXPECT_TRUE(refused([&] { run(int8, l.qkv(), true); }, "run rope_kv_write")) << "an int8 cache";
   cuda::RopeKvEpilogue no_base = ok;
-  no_base.rope_base[0] = 0.0f;
-  EXPECT_THROW(run(no_base, l.qkv(), true), std::invalid_argument) << "a row without a RoPE base";
+  no_base.rope_base[1] = 0.0f;
+  EXPECT_NO_THROW(run(no_base, l.qkv(), true)) << "one row reads one base";
+  EXPECT_TRUE(refused([&] { run(no_base, l.qkv(), true, 2); }, "row 1 has no RoPE base"))
+      << "row 1 without a base";
+  // head_dim 48: a multiple of 16 (rope_kv_write runs it) but not of a W4A16 strip pair.
+  PagedCache cache48(kCapacity, l.n_kv, 48, kBlockSize, table_rng);
+  cuda::RopeKvEpilogue hd48 = ok;
+  hd48.cache = cache48.view();
+  EXPECT_TRUE(refused([&] { run(hd48, (l.n_heads + 2 * l.n_kv) * 48, true); }, "multiple of 32"))
+      << "head_dim 48";
   const DeviceW4A16 w4(random_w4a16(l.hidden, l.qkv(), rng));
   cuda::W4A16GemvFusedParams p4{.w = w4.view(), .n = 1, .x = x.get()};
   p4.rope = &ok;
