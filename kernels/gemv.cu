@@ -24,8 +24,6 @@
 // add): each row's dot product runs gemv's per-lane FMA order and shuffle tree (rows_dot is shared), sums are
 // rounded to fp16 where gemv stores them, the SwiGLU is swiglu_value (kernels/swiglu_math.cuh), the RoPE
 // rope_kv_write's (kernels/rope.cuh), and the residual add is add_rmsnorm's r + float(fp16(proj)).
-#include <type_traits>
-
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/overlap.cuh"
@@ -172,10 +170,9 @@ __device__ __forceinline__ void norm_prologue(const float* __restrict__ residual
 
 enum class Epilogue { store_half, store_float, swiglu, add_residual, rope_kv };
 
-struct NoRope {};
 // The rope_kv epilogue's kernel argument (the other epilogues take an empty one).
 template <Epilogue kEpi>
-using RopeArg = std::conditional_t<kEpi == Epilogue::rope_kv, RopeKvArgs, NoRope>;
+using RopeArg = RopeKernelArg<kEpi == Epilogue::rope_kv>;
 
 template <int N, bool kNorm, Epilogue kEpi>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
@@ -270,7 +267,7 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
   launch_kernel(kOverlapGemv, kernel, dim3(ceil_div(p.out, kWarpsPerBlock)), block, smem, stream,
-                "gemv_fused", p, NoRope{});
+                "gemv_fused", p, NoRopeArgs{});
 }
 
 template <typename OutT>

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -49,6 +50,10 @@ struct RopeKvArgs {
   half* q_out = nullptr;
   RopeTable table[kGemvFusedMaxRows];
 };
+// A fused GEMV kernel's epilogue argument: RopeKvArgs for the RoPE epilogue, nothing for the others.
+struct NoRopeArgs {};
+template <bool kRope>
+using RopeKernelArg = std::conditional_t<kRope, RopeKvArgs, NoRopeArgs>;
 // The arguments of `e` for a GEMV of n rows and `out` outputs, after checking e's contract (throws
 // std::invalid_argument naming `op`). Defined in kernels/rope_kv_write.cu.
 RopeKvArgs rope_kv_args(const RopeKvEpilogue& e, int n, int out, const char* op);

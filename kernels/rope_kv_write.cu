@@ -189,12 +189,11 @@ RopeKvArgs rope_kv_args(const RopeKvEpilogue& e, int n, int out, const char* op)
   require(n >= 1 && n <= kGemvFusedMaxRows, op,
           "the rope_kv_write epilogue takes 1.." + std::to_string(kGemvFusedMaxRows) + " rows, got " +
               std::to_string(n));
-  for (int t = 0; t < n; ++t) {
+  for (int t = 0; t < n; ++t)
     require(e.rope_base[t] > 0.0f, op,
             "row " + std::to_string(t) + " has no RoPE base: every row needs its sequence's (rope_base[" +
                 std::to_string(t) + "])");
-    check_rope(e.n_heads, e.cache, e.rope_base[t], e.pos_scale, op);
-  }
+  check_rope(e.n_heads, e.cache, e.rope_base[0], e.pos_scale, op);  // the rows share everything else
   const KvCacheView& c = e.cache;
   require(c.bits == 16, op,
           "the rope_kv_write epilogue writes fp16 caches only (an int8/int4 row's scale needs its whole "

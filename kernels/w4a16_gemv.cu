@@ -37,7 +37,6 @@
 // could not place in one wave; the notes (perf/NOTES.md) carry the numbers.
 #include <algorithm>
 #include <string>
-#include <type_traits>
 
 #include "kernels/cp_async.cuh"
 #include "kernels/overlap.cuh"
@@ -82,10 +81,9 @@ __device__ __forceinline__ void store_out(float* p, float v) {
 // (kernels/w4a16.cuh).
 enum class Epilogue { store, add_residual, swiglu, rope_kv };
 
-struct NoRope {};
 // The rope_kv epilogue's kernel argument (the other epilogues take an empty one).
 template <Epilogue kEpi>
-using RopeArg = std::conditional_t<kEpi == Epilogue::rope_kv, RopeKvArgs, NoRope>;
+using RopeArg = RopeKernelArg<kEpi == Epilogue::rope_kv>;
 
 // The kernel's arguments: x, or (kNorm) the float32 residual rows it normalizes itself with norm_w;
 // y, or the residual it adds into, or act.
