@@ -7,10 +7,14 @@
 // That is why both products run on tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate): a
 // CUDA-core dot product spreads a token's row over 16 lanes and pays a shuffle reduction, a
 // conversion per element and a softmax per lane for every token, which made int8/int4 no faster
-// than fp16 (perf/NOTES.md). S = Q K^T has the GQA group's query heads as M rows (group <= 8 of 16;
-// the rest are zeros) and tokens as N columns; O^T = V^T P^T has head dims as M rows, tokens as K
-// and the group as the N = 8 columns, so every accumulator register holds a real output, and S's C
-// fragment (row = head gid, columns = tokens 2*tig, 2*tig+1) is P^T's B fragment as it stands.
+// than fp16 (perf/NOTES.md). S^T = K Q^T has 16 tokens as M rows (a K fragment per lane, all of
+// it real data) and the GQA group's query heads as the N = 8 columns (group <= 8; the rest are
+// zeros); O^T = V^T P^T has head dims as M rows, tokens as K and the group as N, so every
+// accumulator register holds a real output. S^T's C fragment (rows = tokens gid, gid+8, columns =
+// heads 2*tig, 2*tig+1), each 8x8 block transposed by one movmatrix, is P^T's B fragment. (With Q as
+// the A operand, S = Q K^T, half of every QK MMA's rows were zeros: twice the MMAs and the register
+// moves of the padding; and a head's softmax state lived in one quad, so the max was reduced every
+// tile. Now a lane holds two heads' state and the max is only reduced when it moves.)
 // One CTA per (KV head, sequence, context split); each warp streams its own tiles of 16 tokens (32 at
 // int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
@@ -18,12 +22,14 @@
 // split count fills the last wave of CTAs (choose_splits), capped by the context.
 // Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
 // every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
-//  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q's A fragment
-//    is loaded in the same dim order. S column n = token row n.
+//  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q^T's B
+//    fragment is loaded in the same dim order. S^T row n of an m-tile = token row n % 8 of n-tile
+//    2kk + n / 8.
 //  - V: lane (gid, tig) holds token rows 2*tig and 2*tig+1, dim chunks gid, gid+8: exactly the tokens
 //    of its P^T fragment, and as V^T's A rows gid and gid+8 of m-tile t the dims t and t+kMTiles of
 //    its own chunks; two tokens' values at one dim are paired by byte permutes.
-//  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own S n-tile.
+//  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own n-tile of 8
+//  tokens; two n-tiles make an m-tile of S^T and a k-step of the PV product.
 // Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the codes as they come out of one
 // PRMT or LOP3 per pair: placed under the exponent of 1024, the fp16 value 1024 + c (exact). Scale,
 // zero and that offset come off per score and per output, not per element:
@@ -40,11 +46,12 @@
 // DRAM, became the limit). In shared memory a row's units sit XOR-swizzled (unit c of row r at
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
-// Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8 1.7x
-// and int4 2.0x faster than fp16 there. Not DRAM (48-74% busy): ncu shows the issue slots busy 62%
-// of the cycles with eligible warps waiting their turn, so the time follows the instructions per
-// tile (~600 at int8 per 16 tokens, ~1000 at int4 per 32): integer address work, the conversions,
-// the softmax per token. B=1 reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
+// Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8
+// 1.75-1.83x and int4 2.2-2.4x faster than fp16 from there. Not DRAM-bound at int8/int4: the issue
+// slots are busy with eligible warps waiting their turn (ncu), so the time follows the instructions
+// per tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile
+// copy path and the division-free block lookup): integer address work, the conversions, the softmax
+// per token. B=1 reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
 #include <cmath>
 
 #include "kernels/cp_async.cuh"
@@ -200,6 +207,10 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int bs = cache.block_size;
+  // t / bs as __umulhi(t, bs_magic), with bs_magic = ceil(2^32 / bs): exact for t < 2^24 (the error
+  // term t * (bs_magic * bs - 2^32) / 2^32 stays below 1 since bs <= 256; decode_attention caps the
+  // context there). A division per tile was ~30 instructions of the copy issue.
+  const unsigned bs_magic = 0xffffffffu / static_cast<unsigned>(bs) + 1u;
 
   const int ctx = context_lens[i];
   const int* table = cache.block_table + static_cast<int64_t>(slots[i]) * cache.max_blocks_per_seq;
@@ -218,6 +229,14 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   auto tile_start = [&](int step) { return t0 + (step * kWarps + warp) * S::kTokens; };
   auto row_token = [&](int tb, int r) { return tb + r * kT; };
 
+  // A pass of a tile's copies covers kRowsPerPass rows; unit c of row r lands at r * kUnits +
+  // (c ^ swizzle(r)). Pass `it`'s rows are it * kRowsPerPass + lane / kUnits, and swizzle(r) is then
+  // swizzle(lane / kUnits) ^ ((it * kRowsPerPass) & 6) (the two terms share no bit), so the slot of
+  // lane's unit in pass `it` is it * 32 + (lane_at ^ ((it * kRowsPerPass) & 6)).
+  constexpr int kRowsPerPass = 32 / S::kUnits;
+  static_assert(kRowsPerPass >= 2 && (kRowsPerPass & (kRowsPerPass - 1)) == 0, "passes of whole rows");
+  const int lane_at = (lane / S::kUnits) * S::kUnits + ((lane % S::kUnits) ^ swizzle(lane / S::kUnits));
+
   // Queues this lane's share of the warp's copies for `step` (zeros past t1) as one group; an empty
   // group past the last step or tile keeps the wait count uniform. Pass `it` copies units
   // 32*it .. 32*it+31 of the tile in cache order: whole rows, 512 contiguous bytes per pool.
@@ -229,8 +248,32 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       // one block or runs into the next one (block sizes are multiples of 16).
       // A 16-token tile (fp16, int8) never runs into the next block: only int4's 32 look it up.
       constexpr bool kOneBlock = S::kTokens == 16;
-      const int blk = tb / bs, o0 = tb - blk * bs;
+      const int blk = static_cast<int>(__umulhi(static_cast<unsigned>(tb), bs_magic)), o0 = tb - blk * bs;
       const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
+      // A whole tile inside one block (every 16-token tile but a split's last): its rows are one
+      // contiguous run per pool, so a lane's copies are one pointer per pool plus a constant per pass
+      // (no per-row block test, validity select or 64-bit row arithmetic: the kernel is issue-bound
+      // at int8/int4).
+      if (kOneBlock && tb + S::kTokens <= t1) {
+        const int64_t tile = base0 + (o0 / kT) * kRowBytes + head_rows + 16 * lane;
+        const char* kp = k_pool + tile;
+        const char* vp = v_pool + tile;
+#pragma unroll
+        for (int it = 0; it < S::kTileUnits / 32; ++it) {
+          const int at = it * 32 + (lane_at ^ ((it * kRowsPerPass) & 6));  // = the general path's `at`
+          cp_async_16(st + at, kp + 512 * it);
+          cp_async_16(st + S::kTileUnits + at, vp + 512 * it);
+        }
+        if constexpr (kQuant)
+          if (lane < 2 * S::kScaleUnits) {
+            const bool is_v = lane >= S::kScaleUnits;
+            const int u = is_v ? lane - S::kScaleUnits : lane;
+            cp_async_16(st + 2 * S::kTileUnits + lane,
+                        (is_v ? v_pool : k_pool) + base0 + head_scales + o0 * 4 + 16 * u);
+          }
+        cp_async_commit();
+        return;
+      }
       const int64_t base1 =
           !kOneBlock && (blk + 1) * bs < t1 ? static_cast<int64_t>(table[blk + 1]) * block_bytes : base0;
 #pragma unroll
@@ -263,15 +306,17 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 #pragma unroll
   for (int s = 0; s < S::kStages - 1; ++s) issue(s);
 
-  // Q's A fragments (rows gid < kGroup; the other rows are zeros), in k_fragment's dim order. For the
-  // quantized cache: sum(q) of the row for the zeros, and qoff = -1024 * (sum of the fragments'
-  // values) to take the codes' offset off a score; int4's odd dims meet 1024 + 16*code, so their q
-  // goes in divided by 16 (exact: a power of two).
-  uint32_t qa0[S::kKSteps], qa2[S::kKSteps];
-  float qsum = 0.0f, qoff = 0.0f;
+  // Q^T's B fragments (columns gid < kGroup are heads; the others are zeros), in k_fragment's dim
+  // order: b0 = qb0[s], b1 = qb1[s] of k-step s. For the quantized cache: sum(q) of each head for the
+  // zeros, and qoff = -1024 * (sum of the fragments' values) to take the codes' offset off a score;
+  // int4's odd dims meet 1024 + 16*code, so their q goes in divided by 16 (exact: a power of two).
+  // A lane's scores are of heads 2*tig and 2*tig+1 (S^T's columns): qsum and qoff of those heads.
+  uint32_t qb0[S::kKSteps], qb1[S::kKSteps];
+  float qsum[2] = {0.0f, 0.0f}, qoff[2] = {0.0f, 0.0f};
   {
     const bool real = gid < kGroup;
     const half* qrow = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + (real ? gid : 0)) * kHeadDim;
+    float sum = 0.0f, off = 0.0f;
 #pragma unroll
     for (int c = 0; c < S::kKChunks; ++c) {
       float f[8];
@@ -279,27 +324,32 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
           real ? *reinterpret_cast<const uint4*>(qrow + (c * 4 + tig) * 8) : make_uint4(0u, 0u, 0u, 0u), f);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
-        qsum += f[e];
+        sum += f[e];
         if constexpr (kBits == 4)
           if (int4_times16(e)) f[e] = __half2float(__float2half_rn(f[e] * 0.0625f));
-        qoff -= kCodeOffset * f[e];
+        off -= kCodeOffset * f[e];
       }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        qa0[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 0)], f[k_dim<kBits>(h, 1)]);
-        qa2[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 2)], f[k_dim<kBits>(h, 3)]);
+        qb0[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 0)], f[k_dim<kBits>(h, 1)]);
+        qb1[2 * c + h] = pack_half2(f[k_dim<kBits>(h, 2)], f[k_dim<kBits>(h, 3)]);
       }
     }
-    qsum += __shfl_xor_sync(0xffffffffu, qsum, 1);
-    qsum += __shfl_xor_sync(0xffffffffu, qsum, 2);
-    qoff += __shfl_xor_sync(0xffffffffu, qoff, 1);
-    qoff += __shfl_xor_sync(0xffffffffu, qoff, 2);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    off += __shfl_xor_sync(0xffffffffu, off, 1);
+    off += __shfl_xor_sync(0xffffffffu, off, 2);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {  // head 2*tig + hh's sums live in the lanes of gid = 2*tig + hh
+      qsum[hh] = __shfl_sync(0xffffffffu, sum, (2 * tig + hh) * 4);
+      qoff[hh] = __shfl_sync(0xffffffffu, off, (2 * tig + hh) * 4);
+    }
   }
 
-  // Row gid's running max (log2 domain), this lane's share of the row sum, of sum p*zero and of
-  // sum p*scale (as the fp16 P^T operand holds it: the codes' offset times it comes off O), and
-  // O's C fragments (c0, c1: row gid, the dims of B columns 2*tig, 2*tig+1; c2, c3 stay zero).
-  float m = -INFINITY, l = 0.0f, zacc = 0.0f, sacc = 0.0f;
+  // Per head 2*tig + hh: the running max (log2 domain, the same in the 8 lanes that share tig), and
+  // this lane's share of the sum of p, of p*zero and of p*scale (as the fp16 P^T operand holds it:
+  // the codes' offset times it comes off O).
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, zacc[2] = {0.0f, 0.0f}, sacc[2] = {0.0f, 0.0f};
   // O^T = V^T P^T: m-tile t's rows gid and gid+8 are dims vdim(t) and vdim(t + kMTiles) of this lane's
   // V units, its columns the heads 2*tig, 2*tig+1.
   float acc[kMTiles][4];
@@ -319,94 +369,112 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     const uint32_t* k_sz = reinterpret_cast<const uint32_t*>(st + 2 * S::kTileUnits);  // per token
     const uint32_t* v_sz = k_sz + 4 * S::kScaleUnits;
 
-    // S = Q K^T: n-tile n covers token rows 0..7 of row tile n / kT, token n % kT of each unit.
-    float sc[S::kNTiles][4];
+    // S^T = K Q^T, one m-tile of 16 tokens per pair of n-tiles (2kk, 2kk+1): n-tile n is token n % kT
+    // of token rows (n / kT) * 8 .. +7, and as S^T's rows, n-tile 2kk is rows 0..7 (row gid: token row
+    // gid), 2kk+1 rows 8..15. K in the A operand fills all 16 rows with tokens (Q in it left half of
+    // every MMA's rows empty: the GQA group is at most 8 heads), and S^T's C fragment, transposed per
+    // 8x8 block (movmatrix), is P^T's B fragment for the PV product below.
+    float sc[S::kNTiles / 2][4];
 #pragma unroll
-    for (int n = 0; n < S::kNTiles; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+    for (int kk = 0; kk < S::kNTiles / 2; ++kk) sc[kk][0] = sc[kk][1] = sc[kk][2] = sc[kk][3] = 0.0f;
 #pragma unroll
-    for (int rt = 0; rt < S::kRowTiles; ++rt)
+    for (int sp = 0; sp < S::kKSteps / 2; ++sp) {
+      uint4 u[S::kRowTiles];  // this lane's K unit of token row rt * 8 + gid, dims of k-steps 2sp, 2sp+1
 #pragma unroll
-      for (int s = 0; s < S::kKSteps; ++s) {
+      for (int rt = 0; rt < S::kRowTiles; ++rt) {
         const int r = rt * 8 + gid;
-        const uint4 u = kt[r * S::kUnits + (((s / 2) * 4 + tig) ^ swizzle(r))];
-        const uint32_t a[4] = {qa0[s], 0u, qa2[s], 0u};
-#pragma unroll
-        for (int j = 0; j < kT; ++j) {
-          uint32_t b0, b1;
-          k_fragment<kBits>(u, j, s % 2, b0, b1);
-          mma_m16n8k16(sc[rt * kT + j], a, b0, b1);
-        }
+        u[rt] = kt[r * S::kUnits + ((sp * 4 + tig) ^ swizzle(r))];
       }
-
-    // Scores of this lane's columns: token rows 2*tig + e (e = 0, 1), token j of the unit.
-    float p[S::kNTiles][2];
-    float mx = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < S::kNTiles; ++n) {
-      const int rt = n / kT, j = n % kT;
+      for (int h = 0; h < 2; ++h)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int t = row_token(tb, rt * 8 + 2 * tig + e) + j;
-        float score = sc[n][e];
-        if constexpr (kQuant) {
-          const float2 sz = __half22float2(bits_h2(k_sz[(rt * 8 + 2 * tig + e) * kT + j]));
-          score = fmaf(sz.x, score + qoff, sz.y * qsum);  // s*(q.c) + z*sum(q)
+        for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
+          const int n0 = 2 * kk, n1 = 2 * kk + 1;
+          uint32_t lo0, hi0, lo1, hi1;
+          k_fragment<kBits>(u[n0 / kT], n0 % kT, h, lo0, hi0);
+          k_fragment<kBits>(u[n1 / kT], n1 % kT, h, lo1, hi1);
+          const uint32_t a[4] = {lo0, lo1, hi0, hi1};
+          mma_m16n8k16(sc[kk], a, qb0[2 * sp + h], qb1[2 * sp + h]);
         }
+    }
+
+    // This lane's scores: tokens of n-tiles 2kk + hf at token row gid, heads 2*tig + hh.
+    float p[S::kNTiles / 2][2][2];
+    bool valid[S::kNTiles / 2][2];
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int kk = 0; kk < S::kNTiles / 2; ++kk)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
         // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
-        p[n][e] = t < t1 ? score * scale_log2 : -INFINITY;
-        mx = fmaxf(mx, p[n][e]);
+        valid[kk][hf] = row_token(tb, r) + j < t1;
+        float2 sz = make_float2(1.0f, 0.0f);
+        if constexpr (kQuant) sz = __half22float2(bits_h2(k_sz[r * kT + j]));
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float score = sc[kk][2 * hf + hh];
+          if constexpr (kQuant) score = fmaf(sz.x, score + qoff[hh], sz.y * qsum[hh]);  // s*(q.c) + z*sum(q)
+          p[kk][hf][hh] = valid[kk][hf] ? score * scale_log2 : -INFINITY;
+          mx[hh] = fmaxf(mx[hh], p[kk][hf][hh]);
+        }
       }
-    }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    // A row's reference max moves only when a score passes it by more than kRescaleSlack (log2
+    // A head's reference max moves only when a score passes it by more than kRescaleSlack (log2
     // units), so p = exp2(s - m) stays below 2^8 (harmless in fp32 sums and in the fp16 P operand)
-    // and the steady state skips O's rescaling (kMTiles*4 multiplies and two shuffles per tile):
-    // the kernel is issue-bound at int8/int4. O and l share the reference, so o / l and the merges
+    // and the steady state skips the max's reduction over the head's 8 lanes and O's rescaling: the
+    // kernel is issue-bound at int8/int4. O and l share the reference, so o / l and the merges
     // (weights exp2(m_w - max)) are what they were.
-    if (__any_sync(0xffffffffu, mx > m + kRescaleSlack)) {
-      const float m_new = fmaxf(m, mx);
-      // A row that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
-      const float corr = exp2f(m - (m_new == -INFINITY ? 0.0f : m_new));
-      m = m_new;
-      l *= corr;
-      zacc *= corr;
-      sacc *= corr;
-      // O's columns are heads 2*tig and 2*tig+1: their rows' factors live in lanes 8*tig and 8*tig+4.
-      const float corr_a = __shfl_sync(0xffffffffu, corr, 8 * tig);
-      const float corr_b = __shfl_sync(0xffffffffu, corr, 8 * tig + 4);
+    if (__any_sync(0xffffffffu, mx[0] > m[0] + kRescaleSlack || mx[1] > m[1] + kRescaleSlack)) {
+      float corr[2];
 #pragma unroll
-      for (int t = 0; t < kMTiles; ++t) {
-        acc[t][0] *= corr_a;
-        acc[t][1] *= corr_b;
-        acc[t][2] *= corr_a;
-        acc[t][3] *= corr_b;
+      for (int hh = 0; hh < 2; ++hh) {
+        float x = mx[hh];
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 8));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 16));
+        const float m_new = fmaxf(m[hh], x);
+        // A head that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
+        corr[hh] = exp2f(m[hh] - (m_new == -INFINITY ? 0.0f : m_new));
+        m[hh] = m_new;
+        l[hh] *= corr[hh];
+        zacc[hh] *= corr[hh];
+        sacc[hh] *= corr[hh];
+      }
+#pragma unroll
+      for (int t = 0; t < kMTiles; ++t) {  // O's columns are this lane's heads: its own factors
+        acc[t][0] *= corr[0];
+        acc[t][1] *= corr[1];
+        acc[t][2] *= corr[0];
+        acc[t][3] *= corr[1];
       }
     }
-    const float use = m == -INFINITY ? 0.0f : m;
+    const float use[2] = {m[0] == -INFINITY ? 0.0f : m[0], m[1] == -INFINITY ? 0.0f : m[1]};
 #pragma unroll
-    for (int n = 0; n < S::kNTiles; ++n)
+    for (int kk = 0; kk < S::kNTiles / 2; ++kk)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const float pe = exp2f(p[n][e] - use);
-        l += pe;
-        p[n][e] = pe;
-        if constexpr (kQuant) {  // the codes' weight p*scale, fp16-rounded as the MMA sees it; p*zero
-          const int j = n % kT, r = (n / kT) * 8 + 2 * tig + e;  // adds to every dim
-          const float2 sz = __half22float2(bits_h2(v_sz[r * kT + j]));
-          const bool valid = row_token(tb, r) + j < t1;
-          p[n][e] = valid ? __half2float(__float2half_rn(pe * sz.x)) : 0.0f;
-          zacc += valid ? pe * sz.y : 0.0f;
-          sacc += p[n][e];
+      for (int hf = 0; hf < 2; ++hf) {
+        const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
+        float2 sz = make_float2(1.0f, 0.0f);
+        if constexpr (kQuant) sz = __half22float2(bits_h2(v_sz[r * kT + j]));
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const float pe = exp2f(p[kk][hf][hh] - use[hh]);
+          l[hh] += pe;
+          p[kk][hf][hh] = pe;
+          if constexpr (kQuant) {  // the codes' weight p*scale, fp16-rounded as the MMA sees it; p*zero
+            p[kk][hf][hh] = valid[kk][hf] ? __half2float(__float2half_rn(pe * sz.x)) : 0.0f;  // adds to
+            zacc[hh] += valid[kk][hf] ? pe * sz.y : 0.0f;                                     // every dim
+            sacc[hh] += p[kk][hf][hh];
+          }
         }
       }
 
-      // O^T += V^T P^T, one MMA k-step per two n-tiles: the scores' C layout (row = head gid, columns =
-      // tokens 2*tig, 2*tig+1) is exactly P^T's B fragment, so P needs no shuffle.
+      // O^T += V^T P^T, one MMA k-step per m-tile kk: P^T's B fragment is S^T's C fragment of the
+      // m-tile with each 8x8 block transposed (k rows 0..7 = n-tile 2kk, 8..15 = n-tile 2kk+1).
 #pragma unroll
     for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
-      const uint32_t b0 = pack_half2(p[2 * kk][0], p[2 * kk][1]);
-      const uint32_t b1 = pack_half2(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+      const uint32_t b0 = movmatrix_trans(pack_half2(p[kk][0][0], p[kk][0][1]));
+      const uint32_t b1 = movmatrix_trans(pack_half2(p[kk][1][0], p[kk][1][1]));
       // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
       // tile, tokens 2kk and 2kk+1 of each unit).
       const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
@@ -437,25 +505,29 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
   __syncthreads();
 
-  // The row's sums over its quad; back from codes to values (zeros' share on every dim).
-  l += __shfl_xor_sync(0xffffffffu, l, 1);
-  l += __shfl_xor_sync(0xffffffffu, l, 2);
-  if constexpr (kQuant) {
-    zacc += __shfl_xor_sync(0xffffffffu, zacc, 1);
-    zacc += __shfl_xor_sync(0xffffffffu, zacc, 2);
-    sacc += __shfl_xor_sync(0xffffffffu, sacc, 1);
-    sacc += __shfl_xor_sync(0xffffffffu, sacc, 2);
-  }
+  // A head's sums over its 8 lanes (the token rows); back from codes to values (zeros' share on
+  // every dim).
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+    for (int o = 4; o < 32; o <<= 1) {
+      l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], o);
+      if constexpr (kQuant) {
+        zacc[hh] += __shfl_xor_sync(0xffffffffu, zacc[hh], o);
+        sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
+      }
+    }
 
-  // Merge the warps of this CTA.
-  if (gid < kGroup && tig == 0) {
-    sm_m[warp * kGroup + gid] = m;
-    sm_l[warp * kGroup + gid] = l;
-  }
+    // Merge the warps of this CTA.
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh)
+    if (gid == 0 && 2 * tig + hh < kGroup) {
+      sm_m[warp * kGroup + 2 * tig + hh] = m[hh];
+      sm_l[warp * kGroup + 2 * tig + hh] = l[hh];
+    }
   {
-    const float z[2] = {__shfl_sync(0xffffffffu, zacc, 8 * tig), __shfl_sync(0xffffffffu, zacc, 8 * tig + 4)};
-    const float off[2] = {-kCodeOffset * __shfl_sync(0xffffffffu, sacc, 8 * tig),
-                          -kCodeOffset * __shfl_sync(0xffffffffu, sacc, 8 * tig + 4)};
+    const float z[2] = {zacc[0], zacc[1]};
+    const float off[2] = {-kCodeOffset * sacc[0], -kCodeOffset * sacc[1]};
     // O's accumulator of element e of a unit as a value: sum p*s*(offset + c) less the offset's
     // share, undoing int4's 16x on odd dims, plus the zeros' share.
     auto value = [&](float a, int hh, int e) {
@@ -663,6 +735,8 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
               std::to_string(cache.n_kv_heads));
   require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
+  require(p.max_context < (1 << 24), op,
+          "max_context must be below 2^24 tokens, got " + std::to_string(p.max_context));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
   require(cache.bits == 16 || cache.bits == 8 || cache.bits == 4, op,

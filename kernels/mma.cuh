@@ -33,6 +33,15 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const half* 
                : "r"(addr));
 }
 
+// An 8x8 fp16 matrix held one register per lane in the C/A layout (lane (gid, tig) holds
+// M[gid][2tig..+1]) turned into its transpose in the same layout: M[2tig][gid], M[2tig+1][gid], which
+// is also B's layout of M (b0 of a k-step whose k rows are M's rows).
+__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t m) {
+  uint32_t t;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(t) : "r"(m));
+  return t;
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&h);

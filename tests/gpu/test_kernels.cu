@@ -486,13 +486,13 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   view.block_size = 16;
   view.n_kv_heads = 1;
   view.head_dim = 96;  // unsupported by the attention kernels
-  auto decode = [&](int n_heads) {
+  auto decode = [&](int n_heads, int max_context = 16) {
     cuda::decode_attention({.q = h.get(),
                             .slots = i.get(),
                             .context_lens = i.get(),
                             .n_seqs = 1,
                             .n_heads = n_heads,
-                            .max_context = 16,
+                            .max_context = max_context,
                             .cache = view,
                             .workspace = f.get(),
                             .out = h.get()},
@@ -516,7 +516,9 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   view.n_kv_heads = 1;
   EXPECT_NE(invalid_argument_message([&] { decode(16); }).find("group"),
             std::string::npos);  // group 16 exceeds the supported 1..8
-  view.bits = 5;                 // not a KV format
+  // The block lookup divides by a multiply that is exact below 2^24 tokens.
+  EXPECT_NE(invalid_argument_message([&] { decode(1, 1 << 24); }).find("2^24"), std::string::npos);
+  view.bits = 5;  // not a KV format
   EXPECT_NE(invalid_argument_message([&] { decode(1); }).find("bits"), std::string::npos);
 }
 
