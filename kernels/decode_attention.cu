@@ -54,6 +54,7 @@
 // per token. B=1 reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
 #include <cmath>
 
+#include "kernels/block_div.h"
 #include "kernels/cp_async.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
@@ -207,10 +208,9 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int bs = cache.block_size;
-  // t / bs as __umulhi(t, bs_magic), with bs_magic = ceil(2^32 / bs): exact for t < 2^24 (the error
-  // term t * (bs_magic * bs - 2^32) / 2^32 stays below 1 since bs <= 256; decode_attention caps the
-  // context there). A division per tile was ~30 instructions of the copy issue.
-  const unsigned bs_magic = 0xffffffffu / static_cast<unsigned>(bs) + 1u;
+  // t / bs as a multiply-high (kernels/block_div.h: exact below 2^24 tokens, which decode_attention
+  // checks).
+  const uint32_t bs_magic = block_div_magic(static_cast<uint32_t>(bs));
 
   const int ctx = context_lens[i];
   const int* table = cache.block_table + static_cast<int64_t>(slots[i]) * cache.max_blocks_per_seq;
@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       // one block or runs into the next one (block sizes are multiples of 16).
       // A 16-token tile (fp16, int8) never runs into the next block: only int4's 32 look it up.
       constexpr bool kOneBlock = S::kTokens == 16;
-      const int blk = static_cast<int>(__umulhi(static_cast<unsigned>(tb), bs_magic)), o0 = tb - blk * bs;
+      const int blk = static_cast<int>(block_div(static_cast<uint32_t>(tb), bs_magic)), o0 = tb - blk * bs;
       const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
       // A whole tile inside one block (every 16-token tile but a split's last): its rows are one
       // contiguous run per pool, so a lane's copies are one pointer per pool plus a constant per pass
@@ -733,9 +733,10 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
           op,
           "n_heads / n_kv_heads must be an integer group of 1..8, got " + std::to_string(n_heads) + "/" +
               std::to_string(cache.n_kv_heads));
+  static_assert(kBlockDivMaxDivisor >= 256, "the block lookup's division covers every block size taken here");
   require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
-  require(p.max_context < (1 << 24), op,
+  require(p.max_context < static_cast<int64_t>(kBlockDivMaxDividend), op,
           "max_context must be below 2^24 tokens, got " + std::to_string(p.max_context));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
