@@ -8,7 +8,7 @@
 // CUDA-core dot product spreads a token's row over 16 lanes and pays a shuffle reduction, a
 // conversion per element and a softmax per lane for every token, which made int8/int4 no faster
 // than fp16 (perf/NOTES.md). S^T = K Q^T has 16 tokens as M rows (a K fragment per lane, all of
-// it real data) and the GQA group's query heads as the N = 8 columns (group <= 8; the rest are
+// it cache data) and the GQA group's query heads as the N = 8 columns (group <= 8; the rest are
 // zeros); O^T = V^T P^T has head dims as M rows, tokens as K and the group as N, so every
 // accumulator register holds a real output. S^T's C fragment (rows = tokens gid, gid+8, columns =
 // heads 2*tig, 2*tig+1), each 8x8 block transposed by one movmatrix, is P^T's B fragment. (With Q as
@@ -46,12 +46,12 @@
 // DRAM, became the limit). In shared memory a row's units sit XOR-swizzled (unit c of row r at
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
-// Measured (H200, perf/NOTES.md): fp16 at 0.91-0.99 of the read peak from B=16, ctx 8192; int8
-// 1.75-1.83x and int4 2.2-2.4x faster than fp16 from there. Not DRAM-bound at int8/int4: the issue
-// slots are busy with eligible warps waiting their turn (ncu), so the time follows the instructions
-// per tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile
-// copy path and the division-free block lookup): integer address work, the conversions, the softmax
-// per token. B=1 reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
+// Measured (H200, perf/NOTES.md, reports/baselines/): fp16 at 0.93-0.98 of the read peak from B=16,
+// ctx 8192; int8 ~1.7-1.9x and int4 ~2.2-2.5x faster than fp16 from there. Not DRAM-bound at int8/int4: the
+// issue slots are busy with eligible warps waiting their turn (ncu), so the time follows the instructions per
+// tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile copy path
+// and the division-free block lookup): integer address work, the conversions, the softmax per token. B=1
+// reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
 #include <cmath>
 
 #include "kernels/block_div.h"
@@ -139,34 +139,35 @@ __device__ __forceinline__ constexpr bool int4_times16(int e) {
   return e % 2 == 1;
 }
 
-// K's B fragment for MMA k-step half `h` (dims 4h..4h+3 of the unit's 8 at fp16/int8; for int4 the
-// dims (2h, 2h+4, 2h+1, 2h+5)) of the unit's token j.
+// One token row of K's A fragment for MMA k-step half `h` (dims 4h..4h+3 of the unit's 8 at
+// fp16/int8; for int4 the dims (2h, 2h+4, 2h+1, 2h+5)) of the unit's token j: `lo` holds k slots
+// 2tig..+1 (a0 or a1), `hi` 2tig+8..+9 (a2 or a3).
 template <int kBits>
-__device__ __forceinline__ void k_fragment(const uint4& u, int j, int h, uint32_t& b0, uint32_t& b1) {
+__device__ __forceinline__ void k_fragment(const uint4& u, int j, int h, uint32_t& lo, uint32_t& hi) {
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
   if constexpr (kBits == 16) {
-    b0 = w[2 * h];
-    b1 = w[2 * h + 1];
+    lo = w[2 * h];
+    hi = w[2 * h + 1];
   } else if constexpr (kBits == 8) {
     const uint32_t word = w[2 * j + h];
-    b0 = int8_pair(word, 0);
-    b1 = int8_pair(word, 1);
+    lo = int8_pair(word, 0);
+    hi = int8_pair(word, 1);
   } else {
-    b0 = int4_pair(w[j], 2 * h);
-    b1 = int4_pair(w[j], 2 * h + 1);
+    lo = int4_pair(w[j], 2 * h);
+    hi = int4_pair(w[j], 2 * h + 1);
   }
 }
 
-// The dim (0..7 of a unit) that slot e (0..3: a0.x, a0.y, a2.x, a2.y) of k-step half h stands for,
-// matching k_fragment.
+// The dim (0..7 of a unit) that slot e (0..3: b0.x, b0.y, b1.x, b1.y of Q^T's B fragment; K's lo.x,
+// lo.y, hi.x, hi.y alike) of k-step half h stands for, matching k_fragment.
 template <int kBits>
 __device__ __forceinline__ int k_dim(int h, int e) {
   if constexpr (kBits == 4) return 2 * h + (e / 2) + 4 * (e % 2);
   return 4 * h + e;
 }
 
-// V's B-fragment half: the values at dim e (0..7 of the unit) of token j of units a and b (token rows
-// 2*tig and 2*tig+1), as an fp16 pair.
+// A register of V^T's A fragment: the values at dim e (0..7 of the unit) of token j of units a and b
+// (token rows 2*tig and 2*tig+1), as an fp16 pair.
 template <int kBits>
 __device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j, int e) {
   const uint32_t wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
@@ -230,9 +231,11 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   auto row_token = [&](int tb, int r) { return tb + r * kT; };
 
   // A pass of a tile's copies covers kRowsPerPass rows; unit c of row r lands at r * kUnits +
-  // (c ^ swizzle(r)). Pass `it`'s rows are it * kRowsPerPass + lane / kUnits, and swizzle(r) is then
-  // swizzle(lane / kUnits) ^ ((it * kRowsPerPass) & 6) (the two terms share no bit), so the slot of
-  // lane's unit in pass `it` is it * 32 + (lane_at ^ ((it * kRowsPerPass) & 6)).
+  // (c ^ swizzle(r)). Pass `it`'s rows are it * kRowsPerPass + lane / kUnits (the two terms share no
+  // bit: kRowsPerPass is a power of two above lane / kUnits), swizzle is linear under XOR, and the
+  // swizzle of the even term is its bits 1-2, so swizzle(r) = swizzle(lane / kUnits) ^
+  // ((it * kRowsPerPass) & 6) and the slot of lane's unit in pass `it` is
+  // it * 32 + (lane_at ^ ((it * kRowsPerPass) & 6)).
   constexpr int kRowsPerPass = 32 / S::kUnits;
   static_assert(kRowsPerPass >= 2 && (kRowsPerPass & (kRowsPerPass - 1)) == 0, "passes of whole rows");
   const int lane_at = (lane / S::kUnits) * S::kUnits + ((lane % S::kUnits) ^ swizzle(lane / S::kUnits));
@@ -244,13 +247,14 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     const int tb = tile_start(step);
     if (step < n_steps && tb < t1) {
       uint4* st = ring + (step % S::kStages) * S::kStageUnits;
-      // One division per tile, not per copy: a tile (16 or 32 tokens from a multiple of 16) lies in
+      // One block lookup per tile, not per copy: a tile (16 or 32 tokens from a multiple of 16) lies in
       // one block or runs into the next one (block sizes are multiples of 16).
       // A 16-token tile (fp16, int8) never runs into the next block: only int4's 32 look it up.
       constexpr bool kOneBlock = S::kTokens == 16;
       const int blk = static_cast<int>(block_div(static_cast<uint32_t>(tb), bs_magic)), o0 = tb - blk * bs;
       const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
-      // A whole tile inside one block (every 16-token tile but a split's last): its rows are one
+      // A whole tile inside one block (every 16-token tile but the context's last partial one): its
+      // rows are one
       // contiguous run per pool, so a lane's copies are one pointer per pool plus a constant per pass
       // (no per-row block test, validity select or 64-bit row arithmetic: the kernel is issue-bound
       // at int8/int4).
@@ -350,8 +354,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   // this lane's share of the sum of p, of p*zero and of p*scale (as the fp16 P^T operand holds it:
   // the codes' offset times it comes off O).
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, zacc[2] = {0.0f, 0.0f}, sacc[2] = {0.0f, 0.0f};
-  // O^T = V^T P^T: m-tile t's rows gid and gid+8 are dims vdim(t) and vdim(t + kMTiles) of this lane's
-  // V units, its columns the heads 2*tig, 2*tig+1.
+  // O^T = V^T P^T: m-tile t's rows gid and gid+8 are dim slots t and t + kMTiles of this lane's V
+  // units (unit slot / 8 of c*8+gid, element slot % 8), its columns the heads 2*tig, 2*tig+1.
   float acc[kMTiles][4];
 #pragma unroll
   for (int t = 0; t < kMTiles; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
@@ -371,8 +375,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 
     // S^T = K Q^T, one m-tile of 16 tokens per pair of n-tiles (2kk, 2kk+1): n-tile n is token n % kT
     // of token rows (n / kT) * 8 .. +7, and as S^T's rows, n-tile 2kk is rows 0..7 (row gid: token row
-    // gid), 2kk+1 rows 8..15. K in the A operand fills all 16 rows with tokens (Q in it left half of
-    // every MMA's rows empty: the GQA group is at most 8 heads), and S^T's C fragment, transposed per
+    // gid), 2kk+1 rows 8..15. K in the A operand fills all 16 rows with tokens (with Q there, half
+    // of every MMA's rows were zeros: the GQA group is at most 8 heads), and S^T's C fragment, transposed per
     // 8x8 block (movmatrix), is P^T's B fragment for the PV product below.
     float sc[S::kNTiles / 2][4];
 #pragma unroll
@@ -450,7 +454,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
     const float use[2] = {m[0] == -INFINITY ? 0.0f : m[0], m[1] == -INFINITY ? 0.0f : m[1]};
 #pragma unroll
-    for (int kk = 0; kk < S::kNTiles / 2; ++kk)
+    for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
 #pragma unroll
       for (int hf = 0; hf < 2; ++hf) {
         const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
@@ -468,9 +472,10 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
           }
         }
       }
+    }
 
-      // O^T += V^T P^T, one MMA k-step per m-tile kk: P^T's B fragment is S^T's C fragment of the
-      // m-tile with each 8x8 block transposed (k rows 0..7 = n-tile 2kk, 8..15 = n-tile 2kk+1).
+    // O^T += V^T P^T, one MMA k-step per m-tile kk: P^T's B fragment is S^T's C fragment of the
+    // m-tile with each 8x8 block transposed (k rows 0..7 = n-tile 2kk, 8..15 = n-tile 2kk+1).
 #pragma unroll
     for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
       const uint32_t b0 = movmatrix_trans(pack_half2(p[kk][0][0], p[kk][0][1]));
@@ -508,7 +513,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   // A head's sums over its 8 lanes (the token rows); back from codes to values (zeros' share on
   // every dim).
 #pragma unroll
-  for (int hh = 0; hh < 2; ++hh)
+  for (int hh = 0; hh < 2; ++hh) {
 #pragma unroll
     for (int o = 4; o < 32; o <<= 1) {
       l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], o);
@@ -517,8 +522,9 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
       }
     }
+  }
 
-    // Merge the warps of this CTA.
+  // Merge the warps of this CTA.
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh)
     if (gid == 0 && 2 * tig + hh < kGroup) {
@@ -736,8 +742,9 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
   static_assert(kBlockDivMaxDivisor >= 256, "the block lookup's division covers every block size taken here");
   require(cache.block_size > 0 && cache.block_size % 16 == 0 && cache.block_size <= 256, op,
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
-  require(p.max_context < static_cast<int64_t>(kBlockDivMaxDividend), op,
-          "max_context must be below 2^24 tokens, got " + std::to_string(p.max_context));
+  // Token positions stay below max_context, inside the block lookup's exact range.
+  require(p.max_context <= static_cast<int64_t>(kBlockDivMaxDividend), op,
+          "max_context must be at most 2^24 tokens, got " + std::to_string(p.max_context));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
   require(cache.bits == 16 || cache.bits == 8 || cache.bits == 4, op,

@@ -1,12 +1,13 @@
 // Warp-level tensor-core primitives (sm_80+ PTX, used on Hopper too): the fp16 m16n8k16 MMA with
-// fp32 accumulators, and ldmatrix. Fragment layouts (PTX ISA, "mma.m16n8k16"), with
-// gid = lane / 4 and tig = lane % 4:
+// fp32 accumulators, ldmatrix, and movmatrix (an 8x8 transpose in registers). Fragment layouts (PTX ISA,
+// "mma.m16n8k16"), with gid = lane / 4 and tig = lane % 4:
 //   A 16x16 row-major: a0 = A[gid][2tig..+1],   a1 = A[gid+8][2tig..+1],
 //                      a2 = A[gid][2tig+8..+9], a3 = A[gid+8][2tig+8..+9]
 //   B 16x8 "col":      b0 = B[2tig..+1][gid],   b1 = B[2tig+8..+9][gid]
 //   C/D 16x8 fp32:     c0,c1 = C[gid][2tig..+1], c2,c3 = C[gid+8][2tig..+1]
 // The C layout of two adjacent n-tiles equals the A layout of one k-step, which is what lets an
-// attention kernel feed its softmax probabilities back into the next MMA without shared memory.
+// attention kernel feed its softmax probabilities back into the next MMA without shared memory (or,
+// each 8x8 block transposed by movmatrix, the B layout: decode attention's S^T into P^T).
 #pragma once
 
 #include <cstdint>

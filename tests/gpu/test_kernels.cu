@@ -516,8 +516,8 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   view.n_kv_heads = 1;
   EXPECT_NE(invalid_argument_message([&] { decode(16); }).find("group"),
             std::string::npos);  // group 16 exceeds the supported 1..8
-  // The block lookup divides by a multiply that is exact below 2^24 tokens.
-  EXPECT_NE(invalid_argument_message([&] { decode(1, 1 << 24); }).find("2^24"), std::string::npos);
+  // The block lookup divides by a multiply that is exact for positions below 2^24.
+  EXPECT_NE(invalid_argument_message([&] { decode(1, (1 << 24) + 1); }).find("2^24"), std::string::npos);
   view.bits = 5;  // not a KV format
   EXPECT_NE(invalid_argument_message([&] { decode(1); }).find("bits"), std::string::npos);
 }
