@@ -40,6 +40,7 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
   const bool fused_norm = s.fusions.norm_in_gemv;
   const double norm_prologue = fused_norm ? T * H * kNormFlops : 0.0;
   const double residual_epilogue = fused_norm ? T * H * kResidualAddFlops : 0.0;
+  const double rope = T * (Q + KV) * kRopeFlops;  // rope_kv_write's, or wqkv's with RoPE fused
   switch (op.type) {
     case OpType::embed:
       return 0.0;
@@ -50,9 +51,9 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
     case OpType::norm:  // fused, the last w2 did the add
       return T * H * (kNormFlops + (fused_norm ? 0.0 : kResidualAddFlops));
     case OpType::wqkv:  // with RoPE in its epilogue it does rope_kv_write's FLOPs too
-      return 2.0 * T * H * QKV + norm_prologue + (s.fusions.rope_in_wqkv ? T * (Q + KV) * kRopeFlops : 0.0);
+      return 2.0 * T * H * QKV + norm_prologue + (s.fusions.rope_in_wqkv ? rope : 0.0);
     case OpType::rope_kv_write:
-      return T * (Q + KV) * kRopeFlops;
+      return rope;
     case OpType::attention:
       return c.n_heads * attention_pairs(s) * (4.0 * c.head_dim + kSoftmaxFlops);
     case OpType::wo:

@@ -69,6 +69,11 @@ __device__ __forceinline__ RopeKvSlot rope_kv_slot(const RopeKvArgs& r, int t) {
   return {pos, c.block_table[int64_t{r.slots[t]} * c.max_blocks_per_seq + pos / c.block_size]};
 }
 
+// Where query head `r` of KV head h's group (g query heads a KV head) of token t goes in q_out.
+__device__ __forceinline__ half* rope_q_row(half* q_out, int t, int n_heads, int g, int h, int r, int hd) {
+  return q_out + (int64_t{t} * n_heads + h * g + r) * hd;
+}
+
 // Stores dims d and d + head_dim/2 of qkv head `head_in_row` (InternLM2's grouped layout: [q x g, k,
 // v] per KV head) of token t, given as the GEMV stores them (a, b: rounded to fp16), rotated by (c, s)
 // unless they are v: q to q_out, k and v into the fp16 cache, as rope_kv_write stores them.
@@ -81,7 +86,7 @@ __device__ __forceinline__ void rope_kv_store(const RopeKvArgs& r, int t, const 
   if (which <= g) rope_rotate(a, b, c, s, ra, rb);
   const half lo = __float2half_rn(ra), hi = __float2half_rn(rb);
   if (which < g) {
-    half* q = r.q_out + (int64_t{t} * r.n_heads + h * g + which) * hd;
+    half* q = rope_q_row(r.q_out, t, r.n_heads, g, h, which, hd);
     q[d] = lo;
     q[d + hd / 2] = hi;
     return;

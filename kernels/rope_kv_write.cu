@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kThreads)
       uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
       if (r <= g) rotate8(lo, hi, cos_s, sin_s, c);  // q heads and k: rotate; v is copied as is
       if (r < g) {
-        half* dst = q_out + (static_cast<int64_t>(t) * n_heads + h * g + r) * hd;
+        half* dst = rope_q_row(q_out, t, n_heads, g, h, r, hd);
         reinterpret_cast<uint4*>(dst)[c] = lo;
         reinterpret_cast<uint4*>(dst)[c + vecs_per_half] = hi;
       } else {
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kThreads)
         uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
         if (r <= g) rotate8(lo, hi, cos_s, sin_s, c);
         if (r < g) {
-          half* dst = q_out + (static_cast<int64_t>(t) * n_heads + h * g + r) * hd;
+          half* dst = rope_q_row(q_out, t, n_heads, g, h, r, hd);
           reinterpret_cast<uint4*>(dst)[c] = lo;
           reinterpret_cast<uint4*>(dst)[c + vecs_per_half] = hi;
         } else {
