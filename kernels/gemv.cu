@@ -4,7 +4,11 @@
 // Bound: DRAM bandwidth on W. One warp per output row streams that row with 16-byte loads, four
 // loads in flight per lane before the first FMA, so a 2048x2048 weight (8 MB) is read near the copy
 // rate where cuBLASLt's small-N kernels reach about 1 TB/s (bench/results/h100-kernels.json).
-// Every output is one warp's shuffle reduction in a fixed order: deterministic.
+// A weight of few rows splits each row's K range over `split` warps of one block (gemv_split: 2 or 4
+// warps a row below 4096 rows), which add their partial sums through shared memory: one warp per
+// row would leave an H200 with 16 warps per SM on 1.8b's w2 (2048 rows of 16 KB), whose row streams
+// then ran at 0.55 of the read peak where 7b's wo, the same 32 MB as 4096 rows of 8 KB, ran at 0.69.
+// Every output is one warp's shuffle reduction per part, parts added in part order: deterministic.
 //
 // gemv_fused: the same GEMV with the decode step's small ops folded in (n <= kGemvFusedMaxRows), so a
 // B=1 step launches no layer norm and no swiglu kernel:
@@ -52,17 +56,49 @@ __device__ __forceinline__ void store(float* y, float v) {
   *y = v;
 }
 
-// One warp's lanes' 16-byte vectors of R weight rows, kUnroll per row at a time from `base`.
+// One warp's lanes' 16-byte vectors of R weight rows, kUnroll per row at a time from `base`, below
+// vector `end`.
 template <int R>
-__device__ __forceinline__ void load_batch(const uint4* const (&wrow)[R], int vecs, int base,
+__device__ __forceinline__ void load_batch(const uint4* const (&wrow)[R], int end, int base,
                                            uint4 (&wv)[R][kUnroll]) {
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       int v = base + u * 32;
-      wv[r][u] = v < vecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once: no L2 priority
+      wv[r][u] = v < end ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once: no L2 priority
     }
+}
+
+// A warp's share of a row split over `split` warps: 16-byte vectors [begin, end) of `in / 8`, the
+// whole row at split 1 (so that split 1 streams exactly as one warp per row did).
+struct KRange {
+  int begin, end;
+};
+__device__ __forceinline__ KRange k_range(int in, int split, int part) {
+  const int vecs = in / 8, per = (vecs + split - 1) / split;
+  const int begin = min(vecs, part * per);
+  return {begin, min(vecs, begin + per)};
+}
+
+// With split > 1: every warp of the block adds its part's sums to shared memory and the part-0 warp
+// of each row adds the others to its own, in part order. Block-wide (a barrier): every warp calls it.
+template <int R, int N>
+__device__ __forceinline__ void add_parts(int split, float (&acc)[R][N]) {
+  __shared__ float parts[kWarpsPerBlock][R][N];
+  if (split == 1) return;
+  const int warp = threadIdx.x >> 5, part = warp % split;
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < N; ++t) parts[warp][r][t] = acc[r][t];
+  __syncthreads();
+  if (part != 0) return;
+  for (int s = 1; s < split; ++s)
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < N; ++t) acc[r][t] += parts[warp + s][r][t];
 }
 
 template <int R>
@@ -73,25 +109,25 @@ __device__ __forceinline__ void row_pointers(const half* w, int in, const int (&
     wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(rows[r]) * in);
 }
 
-// acc[r][t] = dot(x[t, :], W[rows[r], :]) for R weight rows streamed together by one warp, reduced
-// over the warp (every lane holds the result). `wv` holds the first batch (load_batch at base =
-// lane) on entry, so a caller can start the DRAM stream before a prologue. The order of the FMAs of
-// one (row, t) pair does not depend on R nor on where x lives: gemv and the fused GEMVs give the
-// same bits for the same row.
+// acc[r][t] = dot(x[t, k], W[rows[r], k]) over the vectors k of `k`, for R weight rows streamed
+// together by one warp, reduced over the warp (every lane holds the result). `wv` holds the first
+// batch (load_batch at base = k.begin + lane) on entry, so a caller can start the DRAM stream before
+// a prologue. The order of the FMAs of one (row, t) pair does not depend on R nor on where x lives:
+// gemv and the fused GEMVs give the same bits for the same row and split.
 template <int R, int N, bool kXShared>
 __device__ __forceinline__ void rows_dot(const half* __restrict__ x, const uint4* const (&wrow)[R], int in,
-                                         int lane, uint4 (&wv)[R][kUnroll], float (&acc)[R][N]) {
-  const int vecs = in / 8;  // 16-byte vectors per row
+                                         KRange k, int lane, uint4 (&wv)[R][kUnroll], float (&acc)[R][N]) {
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int t = 0; t < N; ++t) acc[r][t] = 0.0f;
-  for (int base = lane; base < vecs; base += 32 * kUnroll) {
-    if (base != lane) load_batch(wrow, vecs, base, wv);
+  const int first = k.begin + lane;
+  for (int base = first; base < k.end; base += 32 * kUnroll) {
+    if (base != first) load_batch(wrow, k.end, base, wv);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       int v = base + u * 32;
-      if (v >= vecs) break;
+      if (v >= k.end) break;
 #pragma unroll
       for (int t = 0; t < N; ++t) {
         const uint4* xrow = reinterpret_cast<const uint4*>(x + static_cast<int64_t>(t) * in);
@@ -122,21 +158,25 @@ __device__ __forceinline__ void rows_dot(const half* __restrict__ x, const uint4
 
 template <int N, typename OutT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemv_kernel(const half* __restrict__ x, const half* __restrict__ w, int in, int out,
+    gemv_kernel(const half* __restrict__ x, const half* __restrict__ w, int in, int out, int split,
                 OutT* __restrict__ y) {
-  const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % split;
+  const int row = blockIdx.x * (kWarpsPerBlock / split) + warp / split;
+  const KRange k = k_range(in, split, part);
   // The first weight loads go out before the previous kernel has finished (kernels/overlap.cuh);
-  // warps past `out` load a valid row and discard it.
+  // warps past `out` load a valid row and discard it (and with split > 1 stream it too: they take
+  // part in add_parts' barrier).
   const int rows[1] = {min(row, out - 1)};
   const uint4* wrow[1];
   row_pointers(w, in, rows, wrow);
   uint4 wv[1][kUnroll];
-  load_batch(wrow, in / 8, lane, wv);
+  load_batch(wrow, k.end, k.begin + lane, wv);
   overlap_enter();
-  if (row >= out) return;
+  if (split == 1 && row >= out) return;
   float acc[1][N];
-  rows_dot<1, N, false>(x, wrow, in, lane, wv, acc);
+  rows_dot<1, N, false>(x, wrow, in, k, lane, wv, acc);
+  add_parts(split, acc);
+  if (row >= out || part != 0) return;
   if (lane == 0)
 #pragma unroll
     for (int t = 0; t < N; ++t) store(y + static_cast<int64_t>(t) * out + row, acc[0][t]);
@@ -181,9 +221,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   constexpr bool kRope = kEpi == Epilogue::rope_kv;
   // SwiGLU: the gate row and the up row. RoPE: dims d and d + head_dim/2 of one qkv head.
   constexpr int R = kEpi == Epilogue::swiglu || kRope ? 2 : 1;
-  const int lane = threadIdx.x & 31;
-  const int j = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  const int units = kRope ? p.out / 2 : p.out;  // warps with work: rows, SwiGLU pairs or RoPE pairs
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, split = p.split, part = warp % split;
+  const int j = blockIdx.x * (kWarpsPerBlock / split) + warp / split;
+  const int units = kRope ? p.out / 2 : p.out;  // rows, SwiGLU pairs or RoPE pairs
+  const KRange k = k_range(p.in, split, part);
   // Start the weight stream before the norm prologue so its DRAM latency overlaps the prologue's L2
   // reads and block reductions (warps past `units` load a valid row and discard it).
   const int jr = min(j, units - 1);
@@ -208,7 +249,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const uint4* wrow[R];
   row_pointers(p.w, p.in, rows, wrow);
   uint4 wv[R][kUnroll];
-  load_batch(wrow, p.in / 8, lane, wv);
+  load_batch(wrow, k.end, k.begin + lane, wv);
   overlap_enter();  // weights and host-written step inputs only above this line (kernels/overlap.cuh)
   const half* x = p.x;
   if constexpr (kNorm) {
@@ -216,9 +257,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     norm_prologue<N>(p.norm_residual, p.norm_w, p.in, p.eps, x_s);  // before any early exit: it syncs
     x = x_s;
   }
-  if (j >= units) return;
+  if (split == 1 && j >= units) return;
   float acc[R][N];
-  rows_dot<R, N, kNorm>(x, wrow, p.in, lane, wv, acc);
+  rows_dot<R, N, kNorm>(x, wrow, p.in, k, lane, wv, acc);
+  add_parts(split, acc);
+  if (j >= units || part != 0) return;
   if constexpr (kRope) {
     if (lane == 0)
 #pragma unroll
@@ -251,6 +294,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 template <int N, bool kNorm>
 void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream) {
   dim3 block(kWarpsPerBlock * 32);
+  const int units_per_block = kWarpsPerBlock / p.split;
   const size_t smem = kNorm ? size_t(N) * p.in * sizeof(half) : 0;
   if (outputs_of == 4) {
     // Only wqkv (behind the norm) takes the RoPE epilogue: gemv_fused refuses it without a norm, so
@@ -258,7 +302,7 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
     if constexpr (kNorm) {
       const RopeKvArgs rope = rope_kv_args(*p.rope, p.n, p.out, "gemv_fused");
       launch_kernel(kOverlapGemv, gemv_fused_kernel<N, kNorm, Epilogue::rope_kv>,
-                    dim3(ceil_div(p.out / 2, kWarpsPerBlock)), block, smem, stream, "gemv_fused", p, rope);
+                    dim3(ceil_div(p.out / 2, units_per_block)), block, smem, stream, "gemv_fused", p, rope);
     }
     return;
   }
@@ -266,22 +310,31 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
                 : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
-  launch_kernel(kOverlapGemv, kernel, dim3(ceil_div(p.out, kWarpsPerBlock)), block, smem, stream,
+  launch_kernel(kOverlapGemv, kernel, dim3(ceil_div(p.out, units_per_block)), block, smem, stream,
                 "gemv_fused", p, NoRopeArgs{});
 }
 
+// The warps per row a launch runs: `split` if given (1, 2 or 4), else gemv_split's.
+int resolve_split(int split, int weight_rows, const char* op) {
+  require(split == 0 || split == 1 || split == 2 || split == 4, op,
+          "split must be 0 (automatic), 1, 2 or 4, got " + std::to_string(split));
+  return split != 0 ? split : gemv_split(weight_rows);
+}
+
 template <typename OutT>
-void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaStream_t stream) {
+void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaStream_t stream, int split) {
   const char* op = "gemv";
   require(n >= 1 && n <= kGemvMaxRows, op, "n must be in 1.." + std::to_string(kGemvMaxRows));
   require(in > 0 && in % 8 == 0 && out > 0, op,
           "in must be a positive multiple of 8, got " + std::to_string(in));
   require(aligned16(x) && aligned16(w), op, "x and W must be 16-byte aligned");
-  dim3 grid(ceil_div(out, kWarpsPerBlock)), block(kWarpsPerBlock * 32);
-  constexpr void (*kernels[])(const half*, const half*, int, int, OutT*) = {
+  split = resolve_split(split, out, op);
+  dim3 grid(ceil_div(out, kWarpsPerBlock / split)), block(kWarpsPerBlock * 32);
+  constexpr void (*kernels[])(const half*, const half*, int, int, int, OutT*) = {
       gemv_kernel<1, OutT>, gemv_kernel<2, OutT>, gemv_kernel<3, OutT>, gemv_kernel<4, OutT>,
       gemv_kernel<5, OutT>, gemv_kernel<6, OutT>, gemv_kernel<7, OutT>, gemv_kernel<8, OutT>};
-  launch_kernel(kOverlapGemv, kernels[std::min(n, 8) - 1], grid, block, 0, stream, op, x, w, in, out, y);
+  launch_kernel(kOverlapGemv, kernels[std::min(n, 8) - 1], grid, block, 0, stream, op, x, w, in, out, split,
+                y);
 }
 
 }  // namespace
@@ -298,11 +351,19 @@ bool gemv_preferred(int n, int in, const void* x, const void* w) {
   return n >= 1 && n <= kGemvPreferredRows && in > 0 && in % 8 == 0 && aligned16(x) && aligned16(w);
 }
 
-void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream) {
-  launch(x, w, n, in, out, y, stream);
+// Rows times warps per row of at least 4096 (an H200's 132 SMs at ~31 warps each), capped at 4 warps
+// a row: 1.8b's wo and w2 (2048 rows) split in two, the tiny model's linears in four, every 7b
+// linear and 1.8b's wqkv and w13 not at all. The rule depends on the weight alone, so gemv and
+// gemv_fused split a row alike and stay bit-identical (BM_GemvSplits has the measurements).
+int gemv_split(int weight_rows) {
+  return std::clamp(4096 / std::max(weight_rows, 1), 1, 4);
 }
-void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream) {
-  launch(x, w, n, in, out, y, stream);
+
+void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream, int split) {
+  launch(x, w, n, in, out, y, stream, split);
+}
+void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream, int split) {
+  launch(x, w, n, in, out, y, stream, split);
 }
 
 void gemv_fused(const GemvFusedParams& p, cudaStream_t stream) {
@@ -329,10 +390,12 @@ void gemv_fused(const GemvFusedParams& p, cudaStream_t stream) {
   require(outputs == 1, op, "exactly one of y16, y32, act, residual and rope must be given");
   require(!p.rope || norm, op, "the rope_kv_write epilogue runs only behind the norm prologue (wqkv)");
   const int which = p.y16 ? 0 : p.y32 ? 1 : p.act ? 2 : p.residual ? 3 : 4;
-  if (p.n == 1)
-    norm ? launch_fused<1, true>(p, which, stream) : launch_fused<1, false>(p, which, stream);
+  GemvFusedParams q = p;
+  q.split = resolve_split(p.split, p.act ? 2 * p.out : p.out, op);  // W13 holds 2 * out rows
+  if (q.n == 1)
+    norm ? launch_fused<1, true>(q, which, stream) : launch_fused<1, false>(q, which, stream);
   else
-    norm ? launch_fused<2, true>(p, which, stream) : launch_fused<2, false>(p, which, stream);
+    norm ? launch_fused<2, true>(q, which, stream) : launch_fused<2, false>(q, which, stream);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -135,10 +135,13 @@ void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream);
 void swiglu(const half* gate_up, int n_tokens, int inter, half* out, cudaStream_t stream);
 
 // gemv: y[n, out] = x[n, in] W^T for small decode batches (n <= kGemvMaxRows), W [out, in] fp16,
-// fp32 accumulation, in % 8 == 0, x and W 16-byte aligned.
+// fp32 accumulation, in % 8 == 0, x and W 16-byte aligned. `split` warps share each row's K range
+// (1, 2 or 4; 0: gemv_split's choice); the bits depend on it, so only benchmarks and tests set it.
 inline constexpr int kGemvMaxRows = 8;
-void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream);
-void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream);
+void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream, int split = 0);
+void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream, int split = 0);
+// The warps per weight row gemv and gemv_fused run for a weight of `weight_rows` rows.
+int gemv_split(int weight_rows);
 // The one dispatch predicate between gemv and cuBLASLt (engine/cuda/gemm.cpp asks it): true where
 // gemv runs the shape and is the faster of the two.
 bool gemv_preferred(int n, int in, const void* x, const void* w);
@@ -185,6 +188,7 @@ struct GemvFusedParams {
   half* act = nullptr;
   float* residual = nullptr;             // [n, out]
   const RopeKvEpilogue* rope = nullptr;  // the rope_kv_write epilogue (with the norm prologue: wqkv)
+  int split = 0;                         // warps per weight row, as gemv's `split`
 };
 void gemv_fused(const GemvFusedParams& p, cudaStream_t stream);
 

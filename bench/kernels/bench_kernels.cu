@@ -128,6 +128,42 @@ BENCHMARK(BM_CublasLtFp16)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
+// The fp16 GEMV with each row's K range split over 1, 2 or 4 warps (gemv's `split`), plain (args:
+// shape, M, split, 0) and with the decode step's residual epilogue (gemv_fused, ..., 1: how wo and
+// w2 run at B <= 2): the evidence behind gemv_split. The label names the automatic choice.
+void BM_GemvSplits(benchmark::State& state) {
+  if (!gpu_ok()) return state.SkipWithError("GPU not available");
+  const GemmShape& g = kGemms[state.range(0)];
+  const int m = int(state.range(1)), split = int(state.range(2));
+  const bool residual = state.range(3) != 0;
+  if (residual && m > kGemvFusedMaxRows) return state.SkipWithError("the fused GEMV takes M <= 2");
+  state.SetLabel(std::string(g.name) + (residual ? " residual" : " plain") +
+                 " auto=" + std::to_string(gemv_split(g.out)));
+  Stream stream;
+  const size_t welems = size_t(g.in) * g.out;
+  const int copies = copies_for(welems * 2);
+  DeviceBuffer<half> w(welems * copies, "bench W"), x(size_t(m) * g.in, "bench x"),
+      y(size_t(m) * g.out, "bench y");
+  DeviceBuffer<float> r(size_t(m) * g.out, "bench residual");
+  fill(w.get(), int64_t(w.size()), 1, stream.get());
+  fill(x.get(), int64_t(x.size()), 2, stream.get());
+  RL_CUDA_CHECK("bench", cudaMemsetAsync(r.get(), 0, r.size() * sizeof(float), stream.get()));
+  const KernelCost cost = op_cost(g.preset, g.op, m);
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+    const half* wi = w.get() + size_t(i % copies) * welems;
+    if (residual)
+      gemv_fused(
+          {.w = wi, .n = m, .in = g.in, .out = g.out, .x = x.get(), .residual = r.get(), .split = split},
+          stream.get());
+    else
+      gemv(x.get(), wi, m, g.in, g.out, y.get(), stream.get(), split);
+  });
+}
+BENCHMARK(BM_GemvSplits)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}, {1, 2, 4}, {0, 1}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // The w13 GEMV with SwiGLU in its epilogue (gemv_swiglu, the CUDA decode step at B <= 2) against the
 // two launches it replaces (gemv into gate_up, then swiglu), 1.8b and 7b FFN shapes, 1 and 2 rows.
 // Bytes and FLOPs are the op table's: unfused = w13 + swiglu; fused = the fused w13 op, which moves

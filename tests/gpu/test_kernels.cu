@@ -132,21 +132,30 @@ TEST(KernelGemv, MatchesReferenceForDecodeBatchesAtModelShapes) {
       ref::linear(x.data(), w.data(), n, sh.in, sh.out, expect.data());
       TestBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_y(expect.size());
       TestBuffer<float> d_yf(expect.size());
-      d_y.poison();
-      d_yf.poison();
-      cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_y.get(), nullptr);
-      cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_yf.get(), nullptr);
-      std::string shape = shape_name({{"in", sh.in}, {"out", sh.out}, {"tokens", n}});
-      double e16 = nmse(to_float(d_y.download()), expect), e32 = nmse(d_yf.download(), expect);
-      report_nmse("gemv.fp16_out", shape, e16);
-      report_nmse("gemv.fp32_out", shape, e32);
-      EXPECT_LE(e16, 5e-4) << shape;
-      EXPECT_LE(e32, 5e-4) << shape;
+      // 0: gemv_split's choice; then every split forced (each row's K range over 1, 2 or 4 warps).
+      for (int split : {0, 1, 2, 4}) {
+        d_y.poison();
+        d_yf.poison();
+        cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_y.get(), nullptr, split);
+        cuda::gemv(d_x.get(), d_w.get(), n, sh.in, sh.out, d_yf.get(), nullptr, split);
+        std::string shape = shape_name({{"in", sh.in}, {"out", sh.out}, {"tokens", n}, {"split", split}});
+        double e16 = nmse(to_float(d_y.download()), expect), e32 = nmse(d_yf.download(), expect);
+        report_nmse("gemv.fp16_out", shape, e16);
+        report_nmse("gemv.fp32_out", shape, e32);
+        EXPECT_LE(e16, 5e-4) << shape;
+        EXPECT_LE(e32, 5e-4) << shape;
+      }
     }
   }
+  // The rule: 1.8b's wo and w2 (2048 rows) split in two, the tiny model's linears in four, 7b's none.
+  EXPECT_EQ(cuda::gemv_split(2048), 2);
+  EXPECT_EQ(cuda::gemv_split(512), 4);
+  EXPECT_EQ(cuda::gemv_split(4096), 1);
+  EXPECT_EQ(cuda::gemv_split(28672), 1);
   TestBuffer<half> d_x(size_t(16) * 64), d_w(size_t(64) * 64), d_y(size_t(16) * 64);
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 9, 64, 64, d_y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 1, 60, 64, d_y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 1, 64, 64, d_y.get(), nullptr, 3), std::invalid_argument);
 }
 
 struct RopeCase {
