@@ -337,6 +337,9 @@ TEST(KernelArgmax, PicksTheLowestIndexOfTheMaximumAndNeverNaN) {
     auto logits = random_floats(size_t(rows) * vocab, rng, -10.0f, 10.0f);
     auto row = [&](int r) { return logits.data() + size_t(r) * vocab; };
     std::uniform_int_distribution<int> pick(0, vocab - 1);
+    // Row 0: the maximum at both ends (in different blocks of the cluster that reads a row).
+    row(0)[vocab - 1] = 60.0f;
+    row(0)[0] = 60.0f;
     // Row 1: the maximum twice; the lower index must win.
     int i1 = pick(rng), i2 = pick(rng);
     row(1)[std::max(i1, i2)] = 50.0f;
