@@ -20,6 +20,7 @@ build=${RIDGELINE_BUILD_DIR:-build-gpu}
 prefix=${RIDGELINE_BASELINE_PREFIX:-h200}
 export PATH="/usr/local/cuda/bin:$PATH"
 cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+bash scripts/refresh-mtimes.sh "$build"
 cmake --build "$build" -j16 --target ridgeline >"$out/build.log" 2>&1 ||
   { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
 r=$build/ridgeline

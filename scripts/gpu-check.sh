@@ -24,6 +24,7 @@ export PATH="/usr/local/cuda/bin:$PATH"
 
 if [ "${RIDGELINE_PREBUILT:-0}" != 1 ]; then
   cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  bash scripts/refresh-mtimes.sh "$build"
   cmake --build "$build" -j16 --target ridgeline_gpu_tests ridgeline >"$out/build.log" 2>&1 ||
     { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
 fi

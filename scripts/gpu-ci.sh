@@ -54,6 +54,7 @@ note "gpu-ci: commit ${commit:-(from the build stamp)}${RIDGELINE_INJECT_DELAY_U
 # 1. build
 if [ "${RIDGELINE_CI_SKIP_BUILD:-0}" != 1 ]; then
   cmake --preset gpu -B "$build" >"$out/logs/configure.log" 2>&1 || { tail -30 "$out/logs/configure.log"; fail "configure"; }
+  bash scripts/refresh-mtimes.sh "$build"
   cmake --build "$build" -j"$(nproc)" --target ridgeline ridgeline_gpu_tests >"$out/logs/build.log" 2>&1 ||
     { grep -E "error|FAILED" "$out/logs/build.log" | head -30; fail "build"; }
   note "build: ok"

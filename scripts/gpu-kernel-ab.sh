@@ -43,6 +43,7 @@ decode() {
   grep -E "ms/step" "$out/decode-$1.txt" | sed "s/^/$1: /"
 }
 build_all() {
+  bash scripts/refresh-mtimes.sh "$build"  # the candidate and its reversal both rebuild
   cmake --build "$build" -j16 --target ridgeline_gpu_tests ridgeline_bench >"$out/build-$1.log" 2>&1 ||
     { grep -E "error|FAILED" "$out/build-$1.log" | head -30; exit 1; }
 }

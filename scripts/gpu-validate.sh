@@ -54,6 +54,7 @@ for stage in "${stages[@]}"; do
   case $stage in
     build)
       cmake --preset gpu -B "$build" >"$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
+      bash scripts/refresh-mtimes.sh "$build"
       cmake --build "$build" -j16 --target ridgeline ridgeline_gpu_tests ridgeline_bench >"$logs/build.log" 2>&1 ||
         { grep -E "error|FAILED" "$logs/build.log" | head -30; exit 1; }
       echo "== build: ok" >>"$summary"
