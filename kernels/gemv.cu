@@ -4,10 +4,11 @@
 // Bound: DRAM bandwidth on W. One warp per output row streams that row with 16-byte loads, four
 // loads in flight per lane before the first FMA, so a 2048x2048 weight (8 MB) is read near the copy
 // rate where cuBLASLt's small-N kernels reach about 1 TB/s (bench/results/h100-kernels.json).
-// A weight of few rows splits each row's K range over `split` warps of one block (gemv_split: 2 or 4
-// warps a row below 4096 rows), which add their partial sums through shared memory: one warp per
-// row would leave an H200 with 16 warps per SM on 1.8b's w2 (2048 rows of 16 KB), whose row streams
-// then ran at 0.55 of the read peak where 7b's wo, the same 32 MB as 4096 rows of 8 KB, ran at 0.69.
+// A weight of few rows splits each row's K range over `split` warps of one block (gemv_split: 2 warps
+// a row up to 2048 rows, 4 up to 1024), which add their partial sums through shared memory: one warp
+// per row left an H200 with 16 warps per SM on 1.8b's w2 (2048 rows of 16 KB), whose row streams ran
+// at 0.55 of the read peak where 7b's wo, the same 32 MB as 4096 rows of 8 KB, ran at 0.69 (split 2:
+// 13.9 -> 12.1 us; BM_GemvSplits).
 // Every output is one warp's shuffle reduction per part, parts added in part order: deterministic.
 //
 // gemv_fused: the same GEMV with the decode step's small ops folded in (n <= kGemvFusedMaxRows), so a
