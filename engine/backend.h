@@ -40,10 +40,20 @@ struct OpSamples {
 };
 
 // The timing of a decode step (benchmark_decode) or of a whole prefill (benchmark_prefill).
+// One kernel of a step as the GPU ran it: microseconds from the step's first kernel start.
+struct KernelSpan {
+  std::string
+      name;  // as source code writes it, namespaces dropped: "gemv_fused_kernel<1, true, (Epilogue)3>"
+  double start_us = 0.0, end_us = 0.0;
+};
+
 struct DecodeTiming {
   std::vector<double> step_us;  // one sample per timed decode step (CUDA: one graph replay each) or prefill
   std::vector<OpSamples> ops;   // per op, in forward order, from a separate profiling pass
   std::string method;           // how the step and the ops were timed, for the report
+  // Every kernel of one more step, launched as the timed steps were (overlapped, in the graph), in
+  // start order: only with RIDGELINE_TIMELINE=1 in the environment and CUPTI available (CUDA).
+  std::vector<KernelSpan> timeline;
 };
 
 struct BackendOptions {

@@ -6,8 +6,13 @@
 // that launch gaps, which a graph removes, do not inflate them either. A prefill is timed whole (all
 // its chunks and the first token's argmax, launched eagerly as forward() launches them), back to back
 // with an event between prefills.
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <memory>
+#include <regex>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -89,6 +94,51 @@ std::vector<double> time_back_to_back(const char* what, cudaStream_t st, int ite
   return us;
 }
 
+// A kernel's name as source code writes it, namespaces dropped: "gemv_fused_kernel<1, true,
+// (Epilogue)3>", "decode_attention_kernel<128, 2, 16>"; non-C++ names (cuBLASLt's) as they come.
+std::string short_kernel_name(const std::string& mangled) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+  std::string full = status == 0 && d ? d : mangled;
+  std::free(d);
+  for (const std::string anon = "(anonymous namespace)::"; full.find(anon) != std::string::npos;)
+    full.erase(full.find(anon), anon.size());
+  int depth = 0;  // template argument depth: the parameter list is the first '(' outside them
+  size_t end = 0;
+  for (; end < full.size() && !(full[end] == '(' && depth == 0); ++end)
+    depth += full[end] == '<' ? 1 : full[end] == '>' && depth > 0 ? -1 : 0;
+  std::string name = std::regex_replace(full.substr(0, end), std::regex("[A-Za-z_0-9]+::"), "");
+  if (name.rfind("void ", 0) == 0) name.erase(0, 5);
+  return name;
+}
+
+bool timeline_requested() {
+  const char* e = std::getenv("RIDGELINE_TIMELINE");
+  return e != nullptr && *e != '\0' && std::string(e) != "0";
+}
+
+// The kernels of one `step` (launched as the timed steps are) from CUPTI's kernel records: what
+// each kernel took inside the overlapped graph, where per-op times (serial launches) cannot see it.
+// Empty where CUPTI is unavailable.
+template <typename F>
+std::vector<KernelSpan> step_timeline(cudaStream_t st, F&& step) {
+  std::unique_ptr<CuptiOpTimer> timer;
+  try {
+    timer = std::make_unique<CuptiOpTimer>();
+  } catch (const std::runtime_error&) {
+    return {};  // no CUPTI: the report says nothing about the timeline
+  }
+  timer->keep_spans(true);
+  step();
+  RL_CUDA_CHECK("timeline", cudaStreamSynchronize(st));
+  const std::vector<CuptiOpTimer::Span> spans = timer->collect_spans();
+  std::vector<KernelSpan> out;
+  for (const auto& k : spans)
+    out.push_back({short_kernel_name(k.name), 1e-3 * double(k.start_ns - spans.front().start_ns),
+                   1e-3 * double(k.end_ns - spans.front().start_ns)});
+  return out;
+}
+
 }  // namespace
 
 DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int warmup, int iters) {
@@ -110,6 +160,7 @@ DecodeTiming CudaBackendImpl::benchmark_decode(std::span<const int> seqs, int wa
 
   DecodeTiming t;
   t.step_us = time_back_to_back("benchmark_decode", st, iters, step);
+  if (timeline_requested()) t.timeline = step_timeline(st, step);
 
   const bool graphed = copt_.use_graphs && a.graphable;
   const std::string step_method =

@@ -1,5 +1,6 @@
 #include "engine/cuda/cupti_op_timer.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -21,6 +22,8 @@ struct Records {
   std::mutex mu;
   std::map<uint32_t, uint64_t> external_of;  // correlation id -> op index
   std::map<uint32_t, uint64_t> kernel_ns;    // correlation id -> summed kernel duration
+  bool keep_spans = false;
+  std::vector<CuptiOpTimer::Span> spans;
 } g_records;
 
 void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
@@ -36,6 +39,7 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
     if (rec->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || rec->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
       auto* k = reinterpret_cast<CUpti_ActivityKernel10*>(rec);
       g_records.kernel_ns[k->correlationId] += k->end - k->start;
+      if (g_records.keep_spans) g_records.spans.push_back({k->name ? k->name : "?", k->start, k->end});
     } else if (rec->kind == CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
       auto* e = reinterpret_cast<CUpti_ActivityExternalCorrelation*>(rec);
       if (e->externalKind == CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0)
@@ -76,6 +80,8 @@ CuptiOpTimer::CuptiOpTimer() : state_(std::make_unique<State>()) {
   std::lock_guard<std::mutex> lock(g_records.mu);
   g_records.external_of.clear();
   g_records.kernel_ns.clear();
+  g_records.spans.clear();
+  g_records.keep_spans = false;
 }
 
 CuptiOpTimer::~CuptiOpTimer() {
@@ -107,6 +113,22 @@ std::vector<double> CuptiOpTimer::collect() {
   return us;
 }
 
+void CuptiOpTimer::keep_spans(bool on) {
+  std::lock_guard<std::mutex> lock(g_records.mu);
+  g_records.keep_spans = on;
+}
+
+std::vector<CuptiOpTimer::Span> CuptiOpTimer::collect_spans() {
+  check(cuptiActivityFlushAll(1), "flush");
+  std::lock_guard<std::mutex> lock(g_records.mu);
+  std::vector<Span> spans = std::move(g_records.spans);
+  g_records.spans.clear();
+  g_records.external_of.clear();
+  g_records.kernel_ns.clear();
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.start_ns < b.start_ns; });
+  return spans;
+}
+
 #else
 
 struct CuptiOpTimer::State {};
@@ -117,6 +139,10 @@ CuptiOpTimer::~CuptiOpTimer() = default;
 void CuptiOpTimer::begin_op(uint64_t) {}
 void CuptiOpTimer::end_op() {}
 std::vector<double> CuptiOpTimer::collect() {
+  return {};
+}
+void CuptiOpTimer::keep_spans(bool) {}
+std::vector<CuptiOpTimer::Span> CuptiOpTimer::collect_spans() {
   return {};
 }
 

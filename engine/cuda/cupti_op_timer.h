@@ -30,6 +30,16 @@ class CuptiOpTimer {
   // that launched nothing), sized to the largest index + 1.
   std::vector<double> collect();
 
+  // Kernel spans: with keep_spans(true), every kernel record (those of graph replays too, which
+  // carry no op id) is also kept as (name, start, end); collect_spans() flushes and returns them
+  // in start order, times in ns on the GPU's clock, and forgets them.
+  struct Span {
+    std::string name;  // as CUPTI gives it (mangled)
+    uint64_t start_ns = 0, end_ns = 0;
+  };
+  void keep_spans(bool on);
+  std::vector<Span> collect_spans();
+
  private:
   struct State;
   std::unique_ptr<State> state_;
