@@ -41,8 +41,10 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 // Overlapped launches (kernels/overlap.cuh) made the fp16 B=1 step slower when these GEMVs took part
-// (H200, DecodeBench, one binary both ways: 1.8b 1.367 -> 1.422 ms, 7b 4.470 -> 4.828; the W4A16
-// step got 9-10% faster), so they launch the plain way until that is understood.
+// (H200, DecodeBench, one binary both ways: 1.8b 1.367 -> 1.422 ms, 7b 4.470 -> 4.828; again with
+// the K split: 1.266 -> 1.302, 4.232 -> 4.574; the W4A16 step got 9-10% faster), so they launch the
+// plain way until that is understood (DecodeBench.TimelineOfOneStepOverlappedAndSerial shows each
+// kernel inside the graph).
 constexpr bool kOverlapGemv = false;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
