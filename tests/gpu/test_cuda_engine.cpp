@@ -1076,8 +1076,9 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
         std::printf("[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us\n", n.c_str(),
                     r.launches, r.us, r.us / r.launches, r.lead_us / r.launches);
       }
-      // The records are one step: a span no shorter than the busy time, and about the step's length.
-      EXPECT_GE(covered_to, busy);
+      // The records are one whole step: every layer's GEMVs and attention (at least 4 kernels a
+      // layer), within about the step's length.
+      EXPECT_GE(t.timeline.size(), size_t(4) * b->config().n_layers) << preset;
       EXPECT_LT(covered_to, 3.0 * steps[steps.size() / 2]) << preset;
     }
   }
