@@ -84,6 +84,18 @@ __device__ __forceinline__ KRange k_range(int in, int split, int part) {
   return {begin, min(vecs, begin + per)};
 }
 
+// Which unit (output row, SwiGLU pair or RoPE pair) this warp works on, which part of its K range,
+// and that range: a block holds kWarpsPerBlock / split units, `split` adjacent warps each.
+struct WarpShare {
+  int unit, part;
+  KRange k;
+};
+__device__ __forceinline__ WarpShare warp_share(int in, int split) {
+  const int warp = threadIdx.x >> 5, part = warp % split;
+  return {static_cast<int>(blockIdx.x) * (kWarpsPerBlock / split) + warp / split, part,
+          k_range(in, split, part)};
+}
+
 // With split > 1: every warp of the block adds its part's sums to shared memory and the part-0 warp
 // of each row adds the others to its own, in part order. Block-wide (a barrier): every warp calls it.
 template <int R, int N>
@@ -163,9 +175,8 @@ template <int N, typename OutT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const half* __restrict__ x, const half* __restrict__ w, int in, int out, int split,
                 OutT* __restrict__ y) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % split;
-  const int row = blockIdx.x * (kWarpsPerBlock / split) + warp / split;
-  const KRange k = k_range(in, split, part);
+  const int lane = threadIdx.x & 31;
+  const auto [row, part, k] = warp_share(in, split);
   // The first weight loads go out before the previous kernel has finished (kernels/overlap.cuh);
   // warps past `out` load a valid row and discard it (and with split > 1 stream it too: they take
   // part in add_parts' barrier).
@@ -224,10 +235,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   constexpr bool kRope = kEpi == Epilogue::rope_kv;
   // SwiGLU: the gate row and the up row. RoPE: dims d and d + head_dim/2 of one qkv head.
   constexpr int R = kEpi == Epilogue::swiglu || kRope ? 2 : 1;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, split = p.split, part = warp % split;
-  const int j = blockIdx.x * (kWarpsPerBlock / split) + warp / split;
+  const int lane = threadIdx.x & 31, split = p.split;
   const int units = kRope ? p.out / 2 : p.out;  // rows, SwiGLU pairs or RoPE pairs
-  const KRange k = k_range(p.in, split, part);
+  const auto [j, part, k] = warp_share(p.in, split);
   // Start the weight stream before the norm prologue so its DRAM latency overlaps the prologue's L2
   // reads and block reductions (warps past `units` load a valid row and discard it).
   const int jr = min(j, units - 1);
