@@ -39,14 +39,14 @@ struct OpSamples {
   std::vector<double> us;
 };
 
-// The timing of a decode step (benchmark_decode) or of a whole prefill (benchmark_prefill).
-// One kernel of a step as the GPU ran it: microseconds from the step's first kernel start.
+// One kernel of a step as the GPU ran it: microseconds from the step's first kernel start. The name
+// is as source code writes it, namespaces dropped: "gemv_fused_kernel<1, true, (Epilogue)3>".
 struct KernelSpan {
-  std::string
-      name;  // as source code writes it, namespaces dropped: "gemv_fused_kernel<1, true, (Epilogue)3>"
+  std::string name;
   double start_us = 0.0, end_us = 0.0;
 };
 
+// The timing of a decode step (benchmark_decode) or of a whole prefill (benchmark_prefill).
 struct DecodeTiming {
   std::vector<double> step_us;  // one sample per timed decode step (CUDA: one graph replay each) or prefill
   std::vector<OpSamples> ops;   // per op, in forward order, from a separate profiling pass

@@ -107,7 +107,8 @@ std::string short_kernel_name(const std::string& mangled) {
   size_t end = 0;
   for (; end < full.size() && !(full[end] == '(' && depth == 0); ++end)
     depth += full[end] == '<' ? 1 : full[end] == '>' && depth > 0 ? -1 : 0;
-  std::string name = std::regex_replace(full.substr(0, end), std::regex("[A-Za-z_0-9]+::"), "");
+  static const std::regex qualifier("[A-Za-z_0-9]+::");
+  std::string name = std::regex_replace(full.substr(0, end), qualifier, "");
   if (name.rfind("void ", 0) == 0) name.erase(0, 5);
   return name;
 }

@@ -1037,8 +1037,9 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
   for (const char* preset : {"internlm2-chat-1_8b", "internlm2-chat-7b"}) {
     for (bool overlapped : {true, false}) {
       cuda::set_overlapped_launches(overlapped);
-      BackendOptions o = w4a16_options(1, 2048);
-      o.formats.weights = WeightFormat::fp16;
+      BackendOptions o;  // fp16 weights and KV, one sequence of 1024 tokens and its timed steps
+      o.max_sequences = 1;
+      o.max_kv_tokens = 2048;
       auto b = make_cuda_backend(resolve_model(preset), o);
       const DecodeTiming t = measure_decode(*b, 1, 1024, 5, 50, 1);
       if (t.timeline.empty()) {
