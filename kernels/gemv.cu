@@ -40,12 +40,12 @@ namespace ridgeline::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-// Overlapped launches (kernels/overlap.cuh) made the fp16 B=1 step slower when these GEMVs took part
-// (H200, DecodeBench, one binary both ways: 1.8b 1.367 -> 1.422 ms, 7b 4.470 -> 4.828; again with
-// the K split: 1.266 -> 1.302, 4.232 -> 4.574; the W4A16 step got 9-10% faster), so they launch the
-// plain way until that is understood (DecodeBench.TimelineOfOneStepOverlappedAndSerial shows each
-// kernel inside the graph).
-constexpr bool kOverlapGemv = false;
+// Overlapped launches (kernels/overlap.cuh): the next kernel's blocks issue their first weight loads
+// while this one drains. Measured twice as slower for the fp16 GEMVs (1.8b 1.367 -> 1.422 ms, 7b
+// 4.470 -> 4.828; 1.266 -> 1.302, 4.232 -> 4.574), readings that a clean build no longer reproduces
+// (the second with stale objects possible, see scripts/refresh-mtimes.sh): H200, DecodeBench, one
+// binary both ways at d2cedbd: 1.8b fp16 B=1 1.252 -> 1.177 ms, 7b 4.229 -> 4.125, B=16 unchanged.
+constexpr bool kOverlapGemv = true;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
 // The normed rows' shared memory: under the 48 KB a launch gets without opt-in, with room for
