@@ -1048,7 +1048,7 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
       }
       struct Row {
         int launches = 0;
-        double us = 0.0, lead_us = 0.0;
+        double us = 0.0, lead_us = 0.0, advance_us = 0.0;  // advance: how far its end moves the step's
       };
       std::vector<std::string> order;
       std::map<std::string, Row> rows;
@@ -1061,6 +1061,7 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
         it->second.launches += 1;
         it->second.us += k.end_us - k.start_us;
         if (i > 0) it->second.lead_us += k.start_us - t.timeline[i - 1].end_us;
+        it->second.advance_us += k.end_us - covered_to;
         sum += k.end_us - k.start_us;
         busy += std::max(0.0, k.end_us - std::max(k.start_us, covered_to));
         covered_to = std::max(covered_to, k.end_us);
@@ -1074,8 +1075,11 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
           covered_to, busy, covered_to - busy, sum);
       for (const std::string& n : order) {
         const Row& r = rows[n];
-        std::printf("[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us\n", n.c_str(),
-                    r.launches, r.us, r.us / r.launches, r.lead_us / r.launches);
+        std::printf(
+            "[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us, advances the step "
+            "%6.2f us each\n",
+            n.c_str(), r.launches, r.us, r.us / r.launches, r.lead_us / r.launches,
+            r.advance_us / r.launches);
       }
       // The records are one whole step: every layer's GEMVs and attention (at least 4 kernels a
       // layer), within about the step's length.
