@@ -43,9 +43,15 @@ constexpr int kWarpsPerBlock = 8;
 // Overlapped launches (kernels/overlap.cuh): the next kernel's blocks issue their first weight loads
 // while this one drains. Measured twice as slower for the fp16 GEMVs (1.8b 1.367 -> 1.422 ms, 7b
 // 4.470 -> 4.828; 1.266 -> 1.302, 4.232 -> 4.574), readings that a clean build no longer reproduces
-// (the second with stale objects possible, see scripts/refresh-mtimes.sh): H200, DecodeBench, one
-// binary both ways at d2cedbd: 1.8b fp16 B=1 1.252 -> 1.177 ms, 7b 4.229 -> 4.125, B=16 unchanged.
+// (the second with stale objects possible, see scripts/refresh-mtimes.sh). H200, one binary each
+// way, `ridgeline sweep` B=1 ctx 1024 with fp16 weights, KV fp16 / int8 / int4 (perf/NOTES.md,
+// "ninth"): none overlapped 7b 4211 / 4363 / 4352 us, 1.8b 1288 / 1332 / ~1330; all overlapped 7b
+// 4100 / 4532 / 4560, 1.8b 1190 / 1305 / ~1313: the add_residual GEMVs (wo, w2) overlapped advance
+// the 7b step 3.9 us more each when the KV is quantized (CUPTI timeline; not yet understood), so
+// they launch the plain way: 7b 4128 / 4299 / 4303, 1.8b 1239 / 1302 / 1291, no worse than none
+// anywhere.
 constexpr bool kOverlapGemv = true;
+constexpr bool kOverlapAddResidual = false;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
 // The normed rows' shared memory: under the 48 KB a launch gets without opt-in, with room for
@@ -323,8 +329,9 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
                 : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
-  launch_kernel(kOverlapGemv, kernel, dim3(ceil_div(p.out, units_per_block)), block, smem, stream,
-                "gemv_fused", p, NoRopeArgs{});
+  const bool overlap = kOverlapGemv && (outputs_of != 3 || kOverlapAddResidual);
+  launch_kernel(overlap, kernel, dim3(ceil_div(p.out, units_per_block)), block, smem, stream, "gemv_fused", p,
+                NoRopeArgs{});
 }
 
 // The warps per row a launch runs: `split` if given (1, 2 or 4), else gemv_split's.
