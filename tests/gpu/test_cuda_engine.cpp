@@ -1023,11 +1023,13 @@ TEST(DecodeBench, W4A16VsFp16OnThe1_8bAnd7bPresets) {
 }
 
 // The kernels of one decode step as the graph ran them (CUPTI kernel records of one replay, with
-// RIDGELINE_TIMELINE=1), overlapped and serial, per kernel: launches, time inside the step, and the
-// mean lead (its start minus the previous kernel's end: negative where it started early). What the
-// per-op times, taken with serial launches, cannot show: which kernels run longer when the next one
-// starts early (the fp16 GEMVs measured slower overlapped, perf/NOTES.md). A benchmark, not a
-// check: it prints, and asserts only that the records describe the step it timed.
+// RIDGELINE_TIMELINE=1), overlapped and serial, fp16 and int8 KV, per kernel: launches, time inside
+// the step, the mean lead (its start minus the previous kernel's end: negative where it started
+// early) and the mean advance (how far its end moves the step's: its cost when overlapped). What
+// the per-op times, taken with serial launches, cannot show: which kernels cost more when the next
+// one starts early (the residual-add GEMVs overlapped cost the int8-KV step ~4 us each,
+// perf/NOTES.md). A benchmark, not a check: it prints, and asserts only that the records describe
+// the step it timed.
 TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
   RL_REQUIRE_GPU();
   const char* was = std::getenv("RIDGELINE_TIMELINE");
@@ -1035,57 +1037,59 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
   setenv("RIDGELINE_TIMELINE", "1", 1);
   const bool overlapped_before = cuda::overlapped_launches();
   for (const char* preset : {"internlm2-chat-1_8b", "internlm2-chat-7b"}) {
-    for (bool overlapped : {true, false}) {
-      cuda::set_overlapped_launches(overlapped);
-      BackendOptions o;  // fp16 weights and KV, one sequence of 1024 tokens and its timed steps
-      o.max_sequences = 1;
-      o.max_kv_tokens = 2048;
-      auto b = make_cuda_backend(resolve_model(preset), o);
-      const DecodeTiming t = measure_decode(*b, 1, 1024, 5, 50, 1);
-      if (t.timeline.empty()) {
-        std::printf("[timeline] %s: no kernel records (CUPTI unavailable)\n", preset);
-        continue;
-      }
-      struct Row {
-        int launches = 0;
-        double us = 0.0, lead_us = 0.0, advance_us = 0.0;  // advance: how far its end moves the step's
-      };
-      std::vector<std::string> order;
-      std::map<std::string, Row> rows;
-      double busy = 0.0, covered_to = 0.0, sum = 0.0;
-      for (size_t i = 0; i < t.timeline.size(); ++i) {
-        const KernelSpan& k = t.timeline[i];
-        EXPECT_LE(k.start_us, k.end_us) << k.name;
-        auto [it, fresh] = rows.try_emplace(k.name);
-        if (fresh) order.push_back(k.name);
-        it->second.launches += 1;
-        it->second.us += k.end_us - k.start_us;
-        if (i > 0) it->second.lead_us += k.start_us - t.timeline[i - 1].end_us;
-        it->second.advance_us += k.end_us - covered_to;
-        sum += k.end_us - k.start_us;
-        busy += std::max(0.0, k.end_us - std::max(k.start_us, covered_to));
-        covered_to = std::max(covered_to, k.end_us);
-      }
-      std::vector<double> steps = t.step_us;
-      std::sort(steps.begin(), steps.end());
-      std::printf(
-          "[timeline] %s fp16 B=1 ctx=1024 %s: step %.1f us (median of the timed steps); one step's kernels: "
-          "%zu, span %.1f us, busy %.1f us, idle %.1f us, summed durations %.1f us\n",
-          preset, overlapped ? "overlapped" : "serial", steps[steps.size() / 2], t.timeline.size(),
-          covered_to, busy, covered_to - busy, sum);
-      for (const std::string& n : order) {
-        const Row& r = rows[n];
+    for (KvFormat kv : {KvFormat::fp16, KvFormat::int8})
+      for (bool overlapped : {true, false}) {
+        cuda::set_overlapped_launches(overlapped);
+        BackendOptions o;  // fp16 weights, one sequence of 1024 tokens and its timed steps
+        o.formats.kv = kv;
+        o.max_sequences = 1;
+        o.max_kv_tokens = 2048;
+        auto b = make_cuda_backend(resolve_model(preset), o);
+        const DecodeTiming t = measure_decode(*b, 1, 1024, 5, 50, 1);
+        if (t.timeline.empty()) {
+          std::printf("[timeline] %s: no kernel records (CUPTI unavailable)\n", preset);
+          continue;
+        }
+        struct Row {
+          int launches = 0;
+          double us = 0.0, lead_us = 0.0, advance_us = 0.0;  // advance: how far its end moves the step's
+        };
+        std::vector<std::string> order;
+        std::map<std::string, Row> rows;
+        double busy = 0.0, covered_to = 0.0, sum = 0.0;
+        for (size_t i = 0; i < t.timeline.size(); ++i) {
+          const KernelSpan& k = t.timeline[i];
+          EXPECT_LE(k.start_us, k.end_us) << k.name;
+          auto [it, fresh] = rows.try_emplace(k.name);
+          if (fresh) order.push_back(k.name);
+          it->second.launches += 1;
+          it->second.us += k.end_us - k.start_us;
+          if (i > 0) it->second.lead_us += k.start_us - t.timeline[i - 1].end_us;
+          it->second.advance_us += k.end_us - covered_to;
+          sum += k.end_us - k.start_us;
+          busy += std::max(0.0, k.end_us - std::max(k.start_us, covered_to));
+          covered_to = std::max(covered_to, k.end_us);
+        }
+        std::vector<double> steps = t.step_us;
+        std::sort(steps.begin(), steps.end());
         std::printf(
-            "[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us, advances the step "
-            "%6.2f us each\n",
-            n.c_str(), r.launches, r.us, r.us / r.launches, r.lead_us / r.launches,
-            r.advance_us / r.launches);
+            "[timeline] %s fp16/%s B=1 ctx=1024 %s: step %.1f us (median of the timed steps); one step's "
+            "kernels: %zu, span %.1f us, busy %.1f us, idle %.1f us, summed durations %.1f us\n",
+            preset, to_string(kv), overlapped ? "overlapped" : "serial", steps[steps.size() / 2],
+            t.timeline.size(), covered_to, busy, covered_to - busy, sum);
+        for (const std::string& n : order) {
+          const Row& r = rows[n];
+          std::printf(
+              "[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us, advances the step "
+              "%6.2f us each\n",
+              n.c_str(), r.launches, r.us, r.us / r.launches, r.lead_us / r.launches,
+              r.advance_us / r.launches);
+        }
+        // The records are one whole step: every layer's GEMVs and attention (at least 4 kernels a
+        // layer), within about the step's length.
+        EXPECT_GE(t.timeline.size(), size_t(4) * b->config().n_layers) << preset;
+        EXPECT_LT(covered_to, 3.0 * steps[steps.size() / 2]) << preset;
       }
-      // The records are one whole step: every layer's GEMVs and attention (at least 4 kernels a
-      // layer), within about the step's length.
-      EXPECT_GE(t.timeline.size(), size_t(4) * b->config().n_layers) << preset;
-      EXPECT_LT(covered_to, 3.0 * steps[steps.size() / 2]) << preset;
-    }
   }
   cuda::set_overlapped_launches(overlapped_before);
   if (restore.empty())
