@@ -40,16 +40,14 @@ namespace ridgeline::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-// Overlapped launches (kernels/overlap.cuh): the next kernel's blocks issue their first weight loads
-// while this one drains. Measured twice as slower for the fp16 GEMVs (1.8b 1.367 -> 1.422 ms, 7b
-// 4.470 -> 4.828; 1.266 -> 1.302, 4.232 -> 4.574), readings that a clean build no longer reproduces
-// (the second with stale objects possible, see scripts/refresh-mtimes.sh). H200, one binary each
-// way, `ridgeline sweep` B=1 ctx 1024 with fp16 weights, KV fp16 / int8 / int4 (perf/NOTES.md,
-// "ninth"): none overlapped 7b 4211 / 4363 / 4352 us, 1.8b 1288 / 1332 / ~1330; all overlapped 7b
-// 4100 / 4532 / 4560, 1.8b 1190 / 1305 / ~1313: the add_residual GEMVs (wo, w2) overlapped advance
-// the 7b step 3.9 us more each when the KV is quantized (CUPTI timeline; not yet understood), so
-// they launch the plain way: 7b 4128 / 4299 / 4303, 1.8b 1239 / 1302 / 1291, no worse than none
-// anywhere.
+// Overlapped launches (kernels/overlap.cuh) let the next kernel's blocks issue their first weight
+// loads while this one drains. H200, `ridgeline sweep` B=1 ctx 1024, fp16 weights, KV fp16 / int8 /
+// int4 (perf/NOTES.md, "ninth"): none overlapped 7b 4211 / 4363 / 4352 us, 1.8b 1288 / 1332 /
+// ~1330; all overlapped 4100 / 4532 / 4560, 1190 / 1305 / ~1313; all but the add_residual GEMVs
+// (wo, w2), which overlapped cost the 7b step ~3.9 us each when the KV is quantized (CUPTI timeline;
+// not yet understood): 4128 / 4299 / 4303, 1239 / 1302 / 1291, no worse than none anywhere. (Two
+// earlier readings of the fp16 GEMVs as slower overlapped do not reproduce on a clean build; see
+// scripts/refresh-mtimes.sh.)
 constexpr bool kOverlapGemv = true;
 constexpr bool kOverlapAddResidual = false;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
