@@ -40,15 +40,14 @@ namespace ridgeline::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-// Overlapped launches (kernels/overlap.cuh) let the next kernel's blocks issue their first weight
-// loads while this one drains. H200, `ridgeline sweep` B=1 ctx 1024, fp16 weights, KV fp16 / int8 /
-// int4 (perf/NOTES.md, "ninth"): none overlapped 7b 4211 / 4363 / 4352 us, 1.8b 1288 / 1332 /
-// ~1330; all overlapped 4100 / 4532 / 4560, 1190 / 1305 / ~1313; all but the add_residual GEMVs
-// (wo, w2), which overlapped cost the 7b step ~3.9 us each when the KV is quantized (CUPTI timeline;
-// not yet understood): 4128 / 4299 / 4303, 1239 / 1302 / 1291, no worse than none anywhere. (Two
-// earlier readings of the fp16 GEMVs as slower overlapped do not reproduce on a clean build; see
-// scripts/refresh-mtimes.sh.)
-constexpr bool kOverlapGemv = true;
+// Every GEMV launches overlapped (kernels/overlap.cuh: the next kernel's blocks issue their first
+// weight loads while this one drains) but the add_residual ones (wo, w2). H200, `ridgeline sweep`
+// B=1 ctx 1024, fp16 weights, KV fp16 / int8 / int4 (perf/NOTES.md, "ninth"): none overlapped 7b
+// 4211 / 4363 / 4352 us, 1.8b 1288 / 1332 / ~1330; all overlapped 4100 / 4532 / 4560, 1190 / 1305 /
+// ~1313: wo and w2 overlapped cost the 7b step ~3.9 us each when the KV is quantized (CUPTI
+// timeline; not yet understood); all but those 4128 / 4299 / 4303, 1239 / 1302 / 1291, no worse
+// than none anywhere. (Two earlier readings of the fp16 GEMVs as slower overlapped do not reproduce
+// on a clean build; see scripts/refresh-mtimes.sh.)
 constexpr bool kOverlapAddResidual = false;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
@@ -318,18 +317,19 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
     // the kNorm = false instantiation never gets here.
     if constexpr (kNorm) {
       const RopeKvArgs rope = rope_kv_args(*p.rope, p.n, p.out, "gemv_fused");
-      launch_kernel(kOverlapGemv, gemv_fused_kernel<N, kNorm, Epilogue::rope_kv>,
-                    dim3(ceil_div(p.out / 2, units_per_block)), block, smem, stream, "gemv_fused", p, rope);
+      launch_overlapped(gemv_fused_kernel<N, kNorm, Epilogue::rope_kv>,
+                        dim3(ceil_div(p.out / 2, units_per_block)), block, smem, stream, "gemv_fused", p,
+                        rope);
     }
     return;
   }
+  const bool add_residual = outputs_of == 3;
   auto kernel = outputs_of == 0   ? gemv_fused_kernel<N, kNorm, Epilogue::store_half>
                 : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
-  const bool overlap = kOverlapGemv && (outputs_of != 3 || kOverlapAddResidual);
-  launch_kernel(overlap, kernel, dim3(ceil_div(p.out, units_per_block)), block, smem, stream, "gemv_fused", p,
-                NoRopeArgs{});
+  launch_kernel(!add_residual || kOverlapAddResidual, kernel, dim3(ceil_div(p.out, units_per_block)), block,
+                smem, stream, "gemv_fused", p, NoRopeArgs{});
 }
 
 // The warps per row a launch runs: `split` if given (1, 2 or 4), else gemv_split's.
@@ -351,8 +351,7 @@ void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaS
   constexpr void (*kernels[])(const half*, const half*, int, int, int, OutT*) = {
       gemv_kernel<1, OutT>, gemv_kernel<2, OutT>, gemv_kernel<3, OutT>, gemv_kernel<4, OutT>,
       gemv_kernel<5, OutT>, gemv_kernel<6, OutT>, gemv_kernel<7, OutT>, gemv_kernel<8, OutT>};
-  launch_kernel(kOverlapGemv, kernels[std::min(n, 8) - 1], grid, block, 0, stream, op, x, w, in, out, split,
-                y);
+  launch_overlapped(kernels[std::min(n, 8) - 1], grid, block, 0, stream, op, x, w, in, out, split, y);
 }
 
 }  // namespace
