@@ -347,8 +347,11 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   const bool fp16 = s.formats.weights == WeightFormat::fp16;
   const bool w4a16 =
       s.formats.weights == WeightFormat::w4a16 && s.batch == 1 && norm_fits && c.intermediate % 16 == 0;
-  f.swiglu_in_w13 = decode && gemv_rows && shapes && (fp16 || w4a16);
-  f.norm_in_gemv = f.swiglu_in_w13 && norm_fits;
+  // Above kCudaFusedRows, up to kCudaTcSwigluRows, fp16 weights only: the tensor-core GEMV's SwiGLU
+  // epilogue (gemv_tc_swiglu, inputs a multiple of 32); the norms and RoPE stay their own launches.
+  const bool tc_rows = fp16 && s.batch > kCudaFusedRows && s.batch <= kCudaTcSwigluRows && c.hidden % 32 == 0;
+  f.swiglu_in_w13 = decode && shapes && ((gemv_rows && (fp16 || w4a16)) || tc_rows);
+  f.norm_in_gemv = decode && gemv_rows && shapes && (fp16 || w4a16) && norm_fits;
   // The RoPE epilogue (kernels/rope.cuh): a gemv_fused warp holds dims d and d + head_dim/2 of a
   // head, so no rotation crosses warps; fp16 KV only. fp16 weights only: w4a16_gemv_fused runs it
   // too (two strips per block) but measured slower than its GEMV + rope_kv_write (H200 sweep, B=1

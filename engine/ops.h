@@ -132,10 +132,13 @@ struct StepShape {
 // The fusions the CUDA backend applies to a step of this shape: a decode step whose batch the
 // backend runs as at most kCudaFusedRows rows (its bucket: the next power of two), where every linear
 // goes through a ridgeline GEMV (fp16 weights: kernels/gemv.cu, hidden a multiple of 8; w4a16:
-// kernels/w4a16_gemv.cu, one row only, SwiGLU and the norms or neither, RoPE as its own launch). Both the
+// kernels/w4a16_gemv.cu, one row only, SwiGLU and the norms or neither, RoPE as its own launch); and
+// fp16 decode batches of up to kCudaTcSwigluRows rows, whose w13 runs SwiGLU in its epilogue
+// (kernels/gemv_tc.cu, hidden a multiple of 32). Both the
 // backend's run_step and the reports ask this one function, so the op table a report prints for a CUDA run is
 // the list of ops that ran.
 inline constexpr int kCudaFusedRows = 2;
+inline constexpr int kCudaTcSwigluRows = 16;  // fp16 w13 with SwiGLU on tensor cores (kernels/gemv_tc.cu)
 inline constexpr int kCudaFusedMaxNormDim = 8192;     // the normed rows fit the GEMV's 48 KB of shared memory
 inline constexpr int kCudaFusedMaxRopeHeadDim = 256;  // the RoPE epilogue's inverse-frequency table
 inline constexpr int kCudaFusedRopeHeadDimMultiple = 32;  // a W4A16 block's strip pair: 2 x 16 dims

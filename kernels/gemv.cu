@@ -41,14 +41,15 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 // Every GEMV launches overlapped (kernels/overlap.cuh: the next kernel's blocks issue their first
-// weight loads while this one drains) but the add_residual ones (wo, w2). H200, `ridgeline sweep`
-// B=1 ctx 1024, fp16 weights, KV fp16 / int8 / int4 (perf/NOTES.md, "ninth"): none overlapped 7b
-// 4211 / 4363 / 4352 us, 1.8b 1288 / 1332 / ~1330; all overlapped 4100 / 4532 / 4560, 1190 / 1305 /
-// ~1313: wo and w2 overlapped cost the 7b step ~3.9 us each when the KV is quantized (CUPTI
-// timeline; not yet understood); all but those 4128 / 4299 / 4303, 1239 / 1302 / 1291, no worse
-// than none anywhere. (Two earlier readings of the fp16 GEMVs as slower overlapped do not reproduce
-// on a clean build; see scripts/refresh-mtimes.sh.)
-constexpr bool kOverlapAddResidual = false;
+// weight loads while this one drains) but the add_residual ones (wo, w2) of more than 8 MB. H200,
+// `ridgeline sweep` B=1 ctx 1024, fp16 weights, KV fp16 / int8 / int4, us (perf/NOTES.md, "tenth"):
+// all plain: 1.8b 1234 / 1302 / 1300, 7b 4132 / 4320 / 4321; wo overlapped: 1.8b 1210 / 1290 /
+// 1291, 7b 4129 / 4455 / 4466; w2 overlapped: 1.8b 1207 / 1312 / 1280, 7b 4151 / 4367 / 4369. With
+// a quantized cache the larger ones cost the step (7b wo +135 us; not yet understood: the CUPTI
+// timeline shows them advancing the step's end ~3.9 us more each), so only 1.8b's wo (8 MB), which
+// gains with every cache format, overlaps. (Two earlier readings of the fp16 GEMVs as slower
+// overlapped do not reproduce on a clean build; see scripts/refresh-mtimes.sh.)
+constexpr int64_t kOverlapAddResidualMaxBytes = int64_t{8} << 20;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
 // The normed rows' shared memory: under the 48 KB a launch gets without opt-in, with room for
@@ -328,8 +329,9 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
                 : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
-  launch_kernel(!add_residual || kOverlapAddResidual, kernel, dim3(ceil_div(p.out, units_per_block)), block,
-                smem, stream, "gemv_fused", p, NoRopeArgs{});
+  const bool overlap = !add_residual || int64_t{2} * p.in * p.out <= kOverlapAddResidualMaxBytes;
+  launch_kernel(overlap, kernel, dim3(ceil_div(p.out, units_per_block)), block, smem, stream, "gemv_fused", p,
+                NoRopeArgs{});
 }
 
 // The warps per row a launch runs: `split` if given (1, 2 or 4), else gemv_split's.
@@ -358,14 +360,18 @@ void launch(const half* x, const half* w, int n, int in, int out, OutT* y, cudaS
 
 // Measured on an H100 (bench/results/h100-kernels.json, BM_GemmFp16 vs BM_CublasLtFp16): gemv beats
 // cuBLASLt by 5-30% at 1-2 rows (1.8b wo: 6.9 vs 10.0 us), ties at 4 and loses at 8, where re-reading
-// x from L1 for every row becomes its bottleneck. So it takes n <= 2 only.
+// x from L1 for every row becomes its bottleneck. So it takes n <= 2 only, and gemv_tc (x read once
+// per 16 weight rows) the rows above, up to kGemvTcMaxRows.
 constexpr int kGemvPreferredRows = 2;
 static_assert(kGemvFusedMaxRows <= kGemvPreferredRows, "fused GEMVs run where gemv is the chosen path");
 static_assert(kGemvFusedMaxNormDim * kGemvFusedMaxRows * 2 <= kNormSmemBytes,
               "normed rows fit in shared memory");
 
-bool gemv_preferred(int n, int in, const void* x, const void* w) {
-  return n >= 1 && n <= kGemvPreferredRows && in > 0 && in % 8 == 0 && aligned16(x) && aligned16(w);
+GemvKernel gemv_choice(int n, int in, const void* x, const void* w) {
+  if (n < 1 || in <= 0 || in % 8 != 0 || !aligned16(x) || !aligned16(w)) return GemvKernel::none;
+  if (n <= kGemvPreferredRows) return GemvKernel::fma;
+  if (n <= kGemvTcMaxRows && in % 32 == 0) return GemvKernel::tensor_core;
+  return GemvKernel::none;
 }
 
 // Rows times warps per row of at least 4096 (an H200's 132 SMs at ~31 warps each), capped at 4 warps
@@ -417,7 +423,8 @@ void gemv_fused(const GemvFusedParams& p, cudaStream_t stream) {
 }
 
 void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream) {
-  gemv_fused({.w = w13, .n = n, .in = in, .out = inter, .x = x, .act = act}, stream);  // gemv_fused checks
+  if (n > kGemvFusedMaxRows) return gemv_tc_swiglu(x, w13, n, in, inter, act, stream);  // both check
+  gemv_fused({.w = w13, .n = n, .in = in, .out = inter, .x = x, .act = act}, stream);
 }
 
 }  // namespace ridgeline::cuda

@@ -142,12 +142,27 @@ void gemv(const half* x, const half* w, int n, int in, int out, half* y, cudaStr
 void gemv(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream, int split = 0);
 // The warps per weight row gemv and gemv_fused run for a weight of `weight_rows` rows.
 int gemv_split(int weight_rows);
-// The one dispatch predicate between gemv and cuBLASLt (engine/cuda/gemm.cpp asks it): true where
-// gemv runs the shape and is the faster of the two.
-bool gemv_preferred(int n, int in, const void* x, const void* w);
+// gemv_tc: the same GEMV on tensor cores (kernels/gemv_tc.cu) for n <= kGemvTcMaxRows rows, in % 32
+// == 0, x and W 16-byte aligned. `split` warps share each 16-row tile's K range (4, 8 or 16; 0:
+// gemv_tc_split's choice for the tiles); the bits depend on it, so only benchmarks and tests set it.
+inline constexpr int kGemvTcMaxRows = 16;
+void gemv_tc(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream,
+             int split = 0);
+void gemv_tc(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream,
+             int split = 0);
+// gemv_tc with SwiGLU in its epilogue: act[n, inter] = silu(x W1^T) * (x W3^T), W13 [2*inter, in].
+// Bit-identical to gemv_tc into gate_up followed by swiglu.
+void gemv_tc_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream,
+                    int split = 0);
+int gemv_tc_split(int tiles);
+// The one dispatch predicate between the ridgeline GEMVs and cuBLASLt (engine/cuda/gemm.cpp asks it):
+// which kernel runs y = x W^T for n rows, or none where cuBLASLt is the faster or the shape does not fit.
+enum class GemvKernel { none, fma, tensor_core };
+GemvKernel gemv_choice(int n, int in, const void* x, const void* w);
 // gemv_swiglu: act[n, inter] = silu(x W1^T) * (x W3^T), W13 [2*inter, in] fp16 (gate rows then up
-// rows, as the w13 linear stacks them), n <= kGemvFusedMaxRows, in % 8 == 0, x and W13 16-byte
-// aligned. Bit-identical to gemv into gate_up followed by swiglu (the decode step's fused w13).
+// rows, as the w13 linear stacks them), x and W13 16-byte aligned; n <= kGemvFusedMaxRows (gemv_fused,
+// in % 8 == 0) or up to kGemvTcMaxRows (gemv_tc_swiglu, in % 32 == 0). Bit-identical to the GEMV
+// gemv_choice picks into gate_up followed by swiglu (the decode step's fused w13).
 inline constexpr int kGemvFusedMaxRows = 2;
 void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half* act, cudaStream_t stream);
 // gemv_fused: the decode GEMV with the step's small ops folded in, n <= kGemvFusedMaxRows, W [out, in]
@@ -158,8 +173,9 @@ void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half*
 // x W^T (RopeKvEpilogue). Bit-identical to the unfused kernel
 // sequences (add_rmsnorm, gemv, swiglu, rope_kv_write) it replaces; kernels/gemv.cu says why.
 inline constexpr int kGemvFusedMaxNormDim = 8192;  // n * in fp16 rows plus block_sum in 48 KB
-// The epilogue of a decode step's wqkv GEMV (gemv_fused, w4a16_gemv_fused) that does rope_kv_write's
-// work instead of storing qkv: the GEMV's rows are qkv in InternLM2's grouped layout (out = (n_heads
+// The epilogue of a decode step's wqkv GEMV (gemv_fused, w4a16_gemv_fused, gemv_tc_rope) that does
+// rope_kv_write's work instead of storing qkv: the GEMV's rows are qkv in InternLM2's grouped layout (out =
+// (n_heads
 // + 2 * n_kv_heads) * head_dim); q and k are rotated at each row's position, q goes to q_out and k,
 // v into the paged cache at (slots[t], positions[t]). fp16 caches only (an int8/int4 row's scale
 // needs all of its head's rows, which no GEMV block holds); head_dim a multiple of 32. Bit-identical

@@ -42,8 +42,14 @@ TEST(OpTableFusions, CudaFusesFp16DecodeStepsOfOneOrTwoRowsAndW4A16StepsOfOne) {
   const Fusions all{.swiglu_in_w13 = true, .norm_in_gemv = true, .rope_in_wqkv = true};
   EXPECT_EQ(cuda_fusions(c, decode(1)), all);
   EXPECT_EQ(cuda_fusions(c, decode(2)), all);
-  EXPECT_EQ(cuda_fusions(c, decode(3)), Fusions{}) << "B=3 runs as 4 rows through cuBLASLt";
-  EXPECT_EQ(cuda_fusions(c, decode(16)), Fusions{});
+  const Fusions swiglu_only{.swiglu_in_w13 = true};
+  for (int batch : {4, 8, 16})  // B=3 runs as 4 rows: gemv_tc_swiglu, the norms and RoPE launched
+    EXPECT_EQ(cuda_fusions(c, decode(batch)), swiglu_only) << "B=" << batch;
+  EXPECT_EQ(cuda_fusions(c, decode(32)), Fusions{}) << "past the tensor-core GEMV: cuBLASLt";
+  ModelConfig odd_hidden = c;  // gemv_tc takes inputs in steps of 32
+  odd_hidden.hidden = 2056;
+  EXPECT_EQ(cuda_fusions(odd_hidden, decode(4)), Fusions{});
+  EXPECT_EQ(cuda_fusions(c, decode(4, WeightFormat::w4a16)), Fusions{}) << "fp16 weights only";
   EXPECT_EQ(cuda_fusions(c, decode(1, WeightFormat::w4a16)),
             (Fusions{.swiglu_in_w13 = true, .norm_in_gemv = true}))
       << "w4a16_gemv_fused, RoPE as its own launch (its epilogue measured slower)";
@@ -77,7 +83,7 @@ TEST(OpTableFusions, CudaFusesFp16DecodeStepsOfOneOrTwoRowsAndW4A16StepsOfOne) {
 
 TEST(OpTableFusions, FusedDecodeTableHasNoSwigluAndW13WritesTheActivation) {
   const ModelConfig c = preset_config("internlm2-chat-1_8b");
-  for (int batch : {1, 2}) {
+  for (int batch : {1, 2, 16}) {  // gemv_fused at 1-2 rows, gemv_tc_swiglu up to 16
     StepShape s = decode(batch);
     s.fusions.swiglu_in_w13 = true;
     const auto fused = step_ops(c, s);

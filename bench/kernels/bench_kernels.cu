@@ -88,8 +88,8 @@ const GemmShape kGemms[] = {
     {"7b.w2", "internlm2-chat-7b", OpType::w2, 14336, 4096},
 };
 
-// The engine's GEMM (ridgeline gemv for 1-2 rows, cuBLASLt above) and, for comparison,
-// cuBLASLt alone at every size.
+// The engine's GEMM (gemv_choice: gemv for 1-2 rows, gemv_tc up to 16, cuBLASLt above) and, for
+// comparison, cuBLASLt alone at every size.
 void gemm_fp16(benchmark::State& state, bool small_batch_gemv) {
   if (!gpu_ok()) return state.SkipWithError("GPU not available");
   const GemmShape& g = kGemms[state.range(0)];
@@ -124,7 +124,32 @@ void gemm_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_GemmFp16)->Apply(gemm_args)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_CublasLtFp16)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// The tensor-core GEMV (gemv_tc) at every shape and 1..16 rows with each 16-row tile's K range over
+// 4, 8 or 16 warps, or gemv_tc_split's choice (0; the label names it): the evidence behind
+// gemv_tc_split and, against BM_GemvSplits and BM_CublasLtFp16, behind gemv_choice.
+void BM_GemvTc(benchmark::State& state) {
+  if (!gpu_ok()) return state.SkipWithError("GPU not available");
+  const GemmShape& g = kGemms[state.range(0)];
+  const int m = int(state.range(1)), split = int(state.range(2));
+  state.SetLabel(std::string(g.name) + " auto=" + std::to_string(gemv_tc_split((g.out + 15) / 16)));
+  Stream stream;
+  const size_t welems = size_t(g.in) * g.out;
+  const int copies = copies_for(welems * 2);
+  DeviceBuffer<half> w(welems * copies, "bench W"), x(size_t(m) * g.in, "bench x"),
+      y(size_t(m) * g.out, "bench y");
+  fill(w.get(), int64_t(w.size()), 1, stream.get());
+  fill(x.get(), int64_t(x.size()), 2, stream.get());
+  const KernelCost cost = op_cost(g.preset, g.op, m);
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+    gemv_tc(x.get(), w.get() + size_t(i % copies) * welems, m, g.in, g.out, y.get(), stream.get(), split);
+  });
+}
+BENCHMARK(BM_GemvTc)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16}, {0, 4, 8, 16}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
@@ -164,8 +189,9 @@ BENCHMARK(BM_GemvSplits)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
-// The w13 GEMV with SwiGLU in its epilogue (gemv_swiglu, the CUDA decode step at B <= 2) against the
-// two launches it replaces (gemv into gate_up, then swiglu), 1.8b and 7b FFN shapes, 1 and 2 rows.
+// The w13 GEMV with SwiGLU in its epilogue (gemv_swiglu, the CUDA decode step at B <= 16: gemv_fused
+// at 1-2 rows, gemv_tc_swiglu above) against the two launches it replaces (the GEMV into gate_up,
+// then swiglu), 1.8b and 7b FFN shapes, 1, 2, 4 and 16 rows.
 // Bytes and FLOPs are the op table's: unfused = w13 + swiglu; fused = the fused w13 op, which moves
 // 8*m*inter fewer bytes (no gate_up round trip) and does the same FLOPs (tests/test_ops_fusions.cpp
 // checks that arithmetic on the table). Expect about one small launch (~2 us) saved per call and the
@@ -216,7 +242,10 @@ void w13_swiglu(benchmark::State& state, bool fused) {
     if (fused) {
       gemv_swiglu(x.get(), wi, m, H, I, act.get(), stream.get());
     } else {
-      gemv(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get());
+      if (m <= kGemvFusedMaxRows)
+        gemv(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get());
+      else
+        gemv_tc(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get());
       swiglu(gate_up.get(), m, I, act.get(), stream.get());
     }
   });
@@ -228,8 +257,14 @@ void BM_W13SwigluFused(benchmark::State& state) {
 void BM_W13SwigluUnfused(benchmark::State& state) {
   w13_swiglu(state, false);
 }
-BENCHMARK(BM_W13SwigluFused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_W13SwigluUnfused)->ArgsProduct({{0, 1}, {1, 2}})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W13SwigluFused)
+    ->ArgsProduct({{0, 1}, {1, 2, 4, 16}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W13SwigluUnfused)
+    ->ArgsProduct({{0, 1}, {1, 2, 4, 16}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // The wqkv GEMV with the RMSNorm in its prologue (gemv_fused, the CUDA decode step at B <= 2) against
 // add_rmsnorm (with the add of the previous sublayer's proj, as the op table's layer-1 attention_norm)

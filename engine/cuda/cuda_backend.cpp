@@ -369,7 +369,8 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
 
 static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim &&
                   kCudaFusedRows == kW4A16GemvFusedMaxRows && kCudaFusedMaxRopeHeadDim == kMaxRopeHeadDim &&
-                  kCudaFusedRopeHeadDimMultiple == kRopeEpilogueHeadDimMultiple,
+                  kCudaFusedRopeHeadDimMultiple == kRopeEpilogueHeadDimMultiple &&
+                  kCudaTcSwigluRows == kGemvTcMaxRows,
               "engine/ops.h's fusion rule and the fused GEMVs agree");
 
 Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {
@@ -499,7 +500,7 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
        [&] { gemm.run(x.attn.get(), L.wo, n, x.proj.get(), st, name(OpType::wo).c_str()); });
     op(name(OpType::ffn_norm), hook,
        [&] { add_rmsnorm(x.residual.get(), x.proj.get(), L.ffn_norm.get(), n, h, eps, x.x.get(), st); });
-    if (fused.swiglu_in_w13) {  // fp16 weights, n <= 2 rows: one GEMV writes act
+    if (fused.swiglu_in_w13) {  // fp16 weights, n <= 16 rows: one GEMV writes act
       op(name(OpType::w13), hook,
          [&] { gemv_swiglu(x.x.get(), L.w13.fp16.get(), n, h, inter, x.act.get(), st); });
     } else {

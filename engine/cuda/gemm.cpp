@@ -104,20 +104,28 @@ void Gemm::run_impl(const void* x, const half* w, int n, int in, int out, int ld
                                    workspace_.get(), workspace_.bytes(), stream));
 }
 
-bool Gemm::use_gemv(const half* x, const half* w, int n, int in) const {
-  return small_batch_gemv_ && gemv_preferred(n, in, x, w);
+template <typename OutT>
+void Gemm::run_fp16(const half* x, const half* w, int n, int in, int out, OutT* y, cudaStream_t stream,
+                    const char* op) {
+  switch (small_batch_gemv_ ? gemv_choice(n, in, x, w) : GemvKernel::none) {
+    case GemvKernel::fma:
+      return gemv(x, w, n, in, out, y, stream);
+    case GemvKernel::tensor_core:
+      return gemv_tc(x, w, n, in, out, y, stream);
+    case GemvKernel::none:
+      break;
+  }
+  run_impl(x, w, n, in, out, out, y, std::is_same_v<OutT, float> ? CUDA_R_32F : CUDA_R_16F, stream, op);
 }
 
 void Gemm::run(const half* x, const half* w, int n, int in, int out, half* y, cudaStream_t stream,
                const char* op) {
-  if (use_gemv(x, w, n, in)) return gemv(x, w, n, in, out, y, stream);
-  run_impl(x, w, n, in, out, out, y, CUDA_R_16F, stream, op);
+  run_fp16(x, w, n, in, out, y, stream, op);
 }
 
 void Gemm::run(const half* x, const half* w, int n, int in, int out, float* y, cudaStream_t stream,
                const char* op) {
-  if (use_gemv(x, w, n, in)) return gemv(x, w, n, in, out, y, stream);
-  run_impl(x, w, n, in, out, out, y, CUDA_R_32F, stream, op);
+  run_fp16(x, w, n, in, out, y, stream, op);
 }
 
 template <typename OutT>

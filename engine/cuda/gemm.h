@@ -63,8 +63,9 @@ class Gemm {
 
   size_t workspace_bytes() const { return workspace_.bytes(); }
   size_t w4a16_scratch_bytes() const { return w4a16_scratch_.bytes(); }
-  // Decode batches of 1-2 rows go to the ridgeline gemv kernel, which streams W faster than
-  // cuBLASLt's small-N kernels there; off sends everything to cuBLASLt (for comparison).
+  // Decode batches of up to 16 rows go to the ridgeline GEMVs (gemv_choice: gemv at 1-2 rows,
+  // gemv_tc above), which stream W faster than cuBLASLt's small-N kernels there; off sends everything
+  // to cuBLASLt (for comparison).
   void set_small_batch_gemv(bool on) { small_batch_gemv_ = on; }
 
  private:
@@ -82,7 +83,9 @@ class Gemm {
   const Plan& plan_for(const Key& key, const char* op);
   static void destroy(Plan& p) noexcept;
 
-  bool use_gemv(const half* x, const half* w, int n, int in) const;
+  template <typename OutT>
+  void run_fp16(const half* x, const half* w, int n, int in, int out, OutT* y, cudaStream_t stream,
+                const char* op);
   template <typename OutT>
   void run_linear(const half* x, const DeviceLinear& w, int n, OutT* y, cudaStream_t stream, const char* op);
   template <typename OutT>

@@ -399,7 +399,15 @@ TEST(CudaEngine, BenchmarkHooksTimeTheStepWithoutAdvancingTheSequences) {
   DecodeTiming t = b->benchmark_decode(seqs, 2, 6);
   ASSERT_EQ(t.step_us.size(), 6u);
   for (double us : t.step_us) EXPECT_TRUE(us > 0.0 && std::isfinite(us));
-  ASSERT_EQ(t.ops.size(), size_t(9 * b->config().n_layers + 4));
+  // Three sequences run as a bucket of 4 rows: gemv_tc_swiglu, the norms and rope_kv_write launched:
+  // 8 ops a layer, the op table's for that step.
+  StepShape shape;
+  shape.batch = 4;
+  shape.formats = b->formats();
+  shape.fusions = cuda_fusions(b->config(), shape);
+  ASSERT_TRUE(shape.fusions.swiglu_in_w13 && !shape.fusions.rope_in_wqkv && !shape.fusions.norm_in_gemv);
+  ASSERT_EQ(step_ops(b->config(), shape).size(), size_t(8 * b->config().n_layers + 4));
+  ASSERT_EQ(t.ops.size(), size_t(8 * b->config().n_layers + 4));
   EXPECT_EQ(t.ops.front().name, "embed");
   EXPECT_EQ(t.ops.back().name, "sample");
   for (const auto& op : t.ops) {
@@ -434,9 +442,12 @@ TEST(CudaEngine, PerOpKernelTimesExplainTheStepWithoutExceedingIt) {
     if (op.name.find("wqkv") != std::string::npos || op.name.find("attention") != std::string::npos)
       EXPECT_GT(v[v.size() / 2], 0.0) << op.name << " launched no kernel CUPTI saw";
   }
-  // Kernel time alone: the ops sum to less than the graph-replayed step, and explain most of it.
+  // Kernel time alone, each op timed with serial launches, explains most of the graph-replayed step.
+  // The step launches its kernels overlapped (kernels/overlap.cuh: all of this B=4 step's, since its
+  // linears run gemv_tc instead of cuBLASLt), so it may take less than their serial sum: 1.22 on the
+  // H200. Past 1.5 an op would be counted twice or timed with the wrong kernels.
   const double coverage = sum_ops / steps[steps.size() / 2];
-  EXPECT_LE(coverage, 1.02);
+  EXPECT_LE(coverage, 1.5);
   EXPECT_GT(coverage, 0.3);
   std::printf("tiny model B=4 ctx 500: step %.1f us, ops sum %.1f us, coverage %.2f\n",
               steps[steps.size() / 2], sum_ops, coverage);
@@ -1029,9 +1040,11 @@ TEST(DecodeBench, W4A16VsFp16OnThe1_8bAnd7bPresets) {
 // the per-op times, taken with serial launches, cannot show: which kernels cost more when the next
 // one starts early (the residual-add GEMVs overlapped cost the int8-KV step ~4 us each,
 // perf/NOTES.md). A benchmark, not a check: it prints, and asserts only that the records describe
-// the step it timed.
+// the step it timed. RIDGELINE_TIMELINE_BATCH=B times B sequences instead of one (B <= 64).
 TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
   RL_REQUIRE_GPU();
+  const char* batch_env = std::getenv("RIDGELINE_TIMELINE_BATCH");
+  const int batch = batch_env ? std::clamp(std::atoi(batch_env), 1, 64) : 1;
   const char* was = std::getenv("RIDGELINE_TIMELINE");
   const std::string restore = was ? was : "";
   setenv("RIDGELINE_TIMELINE", "1", 1);
@@ -1040,12 +1053,12 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
     for (KvFormat kv : {KvFormat::fp16, KvFormat::int8})
       for (bool overlapped : {true, false}) {
         cuda::set_overlapped_launches(overlapped);
-        BackendOptions o;  // fp16 weights, one sequence of 1024 tokens and its timed steps
+        BackendOptions o;  // fp16 weights, `batch` sequences of 1024 tokens and their timed steps
         o.formats.kv = kv;
-        o.max_sequences = 1;
-        o.max_kv_tokens = 2048;
+        o.max_sequences = batch;
+        o.max_kv_tokens = int64_t{2048} * batch;
         auto b = make_cuda_backend(resolve_model(preset), o);
-        const DecodeTiming t = measure_decode(*b, 1, 1024, 5, 50, 1);
+        const DecodeTiming t = measure_decode(*b, batch, 1024, 5, 50, 1);
         if (t.timeline.empty()) {
           std::printf("[timeline] %s: no kernel records (CUPTI unavailable)\n", preset);
           continue;
@@ -1073,9 +1086,9 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
         std::vector<double> steps = t.step_us;
         std::sort(steps.begin(), steps.end());
         std::printf(
-            "[timeline] %s fp16/%s B=1 ctx=1024 %s: step %.1f us (median of the timed steps); one step's "
+            "[timeline] %s fp16/%s B=%d ctx=1024 %s: step %.1f us (median of the timed steps); one step's "
             "kernels: %zu, span %.1f us, busy %.1f us, idle %.1f us, summed durations %.1f us\n",
-            preset, to_string(kv), overlapped ? "overlapped" : "serial", steps[steps.size() / 2],
+            preset, to_string(kv), batch, overlapped ? "overlapped" : "serial", steps[steps.size() / 2],
             t.timeline.size(), covered_to, busy, covered_to - busy, sum);
         for (const std::string& n : order) {
           const Row& r = rows[n];

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -156,6 +157,76 @@ TEST(KernelGemv, MatchesReferenceForDecodeBatchesAtModelShapes) {
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 9, 64, 64, d_y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 1, 60, 64, d_y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::gemv(d_x.get(), d_w.get(), 1, 64, 64, d_y.get(), nullptr, 3), std::invalid_argument);
+}
+
+TEST(KernelGemvTc, MatchesReferenceAndIsDeterministicForDecodeBatchesAtModelShapes) {
+  RL_REQUIRE_GPU();
+  struct Shape {
+    int in, out;
+  };
+  // 1.8b wo, 1.8b w2 and 7b wqkv, a tiny-model-sized one, an `in` that is one 32-input step past a
+  // multiple of 256 and an `out` that is no multiple of the 16-row tile.
+  for (Shape sh :
+       {Shape{2048, 2048}, Shape{8192, 2048}, Shape{4096, 6144}, Shape{512, 512}, Shape{544, 1000}}) {
+    for (int n : {1, 3, 4, 7, 8, 9, 16}) {
+      std::mt19937 rng(sh.in * 37 + sh.out + n);
+      auto x = random_fp16_values(size_t(n) * sh.in, rng);
+      auto w = random_fp16_values(size_t(sh.out) * sh.in, rng, -0.1f, 0.1f);
+      std::vector<float> expect(size_t(n) * sh.out);
+      ref::linear(x.data(), w.data(), n, sh.in, sh.out, expect.data());
+      // y is allocated for 16 rows: rows n..15 must stay untouched (poisoned) by a launch of n rows.
+      TestBuffer<half> d_x(to_half(x)), d_w(to_half(w)), d_y(size_t(16) * sh.out);
+      TestBuffer<float> d_yf(size_t(16) * sh.out);
+      // 0: gemv_tc_split's choice; then every split forced (a tile's K range over 4, 8 or 16 warps).
+      for (int split : {0, 4, 8, 16}) {
+        d_y.poison();
+        d_yf.poison();
+        cuda::gemv_tc(d_x.get(), d_w.get(), n, sh.in, sh.out, d_y.get(), nullptr, split);
+        cuda::gemv_tc(d_x.get(), d_w.get(), n, sh.in, sh.out, d_yf.get(), nullptr, split);
+        auto y16 = to_float(d_y.download());
+        auto y32 = d_yf.download();
+        const std::string shape =
+            shape_name({{"in", sh.in}, {"out", sh.out}, {"tokens", n}, {"split", split}});
+        for (size_t i = expect.size(); i < y32.size(); ++i) {
+          ASSERT_TRUE(std::isnan(y32[i])) << shape << ": wrote past row n at " << i;
+          ASSERT_TRUE(std::isnan(y16[i])) << shape << ": wrote past row n at " << i;
+        }
+        y16.resize(expect.size());
+        y32.resize(expect.size());
+        const double e16 = nmse(y16, expect), e32 = nmse(y32, expect);
+        report_nmse("gemv_tc.fp16_out", shape, e16);
+        report_nmse("gemv_tc.fp32_out", shape, e32);
+        EXPECT_LE(e16, 5e-4) << shape;
+        EXPECT_LE(e32, 5e-4) << shape;
+        // Same launch, same bits: the warps' partial tiles are added in warp order.
+        cuda::gemv_tc(d_x.get(), d_w.get(), n, sh.in, sh.out, d_yf.get(), nullptr, split);
+        auto again = d_yf.download();
+        again.resize(expect.size());
+        EXPECT_EQ(std::memcmp(again.data(), y32.data(), y32.size() * sizeof(float)), 0) << shape;
+      }
+    }
+  }
+  // The rule: 4 warps a tile from 512 tiles up (1.8b w13, 7b w13), 8 for 7b's wqkv (384 tiles) and
+  // wo (256), 16 for 1.8b's wo and w2 (128 tiles).
+  EXPECT_EQ(cuda::gemv_tc_split(1024), 4);
+  EXPECT_EQ(cuda::gemv_tc_split(384), 8);
+  EXPECT_EQ(cuda::gemv_tc_split(256), 8);
+  EXPECT_EQ(cuda::gemv_tc_split(128), 16);
+  EXPECT_EQ(cuda::gemv_tc_split(1), 16);
+  // The dispatch: gemv at 1-2 rows, gemv_tc up to 16 (inputs in steps of 32), cuBLASLt otherwise.
+  TestBuffer<half> d_x(size_t(17) * 64), d_w(size_t(64) * 64), d_y(size_t(17) * 64);
+  EXPECT_EQ(cuda::gemv_choice(1, 64, d_x.get(), d_w.get()), cuda::GemvKernel::fma);
+  EXPECT_EQ(cuda::gemv_choice(2, 64, d_x.get(), d_w.get()), cuda::GemvKernel::fma);
+  EXPECT_EQ(cuda::gemv_choice(3, 64, d_x.get(), d_w.get()), cuda::GemvKernel::tensor_core);
+  EXPECT_EQ(cuda::gemv_choice(16, 64, d_x.get(), d_w.get()), cuda::GemvKernel::tensor_core);
+  EXPECT_EQ(cuda::gemv_choice(17, 64, d_x.get(), d_w.get()), cuda::GemvKernel::none);
+  EXPECT_EQ(cuda::gemv_choice(4, 40, d_x.get(), d_w.get()), cuda::GemvKernel::none);
+  EXPECT_EQ(cuda::gemv_choice(4, 64, d_x.get() + 1, d_w.get()), cuda::GemvKernel::none);
+  EXPECT_THROW(cuda::gemv_tc(d_x.get(), d_w.get(), 17, 64, 64, d_y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_tc(d_x.get(), d_w.get(), 0, 64, 64, d_y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_tc(d_x.get(), d_w.get(), 4, 40, 64, d_y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_tc(d_x.get(), d_w.get(), 4, 64, 64, d_y.get(), nullptr, 2), std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_tc(d_x.get() + 1, d_w.get(), 4, 64, 64, d_y.get(), nullptr), std::invalid_argument);
 }
 
 struct RopeCase {

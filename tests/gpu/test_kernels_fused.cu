@@ -23,13 +23,15 @@ struct FfnShape {
   int hidden, inter;
 };
 // 1.8b, 7b, and a small shape whose rows are not a multiple of 256 elements (inter stays a multiple
-// of 8: the unfused swiglu it is compared with needs that).
-constexpr FfnShape kFfnShapes[] = {{2048, 8192}, {4096, 14336}, {520, 40}};
+// of 8: the unfused swiglu it is compared with needs that; hidden a multiple of 32 for gemv_tc).
+constexpr FfnShape kFfnShapes[] = {{2048, 8192}, {4096, 14336}, {544, 40}};
 
+// n = 1, 2: gemv_fused's SwiGLU epilogue against gemv + swiglu; n = 3..16: gemv_tc_swiglu's against
+// gemv_tc + swiglu (the GEMV gemv_choice runs at that n).
 TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
   RL_REQUIRE_GPU();
   for (FfnShape sh : kFfnShapes) {
-    for (int n : {1, 2}) {
+    for (int n : {1, 2, 3, 8, 16}) {
       const int H = sh.hidden, I = sh.inter;
       std::mt19937 rng(H * 7 + I + n);
       auto x = random_fp16_values(size_t(n) * H, rng);
@@ -40,7 +42,11 @@ TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
       d_gate_up.poison();
       d_unfused.poison();
       d_fused.poison();
-      cuda::gemv(d_x.get(), d_w.get(), n, H, 2 * I, d_gate_up.get(), nullptr);
+      if (n <= cuda::kGemvFusedMaxRows)
+        cuda::gemv(d_x.get(), d_w.get(), n, H, 2 * I, d_gate_up.get(), nullptr);
+      else
+        cuda::gemv_tc(d_x.get(), d_w.get(), n, H, 2 * I, d_gate_up.get(), nullptr,
+                      cuda::gemv_tc_split(I / 8));
       cuda::swiglu(d_gate_up.get(), n, I, d_unfused.get(), nullptr);
       cuda::gemv_swiglu(d_x.get(), d_w.get(), n, H, I, d_fused.get(), nullptr);
       const auto unfused = d_unfused.download(), fused = d_fused.download();
@@ -193,8 +199,11 @@ TEST(KernelGemvFused, RejectsWhatItDoesNotRun) {
 
 TEST(KernelGemvSwiglu, RejectsShapesItDoesNotRun) {
   RL_REQUIRE_GPU();
-  TestBuffer<half> d_x(size_t(4) * 64), d_w(size_t(2) * 64 * 64), d_y(size_t(4) * 64);
-  EXPECT_THROW(cuda::gemv_swiglu(d_x.get(), d_w.get(), 3, 64, 64, d_y.get(), nullptr), std::invalid_argument);
+  TestBuffer<half> d_x(size_t(17) * 64), d_w(size_t(2) * 64 * 64), d_y(size_t(17) * 64);
+  EXPECT_THROW(cuda::gemv_swiglu(d_x.get(), d_w.get(), 17, 64, 64, d_y.get(), nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::gemv_swiglu(d_x.get(), d_w.get(), 3, 48, 64, d_y.get(), nullptr), std::invalid_argument)
+      << "gemv_tc_swiglu takes inputs in steps of 32";
   EXPECT_THROW(cuda::gemv_swiglu(d_x.get(), d_w.get(), 0, 64, 64, d_y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::gemv_swiglu(d_x.get(), d_w.get(), 1, 60, 64, d_y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::gemv_swiglu(d_x.get() + 1, d_w.get(), 1, 64, 64, d_y.get(), nullptr),
