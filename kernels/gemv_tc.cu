@@ -21,13 +21,12 @@
 // is half the weights' per 8 rows, where the FMA gemv's is 8x at 8 rows.
 // The warps' partial tiles are added through shared memory in warp order (deterministic).
 //
-// Overlapped launch, released late: the kernel waits for the previous one before it reads x (its
-// first weight loads already out), but lets the next kernel launch only once its own main loop is
-// done (overlap_release), so the next kernel's blocks arrive during this one's reduction and
-// epilogue. Released at the start (overlap_enter, as the other kernels do), the 7b step at B=16 took
-// 8.0 ms instead of 5.4: every kernel after a gemv_tc sat resident for its whole run (add_rmsnorm
-// started 52 us before the GEMV ended) and the GEMVs ran at less than half their serial speed
-// (perf/NOTES.md, "tenth").
+// Launched overlapped (kernels/overlap.cuh) only where the weight is at most 64 MB. H200, B=16
+// ctx 1024 (perf/NOTES.md, "tenth"): every gemv_tc overlapped, 1.8b 1993 -> 1830 us but 7b 5163 ->
+// 7999: the CUPTI timeline shows the kernel after each long GEMV resident for its whole run
+// (add_rmsnorm started 52 us before the GEMV ended) and 7b's GEMVs at less than half their serial
+// speed. All launched plain: 1.8b 1888, 7b 5188. Releasing the next kernel only after the main loop
+// instead made graph-replayed decode steps wrong (engine tests, not understood) and was no faster.
 #include <algorithm>
 #include <string>
 
@@ -45,6 +44,7 @@ constexpr int kStep = 32;           // inputs per lane quad and step: 4 lanes x 
 constexpr int kBatch = 4;           // steps in flight per warp: 8 16-byte weight loads per lane
 constexpr int kMaxSplit = 16;       // warps per block
 constexpr int kTargetWarps = 2048;  // ~16 resident warps on each of an H200's 132 SMs
+constexpr int64_t kOverlapMaxBytes = int64_t{64} << 20;  // see the top of the file
 
 struct TcArgs {
   const half* x;
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kMaxSplit * 32) gemv_tc_kernel(const TcArgs a)
   };
   // The first weights go out before the previous kernel has finished (kernels/overlap.cuh).
   load_w(s0);
-  overlap_wait();
+  overlap_enter();
   // x rows of this lane's B fragments: token g of each n tile (rows past n repeat the last row; their
   // columns are never stored).
   const uint4* xr[NT];
@@ -139,7 +139,6 @@ __global__ void __launch_bounds__(kMaxSplit * 32) gemv_tc_kernel(const TcArgs a)
       load_x(s + kBatch);
     }
   }
-  overlap_release();  // the next kernel may launch now: see the top of the file
   // The warps' partial tiles, added by warp 0 in warp order.
   __shared__ float parts[kMaxSplit][NT * 4][32];
   if (split > 1) {
@@ -191,7 +190,8 @@ void launch_tc(const TcArgs& a, int split, cudaStream_t stream, const char* op) 
           "split must be 0 (automatic), 4, 8 or 16, got " + std::to_string(split));
   if (split == 0) split = gemv_tc_split(tiles);
   auto kernel = a.n <= 8 ? gemv_tc_kernel<1, kEpi> : gemv_tc_kernel<2, kEpi>;
-  launch_overlapped(kernel, dim3(tiles), dim3(split * 32), 0, stream, op, a);
+  const int64_t weight_bytes = int64_t{2} * a.in * (kEpi == TcEpilogue::swiglu ? 2 * a.out : a.out);
+  launch_kernel(weight_bytes <= kOverlapMaxBytes, kernel, dim3(tiles), dim3(split * 32), 0, stream, op, a);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -22,20 +22,9 @@
 
 namespace ridgeline::cuda {
 
-// The two halves of overlap_enter, for a kernel that releases the next one later than it waits
-// (kernels/gemv_tc.cu): every thread still calls overlap_wait() before touching a buffer of the step,
-// and overlap_release() (or exits) before the next kernel may launch, which then still launches after
-// this one has passed its own wait: the chain orders as before, with less of it resident early.
-__device__ __forceinline__ void overlap_wait() {
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-}
-__device__ __forceinline__ void overlap_release() {
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-}
-
 __device__ __forceinline__ void overlap_enter() {
-  overlap_wait();
-  overlap_release();
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
 // `overlap` false launches the plain way (a kernel measured slower overlapped keeps its
