@@ -21,12 +21,16 @@
 // is half the weights' per 8 rows, where the FMA gemv's is 8x at 8 rows.
 // The warps' partial tiles are added through shared memory in warp order (deterministic).
 //
-// Launched overlapped (kernels/overlap.cuh) only where the weight is at most 64 MB. H200, B=16
-// ctx 1024 (perf/NOTES.md, "tenth"): every gemv_tc overlapped, 1.8b 1993 -> 1830 us but 7b 5163 ->
-// 7999: the CUPTI timeline shows the kernel after each long GEMV resident for its whole run
-// (add_rmsnorm started 52 us before the GEMV ended) and 7b's GEMVs at less than half their serial
-// speed. All launched plain: 1.8b 1888, 7b 5188. Releasing the next kernel only after the main loop
-// instead made graph-replayed decode steps wrong (engine tests, not understood) and was no faster.
+// Launched overlapped (kernels/overlap.cuh) only for inputs of at most 2048 (1.8b's wqkv, wo, w13
+// and head), plain otherwise. H200, ctx 1024, fp16, B=4 / B=16 (perf/NOTES.md, "tenth"): cuBLASLt
+// before, 1.8b 1679 / 1993 us, 7b 4732 / 5163; every gemv_tc overlapped, 1.8b 1418 / 1830 but 7b
+// 4649 / 7999 (the CUPTI timeline: the kernel after each long GEMV resident through its whole run,
+// add_rmsnorm starting 52 us before the GEMV ended, 7b's GEMVs at less than half their serial
+// speed); up to 64 MB of weight overlapped, 7b still 4749 / 5557; all plain, 1.8b 1551 / 1888, 7b
+// 4614 / 5188; this rule, 1.8b 1461 / 1885, 7b 4614 / 5262. No shape of 7b's was measured to gain,
+// and the rule is the simplest that keeps 1.8b's gain, not a mechanism. Releasing the next kernel
+// only after the main loop (griddepcontrol.launch_dependents there) made graph-replayed steps wrong
+// (engine tests; not understood) and was no faster.
 #include <algorithm>
 #include <string>
 
@@ -39,12 +43,12 @@
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kTileRows = 16;       // the MMA's M
-constexpr int kStep = 32;           // inputs per lane quad and step: 4 lanes x 8
-constexpr int kBatch = 4;           // steps in flight per warp: 8 16-byte weight loads per lane
-constexpr int kMaxSplit = 16;       // warps per block
-constexpr int kTargetWarps = 2048;  // ~16 resident warps on each of an H200's 132 SMs
-constexpr int64_t kOverlapMaxBytes = int64_t{64} << 20;  // see the top of the file
+constexpr int kTileRows = 16;            // the MMA's M
+constexpr int kStep = 32;                // inputs per lane quad and step: 4 lanes x 8
+constexpr int kBatch = 4;                // steps in flight per warp: 8 16-byte weight loads per lane
+constexpr int kMaxSplit = 16;            // warps per block
+constexpr int kTargetWarps = 2048;       // ~16 resident warps on each of an H200's 132 SMs
+constexpr int kOverlapMaxInputs = 2048;  // see the top of the file
 
 struct TcArgs {
   const half* x;
@@ -190,8 +194,7 @@ void launch_tc(const TcArgs& a, int split, cudaStream_t stream, const char* op) 
           "split must be 0 (automatic), 4, 8 or 16, got " + std::to_string(split));
   if (split == 0) split = gemv_tc_split(tiles);
   auto kernel = a.n <= 8 ? gemv_tc_kernel<1, kEpi> : gemv_tc_kernel<2, kEpi>;
-  const int64_t weight_bytes = int64_t{2} * a.in * (kEpi == TcEpilogue::swiglu ? 2 * a.out : a.out);
-  launch_kernel(weight_bytes <= kOverlapMaxBytes, kernel, dim3(tiles), dim3(split * 32), 0, stream, op, a);
+  launch_kernel(a.in <= kOverlapMaxInputs, kernel, dim3(tiles), dim3(split * 32), 0, stream, op, a);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 
