@@ -173,9 +173,8 @@ void gemv_swiglu(const half* x, const half* w13, int n, int in, int inter, half*
 // x W^T (RopeKvEpilogue). Bit-identical to the unfused kernel
 // sequences (add_rmsnorm, gemv, swiglu, rope_kv_write) it replaces; kernels/gemv.cu says why.
 inline constexpr int kGemvFusedMaxNormDim = 8192;  // n * in fp16 rows plus block_sum in 48 KB
-// The epilogue of a decode step's wqkv GEMV (gemv_fused, w4a16_gemv_fused, gemv_tc_rope) that does
-// rope_kv_write's work instead of storing qkv: the GEMV's rows are qkv in InternLM2's grouped layout (out =
-// (n_heads
+// The epilogue of a decode step's wqkv GEMV (gemv_fused, w4a16_gemv_fused) that does rope_kv_write's
+// work instead of storing qkv: the GEMV's rows are qkv in InternLM2's grouped layout (out = (n_heads
 // + 2 * n_kv_heads) * head_dim); q and k are rotated at each row's position, q goes to q_out and k,
 // v into the paged cache at (slots[t], positions[t]). fp16 caches only (an int8/int4 row's scale
 // needs all of its head's rows, which no GEMV block holds); head_dim a multiple of 32. Bit-identical
