@@ -231,6 +231,7 @@ void w13_swiglu(benchmark::State& state, bool fused) {
   const int m = c.m, H = sh.hidden, I = sh.out, copies = c.copies;
   const size_t w_elems = c.w_elems;
   Stream stream;
+  Gemm gemm;  // the unfused w13: the GEMV gemv_choice picks for m rows, as the engine runs it
   DeviceBuffer<half> w(w_elems * copies, "bench W13"), x(size_t(m) * H, "bench x"),
       gate_up(size_t(m) * 2 * I, "bench gate_up"), act(size_t(m) * I, "bench act");
   fill(w.get(), int64_t(w.size()), 1, stream.get());
@@ -242,10 +243,7 @@ void w13_swiglu(benchmark::State& state, bool fused) {
     if (fused) {
       gemv_swiglu(x.get(), wi, m, H, I, act.get(), stream.get());
     } else {
-      if (m <= kGemvFusedMaxRows)
-        gemv(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get());
-      else
-        gemv_tc(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get());
+      gemm.run(x.get(), wi, m, H, 2 * I, gate_up.get(), stream.get(), "bench");
       swiglu(gate_up.get(), m, I, act.get(), stream.get());
     }
   });

@@ -45,8 +45,7 @@ TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
       if (n <= cuda::kGemvFusedMaxRows)
         cuda::gemv(d_x.get(), d_w.get(), n, H, 2 * I, d_gate_up.get(), nullptr);
       else
-        cuda::gemv_tc(d_x.get(), d_w.get(), n, H, 2 * I, d_gate_up.get(), nullptr,
-                      cuda::gemv_tc_split(I / 8));
+        cuda::gemv_tc(d_x.get(), d_w.get(), n, H, 2 * I, d_gate_up.get(), nullptr);
       cuda::swiglu(d_gate_up.get(), n, I, d_unfused.get(), nullptr);
       cuda::gemv_swiglu(d_x.get(), d_w.get(), n, H, I, d_fused.get(), nullptr);
       const auto unfused = d_unfused.download(), fused = d_fused.download();
