@@ -110,7 +110,7 @@ TEST(ChatSession, ControlTokensTypedInALaterTurnStayText) {
 TEST(ChatSession, TurnByTurnPrefillsReproduceTheWholeTwoTurnConversation) {
   TinyChat t;
   ChatSession chat(*t.backend, t.tok);
-  const auto& ref = reference_case("two_turns");
+  const nlohmann::json ref = reference_case("two_turns");
 
   TurnResult first = chat.reply("What is 5 + 9?", greedy(t.tok));
   ASSERT_FALSE(first.context_full);
@@ -133,7 +133,7 @@ TEST(ChatSession, TurnByTurnPrefillsReproduceTheWholeTwoTurnConversation) {
 TEST(ChatSession, FirstTurnWithASystemPromptMatchesTheReference) {
   TinyChat t;
   ChatSession chat(*t.backend, t.tok, "You are a tiny test model.");
-  const auto& ref = reference_case("system_prompt");
+  const nlohmann::json ref = reference_case("system_prompt");
   EXPECT_EQ(chat.turn_prompt("What is the capital of Peru?"), ids_of(ref["prompt_ids"]));
   TurnResult r = chat.reply("What is the capital of Peru?", greedy(t.tok));
   EXPECT_EQ(r.reply_ids, ids_of(ref["output_ids"]));
