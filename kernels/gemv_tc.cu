@@ -21,16 +21,20 @@
 // is half the weights' per 8 rows, where the FMA gemv's is 8x at 8 rows.
 // The warps' partial tiles are added through shared memory in warp order (deterministic).
 //
-// Launched overlapped (kernels/overlap.cuh) only for inputs of at most 2048 (1.8b's wqkv, wo, w13
-// and head), plain otherwise. H200, ctx 1024, fp16, B=4 / B=16 (perf/NOTES.md, "tenth"): cuBLASLt
-// before, 1.8b 1679 / 1993 us, 7b 4732 / 5163; every gemv_tc overlapped, 1.8b 1418 / 1830 but 7b
-// 4649 / 7999 (the CUPTI timeline: the kernel after each long GEMV resident through its whole run,
-// add_rmsnorm starting 52 us before the GEMV ended, 7b's GEMVs at less than half their serial
-// speed); up to 64 MB of weight overlapped, 7b still 4749 / 5557; all plain, 1.8b 1551 / 1888, 7b
-// 4614 / 5188; this rule, 1.8b 1461 / 1885, 7b 4614 / 5262. No shape of 7b's was measured to gain,
-// and the rule is the simplest that keeps 1.8b's gain, not a mechanism. Releasing the next kernel
-// only after the main loop (griddepcontrol.launch_dependents there) made graph-replayed steps wrong
-// (engine tests; not understood) and was no faster.
+// Launched overlapped (kernels/overlap.cuh) only for weights of at most 2048 inputs or 2048 outputs
+// (all of 1.8b's linears, none of 7b's), plain otherwise. H200, ctx 1024, fp16, B=4 / B=16 (perf/NOTES.md,
+// "tenth" and "eleventh"): cuBLASLt before, 1.8b 1679 / 1993 us, 7b 4732 / 5163; every gemv_tc
+// overlapped, 1.8b 1435 / 1847 but 7b 4785 / 7961 (the CUPTI timeline: the kernel after each long
+// GEMV resident through its whole run, add_rmsnorm starting 52 us before the GEMV ended, 7b's GEMVs
+// at less than half their serial speed); the same with the successors add_rmsnorm and rope_kv_write
+// launched plain, 7b 4863 / 5581, so it is the successor's residency that costs, not the GEMV's own
+// early start (one waiting thread per block did not help either: not the waiting warps' issue
+// slots); all plain, 1.8b 1551 / 1967, 7b 4664 / 5281; inputs up to 2048 (the previous rule, 1.8b's
+// w2 plain), 1.8b 1477 / 1901. No shape of 7b's was measured to gain. The rule is fitted to these
+// two models, not a mechanism: 1.8b's w2 (8192 x 2048, 128 blocks) gains overlapped where 7b's wo,
+// as many bytes (4096 x 4096, 256 blocks), loses. Releasing the next kernel only after the main loop
+// (griddepcontrol.launch_dependents there) made graph-replayed steps wrong (engine tests; not
+// understood) and was no faster.
 #include <algorithm>
 #include <string>
 
@@ -43,12 +47,12 @@
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kTileRows = 16;            // the MMA's M
-constexpr int kStep = 32;                // inputs per lane quad and step: 4 lanes x 8
-constexpr int kBatch = 4;                // steps in flight per warp: 8 16-byte weight loads per lane
-constexpr int kMaxSplit = 16;            // warps per block
-constexpr int kTargetWarps = 2048;       // ~16 resident warps on each of an H200's 132 SMs
-constexpr int kOverlapMaxInputs = 2048;  // see the top of the file
+constexpr int kTileRows = 16;         // the MMA's M
+constexpr int kStep = 32;             // inputs per lane quad and step: 4 lanes x 8
+constexpr int kBatch = 4;             // steps in flight per warp: 8 16-byte weight loads per lane
+constexpr int kMaxSplit = 16;         // warps per block
+constexpr int kTargetWarps = 2048;    // ~16 resident warps on each of an H200's 132 SMs
+constexpr int kOverlapMaxDim = 2048;  // inputs or outputs: see the top of the file
 
 struct TcArgs {
   const half* x;
@@ -194,7 +198,8 @@ void launch_tc(const TcArgs& a, int split, cudaStream_t stream, const char* op) 
           "split must be 0 (automatic), 4, 8 or 16, got " + std::to_string(split));
   if (split == 0) split = gemv_tc_split(tiles);
   auto kernel = a.n <= 8 ? gemv_tc_kernel<1, kEpi> : gemv_tc_kernel<2, kEpi>;
-  launch_kernel(a.in <= kOverlapMaxInputs, kernel, dim3(tiles), dim3(split * 32), 0, stream, op, a);
+  launch_kernel(a.in <= kOverlapMaxDim || a.out <= kOverlapMaxDim, kernel, dim3(tiles), dim3(split * 32), 0,
+                stream, op, a);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 
