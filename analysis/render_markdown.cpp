@@ -1,6 +1,7 @@
 // Markdown layout of the report view: bullets for facts and sentences, GFM tables, chart links.
 #include "analysis/render_markdown.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -108,6 +109,16 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
       add(fmt::format("\nCost-model ops without a measured time (fused into another op): {}.\n",
                       cell(names)));
     }
+  }
+
+  if (std::any_of(r.runs.begin(), r.runs.end(),
+                  [](const RunRecord& run) { return run.timeline.has_value(); })) {
+    add("\n## Where the overlapped step's time goes\n\n" + timeline_intro() + "\n");
+    for (const auto& run : r.runs)
+      if (run.timeline) {
+        add(fmt::format("\n### {}\n\n{}\n\n", cell(run_title(run)), cell(timeline_sentence(*run.timeline))));
+        add(markdown_table(timeline_table(*run.timeline)));
+      }
   }
 
   add("\n## Skipped configurations\n\n");

@@ -72,6 +72,20 @@ json run_json(const RunRecord& r) {
                     {"tokens_per_s", r.predicted.tokens_per_s},
                     {"memory_time_us", r.predicted.memory_time_us},
                     {"compute_time_us", r.predicted.compute_time_us}};
+  if (r.timeline) {
+    json kernels = json::array();
+    for (const TimelineKernel& k : r.timeline->kernels)
+      kernels.push_back({{"name", k.name},
+                         {"launches", k.launches},
+                         {"us", k.us},
+                         {"lead_us", k.lead_us},
+                         {"advance_us", k.advance_us}});
+    j["timeline"] = {{"span_us", r.timeline->span_us},
+                     {"busy_us", r.timeline->busy_us},
+                     {"summed_us", r.timeline->summed_us},
+                     {"kernel_count", r.timeline->kernel_count},
+                     {"kernels", kernels}};
+  }
   return j;
 }
 
@@ -231,6 +245,22 @@ RunRecord read_run(const json& j, const std::string& path) {
   std::string pp = path + ".predicted";
   r.predicted = {num(p, pp, "time_us"), num(p, pp, "tokens_per_s"), num(p, pp, "memory_time_us"),
                  num(p, pp, "compute_time_us")};
+  if (j.contains("timeline")) {  // optional: only `sweep --timeline` on CUDA records it
+    const json& tl = at(j, path, "timeline");
+    const std::string tlp = path + ".timeline";
+    TimelineSummary t;
+    t.span_us = num(tl, tlp, "span_us");
+    t.busy_us = num(tl, tlp, "busy_us");
+    t.summed_us = num(tl, tlp, "summed_us");
+    t.kernel_count = static_cast<int>(integer(tl, tlp, "kernel_count"));
+    const json& ks = array(tl, tlp, "kernels");
+    for (size_t i = 0; i < ks.size(); ++i) {
+      const std::string kp = fmt::format("{}.kernels[{}]", tlp, i);
+      t.kernels.push_back({str(ks[i], kp, "name"), static_cast<int>(integer(ks[i], kp, "launches")),
+                           num(ks[i], kp, "us"), num(ks[i], kp, "lead_us"), num(ks[i], kp, "advance_us")});
+    }
+    r.timeline = std::move(t);
+  }
   return r;
 }
 

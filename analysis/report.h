@@ -14,6 +14,7 @@
 #include "analysis/ceilings.h"
 #include "analysis/cost_model.h"
 #include "analysis/roofline.h"
+#include "analysis/timeline.h"
 #include "engine/config.h"
 
 namespace ridgeline {
@@ -109,6 +110,9 @@ struct RunRecord {
   double coverage = 0;                      // sum(ops time) / step median time
   std::vector<std::string> unmeasured_ops;  // cost-model ops without a measured time (fused away)
   Prediction predicted;
+  // One step's kernels as the GPU ran them, overlapped (`sweep --timeline`, CUDA with CUPTI): what
+  // each kernel costs in the real step, which the serial per-op times cannot show.
+  std::optional<TimelineSummary> timeline;
 };
 
 // Per (weights, kv, context, group size, head): where decode turns compute-bound, measured and predicted.

@@ -256,6 +256,40 @@ void check_op(Checker& ck, const json& j, const std::string& path, const Peak& p
   if (time_sum && t) *time_sum += *t;
 }
 
+// The optional per-kernel timeline of one step: its advances add up to its span, busy time lies
+// within the span and within the summed durations, launches add up to the kernel count.
+void check_timeline(Checker& ck, const json& r, const std::string& path) {
+  const json* t = ck.object(r, path, "timeline");
+  if (!t) return;
+  const std::string tp = path + ".timeline";
+  auto span = ck.number(*t, tp, "span_us");
+  auto busy = ck.number(*t, tp, "busy_us");
+  auto summed = ck.number(*t, tp, "summed_us");
+  auto count = ck.integer(*t, tp, "kernel_count", 1);
+  const json* kernels = ck.array(*t, tp, "kernels");
+  if (!kernels) return;
+  double advances = 0.0;
+  int64_t launches = 0;
+  for (size_t i = 0; i < kernels->size(); ++i) {
+    const json& k = (*kernels)[i];
+    const std::string kp = fmt::format("{}.kernels[{}]", tp, i);
+    ck.string(k, kp, "name");
+    launches += ck.integer(k, kp, "launches", 1).value_or(0);
+    ck.number(k, kp, "us");
+    ck.number(k, kp, "lead_us");
+    auto advance = ck.number(k, kp, "advance_us");
+    if (advance && *advance < 0) ck.add(kp + ".advance_us", fmt::format("{} is negative", *advance));
+    advances += advance.value_or(0.0);
+  }
+  if (span) ck.agree(tp + ".span_us", span, advances, "sum(kernels advance_us)");
+  if (span && busy && !(*busy <= *span * (1 + kRelTol)))
+    ck.add(tp + ".busy_us", fmt::format("{} exceeds the span {}", *busy, *span));
+  if (summed && busy && !(*busy <= *summed * (1 + kRelTol)))
+    ck.add(tp + ".busy_us", fmt::format("{} exceeds the summed durations {}", *busy, *summed));
+  if (count && launches != *count)
+    ck.add(tp + ".kernel_count", fmt::format("{} disagrees with the kernels' launches {}", *count, launches));
+}
+
 void check_run(Checker& ck, const json& r, const std::string& path, const Peak& peak) {
   if (!r.is_object()) {
     ck.add(path, "expected an object");
@@ -336,6 +370,7 @@ void check_run(Checker& ck, const json& r, const std::string& path, const Peak& 
   if (const json* p = ck.object(r, path, "predicted"))
     for (const char* key : {"time_us", "tokens_per_s", "memory_time_us", "compute_time_us"})
       ck.number(*p, path + ".predicted", key);
+  if (r.contains("timeline")) check_timeline(ck, r, path);
 }
 
 // The optional environment fields of `device`, where present.

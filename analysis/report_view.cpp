@@ -601,6 +601,39 @@ std::string top_ops_intro() {
          "of the step time.";
 }
 
+std::string timeline_intro() {
+  return "One decode step's kernels as the GPU ran them (CUPTI's record of one more graph replay, "
+         "overlapped launches as timed): a kernel's advance is how far its end moved the step's end "
+         "past every kernel before it, so the advances add up to the step; the op tables above time "
+         "each op alone, with serial launches. A negative lead is a kernel that started before the one "
+         "before it ended.";
+}
+
+std::string timeline_sentence(const TimelineSummary& t) {
+  return fmt::format("{} kernels in {} (busy {}, idle {}); their durations sum to {}.", t.kernel_count,
+                     format_time_us(t.span_us), format_time_us(t.busy_us), format_time_us(t.idle_us()),
+                     format_time_us(t.summed_us));
+}
+
+Table timeline_table(const TimelineSummary& t) {
+  Table out{{"kernel", "launches", "advance", "share of step", "advance each", "duration each", "lead each"},
+            {false, true, true, true, true, true, true},
+            {}};
+  std::vector<const TimelineKernel*> ks;
+  for (const auto& k : t.kernels) ks.push_back(&k);
+  std::stable_sort(ks.begin(), ks.end(), [](const TimelineKernel* a, const TimelineKernel* b) {
+    return a->advance_us > b->advance_us;
+  });
+  for (const TimelineKernel* k : ks) {
+    const double n = std::max(k->launches, 1);
+    out.rows.push_back({k->name, std::to_string(k->launches), format_time_us(k->advance_us),
+                        format_percent(t.span_us > 0 ? k->advance_us / t.span_us : 0.0),
+                        format_time_us(k->advance_us / n), format_time_us(k->us / n),
+                        fmt::format("{:+.2f} µs", k->lead_us / n)});
+  }
+  return out;
+}
+
 std::string kinds_intro() {
   return "Per run, the ops of each kind summed: time, share of the summed op time, and where they sit "
          "against "

@@ -110,6 +110,13 @@ std::string headline_intro();
 std::string runs_intro(const Report& r);
 std::string top_ops_intro();
 std::string kinds_intro();
+
+// The per-kernel timeline of the runs that recorded one (`sweep --timeline`): the intro, a sentence
+// per run (span, busy and idle time, kernels), and a table of its kernels by the step time they add
+// (advance), largest first.
+std::string timeline_intro();
+std::string timeline_sentence(const TimelineSummary& t);
+Table timeline_table(const TimelineSummary& t);
 std::string prefill_intro();
 // The line that says a report is incomplete because its sweep was interrupted.
 std::string interrupted_note(const ReportView& v);

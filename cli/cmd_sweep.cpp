@@ -1,6 +1,8 @@
 // ridgeline sweep: decode steps over batch x context x weights x kv, timed and joined with the
 // cost model into a schema-v1 report.
+#include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 
@@ -40,6 +42,7 @@ struct SweepFlags {
   std::optional<std::string> model, batch, context, phase, prompt_len, ceilings;
   std::optional<int> iters, warmup;
   int repeat = 1;
+  bool timeline = false;
   std::string out = "run.json";
 };
 
@@ -116,6 +119,8 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
                               : measure_device(spec.device);
   fmt::print(stderr, "sweep: {} on {} ({}, {} measured)\n", source.config.name, dev.name,
              format_bandwidth(dev.peak.peak_GBps), format_flops(dev.peak.peak_tflops));
+  // The CUDA backend records a step's kernels when RIDGELINE_TIMELINE is set (engine/backend.h).
+  if (f.timeline) setenv("RIDGELINE_TIMELINE", "1", 1);
   auto factory = [&](const BackendOptions& o) { return make_backend(source, o); };
   std::string cmd = "ridgeline sweep";
   for (const auto& s : argv) cmd += " " + s;
@@ -142,6 +147,11 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
   }
   std::signal(SIGINT, previous);
   write_file(f.out, to_json(r));
+  if (f.timeline && std::none_of(r.report.runs.begin(), r.report.runs.end(),
+                                 [](const RunRecord& run) { return run.timeline.has_value(); }))
+    fmt::print(stderr,
+               "sweep: --timeline recorded no kernels (it needs the CUDA backend with CUPTI, and "
+               "decode runs)\n");
   const int failed = r.failures();
   fmt::print(stderr, "sweep: {} runs, {} skipped, {} failed{}; wrote {}\n", r.report.runs.size(),
              r.skipped.size() - failed, failed, r.interrupted ? ", interrupted" : "", f.out);
@@ -191,6 +201,9 @@ Runner define_sweep(CLI::App& app) {
                  "the report (schema ridgeline.report.v1), rewritten after each configuration")
       ->type_name("FILE")
       ->capture_default_str();
+  app.add_flag("--timeline", f->timeline,
+               "also record one decode step's kernels as the GPU ran them (CUDA, CUPTI): each run's "
+               "`timeline`, what every kernel adds to the overlapped step");
   return [f](const std::vector<std::string>& argv) { return run_sweep_cmd(*f, argv); };
 }
 
@@ -200,7 +213,7 @@ RIDGELINE_COMMAND(Command{
     "sweep", "time decode steps over batch x context x formats, joined with the cost model into a report",
     "sweep [--model DIR|PRESET] [--device cuda|cpu] [--gpu N] [--batch LIST] [--context LIST]\n"
     "[--weights LIST] [--kv LIST] [--phase LIST] [--prompt-len LIST] [--repeat R] [--ceilings FILE]\n"
-    "[--iters N] [--warmup N] [--out FILE]",
+    "[--iters N] [--warmup N] [--out FILE] [--timeline]",
     define_sweep});
 
 }  // namespace ridgeline::cli

@@ -12,6 +12,7 @@
 #include "bench/sweep/sweep.h"
 #include "engine/cpu_backend.h"
 #include "test_util.h"
+#include "tiny_sweep.h"
 
 using namespace ridgeline;
 using nlohmann::json;
@@ -51,8 +52,6 @@ DeviceInfo h200_like() {
 // two repetitions, with the H200-like device section above. Measured once per process.
 json tiny_report() {
   static const json report = [] {
-    const DeviceInfo device = h200_like();
-    ModelSource src = resolve_model(test::data_path("tiny-internlm2-chat"));
     SweepSpec spec;
     spec.batches = {1, 2};
     spec.contexts = {32};
@@ -61,10 +60,7 @@ json tiny_report() {
     spec.repeat = 2;
     spec.iters = 2;
     spec.warmup = 0;
-    SweepResult r = run_sweep(
-        src, spec, [&](const BackendOptions& o) { return make_cpu_backend(src, o); }, device,
-        [](const std::string&) {});
-    return sweep_to_json(r);
+    return test::tiny_cpu_sweep(spec, h200_like());
   }();
   return report;
 }
@@ -124,8 +120,7 @@ TEST(ReportEnvironment, RenderingNamesTheEnvironmentTheCeilingsFileAndThePooledR
   EXPECT_THAT(html, HasSubstr("SM clock 1980 MHz (max 1980 MHz), memory clock 3201 MHz (max 3201 MHz), power "
                               "limit 700 W, ECC on, GPU-5f3c0e4a"));
   EXPECT_THAT(html, HasSubstr("built with GNU 12.2.0; nvcc NVIDIA 13.0.88; cuBLAS 13.1.0; host CPU Intel"));
-  EXPECT_THAT(html,
-              HasSubstr("read from bench/ceilings/h200.json (probed 2026-11-30T13:49:27Z)"));
+  EXPECT_THAT(html, HasSubstr("read from bench/ceilings/h200.json (probed 2026-11-30T13:49:27Z)"));
   EXPECT_THAT(html, HasSubstr("pools the samples of up to 2 interleaved repetitions"));
   EXPECT_THAT(html, Not(HasSubstr("interrupted")));
 }

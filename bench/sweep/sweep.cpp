@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "analysis/timeline.h"
 #include "analysis/units.h"
 #include "bench/build_info.h"
 #include "bench/decode_bench.h"
@@ -30,7 +31,8 @@ struct Pool {
   int repeats = 0;
   std::string method;
   std::optional<size_t> run_index;
-  bool skip_decided = false;  // skipped in the first repetition: it cannot fit, so never again
+  bool skip_decided = false;                // skipped in the first repetition: it cannot fit, so never again
+  std::optional<TimelineSummary> timeline;  // the latest repetition's step, where recorded
 };
 
 std::vector<Config> configs_of(const SweepSpec& spec) {
@@ -224,8 +226,14 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
             pool.op_us[name].insert(pool.op_us[name].end(), us.begin(), us.end());
           pool.repeats += 1;
           pool.method = t.method;
+          if (!t.timeline.empty()) {
+            std::vector<TimelineSpan> spans;
+            for (const KernelSpan& k : t.timeline) spans.push_back({k.name, k.start_us, k.end_us});
+            pool.timeline = summarize_timeline(spans);
+          }
           RunRecord run = build_run(source.config, shape, device.peak, pool.step_us, pool.op_us, pool.method);
           run.repeats = pool.repeats;
+          run.timeline = pool.timeline;
           if (pool.run_index) {
             rep.runs[*pool.run_index] = std::move(run);
           } else {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/timeline.h"
 #include "bench/decode_bench.h"
 #include "engine/backend_factory.h"
 #include "engine/cpu_backend.h"
@@ -1063,45 +1064,28 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
           std::printf("[timeline] %s: no kernel records (CUPTI unavailable)\n", preset);
           continue;
         }
-        struct Row {
-          int launches = 0;
-          double us = 0.0, lead_us = 0.0, advance_us = 0.0;  // advance: how far its end moves the step's
-        };
-        std::vector<std::string> order;
-        std::map<std::string, Row> rows;
-        double busy = 0.0, covered_to = 0.0, sum = 0.0;
-        for (size_t i = 0; i < t.timeline.size(); ++i) {
-          const KernelSpan& k = t.timeline[i];
-          EXPECT_LE(k.start_us, k.end_us) << k.name;
-          auto [it, fresh] = rows.try_emplace(k.name);
-          if (fresh) order.push_back(k.name);
-          it->second.launches += 1;
-          it->second.us += k.end_us - k.start_us;
-          if (i > 0) it->second.lead_us += k.start_us - t.timeline[i - 1].end_us;
-          it->second.advance_us += k.end_us - covered_to;
-          sum += k.end_us - k.start_us;
-          busy += std::max(0.0, k.end_us - std::max(k.start_us, covered_to));
-          covered_to = std::max(covered_to, k.end_us);
-        }
+        std::vector<TimelineSpan> spans;
+        for (const KernelSpan& k : t.timeline) spans.push_back({k.name, k.start_us, k.end_us});
+        const TimelineSummary sum = summarize_timeline(spans);
         std::vector<double> steps = t.step_us;
         std::sort(steps.begin(), steps.end());
         std::printf(
             "[timeline] %s fp16/%s B=%d ctx=1024 %s: step %.1f us (median of the timed steps); one step's "
             "kernels: %zu, span %.1f us, busy %.1f us, idle %.1f us, summed durations %.1f us\n",
             preset, to_string(kv), batch, overlapped ? "overlapped" : "serial", steps[steps.size() / 2],
-            t.timeline.size(), covered_to, busy, covered_to - busy, sum);
-        for (const std::string& n : order) {
-          const Row& r = rows[n];
+            t.timeline.size(), sum.span_us, sum.busy_us, sum.idle_us(), sum.summed_us);
+        for (const TimelineKernel& r : sum.kernels) {
           std::printf(
               "[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us, advances the step "
               "%6.2f us each\n",
-              n.c_str(), r.launches, r.us, r.us / r.launches, r.lead_us / r.launches,
+              r.name.c_str(), r.launches, r.us, r.us / r.launches, r.lead_us / r.launches,
               r.advance_us / r.launches);
         }
+        for (const KernelSpan& k : t.timeline) EXPECT_LE(k.start_us, k.end_us) << k.name;
         // The records are one whole step: every layer's GEMVs and attention (at least 4 kernels a
         // layer), within about the step's length.
         EXPECT_GE(t.timeline.size(), size_t(4) * b->config().n_layers) << preset;
-        EXPECT_LT(covered_to, 3.0 * steps[steps.size() / 2]) << preset;
+        EXPECT_LT(sum.span_us, 3.0 * steps[steps.size() / 2]) << preset;
       }
   }
   cuda::set_overlapped_launches(overlapped_before);
