@@ -32,6 +32,8 @@ std::vector<std::pair<ConfigKey, ConfigSide>> collect(const Report& r) {
       side.samples_us.insert(side.samples_us.end(), run->step.samples_us.begin(), run->step.samples_us.end());
     }
     if (!all_sampled) side.samples_us.clear();  // a partial pool would misstate the spread
+    for (const auto* run : members)
+      if (run->timeline) side.timeline = run->timeline;
     if (members.size() == 1) {
       side.median_us = members[0]->step.time_us.median;
       side.stddev_us = members[0]->step.time_us.stddev;
@@ -51,6 +53,35 @@ std::vector<std::pair<ConfigKey, ConfigSide>> collect(const Report& r) {
   }
   return out;
 }
+
+// Every kernel of either timeline, in the base's order of first launch then the new ones, sorted by
+// the size of the change of its advance (stable: ties keep that order).
+std::vector<KernelChange> kernel_changes(const TimelineSummary& base, const TimelineSummary& current) {
+  std::vector<KernelChange> out;
+  std::map<std::string, size_t> at;
+  auto row = [&](const std::string& name) -> KernelChange& {
+    auto [it, fresh] = at.try_emplace(name, out.size());
+    if (fresh) out.push_back({.name = name});
+    return out[it->second];
+  };
+  for (const TimelineKernel& k : base.kernels) {
+    KernelChange& r = row(k.name);
+    r.base_launches = k.launches;
+    r.base_advance_us = k.advance_us;
+  }
+  for (const TimelineKernel& k : current.kernels) {
+    KernelChange& r = row(k.name);
+    r.current_launches = k.launches;
+    r.current_advance_us = k.advance_us;
+  }
+  std::stable_sort(out.begin(), out.end(), [](const KernelChange& a, const KernelChange& b) {
+    return std::abs(a.change_us()) > std::abs(b.change_us());
+  });
+  return out;
+}
+
+// The kernels whose advance changed the most, for one configuration, as Markdown table rows.
+constexpr size_t kKernelRows = 8;
 
 std::string signed_percent(double change) {
   if (!std::isfinite(change)) return "n/a";
@@ -163,6 +194,34 @@ std::string text_table(const std::vector<std::vector<std::string>>& rows) {
   return o;
 }
 
+std::string md_cell(const std::string& s);
+
+// Per configuration whose two reports both recorded a timeline: the kernels whose advance of the
+// step's end changed the most (what moved the step, where the per-op times, taken with serial
+// launches, cannot say).
+std::string kernel_changes_markdown(const ReportComparison& c) {
+  std::string o;
+  for (const auto& cfg : c.configs) {
+    if (cfg.kernels.empty()) continue;
+    if (o.empty())
+      o += "\n### Kernels that moved the step\n\nFrom the two reports' timelines (`sweep --timeline`): each "
+           "kernel's advance of the step's end, summed over its launches; the changes add up to the change "
+           "of the timeline's span.\n";
+    o += fmt::format(
+        "\n**{}** ({} → {}):\n\n| kernel | launches | base | new | change |\n| --- | ---: | "
+        "---: | ---: | ---: |\n",
+        md_cell(config_label(cfg.key)), format_time_us(cfg.base.timeline->span_us),
+        format_time_us(cfg.current.timeline->span_us));
+    for (size_t i = 0; i < cfg.kernels.size() && i < kKernelRows; ++i) {
+      const KernelChange& k = cfg.kernels[i];
+      o += fmt::format("| {} | {} → {} | {} | {} | {:+.2f} µs |\n", md_cell(k.name), k.base_launches,
+                       k.current_launches, format_time_us(k.base_advance_us),
+                       format_time_us(k.current_advance_us), k.change_us());
+    }
+  }
+  return o;
+}
+
 std::string md_cell(const std::string& s) {
   std::string o;
   for (char ch : s) o += ch == '|' ? std::string("\\|") : std::string(1, ch);
@@ -261,6 +320,8 @@ ReportComparison compare_reports(const Report& base, const Report& current, cons
       cfg.verdict = significant ? Verdict::regression : Verdict::noise;
     else if (cfg.time_change < -opt.threshold)
       cfg.verdict = significant ? Verdict::improvement : Verdict::noise;
+    if (cfg.base.timeline && cfg.current.timeline)
+      cfg.kernels = kernel_changes(*cfg.base.timeline, *cfg.current.timeline);
     c.configs.push_back(std::move(cfg));
   }
   for (const auto& [key, side] : base_configs)
@@ -313,6 +374,14 @@ std::string compare_text(const std::vector<ReportComparison>& comparisons) {
     for (const auto& n : test_notes(c)) o += "  " + n + "\n";
     if (!c.only_in_base.empty()) o += "  only in the base: " + key_list(c.only_in_base, 8) + "\n";
     if (!c.only_in_current.empty()) o += "  only in the new report: " + key_list(c.only_in_current, 8) + "\n";
+    for (const auto& cfg : c.configs) {
+      if (cfg.kernels.empty()) continue;
+      std::string moved;
+      for (size_t i = 0; i < cfg.kernels.size() && i < 3; ++i)
+        moved +=
+            fmt::format("{}{} {:+.2f} us", i ? ", " : "", cfg.kernels[i].name, cfg.kernels[i].change_us());
+      o += fmt::format("  timeline {}: {}\n", config_label(cfg.key), moved);
+    }
     o += "  " + summary(c) + "\n";
     for (const auto& cfg : c.configs)
       if (cfg.verdict == Verdict::regression) o += "REGRESSION " + regression_line(c, cfg) + "\n";
@@ -351,6 +420,7 @@ std::string compare_markdown(const std::vector<ReportComparison>& comparisons) {
       for (const auto& cfg : c.configs)
         if (cfg.verdict == Verdict::regression) o += "- " + md_cell(regression_line(c, cfg)) + "\n";
     }
+    o += kernel_changes_markdown(c);
     o += "\n";
   }
   return o;

@@ -45,6 +45,15 @@ struct ConfigSide {
   int runs = 0;                     // runs pooled (1 unless the report repeats the configuration)
   std::vector<double> samples_us;   // the kept step samples, pooled; empty when the report has none
   std::optional<double> stddev_us;  // of all the step samples (one run) or of the pool; none if unknown
+  std::optional<TimelineSummary> timeline;  // the per-kernel timeline (sweep --timeline), the last run's
+};
+
+// One kernel's advance of the step's end (runs[].timeline) in both reports: what moved the step.
+struct KernelChange {
+  std::string name;
+  int base_launches = 0, current_launches = 0;         // 0: the kernel is absent from that step
+  double base_advance_us = 0, current_advance_us = 0;  // summed over the step's launches
+  double change_us() const { return current_advance_us - base_advance_us; }
 };
 
 enum class Verdict {
@@ -63,6 +72,9 @@ struct ConfigComparison {
   std::optional<MannWhitney> test;  // the U test on the samples; none when it could not be run
   std::string test_note;            // why not ("no samples: significance not tested", too few samples), or ""
   Verdict verdict = Verdict::unchanged;
+  // Where both reports recorded a timeline for the configuration: every kernel of either step, the
+  // largest change of its advance first (the changes add up to the change of the timed step's span).
+  std::vector<KernelChange> kernels;
 };
 
 // A configuration only one of the two reports has.

@@ -15,6 +15,7 @@
 
 #include "analysis/compare.h"
 #include "analysis/stats.h"
+#include "analysis/timeline.h"
 #include "engine/model_source.h"
 #include "test_util.h"
 
@@ -399,4 +400,42 @@ TEST(Compare, WritesMarkdownAndGithubBenchmarkJson) {
   ASSERT_EQ(both.size(), 6u);
   EXPECT_THAT(both[0]["name"].get<std::string>(), HasSubstr("[" + base + "]"));
   EXPECT_THAT(both[5]["name"].get<std::string>(), HasSubstr("[" + now + "]"));
+}
+
+TEST(Compare, TimelinesOnBothSidesNameTheKernelsThatMovedTheStep) {
+  Report base = make_report(kBase, 0.01, 60, 1), now = make_report(kBase, 0.01, 60, 2);
+  // B=16 recorded in both: the GEMV's advance grew by 30 us, attention's shrank by 5, a new kernel
+  // appeared; B=1 only in the base, B=64 in neither.
+  base.runs[1].timeline = summarize_timeline({{"attn", 0, 10}, {"gemv", 8, 40}, {"gemv", 39, 50}});
+  now.runs[1].timeline =
+      summarize_timeline({{"attn", 0, 5}, {"gemv", 4, 66}, {"gemv", 65, 75}, {"argmax", 74, 77}});
+  base.runs[0].timeline = summarize_timeline({{"attn", 0, 10}});
+  const ReportComparison c = compare_reports(base, now, {}, "base.json", "new.json");
+  ASSERT_EQ(c.configs.size(), 3u);
+  EXPECT_TRUE(c.configs[0].kernels.empty());  // only the base has a timeline at B=1
+  EXPECT_TRUE(c.configs[2].kernels.empty());
+  const auto& k = c.configs[1].kernels;
+  ASSERT_EQ(k.size(), 3u);
+  EXPECT_EQ(k[0].name, "gemv");  // 40 -> 70
+  EXPECT_DOUBLE_EQ(k[0].change_us(), 30.0);
+  EXPECT_EQ(k[0].base_launches, 2);
+  EXPECT_EQ(k[1].name, "attn");  // 10 -> 5
+  EXPECT_DOUBLE_EQ(k[1].change_us(), -5.0);
+  EXPECT_EQ(k[2].name, "argmax");  // absent -> 2
+  EXPECT_EQ(k[2].base_launches, 0);
+  EXPECT_DOUBLE_EQ(k[2].change_us(), 2.0);
+  double sum = 0;
+  for (const KernelChange& x : k) sum += x.change_us();
+  EXPECT_DOUBLE_EQ(sum, now.runs[1].timeline->span_us - base.runs[1].timeline->span_us);
+
+  const std::string md = compare_markdown({c});
+  EXPECT_THAT(md, HasSubstr("### Kernels that moved the step"));
+  EXPECT_THAT(md, HasSubstr("**decode B=16 ctx=1024 fp16/fp16** (50.00 µs → 77.00 µs)"));
+  EXPECT_THAT(md, HasSubstr("| gemv | 2 → 2 | 40.00 µs | 70.00 µs | +30.00 µs |"));
+  EXPECT_THAT(md, HasSubstr("| argmax | 0 → 1 | 0 µs | 2.000 µs | +2.00 µs |"));
+  EXPECT_THAT(compare_text({c}),
+              HasSubstr("timeline decode B=16 ctx=1024 fp16/fp16: gemv +30.00 us, attn -5.00 us"));
+  // Without timelines on both sides there is no such section.
+  EXPECT_THAT(compare_markdown({compare_reports(make_report(kBase, 0.01, 60, 1), now, {}, "a", "b")}),
+              Not(HasSubstr("Kernels that moved")));
 }
