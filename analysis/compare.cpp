@@ -80,9 +80,6 @@ std::vector<KernelChange> kernel_changes(const TimelineSummary& base, const Time
   return out;
 }
 
-// The kernels whose advance changed the most, for one configuration, as Markdown table rows.
-constexpr size_t kKernelRows = 8;
-
 std::string signed_percent(double change) {
   if (!std::isfinite(change)) return "n/a";
   return fmt::format("{:+.1f}%", 100 * change);
@@ -194,7 +191,14 @@ std::string text_table(const std::vector<std::vector<std::string>>& rows) {
   return o;
 }
 
-std::string md_cell(const std::string& s);
+std::string md_cell(const std::string& s) {
+  std::string o;
+  for (char ch : s) o += ch == '|' ? std::string("\\|") : std::string(1, ch);
+  return o;
+}
+
+// The kernels listed per configuration: in the Markdown table, and on the terminal's line.
+constexpr size_t kKernelRows = 8, kKernelsInLine = 3;
 
 // Per configuration whose two reports both recorded a timeline: the kernels whose advance of the
 // step's end changed the most (what moved the step, where the per-op times, taken with serial
@@ -219,12 +223,6 @@ std::string kernel_changes_markdown(const ReportComparison& c) {
                        format_time_us(k.current_advance_us), k.change_us());
     }
   }
-  return o;
-}
-
-std::string md_cell(const std::string& s) {
-  std::string o;
-  for (char ch : s) o += ch == '|' ? std::string("\\|") : std::string(1, ch);
   return o;
 }
 
@@ -377,7 +375,7 @@ std::string compare_text(const std::vector<ReportComparison>& comparisons) {
     for (const auto& cfg : c.configs) {
       if (cfg.kernels.empty()) continue;
       std::string moved;
-      for (size_t i = 0; i < cfg.kernels.size() && i < 3; ++i)
+      for (size_t i = 0; i < cfg.kernels.size() && i < kKernelsInLine; ++i)
         moved +=
             fmt::format("{}{} {:+.2f} us", i ? ", " : "", cfg.kernels[i].name, cfg.kernels[i].change_us());
       o += fmt::format("  timeline {}: {}\n", config_label(cfg.key), moved);

@@ -1,8 +1,6 @@
 // HTML layout of the report view: one file, inline CSS and SVG, per-run breakdowns folded in <details>.
 #include "analysis/render_html.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
 #include "analysis/svg_roofline.h"
@@ -110,14 +108,12 @@ std::string render_html(const ReportView& v) {
     o += "</details>\n";
   }
 
-  if (std::any_of(r.runs.begin(), r.runs.end(),
-                  [](const RunRecord& run) { return run.timeline.has_value(); })) {
+  if (const auto timelines = timeline_runs(r); !timelines.empty()) {
     o += "<h2>Where the overlapped step's time goes</h2>\n" + para(timeline_intro());
-    for (const auto& run : r.runs)
-      if (run.timeline)
-        o += fmt::format("<details>\n<summary>{}: {}</summary>\n", xml_escape(run_title(run)),
-                         xml_escape(timeline_sentence(*run.timeline))) +
-             table_html(timeline_table(*run.timeline)) + "</details>\n";
+    for (size_t i : timelines)
+      o += fmt::format("<details>\n<summary>{}: {}</summary>\n", xml_escape(run_title(r.runs[i])),
+                       xml_escape(timeline_sentence(*r.runs[i].timeline))) +
+           table_html(timeline_table(*r.runs[i].timeline)) + "</details>\n";
   }
 
   o += "<h2>Skipped configurations</h2>\n";

@@ -1,7 +1,6 @@
 // Markdown layout of the report view: bullets for facts and sentences, GFM tables, chart links.
 #include "analysis/render_markdown.h"
 
-#include <algorithm>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -111,14 +110,13 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
     }
   }
 
-  if (std::any_of(r.runs.begin(), r.runs.end(),
-                  [](const RunRecord& run) { return run.timeline.has_value(); })) {
+  if (const auto timelines = timeline_runs(r); !timelines.empty()) {
     add("\n## Where the overlapped step's time goes\n\n" + timeline_intro() + "\n");
-    for (const auto& run : r.runs)
-      if (run.timeline) {
-        add(fmt::format("\n### {}\n\n{}\n\n", cell(run_title(run)), cell(timeline_sentence(*run.timeline))));
-        add(markdown_table(timeline_table(*run.timeline)));
-      }
+    for (size_t i : timelines) {
+      const RunRecord& run = r.runs[i];
+      add(fmt::format("\n### {}\n\n{}\n\n", cell(run_title(run)), cell(timeline_sentence(*run.timeline))));
+      add(markdown_table(timeline_table(*run.timeline)));
+    }
   }
 
   add("\n## Skipped configurations\n\n");

@@ -82,8 +82,8 @@ json run_json(const RunRecord& r) {
                          {"advance_us", k.advance_us}});
     j["timeline"] = {{"span_us", r.timeline->span_us},
                      {"busy_us", r.timeline->busy_us},
-                     {"summed_us", r.timeline->summed_us},
-                     {"kernel_count", r.timeline->kernel_count},
+                     {"summed_us", r.timeline->summed_us()},
+                     {"kernel_count", r.timeline->kernel_count()},
                      {"kernels", kernels}};
   }
   return j;
@@ -251,8 +251,7 @@ RunRecord read_run(const json& j, const std::string& path) {
     TimelineSummary t;
     t.span_us = num(tl, tlp, "span_us");
     t.busy_us = num(tl, tlp, "busy_us");
-    t.summed_us = num(tl, tlp, "summed_us");
-    t.kernel_count = static_cast<int>(integer(tl, tlp, "kernel_count"));
+    // summed_us and kernel_count follow from the kernels (validate_report checks that they do).
     const json& ks = array(tl, tlp, "kernels");
     for (size_t i = 0; i < ks.size(); ++i) {
       const std::string kp = fmt::format("{}.kernels[{}]", tlp, i);

@@ -256,8 +256,9 @@ void check_op(Checker& ck, const json& j, const std::string& path, const Peak& p
   if (time_sum && t) *time_sum += *t;
 }
 
-// The optional per-kernel timeline of one step: its advances add up to its span, busy time lies
-// within the span and within the summed durations, launches add up to the kernel count.
+// The optional per-kernel timeline of one step: its advances add up to its span, the durations to
+// summed_us and the launches to kernel_count (both derived: a reader recomputes them), busy time lies
+// within the span and within the summed durations.
 void check_timeline(Checker& ck, const json& r, const std::string& path) {
   const json* t = ck.object(r, path, "timeline");
   if (!t) return;
@@ -268,20 +269,21 @@ void check_timeline(Checker& ck, const json& r, const std::string& path) {
   auto count = ck.integer(*t, tp, "kernel_count", 1);
   const json* kernels = ck.array(*t, tp, "kernels");
   if (!kernels) return;
-  double advances = 0.0;
+  double advances = 0.0, durations = 0.0;
   int64_t launches = 0;
   for (size_t i = 0; i < kernels->size(); ++i) {
     const json& k = (*kernels)[i];
     const std::string kp = fmt::format("{}.kernels[{}]", tp, i);
     ck.string(k, kp, "name");
     launches += ck.integer(k, kp, "launches", 1).value_or(0);
-    ck.number(k, kp, "us");
+    durations += ck.number(k, kp, "us").value_or(0.0);
     ck.number(k, kp, "lead_us");
     auto advance = ck.number(k, kp, "advance_us");
     if (advance && *advance < 0) ck.add(kp + ".advance_us", fmt::format("{} is negative", *advance));
     advances += advance.value_or(0.0);
   }
   if (span) ck.agree(tp + ".span_us", span, advances, "sum(kernels advance_us)");
+  ck.agree(tp + ".summed_us", summed, durations, "sum(kernels us)");
   if (span && busy && !(*busy <= *span * (1 + kRelTol)))
     ck.add(tp + ".busy_us", fmt::format("{} exceeds the span {}", *busy, *span));
   if (summed && busy && !(*busy <= *summed * (1 + kRelTol)))

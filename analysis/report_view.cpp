@@ -601,6 +601,13 @@ std::string top_ops_intro() {
          "of the step time.";
 }
 
+std::vector<size_t> timeline_runs(const Report& r) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < r.runs.size(); ++i)
+    if (r.runs[i].timeline) out.push_back(i);
+  return out;
+}
+
 std::string timeline_intro() {
   return "One decode step's kernels as the GPU ran them (CUPTI's record of one more graph replay, "
          "overlapped launches as timed): a kernel's advance is how far its end moved the step's end "
@@ -610,9 +617,9 @@ std::string timeline_intro() {
 }
 
 std::string timeline_sentence(const TimelineSummary& t) {
-  return fmt::format("{} kernels in {} (busy {}, idle {}); their durations sum to {}.", t.kernel_count,
+  return fmt::format("{} kernels in {} (busy {}, idle {}); their durations sum to {}.", t.kernel_count(),
                      format_time_us(t.span_us), format_time_us(t.busy_us), format_time_us(t.idle_us()),
-                     format_time_us(t.summed_us));
+                     format_time_us(t.summed_us()));
 }
 
 Table timeline_table(const TimelineSummary& t) {

@@ -114,6 +114,7 @@ std::string kinds_intro();
 // The per-kernel timeline of the runs that recorded one (`sweep --timeline`): the intro, a sentence
 // per run (span, busy and idle time, kernels), and a table of its kernels by the step time they add
 // (advance), largest first.
+std::vector<size_t> timeline_runs(const Report& r);  // indices into r.runs, in report order
 std::string timeline_intro();
 std::string timeline_sentence(const TimelineSummary& t);
 Table timeline_table(const TimelineSummary& t);

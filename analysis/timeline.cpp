@@ -20,13 +20,23 @@ TimelineSummary summarize_timeline(const std::vector<TimelineSpan>& spans) {
     row.us += k.end_us - k.start_us;
     if (i > 0) row.lead_us += k.start_us - spans[i - 1].end_us;
     row.advance_us += std::max(0.0, k.end_us - covered_to);
-    s.summed_us += k.end_us - k.start_us;
     s.busy_us += std::max(0.0, k.end_us - std::max(k.start_us, covered_to));
     covered_to = std::max(covered_to, k.end_us);
   }
   s.span_us = covered_to - t0;
-  s.kernel_count = static_cast<int>(spans.size());
   return s;
+}
+
+double TimelineSummary::summed_us() const {
+  double sum = 0.0;
+  for (const TimelineKernel& k : kernels) sum += k.us;
+  return sum;
+}
+
+int TimelineSummary::kernel_count() const {
+  int n = 0;
+  for (const TimelineKernel& k : kernels) n += k.launches;
+  return n;
 }
 
 }  // namespace ridgeline

@@ -28,10 +28,10 @@ struct TimelineKernel {
 struct TimelineSummary {
   double span_us = 0.0;                 // first start to last end
   double busy_us = 0.0;                 // time with at least one kernel running
-  double summed_us = 0.0;               // durations summed: above busy_us where kernels overlap
-  int kernel_count = 0;                 // launches in the step
   std::vector<TimelineKernel> kernels;  // per name, in order of first launch
   double idle_us() const { return span_us - busy_us; }
+  double summed_us() const;  // durations summed: above busy_us where kernels overlap
+  int kernel_count() const;  // launches in the step
 };
 
 // `spans` in start order (as the backend records them).

@@ -33,6 +33,13 @@ DecodeTiming measure_decode(Backend& backend, int batch, int context, int warmup
   return backend.benchmark_decode(guard.seqs, warmup, iters);
 }
 
+std::optional<TimelineSummary> timeline_summary(const DecodeTiming& t) {
+  if (t.timeline.empty()) return std::nullopt;
+  std::vector<TimelineSpan> spans;
+  for (const KernelSpan& k : t.timeline) spans.push_back({k.name, k.start_us, k.end_us});
+  return summarize_timeline(spans);
+}
+
 DecodeTiming measure_prefill(Backend& backend, int batch, int prompt_len, int warmup, int iters) {
   if (batch < 1 || prompt_len < 1 || iters < 1 || warmup < 0)
     throw std::invalid_argument("measure_prefill: batch, prompt_len and iters must be positive, warmup >= 0");

@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "analysis/timeline.h"
 #include "engine/backend.h"
 
 namespace ridgeline {
@@ -24,6 +26,10 @@ DecodeTiming measure_decode(Backend& backend, int batch, int context, int warmup
 // matches it is StepShape{batch, {prompt_len}, new_tokens_per_seq = prompt_len}. Throws and
 // releases like measure_decode().
 DecodeTiming measure_prefill(Backend& backend, int batch, int prompt_len, int warmup, int iters);
+
+// The per-kernel summary (analysis/timeline.h) of the step the backend recorded in `t.timeline`
+// (RIDGELINE_TIMELINE=1, CUDA with CUPTI); none when it recorded nothing.
+std::optional<TimelineSummary> timeline_summary(const DecodeTiming& t);
 
 struct DecodeBenchResult {
   int batch = 0;

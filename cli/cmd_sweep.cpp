@@ -1,6 +1,5 @@
 // ridgeline sweep: decode steps over batch x context x weights x kv, timed and joined with the
 // cost model into a schema-v1 report.
-#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -9,6 +8,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "analysis/report_view.h"
 #include "analysis/units.h"
 #include "bench/build_info.h"
 #include "bench/probe/probe.h"
@@ -147,8 +147,7 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
   }
   std::signal(SIGINT, previous);
   write_file(f.out, to_json(r));
-  if (f.timeline && std::none_of(r.report.runs.begin(), r.report.runs.end(),
-                                 [](const RunRecord& run) { return run.timeline.has_value(); }))
+  if (f.timeline && timeline_runs(r.report).empty())
     fmt::print(stderr,
                "sweep: --timeline recorded no kernels (it needs the CUDA backend with CUPTI, and "
                "decode runs)\n");

@@ -81,6 +81,9 @@ TEST(ReportTimeline, TheValidatorChecksTheSumsAndSigns) {
   bad["runs"][0]["timeline"]["kernel_count"] = 5;
   EXPECT_THAT(validate_report(bad), ::testing::Contains(HasSubstr("timeline.kernel_count")));
   bad = j;
+  bad["runs"][0]["timeline"]["summed_us"] = 1.0;  // a reader recomputes it from the kernels
+  EXPECT_THAT(validate_report(bad), ::testing::Contains(HasSubstr("timeline.summed_us")));
+  bad = j;
   bad["runs"][0]["timeline"]["kernels"][2]["advance_us"] = -2.0;
   EXPECT_THAT(validate_report(bad), ::testing::Contains(HasSubstr("is negative")));
   bad = j;

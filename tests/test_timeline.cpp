@@ -26,8 +26,8 @@ TEST(Timeline, SerialChainAdvancesByDurationPlusGap) {
   EXPECT_DOUBLE_EQ(s.span_us, 8.0);
   EXPECT_DOUBLE_EQ(s.busy_us, 6.5);
   EXPECT_DOUBLE_EQ(s.idle_us(), 1.5);
-  EXPECT_DOUBLE_EQ(s.summed_us, 6.5);
-  EXPECT_EQ(s.kernel_count, 3);
+  EXPECT_DOUBLE_EQ(s.summed_us(), 6.5);
+  EXPECT_EQ(s.kernel_count(), 3);
   ASSERT_EQ(s.kernels.size(), 2u);
   EXPECT_EQ(s.kernels[0].name, "a");  // order of first launch
   EXPECT_EQ(row(s, "a").launches, 2);
@@ -45,7 +45,7 @@ TEST(Timeline, OverlappedChainChargesEachKernelOnlyWhatItAddsToTheEnd) {
   EXPECT_DOUBLE_EQ(s.span_us, 10.0);
   EXPECT_DOUBLE_EQ(s.busy_us, 10.0);
   EXPECT_DOUBLE_EQ(s.idle_us(), 0.0);
-  EXPECT_DOUBLE_EQ(s.summed_us, 14.0);
+  EXPECT_DOUBLE_EQ(s.summed_us(), 14.0);
   EXPECT_DOUBLE_EQ(row(s, "b").lead_us, -3.0);
   EXPECT_DOUBLE_EQ(row(s, "b").us, 7.0);          // its wait included
   EXPECT_DOUBLE_EQ(row(s, "b").advance_us, 4.0);  // 9 - 5

@@ -7,7 +7,6 @@
 
 #include <fmt/format.h>
 
-#include "analysis/timeline.h"
 #include "analysis/units.h"
 #include "bench/build_info.h"
 #include "bench/decode_bench.h"
@@ -226,11 +225,7 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
             pool.op_us[name].insert(pool.op_us[name].end(), us.begin(), us.end());
           pool.repeats += 1;
           pool.method = t.method;
-          if (!t.timeline.empty()) {
-            std::vector<TimelineSpan> spans;
-            for (const KernelSpan& k : t.timeline) spans.push_back({k.name, k.start_us, k.end_us});
-            pool.timeline = summarize_timeline(spans);
-          }
+          if (auto timeline = timeline_summary(t)) pool.timeline = std::move(timeline);
           RunRecord run = build_run(source.config, shape, device.peak, pool.step_us, pool.op_us, pool.method);
           run.repeats = pool.repeats;
           run.timeline = pool.timeline;

@@ -12,10 +12,10 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "analysis/timeline.h"
 #include "bench/decode_bench.h"
 #include "engine/backend_factory.h"
 #include "engine/cpu_backend.h"
@@ -1060,20 +1060,19 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
         o.max_kv_tokens = int64_t{2048} * batch;
         auto b = make_cuda_backend(resolve_model(preset), o);
         const DecodeTiming t = measure_decode(*b, batch, 1024, 5, 50, 1);
-        if (t.timeline.empty()) {
+        const std::optional<TimelineSummary> summary = timeline_summary(t);
+        if (!summary) {
           std::printf("[timeline] %s: no kernel records (CUPTI unavailable)\n", preset);
           continue;
         }
-        std::vector<TimelineSpan> spans;
-        for (const KernelSpan& k : t.timeline) spans.push_back({k.name, k.start_us, k.end_us});
-        const TimelineSummary sum = summarize_timeline(spans);
+        const TimelineSummary& sum = *summary;
         std::vector<double> steps = t.step_us;
         std::sort(steps.begin(), steps.end());
         std::printf(
             "[timeline] %s fp16/%s B=%d ctx=1024 %s: step %.1f us (median of the timed steps); one step's "
             "kernels: %zu, span %.1f us, busy %.1f us, idle %.1f us, summed durations %.1f us\n",
             preset, to_string(kv), batch, overlapped ? "overlapped" : "serial", steps[steps.size() / 2],
-            t.timeline.size(), sum.span_us, sum.busy_us, sum.idle_us(), sum.summed_us);
+            t.timeline.size(), sum.span_us, sum.busy_us, sum.idle_us(), sum.summed_us());
         for (const TimelineKernel& r : sum.kernels) {
           std::printf(
               "[timeline]   %-44s %4d launches %9.1f us (%6.2f each), mean lead %+6.2f us, advances the step "
