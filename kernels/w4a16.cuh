@@ -97,13 +97,26 @@ bool w4a16_use_gemv(int n, int out);
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream);
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream);
 
-// How the GEMV is laid out (kernels/w4a16_gemv.cu): a block owns `tiles` 16-row strips of W and
-// `warps` warps, each streaming one slice of the input range through `stages` cp.async stages of one
-// group. 0 lets w4a16_gemv choose; tests and bench_w4a16's variant experiment set them.
+// Which GEMV kernel runs: the ring kernel (kernels/w4a16_gemv.cu: each warp streams W through a ring
+// of shared-memory stages) or the register kernel (kernels/w4a16_gemv_regs.cu: each lane loads its own
+// fragments straight into registers; x staged once per block). `automatic` takes the register kernel
+// up to kW4A16GemvRegsRows rows (where x fits in shared memory; H200: 1.06-1.14x faster than the ring
+// on 6 of the 8 model shapes at one row, mixed at two), the ring kernel beyond, and the ring kernel
+// for a config that sets the ring's fields. At their default layouts both give the same bits.
+enum class W4A16GemvKernel { automatic, ring, registers };
+inline constexpr int kW4A16GemvRegsRows = 1;
+
+// How the GEMV is laid out. Ring kernel: a block owns `tiles` 16-row strips of W and `warps` warps, each
+// streaming one slice of the input range through `stages` stages of one group. Register kernel: a block
+// of `warps` warps, each strip split along the input over `slices` of them, `stages` groups a
+// register batch (2 or 4; tiles unused).
+// 0 lets w4a16_gemv choose; tests and bench_w4a16's variant experiment set them.
 struct W4A16GemvConfig {
   int warps = 0;   // 1..16
   int tiles = 0;   // 1 or 2
-  int stages = 0;  // 4 or 8
+  int stages = 0;  // ring: 4 or 8; registers: 2 or 4
+  W4A16GemvKernel kernel = W4A16GemvKernel::automatic;
+  int slices = 0;  // register kernel: 1..16, dividing warps
 };
 
 // The decode step's small ops folded into the W4A16 GEMV (n <= kW4A16GemvFusedMaxRows rows), as

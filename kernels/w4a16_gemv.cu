@@ -5,6 +5,9 @@
 // target is >= 0.85 of the H200's 4.6 TB/s on the 7b shapes at n = 1, and for small weights a launch
 // that costs one DRAM round trip, not several.
 //
+// At one row the plain and the residual-add GEMVs take the register kernel instead
+// (kernels/w4a16_gemv_regs.cu: no ring, x staged once per block; same bits, 1.06-1.14x faster alone):
+// use_registers() below is the one choice.
 // Streamed: a block owns `tiles` 16-row strips of W (mma M tiles) and `warps` warps, each of which
 // streams one contiguous slice of the input range of those strips (a strip's packed codes are
 // consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
@@ -45,9 +48,15 @@
 #include "kernels/swiglu_math.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
+#include "kernels/w4a16_gemv_common.cuh"
 
 namespace ridgeline::cuda {
 namespace {
+
+using w4a16::Epilogue;
+using w4a16::GemvArgs;
+using w4a16::max_smem_per_block;
+using w4a16::RopeArg;
 
 constexpr int kMaxWarps = 16;
 // One stage, per strip: two packed 64-input tiles (32 lanes x 16 B each) and 8 records of 8 B.
@@ -65,108 +74,6 @@ __host__ __device__ constexpr int stage_bytes(int tiles, int n) {
 // kernel and the host's shared-memory sizing (the mbarriers) both ask here.
 __host__ __device__ constexpr bool bulk_stages(bool norm) {
   return norm;
-}
-
-__device__ __forceinline__ void store_out(half* p, float v) {
-  *p = __float2half_rn(v);
-}
-__device__ __forceinline__ void store_out(float* p, float v) {
-  *p = v;
-}
-
-// What the GEMV does after its dot products: store y; add fp16(y) into the float32 residual (wo and
-// w2 of a decode step, add_rmsnorm's add); act[t, j] = SwiGLU of w13's gate row j and up row
-// j + out/2 (swiglu's maths); or rope_kv_write's work on qkv = y (wqkv, fp16 cache: a block holds
-// the strips of dims d and d + head_dim/2 of one head, kernels/rope.cuh). See w4a16_gemv_fused
-// (kernels/w4a16.cuh).
-enum class Epilogue { store, add_residual, swiglu, rope_kv };
-
-// The rope_kv epilogue's kernel argument (the other epilogues take an empty one).
-template <Epilogue kEpi>
-using RopeArg = RopeKernelArg<kEpi == Epilogue::rope_kv>;
-
-// The kernel's arguments: x, or (kNorm) the float32 residual rows it normalizes itself with norm_w;
-// y, or the residual it adds into, or act.
-template <typename OutT>
-struct GemvArgs {
-  const half* x = nullptr;
-  W4A16Weights w;
-  int n = 0;
-  OutT* y = nullptr;
-  const float* norm_residual = nullptr;
-  const half* norm_w = nullptr;
-  float eps = 0.0f;
-  float* residual = nullptr;
-  half* act = nullptr;
-};
-
-// x_s row t = fp16(rmsnorm(norm_residual row t) * norm_w) for t < n, with add_rmsnorm's bits
-// (kernels/rmsnorm_row.cuh) in a block of any multiple of 32 threads: thread p plays the threads p,
-// p + blockDim.x, ... below kNormThreads ("virtual threads"), each summing the squares of its own
-// chunks in add_rmsnorm's order, and the warp sums are added as block_sum adds them.
-// Fast path (128+ threads, dim <= 4096: at most 2 virtual threads of at most 2 chunks each): every
-// load of the row and of norm_w is issued at once and the chunks stay in registers for the scaling,
-// so the prologue costs one L2 round trip and two barriers. (The general loop pays a round trip per
-// chunk and reads the row twice: on the 7b shapes that made the fused GEMVs slower than the
-// add_rmsnorm they replace.)
-__device__ void norm_rows(const float* __restrict__ residual, const half* __restrict__ norm_w, int n, int dim,
-                          float eps, unsigned char* x_s, int xs_row) {
-  constexpr int kWarpSums = kNormThreads / 32;
-  __shared__ float partial[kWarpSums];
-  const int lane = threadIdx.x & 31, chunks = dim / 8, threads = blockDim.x;
-  const uint4* wn = reinterpret_cast<const uint4*>(norm_w);
-  for (int t = 0; t < n; ++t) {
-    const float* r = residual + int64_t{t} * dim;
-    uint4* out = reinterpret_cast<uint4*>(x_s + t * xs_row);
-    if (threads >= kNormThreads / 2 && chunks <= 2 * kNormThreads) {
-      float v[2][2][8], ss[2] = {0.0f, 0.0f};
-      uint4 wv[2][2];
-#pragma unroll
-      for (int b = 0; b < 2; ++b)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const int vt = b * threads + int(threadIdx.x), c = vt + j * kNormThreads;
-          if (vt < kNormThreads && c < chunks) load_float8(r + c * 8, v[b][j]), wv[b][j] = wn[c];
-        }
-#pragma unroll
-      for (int b = 0; b < 2; ++b) {
-        const int vt = b * threads + int(threadIdx.x);
-#pragma unroll
-        for (int j = 0; j < 2; ++j)
-          if (vt < kNormThreads && vt + j * kNormThreads < chunks) ss[b] = rms_accumulate(v[b][j], ss[b]);
-        ss[b] = warp_sum(ss[b]);
-        if (lane == 0 && vt < kNormThreads) partial[vt >> 5] = ss[b];
-      }
-      const float inv = rms_inv(sum_of_warp_sums(partial, kWarpSums), dim, eps);
-#pragma unroll
-      for (int b = 0; b < 2; ++b)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const int vt = b * threads + int(threadIdx.x), c = vt + j * kNormThreads;
-          if (vt < kNormThreads && c < chunks) out[c] = rms_scale(v[b][j], inv, wv[b][j]);
-        }
-      continue;
-    }
-    for (int base = 0; base < kNormThreads; base += threads) {
-      const int vt = base + int(threadIdx.x);
-      float ss = 0.0f;
-      if (vt < kNormThreads)
-        for (int c = vt; c < chunks; c += kNormThreads) {
-          float v[8];
-          load_float8(r + c * 8, v);
-          ss = rms_accumulate(v, ss);
-        }
-      ss = warp_sum(ss);
-      if (lane == 0 && vt < kNormThreads) partial[vt >> 5] = ss;
-    }
-    const float inv = rms_inv(sum_of_warp_sums(partial, kWarpSums), dim, eps);
-    for (int c = threadIdx.x; c < chunks; c += threads) {
-      float v[8];
-      load_float8(r + c * 8, v);
-      out[c] = rms_scale(v, inv, wn[c]);
-    }
-  }
-  __syncthreads();
 }
 
 // kNT: mma N tiles of 8 batch rows (n <= 8 * kNT); each dequantized A fragment feeds kNT mma.
@@ -381,7 +288,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     }
   }
   overlap_enter();
-  if constexpr (kNorm) norm_rows(p.norm_residual, p.norm_w, n, w.in, p.eps, x_s, xs_row);
+  if constexpr (kNorm) w4a16::norm_rows(p.norm_residual, p.norm_w, n, w.in, p.eps, x_s, xs_row);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < ng) issue_x(s, s);
@@ -448,30 +355,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       if constexpr (kEpi == Epilogue::add_residual)  // add_rmsnorm's add: r + float(fp16(y))
         p.residual[int64_t{col} * w.out + o] += __half2float(__float2half_rn(v));
       else
-        store_out(p.y + int64_t{col} * w.out + o, v);
+        w4a16::store_out(p.y + int64_t{col} * w.out + o, v);
     }
   }
-}
-
-// A block's static shared memory (the norm prologue's reduction scratch, kNormThreads / 32 + 1
-// floats) comes out of the same opt-in maximum as the dynamic rings: the layouts are sized against
-// what is left after this reserve, and each kernel checks its own static size against it.
-constexpr int kStaticSmemReserve = 256;
-
-// The opt-in shared memory maximum of the device, asked once.
-int optin_smem_per_block(const char* op) {
-  static const int bytes = [op] {
-    int dev = 0, v = 0;
-    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
-    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    return v;
-  }();
-  return bytes;
-}
-
-// Dynamic shared memory a layout may take.
-int max_smem_per_block(const char* op) {
-  return optin_smem_per_block(op) - kStaticSmemReserve;
 }
 
 // The rings, and with the norm prologue the normed rows.
@@ -520,16 +406,7 @@ template <int kTiles, int kNT, int kStages, typename OutT, bool kNorm = false,
 void launch_config(const GemvArgs<OutT>& a, cudaStream_t stream, int warps, size_t smem, const char* op,
                    const RopeArg<kEpi>& rope = {}) {
   constexpr auto kernel = w4a16_gemv_kernel<kTiles, kNT, kStages, OutT, kNorm, kEpi>;
-  static const bool smem_set = [op] {
-    cudaFuncAttributes attr{};
-    RL_CUDA_CHECK(op, cudaFuncGetAttributes(&attr, kernel));
-    require(attr.sharedSizeBytes <= size_t(kStaticSmemReserve), op,
-            "the kernel's static shared memory (" + std::to_string(attr.sharedSizeBytes) +
-                " bytes) outgrew kStaticSmemReserve");
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           optin_smem_per_block(op) - int(attr.sharedSizeBytes)));
-    return true;
-  }();
+  static const bool smem_set = (w4a16::opt_in_smem(kernel, op), true);
   (void)smem_set;
   const int strips = a.w.out / kW4A16TileRows;
   const int blocks =
@@ -557,6 +434,27 @@ void check_config(const W4A16GemvConfig& c, size_t smem, int n, const char* op) 
               " bytes of shared memory at n=" + std::to_string(n) + ", more than a block may have");
 }
 
+// The one choice between the two kernels (W4A16GemvKernel): asked; or, for a config that sets no
+// field, by rows; a config that sets ring fields (warps, tiles, stages) without naming a kernel gets
+// the ring kernel.
+bool use_registers(const W4A16GemvConfig& c, int n, int in, const char* op) {
+  if (c.kernel != W4A16GemvKernel::automatic) return c.kernel == W4A16GemvKernel::registers;
+  const bool unset = c.warps == 0 && c.tiles == 0 && c.stages == 0 && c.slices == 0;
+  return unset && n <= kW4A16GemvRegsRows && w4a16::regs_fit(n, in, op);
+}
+
+// The register kernel's layout: by default each strip split into as many input slices as the ring
+// kernel has warps for this weight and n. Both kernels sum a group on the tensor cores in the same
+// order, scale it into the warp's fp32 total in group order and add the warps' totals in slice order,
+// so with the same slices their outputs are the same bits (a test holds them to it), and the fused
+// GEMVs can take either kernel without breaking the bit-identity of fused and unfused chains. Blocks
+// of 8 warps or more (x is staged once per block), whole strips each.
+w4a16::RegsLayout regs_layout(const W4A16GemvConfig& c, int n, int in, int out, const char* op) {
+  const int slices = c.slices ? c.slices : choose_config(n, in, out, op).warps;
+  const int warps = c.warps ? c.warps : slices >= 8 ? slices : slices * (8 / slices);
+  return {warps, slices, c.stages};
+}
+
 template <typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, W4A16GemvConfig c) {
   const char* op = "w4a16_gemv";
@@ -565,14 +463,21 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
           "n must be in 0.." + std::to_string(kW4A16GemvMaxRows) + ", got " + std::to_string(n));
   require(aligned16(x), op, "x must be 16-byte aligned");
   if (n == 0) return;
+  GemvArgs<OutT> a;
+  a.x = x, a.w = w, a.n = n, a.y = y;
+  if (use_registers(c, n, w.in, op)) {
+    const w4a16::RegsLayout l = regs_layout(c, n, w.in, w.out, op);
+    if constexpr (std::is_same_v<OutT, half>)
+      return w4a16::launch_regs(a, false, l, stream, op);
+    else
+      return w4a16::launch_regs(a, l, stream, op);
+  }
   const W4A16GemvConfig chosen = choose_config(n, w.in, w.out, op);
   if (c.tiles == 0) c.tiles = chosen.tiles;
   if (c.warps == 0) c.warps = chosen.warps;
   if (c.stages == 0) c.stages = chosen.stages;
   const size_t smem = smem_bytes(c, n);
   check_config(c, smem, n, op);
-  GemvArgs<OutT> a;
-  a.x = x, a.w = w, a.n = n, a.y = y;
   if (n <= 8) return launch_tiles<1>(a, stream, c, smem, op);
   launch_tiles<2>(a, stream, c, smem, op);
 }
@@ -630,26 +535,38 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
   require(!p.act || p.w.out % (2 * kW4A16TileRows) == 0, op,
           "SwiGLU needs the gate and up halves of out to be whole 16-row strips, got out=" +
               std::to_string(p.w.out));
-  const W4A16GemvConfig c = choose_fused_config(p, op);
-  const size_t smem = smem_bytes(c, p.n, norm ? p.w.in : 0);
-  check_config(c, smem, p.n, op);
+  require(!p.act || norm, op, "SwiGLU is fused only behind the norm prologue (w13 of a decode step)");
+  require(!p.rope || norm, op,
+          "the rope_kv_write epilogue is fused only behind the norm prologue (wqkv of a decode step)");
+  require(!p.residual || !norm, op, "the residual add is fused only into a GEMV that reads x (wo, w2)");
   GemvArgs<half> a;
   a.x = p.x, a.w = p.w, a.n = p.n, a.y = p.y;
   a.norm_residual = p.norm_residual, a.norm_w = p.norm_w, a.eps = p.eps;
   a.residual = p.residual, a.act = p.act;
-  if (p.act) {
-    require(norm, op, "SwiGLU is fused only behind the norm prologue (w13 of a decode step)");
-    return launch_fused<true, Epilogue::swiglu>(a, stream, c, smem, op);
-  }
-  if (p.rope) {
-    require(norm, op,
-            "the rope_kv_write epilogue is fused only behind the norm prologue (wqkv of a decode step)");
-    const RopeKvArgs rope = rope_kv_args(*p.rope, p.n, p.w.out, op);
-    return launch_fused<true, Epilogue::rope_kv>(a, stream, c, smem, op, rope);
-  }
-  if (p.residual) {
-    require(!norm, op, "the residual add is fused only into a GEMV that reads x (wo, w2)");
-    return launch_fused<false, Epilogue::add_residual>(a, stream, c, smem, op);
+  const Epilogue epi = p.act        ? Epilogue::swiglu
+                       : p.rope     ? Epilogue::rope_kv
+                       : p.residual ? Epilogue::add_residual
+                                    : Epilogue::store;
+  const RopeKvArgs rope = p.rope ? rope_kv_args(*p.rope, p.n, p.w.out, op) : RopeKvArgs{};
+  // The register kernel where it measured faster in the decode step (H200, perf/NOTES.md, "Session
+  // 2026-12-02 (twelfth)"): the residual-add GEMVs (wo, w2) of one row. The normed ones (wqkv, w13 with
+  // SwiGLU) keep the ring kernel: their register form has a whole-row norm per block and 125-128
+  // registers, and lost in the step (7b w13 26.4 -> 35.8 us a layer). Same bits either way.
+  if (!norm && !p.act && !p.rope && use_registers({}, p.n, p.w.in, op))
+    return w4a16::launch_regs(a, p.residual != nullptr, regs_layout({}, p.n, p.w.in, p.w.out, op), stream,
+                              op);
+  const W4A16GemvConfig c = choose_fused_config(p, op);
+  const size_t smem = smem_bytes(c, p.n, norm ? p.w.in : 0);
+  check_config(c, smem, p.n, op);
+  switch (epi) {
+    case Epilogue::swiglu:
+      return launch_fused<true, Epilogue::swiglu>(a, stream, c, smem, op);
+    case Epilogue::rope_kv:
+      return launch_fused<true, Epilogue::rope_kv>(a, stream, c, smem, op, rope);
+    case Epilogue::add_residual:
+      return launch_fused<false, Epilogue::add_residual>(a, stream, c, smem, op);
+    case Epilogue::store:
+      break;
   }
   if (norm) return launch_fused<true, Epilogue::store>(a, stream, c, smem, op);
   launch_fused<false, Epilogue::store>(a, stream, c, smem, op);

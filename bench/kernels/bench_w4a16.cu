@@ -309,6 +309,20 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
         try_time("w" + std::to_string(warps) + "t" + std::to_string(tiles) + "s" + std::to_string(stages),
                  [&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s, c); });
       }
+  // The ring kernel's own choice, and the register kernel's layouts ("rW.S.B": W warps a block, S
+  // slices a strip, B groups a register batch) up to its 8 rows.
+  try_time("ring", [&](int i) {
+    w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s, {.kernel = W4A16GemvKernel::ring});
+  });
+  if (m <= 8)
+    for (int warps : {4, 8, 16})
+      for (int slices = 1; slices <= std::min(warps, g.in / kW4A16Group); slices *= 2)
+        for (int batch : {2, 4}) {
+          const W4A16GemvConfig c{
+              .warps = warps, .stages = batch, .kernel = W4A16GemvKernel::registers, .slices = slices};
+          try_time("r" + std::to_string(warps) + "." + std::to_string(slices) + "." + std::to_string(batch),
+                   [&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s, c); });
+        }
   for (auto _ : state) state.SetIterationTime(default_s);
   const double bytes = double(w4a16_weight_bytes(g.in, g.out)) + 2.0 * m * (double(g.in) + g.out);
   state.counters["GB/s_default"] = bytes / default_s / 1e9;
@@ -317,7 +331,7 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   state.SetLabel(std::string(g.name) + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemvVariants)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 8, 16}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 8, 16}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

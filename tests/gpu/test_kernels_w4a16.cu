@@ -119,8 +119,10 @@ struct Variant {
   int splits = 0;
   cuda::W4A16GemvConfig gemv;
   std::string label() const {
-    return "splits=" + std::to_string(splits) + " warps=" + std::to_string(gemv.warps) +
-           " tiles=" + std::to_string(gemv.tiles) + " stages=" + std::to_string(gemv.stages);
+    const bool regs = gemv.kernel == cuda::W4A16GemvKernel::registers;
+    return "splits=" + std::to_string(splits) + (regs ? " registers" : "") +
+           " warps=" + std::to_string(gemv.warps) + " tiles=" + std::to_string(gemv.tiles) +
+           " stages=" + std::to_string(gemv.stages) + " slices=" + std::to_string(gemv.slices);
   }
 };
 
@@ -338,6 +340,20 @@ const std::vector<Variant> kGemvVariants = {{0, {}},        {0, {1, 1, 4}}, {0, 
 const std::vector<Variant> kGemvVariantsTwoNTiles = {{0, {}},        {0, {1, 1, 4}}, {0, {8, 1, 4}},
                                                      {0, {3, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
 
+// The register kernel's layouts for a weight of `groups` groups: the chosen one; one warp a block over
+// the whole input; 8 strips a block (blocks past the last strip when out/16 < 8) with 4-group batches;
+// several strips a block each split over s warps (uneven ranges where s does not divide the groups);
+// every warp a slice of one strip.
+std::vector<Variant> register_variants(int groups) {
+  using cuda::W4A16GemvKernel;
+  const int s = std::min(groups, 3), all = std::min(groups, 16);
+  return {{0, {.kernel = W4A16GemvKernel::registers}},
+          {0, {.warps = 1, .stages = 2, .kernel = W4A16GemvKernel::registers, .slices = 1}},
+          {0, {.warps = 8, .stages = 4, .kernel = W4A16GemvKernel::registers, .slices = 1}},
+          {0, {.warps = 2 * s, .stages = 2, .kernel = W4A16GemvKernel::registers, .slices = s}},
+          {0, {.warps = all, .stages = 4, .kernel = W4A16GemvKernel::registers, .slices = all}}};
+}
+
 TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
   RL_REQUIRE_GPU();
   uint32_t seed = 1;
@@ -345,7 +361,40 @@ TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
     std::mt19937 rng(seed);
     const auto hw = random_w4a16(s.in, s.out, rng);
     check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, kGemvVariants, seed);
+    check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, register_variants(s.in / 128), seed);
     check_weight(s.name, hw, {9, 15, 16}, Path::gemv, kGemvVariantsTwoNTiles, seed++);
+  }
+}
+
+// The two GEMV kernels at their default layouts give the same bits (the register kernel splits each
+// strip into as many input slices as the ring kernel has warps, and both add in the same order), so
+// the fused GEMVs can take either one and stay bit-identical to the unfused chain.
+TEST(KernelW4A16Gemv, RegisterAndRingKernelsGiveTheSameBits) {
+  RL_REQUIRE_GPU();
+  using cuda::W4A16GemvKernel;
+  std::mt19937 rng(21);
+  std::vector<LinearShape> shapes(std::begin(kSmall), std::end(kSmall));
+  shapes.insert(shapes.end(), std::begin(k1_8b), std::end(k1_8b));
+  shapes.insert(shapes.end(), std::begin(k7b), std::end(k7b));
+  for (const LinearShape& s : shapes) {
+    DeviceW4A16 dw(random_w4a16(s.in, s.out, rng));
+    TestBuffer<half> x(to_half(random_fp16_values(size_t(8) * s.in, rng)));
+    for (int n : {1, 2, 3, 8}) {
+      TestBuffer<half> ring(size_t(n) * s.out), regs(size_t(n) * s.out);
+      TestBuffer<float> ring32(size_t(n) * s.out), regs32(size_t(n) * s.out);
+      for (auto* b : {&ring, &regs}) b->poison();
+      for (auto* b : {&ring32, &regs32}) b->poison();
+      cuda::w4a16_gemv(x.get(), dw.view(), n, ring.get(), nullptr, {.kernel = W4A16GemvKernel::ring});
+      cuda::w4a16_gemv(x.get(), dw.view(), n, regs.get(), nullptr, {.kernel = W4A16GemvKernel::registers});
+      cuda::w4a16_gemv(x.get(), dw.view(), n, ring32.get(), nullptr, {.kernel = W4A16GemvKernel::ring});
+      cuda::w4a16_gemv(x.get(), dw.view(), n, regs32.get(), nullptr, {.kernel = W4A16GemvKernel::registers});
+      const auto y = regs.download();
+      const std::string what = std::string(s.name) + " in=" + std::to_string(s.in) +
+                               " out=" + std::to_string(s.out) + " n=" + std::to_string(n);
+      EXPECT_EQ(std::count_if(y.begin(), y.end(), is_poison), 0) << what << ": every output written";
+      EXPECT_EQ(differing_bits(y, ring.download()), 0u) << what << " fp16";
+      EXPECT_EQ(differing_bits(regs32.download(), ring32.download()), 0u) << what << " fp32";
+    }
   }
 }
 
@@ -418,6 +467,17 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
                                     cuda::W4A16GemvConfig{8, 1, 6}, cuda::W4A16GemvConfig{16, 2, 8}})
     EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 8, y.get(), nullptr, bad), std::invalid_argument)
         << "warps=" << bad.warps << " tiles=" << bad.tiles << " stages=" << bad.stages;  // the last: smem
+  {  // the register kernel: 9 rows; batch 3; slices that do not divide the warps or exceed the groups
+    using cuda::W4A16GemvKernel;
+    const cuda::W4A16GemvConfig regs{.kernel = W4A16GemvKernel::registers};
+    EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 9, y.get(), nullptr, regs), std::invalid_argument);
+    for (cuda::W4A16GemvConfig bad : {cuda::W4A16GemvConfig{8, 0, 3, W4A16GemvKernel::registers, 1},
+                                      cuda::W4A16GemvConfig{8, 0, 2, W4A16GemvKernel::registers, 3},
+                                      cuda::W4A16GemvConfig{4, 0, 2, W4A16GemvKernel::registers, 4},
+                                      cuda::W4A16GemvConfig{17, 0, 2, W4A16GemvKernel::registers, 1}})
+      EXPECT_THROW(cuda::w4a16_gemv(x.get(), ok, 1, y.get(), nullptr, bad), std::invalid_argument)
+          << "registers warps=" << bad.warps << " stages=" << bad.stages << " slices=" << bad.slices;
+  }
   EXPECT_THROW(cuda::w4a16_gemm(x.get(), ok, -1, y.get(), nullptr), std::invalid_argument);
   EXPECT_THROW(cuda::w4a16_linear(x.get() + 1, ok, 2, y.get(), nullptr), std::invalid_argument);  // unaligned
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.in = 192; }), 2, y.get(), nullptr),
