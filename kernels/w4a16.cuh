@@ -100,8 +100,9 @@ void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStr
 // Which GEMV kernel runs: the ring kernel (kernels/w4a16_gemv.cu: each warp streams W through a ring
 // of shared-memory stages) or the register kernel (kernels/w4a16_gemv_regs.cu: each lane loads its own
 // fragments straight into registers; x staged once per block). `automatic` takes the register kernel
-// up to kW4A16GemvRegsRows rows (where x fits in shared memory; H200: 1.06-1.14x faster than the ring
-// on 6 of the 8 model shapes at one row, mixed at two), the ring kernel beyond, and the ring kernel
+// up to kW4A16GemvRegsRows rows (where x fits in shared memory; H200, one row, alone: 1.04-1.13x
+// faster than the ring on 5 of the 8 model shapes, 1.03-1.05x slower on 3; fused in the decode step
+// faster: perf/NOTES.md, "twelfth"; at two rows mixed), the ring kernel beyond, and the ring kernel
 // for a config that sets the ring's fields. At their default layouts both give the same bits.
 enum class W4A16GemvKernel { automatic, ring, registers };
 inline constexpr int kW4A16GemvRegsRows = 1;

@@ -5,9 +5,9 @@
 // target is >= 0.85 of the H200's 4.6 TB/s on the 7b shapes at n = 1, and for small weights a launch
 // that costs one DRAM round trip, not several.
 //
-// At one row the plain and the residual-add GEMVs take the register kernel instead
-// (kernels/w4a16_gemv_regs.cu: no ring, x staged once per block; same bits, 1.06-1.14x faster alone):
-// use_registers() below is the one choice.
+// At one row every form (plain, normed, SwiGLU, RoPE, residual-add) takes the register kernel instead
+// (kernels/w4a16_gemv_regs.cu: no ring, x staged once per block; the same bits; the w4a16 B=1 step
+// 7b -6.7%, 1.8b -1.5% on the H200): use_registers() below is the one choice.
 // Streamed: a block owns `tiles` 16-row strips of W (mma M tiles) and `warps` warps, each of which
 // streams one contiguous slice of the input range of those strips (a strip's packed codes are
 // consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
@@ -467,10 +467,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   a.x = x, a.w = w, a.n = n, a.y = y;
   if (use_registers(c, n, w.in, op)) {
     const w4a16::RegsLayout l = regs_layout(c, n, w.in, w.out, op);
-    if constexpr (std::is_same_v<OutT, half>)
-      return w4a16::launch_regs(a, false, l, stream, op);
-    else
-      return w4a16::launch_regs(a, l, stream, op);
+    return w4a16::launch_regs(a, Epilogue::store, l, stream, op);
   }
   const W4A16GemvConfig chosen = choose_config(n, w.in, w.out, op);
   if (c.tiles == 0) c.tiles = chosen.tiles;
@@ -548,13 +545,12 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
                        : p.residual ? Epilogue::add_residual
                                     : Epilogue::store;
   const RopeKvArgs rope = p.rope ? rope_kv_args(*p.rope, p.n, p.w.out, op) : RopeKvArgs{};
-  // The register kernel where it measured faster in the decode step (H200, perf/NOTES.md, "Session
-  // 2026-12-02 (twelfth)"): the residual-add GEMVs (wo, w2) of one row. The normed ones (wqkv, w13 with
-  // SwiGLU) keep the ring kernel: their register form has a whole-row norm per block and 125-128
-  // registers, and lost in the step (7b w13 26.4 -> 35.8 us a layer). Same bits either way.
-  if (!norm && !p.act && !p.rope && use_registers({}, p.n, p.w.in, op))
-    return w4a16::launch_regs(a, p.residual != nullptr, regs_layout({}, p.n, p.w.in, p.w.out, op), stream,
-                              op);
+  // One row: the register kernel, with the ring kernel's slices (the same bits). H200, w4a16 B=1 ctx
+  // 1024 step (perf/NOTES.md, "Session 2026-12-02 (twelfth)"): 7b 2.098 -> 1.958 ms, 1.8b 0.797 ->
+  // 0.785 against the ring kernel for the normed GEMVs. (With one slice per SwiGLU pair, 112 blocks
+  // of 8 warps for 7b's w13, it had lost: 26.4 -> 35.8 us a layer.)
+  if (use_registers({}, p.n, p.w.in, op))
+    return w4a16::launch_regs(a, epi, regs_layout({}, p.n, p.w.in, p.w.out, op), stream, op, &rope);
   const W4A16GemvConfig c = choose_fused_config(p, op);
   const size_t smem = smem_bytes(c, p.n, norm ? p.w.in : 0);
   check_config(c, smem, p.n, op);

@@ -147,8 +147,8 @@ void opt_in_smem(Kernel kernel, const char* op) {
 }
 
 // The register-streamed kernel (kernels/w4a16_gemv_regs.cu). A layout: `warps` warps a block, each
-// strip split along the input over `slices` of them, so a block holds warps / slices strips; `batch`
-// groups a register batch (2 or 4; 0: 4).
+// strip (or SwiGLU/RoPE pair of strips) split along the input over `slices` of them, so a block
+// holds warps / slices strips; `batch` groups a register batch (0: 4, or 2 with two strips a warp).
 struct RegsLayout {
   int warps = 0;
   int slices = 0;
@@ -156,13 +156,13 @@ struct RegsLayout {
 };
 // Up to this many rows the register kernel runs (x is staged whole in shared memory).
 inline constexpr int kRegsMaxRows = 8;
-// The shared memory a layout takes, and whether the kernel can run n rows of `in` inputs at all.
-size_t regs_smem_bytes(const RegsLayout& l, int n, int in);
+// The shared memory a layout takes (pair: SwiGLU or RoPE, two strips a warp).
+size_t regs_smem_bytes(const RegsLayout& l, int n, int in, bool pair);
+// Whether the register kernel can run n rows of this weight at all (shared memory).
 bool regs_fit(int n, int in, const char* op);
-// Launches it: y = x W^T, or with add_residual residual += fp16(x W^T) (fp16 y only). Throws
-// std::invalid_argument naming the op when the layout does not fit.
-void launch_regs(const GemvArgs<half>& a, bool add_residual, RegsLayout l, cudaStream_t stream,
-                 const char* op);
-void launch_regs(const GemvArgs<float>& a, RegsLayout l, cudaStream_t stream, const char* op);
+// Launches it: throws std::invalid_argument naming the op when the layout does not fit.
+void launch_regs(const GemvArgs<half>& a, Epilogue epi, RegsLayout l, cudaStream_t stream, const char* op,
+                 const RopeKvArgs* rope = nullptr);
+void launch_regs(const GemvArgs<float>& a, Epilogue epi, RegsLayout l, cudaStream_t stream, const char* op);
 
 }  // namespace ridgeline::cuda::w4a16

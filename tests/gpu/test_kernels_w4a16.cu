@@ -380,6 +380,8 @@ TEST(KernelW4A16Gemv, RegisterAndRingKernelsGiveTheSameBits) {
     DeviceW4A16 dw(random_w4a16(s.in, s.out, rng));
     TestBuffer<half> x(to_half(random_fp16_values(size_t(8) * s.in, rng)));
     for (int n : {1, 2, 3, 8}) {
+      if (n == 8 && s.in > 8192)
+        continue;  // 8 rows of x (229 KB at 7b's w2) do not fit a block's shared memory
       TestBuffer<half> ring(size_t(n) * s.out), regs(size_t(n) * s.out);
       TestBuffer<float> ring32(size_t(n) * s.out), regs32(size_t(n) * s.out);
       for (auto* b : {&ring, &regs}) b->poison();
