@@ -26,8 +26,8 @@
 // through shared memory in slice order (deterministic), and the same threads run the epilogue. Each
 // group is summed and scaled as the ring kernel sums it, so with as many slices as the ring kernel
 // has warps both give the same bits (w4a16_gemv's default).
-#include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "kernels/overlap.cuh"
 #include "kernels/swiglu_math.cuh"
