@@ -55,10 +55,10 @@ namespace {
 
 using w4a16::Epilogue;
 using w4a16::GemvArgs;
+using w4a16::kMaxWarps;
 using w4a16::max_smem_per_block;
 using w4a16::RopeArg;
 
-constexpr int kMaxWarps = 16;
 // One stage, per strip: two packed 64-input tiles (32 lanes x 16 B each) and 8 records of 8 B.
 constexpr int kCodeBytes = 2 * 32 * 16;
 constexpr int kRecordBytes = 8 * 8;
@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   const int sbytes = stage_bytes(kTiles, kNorm ? 0 : n);
   unsigned char* ring = smem + size_t(warp) * kStages * sbytes;
   unsigned char* x_s = smem + size_t(warps) * kStages * sbytes;  // kNorm: the normed rows
-  const int xs_row = w.in * 2 + 16;
+  const int xs_row = w4a16::x_row_bytes(w.in);
   // Strip r exists (the last block of an odd strip count with two strips holds one). Strip 0 and
   // SwiGLU's pair always do; only the normed kernels are told so, which leaves the plain kernels'
   // code (and registers: 80 on the 1-strip layout) as they were measured.
@@ -331,32 +331,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       v += reinterpret_cast<const float*>(smem + size_t(k) * kStages * sbytes)[col * kRows + row];
     return v;
   };
-  if constexpr (kRope) {  // rows 0..15 dims d = 16 jj + row, 16..31 dims d + head_dim/2: rotated, stored
-    if (int(threadIdx.x) < kW4A16TileRows * n) {
-      const int col = threadIdx.x / kW4A16TileRows, row = threadIdx.x % kW4A16TileRows;
-      // qkv rounded to fp16 as w4a16_gemv stores it and rope_kv_write reads it
-      const float a = __half2float(__float2half_rn(warp_sums(col, row)));
-      const float b = __half2float(__float2half_rn(warp_sums(col, row + kW4A16TileRows)));
-      rope_kv_store(rope, col, rope_at, head_in_row, jj * kW4A16TileRows + row, a, b, rope_c, rope_s);
-    }
-  } else if constexpr (kPair) {  // rows 0..15 the gate strip, 16..31 the up strip: act as swiglu makes it
-    const int inter = w.out / 2;
-    for (int e = threadIdx.x; e < kW4A16TileRows * n; e += blockDim.x) {
-      const int col = e / kW4A16TileRows, row = e % kW4A16TileRows, j = mt0 * kW4A16TileRows + row;
-      const float g = __half2float(__float2half_rn(warp_sums(col, row)));  // gate_up is stored as fp16
-      const float u = __half2float(__float2half_rn(warp_sums(col, row + kW4A16TileRows)));
-      p.act[int64_t{col} * inter + j] = __float2half_rn(swiglu_value(g, u));
-    }
-  } else {
-    for (int e = threadIdx.x; e < kRows * n; e += blockDim.x) {
-      const int col = e / kRows, row = e % kRows, o = mt0 * kW4A16TileRows + row;
-      if (o >= w.out) continue;
-      const float v = warp_sums(col, row);
-      if constexpr (kEpi == Epilogue::add_residual)  // add_rmsnorm's add: r + float(fp16(y))
-        p.residual[int64_t{col} * w.out + o] += __half2float(__float2half_rn(v));
-      else
-        w4a16::store_out(p.y + int64_t{col} * w.out + o, v);
-    }
+  // One thread an output (a rotated pair with RoPE, a gate/up pair with SwiGLU); the unit is the block's
+  // (store: its first strip, row running over its kRows).
+  const int outputs = (kPair || kRope ? kW4A16TileRows : kRows) * n, per_col = outputs / n;
+  for (int e = threadIdx.x; e < outputs; e += blockDim.x) {
+    const int col = e / per_col, row = e % per_col;
+    auto rows = [&](int r) { return warp_sums(col, r); };
+    if constexpr (kRope)  // the slot and angle thread e < 16n read before the wait
+      w4a16::write_output<kEpi>(p, rope, blockIdx.x, col, row, rows, rope_at, rope_c, rope_s);
+    else
+      w4a16::write_output<kEpi>(p, rope, mt0, col, row, rows);
   }
 }
 
@@ -365,7 +349,7 @@ size_t smem_bytes(const W4A16GemvConfig& c, int n, int norm_in = 0) {
   const size_t rings = size_t(c.warps) * c.stages * stage_bytes(c.tiles, norm_in > 0 ? 0 : n);
   const size_t barriers =
       bulk_stages(norm_in > 0) ? size_t(c.warps) * c.stages * 8 : 0;  // an mbarrier a slot
-  return rings + (norm_in > 0 ? size_t(n) * (size_t(norm_in) * 2 + 16) : 0) + barriers;
+  return rings + (norm_in > 0 ? size_t(n) * size_t(w4a16::x_row_bytes(norm_in)) : 0) + barriers;
 }
 
 // A layout that does not fit a block's shared memory: 4 stages, then fewer warps.

@@ -14,7 +14,9 @@
 #include "kernels/device_common.cuh"
 #include "kernels/rmsnorm_row.cuh"
 #include "kernels/rope.cuh"
+#include "kernels/swiglu_math.cuh"
 #include "kernels/w4a16.cuh"
+#include "kernels/w4a16_device.cuh"
 
 namespace ridgeline::cuda::w4a16 {
 
@@ -43,6 +45,45 @@ struct GemvArgs {
   float* residual = nullptr;
   half* act = nullptr;
 };
+
+// Most warps a block, in both kernels.
+inline constexpr int kMaxWarps = 16;
+
+// Bytes between x rows staged in shared memory (padded by 16 B: ldmatrix's 8 row addresses then fall
+// in 8 distinct 16-byte bank groups).
+__host__ __device__ constexpr int x_row_bytes(int in) {
+  return in * 2 + 16;
+}
+
+// The epilogue of one output of batch row `col`, row `row` of strip unit `unit`, from the unit's
+// summed rows `sum(r)` (r + 16: the unit's second strip). A unit is: the strip (store, residual add;
+// row may run on into the next strip); the gate strip (SwiGLU: its up strip is unit + out/32); the
+// head pair unit / rope_pairs, dims 16 * (unit % rope_pairs) + row and + head_dim/2 (RoPE: `at`, `c`,
+// `s` are the token's cache slot and the dim's angle, which the caller may read early).
+template <Epilogue kEpi, typename OutT, typename Sum>
+__device__ __forceinline__ void write_output(const GemvArgs<OutT>& p, const RopeArg<kEpi>& rope, int unit,
+                                             int col, int row, Sum sum, const RopeKvSlot& at = {},
+                                             float c = 0.0f, float s = 0.0f) {
+  const W4A16Weights& w = p.w;
+  if constexpr (kEpi == Epilogue::rope_kv) {
+    const int rope_pairs = rope.cache.head_dim / (2 * kW4A16TileRows);
+    // qkv rounded to fp16 as w4a16_gemv stores it and rope_kv_write reads it
+    const float a = __half2float(__float2half_rn(sum(row)));
+    const float b = __half2float(__float2half_rn(sum(row + kW4A16TileRows)));
+    rope_kv_store(rope, col, at, unit / rope_pairs, unit % rope_pairs * kW4A16TileRows + row, a, b, c, s);
+  } else if constexpr (kEpi == Epilogue::swiglu) {  // act as swiglu makes it from fp16 gate_up
+    const float g = __half2float(__float2half_rn(sum(row)));
+    const float u = __half2float(__float2half_rn(sum(row + kW4A16TileRows)));
+    p.act[int64_t{col} * (w.out / 2) + unit * kW4A16TileRows + row] = __float2half_rn(swiglu_value(g, u));
+  } else {
+    const int o = unit * kW4A16TileRows + row;
+    if (o >= w.out) return;
+    if constexpr (kEpi == Epilogue::add_residual)  // add_rmsnorm's add: r + float(fp16(y))
+      p.residual[int64_t{col} * w.out + o] += __half2float(__float2half_rn(sum(row)));
+    else
+      store_out(p.y + int64_t{col} * w.out + o, sum(row));
+  }
+}
 
 // x_s row t = fp16(rmsnorm(norm_residual row t) * norm_w) for t < n, with add_rmsnorm's bits
 // (kernels/rmsnorm_row.cuh) in a block of any multiple of 32 threads: thread p plays the threads p,

@@ -30,14 +30,11 @@
 #include <type_traits>
 
 #include "kernels/overlap.cuh"
-#include "kernels/swiglu_math.cuh"
 #include "kernels/w4a16_device.cuh"
 #include "kernels/w4a16_gemv_common.cuh"
 
 namespace ridgeline::cuda::w4a16 {
 namespace {
-
-constexpr int kMaxWarps = 16;
 
 // 16 bytes of weights that no other kernel writes and no other warp of this SM reads again.
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
@@ -60,12 +57,6 @@ struct Batch {
   uint4 q[kB][kT][2];
   uint2 rec[kB][kT];
 };
-
-// x rows in shared memory are in * 2 + 16 bytes apart: ldmatrix's 8 row addresses then fall in 8
-// distinct 16-byte bank groups.
-__host__ __device__ constexpr int x_row_bytes(int in) {
-  return in * 2 + 16;
-}
 
 // kT strips a warp (2: SwiGLU's gate and up strip, or RoPE's strips of dims d and d + head_dim/2);
 // kB groups a register batch (2 kT kB code chunks of 16 bytes a lane in flight while a batch is multiplied).
@@ -213,27 +204,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     const int u = e / (n * kW4A16TileRows), col = e / kW4A16TileRows % n, row = e % kW4A16TileRows;
     const int gu = blockIdx.x * per_block + u;
     if (gu >= units) continue;
-    if constexpr (kEpi == Epilogue::rope_kv) {  // dims d = 16 jj + row and d + head_dim/2 of a head
-      const int head_in_row = gu / rope_pairs, d = gu % rope_pairs * kW4A16TileRows + row;
+    auto rows = [&](int r) { return sum(u, col, r); };
+    if constexpr (kEpi == Epilogue::rope_kv) {
       const RopeKvSlot at = rope_kv_slot(rope, col);
       float c = 0.0f, s = 0.0f;
-      rope_cos_sin(at.pos, rope.pos_scale, rope.table[col].inv_freq[d], c, s);
-      // qkv rounded to fp16 as w4a16_gemv stores it and rope_kv_write reads it
-      const float a = __half2float(__float2half_rn(sum(u, col, row)));
-      const float b = __half2float(__float2half_rn(sum(u, col, row + kW4A16TileRows)));
-      rope_kv_store(rope, col, at, head_in_row, d, a, b, c, s);
-    } else if constexpr (kEpi == Epilogue::swiglu) {  // act as swiglu makes it from fp16 gate_up
-      const int inter = w.out / 2, j = gu * kW4A16TileRows + row;
-      const float g = __half2float(__float2half_rn(sum(u, col, row)));
-      const float up = __half2float(__float2half_rn(sum(u, col, row + kW4A16TileRows)));
-      p.act[int64_t{col} * inter + j] = __float2half_rn(swiglu_value(g, up));
+      rope_cos_sin(at.pos, rope.pos_scale, rope.table[col].inv_freq[gu % rope_pairs * kW4A16TileRows + row],
+                   c, s);
+      write_output<kEpi>(p, rope, gu, col, row, rows, at, c, s);
     } else {
-      const int o = gu * kW4A16TileRows + row;
-      const float v = sum(u, col, row);
-      if constexpr (kEpi == Epilogue::add_residual)  // add_rmsnorm's add: r + float(fp16(y))
-        p.residual[int64_t{col} * w.out + o] += __half2float(__float2half_rn(v));
-      else
-        store_out(p.y + int64_t{col} * w.out + o, v);
+      write_output<kEpi>(p, rope, gu, col, row, rows);
     }
   }
 }
