@@ -25,6 +25,16 @@ __device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Four 8x8 fp16 matrices from shared memory, not transposed: lanes 8i..8i+7 give the row addresses
+// of matrix i; register i of lane (gid, tig) receives M_i[gid][2tig..+1] (a B fragment when the rows
+// are the N index and the columns the K index).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_row) {
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
 // Four 8x8 fp16 matrices from shared memory, transposed: lanes 8i..8i+7 give the row addresses of
 // matrix i; register i of each thread receives M_i[2tig..+1][gid] (a B fragment of row-major data).
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const half* smem_row) {

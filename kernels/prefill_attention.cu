@@ -2,19 +2,28 @@
 // cache (the new tokens' K/V already written there by rope_kv_write), FlashAttention-2 style.
 // FLOPs: ~4*head_dim per (query head, query token, attended key), ~2*hd*T^2*n_heads for one T-token
 // prompt. Bytes: q + out + K/V of the attended context per CTA row of heads (re-reads hit L2).
-// Compute-bound for long prompts, so the two products run on tensor cores (mma.sync m16n8k16, fp16
-// in, fp32 accumulate).
+// Bound: the tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate) for long prompts: a 64 x 64
+// tile is 128 MMAs a warp against 32 KB of K/V a CTA from L2, and the softmax's exp2 per score.
 // One CTA per (64-token query tile, query head); each of its 4 warps owns 16 query rows and keeps
 // their Q fragments, running max/sum and the 16 x head_dim output in registers. K/V tiles of 64
-// keys go through shared memory (rows padded by 16 bytes so the fragment loads are bank-conflict
+// keys go through shared memory (rows padded by 16 bytes: the ldmatrix of 8 rows is bank-conflict
 // free); the scores never leave registers: their C fragments become the A fragments of P*V.
+// Loads: a two-stage cp.async pipeline (block_pipeline), tile j + 1 in flight while tile j is
+// multiplied. fp16 rows are copied straight into the tiles; int8/int4 units and their (scale, zero)
+// pairs are copied raw and dequantized into the fp16 tiles by the thread that copied them, so the MMA
+// path is the fp16 one. (The first kernel loaded each 16-byte unit into registers and stored it,
+// unit after unit, behind a block-table read: ~16 dependent global round trips per tile, 65 TFLOP/s
+// on the H200 at a 2048-token 1.8b prompt, perf/NOTES.md.)
+// CTAs run heaviest first: the query tiles furthest down a prompt attend to the most keys, and
+// scheduled last they would be the tail of the launch.
 // A tile may hold tokens of several sequences: the CTA handles one sequence ("segment") at a time,
 // the rows of the other sequences masked, so any packing of sequences is correct and the usual
-// one-sequence tile takes one pass. A warp skips a K/V tile that lies wholly after its rows.
-// int8/int4 KV: the tile loader dequantizes each 16-byte unit (8 dims of 2 / 4 tokens) with its
-// tokens' (scale, zero) into the same fp16 shared tiles, so the MMA path is the fp16 one.
+// one-sequence tile takes one pass. A warp skips a K/V tile that lies wholly after its rows, and
+// masks scores only in tiles that reach past one of its rows.
 #include <cmath>
 
+#include "kernels/block_div.h"
+#include "kernels/cp_async.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 #include "kernels/kv_quant.cuh"
@@ -27,27 +36,44 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kTileQ = 16 * kWarps;
 constexpr int kTileK = 64;
+constexpr int kStages = 2;
+// Three CTAs (12 warps) an SM: 170 registers a thread (180 unbounded, which fits two), 3 x 68 KB of
+// shared memory at head_dim 128.
+constexpr int kCtasPerSm = 3;
+
+// Shared memory per stage: the fp16 K and V tiles (kBits 16), or the raw units and (scale, zero)
+// pairs of both (int8/int4); the quantized kernels add one pair of fp16 tiles they dequantize into.
+template <int kHeadDim, int kBits>
+struct Smem {
+  static constexpr int kStride = kHeadDim + 8;                   // halves per fp16 tile row
+  static constexpr int kTileBytes = kTileK * kStride * 2;        // one fp16 tile (K or V)
+  static constexpr int kT = 16 / kBits;                          // tokens per 16-byte unit
+  static constexpr int kUnits = (kTileK / kT) * (kHeadDim / 8);  // raw units per tile (K or V)
+  static constexpr int kScaleBytes = kTileK * 4;                 // (scale, zero) half2 per token
+  static constexpr int kRawBytes = kUnits * 16 + kScaleBytes;
+  static constexpr int kStage = kBits == 16 ? 2 * kTileBytes : 2 * kRawBytes;
+  static constexpr int kBytes = kStages * kStage + (kBits == 16 ? 0 : 2 * kTileBytes);
+};
 
 template <int kHeadDim, int kBits>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kCtasPerSm)
     prefill_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                              const int* __restrict__ positions, int n_tokens, int n_heads, KvCacheView cache,
-                             float scale_log2, half* __restrict__ out) {
-  constexpr int kStride = kHeadDim + 8;  // halves per shared row: +16 bytes against bank conflicts
+                             uint32_t bs_magic, float scale_log2, half* __restrict__ out) {
+  using S = Smem<kHeadDim, kBits>;
+  constexpr int kStride = S::kStride;
   constexpr int kKSteps = kHeadDim / 16;
   constexpr int kDimTiles = kHeadDim / 8;
   constexpr int kKeyTiles = kTileK / 8;
   constexpr int kVecPerRow = kHeadDim / 8;
 
-  __shared__ __align__(16) half k_s[kTileK * kStride];
-  __shared__ __align__(16) half v_s[kTileK * kStride];
+  extern __shared__ __align__(16) unsigned char smem[];
   __shared__ int row_seq[kTileQ], row_pos[kTileQ], row_done[kTileQ];
   __shared__ int seg_seq, seg_len;
 
-  const int tile0 = blockIdx.x * kTileQ, head = blockIdx.y;
+  const int tile0 = (gridDim.y - 1 - blockIdx.y) * kTileQ, head = blockIdx.x;  // heaviest tiles first
   const int n_kv = cache.n_kv_heads, kvh = head / (n_heads / n_kv), bs = cache.block_size;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gid = lane >> 2, tig = lane & 3;
-
   for (int r = threadIdx.x; r < kTileQ; r += kThreads) {
     int t = tile0 + r;
     bool valid = t < n_tokens;
@@ -100,88 +126,132 @@ __global__ void __launch_bounds__(kThreads)
     if (seq < 0) break;
     const bool act_a = seq_a == seq, act_b = seq_b == seq;
     int warp_last = max(act_a ? pos_a : -1, act_b ? pos_b : -1);
+    // The lowest position among the warp's rows, inactive rows counting as -1: a tile whose last key
+    // is at or before it needs no mask.
+    int warp_first = min(act_a ? pos_a : -1, act_b ? pos_b : -1);
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
+    for (int off = 16; off > 0; off >>= 1) {
       warp_last = max(warp_last, __shfl_xor_sync(0xffffffffu, warp_last, off));
+      warp_first = min(warp_first, __shfl_xor_sync(0xffffffffu, warp_first, off));
+    }
     const int* table = cache.block_table + static_cast<int64_t>(seq) * cache.max_blocks_per_seq;
 
-    for (int kt0 = 0; kt0 < kv_len; kt0 += kTileK) {
-      __syncthreads();  // the previous tile is no longer read
+    // Tile `i` (keys 64i..) into stage `slot`. Thread t copies the units of tile rows (t / 16) + 8k at
+    // dims 8 * (t % 16)... (fp16: one row a unit), so a row's block-table entry is read by 16
+    // neighbouring threads at once. Keys past kv_len are zero-filled (src-size 0 reads nothing): 0 *
+    // a garbage value could be NaN in P*V.
+    auto load = [&](int slot, int i) {
+      unsigned char* st = smem + slot * S::kStage;
+      const int kt0 = i * kTileK;
       if constexpr (kBits == 16) {
         for (int c = threadIdx.x; c < kTileK * kVecPerRow; c += kThreads) {
-          int j = c / kVecPerRow, part = c % kVecPerRow, p = kt0 + j;
-          uint4 kv = make_uint4(0, 0, 0, 0),
-                vv = make_uint4(0, 0, 0, 0);  // zeros past the end: 0 * garbage could be NaN
-          if (p < kv_len) {
-            int64_t off =
-                ((static_cast<int64_t>(table[p / bs]) * n_kv + kvh) * bs + p % bs) * kHeadDim + part * 8;
-            kv = *(reinterpret_cast<const uint4*>(static_cast<const half*>(cache.k) + off));
-            vv = *(reinterpret_cast<const uint4*>(static_cast<const half*>(cache.v) + off));
-          }
-          *reinterpret_cast<uint4*>(k_s + j * kStride + part * 8) = kv;
-          *reinterpret_cast<uint4*>(v_s + j * kStride + part * 8) = vv;
+          const int j = c / kVecPerRow, part = c % kVecPerRow, p = kt0 + j;
+          const bool ok = p < kv_len;
+          const int blk = block_div(p, bs_magic), in_blk = p - blk * bs;
+          const int64_t off =
+              ok ? ((static_cast<int64_t>(table[blk]) * n_kv + kvh) * bs + in_blk) * kHeadDim + part * 8 : 0;
+          const int dst = (j * kStride + part * 8) * 2;
+          cp_async_16(st + dst, static_cast<const half*>(cache.k) + off, ok);
+          cp_async_16(st + S::kTileBytes + dst, static_cast<const half*>(cache.v) + off, ok);
         }
       } else {
-        // One 16-byte unit per item: 8 dims of kT consecutive tokens (a unit never crosses a block).
-        constexpr int kT = 16 / kBits;
         const int64_t block_bytes = cache.block_bytes();
-        for (int c = threadIdx.x; c < (kTileK / kT) * kVecPerRow; c += kThreads) {
-          const int grp = c / kVecPerRow, part = c % kVecPerRow, p0 = kt0 + grp * kT;
-          uint4 kc = make_uint4(0, 0, 0, 0), vc = kc, ksc = kc, vsc = kc;
-          if (p0 < kv_len) {
-            const int64_t block = static_cast<int64_t>(table[p0 / bs]) * block_bytes;
-            const int64_t off = block + cache.unit_offset(kvh, p0 % bs, part);
-            const int64_t scale_off = block + cache.scale_offset(kvh, p0 % bs);
-            const char* k_pool = static_cast<const char*>(cache.k);
-            const char* v_pool = static_cast<const char*>(cache.v);
-            kc = *reinterpret_cast<const uint4*>(k_pool + off);
-            vc = *reinterpret_cast<const uint4*>(v_pool + off);
-            if constexpr (kBits == 8) {  // the (scale, zero) pairs of the unit's 2 tokens
-              const uint2 a = *reinterpret_cast<const uint2*>(k_pool + scale_off);
-              const uint2 b = *reinterpret_cast<const uint2*>(v_pool + scale_off);
-              ksc = make_uint4(a.x, a.y, 0, 0);
-              vsc = make_uint4(b.x, b.y, 0, 0);
-            } else {  // of its 4 tokens
-              ksc = *reinterpret_cast<const uint4*>(k_pool + scale_off);
-              vsc = *reinterpret_cast<const uint4*>(v_pool + scale_off);
-            }
-          }
-          const uint32_t kw[4] = {ksc.x, ksc.y, ksc.z, ksc.w}, vw[4] = {vsc.x, vsc.y, vsc.z, vsc.w};
-#pragma unroll
-          for (int j = 0; j < kT; ++j) {
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;  // zeros past the end (its scales are garbage)
-            if (p0 + j < kv_len) {
-              kv = kv_unit_dequantize<kBits>(kc, j, *reinterpret_cast<const half2*>(&kw[j]));
-              vv = kv_unit_dequantize<kBits>(vc, j, *reinterpret_cast<const half2*>(&vw[j]));
-            }
-            const int row = grp * kT + j;
-            *reinterpret_cast<uint4*>(k_s + row * kStride + part * 8) = kv;
-            *reinterpret_cast<uint4*>(v_s + row * kStride + part * 8) = vv;
-          }
+        const char* k_pool = static_cast<const char*>(cache.k);
+        const char* v_pool = static_cast<const char*>(cache.v);
+        for (int c = threadIdx.x; c < S::kUnits; c += kThreads) {
+          const int grp = c / kVecPerRow, part = c % kVecPerRow, p0 = kt0 + grp * S::kT;
+          const bool ok = p0 < kv_len;  // a unit never crosses a block: its tokens share one
+          const int blk = block_div(p0, bs_magic);
+          const int64_t off = ok ? static_cast<int64_t>(table[blk]) * block_bytes +
+                                       cache.unit_offset(kvh, p0 - blk * bs, part)
+                                 : 0;
+          cp_async_16(st + c * 16, k_pool + off, ok);
+          cp_async_16(st + S::kRawBytes + c * 16, v_pool + off, ok);
+        }
+        // (scale, zero) pairs: 4 tokens a 16-byte unit (a block holds a multiple of 16 tokens).
+        for (int c = threadIdx.x; c < kTileK / 4; c += kThreads) {
+          const int p0 = kt0 + 4 * c;
+          const bool ok = p0 < kv_len;
+          const int blk = block_div(p0, bs_magic);
+          const int64_t off =
+              ok ? static_cast<int64_t>(table[blk]) * block_bytes + cache.scale_offset(kvh, p0 - blk * bs)
+                 : 0;
+          cp_async_16(st + S::kUnits * 16 + c * 16, k_pool + off, ok);
+          cp_async_16(st + S::kRawBytes + S::kUnits * 16 + c * 16, v_pool + off, ok);
         }
       }
-      __syncthreads();
-      if (warp_last < kt0) continue;  // causal: every active row of this warp precedes the tile
+    };
 
-      // S = Q K^T for the warp's 16 rows x 64 keys.
+    int tile_index = 0;
+    auto compute = [&](int slot) {
+      const int kt0 = (tile_index++) * kTileK;
+      const half* k_s;
+      const half* v_s;
+      if constexpr (kBits == 16) {
+        k_s = reinterpret_cast<const half*>(smem + slot * S::kStage);
+        v_s = reinterpret_cast<const half*>(smem + slot * S::kStage + S::kTileBytes);
+      } else {
+        // The raw units this stage holds into the fp16 tiles (no thread reads those any more: the
+        // pipeline's barrier before this step follows every thread's previous tile). A unit's
+        // tokens past kv_len come out as zeros (their scales were never copied).
+        const unsigned char* st = smem + slot * S::kStage;
+        half* kt = reinterpret_cast<half*>(smem + kStages * S::kStage);
+        half* vt = kt + kTileK * kStride;
+        for (int c = threadIdx.x; c < S::kUnits; c += kThreads) {
+          const int grp = c / kVecPerRow, part = c % kVecPerRow;
+          const uint4 kc = *reinterpret_cast<const uint4*>(st + c * 16);
+          const uint4 vc = *reinterpret_cast<const uint4*>(st + S::kRawBytes + c * 16);
+#pragma unroll
+          for (int j = 0; j < S::kT; ++j) {
+            const int row = grp * S::kT + j;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+            if (kt0 + row < kv_len) {
+              const half2 ks = *reinterpret_cast<const half2*>(st + S::kUnits * 16 + row * 4);
+              const half2 vs = *reinterpret_cast<const half2*>(st + S::kRawBytes + S::kUnits * 16 + row * 4);
+              kv = kv_unit_dequantize<kBits>(kc, j, ks);
+              vv = kv_unit_dequantize<kBits>(vc, j, vs);
+            }
+            *reinterpret_cast<uint4*>(kt + row * kStride + part * 8) = kv;
+            *reinterpret_cast<uint4*>(vt + row * kStride + part * 8) = vv;
+          }
+        }
+        __syncthreads();
+        k_s = kt;
+        v_s = vt;
+      }
+      if (warp_last < kt0) return;  // causal: every active row of this warp precedes the tile
+
+      // S = Q K^T for the warp's 16 rows x 64 keys. K is [key][dim]: the B fragments of n-tile nt
+      // (keys 8nt..) for k-steps kk and kk + 1 are four 8x8 matrices of it, one ldmatrix.
       float sc[kKeyTiles][4];
 #pragma unroll
       for (int nt = 0; nt < kKeyTiles; ++nt) {
         sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
-        const half* krow = k_s + (nt * 8 + gid) * kStride + tig * 2;
+        const half* krow = k_s + (nt * 8 + (lane & 7)) * kStride + (lane >> 3) * 8;
 #pragma unroll
-        for (int kk = 0; kk < kKSteps; ++kk)
-          mma_m16n8k16(sc[nt], qa[kk], load_u32(krow + kk * 16), load_u32(krow + kk * 16 + 8));
+        for (int kk = 0; kk < kKSteps; kk += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, krow + kk * 16);
+          mma_m16n8k16(sc[nt], qa[kk], b[0], b[1]);
+          mma_m16n8k16(sc[nt], qa[kk + 1], b[2], b[3]);
+        }
       }
-      // Scale into the log2 domain and mask: other sequences' rows, and keys after the row's position.
+      // Mask other sequences' rows and keys after the row's position where the tile reaches past
+      // one of the warp's rows. Scores stay raw: the log2-domain scale is folded into exp2's FFMA
+      // (scale_log2 > 0, so the raw maximum is the scaled one's).
+      if (kt0 + kTileK - 1 > warp_first) {
+#pragma unroll
+        for (int nt = 0; nt < kKeyTiles; ++nt) {
+          const int key = kt0 + nt * 8 + tig * 2;
+          if (!act_a || key > pos_a) sc[nt][0] = -INFINITY;
+          if (!act_a || key + 1 > pos_a) sc[nt][1] = -INFINITY;
+          if (!act_b || key > pos_b) sc[nt][2] = -INFINITY;
+          if (!act_b || key + 1 > pos_b) sc[nt][3] = -INFINITY;
+        }
+      }
       float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
       for (int nt = 0; nt < kKeyTiles; ++nt) {
-        int key = kt0 + nt * 8 + tig * 2;
-        sc[nt][0] = act_a && key <= pos_a ? sc[nt][0] * scale_log2 : -INFINITY;
-        sc[nt][1] = act_a && key + 1 <= pos_a ? sc[nt][1] * scale_log2 : -INFINITY;
-        sc[nt][2] = act_b && key <= pos_b ? sc[nt][2] * scale_log2 : -INFINITY;
-        sc[nt][3] = act_b && key + 1 <= pos_b ? sc[nt][3] * scale_log2 : -INFINITY;
         mx_a = fmaxf(mx_a, fmaxf(sc[nt][0], sc[nt][1]));
         mx_b = fmaxf(mx_b, fmaxf(sc[nt][2], sc[nt][3]));
       }
@@ -194,23 +264,29 @@ __global__ void __launch_bounds__(kThreads)
       const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
       // A row with nothing unmasked yet subtracts 0 so that exp2(-inf - m) stays 0, not NaN.
       const float use_a = new_a == -INFINITY ? 0.0f : new_a, use_b = new_b == -INFINITY ? 0.0f : new_b;
-      const float corr_a = exp2f(m_a - use_a), corr_b = exp2f(m_b - use_b);
+      const float corr_a = exp2f((m_a - use_a) * scale_log2), corr_b = exp2f((m_b - use_b) * scale_log2);
       m_a = new_a;
       m_b = new_b;
       l_a *= corr_a;
       l_b *= corr_b;
+      // Late in a prompt the maximum rarely moves: then every factor is exactly 1.
+      if (__any_sync(0xffffffffu, corr_a != 1.0f || corr_b != 1.0f)) {
 #pragma unroll
-      for (int nd = 0; nd < kDimTiles; ++nd) {
-        o[nd][0] *= corr_a;
-        o[nd][1] *= corr_a;
-        o[nd][2] *= corr_b;
-        o[nd][3] *= corr_b;
+        for (int nd = 0; nd < kDimTiles; ++nd) {
+          o[nd][0] *= corr_a;
+          o[nd][1] *= corr_a;
+          o[nd][2] *= corr_b;
+          o[nd][3] *= corr_b;
+        }
       }
+      const float off_a = use_a * scale_log2, off_b = use_b * scale_log2;
       uint32_t pa[kTileK / 16][4];
 #pragma unroll
       for (int nt = 0; nt < kKeyTiles; ++nt) {
-        float p0 = exp2f(sc[nt][0] - use_a), p1 = exp2f(sc[nt][1] - use_a);
-        float p2 = exp2f(sc[nt][2] - use_b), p3 = exp2f(sc[nt][3] - use_b);
+        const float p0 = exp2f(fmaf(sc[nt][0], scale_log2, -off_a));
+        const float p1 = exp2f(fmaf(sc[nt][1], scale_log2, -off_a));
+        const float p2 = exp2f(fmaf(sc[nt][2], scale_log2, -off_b));
+        const float p3 = exp2f(fmaf(sc[nt][3], scale_log2, -off_b));
         l_a += p0 + p1;
         l_b += p2 + p3;
         pa[nt / 2][(nt % 2) * 2 + 0] = pack_half2(p0, p1);
@@ -228,7 +304,8 @@ __global__ void __launch_bounds__(kThreads)
           mma_m16n8k16(o[nd + 1], pa[ks], b[2], b[3]);
         }
       }
-    }
+    };
+    block_pipeline<kStages>((kv_len + kTileK - 1) / kTileK, load, compute);
 
     // Rows of this segment are complete: normalize and write them.
     float la = l_a, lb = l_b;
@@ -251,6 +328,20 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+template <int kHeadDim, int kBits>
+void launch(const PrefillAttentionParams& p, dim3 grid, cudaStream_t stream, const char* op) {
+  constexpr int smem = Smem<kHeadDim, kBits>::kBytes;
+  auto kernel = prefill_attention_kernel<kHeadDim, kBits>;
+  static const bool smem_set = [&] {  // once per kernel: more than 48 KB of dynamic shared memory
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)smem_set;
+  const float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
+  kernel<<<grid, kThreads, smem, stream>>>(p.q, p.slots, p.positions, p.n_tokens, p.n_heads, p.cache,
+                                           block_div_magic(uint32_t(p.cache.block_size)), scale_log2, p.out);
+}
+
 }  // namespace
 
 void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream) {
@@ -266,24 +357,23 @@ void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream) {
           "block_size must be a multiple of 16 up to 256, got " + std::to_string(cache.block_size));
   require(cache.block_table != nullptr && cache.max_blocks_per_seq > 0, op,
           "the KV cache view needs a block table");
+  require(int64_t{cache.max_blocks_per_seq} * cache.block_size <= int64_t{kBlockDivMaxDividend}, op,
+          "sequences of more than 2^24 tokens are not supported (the block lookup's division)");
   require(cache.bits == 16 || cache.bits == 8 || cache.bits == 4, op,
           "cache bits must be 16 (fp16), 8 or 4, got " + std::to_string(cache.bits));
   require(aligned16(p.q) && aligned16(p.out) && aligned16(cache.k) && aligned16(cache.v), op,
           "q, out and the K/V pools must be 16-byte aligned");
   if (p.n_tokens == 0) return;
-  dim3 grid(ceil_div(p.n_tokens, kTileQ), p.n_heads);
-  float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(cache.head_dim)));
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, kThreads, 0, stream>>>(p.q, p.slots, p.positions, p.n_tokens, p.n_heads, cache, scale_log2,
-                                          p.out);
-  };
+  const int tiles = ceil_div(p.n_tokens, kTileQ);
+  require(tiles <= 65535, op, "at most 65535 query tiles of 64 tokens in one launch");
+  const dim3 grid(p.n_heads, tiles);
   const bool hd64 = cache.head_dim == 64;
   if (cache.bits == 16)
-    launch(hd64 ? prefill_attention_kernel<64, 16> : prefill_attention_kernel<128, 16>);
+    hd64 ? launch<64, 16>(p, grid, stream, op) : launch<128, 16>(p, grid, stream, op);
   else if (cache.bits == 8)
-    launch(hd64 ? prefill_attention_kernel<64, 8> : prefill_attention_kernel<128, 8>);
+    hd64 ? launch<64, 8>(p, grid, stream, op) : launch<128, 8>(p, grid, stream, op);
   else
-    launch(hd64 ? prefill_attention_kernel<64, 4> : prefill_attention_kernel<128, 4>);
+    hd64 ? launch<64, 4>(p, grid, stream, op) : launch<128, 4>(p, grid, stream, op);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

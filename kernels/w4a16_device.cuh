@@ -104,16 +104,6 @@ __device__ __forceinline__ uint32_t word_of(const uint4& v, int j) {
   return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
 }
 
-// Four 8x8 fp16 matrices from shared memory, not transposed: lanes 8i..8i+7 give the row addresses
-// of matrix i; register i of lane (gid, tig) receives M_i[gid][2tig..+1] (a B fragment when the rows
-// are the N index and the columns the K index).
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_row) {
-  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
 // Barrier over the blocks that share a strip: the cluster when split, else the block.
 __device__ __forceinline__ void split_sync(int splits) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

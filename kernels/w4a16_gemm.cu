@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
       for (int jp = 0; jp < BN / 16; ++jp) {
         const int row = 16 * jp + 8 * (q >> 1) + rr;
         uint32_t b[4];
-        w4a16::ldmatrix_x4(b, xs + row * kW4A16Group + ((ch ^ rr) * 8));
+        ldmatrix_x4(b, xs + row * kW4A16Group + ((ch ^ rr) * 8));
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           mma_m16n8k16(acc[i][2 * jp], a[i], b[0], b[1]);

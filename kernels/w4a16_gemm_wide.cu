@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
 #pragma unroll
         for (int jp = 0; jp < kCols / 16; ++jp) {
           uint32_t b[4];
-          w4a16::ldmatrix_x4(b, xk + 16 * jp * kW4A16Group);
+          ldmatrix_x4(b, xk + 16 * jp * kW4A16Group);
 #pragma unroll
           for (int i = 0; i < kWM; ++i) {
             mma_m16n8k16(acc[i][2 * jp], a[i], b[0], b[1]);

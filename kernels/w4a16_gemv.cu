@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     for (int kp = 0; kp < 4; ++kp) {  // K steps 2kp, 2kp+1 of the group: packed tile kp/2, words 2(kp%2)..+1
       uint32_t b[kNT][4];
 #pragma unroll
-      for (int t = 0; t < kNT; ++t) w4a16::ldmatrix_x4(b[t], xb + xoff[t] + kp * 64);
+      for (int t = 0; t < kNT; ++t) ldmatrix_x4(b[t], xb + xoff[t] + kp * 64);
 #pragma unroll
       for (int r = 0; r < kTiles; ++r) {
         if (!live(r)) break;

@@ -402,6 +402,47 @@ BENCHMARK(BM_DecodeAttention)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
+// Prefill attention of one prompt of `prompt` tokens over its own K/V (already in the cache, as
+// rope_kv_write leaves them), causal, at the head shapes of internlm2-chat-1_8b (16 query heads on 8
+// KV heads of 128) and -7b (32 on 8), KV in fp16, int8 or int4. Args: {model (0 1.8b, 1 7b), KV
+// format (0 fp16, 1 int8, 2 int4), prompt}. Compute-bound for long prompts: TFLOP/s (the causal
+// triangle's FLOPs, the cost model's) is the figure; the K/V (8 MB at 2048 tokens) stay in L2 as
+// they do in a prefill, so nothing is rotated.
+void BM_PrefillAttention(benchmark::State& state) {
+  if (!gpu_ok()) return state.SkipWithError("GPU not available");
+  const bool is_7b = state.range(0) == 1;
+  const ridgeline::KvFormat kv = kKvFormats[state.range(1)];
+  const int prompt = int(state.range(2));
+  const char* preset = is_7b ? "internlm2-chat-7b" : "internlm2-chat-1_8b";
+  const int n_heads = is_7b ? 32 : 16, n_kv = 8, hd = 128, block = 64;
+  state.SetLabel(std::string(is_7b ? "7b" : "1_8b") + " kv " + ridgeline::to_string(kv));
+  Stream stream;
+  const KernelCost cost = op_cost(preset, OpType::attention, 1, prompt, kv_formats(state.range(1)), prompt);
+  BenchKvCache cache(kv, n_kv, hd, block, 1, prompt, stream.get());
+  DeviceBuffer<half> q(size_t(prompt) * n_heads * hd, "bench q"),
+      out(size_t(prompt) * n_heads * hd, "bench out");
+  fill(q.get(), int64_t(q.size()), 9, stream.get());
+  std::vector<int> seq_ids(prompt, 0), positions(prompt);
+  std::iota(positions.begin(), positions.end(), 0);
+  DeviceBuffer<int> d_seq(prompt, "bench seqs"), d_pos(prompt, "bench positions");
+  RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seq_ids.data(), prompt * 4, cudaMemcpyHostToDevice));
+  RL_CUDA_CHECK("bench", cudaMemcpy(d_pos.get(), positions.data(), prompt * 4, cudaMemcpyHostToDevice));
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
+    prefill_attention({.q = q.get(),
+                       .slots = d_seq.get(),
+                       .positions = d_pos.get(),
+                       .n_tokens = prompt,
+                       .n_heads = n_heads,
+                       .cache = cache.view,
+                       .out = out.get()},
+                      stream.get());
+  });
+}
+BENCHMARK(BM_PrefillAttention)
+    ->ArgsProduct({{0, 1}, {0, 1, 2}, {512, 2048, 8192}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // Fused residual add + RMSNorm over `tokens` rows of `dim` (fp32 residual read and written, fp16 x
 // read, fp16 out written).
 void BM_AddRmsnorm(benchmark::State& state) {

@@ -14,9 +14,10 @@ struct KernelCost {
   double flops = 0;
 };
 
-// Op `type` of layer 1 (or the global op) of preset `preset` in a decode step of `batch` sequences
-// of `context` tokens each, weights and KV in `formats` (fp16 and fp16 unless given).
+// Op `type` of layer 1 (or the global op) of preset `preset` in a step of `batch` sequences of
+// `context` tokens each, the last `new_tokens` of each new in this step (1: decode; the context: a
+// whole-prompt prefill), weights and KV in `formats` (fp16 and fp16 unless given).
 KernelCost op_cost(const std::string& preset, OpType type, int batch, int context = 1024,
-                   const Formats& formats = Formats{});
+                   const Formats& formats = Formats{}, int new_tokens = 1);
 
 }  // namespace ridgeline::bench

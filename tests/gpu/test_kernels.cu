@@ -584,18 +584,21 @@ TEST(KernelContracts, LaunchersRejectUnsupportedShapesNamingTheOp) {
   EXPECT_NE(invalid_argument_message([&] { decode(1); }).find("decode_attention:"), std::string::npos);
   view.head_dim = 128;
   view.block_size = 24;  // not a multiple of 16
-  EXPECT_NE(invalid_argument_message([&] {
-              cuda::prefill_attention({.q = h.get(),
-                                       .slots = i.get(),
-                                       .positions = i.get(),
-                                       .n_tokens = 1,
-                                       .n_heads = 1,
-                                       .cache = view,
-                                       .out = h.get()},
-                                      nullptr);
-            }).find("prefill_attention:"),
-            std::string::npos);
+  auto prefill = [&] {
+    cuda::prefill_attention({.q = h.get(),
+                             .slots = i.get(),
+                             .positions = i.get(),
+                             .n_tokens = 1,
+                             .n_heads = 1,
+                             .cache = view,
+                             .out = h.get()},
+                            nullptr);
+  };
+  EXPECT_NE(invalid_argument_message(prefill).find("prefill_attention:"), std::string::npos);
   view.block_size = 16;
+  view.max_blocks_per_seq = (1 << 20) + 1;  // 2^24 + 16 tokens: past the block lookup's exact range
+  EXPECT_NE(invalid_argument_message(prefill).find("2^24"), std::string::npos);
+  view.max_blocks_per_seq = 1;
   view.n_kv_heads = 1;
   EXPECT_NE(invalid_argument_message([&] { decode(16); }).find("group"),
             std::string::npos);  // group 16 exceeds the supported 1..8
