@@ -1,8 +1,8 @@
 // Device pieces shared by the W4A16 kernels (layout: kernels/w4a16.cuh): unpacking a word of eight
 // 4-bit codes into an mma A fragment (scaled in fp16, or exact integers with the scale applied in
-// fp32 by the caller), the scale/zero record of a group, cache-hinted cp.async, a non-transposing
-// ldmatrix, and the split-K reduction over a thread-block cluster (sm_90 distributed shared memory),
-// which sums the partial tiles of the blocks that shared an output strip in a fixed order, so
+// fp32 by the caller), the scale/zero record of a group, cache-hinted cp.async (ldmatrix is
+// kernels/mma.cuh's), and the split-K reduction over a thread-block cluster (sm_90 distributed shared
+// memory), which sums the partial tiles of the blocks that shared an output strip in a fixed order, so
 // results do not depend on timing and no workspace or second launch is needed.
 #pragma once
 
