@@ -69,6 +69,13 @@ void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) {
   fill_synthetic(p, n, seed, 7, 0, false, s);
 }
 
+// A host vector of ints (sequence slots, positions, lengths, block tables) copied to the device.
+DeviceBuffer<int> upload(const std::vector<int>& v, const char* what) {
+  DeviceBuffer<int> d(v.size(), what);
+  RL_CUDA_CHECK(what, cudaMemcpy(d.get(), v.data(), v.size() * sizeof(int), cudaMemcpyHostToDevice));
+  return d;
+}
+
 struct GemmShape {
   const char* name;
   const char* preset;
@@ -349,8 +356,7 @@ struct BenchKvCache {
     std::vector<int> ids(num_blocks);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), std::mt19937(1));
-    table = DeviceBuffer<int>(ids.size(), "bench table");
-    RL_CUDA_CHECK("bench", cudaMemcpy(table.get(), ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
+    table = upload(ids, "bench table");
     view.k = k.get();
     view.v = v.get();
     view.block_table = table.get();
@@ -380,9 +386,7 @@ void BM_DecodeAttention(benchmark::State& state) {
   fill(q.get(), int64_t(q.size()), 5, stream.get());
   std::vector<int> seq_ids(size_t(batch) * copies), lens(batch, ctx);
   std::iota(seq_ids.begin(), seq_ids.end(), 0);
-  DeviceBuffer<int> d_seq(seq_ids.size(), "bench seqs"), d_len(batch, "bench lens");
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seq_ids.data(), seq_ids.size() * 4, cudaMemcpyHostToDevice));
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_len.get(), lens.data(), batch * 4, cudaMemcpyHostToDevice));
+  const DeviceBuffer<int> d_seq = upload(seq_ids, "bench seqs"), d_len = upload(lens, "bench lens");
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
   time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
     decode_attention({.q = q.get(),
@@ -424,9 +428,7 @@ void BM_PrefillAttention(benchmark::State& state) {
   fill(q.get(), int64_t(q.size()), 9, stream.get());
   std::vector<int> seq_ids(prompt, 0), positions(prompt);
   std::iota(positions.begin(), positions.end(), 0);
-  DeviceBuffer<int> d_seq(prompt, "bench seqs"), d_pos(prompt, "bench positions");
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seq_ids.data(), prompt * 4, cudaMemcpyHostToDevice));
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_pos.get(), positions.data(), prompt * 4, cudaMemcpyHostToDevice));
+  const DeviceBuffer<int> d_seq = upload(seq_ids, "bench seqs"), d_pos = upload(positions, "bench positions");
   time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
     prefill_attention({.q = q.get(),
                        .slots = d_seq.get(),
@@ -481,9 +483,7 @@ void BM_RopeKvWrite(benchmark::State& state) {
   BenchKvCache cache(kv, n_kv, hd, block, tokens, pos0 + 1, stream.get());
   std::vector<int> seqs(tokens), pos(tokens, pos0);
   std::iota(seqs.begin(), seqs.end(), 0);
-  DeviceBuffer<int> d_seq(tokens, "bench seqs"), d_pos(tokens, "bench pos");
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_seq.get(), seqs.data(), tokens * 4, cudaMemcpyHostToDevice));
-  RL_CUDA_CHECK("bench", cudaMemcpy(d_pos.get(), pos.data(), tokens * 4, cudaMemcpyHostToDevice));
+  const DeviceBuffer<int> d_seq = upload(seqs, "bench seqs"), d_pos = upload(pos, "bench pos");
   const KernelCost cost =
       op_cost("internlm2-chat-1_8b", OpType::rope_kv_write, tokens, 1024, kv_formats(state.range(1)));
   time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int) {
