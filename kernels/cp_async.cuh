@@ -37,7 +37,7 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // The classic multistage pipeline of a whole block over `n` stages of work: stage i + kStages - 1 is
-// requested (load(slot, i)) while stage i is computed (compute(slot)), slot = i % kStages. One commit
+// requested (load(slot, i)) while stage i is computed (compute(slot, i)), slot = i % kStages. One commit
 // per step, empty ones too, keeps the wait count exact; the barrier after the wait makes every
 // thread's copies of stage i visible and proves the slot refilled next is no longer read. Ends with
 // nothing in flight and a barrier, so the caller may reuse the stages' shared memory.
@@ -54,7 +54,7 @@ __device__ __forceinline__ void block_pipeline(int n, Load&& load, Compute&& com
     const int next = i + kStages - 1;
     if (next < n) load(next % kStages, next);
     cp_async_commit();
-    compute(i % kStages);
+    compute(i % kStages, i);
   }
   cp_async_wait<0>();
   __syncthreads();

@@ -655,15 +655,9 @@ void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2*
             cudaStream_t stream) {
   // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for ctas_per_sm CTAs.
   constexpr size_t smem = shared_bytes<kHeadDim, kBits>();
-  static const bool attributes_set = [] {
-    auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits>;
-    RL_CUDA_CHECK("decode_attention",
-                  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    RL_CUDA_CHECK("decode_attention",
-                  cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       int(cudaSharedmemCarveoutMaxShared)));
-    return true;
-  }();
+  static const bool attributes_set = (set_dynamic_smem(decode_attention_kernel<kHeadDim, kGroup, kBits>,
+                                                       int(smem), true, "decode_attention"),
+                                      true);
   (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));

@@ -41,6 +41,18 @@ inline int current_sm_count(const char* op) {
   return sms;
 }
 
+// Lets `kernel` take `bytes` of dynamic shared memory (launches above 48 KB need the opt-in). With
+// `max_shared` the SM's unified L1/shared memory is carved out as shared memory, so that several
+// large blocks fit beside each other (the kernels that ask for it load through cp.async.cg, which
+// bypasses L1). Call it once per kernel instantiation (a function-local static at the launcher).
+template <typename Kernel>
+void set_dynamic_smem(Kernel kernel, int bytes, bool max_shared, const char* op) {
+  RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  if (max_shared)
+    RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           int(cudaSharedmemCarveoutMaxShared)));
+}
+
 // ---- device helpers --------------------------------------------------------------------------------
 
 // Eight fp16 values moved as one 16-byte transaction.

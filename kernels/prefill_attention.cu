@@ -187,9 +187,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
       }
     };
 
-    int tile_index = 0;
-    auto compute = [&](int slot) {
-      const int kt0 = (tile_index++) * kTileK;
+    auto compute = [&](int slot, int tile) {
+      const int kt0 = tile * kTileK;
       const half* k_s;
       const half* v_s;
       if constexpr (kBits == 16) {
@@ -337,10 +336,7 @@ template <int kHeadDim, int kBits>
 void launch(const PrefillAttentionParams& p, dim3 grid, cudaStream_t stream, const char* op) {
   constexpr int smem = Smem<kHeadDim, kBits>::kBytes;
   auto kernel = prefill_attention_kernel<kHeadDim, kBits>;
-  static const bool smem_set = [&] {  // once per kernel: more than 48 KB of dynamic shared memory
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
-  }();
+  static const bool smem_set = (set_dynamic_smem(kernel, smem, false, op), true);
   (void)smem_set;
   const float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
   kernel<<<grid, kThreads, smem, stream>>>(p.q, p.slots, p.positions, p.n_tokens, p.n_heads, p.cache,

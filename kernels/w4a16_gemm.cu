@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
 
   float acc[2][BN / 8][4] = {};
 
-  auto compute = [&](int slot) {
+  auto compute = [&](int slot, int) {
     const unsigned char* base = smem + slot * S::kStage;
     const uint4* ws = reinterpret_cast<const uint4*>(base);
     const uint2* ss = reinterpret_cast<const uint2*>(base + S::kW);
@@ -170,16 +170,9 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
                         max_splits);
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  static const bool smem_set = [op] {
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_kernel<BN, OutT>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, Config<BN>::kSmem));
-    // All of the SM's unified memory as shared memory, so two blocks of 100 KB fit (the kernel's
-    // loads bypass L1: cp.async.cg).
-    RL_CUDA_CHECK(
-        op, cudaFuncSetAttribute(w4a16_gemm_kernel<BN, OutT>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                 cudaSharedmemCarveoutMaxShared));
-    return true;
-  }();
+  // All of the SM's unified memory as shared memory, so two blocks of 100 KB fit.
+  static const bool smem_set =
+      (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
   (void)smem_set;
   const dim3 grid(splits, ntiles, strips);
   w4a16::launch_split(w4a16_gemm_kernel<BN, OutT>, grid, kThreads, Config<BN>::kSmem, splits, stream, op, x,

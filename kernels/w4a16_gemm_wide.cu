@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
 
   // ldmatrix rows: lanes 8q..8q+7 address matrix q = (n-tile half q >> 1, K half q & 1), row lane & 7.
   const int q = lane >> 3, rr = lane & 7;
-  auto compute = [&](int slot) {
+  auto compute = [&](int slot, int) {
     const unsigned char* base = smem + slot * kStage;
     const uint4* ws = reinterpret_cast<const uint4*>(base) + kWM * wm * 64 + lane;  // first M tile, tile 0
     const uint2* ss = reinterpret_cast<const uint2*>(base + kW) + kWM * wm * 8 + gid;
@@ -216,14 +216,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   constexpr int kSmem = Wide<BN>::kSmem;
-  static const bool smem_set = [op] {
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, OutT>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    RL_CUDA_CHECK(op, cudaFuncSetAttribute(w4a16_gemm_wide_kernel<BN, OutT>,
-                                           cudaFuncAttributePreferredSharedMemoryCarveout,
-                                           cudaSharedmemCarveoutMaxShared));
-    return true;
-  }();
+  static const bool smem_set = (set_dynamic_smem(w4a16_gemm_wide_kernel<BN, OutT>, kSmem, true, op), true);
   (void)smem_set;
   w4a16::launch_split(w4a16_gemm_wide_kernel<BN, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem, splits,
                       stream, op, x, w, n, y, splits);

@@ -183,8 +183,7 @@ void opt_in_smem(Kernel kernel, const char* op) {
   require(attr.sharedSizeBytes <= size_t(kStaticSmemReserve), op,
           "the kernel's static shared memory (" + std::to_string(attr.sharedSizeBytes) +
               " bytes) outgrew kStaticSmemReserve");
-  RL_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         optin_smem_per_block(op) - int(attr.sharedSizeBytes)));
+  set_dynamic_smem(kernel, optin_smem_per_block(op) - int(attr.sharedSizeBytes), false, op);
 }
 
 // The register-streamed kernel (kernels/w4a16_gemv_regs.cu). A layout: `warps` warps a block, each
