@@ -37,50 +37,41 @@ __device__ __forceinline__ uint2 pack_kv_codes(const float (&x)[8], float scale,
   return out;
 }
 
-// Codes of token j of a 16-byte unit as floats, for attention's inner loops: int8 exactly; int4
-// times 16^(e%4) for dim e (exact, and saves a shift per code: the nibble is masked in place; undo
-// it with kv_code_unscale). Each code goes into the low mantissa bits of 2^23, then 2^23 is
-// subtracted: two integer/float ops per code, no conversion instruction.
-template <int kBits>
-__device__ __forceinline__ void kv_unit_codes(const uint4& u, int j, float (&f)[8]) {
-  constexpr float kMagic = 8388608.0f;  // 2^23, bit pattern 0x4B000000
-  if constexpr (kBits == 8) {
-    const uint32_t w0 = j == 0 ? u.x : u.z, w1 = j == 0 ? u.y : u.w;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      // PRMT: byte e of the word below 0x4B0000.
-      f[e] = __uint_as_float(__byte_perm(w0, 0x4B000000u, 0x7440u | e)) - kMagic;
-      f[e + 4] = __uint_as_float(__byte_perm(w1, 0x4B000000u, 0x7440u | e)) - kMagic;
-    }
-  } else {
-    const uint32_t w = j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w;
-    const uint32_t lo = w, hi = w >> 16;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      f[e] = __uint_as_float((lo & (0xFu << (4 * e))) | 0x4B000000u) - kMagic;
-      f[e + 4] = __uint_as_float((hi & (0xFu << (4 * e))) | 0x4B000000u) - kMagic;
-    }
-  }
-}
-
-// The inverse of the power of two kv_unit_codes multiplies dim e (of a lane's 8) by.
-template <int kBits>
-__device__ __forceinline__ constexpr float kv_code_unscale(int e) {
-  return kBits == 4 ? 1.0f / static_cast<float>(1 << (4 * (e % 4))) : 1.0f;
-}
-
-// Token j of a unit dequantized to fp16 (code*scale + zero in fp32, rounded once): 16 bytes.
+// Token j of a 16-byte unit dequantized to fp16, code*scale + zero rounded once (one HFMA2 a pair of
+// dims). Codes go under the exponent of 1024 (0x6400 | code: the fp16 value 1024 + code, exact) by a
+// PRMT a pair (int8) or a LOP3 a pair (int4, whose odd dims come out as 1024 + 16*code and are
+// scaled back by an exact 1/16), and the offset comes off exactly before the FMA: ~12 (int8) / ~18
+// (int4) instructions a token, where converting each code to fp32 took ~28.
 template <int kBits>
 __device__ __forceinline__ uint4 kv_unit_dequantize(const uint4& u, int j, half2 scale_zero) {
-  float f[8];
-  kv_unit_codes<kBits>(u, j, f);
-  const float2 sz = __half22float2(scale_zero);
+  const half2 s = __low2half2(scale_zero), z = __high2half2(scale_zero);
+  auto h2 = [](uint32_t v) { return *reinterpret_cast<const half2*>(&v); };
+  auto u32 = [](half2 v) { return *reinterpret_cast<const uint32_t*>(&v); };
   uint4 out;
-  half2* h = reinterpret_cast<half2*>(&out);
-#pragma unroll
-  for (int e = 0; e < 4; ++e)
-    h[e] = __floats2half2_rn(fmaf(f[2 * e] * kv_code_unscale<kBits>(2 * e), sz.x, sz.y),
-                             fmaf(f[2 * e + 1] * kv_code_unscale<kBits>(2 * e + 1), sz.x, sz.y));
+  if constexpr (kBits == 8) {
+    const half2 k1024 = __float2half2_rn(1024.0f);
+    const uint32_t w0 = j == 0 ? u.x : u.z, w1 = j == 0 ? u.y : u.w;  // dims 0-3, 4-7, lowest byte first
+    auto pair = [&](uint32_t w, uint32_t sel) {
+      return u32(__hfma2(__hsub2(h2(__byte_perm(w, 0x64u, sel)), k1024), s, z));
+    };
+    out.x = pair(w0, 0x4140u);
+    out.y = pair(w0, 0x4342u);
+    out.z = pair(w1, 0x4140u);
+    out.w = pair(w1, 0x4342u);
+  } else {
+    constexpr uint32_t kLo = 0x000f000fu, kHi = 0x00f000f0u, kMagic = 0x64006400u;
+    const half2 k1024 = __float2half2_rn(1024.0f), sixteenth = __float2half2_rn(0.0625f),
+                k64 = __float2half2_rn(64.0f);
+    const uint32_t w = j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w;  // dim e at bits 4e..4e+3
+    // Dims (e, e + 4) from the low nibble of each half, (e + 1, e + 5) from the high one.
+    auto even = [&](uint32_t v) { return __hfma2(__hsub2(h2((v & kLo) | kMagic), k1024), s, z); };
+    auto odd = [&](uint32_t v) { return __hfma2(__hfma2(h2((v & kHi) | kMagic), sixteenth, -k64), s, z); };
+    const half2 d04 = even(w), d15 = odd(w), d26 = even(w >> 8), d37 = odd(w >> 8);
+    out.x = __byte_perm(u32(d04), u32(d15), 0x5410u);  // dims 0, 1
+    out.y = __byte_perm(u32(d26), u32(d37), 0x5410u);  // dims 2, 3
+    out.z = __byte_perm(u32(d04), u32(d15), 0x7632u);  // dims 4, 5
+    out.w = __byte_perm(u32(d26), u32(d37), 0x7632u);  // dims 6, 7
+  }
   return out;
 }
 

@@ -36,12 +36,17 @@ namespace ridgeline::cuda {
 inline constexpr int kW4A16Group = 128;      // inputs per scale/zero group (the only size supported)
 inline constexpr int kW4A16TileRows = 16;    // output rows per packed tile (an mma M tile)
 inline constexpr int kW4A16TileInputs = 64;  // inputs per packed tile (four mma K steps)
-// The GEMV kernel takes up to this many rows (one or two mma N tiles of 8). See w4a16_use_gemv.
-inline constexpr int kW4A16GemvMaxRows = 16;
+// The GEMV kernel takes up to this many rows (one, two or four mma N tiles of 8). See w4a16_use_gemv.
+inline constexpr int kW4A16GemvMaxRows = 32;
 // From 9 rows the GEMV runs only weights of up to this many outputs: with more strips than that the
 // GEMV re-reads 9-16 rows of x for every pair of strips and the GEMM's 128-row tiles win (1.8b and
 // 7b w13 at M = 16: 13.6 and 44.6 us GEMV vs 12.1 and 33.8 us GEMM; H200, perf/NOTES.md).
 inline constexpr int kW4A16GemvTwoTileMaxOut = 8192;
+// From 17 rows (four N tiles: 8.7 KB of x a stage, so 4 warps of 4 stages a block, one block an SM)
+// only weights with in and out both at most this: H200, M = 32, GEMV vs tiled GEMM (us): 1.8b wqkv
+// 6.9 vs 11.2, 1.8b wo 4.8 vs 6.7, 7b wo 11.9 vs 14.8; but 1.8b w2 (in 8192) 15.9 vs 13.9, 7b wqkv
+// (out 6144: 192 blocks, 1.5 waves) 23.1 vs 14.4, the w13s 27-82 vs 15-42 (perf/NOTES.md).
+inline constexpr int kW4A16GemvFourTileMaxDim = 4096;
 
 // A W4A16 linear's weight on the device, in the layout above. The pointers need 16-byte alignment
 // (cudaMalloc gives 256).
@@ -85,10 +90,11 @@ inline int64_t w4a16_scale_index(int in, int o, int g) {
   return ((int64_t{mt} * (in / kW4A16Group) + g) * 8 + r % 8) * 4 + 2 * (r / 8);
 }
 
-// The one dispatch decision: decode batches up to 8 rows, and up to kW4A16GemvMaxRows rows on weights
-// of at most kW4A16GemvTwoTileMaxOut outputs, run the GEMV (each warp streams its own slice of W, one
-// or two mma N tiles of 8 batch rows); larger n the tensor-core GEMMs.
-bool w4a16_use_gemv(int n, int out);
+// The one dispatch decision: decode batches up to 8 rows, up to 16 rows on weights of at most
+// kW4A16GemvTwoTileMaxOut outputs, and up to kW4A16GemvMaxRows rows on weights whose in and out are
+// both at most kW4A16GemvFourTileMaxDim, run the GEMV (each warp streams its own slice of W, one, two
+// or four mma N tiles of 8 batch rows); the rest the tensor-core GEMMs.
+bool w4a16_use_gemv(int n, int in, int out);
 
 // y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output
 // head). x [n, in] and y [n, out] row-major, x 16-byte aligned. n = 0 does nothing. Deterministic:

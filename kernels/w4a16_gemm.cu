@@ -164,10 +164,14 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
                int max_splits, const char* op) {
   const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
   require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
-  // One wave of blocks: split the input range only while the strips x n-tiles leave SMs idle.
-  if (splits == 0)
+  // One wave of blocks: split the input range only while the strips x n-tiles leave SMs idle, in
+  // clusters of a power of two. 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
+  // M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8 (H200, BM_W4A16GemmSplits, perf/NOTES.md).
+  if (splits == 0) {
     splits = std::clamp(Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles), 1,
                         max_splits);
+    while (splits & (splits - 1)) splits &= splits - 1;
+  }
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   // All of the SM's unified memory as shared memory, so two blocks of 100 KB fit.

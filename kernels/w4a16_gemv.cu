@@ -14,8 +14,8 @@
 // its own ring of `stages` stages in shared memory (cp.async, or with the norm prologue bulk copies
 // on an mbarrier per slot: see the kernel). A stage is one group of 128 inputs: the strips' codes
 // (1 KB each), their scale/zero records and the group's 128 inputs of each x row.
-// Up to 8 rows x is one mma N tile; 9..16 rows take two, and each dequantized weight fragment feeds
-// both (the dequantization, not the mma, is the arithmetic that costs here).
+// Up to 8 rows x is one mma N tile; 9..16 rows take two and 17..32 four, and each dequantized weight
+// fragment feeds all of them (the dequantization, not the mma, is the arithmetic that costs here).
 // w4a16_gemv_fused (decode steps of 1-2 rows) is the same kernel with the step's small ops folded in,
 // as gemv_fused does for fp16: the RMSNorm of the float32 residual computed by every block into shared
 // memory while its first weight stages load (x then comes from there, not from the rings: bytes
@@ -366,7 +366,8 @@ W4A16GemvConfig shrink_to_fit(W4A16GemvConfig c, int n, int norm_in, const char*
 // 12.1, 7b w13 23.4 vs 30.4): with many strips, fewer warps each stream more groups and more blocks
 // fit beside each other. 8 stages for n <= 2 at 8+ warps, 4 otherwise (4-warp blocks were as fast
 // or faster with 4).
-// 9..16 rows (M = 16 measured): x is 4.3 KB a stage, so it is what limits. Two strips per block
+// 9..32 rows (M = 16 and 32 measured): x is 4.3 KB a stage (8.7 KB at 17..32 rows: 4 warps of 4
+// stages, one block an SM, after shrink_to_fit), so it is what limits. Two strips per block
 // (each staged x row serves twice the weights) once there are as many strips as SMs, else one (1.8b
 // wo and w2, 128 strips: 3.0 and 8.1 us with one, 3.6 and 11.8 with two); 8 warps while the blocks
 // fit in one wave, 4 beyond (7b wqkv, 192 blocks: 10.9 us with 4, 13.5 with 8); 4 stages.
@@ -460,7 +461,8 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   const size_t smem = smem_bytes(c, n);
   check_config(c, smem, n, op);
   if (n <= 8) return launch_tiles<1>(a, stream, c, smem, op);
-  launch_tiles<2>(a, stream, c, smem, op);
+  if (n <= 16) return launch_tiles<2>(a, stream, c, smem, op);
+  launch_tiles<4>(a, stream, c, smem, op);
 }
 
 // The fused GEMV's layout: the plain GEMV's choice for the same weight and rows (the same warps, so

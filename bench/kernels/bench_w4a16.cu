@@ -1,7 +1,7 @@
 // W4A16 linears (kernels/w4a16.cuh) against fp16 at the InternLM2 1.8b and 7b per-layer shapes, for
 // batches M = 1..256 (and two prefill sizes on the 7b shapes), all three timed in the same
 // benchmark run so the ratios are like for like:
-//   w4a16     w4a16_linear (the GEMV up to 8-16 rows, tensor-core GEMM above): the kernels alone; from
+//   w4a16     w4a16_linear (the GEMV up to 8-32 rows, tensor-core GEMM above): the kernels alone; from
 //             512 rows the engine runs Gemm::run_w4a16_dequant instead (BM_W4A16GemmKernels' dequant);
 //   fp16      the engine's Gemm (engine/cuda/gemm.h: ridgeline gemv for 1-2 rows, cuBLASLt above);
 //   cublas    cuBLASLt fp16 at every M (Gemm with the small-batch gemv off).
@@ -177,7 +177,7 @@ void BM_W4A16VsFp16(benchmark::State& state) {
   state.counters["x_vs_cublas"] = mcb / m4;
 }
 BENCHMARK(BM_W4A16VsFp16)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16, 32, 64, 128, 256}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_W4A16VsFp16)
@@ -221,7 +221,7 @@ void BM_W4A16Path(benchmark::State& state) {
       (double(w4a16_weight_bytes(g.in, g.out)) + 2.0 * m * (double(g.in) + g.out)) / med / 1e9;
 }
 BENCHMARK(BM_W4A16Path)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16, 24, 32}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -339,6 +339,9 @@ const std::vector<Variant> kGemvVariants = {{0, {}},        {0, {1, 1, 4}}, {0, 
 // The same cases where x takes two mma N tiles (9..16 rows) and fewer warps fit in shared memory.
 const std::vector<Variant> kGemvVariantsTwoNTiles = {{0, {}},        {0, {1, 1, 4}}, {0, {8, 1, 4}},
                                                      {0, {3, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
+// And where x takes four (17..32 rows: 8.7 KB of x a stage, so at most 5 warps of 4 stages).
+const std::vector<Variant> kGemvVariantsFourNTiles = {{0, {}},        {0, {1, 1, 4}}, {0, {4, 1, 4}},
+                                                      {0, {2, 1, 8}}, {0, {2, 2, 8}}, {0, {5, 2, 4}}};
 
 // The register kernel's layouts for a weight of `groups` groups: the chosen one; one warp a block over
 // the whole input; 8 strips a block (blocks past the last strip when out/16 < 8) with 4-group batches;
@@ -362,7 +365,8 @@ TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
     const auto hw = random_w4a16(s.in, s.out, rng);
     check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, kGemvVariants, seed);
     check_weight(s.name, hw, {1, 2, 3, 7, 8}, Path::gemv, register_variants(s.in / 128), seed);
-    check_weight(s.name, hw, {9, 15, 16}, Path::gemv, kGemvVariantsTwoNTiles, seed++);
+    check_weight(s.name, hw, {9, 15, 16}, Path::gemv, kGemvVariantsTwoNTiles, seed);
+    check_weight(s.name, hw, {17, 31, 32}, Path::gemv, kGemvVariantsFourNTiles, seed++);
   }
 }
 
@@ -491,9 +495,12 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.qweight = nullptr; }), 2, y.get(), nullptr),
                std::invalid_argument);
   const int wide = cuda::kW4A16GemvTwoTileMaxOut;
-  EXPECT_TRUE(cuda::w4a16_use_gemv(1, wide) && cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, wide));
-  EXPECT_TRUE(cuda::w4a16_use_gemv(8, wide + 16) && !cuda::w4a16_use_gemv(9, wide + 16));
-  EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 16));
+  const int four = cuda::kW4A16GemvFourTileMaxDim;
+  EXPECT_TRUE(cuda::w4a16_use_gemv(1, 8192, wide) && cuda::w4a16_use_gemv(16, 8192, wide));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(8, 8192, wide + 16) && !cuda::w4a16_use_gemv(9, 8192, wide + 16));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, four, four));
+  EXPECT_FALSE(cuda::w4a16_use_gemv(17, four + 128, four) || cuda::w4a16_use_gemv(17, four, four + 16));
+  EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 128, 16));
 }
 
 // Every linear of the two models at decode and prefill sizes, through the dispatching launcher.
@@ -501,7 +508,7 @@ void check_model(const LinearShape (&shapes)[4], uint32_t seed) {
   for (const LinearShape& s : shapes) {
     std::mt19937 rng(seed++);
     const auto hw = random_w4a16(s.in, s.out, rng);
-    check_weight(s.name, hw, {1, 2, 7, 16, 64, 256, 1001}, Path::linear, {Variant{}}, seed);
+    check_weight(s.name, hw, {1, 2, 7, 16, 31, 64, 256, 1001}, Path::linear, {Variant{}}, seed);
   }
 }
 
