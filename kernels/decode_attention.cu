@@ -111,10 +111,6 @@ __device__ __forceinline__ int swizzle(int r) {
   return ((r & 1) << 2) ^ (r & 6);
 }
 
-__device__ __forceinline__ half2 bits_h2(uint32_t u) {
-  return *reinterpret_cast<half2*>(&u);
-}
-
 // Codes as fp16 pairs placed under the exponent of 1024 (0x6400 | code: the value 1024 + code,
 // exact), never converted back: the MMAs run on 1024 + code (int4's odd dims: 1024 + 16*code) and the
 // offset comes off once per score or per output (see the kernel's comment), which leaves one PRMT or
@@ -414,7 +410,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
         valid[kk][hf] = row_token(tb, r) + j < t1;
         float2 sz = make_float2(1.0f, 0.0f);
-        if constexpr (kQuant) sz = __half22float2(bits_h2(k_sz[r * kT + j]));
+        if constexpr (kQuant) sz = __half22float2(as_half2(k_sz[r * kT + j]));
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           float score = sc[kk][2 * hf + hh];
@@ -459,7 +455,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       for (int hf = 0; hf < 2; ++hf) {
         const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
         float2 sz = make_float2(1.0f, 0.0f);
-        if constexpr (kQuant) sz = __half22float2(bits_h2(v_sz[r * kT + j]));
+        if constexpr (kQuant) sz = __half22float2(as_half2(v_sz[r * kT + j]));
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const float pe = exp2f(p[kk][hf][hh] - use[hh]);

@@ -7,6 +7,8 @@
 
 #include <cuda_fp16.h>
 
+#include "kernels/mma.cuh"
+
 namespace ridgeline::cuda {
 
 // ref::quantize_kv's code of x for a row with fp16-rounded (scale, zero): IEEE division, round half
@@ -45,14 +47,12 @@ __device__ __forceinline__ uint2 pack_kv_codes(const float (&x)[8], float scale,
 template <int kBits>
 __device__ __forceinline__ uint4 kv_unit_dequantize(const uint4& u, int j, half2 scale_zero) {
   const half2 s = __low2half2(scale_zero), z = __high2half2(scale_zero);
-  auto h2 = [](uint32_t v) { return *reinterpret_cast<const half2*>(&v); };
-  auto u32 = [](half2 v) { return *reinterpret_cast<const uint32_t*>(&v); };
   uint4 out;
   if constexpr (kBits == 8) {
     const half2 k1024 = __float2half2_rn(1024.0f);
     const uint32_t w0 = j == 0 ? u.x : u.z, w1 = j == 0 ? u.y : u.w;  // dims 0-3, 4-7, lowest byte first
     auto pair = [&](uint32_t w, uint32_t sel) {
-      return u32(__hfma2(__hsub2(h2(__byte_perm(w, 0x64u, sel)), k1024), s, z));
+      return as_u32(__hfma2(__hsub2(as_half2(__byte_perm(w, 0x64u, sel)), k1024), s, z));
     };
     out.x = pair(w0, 0x4140u);
     out.y = pair(w0, 0x4342u);
@@ -64,13 +64,15 @@ __device__ __forceinline__ uint4 kv_unit_dequantize(const uint4& u, int j, half2
                 k64 = __float2half2_rn(64.0f);
     const uint32_t w = j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w;  // dim e at bits 4e..4e+3
     // Dims (e, e + 4) from the low nibble of each half, (e + 1, e + 5) from the high one.
-    auto even = [&](uint32_t v) { return __hfma2(__hsub2(h2((v & kLo) | kMagic), k1024), s, z); };
-    auto odd = [&](uint32_t v) { return __hfma2(__hfma2(h2((v & kHi) | kMagic), sixteenth, -k64), s, z); };
+    auto even = [&](uint32_t v) { return __hfma2(__hsub2(as_half2((v & kLo) | kMagic), k1024), s, z); };
+    auto odd = [&](uint32_t v) {
+      return __hfma2(__hfma2(as_half2((v & kHi) | kMagic), sixteenth, -k64), s, z);
+    };
     const half2 d04 = even(w), d15 = odd(w), d26 = even(w >> 8), d37 = odd(w >> 8);
-    out.x = __byte_perm(u32(d04), u32(d15), 0x5410u);  // dims 0, 1
-    out.y = __byte_perm(u32(d26), u32(d37), 0x5410u);  // dims 2, 3
-    out.z = __byte_perm(u32(d04), u32(d15), 0x7632u);  // dims 4, 5
-    out.w = __byte_perm(u32(d26), u32(d37), 0x7632u);  // dims 6, 7
+    out.x = __byte_perm(as_u32(d04), as_u32(d15), 0x5410u);  // dims 0, 1
+    out.y = __byte_perm(as_u32(d26), as_u32(d37), 0x5410u);  // dims 2, 3
+    out.z = __byte_perm(as_u32(d04), as_u32(d15), 0x7632u);  // dims 4, 5
+    out.w = __byte_perm(as_u32(d26), as_u32(d37), 0x7632u);  // dims 6, 7
   }
   return out;
 }

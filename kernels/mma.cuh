@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include <cuda_fp16.h>
 
@@ -53,9 +54,20 @@ __device__ __forceinline__ uint32_t movmatrix_trans(uint32_t m) {
   return t;
 }
 
+// An fp16 pair as the 32-bit register an mma fragment holds, and back (bit casts).
+__device__ __forceinline__ half2 as_half2(uint32_t u) {
+  half2 h;
+  memcpy(&h, &u, sizeof(h));
+  return h;
+}
+__device__ __forceinline__ uint32_t as_u32(half2 h) {
+  uint32_t u;
+  memcpy(&u, &h, sizeof(u));
+  return u;
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
+  return as_u32(__floats2half2_rn(lo, hi));
 }
 
 __device__ __forceinline__ uint32_t load_u32(const half* p) {

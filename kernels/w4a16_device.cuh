@@ -24,17 +24,6 @@ namespace ridgeline::cuda::w4a16 {
 // Most blocks of one cluster the launchers use (8 is the portable cluster size).
 inline constexpr int kMaxSplits = 8;
 
-__device__ __forceinline__ half2 as_half2(uint32_t u) {
-  half2 h;
-  memcpy(&h, &u, sizeof(h));
-  return h;
-}
-__device__ __forceinline__ uint32_t as_u32(half2 h) {
-  uint32_t u;
-  memcpy(&u, &h, sizeof(u));
-  return u;
-}
-
 // (a & b) | c in one instruction.
 __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t d;

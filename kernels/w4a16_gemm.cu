@@ -22,6 +22,7 @@
 // a cluster of up to 8 blocks splits the input range and reduces through distributed shared
 // memory in rank order (deterministic, one launch, no workspace), as in kernels/w4a16_gemv.cu.
 #include <algorithm>
+#include <bit>
 #include <string>
 
 #include "kernels/cp_async.cuh"
@@ -168,9 +169,8 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
   // clusters of a power of two. 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
   // M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8 (H200, BM_W4A16GemmSplits, perf/NOTES.md).
   if (splits == 0) {
-    splits = std::clamp(Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles), 1,
-                        max_splits);
-    while (splits & (splits - 1)) splits &= splits - 1;
+    const int fill = Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
+    splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, max_splits))));
   }
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));

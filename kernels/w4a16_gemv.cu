@@ -222,9 +222,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       raw[r][0] = *reinterpret_cast<const uint4*>(st + ((2 * r) * 32 + lane) * 16);
       raw[r][1] = *reinterpret_cast<const uint4*>(st + ((2 * r + 1) * 32 + lane) * 16);
       rec[r] = *reinterpret_cast<const uint2*>(st + kTiles * kCodeBytes + (r * 8 + gid) * 8);
-      zlo[r] = __hadd2(__high2half2(w4a16::as_half2(rec[r].x)), __float2half2_rn(1024.0f));
-      zhi[r] = __hfma2(__high2half2(w4a16::as_half2(rec[r].y)), __float2half2_rn(16.0f),
-                       __float2half2_rn(1024.0f));
+      zlo[r] = __hadd2(__high2half2(as_half2(rec[r].x)), __float2half2_rn(1024.0f));
+      zhi[r] = __hfma2(__high2half2(as_half2(rec[r].y)), __float2half2_rn(16.0f), __float2half2_rn(1024.0f));
 #pragma unroll
       for (int t = 0; t < kNT; ++t)
 #pragma unroll
@@ -250,8 +249,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
 #pragma unroll
     for (int r = 0; r < kTiles; ++r) {
       if (!live(r)) break;
-      const float s_lo = __low2float(w4a16::as_half2(rec[r].x));
-      const float s_hi = __low2float(w4a16::as_half2(rec[r].y)) * 0.0625f;
+      const float s_lo = __low2float(as_half2(rec[r].x));
+      const float s_hi = __low2float(as_half2(rec[r].y)) * 0.0625f;
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
         acc[r][t][0] = fmaf(s_lo, part[r][t][0], acc[r][t][0]);

@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   if (tig == 0) {
     const half2 lo = __halves2half2(p[0].s_h, p[0].z_h), hi = __halves2half2(p[1].s_h, p[1].z_h);
     reinterpret_cast<uint2*>(scale_zero)[(int64_t{mt} * groups + g) * 8 + gid] =
-        make_uint2(w4a16::as_u32(lo), w4a16::as_u32(hi));
+        make_uint2(as_u32(lo), as_u32(hi));
   }
 }
 
