@@ -121,46 +121,102 @@ __device__ __forceinline__ void store_out(float* p, float v) {
   *p = v;
 }
 
+// 4 fp32 -> 4 consecutive outputs, one 8-byte (half) or 16-byte (float) store.
+__device__ __forceinline__ void store4(half* dst, float4 v) {
+  *reinterpret_cast<uint2*>(dst) = make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
+}
+__device__ __forceinline__ void store4(float* dst, float4 v) {
+  *reinterpret_cast<float4*>(dst) = v;
+}
+
+// The cluster barrier before a block leaves, so that none exits while another still reads its shared
+// memory. Relaxed: those reads have returned (their sums are stored) before a thread arrives, so
+// nothing needs ordering, and the release fence of the default barrier (MEMBAR.ALL.GPU, which waits
+// for the y stores to complete) is left out: on the tiled GEMM at M = 64 it held 6% of the warps'
+// samples (ncu, perf/NOTES.md "fifteenth").
+__device__ __forceinline__ void split_exit_sync(int splits) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (splits > 1) {
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+    asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
+  }
+#endif
+  (void)splits;
+}
+
 // Every block of the cluster (blockIdx.x = rank) has written its fp32 partial tile to shared
 // memory: red[c * ld + r] for output rows r in 0..127 (row0 + r of y's columns) and batch rows c
-// in 0..cols-1 (col0 + c of y). Block `rank` sums its share of the tile over the cluster, ranks in
-// order, and writes y[col0 + c][row0 + r] for row0 + r < out; consecutive threads take
-// consecutive output rows, so the stores coalesce. Ends with a cluster barrier, so no block leaves
-// while another still reads its shared memory.
+// in 0..cols-1 (col0 + c of y); ld and red 16-byte aligned. Block `rank` sums its share of the
+// tile's 4-output quads over the cluster, ranks in order (deterministic), and writes
+// y[col0 + c][row0 + r .. + 3] for row0 + r < out (y 16-byte aligned; out and row0 multiples of
+// 16, so a quad is wholly inside or outside). Consecutive threads take consecutive quads, so a
+// warp's 16-byte loads of one rank's partials are 512 contiguous bytes, and every rank's loads of a
+// quad are issued before the first add. H200 (perf/NOTES.md, "fifteenth"): 3-14% faster than one
+// scalar output a thread at M = 16-64; 8 consecutive outputs a thread (a 32-byte stride across the
+// warp) made the 8-block clusters 25-35% slower through distributed shared memory, and two quads a
+// thread cost the unsplit runs 5-14% (registers). Ends with a cluster barrier (split_exit_sync).
 template <typename OutT>
 __device__ void reduce_splits_and_store(const float* red, int ld, int cols, int splits, int rank, OutT* y,
                                         int64_t col0, int row0, int out) {
+  constexpr int kQuads = 128 / 4;
   split_sync(splits);
-  const int elems = cols * 128;
-  const int e0 = rank * elems / splits, e1 = (rank + 1) * elems / splits;
-  for (int e = e0 + static_cast<int>(threadIdx.x); e < e1; e += blockDim.x) {
-    const int c = e >> 7, r = e & 127;
-    if (row0 + r >= out) continue;
-    float v = 0.0f;
-    for (int s = 0; s < splits; ++s) v += split_partial(red, splits, s)[c * ld + r];
-    store_out(y + (col0 + c) * out + row0 + r, v);
+  const float* part[kMaxSplits];
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s) part[s] = split_partial(red, splits, s < splits ? s : 0);
+  const int rows = min(128, out - row0), quads = cols * kQuads;
+  const int e1 = (rank + 1) * quads / splits;
+  for (int e = rank * quads / splits + static_cast<int>(threadIdx.x); e < e1; e += blockDim.x) {
+    const int c = e / kQuads, r = (e % kQuads) * 4;
+    if (r >= rows) continue;
+    float4 v[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s)
+      if (s < splits) v[s] = *reinterpret_cast<const float4*>(part[s] + c * ld + r);
+#pragma unroll
+    for (int s = 1; s < kMaxSplits; ++s)
+      if (s < splits) v[0] = make_float4(v[0].x + v[s].x, v[0].y + v[s].y, v[0].z + v[s].z, v[0].w + v[s].w);
+    store4(y + (col0 + c) * out + row0 + r, v[0]);
   }
-  if (splits > 1) split_sync(splits);
+  split_exit_sync(splits);
 }
 
-// Host side: launches `kernel` on grid (splits, gy, gz) with clusters of (splits, 1, 1), so the
-// blocks that share a strip can reduce through each other's shared memory.
-template <typename... KernelArgs, typename... Args>
-void launch_split(void (*kernel)(KernelArgs...), dim3 grid, int threads, size_t smem, int splits,
-                  cudaStream_t stream, const char* op, Args... args) {
+// Host side: a launch of `grid` in clusters of (splits, 1, 1) (none when splits = 1); `attr` holds
+// the cluster shape and must outlive the config.
+inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, size_t smem, int splits, cudaStream_t stream,
+                                         cudaLaunchAttribute& attr) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(threads);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr{};
+  attr = {};
   attr.id = cudaLaunchAttributeClusterDimension;
   attr.val.clusterDim.x = static_cast<unsigned>(splits);
   attr.val.clusterDim.y = 1;
   attr.val.clusterDim.z = 1;
   cfg.attrs = &attr;
   cfg.numAttrs = splits > 1 ? 1 : 0;
+  return cfg;
+}
+
+// Launches `kernel` on grid (splits, gy, gz) with clusters of (splits, 1, 1), so the blocks that
+// share a strip can reduce through each other's shared memory.
+template <typename... KernelArgs, typename... Args>
+void launch_split(void (*kernel)(KernelArgs...), dim3 grid, int threads, size_t smem, int splits,
+                  cudaStream_t stream, const char* op, Args... args) {
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = cluster_config(grid, threads, smem, splits, stream, attr);
   RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+
+// How many clusters of `splits` (> 1) blocks of `kernel` the GPU holds at once (at least 1).
+template <typename... KernelArgs>
+int max_active_clusters(void (*kernel)(KernelArgs...), int threads, size_t smem, int splits, const char* op) {
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = cluster_config(dim3(splits), threads, smem, splits, nullptr, attr);
+  int clusters = 0;
+  RL_CUDA_CHECK(op, cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
+  return std::max(clusters, 1);
 }
 
 // Clusters exist from sm_90 on; older devices run unsplit.

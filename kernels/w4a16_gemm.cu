@@ -22,6 +22,7 @@
 // a cluster of up to 8 blocks splits the input range and reduces through distributed shared
 // memory in rank order (deterministic, one launch, no workspace), as in kernels/w4a16_gemv.cu.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <string>
 
@@ -37,6 +38,7 @@ constexpr int kThreads = 256;
 constexpr int kMTiles = 8;  // M tiles (16 rows) per block
 constexpr int kRowsPerBlock = 16 * kMTiles;
 constexpr int kRedStride = kRowsPerBlock + 4;  // floats per partial-tile row: conflict-free C stores
+static_assert(kRowsPerBlock == 128, "w4a16::reduce_splits_and_store sums 128-row strips");
 
 // Two blocks (16 warps) per SM at every n-tile width, 4 stages each (100 KB at BN = 64): at
 // BN = 64 a block's warps issue long dependent chains (ldmatrix -> mma, lop3 -> hsub2 -> hmul2)
@@ -165,19 +167,37 @@ void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_
                int max_splits, const char* op) {
   const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
   require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
-  // One wave of blocks: split the input range only while the strips x n-tiles leave SMs idle, in
-  // clusters of a power of two. 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
-  // M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8 (H200, BM_W4A16GemmSplits, perf/NOTES.md).
-  if (splits == 0) {
-    const int fill = Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
-    splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, max_splits))));
-  }
-  require(splits >= 1 && splits <= max_splits, op,
-          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   // All of the SM's unified memory as shared memory, so two blocks of 100 KB fit.
   static const bool smem_set =
       (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
   (void)smem_set;
+  // Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
+  // clusters of a power of two, and into no fewer than kStages groups a block, so every block's
+  // pipeline fills. Clusters of 4 or fewer are also halved while they do not all fit at once (the
+  // GPCs hold fewer whole clusters than SMs / size). H200, BM_W4A16GemmSplits and BM_W4A16VsFp16
+  // (perf/NOTES.md, "fifteenth"): 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
+  // M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8; 1.8b wqkv (16 groups) at clusters of 8
+  // (2 groups a block) 8.6 / 9.7 / 13.8, at 4 7.1 / 8.7 / 12.2; 64 clusters of 4 where ~60 fit
+  // against 64 of 2: 1.8b wqkv M = 128 18.2 -> 13.7 us, 7b wo 30.1 -> 23.7, 1.8b w2 M = 256 54.7
+  // -> 43.7. Not for clusters of 8: the occupancy API says 30 of them fit, yet 32 ran faster than
+  // 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0).
+  if (splits == 0) {
+    const int fill = Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
+    const int deep = std::max(1, w.in / kW4A16Group / Config<BN>::kStages);
+    splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
+    if (splits > 1) {
+      // Clusters of 2 and 4 resident at once, asked once (splits > 1 means sm_90: clusters exist).
+      static const std::array<int, 5> fit = [op] {
+        std::array<int, 5> f{};
+        for (int s : {2, 4})
+          f[s] = w4a16::max_active_clusters(w4a16_gemm_kernel<BN, OutT>, kThreads, Config<BN>::kSmem, s, op);
+        return f;
+      }();
+      while (splits > 1 && splits <= 4 && strips * ntiles > fit[splits]) splits /= 2;
+    }
+  }
+  require(splits >= 1 && splits <= max_splits, op,
+          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   const dim3 grid(splits, ntiles, strips);
   w4a16::launch_split(w4a16_gemm_kernel<BN, OutT>, grid, kThreads, Config<BN>::kSmem, splits, stream, op, x,
                       w, n, y, splits);
@@ -190,10 +210,10 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   const char* op = "w4a16_gemm";
   w4a16::check_weights(w, op);
   require(n >= 0, op, "n must be >= 0, got " + std::to_string(n));
-  require(aligned16(x), op, "x must be 16-byte aligned");
+  require(aligned16(x) && aligned16(y), op, "x and y must be 16-byte aligned");
   if (n == 0) return;
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
-  if (kernel == W4A16GemmKernel::automatic && splits == 0 && aligned16(y) &&
+  if (kernel == W4A16GemmKernel::automatic && splits == 0 &&
       w4a16_gemm_use_wide(n, w.out, current_sm_count(op)))
     kernel = W4A16GemmKernel::wide;
   if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)

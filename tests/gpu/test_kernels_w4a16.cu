@@ -485,6 +485,8 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
           << "registers warps=" << bad.warps << " stages=" << bad.stages << " slices=" << bad.slices;
   }
   EXPECT_THROW(cuda::w4a16_gemm(x.get(), ok, -1, y.get(), nullptr), std::invalid_argument);
+  EXPECT_THROW(cuda::w4a16_gemm(x.get(), ok, 16, y.get() + 1, nullptr),
+               std::invalid_argument);  // unaligned y
   EXPECT_THROW(cuda::w4a16_linear(x.get() + 1, ok, 2, y.get(), nullptr), std::invalid_argument);  // unaligned
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.in = 192; }), 2, y.get(), nullptr),
                std::invalid_argument);
