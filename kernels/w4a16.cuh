@@ -97,10 +97,9 @@ inline int64_t w4a16_scale_index(int in, int o, int g) {
 bool w4a16_use_gemv(int n, int in, int out);
 
 // y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output
-// head). x [n, in] and y [n, out] row-major, x 16-byte aligned (y too when
-// the GEMMs run it, above the GEMV's rows). n = 0 does nothing. Deterministic: split-K partials are
-// summed in a fixed order. Throws std::invalid_argument naming the op when the shape contract is
-// broken.
+// head). x [n, in] and y [n, out] row-major, x 16-byte aligned (y too when the GEMMs run it, above
+// the GEMV's rows). n = 0 does nothing. Deterministic: split-K partials are summed in a fixed order.
+// Throws std::invalid_argument naming the op when the shape contract is broken.
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream);
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream);
 
@@ -153,10 +152,10 @@ struct W4A16GemvFusedParams {
 void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream);
 
 // The kernels behind w4a16_linear, callable directly by tests and benchmarks. w4a16_gemv takes
-// n <= kW4A16GemvMaxRows, w4a16_gemm any n (y 16-byte aligned too: it stores several outputs at a time).
-// `splits` is the number of thread blocks (one cluster) that share a strip's input range: 0 chooses from the
-// grid size; 1..8 forces it (at most in/128). Throws std::invalid_argument when a config does not fit (shared
-// memory at this n, ranges above).
+// n <= kW4A16GemvMaxRows, w4a16_gemm any n (y 16-byte aligned too: it stores several outputs at a
+// time). `splits` is the number of thread blocks (one cluster) that share a strip's input range: 0
+// chooses from the grid size; 1..8 forces it (at most in/128). Throws std::invalid_argument when a
+// config does not fit (shared memory at this n, ranges above).
 void w4a16_gemv(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
                 const W4A16GemvConfig& config = {});
 void w4a16_gemv(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream,
