@@ -121,6 +121,10 @@ __device__ __forceinline__ void store_out(float* p, float v) {
   *p = v;
 }
 
+__device__ __forceinline__ float4 add4(float4 a, float4 b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+
 // 4 fp32 -> 4 consecutive outputs, one 8-byte (half) or 16-byte (float) store.
 __device__ __forceinline__ void store4(half* dst, float4 v) {
   *reinterpret_cast<uint2*>(dst) = make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
@@ -130,10 +134,10 @@ __device__ __forceinline__ void store4(float* dst, float4 v) {
 }
 
 // The cluster barrier before a block leaves, so that none exits while another still reads its shared
-// memory. Relaxed: those reads have returned (their sums are stored) before a thread arrives, so
-// nothing needs ordering, and the release fence of the default barrier (MEMBAR.ALL.GPU, which waits
-// for the y stores to complete) is left out: on the tiled GEMM at M = 64 it held 6% of the warps'
-// samples (ncu, perf/NOTES.md "fifteenth").
+// memory (both GEMMs' split-K reductions end with it). Relaxed: those reads have returned (their sums are
+// stored) before a thread arrives, so nothing needs ordering, and the release fence of the default barrier
+// (MEMBAR.ALL.GPU, which waits for the y stores to complete) is left out: on the tiled GEMM at M = 64 it held
+// 6% of the warps' samples (ncu, perf/NOTES.md "fifteenth").
 __device__ __forceinline__ void split_exit_sync(int splits) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (splits > 1) {
@@ -174,7 +178,7 @@ __device__ void reduce_splits_and_store(const float* red, int ld, int cols, int 
       if (s < splits) v[s] = *reinterpret_cast<const float4*>(part[s] + c * ld + r);
 #pragma unroll
     for (int s = 1; s < kMaxSplits; ++s)
-      if (s < splits) v[0] = make_float4(v[0].x + v[s].x, v[0].y + v[s].y, v[0].z + v[s].z, v[0].w + v[s].w);
+      if (s < splits) v[0] = add4(v[0], v[s]);
     store4(y + (col0 + c) * out + row0 + r, v[0]);
   }
   split_exit_sync(splits);

@@ -72,7 +72,7 @@ inline int64_t w4a16_dequant_scratch_bytes(int in, int out) {
 int w4a16_gemm_wide_splits(int n, int in, int out, int sms);
 
 // The wide kernel's launcher (kernels/w4a16_gemm_wide.cu), `kernel` wide or wide_64; the caller has
-// checked the contract (weights, n >= 1, x 16-byte aligned). splits: 0 = w4a16_gemm_wide_splits,
+// checked the contract (weights, n >= 1, x and y 16-byte aligned). splits: 0 = w4a16_gemm_wide_splits,
 // else 1..min(8, in/128), as for w4a16_gemm.
 void w4a16_gemm_wide(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream,
                      W4A16GemmKernel kernel, int splits);

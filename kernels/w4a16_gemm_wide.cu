@@ -72,9 +72,6 @@ __device__ __forceinline__ void store8(float* dst, float4 a, float4 b) {
   reinterpret_cast<float4*>(dst)[0] = a;
   reinterpret_cast<float4*>(dst)[1] = b;
 }
-__device__ __forceinline__ float4 add4(float4 a, float4 b) {
-  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
-}
 
 template <int BN, typename OutT>
 __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
@@ -197,17 +194,16 @@ __global__ void __launch_bounds__(kThreads, Wide<BN>::kBlocksPerSm)
     float4 a = p[0], b = p[1];
     for (int k = 1; k < splits; ++k) {
       p = reinterpret_cast<const float4*>(w4a16::split_partial(red, splits, k) + c * kRedLd + r);
-      a = add4(a, p[0]), b = add4(b, p[1]);
+      a = w4a16::add4(a, p[0]), b = w4a16::add4(b, p[1]);
     }
     store8(y + int64_t{n0 + c} * w.out + row0 + r, a, b);
   }
-  if (splits > 1) w4a16::split_sync(splits);  // no block leaves while another reads its tile
+  w4a16::split_exit_sync(splits);  // no block leaves while another reads its tile
 }
 
 template <int BN, typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits) {
   const char* op = "w4a16_gemm_wide";
-  require(aligned16(y), op, "y must be 16-byte aligned");
   const int strips = ceil_div(w.out, kW4A16WideRows), ntiles = ceil_div(n, BN);
   require(strips <= 65535 && ntiles <= 65535, op, "n or out too large for the grid");
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
