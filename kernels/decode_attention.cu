@@ -47,7 +47,7 @@
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
 // Measured (H200, perf/NOTES.md, reports/baselines/): fp16 at 0.93-0.98 of the read peak from B=16,
-// ctx 8192; int8 ~1.7-1.9x and int4 ~2.2-2.5x faster than fp16 from there. Not DRAM-bound at int8/int4: the
+// ctx 8192; int8 ~1.75-1.85x and int4 ~2.4-2.7x faster than fp16 from there. Not DRAM-bound at int8/int4: the
 // issue slots are busy with eligible warps waiting their turn (ncu), so the time follows the instructions per
 // tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile copy path
 // and the division-free block lookup): integer address work, the conversions, the softmax per token. B=1
@@ -212,8 +212,9 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   const int ctx = context_lens[i];
   const int* table = cache.block_table + static_cast<int64_t>(slots[i]) * cache.max_blocks_per_seq;
   // Per-sequence chunk, so that a short sequence batched with long ones splits its own context evenly.
-  // Multiples of 16 tokens, so that no unit straddles two splits and a lane's scales lie in one block.
-  const int chunk = (((ctx + n_splits - 1) / n_splits) + 15) & ~15;
+  // Multiples of a tile (16 or 32 tokens), so that no unit straddles two splits, a lane's scales lie in
+  // one block and (block sizes being multiples of the tile) every whole tile lies in one block.
+  const int chunk = (((ctx + n_splits - 1) / n_splits) + S::kTokens - 1) & ~(S::kTokens - 1);
   const int t0 = split * chunk, t1 = min(ctx, t0 + chunk);
   const int n_steps = t1 > t0 ? (t1 - t0 + kWarps * S::kTokens - 1) / (kWarps * S::kTokens) : 0;
   const int64_t block_bytes = cache.block_bytes();
@@ -245,7 +246,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       uint4* st = ring + (step % S::kStages) * S::kStageUnits;
       // One block lookup per tile, not per copy: a tile (16 or 32 tokens from a multiple of 16) lies in
       // one block or runs into the next one (block sizes are multiples of 16).
-      // A 16-token tile (fp16, int8) never runs into the next block: only int4's 32 look it up.
+      // A 16-token tile never runs into the next block; a 32-token one (from a multiple of 32, see
+      // `chunk`) only where the block size is an odd multiple of 16.
       constexpr bool kOneBlock = S::kTokens == 16;
       const int blk = static_cast<int>(block_div(static_cast<uint32_t>(tb), bs_magic)), o0 = tb - blk * bs;
       const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
@@ -254,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       // contiguous run per pool, so a lane's copies are one pointer per pool plus a constant per pass
       // (no per-row block test, validity select or 64-bit row arithmetic: the kernel is issue-bound
       // at int8/int4).
-      if (kOneBlock && tb + S::kTokens <= t1) {
+      if (tb + S::kTokens <= t1 && (kOneBlock || o0 + S::kTokens <= bs)) {
         const int64_t tile = base0 + (o0 / kT) * kRowBytes + head_rows + 16 * lane;
         const char* kp = k_pool + tile;
         const char* vp = v_pool + tile;
