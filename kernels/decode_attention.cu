@@ -245,17 +245,17 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     if (step < n_steps && tb < t1) {
       uint4* st = ring + (step % S::kStages) * S::kStageUnits;
       // One block lookup per tile, not per copy: a tile (16 or 32 tokens from a multiple of 16) lies in
-      // one block or runs into the next one (block sizes are multiples of 16).
-      // A 16-token tile never runs into the next block; a 32-token one (from a multiple of 32, see
-      // `chunk`) only where the block size is an odd multiple of 16.
+      // one block or runs into the next one (block sizes are multiples of 16). A 16-token tile never
+      // runs into the next block; a 32-token one (from a multiple of 32, see `chunk`) only where the
+      // block size is an odd multiple of 16.
       constexpr bool kOneBlock = S::kTokens == 16;
       const int blk = static_cast<int>(block_div(static_cast<uint32_t>(tb), bs_magic)), o0 = tb - blk * bs;
       const int64_t base0 = static_cast<int64_t>(table[blk]) * block_bytes;
-      // A whole tile inside one block (every 16-token tile but the context's last partial one): its
-      // rows are one
-      // contiguous run per pool, so a lane's copies are one pointer per pool plus a constant per pass
-      // (no per-row block test, validity select or 64-bit row arithmetic: the kernel is issue-bound
-      // at int8/int4).
+      // A whole tile inside one block (every tile but a context's last partial one, and at int4 one
+      // that runs into the next block): its rows are one contiguous run per pool, so a lane's copies
+      // are one pointer per pool plus a constant per pass (no per-row block test, validity select or
+      // 64-bit row arithmetic: the kernel is issue-bound at int8/int4; taking it at int4 too brought
+      // B=16 ctx 8192 from 57.6 to 52.7 us, perf/NOTES.md "sixteenth").
       if (tb + S::kTokens <= t1 && (kOneBlock || o0 + S::kTokens <= bs)) {
         const int64_t tile = base0 + (o0 / kT) * kRowBytes + head_rows + 16 * lane;
         const char* kp = k_pool + tile;
