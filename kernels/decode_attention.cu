@@ -19,8 +19,7 @@
 // int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
 // log-sum-exp weights (an overlapped launch, kernels/overlap.cuh: it starts during the tail). The
-// split count fills the last wave of CTAs (choose_splits), capped by the context; small batches stop
-// at two CTAs an SM.
+// split count fills the last wave of CTAs (choose_splits), capped by the context.
 // Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
 // every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
 //  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q^T's B
@@ -67,7 +66,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxSplits = 32;
+constexpr int kMaxSplits = 64;
 constexpr int kMinTokensPerSplit = 64;
 // CTAs that fit beside each other on an SM: 64 KB of fp16 staging each (3), ~52 KB of int8/int4
 // staging and at most 128 registers (4).
@@ -582,7 +581,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 
 // Log-sum-exp merge of the split partials: one block per (sequence, head). Its time is load latency,
 // not bytes (a few hundred KB of partials in L2), so every load is issued before any result is
-// needed: warp 0 reads all splits' (max, sum) at once (n_splits <= 32: one per lane) and turns them
+// needed: warp 0 reads all splits' (max, sum) at once (n_splits <= 64: two per lane) and turns them
 // into weights in shared memory; then kMergeParts threads per dim each sum every kMergeParts-th
 // split, unrolled so that 8 loads are in flight per thread, and add their parts in a fixed order.
 // (One thread per dim walking the splits in turn paid one L2 round trip per split: 13 us at B=1,
@@ -633,17 +632,12 @@ int max_splits_for_context(int max_context) {
 
 // Splits so that the CTAs (`per_sm` per SM) over (sequence, KV head, split) fill their last wave:
 // the fewest splits whose last wave is at least 90% full (else the fullest), no more splits than the
-// context supports (64 tokens each, at most 32). At B=64 on 8 KV heads one split would leave 512
-// CTAs in 1.3 waves of 396 (the last third of the time on a third of the GPU), three splits make 3.9
-// waves. A batch whose own CTAs cover at most a quarter of the SMs (B <= 4 on 8 KV heads) stops at
-// two CTAs an SM instead: filling 3-4 an SM with short splits cost more in per-CTA and merge time
-// than it gained in bytes in flight (H200, every KV format, ctx 1k-32k: B=1 at 32 splits instead of
-// 45-60 10-35% faster from ctx 4096, B=4 at 8 instead of 12-15 up to 20%; perf/NOTES.md,
-// "seventeenth"). Larger batches keep the full fill (B=16 at 2 splits instead of 4: 37% slower).
+// context supports. At batch 1 a long context spreads over the whole GPU; at B=64 on 8 KV heads one
+// split would leave 512 CTAs in 1.3 waves of 396 (the last third of the time on a third of the
+// GPU), three splits make 3.9 waves. A split costs only its partials (head_dim floats per head).
 int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
   const double slots = double(per_sm) * sms, ctas = std::max(1, n_seqs * n_kv);
-  int most = max_splits_for_context(max_context);
-  if (4 * ctas <= sms) most = std::min(most, std::max(1, 2 * sms / static_cast<int>(ctas)));
+  const int most = max_splits_for_context(max_context);
   int best = 1;
   double best_fill = 0.0;
   for (int s = 1; s <= most; ++s) {
@@ -716,16 +710,12 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   const char* op = "decode_attention";
   require(max_seqs > 0 && n_heads > 0 && head_dim > 0, op, "workspace sizes must be positive");
   int sms = current_sm_count(op);
-  // The most (sequence, head, split) partials any batch up to max_seqs writes, over every KV-head
-  // count the group sizes allow and both CTA counts an SM (neither is known here; the split count is
-  // not monotone in them).
+  // The most (sequence, head, split) partials any batch up to max_seqs writes; one KV head is the
+  // worst case (the fewer KV heads, the more splits).
   int64_t rows = 0;
   for (int n = 1; n <= max_seqs; ++n)
-    for (int group = 1; group <= std::min(kMaxGroup, n_heads); ++group)
-      for (int per_sm : {ctas_per_sm(16), ctas_per_sm(8)})
-        if (n_heads % group == 0)
-          rows = std::max<int64_t>(
-              rows, int64_t{n} * n_heads * choose_splits(n, n_heads / group, max_context, sms, per_sm));
+    for (int per_sm : {ctas_per_sm(16), ctas_per_sm(8)})  // the KV format is not known here
+      rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, 1, max_context, sms, per_sm));
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 
