@@ -8,7 +8,9 @@
 #   scripts/gpu-baselines.sh OUTDIR
 #
 # Writes OUTDIR/ceilings.json, OUTDIR/h200-internlm2-chat-{1_8b,7b}.json (indented as the committed
-# ones are), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs. Takes about 3 minutes after the build.
+# ones are), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs, and all of it again as one archive
+# beside the folder, OUTDIR.tgz (a remote runner that returns a bounded number of files, like the
+# device tool's $OUT, then still returns the reports). Takes about 3 minutes after the build.
 # Environment: RIDGELINE_GIT_COMMIT, the commit under test (the device machines' copy of .git is
 # stale: set it to the local `git rev-parse HEAD`, or the reports record the copy's HEAD);
 # RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_BASELINE_PREFIX (default h200).
@@ -47,4 +49,5 @@ sweep 1_8b --context 1024,4096,8192
 sweep 7b --model internlm2-chat-7b --batch 1,16,64 --context 1024,8192
 echo "baselines in $out: copy them to reports/baselines/ to commit them; re-render the example with" \
   "ridgeline report reports/baselines/$prefix-internlm2-chat-1_8b.json -o reports/examples/$prefix-internlm2-chat-1_8b.md (and .html)"
+tar czf "$out.tgz" -C "$(dirname "$out")" "$(basename "$out")" || { echo "could not archive $out"; status=1; }
 exit $status
