@@ -52,6 +52,11 @@
 // tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile copy path
 // and the division-free block lookup): integer address work, the conversions, the softmax per token. B=1
 // reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
+// Known limit: the codes' offset stays in O's accumulators for a warp's whole stream and comes off at
+// the end, and the error of the quantized formats grows with the tokens a warp streams (int4 at ctx
+// 32768, B=1: NMSE 1.6e-4 against the dequantized reference at 144 tokens a warp, 8.3e-4 at 256; the
+// gate is 5e-4). Fewer, longer splits (faster at small batches) wait on taking it off per tile:
+// perf/NOTES.md "seventeenth", perf/wip/attention-offset-per-tile.patch.
 #include <cmath>
 
 #include "kernels/block_div.h"
