@@ -19,7 +19,8 @@
 // int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
 // log-sum-exp weights (an overlapped launch, kernels/overlap.cuh: it starts during the tail). The
-// split count fills the last wave of CTAs (choose_splits), capped by the context.
+// split count fills the last wave of CTAs (choose_splits), capped by the context; small batches stop
+// at two CTAs an SM.
 // Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
 // every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
 //  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q^T's B
@@ -32,7 +33,7 @@
 //  tokens; two n-tiles make an m-tile of S^T and a k-step of the PV product.
 // Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the codes as they come out of one
 // PRMT or LOP3 per pair: placed under the exponent of 1024, the fp16 value 1024 + c (exact). Scale,
-// zero and that offset come off per score and per output, not per element:
+// zero and that offset come off per score and per tile of O, not per element:
 //   q.k = s*(q.(1024 + c) - 1024*sum(q)) + z*sum(q)
 //   sum_t p_t*v_t = sum_t (p_t*s_t)*(1024 + c_t) - 1024*sum_t p_t*s_t + sum_t p_t*z_t
 // (p_t*s_t as the fp16 operand rounds it, so the offset cancels exactly). int4's odd dims are masked
@@ -52,11 +53,9 @@
 // tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile copy path
 // and the division-free block lookup): integer address work, the conversions, the softmax per token. B=1
 // reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
-// Known limit: the codes' offset stays in O's accumulators for a warp's whole stream and comes off at
-// the end, and the error of the quantized formats grows with the tokens a warp streams (int4 at ctx
-// 32768, B=1: NMSE 1.6e-4 against the dequantized reference at 144 tokens a warp, 8.3e-4 at 256; the
-// gate is 5e-4). Fewer, longer splits (faster at small batches) wait on taking it off per tile:
-// perf/NOTES.md "seventeenth", perf/wip/attention-offset-per-tile.patch.
+// The offset comes off O after every tile, not at the end of the stream: left in, it made the error
+// of the quantized formats grow with the square of the tiles a warp streams (perf/NOTES.md,
+// "seventeenth" and "eighteenth").
 #include <cmath>
 
 #include "kernels/block_div.h"
@@ -71,7 +70,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxSplits = 64;
+constexpr int kMaxSplits = 32;
 constexpr int kMinTokensPerSplit = 64;
 // CTAs that fit beside each other on an SM: 64 KB of fp16 staging each (3), ~52 KB of int8/int4
 // staging and at most 128 registers (4).
@@ -118,7 +117,7 @@ __device__ __forceinline__ int swizzle(int r) {
 
 // Codes as fp16 pairs placed under the exponent of 1024 (0x6400 | code: the value 1024 + code,
 // exact), never converted back: the MMAs run on 1024 + code (int4's odd dims: 1024 + 16*code) and the
-// offset comes off once per score or per output (see the kernel's comment), which leaves one PRMT or
+// offset comes off once per score or per tile of O (see the kernel's comment), which leaves one PRMT or
 // LOP3 per pair of codes.
 constexpr float kCodeOffset = 1024.0f;
 
@@ -354,9 +353,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   }
 
   // Per head 2*tig + hh: the running max (log2 domain, the same in the 8 lanes that share tig), and
-  // this lane's share of the sum of p, of p*zero and of p*scale (as the fp16 P^T operand holds it:
-  // the codes' offset times it comes off O).
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, zacc[2] = {0.0f, 0.0f}, sacc[2] = {0.0f, 0.0f};
+  // this lane's share of the sum of p and of p*zero.
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, zacc[2] = {0.0f, 0.0f};
   // O^T = V^T P^T: m-tile t's rows gid and gid+8 are dim slots t and t + kMTiles of this lane's V
   // units (unit slot / 8 of c*8+gid, element slot % 8), its columns the heads 2*tig, 2*tig+1.
   float acc[kMTiles][4];
@@ -445,7 +443,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         m[hh] = m_new;
         l[hh] *= corr[hh];
         zacc[hh] *= corr[hh];
-        sacc[hh] *= corr[hh];
       }
 #pragma unroll
       for (int t = 0; t < kMTiles; ++t) {  // O's columns are this lane's heads: its own factors
@@ -456,6 +453,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       }
     }
     const float use[2] = {m[0] == -INFINITY ? 0.0f : m[0], m[1] == -INFINITY ? 0.0f : m[1]};
+    float sacc[2] = {0.0f, 0.0f};  // this tile's sum of p*scale as the fp16 P^T operand holds it
 #pragma unroll
     for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
 #pragma unroll
@@ -509,6 +507,26 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         mma_m16n8k16(acc[t], a, b0, b1);
       }
     }
+    // The codes' offset times this tile's sum of p*scale comes off O now, not once at the end of the
+    // stream: the tensor cores' fp32 adds lose bits relative to the accumulator's magnitude, so with
+    // the offset (2^10 against int4 codes of 0..15) left in O the error grew with the square of the
+    // tiles a warp streams (int4, ctx 32768: NMSE 1.6e-4 at 144 tokens a warp, 8.3e-4 at 256;
+    // perf/NOTES.md, "seventeenth"). Costs 6 shuffles and 4 * kMTiles adds a tile.
+    if constexpr (kQuant) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+        for (int o = 4; o < 32; o <<= 1) sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
+        sacc[hh] *= -kCodeOffset;
+      }
+#pragma unroll
+      for (int t = 0; t < kMTiles; ++t) {
+        acc[t][0] += sacc[0];
+        acc[t][1] += sacc[1];
+        acc[t][2] += sacc[0];
+        acc[t][3] += sacc[1];
+      }
+    }
   }
   cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
   __syncthreads();
@@ -520,10 +538,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 #pragma unroll
     for (int o = 4; o < 32; o <<= 1) {
       l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], o);
-      if constexpr (kQuant) {
-        zacc[hh] += __shfl_xor_sync(0xffffffffu, zacc[hh], o);
-        sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
-      }
+      if constexpr (kQuant) zacc[hh] += __shfl_xor_sync(0xffffffffu, zacc[hh], o);
     }
   }
 
@@ -536,13 +551,11 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
   {
     const float z[2] = {zacc[0], zacc[1]};
-    const float off[2] = {-kCodeOffset * sacc[0], -kCodeOffset * sacc[1]};
-    // O's accumulator of element e of a unit as a value: sum p*s*(offset + c) less the offset's
-    // share, undoing int4's 16x on odd dims, plus the zeros' share.
+    // O's accumulator of element e of a unit as a value: sum p*s*c (the offset came off per tile),
+    // undoing int4's 16x on odd dims, plus the zeros' share.
     auto value = [&](float a, int hh, int e) {
       if constexpr (!kQuant) return a;
-      const float codes = a + off[hh];
-      return (kBits == 4 && int4_times16(e) ? codes * 0.0625f : codes) + z[hh];
+      return (kBits == 4 && int4_times16(e) ? a * 0.0625f : a) + z[hh];
     };
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
@@ -586,7 +599,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 
 // Log-sum-exp merge of the split partials: one block per (sequence, head). Its time is load latency,
 // not bytes (a few hundred KB of partials in L2), so every load is issued before any result is
-// needed: warp 0 reads all splits' (max, sum) at once (n_splits <= 64: two per lane) and turns them
+// needed: warp 0 reads all splits' (max, sum) at once (n_splits <= 32: one per lane) and turns them
 // into weights in shared memory; then kMergeParts threads per dim each sum every kMergeParts-th
 // split, unrolled so that 8 loads are in flight per thread, and add their parts in a fixed order.
 // (One thread per dim walking the splits in turn paid one L2 round trip per split: 13 us at B=1,
@@ -637,12 +650,17 @@ int max_splits_for_context(int max_context) {
 
 // Splits so that the CTAs (`per_sm` per SM) over (sequence, KV head, split) fill their last wave:
 // the fewest splits whose last wave is at least 90% full (else the fullest), no more splits than the
-// context supports. At batch 1 a long context spreads over the whole GPU; at B=64 on 8 KV heads one
-// split would leave 512 CTAs in 1.3 waves of 396 (the last third of the time on a third of the
-// GPU), three splits make 3.9 waves. A split costs only its partials (head_dim floats per head).
+// context supports (64 tokens each, at most 32). At B=64 on 8 KV heads one split would leave 512
+// CTAs in 1.3 waves of 396 (the last third of the time on a third of the GPU), three splits make 3.9
+// waves. A batch whose own CTAs cover at most a quarter of the SMs (B <= 4 on 8 KV heads) stops at
+// two CTAs an SM instead: filling 3-4 an SM with short splits cost more in per-CTA and merge time
+// than it gained in bytes in flight (H200, every KV format, ctx 1k-32k: B=1 at 32 splits instead of
+// 45-60 10-35% faster from ctx 4096, B=4 at 8 instead of 12-15 up to 20%; perf/NOTES.md,
+// "seventeenth"). Larger batches keep the full fill (B=16 at 2 splits instead of 4: 37% slower).
 int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
   const double slots = double(per_sm) * sms, ctas = std::max(1, n_seqs * n_kv);
-  const int most = max_splits_for_context(max_context);
+  int most = max_splits_for_context(max_context);
+  if (4 * ctas <= sms) most = std::min(most, std::max(1, 2 * sms / static_cast<int>(ctas)));
   int best = 1;
   double best_fill = 0.0;
   for (int s = 1; s <= most; ++s) {
@@ -715,12 +733,16 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   const char* op = "decode_attention";
   require(max_seqs > 0 && n_heads > 0 && head_dim > 0, op, "workspace sizes must be positive");
   int sms = current_sm_count(op);
-  // The most (sequence, head, split) partials any batch up to max_seqs writes; one KV head is the
-  // worst case (the fewer KV heads, the more splits).
+  // The most (sequence, head, split) partials any batch up to max_seqs writes, over every KV-head
+  // count the group sizes allow and both CTA counts an SM (neither is known here; the split count is
+  // not monotone in them).
   int64_t rows = 0;
   for (int n = 1; n <= max_seqs; ++n)
-    for (int per_sm : {ctas_per_sm(16), ctas_per_sm(8)})  // the KV format is not known here
-      rows = std::max<int64_t>(rows, int64_t{n} * n_heads * choose_splits(n, 1, max_context, sms, per_sm));
+    for (int group = 1; group <= std::min(kMaxGroup, n_heads); ++group)
+      for (int per_sm : {ctas_per_sm(16), ctas_per_sm(8)})
+        if (n_heads % group == 0)
+          rows = std::max<int64_t>(
+              rows, int64_t{n} * n_heads * choose_splits(n, n_heads / group, max_context, sms, per_sm));
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 

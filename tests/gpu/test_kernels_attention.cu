@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -127,6 +128,25 @@ TEST(KernelDecodeAttention, MatchesReferenceForOneSequenceSplitAcrossTheGpu) {
           EXPECT_LE(e, kAttentionNmse) << shape;
         }
       }
+    }
+  }
+}
+
+TEST(KernelDecodeAttention, QuantizedCacheStaysAccurateOverLongPerWarpStreams) {
+  RL_REQUIRE_GPU();
+  // Batch 1 splits a long context the most; a few sequences fill the GPU with fewer splits, so each
+  // warp streams hundreds of tokens (B=4 at 32k: ~550 a warp; B=16 at 8k: 512). Uniform-ish
+  // attention over that many tokens makes the output a small average of large terms, the case where
+  // the quantized kernels' accumulated error shows first.
+  const AttnShape s{16, 8, 128, 64};
+  for (int bits : {8, 4}) {
+    for (auto [batch, ctx] : {std::pair{4, 32768}, std::pair{16, 8192}}) {
+      const std::vector<int> contexts(batch, ctx);
+      double e = run_decode(s, contexts, ctx, batch, 1.0f, uint32_t(batch * 131 + ctx + bits), bits);
+      std::string shape =
+          kv_name(bits) + " " + s.name() + " batch=" + std::to_string(batch) + " ctx=" + std::to_string(ctx);
+      report_nmse("decode_attention", shape, e);
+      EXPECT_LE(e, kAttentionNmse) << shape;
     }
   }
 }
