@@ -48,7 +48,7 @@
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
 // Measured (H200, perf/NOTES.md, reports/baselines/): fp16 at 0.93-0.98 of the read peak from B=16,
-// ctx 8192; int8 ~1.75-1.85x and int4 ~2.4-2.7x faster than fp16 from there. Not DRAM-bound at int8/int4: the
+// ctx 8192; int8 ~1.75-1.85x and int4 ~2.3-2.6x faster than fp16 from there. Not DRAM-bound at int8/int4: the
 // issue slots are busy with eligible warps waiting their turn (ncu), so the time follows the instructions per
 // tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile copy path
 // and the division-free block lookup): integer address work, the conversions, the softmax per token. B=1
