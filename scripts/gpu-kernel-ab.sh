@@ -9,6 +9,9 @@
 #   scripts/gpu-kernel-ab.sh OUTDIR CHANGE.patch -
 #     the candidate is a patch over the tree (git apply, or patch -p1 where .git is missing): one that
 #     touches several files, adds tests, changes the engine
+#   scripts/gpu-kernel-ab.sh OUTDIR A.patch,B.patch -
+#     several patches, each measured alone against the same old build (applied, built, tested,
+#     benchmarked, reversed in turn): OUTDIR/new-A.json, tests-A.log, ..., one column each in ab.txt
 #   RIDGELINE_BENCH_FILTER  benchmarks to time (Google Benchmark regex; default: all)
 #   RIDGELINE_TEST_FILTER   GPU tests to run against the candidate (default: all)
 #   RIDGELINE_NCU_KERNEL    a kernel-name regex: profile its first launches (ncu --clock-control none)
@@ -55,36 +58,61 @@ if [ "${RIDGELINE_AB_SKIP_OLD:-0}" != 1 ]; then
   bench old
   decode old
 fi
-if [ "$target" = - ]; then
+# Applies patch $2, or reverses it with $1 = -R (git apply, or patch -p1 where .git is missing).
+patch_tree() {
+  git apply $1 "$2" 2>/dev/null || patch -p1 ${1:---forward} <"$2" >"$out/patch.log" 2>&1
+}
+measure_new() {  # $1: the suffix of this candidate's files ("" for one candidate)
+  build_all "new$1"
+  stamp "tests (new$1)"
+  "$build/tests/ridgeline_gpu_tests" --gtest_filter="${RIDGELINE_TEST_FILTER:-*}" >"$out/tests$1.log" 2>&1
+  echo "tests$1 (exit $?): $(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran' "$out/tests$1.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED  \]' "$out/tests$1.log" | head -20
+  stamp "bench new$1"
+  bench "new$1"
+  decode "new$1"
+}
+sides=(new)
+if [ "$target" = - ] && [[ "$cand" == *,* ]]; then
+  IFS=, read -r -a patches <<<"$cand"
+  sides=()
+  for p in "${patches[@]}"; do
+    name=$(basename "$p" .patch)
+    stamp "apply $p, build (new-$name)"
+    patch_tree "" "$p" || { echo "ab: $p does not apply"; continue; }
+    measure_new "-$name"
+    sides+=("new-$name")
+    patch_tree -R "$p" || { echo "ab: $p does not reverse; stopping"; break; }
+  done
+elif [ "$target" = - ]; then
   stamp "apply $cand, build (new)"
-  git apply "$cand" 2>/dev/null || patch -p1 --forward <"$cand" >"$out/patch.log" 2>&1 ||
-    { echo "ab: $cand does not apply (see patch.log)"; exit 1; }
+  patch_tree "" "$cand" || { echo "ab: $cand does not apply (see patch.log)"; exit 1; }
+  measure_new ""
 else
   stamp "swap $cand -> $target, build (new)"
   cp "$cand" "$target"
+  measure_new ""
 fi
-build_all new
-stamp "tests (new)"
-"$build/tests/ridgeline_gpu_tests" --gtest_filter="${RIDGELINE_TEST_FILTER:-*}" >"$out/tests.log" 2>&1
-echo "tests (exit $?): $(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran' "$out/tests.log" | tr '\n' ' ')"
-grep -E '^\[  FAILED  \]' "$out/tests.log" | head -20
-stamp "bench new"
-bench new
-decode new
-python3 - "$out" <<'PY' | tee "$out/ab.txt"
+python3 - "$out" "${sides[@]}" <<'PY' | tee "$out/ab.txt"
 import json, sys
-out = sys.argv[1]
+out, sides = sys.argv[1], sys.argv[2:]
 def load(side):
     try:
         return {b["name"]: b for b in json.load(open(f"{out}/{side}.json"))["benchmarks"]}
     except (OSError, ValueError, KeyError):
         return {}
-old, new = load("old"), load("new")
-print(f"{'benchmark':60} {'old us':>9} {'new us':>9} {'old/new':>8}")
-for name, b in new.items():
+old, new = load("old"), {side: load(side) for side in sides}
+names = list(dict.fromkeys(n for side in sides for n in new[side]))
+print(f"{'benchmark':60} {'old us':>9}" + "".join(f" {side + ' us':>14} {'old/' + side:>14}" for side in sides))
+for name in names:
     o = old.get(name)
     ot = o["real_time"] if o else float("nan")
-    print(f"{name:60} {ot:9.2f} {b['real_time']:9.2f} {ot / b['real_time']:8.2f}")
+    row = f"{name:60} {ot:9.2f}"
+    for side in sides:
+        b = new[side].get(name)
+        t = b["real_time"] if b else float("nan")
+        row += f" {t:14.2f} {ot / t:14.2f}"
+    print(row)
 PY
 if [ -n "${RIDGELINE_NCU_KERNEL:-}" ] && command -v ncu >/dev/null; then
   stamp "ncu"
