@@ -510,8 +510,9 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     // The codes' offset times this tile's sum of p*scale comes off O now, not once at the end of the
     // stream: the tensor cores' fp32 adds lose bits relative to the accumulator's magnitude, so with
     // the offset (2^10 against int4 codes of 0..15) left in O the error grew with the square of the
-    // tiles a warp streams (int4, ctx 32768: NMSE 1.6e-4 at 144 tokens a warp, 8.3e-4 at 256;
-    // perf/NOTES.md, "seventeenth"). Costs 6 shuffles and 4 * kMTiles adds a tile.
+    // tiles a warp streams (int4, ctx 32768: NMSE 1.6e-4 at 144 tokens a warp, 8.3e-4 at 256,
+    // 5.9e-3 at B=4; 3e-6 with it; perf/NOTES.md, "seventeenth" and "eighteenth"). Costs 6 shuffles
+    // and 4 * kMTiles adds a tile: 1-3% at int8/int4 (H200).
     if constexpr (kQuant) {
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {

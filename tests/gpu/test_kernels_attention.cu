@@ -135,9 +135,9 @@ TEST(KernelDecodeAttention, MatchesReferenceForOneSequenceSplitAcrossTheGpu) {
 TEST(KernelDecodeAttention, QuantizedCacheStaysAccurateOverLongPerWarpStreams) {
   RL_REQUIRE_GPU();
   // Batch 1 splits a long context the most; a few sequences fill the GPU with fewer splits, so each
-  // warp streams hundreds of tokens (B=4 at 32k: ~550 a warp; B=16 at 8k: 512). Uniform-ish
-  // attention over that many tokens makes the output a small average of large terms, the case where
-  // the quantized kernels' accumulated error shows first.
+  // warp streams hundreds of tokens (B=4 at 32k: 8 splits, 1024 a warp; B=16 at 8k: 4 splits, 512).
+  // Uniform-ish attention over that many tokens makes the output a small average of large terms, the case
+  // where the quantized kernels' accumulated error shows first.
   const AttnShape s{16, 8, 128, 64};
   for (int bits : {8, 4}) {
     for (auto [batch, ctx] : {std::pair{4, 32768}, std::pair{16, 8192}}) {
