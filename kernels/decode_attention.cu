@@ -610,6 +610,7 @@ constexpr int kMergeThreads = 256;
 __global__ void __launch_bounds__(kMergeThreads)
     decode_attention_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
                                   int n_splits, int head_dim, half* __restrict__ out) {
+  static_assert(kMaxSplits <= 32, "warp 0 holds one split's (max, sum) per lane");
   __shared__ float weight[kMaxSplits];
   __shared__ float lsum;
   __shared__ float partial[kMergeThreads];
@@ -617,19 +618,16 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * n_splits;
   const int tid = threadIdx.x;
   if (tid < 32) {
-    const float2 none = make_float2(-INFINITY, 0.0f);
-    const float2 a = tid < n_splits ? part_ml[row0 + tid] : none;
-    const float2 b = tid + 32 < n_splits ? part_ml[row0 + tid + 32] : none;
-    float mx = fmaxf(a.x, b.x);
+    const float2 a = tid < n_splits ? part_ml[row0 + tid] : make_float2(-INFINITY, 0.0f);
+    float mx = a.x;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     // No split saw a token (mx = -inf): every weight 0, the output 0.
-    const float wa = mx == -INFINITY ? 0.0f : exp2f(a.x - mx), wb = mx == -INFINITY ? 0.0f : exp2f(b.x - mx);
-    float l = a.y * wa + b.y * wb;
+    const float w = mx == -INFINITY ? 0.0f : exp2f(a.x - mx);
+    float l = a.y * w;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
-    if (tid < n_splits) weight[tid] = wa;
-    if (tid + 32 < n_splits) weight[tid + 32] = wb;
+    if (tid < n_splits) weight[tid] = w;
     if (tid == 0) lsum = l;
   }
   __syncthreads();
@@ -739,11 +737,12 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   // not monotone in them).
   int64_t rows = 0;
   for (int n = 1; n <= max_seqs; ++n)
-    for (int group = 1; group <= std::min(kMaxGroup, n_heads); ++group)
+    for (int group = 1; group <= std::min(kMaxGroup, n_heads); ++group) {
+      if (n_heads % group != 0) continue;
       for (int per_sm : {ctas_per_sm(16), ctas_per_sm(8)})
-        if (n_heads % group == 0)
-          rows = std::max<int64_t>(
-              rows, int64_t{n} * n_heads * choose_splits(n, n_heads / group, max_context, sms, per_sm));
+        rows = std::max<int64_t>(
+            rows, int64_t{n} * n_heads * choose_splits(n, n_heads / group, max_context, sms, per_sm));
+    }
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 
