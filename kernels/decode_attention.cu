@@ -203,8 +203,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   float* sm_m = sm_acc + kWarps * kGroup * kHeadDim;  // [warp][kGroup]
   float* sm_l = sm_m + kWarps * kGroup;               // [warp][kGroup]
 
-  // This step's cache rows come from rope_kv_write or wqkv's RoPE epilogue (kernels/overlap.cuh).
-  overlap_enter();
   const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
@@ -309,8 +307,15 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     cp_async_commit();
   };
 
-#pragma unroll
-  for (int s = 0; s < S::kStages - 1; ++s) issue(s);
+  // The kernel before this one writes q and this step's cache rows (rope_kv_write or wqkv's RoPE
+  // epilogue); every other row was written by an earlier step, and the context lengths, slots and
+  // block tables were copied before the step. So the first tiles that end before the newest token go
+  // out before the wait (kernels/overlap.cuh): their block lookups and DRAM round trip overlap that
+  // kernel's tail instead of following it.
+  int early = 0;
+  while (early < S::kStages - 1 && tile_start(early) + S::kTokens < ctx) issue(early++);
+  overlap_enter();
+  for (int s = early; s < S::kStages - 1; ++s) issue(s);
 
   // Q^T's B fragments (columns gid < kGroup are heads; the others are zeros), in k_fragment's dim
   // order: b0 = qb0[s], b1 = qb1[s] of k-step s. For the quantized cache: sum(q) of each head for the
