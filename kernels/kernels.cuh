@@ -100,7 +100,9 @@ struct RopeKvWriteParams {
 void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream);
 
 // decode_attention: one query token per sequence attends to its whole paged KV cache. Splits long
-// contexts across CTAs (split-K) and merges with an fp32 log-sum-exp.
+// contexts across CTAs (split-K) and merges with an fp32 log-sum-exp. Each row is a different
+// sequence whose only new cache row is its last one (context_lens - 1): the kernel reads the older
+// rows before its programmatic-launch wait, so they must be written before the previous kernel.
 struct DecodeAttentionParams {
   const half* q = nullptr;            // [n_seqs, n_heads * head_dim] rotated queries
   const int* slots = nullptr;         // [n_seqs] block-table row of each sequence
