@@ -131,7 +131,7 @@ __device__ __forceinline__ uint32_t int8_pair(uint32_t w, int k) {
 // nibble where it sits, 4 bits up: 1024 + 16*code (int4_times16).
 __device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
   const uint32_t x = f < 2 ? w : w >> 8;
-  return (x & (f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u)) | 0x64006400u;
+  return and_or(x, f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u, 0x64006400u);  // one LOP3, not two
 }
 
 // Whether int4_pair's dim e (0..7 of a unit) comes out as 1024 + 16*code.

@@ -64,9 +64,9 @@ __device__ __forceinline__ uint4 kv_unit_dequantize(const uint4& u, int j, half2
                 k64 = __float2half2_rn(64.0f);
     const uint32_t w = j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w;  // dim e at bits 4e..4e+3
     // Dims (e, e + 4) from the low nibble of each half, (e + 1, e + 5) from the high one.
-    auto even = [&](uint32_t v) { return __hfma2(__hsub2(as_half2((v & kLo) | kMagic), k1024), s, z); };
+    auto even = [&](uint32_t v) { return __hfma2(__hsub2(as_half2(and_or(v, kLo, kMagic)), k1024), s, z); };
     auto odd = [&](uint32_t v) {
-      return __hfma2(__hfma2(as_half2((v & kHi) | kMagic), sixteenth, -k64), s, z);
+      return __hfma2(__hfma2(as_half2(and_or(v, kHi, kMagic)), sixteenth, -k64), s, z);
     };
     const half2 d04 = even(w), d15 = odd(w), d26 = even(w >> 8), d37 = odd(w >> 8);
     out.x = __byte_perm(as_u32(d04), as_u32(d15), 0x5410u);  // dims 0, 1

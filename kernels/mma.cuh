@@ -70,6 +70,15 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return as_u32(__floats2half2_rn(lo, hi));
 }
 
+// (a & b) | c in one LOP3. Written as C++ with b and c constants, ptxas emits two (a LOP3 takes one
+// immediate; 0x64006400-style magic numbers and nibble masks are both immediates): the unpacking of
+// 4-bit codes under the exponent of 1024 (W4A16 weights, int4 KV) is one instruction a pair here.
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
 __device__ __forceinline__ uint32_t load_u32(const half* p) {
   return *reinterpret_cast<const uint32_t*>(p);
 }

@@ -24,13 +24,6 @@ namespace ridgeline::cuda::w4a16 {
 // Most blocks of one cluster the launchers use (8 is the portable cluster size).
 inline constexpr int kMaxSplits = 8;
 
-// (a & b) | c in one instruction.
-__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-
 // A lane's scale/zero for one group, prepared for the dequantizer: rows gid ("lo", even nibbles)
 // and gid+8 ("hi", odd nibbles), each value broadcast to both halves of a half2.
 struct GroupScale {
