@@ -47,12 +47,14 @@
 // DRAM, became the limit). In shared memory a row's units sit XOR-swizzled (unit c of row r at
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
-// Measured (H200, perf/NOTES.md, reports/baselines/): fp16 at 0.93-0.98 of the read peak from B=16,
-// ctx 8192; int8 ~1.75-1.85x and int4 ~2.3-2.6x faster than fp16 from there. Not DRAM-bound at int8/int4: the
-// issue slots are busy with eligible warps waiting their turn (ncu), so the time follows the instructions per
-// tile (int8, SASS of the steady-state loop: ~365 per 16 tokens; ~455 before S^T, the whole-tile copy path
-// and the division-free block lookup): integer address work, the conversions, the softmax per token. B=1
-// reaches ~0.5 of the peak at ctx 8192: 3 tiles per warp.
+// Measured (H200, perf/NOTES.md, reports/baselines/): fp16 at 0.94-1.00 of the read peak from B=16,
+// ctx 8192; int8 1.74-1.82x and int4 2.5-2.9x faster than fp16 from there. Not DRAM-bound at
+// int8/int4: with the arithmetic taken out (perf/wip/attention-streaming-floor.patch) B=16 ctx 8192
+// streams in 65.9 us (int8) and 36.9 us (int4) against 71.8 and 46.1 with it. int4 is bound by the
+// ALU pipe (ncu: 62% busy), where the nibble unpacks, PRMTs, shifts and selects go: SASS of the
+// steady-state loop 634 instructions per 32 tokens, 154 of them LOP3 (760 and 282 before the unpack
+// became one LOP3 a pair, `and_or`); int8 ~420 per 16 tokens, 80 of them PRMT. B=1 reaches ~0.55 of
+// the peak at ctx 8192: 3 tiles per warp.
 // The offset comes off O after every tile, not at the end of the stream: left in, it made the error
 // of the quantized formats grow with the square of the tiles a warp streams (perf/NOTES.md,
 // "seventeenth" and "eighteenth").
