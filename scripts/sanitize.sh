@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 build=build-asan
 start=$(date +%s)
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# g++ 12 with the sanitizers reports -Wmaybe-uninitialized inside libstdc++'s std::regex
+# (std::function moves in regex_automaton.h, in the tests that match CLI output): a false positive
+# of the instrumented inlining, not our code; the release build keeps the warning on.
+case "${CXX:-g++}" in *clang*) ;; *) san="$san -Wno-maybe-uninitialized" ;; esac
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRIDGELINE_CUDA=OFF \
   -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >&2
 cmake --build "$build" -j "${JOBS:-$(nproc)}" --target ridgeline_tests >&2
