@@ -128,15 +128,7 @@ __device__ __forceinline__ uint32_t int8_pair(uint32_t w, int k) {
   return __byte_perm(w, 0x64646464u, k == 0 ? 0x4140u : 0x4342u);
 }
 
-// The nibble pairs of a word of 8 int4 dims (dim e at bits 4e): f = 0..3 gives dims (f, f+4) as an
-// fp16 pair, from the word as is (dims 0,4 / 1,5) or shifted by a byte (2,6 / 3,7). Odd f masks the
-// nibble where it sits, 4 bits up: 1024 + 16*code (int4_times16).
-__device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
-  const uint32_t x = f < 2 ? w : w >> 8;
-  return and_or(x, f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u, 0x64006400u);  // one LOP3, not two
-}
-
-// Whether int4_pair's dim e (0..7 of a unit) comes out as 1024 + 16*code.
+// Whether int4_pair's (kernels/mma.cuh) dim e (0..7 of a unit) comes out as 1024 + 16*code.
 __device__ __forceinline__ constexpr bool int4_times16(int e) {
   return e % 2 == 1;
 }

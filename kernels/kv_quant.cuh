@@ -59,16 +59,13 @@ __device__ __forceinline__ uint4 kv_unit_dequantize(const uint4& u, int j, half2
     out.z = pair(w1, 0x4140u);
     out.w = pair(w1, 0x4342u);
   } else {
-    constexpr uint32_t kLo = 0x000f000fu, kHi = 0x00f000f0u, kMagic = 0x64006400u;
     const half2 k1024 = __float2half2_rn(1024.0f), sixteenth = __float2half2_rn(0.0625f),
                 k64 = __float2half2_rn(64.0f);
     const uint32_t w = j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w;  // dim e at bits 4e..4e+3
-    // Dims (e, e + 4) from the low nibble of each half, (e + 1, e + 5) from the high one.
-    auto even = [&](uint32_t v) { return __hfma2(__hsub2(as_half2(and_or(v, kLo, kMagic)), k1024), s, z); };
-    auto odd = [&](uint32_t v) {
-      return __hfma2(__hfma2(as_half2(and_or(v, kHi, kMagic)), sixteenth, -k64), s, z);
-    };
-    const half2 d04 = even(w), d15 = odd(w), d26 = even(w >> 8), d37 = odd(w >> 8);
+    // Dims (f, f + 4) of int4_pair (kernels/mma.cuh): 1024 + q at even f, 1024 + 16q at odd f.
+    auto even = [&](int f) { return __hfma2(__hsub2(as_half2(int4_pair(w, f)), k1024), s, z); };
+    auto odd = [&](int f) { return __hfma2(__hfma2(as_half2(int4_pair(w, f)), sixteenth, -k64), s, z); };
+    const half2 d04 = even(0), d15 = odd(1), d26 = even(2), d37 = odd(3);
     out.x = __byte_perm(as_u32(d04), as_u32(d15), 0x5410u);  // dims 0, 1
     out.y = __byte_perm(as_u32(d26), as_u32(d37), 0x5410u);  // dims 2, 3
     out.z = __byte_perm(as_u32(d04), as_u32(d15), 0x7632u);  // dims 4, 5

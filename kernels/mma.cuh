@@ -79,6 +79,15 @@ __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
   return d;
 }
 
+// The nibble pairs of a word of eight 4-bit codes (code e at bits 4e), each as an fp16 pair under the
+// exponent of 1024 (0x6400 | nibble, exact): f = 0..3 gives codes (f, f + 4), from the word as is
+// (0,4 / 1,5) or shifted by a byte (2,6 / 3,7; the shift is shared). Even f is 1024 + q; odd f masks
+// the nibble where it sits, 4 bits up: 1024 + 16q. One LOP3 a pair (W4A16 weights, int4 KV codes).
+__device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
+  const uint32_t x = f < 2 ? w : w >> 8;
+  return and_or(x, f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u, 0x64006400u);
+}
+
 __device__ __forceinline__ uint32_t load_u32(const half* p) {
   return *reinterpret_cast<const uint32_t*>(p);
 }

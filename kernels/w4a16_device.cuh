@@ -48,11 +48,9 @@ __device__ __forceinline__ GroupScale group_scale(uint2 rec) {
 // weights; (q - z) is an exact integer and the product with s rounds once.
 // 13 instructions for 8 weights: 4 lop3, 1 shift, 2 HSUB2, 2 HFMA2, 4 HMUL2.
 __device__ __forceinline__ void dequant(uint32_t word, const GroupScale& g, uint32_t (&a)[4]) {
-  constexpr uint32_t kLo = 0x000f000fu, kHi = 0x00f000f0u, kMagic = 0x64006400u;
   const half2 sixteenth = as_half2(0x2c002c00u);  // 1/16 in both halves
-  const uint32_t t0 = and_or(word, kLo, kMagic), t1 = and_or(word, kHi, kMagic);
-  word >>= 8;
-  const uint32_t t2 = and_or(word, kLo, kMagic), t3 = and_or(word, kHi, kMagic);
+  const uint32_t t0 = int4_pair(word, 0), t1 = int4_pair(word, 1), t2 = int4_pair(word, 2),
+                 t3 = int4_pair(word, 3);
   a[0] = as_u32(__hmul2(__hsub2(as_half2(t0), g.z_lo), g.s_lo));
   a[1] = as_u32(__hmul2(__hfma2(as_half2(t1), sixteenth, g.nz_hi), g.s_hi));
   a[2] = as_u32(__hmul2(__hsub2(as_half2(t2), g.z_lo), g.s_lo));
@@ -65,10 +63,8 @@ __device__ __forceinline__ void dequant(uint32_t word, const GroupScale& g, uint
 // s (rows gid) and s / 16 (rows gid+8) to the group's fp32 sum. 9 instructions for 8 weights: 4
 // lop3, 1 shift, 4 HSUB2. `zlo` = 1024 + z[gid], `zhi` = 1024 + 16 * z[gid+8] (see dequant()).
 __device__ __forceinline__ void dequant_codes(uint32_t word, half2 zlo, half2 zhi, uint32_t (&a)[4]) {
-  constexpr uint32_t kLo = 0x000f000fu, kHi = 0x00f000f0u, kMagic = 0x64006400u;
-  const uint32_t t0 = and_or(word, kLo, kMagic), t1 = and_or(word, kHi, kMagic);
-  word >>= 8;
-  const uint32_t t2 = and_or(word, kLo, kMagic), t3 = and_or(word, kHi, kMagic);
+  const uint32_t t0 = int4_pair(word, 0), t1 = int4_pair(word, 1), t2 = int4_pair(word, 2),
+                 t3 = int4_pair(word, 3);
   a[0] = as_u32(__hsub2(as_half2(t0), zlo));
   a[1] = as_u32(__hsub2(as_half2(t1), zhi));
   a[2] = as_u32(__hsub2(as_half2(t2), zlo));
