@@ -59,6 +59,7 @@
 // of the quantized formats grow with the square of the tiles a warp streams (perf/NOTES.md,
 // "seventeenth" and "eighteenth").
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/block_div.h"
 #include "kernels/cp_async.cuh"
@@ -81,6 +82,15 @@ constexpr int ctas_per_sm(int bits) {
 }
 constexpr int kMaxGroup = 8;
 constexpr float kRescaleSlack = 8.0f;  // log2 units: p below 2^8 between rescales
+
+// 2^x as the MUFU computes it (ex2.approx.ftz). exp2f adds a range test and two predicated multiplies
+// a call to keep denormal results, which p = 2^(s - m) never needs: the fp16 P operand flushes them
+// and the fp32 sums of p (at least 1) do not see them. Same bits as exp2f for x >= -126.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 
 // The shape of one warp's tile, per head_dim and KV format.
 template <int kHeadDim, int kBits>
@@ -367,166 +377,177 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     __syncwarp();  // the other lanes' copies of this step's tile have landed too
     const int tb = tile_start(step);
     if (tb >= t1) continue;  // warp-uniform: this warp's share of the split ended
-    const uint4* st = ring + (step % S::kStages) * S::kStageUnits;
-    const uint4* kt = st;
-    const uint4* vt = st + S::kTileUnits;
-    const uint32_t* k_sz = reinterpret_cast<const uint32_t*>(st + 2 * S::kTileUnits);  // per token
-    const uint32_t* v_sz = k_sz + 4 * S::kScaleUnits;
+    // Every tile but a split's last is whole: its tokens need no validity test and its scores no
+    // select (kFull, a warp-uniform branch between two copies of the body).
+    auto tile = [&](auto full) {
+      constexpr bool kFull = decltype(full)::value;
+      const uint4* st = ring + (step % S::kStages) * S::kStageUnits;
+      const uint4* kt = st;
+      const uint4* vt = st + S::kTileUnits;
+      const uint32_t* k_sz = reinterpret_cast<const uint32_t*>(st + 2 * S::kTileUnits);  // per token
+      [[maybe_unused]] const uint32_t* v_sz = k_sz + 4 * S::kScaleUnits;
 
-    // S^T = K Q^T, one m-tile of 16 tokens per pair of n-tiles (2kk, 2kk+1): n-tile n is token n % kT
-    // of token rows (n / kT) * 8 .. +7, and as S^T's rows, n-tile 2kk is rows 0..7 (row gid: token row
-    // gid), 2kk+1 rows 8..15. K in the A operand fills all 16 rows with tokens (with Q there, half
-    // of every MMA's rows were zeros: the GQA group is at most 8 heads), and S^T's C fragment, transposed per
-    // 8x8 block (movmatrix), is P^T's B fragment for the PV product below.
-    float sc[S::kNTiles / 2][4];
+      // S^T = K Q^T, one m-tile of 16 tokens per pair of n-tiles (2kk, 2kk+1): n-tile n is token n % kT
+      // of token rows (n / kT) * 8 .. +7, and as S^T's rows, n-tile 2kk is rows 0..7 (row gid: token row
+      // gid), 2kk+1 rows 8..15. K in the A operand fills all 16 rows with tokens (with Q there, half
+      // of every MMA's rows were zeros: the GQA group is at most 8 heads), and S^T's C fragment, transposed
+      // per 8x8 block (movmatrix), is P^T's B fragment for the PV product below.
+      float sc[S::kNTiles / 2][4];
 #pragma unroll
-    for (int kk = 0; kk < S::kNTiles / 2; ++kk) sc[kk][0] = sc[kk][1] = sc[kk][2] = sc[kk][3] = 0.0f;
+      for (int kk = 0; kk < S::kNTiles / 2; ++kk) sc[kk][0] = sc[kk][1] = sc[kk][2] = sc[kk][3] = 0.0f;
 #pragma unroll
-    for (int sp = 0; sp < S::kKSteps / 2; ++sp) {
-      uint4 u[S::kRowTiles];  // this lane's K unit of token row rt * 8 + gid, dims of k-steps 2sp, 2sp+1
+      for (int sp = 0; sp < S::kKSteps / 2; ++sp) {
+        uint4 u[S::kRowTiles];  // this lane's K unit of token row rt * 8 + gid, dims of k-steps 2sp, 2sp+1
 #pragma unroll
-      for (int rt = 0; rt < S::kRowTiles; ++rt) {
-        const int r = rt * 8 + gid;
-        u[rt] = kt[r * S::kUnits + ((sp * 4 + tig) ^ swizzle(r))];
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
-          const int n0 = 2 * kk, n1 = 2 * kk + 1;
-          uint32_t lo0, hi0, lo1, hi1;
-          k_fragment<kBits>(u[n0 / kT], n0 % kT, h, lo0, hi0);
-          k_fragment<kBits>(u[n1 / kT], n1 % kT, h, lo1, hi1);
-          const uint32_t a[4] = {lo0, lo1, hi0, hi1};
-          mma_m16n8k16(sc[kk], a, qb0[2 * sp + h], qb1[2 * sp + h]);
+        for (int rt = 0; rt < S::kRowTiles; ++rt) {
+          const int r = rt * 8 + gid;
+          u[rt] = kt[r * S::kUnits + ((sp * 4 + tig) ^ swizzle(r))];
         }
-    }
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
+            const int n0 = 2 * kk, n1 = 2 * kk + 1;
+            uint32_t lo0, hi0, lo1, hi1;
+            k_fragment<kBits>(u[n0 / kT], n0 % kT, h, lo0, hi0);
+            k_fragment<kBits>(u[n1 / kT], n1 % kT, h, lo1, hi1);
+            const uint32_t a[4] = {lo0, lo1, hi0, hi1};
+            mma_m16n8k16(sc[kk], a, qb0[2 * sp + h], qb1[2 * sp + h]);
+          }
+      }
 
-    // This lane's scores: tokens of n-tiles 2kk + hf at token row gid, heads 2*tig + hh.
-    float p[S::kNTiles / 2][2][2];
-    bool valid[S::kNTiles / 2][2];
-    float mx[2] = {-INFINITY, -INFINITY};
+      // This lane's scores: tokens of n-tiles 2kk + hf at token row gid, heads 2*tig + hh.
+      float p[S::kNTiles / 2][2][2];
+      bool valid[S::kNTiles / 2][2];
+      float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int kk = 0; kk < S::kNTiles / 2; ++kk)
+      for (int kk = 0; kk < S::kNTiles / 2; ++kk)
 #pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
-        // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
-        valid[kk][hf] = row_token(tb, r) + j < t1;
-        float2 sz = make_float2(1.0f, 0.0f);
-        if constexpr (kQuant) sz = __half22float2(as_half2(k_sz[r * kT + j]));
+        for (int hf = 0; hf < 2; ++hf) {
+          const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
+          // Past t1 (or past the context inside the last unit) the scales are not ours to trust.
+          valid[kk][hf] = kFull || row_token(tb, r) + j < t1;
+          float2 sz = make_float2(1.0f, 0.0f);
+          if constexpr (kQuant) sz = __half22float2(as_half2(k_sz[r * kT + j]));
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            float score = sc[kk][2 * hf + hh];
+            if constexpr (kQuant)
+              score = fmaf(sz.x, score + qoff[hh], sz.y * qsum[hh]);  // s*(q.c) + z*sum(q)
+            p[kk][hf][hh] = valid[kk][hf] ? score * scale_log2 : -INFINITY;
+            mx[hh] = fmaxf(mx[hh], p[kk][hf][hh]);
+          }
+        }
+      // A head's reference max moves only when a score passes it by more than kRescaleSlack (log2
+      // units), so p = exp2(s - m) stays below 2^8 (harmless in fp32 sums and in the fp16 P operand)
+      // and the steady state skips the max's reduction over the head's 8 lanes and O's rescaling: the
+      // kernel is issue-bound at int8/int4. O and l share the reference, so o / l and the merges
+      // (weights exp2(m_w - max)) are what they were.
+      if (__any_sync(0xffffffffu, mx[0] > m[0] + kRescaleSlack || mx[1] > m[1] + kRescaleSlack)) {
+        float corr[2];
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
-          float score = sc[kk][2 * hf + hh];
-          if constexpr (kQuant) score = fmaf(sz.x, score + qoff[hh], sz.y * qsum[hh]);  // s*(q.c) + z*sum(q)
-          p[kk][hf][hh] = valid[kk][hf] ? score * scale_log2 : -INFINITY;
-          mx[hh] = fmaxf(mx[hh], p[kk][hf][hh]);
+          float x = mx[hh];
+          x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
+          x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 8));
+          x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 16));
+          const float m_new = fmaxf(m[hh], x);
+          // A head that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
+          corr[hh] = exp2f(m[hh] - (m_new == -INFINITY ? 0.0f : m_new));
+          m[hh] = m_new;
+          l[hh] *= corr[hh];
+          zacc[hh] *= corr[hh];
+        }
+#pragma unroll
+        for (int t = 0; t < kMTiles; ++t) {  // O's columns are this lane's heads: its own factors
+          acc[t][0] *= corr[0];
+          acc[t][1] *= corr[1];
+          acc[t][2] *= corr[0];
+          acc[t][3] *= corr[1];
         }
       }
-    // A head's reference max moves only when a score passes it by more than kRescaleSlack (log2
-    // units), so p = exp2(s - m) stays below 2^8 (harmless in fp32 sums and in the fp16 P operand)
-    // and the steady state skips the max's reduction over the head's 8 lanes and O's rescaling: the
-    // kernel is issue-bound at int8/int4. O and l share the reference, so o / l and the merges
-    // (weights exp2(m_w - max)) are what they were.
-    if (__any_sync(0xffffffffu, mx[0] > m[0] + kRescaleSlack || mx[1] > m[1] + kRescaleSlack)) {
-      float corr[2];
+      const float use[2] = {m[0] == -INFINITY ? 0.0f : m[0], m[1] == -INFINITY ? 0.0f : m[1]};
+      [[maybe_unused]] float sacc[2] = {0.0f,
+                                        0.0f};  // this tile's sum of p*scale as the fp16 P^T operand holds it
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        float x = mx[hh];
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 8));
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 16));
-        const float m_new = fmaxf(m[hh], x);
-        // A head that has seen no token yet subtracts 0, so that exp2(-inf) stays 0, not NaN.
-        corr[hh] = exp2f(m[hh] - (m_new == -INFINITY ? 0.0f : m_new));
-        m[hh] = m_new;
-        l[hh] *= corr[hh];
-        zacc[hh] *= corr[hh];
-      }
+      for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
 #pragma unroll
-      for (int t = 0; t < kMTiles; ++t) {  // O's columns are this lane's heads: its own factors
-        acc[t][0] *= corr[0];
-        acc[t][1] *= corr[1];
-        acc[t][2] *= corr[0];
-        acc[t][3] *= corr[1];
-      }
-    }
-    const float use[2] = {m[0] == -INFINITY ? 0.0f : m[0], m[1] == -INFINITY ? 0.0f : m[1]};
-    float sacc[2] = {0.0f, 0.0f};  // this tile's sum of p*scale as the fp16 P^T operand holds it
+        for (int hf = 0; hf < 2; ++hf) {
+          [[maybe_unused]] const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
+          float2 sz = make_float2(1.0f, 0.0f);
+          if constexpr (kQuant) sz = __half22float2(as_half2(v_sz[r * kT + j]));
 #pragma unroll
-    for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
-#pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        const int n = 2 * kk + hf, r = (n / kT) * 8 + gid, j = n % kT;
-        float2 sz = make_float2(1.0f, 0.0f);
-        if constexpr (kQuant) sz = __half22float2(as_half2(v_sz[r * kT + j]));
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const float pe = exp2f(p[kk][hf][hh] - use[hh]);
-          l[hh] += pe;
-          p[kk][hf][hh] = pe;
-          if constexpr (kQuant) {  // the codes' weight p*scale, fp16-rounded as the MMA sees it; p*zero
-            p[kk][hf][hh] = valid[kk][hf] ? __half2float(__float2half_rn(pe * sz.x)) : 0.0f;  // adds to
-            zacc[hh] += valid[kk][hf] ? pe * sz.y : 0.0f;                                     // every dim
-            sacc[hh] += p[kk][hf][hh];
+          for (int hh = 0; hh < 2; ++hh) {
+            const float pe = exp2_ftz(p[kk][hf][hh] - use[hh]);
+            l[hh] += pe;
+            p[kk][hf][hh] = pe;
+            if constexpr (kQuant) {  // the codes' weight p*scale, fp16-rounded as the MMA sees it; p*zero
+              p[kk][hf][hh] = valid[kk][hf] ? __half2float(__float2half_rn(pe * sz.x)) : 0.0f;  // adds to
+              zacc[hh] += valid[kk][hf] ? pe * sz.y : 0.0f;                                     // every dim
+              sacc[hh] += p[kk][hf][hh];
+            }
           }
         }
       }
-    }
 
-    // O^T += V^T P^T, one MMA k-step per m-tile kk: P^T's B fragment is S^T's C fragment of the
-    // m-tile with each 8x8 block transposed (k rows 0..7 = n-tile 2kk, 8..15 = n-tile 2kk+1).
+      // O^T += V^T P^T, one MMA k-step per m-tile kk: P^T's B fragment is S^T's C fragment of the
+      // m-tile with each 8x8 block transposed (k rows 0..7 = n-tile 2kk, 8..15 = n-tile 2kk+1).
 #pragma unroll
-    for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
-      const uint32_t b0 = movmatrix_trans(pack_half2(p[kk][0][0], p[kk][0][1]));
-      const uint32_t b1 = movmatrix_trans(pack_half2(p[kk][1][0], p[kk][1][1]));
-      // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
-      // tile, tokens 2kk and 2kk+1 of each unit).
-      const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
-      const int j0 = kBits == 16 ? 0 : 2 * kk, j1 = kBits == 16 ? 0 : 2 * kk + 1;
-      uint4 lo0[S::kVChunks], lo1[S::kVChunks], hi0[S::kVChunks], hi1[S::kVChunks];
+      for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
+        const uint32_t b0 = movmatrix_trans(pack_half2(p[kk][0][0], p[kk][0][1]));
+        const uint32_t b1 = movmatrix_trans(pack_half2(p[kk][1][0], p[kk][1][1]));
+        // The n-tiles' units: fp16 (row tiles kk*2, kk*2+1 of one token each); int8/int4 (one row
+        // tile, tokens 2kk and 2kk+1 of each unit).
+        const int rt0 = kBits == 16 ? 2 * kk : 0, rt1 = kBits == 16 ? 2 * kk + 1 : 0;
+        const int j0 = kBits == 16 ? 0 : 2 * kk, j1 = kBits == 16 ? 0 : 2 * kk + 1;
+        uint4 lo0[S::kVChunks], lo1[S::kVChunks], hi0[S::kVChunks], hi1[S::kVChunks];
 #pragma unroll
-      for (int c = 0; c < S::kVChunks; ++c) {
-        auto v_unit = [&](int rt, int rr) {
-          const int r = rt * 8 + 2 * tig + rr;
-          return vt[r * S::kUnits + ((c * 8 + gid) ^ swizzle(r))];
-        };
-        lo0[c] = v_unit(rt0, 0);
-        lo1[c] = v_unit(rt0, 1);
-        hi0[c] = v_unit(rt1, 0);
-        hi1[c] = v_unit(rt1, 1);
+        for (int c = 0; c < S::kVChunks; ++c) {
+          auto v_unit = [&](int rt, int rr) {
+            const int r = rt * 8 + 2 * tig + rr;
+            return vt[r * S::kUnits + ((c * 8 + gid) ^ swizzle(r))];
+          };
+          lo0[c] = v_unit(rt0, 0);
+          lo1[c] = v_unit(rt0, 1);
+          hi0[c] = v_unit(rt1, 0);
+          hi1[c] = v_unit(rt1, 1);
+        }
+#pragma unroll
+        for (int t = 0; t < kMTiles; ++t) {
+          constexpr int kHalf = kMTiles;  // slot q of the lane's 8*kVChunks dims: unit q / 8, element q % 8
+          const int cl = t / 8, el = t % 8, ch = (t + kHalf) / 8, eh = (t + kHalf) % 8;
+          const uint32_t a[4] = {
+              v_pair<kBits>(lo0[cl], lo1[cl], j0, el), v_pair<kBits>(lo0[ch], lo1[ch], j0, eh),
+              v_pair<kBits>(hi0[cl], hi1[cl], j1, el), v_pair<kBits>(hi0[ch], hi1[ch], j1, eh)};
+          mma_m16n8k16(acc[t], a, b0, b1);
+        }
       }
+      // The codes' offset times this tile's sum of p*scale comes off O now, not once at the end of the
+      // stream: the tensor cores' fp32 adds lose bits relative to the accumulator's magnitude, so with
+      // the offset (2^10 against int4 codes of 0..15) left in O the error grew with the square of the
+      // tiles a warp streams (int4, ctx 32768: NMSE 1.6e-4 at 144 tokens a warp, 8.3e-4 at 256,
+      // 5.9e-3 at B=4; 3e-6 with it; perf/NOTES.md, "seventeenth" and "eighteenth"). Costs 6 shuffles
+      // and 4 * kMTiles adds a tile: 1-3% at int8/int4 (H200).
+      if constexpr (kQuant) {
 #pragma unroll
-      for (int t = 0; t < kMTiles; ++t) {
-        constexpr int kHalf = kMTiles;  // slot q of the lane's 8*kVChunks dims: unit q / 8, element q % 8
-        const int cl = t / 8, el = t % 8, ch = (t + kHalf) / 8, eh = (t + kHalf) % 8;
-        const uint32_t a[4] = {
-            v_pair<kBits>(lo0[cl], lo1[cl], j0, el), v_pair<kBits>(lo0[ch], lo1[ch], j0, eh),
-            v_pair<kBits>(hi0[cl], hi1[cl], j1, el), v_pair<kBits>(hi0[ch], hi1[ch], j1, eh)};
-        mma_m16n8k16(acc[t], a, b0, b1);
+        for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+          for (int o = 4; o < 32; o <<= 1) sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
+          sacc[hh] *= -kCodeOffset;
+        }
+#pragma unroll
+        for (int t = 0; t < kMTiles; ++t) {
+          acc[t][0] += sacc[0];
+          acc[t][1] += sacc[1];
+          acc[t][2] += sacc[0];
+          acc[t][3] += sacc[1];
+        }
       }
-    }
-    // The codes' offset times this tile's sum of p*scale comes off O now, not once at the end of the
-    // stream: the tensor cores' fp32 adds lose bits relative to the accumulator's magnitude, so with
-    // the offset (2^10 against int4 codes of 0..15) left in O the error grew with the square of the
-    // tiles a warp streams (int4, ctx 32768: NMSE 1.6e-4 at 144 tokens a warp, 8.3e-4 at 256,
-    // 5.9e-3 at B=4; 3e-6 with it; perf/NOTES.md, "seventeenth" and "eighteenth"). Costs 6 shuffles
-    // and 4 * kMTiles adds a tile: 1-3% at int8/int4 (H200).
-    if constexpr (kQuant) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-#pragma unroll
-        for (int o = 4; o < 32; o <<= 1) sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
-        sacc[hh] *= -kCodeOffset;
-      }
-#pragma unroll
-      for (int t = 0; t < kMTiles; ++t) {
-        acc[t][0] += sacc[0];
-        acc[t][1] += sacc[1];
-        acc[t][2] += sacc[0];
-        acc[t][3] += sacc[1];
-      }
-    }
+    };
+    if (tb + S::kTokens <= t1)
+      tile(std::true_type{});
+    else
+      tile(std::false_type{});
   }
   cp_async_wait<0>();  // only empty groups remain, but the ring is about to be reused
   __syncthreads();
