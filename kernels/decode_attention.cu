@@ -32,13 +32,15 @@
 //  A "row" is one 16-byte unit's tokens: 1 (fp16), 2 (int8), 4 (int4), each its own n-tile of 8
 //  tokens; two n-tiles make an m-tile of S^T and a k-step of the PV product.
 // Quantized K/V (x = s*c + z per token and KV head) run the MMAs on the codes as they come out of one
-// PRMT or LOP3 per pair: placed under the exponent of 1024, the fp16 value 1024 + c (exact). Scale,
-// zero and that offset come off per score and per tile of O, not per element:
-//   q.k = s*(q.(1024 + c) - 1024*sum(q)) + z*sum(q)
-//   sum_t p_t*v_t = sum_t (p_t*s_t)*(1024 + c_t) - 1024*sum_t p_t*s_t + sum_t p_t*z_t
-// (p_t*s_t as the fp16 operand rounds it, so the offset cancels exactly). int4's odd dims are masked
-// in place, 1024 + 16*c: Q goes in divided by 16 there and O comes out divided by 16. The offset's
-// cancellation costs fp32 bits in proportion to 1024/c (~2^7 at int4), far inside the fp16 output.
+// PRMT or LOP3 per pair: with a zero exponent field, the fp16 subnormal c * 2^-24 (exact; the tensor
+// cores take subnormal operands as they are). Scale, zero and the 2^24 come off per score and once
+// at the end of O, not per element:
+//   q.k = 2^24 * s * (q.(c * 2^-24)) + z*sum(q)
+//   sum_t p_t*v_t = 2^24 * sum_t (p_t*s_t)*(c_t * 2^-24) + sum_t p_t*z_t
+// int4's odd dims are masked in place, 16*c: Q goes in divided by 16 there and O comes out divided by
+// 16. (The codes under the exponent of 1024, 1024 + c, cost an offset to take off every tile of O:
+// left in for the whole stream, it made the error grow with the square of the tiles a warp streams,
+// perf/NOTES.md "seventeenth"; taken off per tile, 6 shuffles and 4 * kMTiles adds a tile.)
 // Loads: each warp streams its own tiles through its own cp.async ring in shared memory, kStages-1
 // tiles ahead, with no block barrier while streaming (__syncwarp orders the lanes' copies and reads).
 // A tile's rows are contiguous in the cache (a paged block holds a head's rows back to back), so the
@@ -55,9 +57,6 @@
 // steady-state loop 634 instructions per 32 tokens, 154 of them LOP3 (760 and 282 before the unpack
 // became one LOP3 a pair, `and_or`); int8 ~420 per 16 tokens, 80 of them PRMT. B=1 reaches ~0.55 of
 // the peak at ctx 8192: 3 tiles per warp.
-// The offset comes off O after every tile, not at the end of the stream: left in, it made the error
-// of the quantized formats grow with the square of the tiles a warp streams (perf/NOTES.md,
-// "seventeenth" and "eighteenth").
 #include <cmath>
 #include <type_traits>
 
@@ -127,18 +126,23 @@ __device__ __forceinline__ int swizzle(int r) {
   return ((r & 1) << 2) ^ (r & 6);
 }
 
-// Codes as fp16 pairs placed under the exponent of 1024 (0x6400 | code: the value 1024 + code,
-// exact), never converted back: the MMAs run on 1024 + code (int4's odd dims: 1024 + 16*code) and the
-// offset comes off once per score or per tile of O (see the kernel's comment), which leaves one PRMT or
-// LOP3 per pair of codes.
-constexpr float kCodeOffset = 1024.0f;
+// Codes as fp16 pairs with a zero exponent field: the bit pattern of code c is the subnormal
+// c * 2^-24, exact (the tensor cores take fp16 subnormals as they are). The MMAs run on the codes
+// scaled by 2^-24 (int4's odd dims: 16*c * 2^-24), and the scale comes back in the constants a score
+// or O is multiplied by anyway: one PRMT or LOP3 per pair of codes and nothing per tile.
+constexpr float kCodeScale = 16777216.0f;  // 2^24
 
-// Bytes 2k and 2k+1 of w as the fp16 pair (1024 + code, 1024 + code).
+// Bytes 2k and 2k+1 of w as the fp16 pair (code, code) * 2^-24.
 __device__ __forceinline__ uint32_t int8_pair(uint32_t w, int k) {
-  return __byte_perm(w, 0x64646464u, k == 0 ? 0x4140u : 0x4342u);
+  return __byte_perm(w, 0u, k == 0 ? 0x4140u : 0x4342u);
 }
 
-// Whether int4_pair's (kernels/mma.cuh) dim e (0..7 of a unit) comes out as 1024 + 16*code.
+// int4_pair (kernels/mma.cuh) with no exponent: (code, code) * 2^-24 (odd f: 16*code).
+__device__ __forceinline__ uint32_t int4_codes(uint32_t w, int f) {
+  return int4_pair(w, f, 0u);
+}
+
+// Whether int4_codes' dim e (0..7 of a unit) comes out as 16*code (times 2^-24).
 __device__ __forceinline__ constexpr bool int4_times16(int e) {
   return e % 2 == 1;
 }
@@ -157,8 +161,8 @@ __device__ __forceinline__ void k_fragment(const uint4& u, int j, int h, uint32_
     lo = int8_pair(word, 0);
     hi = int8_pair(word, 1);
   } else {
-    lo = int4_pair(w[j], 2 * h);
-    hi = int4_pair(w[j], 2 * h + 1);
+    lo = int4_codes(w[j], 2 * h);
+    hi = int4_codes(w[j], 2 * h + 1);
   }
 }
 
@@ -183,7 +187,7 @@ __device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j
     return int8_pair(t, k % 2);
   } else {
     const uint32_t t = __byte_perm(wa[j], wb[j], e < 4 ? 0x5410u : 0x7632u);  // a's 4 dims | b's 4 dims
-    return int4_pair(t, e % 4);
+    return int4_codes(t, e % 4);
   }
 }
 
@@ -323,15 +327,15 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 
   // Q^T's B fragments (columns gid < kGroup are heads; the others are zeros), in k_fragment's dim
   // order: b0 = qb0[s], b1 = qb1[s] of k-step s. For the quantized cache: sum(q) of each head for the
-  // zeros, and qoff = -1024 * (sum of the fragments' values) to take the codes' offset off a score;
-  // int4's odd dims meet 1024 + 16*code, so their q goes in divided by 16 (exact: a power of two).
-  // A lane's scores are of heads 2*tig and 2*tig+1 (S^T's columns): qsum and qoff of those heads.
+  // zeros, times 2^-24 as the MMA's dot products come out (the codes are scaled by 2^-24); int4's odd
+  // dims meet 16*code, so their q goes in divided by 16 (exact: a power of two). A lane's scores are
+  // of heads 2*tig and 2*tig+1 (S^T's columns): qsum of those heads.
   uint32_t qb0[S::kKSteps], qb1[S::kKSteps];
-  float qsum[2] = {0.0f, 0.0f}, qoff[2] = {0.0f, 0.0f};
+  float qsum[2] = {0.0f, 0.0f};
   {
     const bool real = gid < kGroup;
     const half* qrow = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + (real ? gid : 0)) * kHeadDim;
-    float sum = 0.0f, off = 0.0f;
+    float sum = 0.0f;
 #pragma unroll
     for (int c = 0; c < S::kKChunks; ++c) {
       float f[8];
@@ -342,7 +346,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         sum += f[e];
         if constexpr (kBits == 4)
           if (int4_times16(e)) f[e] = __half2float(__float2half_rn(f[e] * 0.0625f));
-        off -= kCodeOffset * f[e];
       }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -352,14 +355,12 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    off += __shfl_xor_sync(0xffffffffu, off, 1);
-    off += __shfl_xor_sync(0xffffffffu, off, 2);
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {  // head 2*tig + hh's sums live in the lanes of gid = 2*tig + hh
-      qsum[hh] = __shfl_sync(0xffffffffu, sum, (2 * tig + hh) * 4);
-      qoff[hh] = __shfl_sync(0xffffffffu, off, (2 * tig + hh) * 4);
-    }
+    for (int hh = 0; hh < 2; ++hh)  // head 2*tig + hh's sum lives in the lanes of gid = 2*tig + hh
+      qsum[hh] = __shfl_sync(0xffffffffu, sum, (2 * tig + hh) * 4) / kCodeScale;
   }
+  // Scores to log2 units; a quantized score comes out of its FMA scaled by 2^-24 too.
+  const float p_scale = kQuant ? scale_log2 * kCodeScale : scale_log2;
 
   // Per head 2*tig + hh: the running max (log2 domain, the same in the 8 lanes that share tig), and
   // this lane's share of the sum of p and of p*zero.
@@ -432,9 +433,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
             float score = sc[kk][2 * hf + hh];
-            if constexpr (kQuant)
-              score = fmaf(sz.x, score + qoff[hh], sz.y * qsum[hh]);  // s*(q.c) + z*sum(q)
-            p[kk][hf][hh] = valid[kk][hf] ? score * scale_log2 : -INFINITY;
+            if constexpr (kQuant) score = fmaf(sz.x, score, sz.y * qsum[hh]);  // (s*(q.c) + z*sum(q)) * 2^-24
+            p[kk][hf][hh] = valid[kk][hf] ? score * p_scale : -INFINITY;
             mx[hh] = fmaxf(mx[hh], p[kk][hf][hh]);
           }
         }
@@ -467,8 +467,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         }
       }
       const float use[2] = {m[0] == -INFINITY ? 0.0f : m[0], m[1] == -INFINITY ? 0.0f : m[1]};
-      [[maybe_unused]] float sacc[2] = {0.0f,
-                                        0.0f};  // this tile's sum of p*scale as the fp16 P^T operand holds it
 #pragma unroll
       for (int kk = 0; kk < S::kNTiles / 2; ++kk) {
 #pragma unroll
@@ -484,7 +482,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
             if constexpr (kQuant) {  // the codes' weight p*scale, fp16-rounded as the MMA sees it; p*zero
               p[kk][hf][hh] = valid[kk][hf] ? __half2float(__float2half_rn(pe * sz.x)) : 0.0f;  // adds to
               zacc[hh] += valid[kk][hf] ? pe * sz.y : 0.0f;                                     // every dim
-              sacc[hh] += p[kk][hf][hh];
             }
           }
         }
@@ -522,27 +519,6 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
           mma_m16n8k16(acc[t], a, b0, b1);
         }
       }
-      // The codes' offset times this tile's sum of p*scale comes off O now, not once at the end of the
-      // stream: the tensor cores' fp32 adds lose bits relative to the accumulator's magnitude, so with
-      // the offset (2^10 against int4 codes of 0..15) left in O the error grew with the square of the
-      // tiles a warp streams (int4, ctx 32768: NMSE 1.6e-4 at 144 tokens a warp, 8.3e-4 at 256,
-      // 5.9e-3 at B=4; 3e-6 with it; perf/NOTES.md, "seventeenth" and "eighteenth"). Costs 6 shuffles
-      // and 4 * kMTiles adds a tile: 1-3% at int8/int4 (H200).
-      if constexpr (kQuant) {
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-#pragma unroll
-          for (int o = 4; o < 32; o <<= 1) sacc[hh] += __shfl_xor_sync(0xffffffffu, sacc[hh], o);
-          sacc[hh] *= -kCodeOffset;
-        }
-#pragma unroll
-        for (int t = 0; t < kMTiles; ++t) {
-          acc[t][0] += sacc[0];
-          acc[t][1] += sacc[1];
-          acc[t][2] += sacc[0];
-          acc[t][3] += sacc[1];
-        }
-      }
     };
     if (tb + S::kTokens <= t1)
       tile(std::true_type{});
@@ -572,11 +548,11 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
   {
     const float z[2] = {zacc[0], zacc[1]};
-    // O's accumulator of element e of a unit as a value: sum p*s*c (the offset came off per tile),
-    // undoing int4's 16x on odd dims, plus the zeros' share.
+    // O's accumulator of element e of a unit as a value: sum p*s*c (times 2^-24, and 16 on int4's odd
+    // dims, as the codes went into the MMA) plus the zeros' share.
     auto value = [&](float a, int hh, int e) {
       if constexpr (!kQuant) return a;
-      return (kBits == 4 && int4_times16(e) ? a * 0.0625f : a) + z[hh];
+      return a * (kBits == 4 && int4_times16(e) ? kCodeScale / 16.0f : kCodeScale) + z[hh];
     };
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {

@@ -80,12 +80,13 @@ __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
 }
 
 // The nibble pairs of a word of eight 4-bit codes (code e at bits 4e), each as an fp16 pair under the
-// exponent of 1024 (0x6400 | nibble, exact): f = 0..3 gives codes (f, f + 4), from the word as is
-// (0,4 / 1,5) or shifted by a byte (2,6 / 3,7; the shift is shared). Even f is 1024 + q; odd f masks
-// the nibble where it sits, 4 bits up: 1024 + 16q. One LOP3 a pair (W4A16 weights, int4 KV codes).
-__device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f) {
+// exponent field `exponent` (0x6400 | nibble: 1024 + q, exact): f = 0..3 gives codes (f, f + 4), from
+// the word as is (0,4 / 1,5) or shifted by a byte (2,6 / 3,7; the shift is shared). Even f is
+// 1024 + q; odd f masks the nibble where it sits, 4 bits up: 1024 + 16q. With exponent 0 the pair is
+// the subnormals q * 2^-24 (16q * 2^-24), also exact. One LOP3 a pair (W4A16 weights, int4 KV codes).
+__device__ __forceinline__ uint32_t int4_pair(uint32_t w, int f, uint32_t exponent = 0x6400u) {
   const uint32_t x = f < 2 ? w : w >> 8;
-  return and_or(x, f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u, 0x64006400u);
+  return and_or(x, f % 2 == 0 ? 0x000F000Fu : 0x00F000F0u, exponent * 0x10001u);
 }
 
 __device__ __forceinline__ uint32_t load_u32(const half* p) {
