@@ -50,13 +50,13 @@
 // c ^ swizzle(r)) so that both fragment reads, K's (rows gid, units 4c+tig) and V's (rows 2tig+rr,
 // units 8c+gid), hit 8 distinct 16-byte bank groups per quarter warp.
 // Measured (H200, perf/NOTES.md, reports/baselines/): fp16 at 0.94-1.00 of the read peak from B=16,
-// ctx 8192; int8 1.74-1.82x and int4 2.5-2.9x faster than fp16 from there. Not DRAM-bound at
+// ctx 8192; int8 1.77-1.92x and int4 2.95-3.27x faster than fp16 from there. Not DRAM-bound at
 // int8/int4: with the arithmetic taken out (perf/wip/attention-streaming-floor.patch) B=16 ctx 8192
-// streams in 65.9 us (int8) and 36.9 us (int4) against 71.8 and 46.1 with it. int4 is bound by the
-// ALU pipe (ncu: 62% busy), where the nibble unpacks, PRMTs, shifts and selects go: SASS of the
-// steady-state loop 634 instructions per 32 tokens, 154 of them LOP3 (760 and 282 before the unpack
-// became one LOP3 a pair, `and_or`); int8 ~420 per 16 tokens, 80 of them PRMT. B=1 reaches ~0.55 of
-// the peak at ctx 8192: 3 tiles per warp.
+// streamed in 65.9 us (int8) and 36.9 us (int4); with it now 70.8 and 42.1. int4 is bound by issue
+// and the ALU pipe (nibble unpacks, PRMTs, shifts, selects): ncu, B=16 ctx 8192, 513 warp
+// instructions a 32-token tile in the streaming loop (575 with the codes under the exponent of 1024
+// and their per-tile offset, ~800 before the unpack became one LOP3 a pair, `and_or`). B=1 reaches
+// ~0.55 of the peak at ctx 8192: 3 tiles per warp.
 #include <cmath>
 #include <type_traits>
 
