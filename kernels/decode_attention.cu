@@ -264,8 +264,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
       // A whole tile inside one block (every tile but a context's last partial one, and at int4 one
       // that runs into the next block): its rows are one contiguous run per pool, so a lane's copies
       // are one pointer per pool plus a constant per pass (no per-row block test, validity select or
-      // 64-bit row arithmetic: the kernel is issue-bound at int8/int4; taking it at int4 too brought
-      // B=16 ctx 8192 from 57.6 to 52.7 us, perf/NOTES.md "sixteenth").
+      // 64-bit row arithmetic: at int8/int4 every instruction a tile counts; taking it at int4 too
+      // brought B=16 ctx 8192 from 57.6 to 52.7 us, perf/NOTES.md "sixteenth").
       if (tb + S::kTokens <= t1 && (kOneBlock || o0 + S::kTokens <= bs)) {
         const int64_t tile = base0 + (o0 / kT) * kRowBytes + head_rows + 16 * lane;
         const char* kp = k_pool + tile;
@@ -440,8 +440,8 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
         }
       // A head's reference max moves only when a score passes it by more than kRescaleSlack (log2
       // units), so p = exp2(s - m) stays below 2^8 (harmless in fp32 sums and in the fp16 P operand)
-      // and the steady state skips the max's reduction over the head's 8 lanes and O's rescaling: the
-      // kernel is issue-bound at int8/int4. O and l share the reference, so o / l and the merges
+      // and the steady state skips the max's reduction over the head's 8 lanes and O's rescaling (at
+      // int8/int4 every instruction a tile counts). O and l share the reference, so o / l and the merges
       // (weights exp2(m_w - max)) are what they were.
       if (__any_sync(0xffffffffu, mx[0] > m[0] + kRescaleSlack || mx[1] > m[1] + kRescaleSlack)) {
         float corr[2];
