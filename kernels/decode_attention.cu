@@ -18,9 +18,9 @@
 // One CTA per (KV head, sequence, context split); each warp streams its own tiles of 16 tokens (32 at
 // int4) with its own online softmax (fp32, log2 domain); the warps merge through shared memory at the
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
-// log-sum-exp weights (an overlapped launch, kernels/overlap.cuh: it starts during the tail). The
-// split count fills the last wave of CTAs (choose_splits), capped by the context; small batches stop
-// at two CTAs an SM.
+// log-sum-exp weights (an overlapped launch, kernels/overlap.cuh: its blocks are placed during the
+// tail and wait there for the whole grid). The split count fills the last wave of CTAs
+// (choose_splits), capped by the context; small batches stop at two CTAs an SM.
 // Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
 // every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
 //  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q^T's B
@@ -601,6 +601,10 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
 // split, unrolled so that 8 loads are in flight per thread, and add their parts in a fixed order.
 // (One thread per dim walking the splits in turn paid one L2 round trip per split: 13 us at B=1,
 // ctx 8192, longer than the attention kernel.)
+// It waits for the whole attention grid, not for its own row's splits: per-row arrival counters
+// (fence, atomic, poll) were slower in every form measured but int4 at B=16, because that chain is
+// slower than the grid's completion and an early release let the next launch crowd this one's tail
+// (perf/NOTES.md, "twenty-first"; perf/wip/attention-merge-on-arrival*.patch).
 constexpr int kMergeThreads = 256;
 
 __global__ void __launch_bounds__(kMergeThreads)
