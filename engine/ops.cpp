@@ -353,11 +353,12 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   f.swiglu_in_w13 = decode && shapes && ((gemv_rows && (fp16 || w4a16)) || tc_rows);
   f.norm_in_gemv = decode && gemv_rows && shapes && (fp16 || w4a16) && norm_fits;
   // The RoPE epilogue (kernels/rope.cuh): a gemv_fused warp holds dims d and d + head_dim/2 of a
-  // head, so no rotation crosses warps; fp16 KV only. fp16 weights only: w4a16_gemv_fused runs it
-  // too (two strips per block) but measured slower than its GEMV + rope_kv_write (H200 sweep, B=1
-  // ctx 1024: 7b step 2.094 -> 2.129 ms, 1.8b unchanged; fp16 7b 4.323 -> 4.228, 1.8b unchanged).
-  f.rope_in_wqkv = f.norm_in_gemv && fp16 && s.formats.kv == KvFormat::fp16 &&
-                   c.head_dim % kCudaFusedRopeHeadDimMultiple == 0 && c.head_dim <= kCudaFusedMaxRopeHeadDim;
+  // head, so no rotation crosses warps; fp16 KV only (fp16 7b B=1 4.323 -> 4.228 ms). w4a16 weights:
+  // w4a16_gemv_fused's register kernel pairs the two 16-row strips in one warp; it wins at 1.8b's
+  // width and loses at 7b's (kCudaW4A16RopeMaxHidden).
+  f.rope_in_wqkv = f.norm_in_gemv && (fp16 || c.hidden <= kCudaW4A16RopeMaxHidden) &&
+                   s.formats.kv == KvFormat::fp16 && c.head_dim % kCudaFusedRopeHeadDimMultiple == 0 &&
+                   c.head_dim <= kCudaFusedMaxRopeHeadDim;
   return f;
 }
 

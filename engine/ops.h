@@ -142,6 +142,10 @@ inline constexpr int kCudaTcSwigluRows = 16;  // fp16 w13 with SwiGLU on tensor 
 inline constexpr int kCudaFusedMaxNormDim = 8192;     // the normed rows fit the GEMV's 48 KB of shared memory
 inline constexpr int kCudaFusedMaxRopeHeadDim = 256;  // the RoPE epilogue's inverse-frequency table
 inline constexpr int kCudaFusedRopeHeadDimMultiple = 32;  // a W4A16 block's strip pair: 2 x 16 dims
+// w4a16 weights take the RoPE epilogue up to this wqkv input width (the hidden size). H200, B=1 ctx
+// 1024 step, DecodeBench (perf/NOTES.md, "twenty-second"): 1.8b (2048) 0.765 -> 0.727 ms, 7b (4096)
+// 1.929 -> 1.990; blocks of 4 warps for 7b's pairs (no SM without one) measured the same 1.992.
+inline constexpr int kCudaW4A16RopeMaxHidden = 2048;
 Fusions cuda_fusions(const ModelConfig& c, const StepShape& s);
 
 // Every op of one forward step in forward order. Throws std::invalid_argument on an inconsistent

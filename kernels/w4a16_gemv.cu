@@ -23,8 +23,8 @@
 // residual add, in the final reduction. It saves a launch and a round trip of x through DRAM/L2 per
 // fused op: 72 launches of a 1.8b step, 96 of a 7b one. It can also do rope_kv_write's work on
 // wqkv's rows (a block holding the strips of dims d and d + head_dim/2 of one head:
-// kernels/rope.cuh), which the engine does not use: it measured slower than this GEMV followed by
-// rope_kv_write (engine/ops.cpp, cuda_fusions).
+// kernels/rope.cuh), which the engine uses at one row up to 1.8b's width (engine/ops.h,
+// kCudaW4A16RopeMaxHidden): wider, it measured slower than this GEMV followed by rope_kv_write.
 // The weight copies carry no L2 eviction hint: cp.async under a createpolicy.fractional policy died
 // with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
 // on cp.async; Triton stopped emitting them for the same reason).
