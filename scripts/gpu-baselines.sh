@@ -7,8 +7,9 @@
 #
 #   scripts/gpu-baselines.sh OUTDIR
 #
-# Writes OUTDIR/ceilings.json, OUTDIR/h200-internlm2-chat-{1_8b,7b}.json (indented as the committed
-# ones are), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs, and all of it again as one archive
+# Writes OUTDIR/ceilings.json, OUTDIR/h200-internlm2-chat-{1_8b,7b}.json (compact JSON, as the
+# committed ones are: indented, the two took 4.4 MB more, and the tree a device call carries is capped
+# at 64 MiB), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs, and all of it again as one archive
 # beside the folder, OUTDIR.tgz (a remote runner that returns a bounded number of files, like the
 # device tool's $OUT, then still returns the reports). Takes about 3 minutes after the build.
 # Environment: RIDGELINE_GIT_COMMIT, the commit under test (the device machines' copy of .git is
@@ -34,7 +35,7 @@ sweep() {  # name, then the sweep's own arguments
   shift
   "$r" sweep --weights fp16,w4a16 --kv fp16,int8,int4 --ceilings "$out/ceilings.json" "$@" \
     --out "$out/raw-$name.json" >"$out/sweep-$name.log" 2>&1 || { echo "sweep $name failed"; tail -5 "$out/sweep-$name.log"; status=1; return; }
-  python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), indent=1)' \
+  python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), separators=(",", ":"))' \
     "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json" ||
     { echo "sweep $name: could not rewrite its report"; status=1; return; }
   rm -f "$out/raw-$name.json" "$out/compare-$name.md"
