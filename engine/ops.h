@@ -142,14 +142,6 @@ inline constexpr int kCudaTcSwigluRows = 16;  // fp16 w13 with SwiGLU on tensor 
 inline constexpr int kCudaFusedMaxNormDim = 8192;     // the normed rows fit the GEMV's 48 KB of shared memory
 inline constexpr int kCudaFusedMaxRopeHeadDim = 256;  // the RoPE epilogue's inverse-frequency table
 inline constexpr int kCudaFusedRopeHeadDimMultiple = 32;  // a W4A16 block's strip pair: 2 x 16 dims
-// w4a16 weights take the RoPE epilogue up to this wqkv input width (the hidden size). H200, B=1 ctx
-// 1024 step, DecodeBench (perf/NOTES.md, "twenty-second"): 1.8b (2048) 0.765 -> 0.727 ms, 7b (4096)
-// 1.929 -> 1.990; blocks of 4 warps for 7b's pairs (no SM without one) measured the same 1.992. The
-// likely reason (CUPTI timeline, advance a layer): 7b's wqkv 7.20 + rope_kv_write 2.46 us became 11.19
-// because a warp's 8 groups take 4 register batches of 2 in the pair kernel against 2 of 4 in the
-// plain one (the kernel is latency-bound: a batch is a round trip), where 1.8b's 2 groups a warp are
-// one batch either way.
-inline constexpr int kCudaW4A16RopeMaxHidden = 2048;
 Fusions cuda_fusions(const ModelConfig& c, const StepShape& s);
 
 // Every op of one forward step in forward order. Throws std::invalid_argument on an inconsistent

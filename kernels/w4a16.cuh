@@ -133,8 +133,10 @@ struct W4A16GemvConfig {
 // add of add_rmsnorm), or act[t, j] = SwiGLU(y[t, j], y[t, j + out/2]) (swiglu's maths; needs the
 // norm prologue, as w13 has it), or rope_kv_write's work on qkv = y (RopeKvEpilogue, kernels/kernels.cuh;
 // needs the norm prologue, as wqkv has it). Bit-identical to the unfused sequences: add_rmsnorm -> w4a16_gemv
-// -> swiglu or rope_kv_write, and w4a16_gemv -> add_rmsnorm's add. Throws std::invalid_argument on a broken
-// contract.
+// -> swiglu or rope_kv_write, and w4a16_gemv -> add_rmsnorm's add, with w4a16_gemv split into
+// w4a16_gemv_fused_slices(p) input slices (its default but for the RoPE epilogue at a hidden size
+// above 2048, whose warps take fewer groups: kernels/w4a16_gemv.cu). Throws std::invalid_argument on a
+// broken contract.
 inline constexpr int kW4A16GemvFusedMaxRows = 2;
 struct RopeKvEpilogue;  // kernels/kernels.cuh
 struct W4A16GemvFusedParams {
@@ -150,6 +152,10 @@ struct W4A16GemvFusedParams {
   const RopeKvEpilogue* rope = nullptr;  // q and the K/V cache from qkv = y (needs the norm prologue)
 };
 void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream);
+// The input slices w4a16_gemv_fused splits each strip (or strip pair) into for p's weight, rows and
+// epilogue on this GPU: each slice's groups are summed in order, then the slices in order, so
+// add_rmsnorm + w4a16_gemv with {.kernel = registers, .slices = this} (one row) gives its bits.
+int w4a16_gemv_fused_slices(const W4A16GemvFusedParams& p);
 
 // The kernels behind w4a16_linear, callable directly by tests and benchmarks. w4a16_gemv takes
 // n <= kW4A16GemvMaxRows, w4a16_gemm any n (y 16-byte aligned too: it stores several outputs at a

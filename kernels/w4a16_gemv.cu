@@ -23,8 +23,8 @@
 // residual add, in the final reduction. It saves a launch and a round trip of x through DRAM/L2 per
 // fused op: 72 launches of a 1.8b step, 96 of a 7b one. It can also do rope_kv_write's work on
 // wqkv's rows (a block holding the strips of dims d and d + head_dim/2 of one head:
-// kernels/rope.cuh), which the engine uses at one row up to 1.8b's width (engine/ops.h,
-// kCudaW4A16RopeMaxHidden): wider, it measured slower than this GEMV followed by rope_kv_write.
+// kernels/rope.cuh), which the engine uses at one row (in the register kernel, with its warps
+// holding at most 4 groups of the pair: fused_regs_layout below).
 // The weight copies carry no L2 eviction hint: cp.async under a createpolicy.fractional policy died
 // with "illegal instruction" on the H200 with nvcc 13 (a known ptxas problem with fractional policies
 // on cp.async; Triton stopped emitting them for the same reason).
@@ -439,6 +439,26 @@ w4a16::RegsLayout regs_layout(const W4A16GemvConfig& c, int n, int in, int out, 
   return {warps, slices, c.stages};
 }
 
+// The fused GEMV's register layout: regs_layout's, except that the RoPE pair's warps take at most
+// kRopePairWarpGroups groups (more slices, one pair a block). A pair warp's register batches hold 2
+// groups of its two strips against the plain warp's 4 of one, and the kernel is latency-bound (a
+// batch is a round trip), so at 7b's width (32 groups, 4 slices: 8 groups a warp, 4 batches) the
+// fused wqkv was slower than the plain GEMV plus rope_kv_write. H200, DecodeBench w4a16 B=1 ctx 1024
+// (perf/NOTES.md, "twenty-third"): 7b 1.930 ms unfused, 1.993 fused at 4 slices, 1.889 at 8; 16
+// slices 2.517. 1.8b (16 groups, 8 slices: 2 a warp) is unchanged. The same split for the SwiGLU
+// pair measured slower (7b w13 alone 21.0 -> 23.7 us: 3.4 waves of blocks instead of 1.7), so it
+// keeps the plain layout. With more slices than w4a16_gemv's default the RoPE outputs differ from
+// the unfused chain's in rounding; w4a16_gemv_fused_slices() tells a caller the split, and the unfused
+// chain at that split gives the same bits.
+constexpr int kRopePairWarpGroups = 4;
+
+w4a16::RegsLayout fused_regs_layout(const W4A16GemvFusedParams& p, const char* op) {
+  w4a16::RegsLayout l = regs_layout({}, p.n, p.w.in, p.w.out, op);
+  const int slices = std::min(kMaxWarps, ceil_div(p.w.in / kW4A16Group, kRopePairWarpGroups));
+  if (p.rope && slices > l.slices) l.slices = l.warps = slices;
+  return l;
+}
+
 template <typename OutT>
 void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, W4A16GemvConfig c) {
   const char* op = "w4a16_gemv";
@@ -530,12 +550,13 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
                        : p.residual ? Epilogue::add_residual
                                     : Epilogue::store;
   const RopeKvArgs rope = p.rope ? rope_kv_args(*p.rope, p.n, p.w.out, op) : RopeKvArgs{};
-  // One row: the register kernel, with the ring kernel's slices (the same bits). H200, w4a16 B=1 ctx
-  // 1024 step (perf/NOTES.md, "Session 2026-12-02 (twelfth)"): 7b 2.098 -> 1.958 ms, 1.8b 0.797 ->
-  // 0.785 against the ring kernel for the normed GEMVs. (With one slice per SwiGLU pair, 112 blocks
-  // of 8 warps for 7b's w13, it had lost: 26.4 -> 35.8 us a layer.)
+  // One row: the register kernel, with the ring kernel's slices (the same bits) but for the RoPE
+  // pair's (fused_regs_layout). H200, w4a16 B=1 ctx 1024 step (perf/NOTES.md, "Session 2026-12-02
+  // (twelfth)"): 7b 2.098 -> 1.958 ms, 1.8b 0.797 -> 0.785 against the ring kernel for the normed
+  // GEMVs. (With one slice per SwiGLU pair, 112 blocks of 8 warps for 7b's w13, it had lost: 26.4 ->
+  // 35.8 us a layer.)
   if (use_registers({}, p.n, p.w.in, op))
-    return w4a16::launch_regs(a, epi, regs_layout({}, p.n, p.w.in, p.w.out, op), stream, op, &rope);
+    return w4a16::launch_regs(a, epi, fused_regs_layout(p, op), stream, op, &rope);
   const W4A16GemvConfig c = choose_fused_config(p, op);
   const size_t smem = smem_bytes(c, p.n, norm ? p.w.in : 0);
   check_config(c, smem, p.n, op);
@@ -551,6 +572,12 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
   }
   if (norm) return launch_fused<true, Epilogue::store>(a, stream, c, smem, op);
   launch_fused<false, Epilogue::store>(a, stream, c, smem, op);
+}
+
+int w4a16_gemv_fused_slices(const W4A16GemvFusedParams& p) {
+  const char* op = "w4a16_gemv_fused";
+  if (use_registers({}, p.n, p.w.in, op)) return fused_regs_layout(p, op).slices;
+  return choose_fused_config(p, op).warps;
 }
 
 }  // namespace ridgeline::cuda

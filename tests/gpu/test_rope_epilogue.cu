@@ -1,11 +1,11 @@
 // The rope_kv_write epilogue of the decode step's wqkv GEMVs (gemv_fused and w4a16_gemv_fused with a
-// RopeKvEpilogue, kernels/rope.cuh) against the sequence it replaces: the normed GEMV storing qkv,
-// then rope_kv_write, one launch per row (the rows' RoPE bases differ, as the engine's RoPE groups
-// do under dynamic NTK). q and both pools of the paged cache, which start poisoned, must agree bit
-// for bit; rope_kv_write's own tests check what it writes and that it writes nothing else. At the
-// 1.8b (16 query and 8 KV heads of 128) and 7b (32 and 8) head layouts and a small one (4 and 2
-// heads of 64), for fp16 and W4A16 weights, n = 1 and 2 rows at different sequences, positions
-// (one on a block boundary) and bases, on a cache of shuffled blocks.
+// RopeKvEpilogue, kernels/rope.cuh) against the sequence it replaces: the normed GEMV storing qkv
+// (for W4A16 weights add_rmsnorm and w4a16_gemv at the fused kernel's input split), then rope_kv_write, one
+// launch per row (the rows' RoPE bases differ, as the engine's RoPE groups do under dynamic NTK). q and both
+// pools of the paged cache, which start poisoned, must agree bit for bit; rope_kv_write's own tests check
+// what it writes and that it writes nothing else. At the 1.8b (16 query and 8 KV heads of 128) and 7b (32 and
+// 8) head layouts and a small one (4 and 2 heads of 64), for fp16 and W4A16 weights, n = 1 and 2 rows at
+// different sequences, positions (one on a block boundary) and bases, on a cache of shuffled blocks.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -55,15 +55,31 @@ void fp16_gemv(const void* w, int n, const RopeLayout& l, const float* residual,
                    nullptr);
 }
 
-void w4a16_gemv(const void* w, int n, const RopeLayout&, const float* residual, const half* norm_w, half* y,
+// Unfused, add_rmsnorm and w4a16_gemv split into the input slices the fused kernel takes with the RoPE
+// epilogue (finer than w4a16_gemv's default at 7b's width, kernels/w4a16_gemv.cu): its sums in its order.
+void w4a16_gemv(const void* w, int n, const RopeLayout& l, const float* residual, const half* norm_w, half* y,
                 const cuda::RopeKvEpilogue* rope) {
   cuda::W4A16GemvFusedParams p{.w = static_cast<const DeviceW4A16*>(w)->view(),
                                .n = n,
                                .norm_residual = residual,
                                .norm_w = norm_w,
                                .eps = kEps};
-  p.y = y, p.rope = rope;
-  cuda::w4a16_gemv_fused(p, nullptr);
+  if (rope) {
+    p.rope = rope;
+    return cuda::w4a16_gemv_fused(p, nullptr);
+  }
+  const cuda::RopeKvEpilogue layout_only{};
+  p.rope = &layout_only;
+  const int slices = cuda::w4a16_gemv_fused_slices(p);
+  const cuda::W4A16GemvConfig split =
+      n <= cuda::kW4A16GemvRegsRows
+          ? cuda::W4A16GemvConfig{.kernel = cuda::W4A16GemvKernel::registers, .slices = slices}
+          : cuda::W4A16GemvConfig{.warps = slices};
+  TestBuffer<float> r(size_t(n) * l.hidden);
+  RL_CUDA_CHECK("test", cudaMemcpy(r.get(), residual, r.size() * sizeof(float), cudaMemcpyDeviceToDevice));
+  TestBuffer<half> x(size_t(n) * l.hidden);
+  cuda::add_rmsnorm(r.get(), nullptr, norm_w, n, l.hidden, kEps, x.get(), nullptr);
+  cuda::w4a16_gemv(x.get(), p.w, n, y, nullptr, split);
 }
 
 // Runs both ways for one layout, weight and row count.
