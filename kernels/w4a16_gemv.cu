@@ -439,23 +439,33 @@ w4a16::RegsLayout regs_layout(const W4A16GemvConfig& c, int n, int in, int out, 
   return {warps, slices, c.stages};
 }
 
-// The fused GEMV's register layout: regs_layout's, except that the RoPE pair's warps take at most
-// kRopePairWarpGroups groups (more slices, one pair a block). A pair warp's register batches hold 2
-// groups of its two strips against the plain warp's 4 of one, and the kernel is latency-bound (a
-// batch is a round trip), so at 7b's width (32 groups, 4 slices: 8 groups a warp, 4 batches) the
-// fused wqkv was slower than the plain GEMV plus rope_kv_write. H200, DecodeBench w4a16 B=1 ctx 1024
-// (perf/NOTES.md, "twenty-third"): 7b 1.930 ms unfused, 1.993 fused at 4 slices, 1.889 at 8; 16
-// slices 2.517. 1.8b (16 groups, 8 slices: 2 a warp) is unchanged. The same split for the SwiGLU
-// pair measured slower (7b w13 alone 21.0 -> 23.7 us: 3.4 waves of blocks instead of 1.7), so it
-// keeps the plain layout. With more slices than w4a16_gemv's default the RoPE outputs differ from
-// the unfused chain's in rounding; w4a16_gemv_fused_slices() tells a caller the split, and the unfused
-// chain at that split gives the same bits.
+// The fused GEMV's register layout: regs_layout's, except for the two pairs (measured, H200, w4a16
+// B=1 ctx 1024, DecodeBench; perf/NOTES.md, "twenty-third"):
+// - The RoPE pair's warps take at most kRopePairWarpGroups groups (more slices, one pair a block). A
+//   pair warp's register batches hold 2 groups of its two strips against the plain warp's 4 of one,
+//   and the kernel is latency-bound, so at 7b's width (32 groups, 4 slices: 8 groups a warp, 4
+//   batches) the fused wqkv had been slower than the plain GEMV plus rope_kv_write: 7b 1.930 ms
+//   unfused, 1.993 fused at 4 slices, 1.889 at 8. 1.8b (16 groups, 8 slices: 2 a warp) is unchanged.
+// - The SwiGLU pair goes the other way: the fewest slices (halving from regs_layout's) whose grid of
+//   8-warp blocks still gives every SM one. 7b's w13 (896 pairs; 4 slices: 448 blocks, 1.7 waves of
+//   2 an SM) alone at one row: 4 slices 21.0 us, 2 (224 blocks) 18.5, 1 (112 blocks, SMs left idle)
+//   22.7, 8 23.7; the 7b step 1.880 -> 1.803 ms at 2. 1.8b (512 pairs) keeps 4: at 2 its 128 blocks
+//   leave SMs idle (w13 7.2 -> 8.2 us, the step 0.728 -> 0.787 ms).
+// With other slices than w4a16_gemv's default the outputs differ from the unfused chain's in
+// rounding; w4a16_gemv_fused_slices() tells a caller the split, and the unfused chain at that split
+// gives the same bits.
 constexpr int kRopePairWarpGroups = 4;
 
 w4a16::RegsLayout fused_regs_layout(const W4A16GemvFusedParams& p, const char* op) {
   w4a16::RegsLayout l = regs_layout({}, p.n, p.w.in, p.w.out, op);
-  const int slices = std::min(kMaxWarps, ceil_div(p.w.in / kW4A16Group, kRopePairWarpGroups));
-  if (p.rope && slices > l.slices) l.slices = l.warps = slices;
+  if (p.rope) {
+    const int slices = std::min(kMaxWarps, ceil_div(p.w.in / kW4A16Group, kRopePairWarpGroups));
+    if (slices > l.slices) l.slices = l.warps = slices;
+  }
+  if (p.act && l.warps == 8) {
+    const int pairs = p.w.out / (2 * kW4A16TileRows), sms = current_sm_count(op);
+    while (l.slices > 1 && ceil_div(pairs, 8 / (l.slices / 2)) >= sms) l.slices /= 2;
+  }
   return l;
 }
 
