@@ -6,8 +6,9 @@
 // that costs one DRAM round trip, not several.
 //
 // At one row every form (plain, normed, SwiGLU, RoPE, residual-add) takes the register kernel instead
-// (kernels/w4a16_gemv_regs.cu: no ring, x staged once per block; the same bits; the w4a16 B=1 step
-// 7b -6.7%, 1.8b -1.5% on the H200): use_registers() below is the one choice.
+// (kernels/w4a16_gemv_regs.cu: no ring, x staged once per block; the same bits at the same input
+// split; the w4a16 B=1 step 7b -6.7%, 1.8b -1.5% on the H200): use_registers() below is the one
+// choice, fused_regs_layout() the pairs' split.
 // Streamed: a block owns `tiles` 16-row strips of W (mma M tiles) and `warps` warps, each of which
 // streams one contiguous slice of the input range of those strips (a strip's packed codes are
 // consecutive 512-byte tiles along the input, so a slice is one contiguous run of bytes) through
