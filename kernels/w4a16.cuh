@@ -154,7 +154,8 @@ struct W4A16GemvFusedParams {
 void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream);
 // The input slices w4a16_gemv_fused splits each strip (or strip pair) into for p's weight, rows and
 // epilogue on this GPU: each slice's groups are summed in order, then the slices in order, so
-// add_rmsnorm + w4a16_gemv with {.kernel = registers, .slices = this} (one row) gives its bits.
+// add_rmsnorm + w4a16_gemv with {.kernel = registers, .slices = this} at one row ({.warps = this},
+// the ring kernel, above) gives its bits.
 int w4a16_gemv_fused_slices(const W4A16GemvFusedParams& p);
 
 // The kernels behind w4a16_linear, callable directly by tests and benchmarks. w4a16_gemv takes

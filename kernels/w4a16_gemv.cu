@@ -561,8 +561,8 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
                        : p.residual ? Epilogue::add_residual
                                     : Epilogue::store;
   const RopeKvArgs rope = p.rope ? rope_kv_args(*p.rope, p.n, p.w.out, op) : RopeKvArgs{};
-  // One row: the register kernel, with the ring kernel's slices (the same bits) but for the RoPE
-  // pair's (fused_regs_layout). H200, w4a16 B=1 ctx 1024 step (perf/NOTES.md, "Session 2026-12-02
+  // One row: the register kernel, with the ring kernel's slices (the same bits) but for the two
+  // pairs' (fused_regs_layout). H200, w4a16 B=1 ctx 1024 step (perf/NOTES.md, "Session 2026-12-02
   // (twelfth)"): 7b 2.098 -> 1.958 ms, 1.8b 0.797 -> 0.785 against the ring kernel for the normed
   // GEMVs. (With one slice per SwiGLU pair, 112 blocks of 8 warps for 7b's w13, it had lost: 26.4 ->
   // 35.8 us a layer.)

@@ -70,11 +70,7 @@ void w4a16_gemv(const void* w, int n, const RopeLayout& l, const float* residual
   }
   const cuda::RopeKvEpilogue layout_only{};
   p.rope = &layout_only;
-  const int slices = cuda::w4a16_gemv_fused_slices(p);
-  const cuda::W4A16GemvConfig split =
-      n <= cuda::kW4A16GemvRegsRows
-          ? cuda::W4A16GemvConfig{.kernel = cuda::W4A16GemvKernel::registers, .slices = slices}
-          : cuda::W4A16GemvConfig{.warps = slices};
+  const cuda::W4A16GemvConfig split = fused_split(p);
   TestBuffer<float> r(size_t(n) * l.hidden);
   RL_CUDA_CHECK("test", cudaMemcpy(r.get(), residual, r.size() * sizeof(float), cudaMemcpyDeviceToDevice));
   TestBuffer<half> x(size_t(n) * l.hidden);

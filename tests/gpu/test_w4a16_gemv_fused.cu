@@ -48,15 +48,11 @@ TEST(KernelW4A16GemvFused, NormPrologueSwigluAndResidualEpilogueBitIdenticalToTh
     cuda::w4a16_gemv(x.get(), wn.view(), n, y_u.get(), nullptr);
     {  // at the input split the fused SwiGLU pair takes (fewer slices than the default at 7b's w13)
       TestBuffer<half> layout_only(1);
-      const int slices = cuda::w4a16_gemv_fused_slices({.w = w13.view(),
-                                                        .n = n,
-                                                        .norm_residual = r_u.get(),
-                                                        .norm_w = d_norm_w.get(),
-                                                        .act = layout_only.get()});
-      const cuda::W4A16GemvConfig split =
-          n <= cuda::kW4A16GemvRegsRows
-              ? cuda::W4A16GemvConfig{.kernel = cuda::W4A16GemvKernel::registers, .slices = slices}
-              : cuda::W4A16GemvConfig{.warps = slices};
+      const cuda::W4A16GemvConfig split = fused_split({.w = w13.view(),
+                                                       .n = n,
+                                                       .norm_residual = r_u.get(),
+                                                       .norm_w = d_norm_w.get(),
+                                                       .act = layout_only.get()});
       cuda::w4a16_gemv(x.get(), w13.view(), n, gate_up.get(), nullptr, split);
     }
     cuda::swiglu(gate_up.get(), n, I, act_u.get(), nullptr);

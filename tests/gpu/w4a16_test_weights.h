@@ -1,8 +1,9 @@
 // W4A16 weights for the GPU tests: a random weight in the device layout (kernels/w4a16.cuh) on the
-// host, its upload, and the float64 reference a W4A16 linear's output is checked against (NMSE at
-// most kW4A16Nmse over a sample of output channels, every output finite). Every code word random (all 16
-// codes in every position), scales in [0.002, 0.02] with full fp16 mantissas, zeros 0..15: outputs of a size
-// where fp16 and float32 rounding both show, and a layout mix-up gives an NMSE near 1.
+// host, its upload, the w4a16_gemv config that sums as a fused GEMV does (fused_split), and the float64
+// reference a W4A16 linear's output is checked against (NMSE at most kW4A16Nmse over a sample of output
+// channels, every output finite). Every code word random (all 16 codes in every position), scales in [0.002,
+// 0.02] with full fp16 mantissas, zeros 0..15: outputs of a size where fp16 and float32 rounding both show,
+// and a layout mix-up gives an NMSE near 1.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +23,15 @@
 namespace ridgeline::test {
 
 inline constexpr double kW4A16Nmse = 5e-4;
+
+// The w4a16_gemv config that sums as w4a16_gemv_fused does for p (its input split: the register
+// kernel's slices at one row, the ring kernel's warps above), so that an unfused chain built with it
+// must give the fused GEMV's bits.
+inline cuda::W4A16GemvConfig fused_split(const cuda::W4A16GemvFusedParams& p) {
+  const int slices = cuda::w4a16_gemv_fused_slices(p);
+  if (p.n <= cuda::kW4A16GemvRegsRows) return {.kernel = cuda::W4A16GemvKernel::registers, .slices = slices};
+  return {.warps = slices};
+}
 
 inline cuda::W4A16Host random_w4a16(int in, int out, std::mt19937& rng) {
   cuda::W4A16Host w;
