@@ -440,8 +440,8 @@ w4a16::RegsLayout regs_layout(const W4A16GemvConfig& c, int n, int in, int out, 
   return {warps, slices, c.stages};
 }
 
-// The fused GEMV's register layout: regs_layout's, except for the two pairs (measured, H200, w4a16
-// B=1 ctx 1024, DecodeBench; perf/NOTES.md, "twenty-third"):
+// The fused GEMV's register layout: regs_layout's, except for the two pairs and the residual GEMVs
+// (measured, H200, w4a16 B=1 ctx 1024; perf/NOTES.md, "twenty-third" and "twenty-fourth"):
 // - The RoPE pair's warps take at most kRopePairWarpGroups groups (more slices, one pair a block). A
 //   pair warp's register batches hold 2 groups of its two strips against the plain warp's 4 of one,
 //   and the kernel is latency-bound, so at 7b's width (32 groups, 4 slices: 8 groups a warp, 4
@@ -452,10 +452,18 @@ w4a16::RegsLayout regs_layout(const W4A16GemvConfig& c, int n, int in, int out, 
 //   2 an SM) alone at one row: 4 slices 21.0 us, 2 (224 blocks) 18.5, 1 (112 blocks, SMs left idle)
 //   22.7, 8 23.7; the 7b step 1.880 -> 1.803 ms at 2. 1.8b (512 pairs) keeps 4: at 2 its 128 blocks
 //   leave SMs idle (w13 7.2 -> 8.2 us, the step 0.728 -> 0.787 ms).
+// - The residual GEMVs (wo, w2) give each warp at least kResidualWarpGroups groups: 1.8b's wo (16
+//   groups) 16 slices of one group -> 8 of two, fused alone at one row 2.58 -> 2.45 us (8 of four
+//   groups a batch; of two, 2.46). The other residual GEMVs have 4 or more groups a warp already;
+//   their best layouts differ from regs_layout's only by 16-warp blocks at 7b's w2 (11.81 -> 11.32
+//   us alone), which did not carry into the step (7b 1.827 -> 1.837 ms; likely because a block that
+//   fills its SM leaves no room for the next kernel's early blocks), so they stay
+//   (perf/wip/w4a16-layout-sweep.sh).
 // With other slices than w4a16_gemv's default the outputs differ from the unfused chain's in
 // rounding; w4a16_gemv_fused_slices() tells a caller the split, and the unfused chain at that split
 // gives the same bits.
 constexpr int kRopePairWarpGroups = 4;
+constexpr int kResidualWarpGroups = 2;
 
 w4a16::RegsLayout fused_regs_layout(const W4A16GemvFusedParams& p, const char* op) {
   w4a16::RegsLayout l = regs_layout({}, p.n, p.w.in, p.w.out, op);
@@ -466,6 +474,11 @@ w4a16::RegsLayout fused_regs_layout(const W4A16GemvFusedParams& p, const char* o
   if (p.act && l.warps == 8) {
     const int pairs = p.w.out / (2 * kW4A16TileRows), sms = current_sm_count(op);
     while (l.slices > 1 && ceil_div(pairs, 8 / (l.slices / 2)) >= sms) l.slices /= 2;
+  }
+  if (p.residual) {
+    const int groups = p.w.in / kW4A16Group;
+    while (l.slices > 1 && groups / l.slices < kResidualWarpGroups) l.slices /= 2;
+    l.warps = l.slices >= 8 ? l.slices : l.slices * (8 / l.slices);
   }
   return l;
 }

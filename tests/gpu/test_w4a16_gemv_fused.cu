@@ -1,8 +1,8 @@
 // w4a16_gemv_fused (kernels/w4a16_gemv.cu): the decode step's norm, SwiGLU and residual add folded
 // into the W4A16 GEMV. One decode layer's GEMV chain both ways from the same float32 residual:
-// unfused, w4a16_gemv (wo) -> add_rmsnorm -> w4a16_gemv (wqkv-like) and w4a16_gemv (w13) -> swiglu;
-// fused, w4a16_gemv_fused with the residual epilogue, then with the norm prologue (fp16 out, and
-// SwiGLU). Every output and the residual must agree bit for bit (the prologue reproduces
+// unfused, w4a16_gemv (wo, at the fused GEMV's input split) -> add_rmsnorm -> w4a16_gemv (wqkv-like) and
+// w4a16_gemv (w13) -> swiglu; fused, w4a16_gemv_fused with the residual epilogue, then with the norm prologue
+// (fp16 out, and SwiGLU). Every output and the residual must agree bit for bit (the prologue reproduces
 // add_rmsnorm's reduction order whatever the block's warp count), and the wqkv-like output must
 // match the CPU reference on the dequantized weights.
 #include <random>
@@ -43,7 +43,12 @@ TEST(KernelW4A16GemvFused, NormPrologueSwigluAndResidualEpilogueBitIdenticalToTh
     TestBuffer<half> proj(size_t(n) * H), x(size_t(n) * H), y_u(size_t(n) * O), gate_up(size_t(n) * 2 * I),
         act_u(size_t(n) * I);
     for (auto* b : {&proj, &x, &y_u, &gate_up, &act_u}) b->poison();
-    cuda::w4a16_gemv(d_attn.get(), wo.view(), n, proj.get(), nullptr);
+    {  // at the input split the fused residual GEMV takes (fewer slices than the default at 1.8b's wo)
+      TestBuffer<float> layout_only(1);
+      const cuda::W4A16GemvConfig split =
+          fused_split({.w = wo.view(), .n = n, .x = d_attn.get(), .residual = layout_only.get()});
+      cuda::w4a16_gemv(d_attn.get(), wo.view(), n, proj.get(), nullptr, split);
+    }
     cuda::add_rmsnorm(r_u.get(), proj.get(), d_norm_w.get(), n, H, kEps, x.get(), nullptr);
     cuda::w4a16_gemv(x.get(), wn.view(), n, y_u.get(), nullptr);
     {  // at the input split the fused SwiGLU pair takes (fewer slices than the default at 7b's w13)
