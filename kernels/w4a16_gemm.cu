@@ -162,40 +162,68 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
                                  mt0 * kW4A16TileRows, w.out);
 }
 
+// Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
+// clusters of a power of two, and into no fewer than kStages groups a block, so every block's
+// pipeline fills. Clusters of 4 or fewer are also halved while they do not all fit at once (the
+// GPCs hold fewer whole clusters than SMs / size). H200, BM_W4A16GemmSplits and BM_W4A16VsFp16
+// (perf/NOTES.md, "fifteenth"): 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
+// M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8; 1.8b wqkv (16 groups) at clusters of 8
+// (2 groups a block) 8.6 / 9.7 / 13.8, at 4 7.1 / 8.7 / 12.2; 64 clusters of 4 where ~60 fit
+// against 64 of 2: 1.8b wqkv M = 128 18.2 -> 13.7 us, 7b wo 30.1 -> 23.7, 1.8b w2 M = 256 54.7
+// -> 43.7. Not for clusters of 8: the occupancy API says 30 of them fit, yet 32 ran faster than
+// 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0).
+// All of the SM's unified memory as shared memory, so two blocks of 100 KB fit; before any launch
+// and before the occupancy query of auto_splits, which counts it.
+template <int BN, typename OutT>
+void opt_in_smem(const char* op) {
+  static const bool smem_set =
+      (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
+  (void)smem_set;
+}
+
+template <int BN, typename OutT>
+int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
+  opt_in_smem<BN, OutT>(op);
+  const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
+  const int fill = Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
+  const int deep = std::max(1, w.in / kW4A16Group / Config<BN>::kStages);
+  int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
+  if (splits > 1) {
+    // Clusters of 2 and 4 resident at once, asked once (splits > 1 means sm_90: clusters exist).
+    static const std::array<int, 5> fit = [op] {
+      std::array<int, 5> f{};
+      for (int s : {2, 4})
+        f[s] = w4a16::max_active_clusters(w4a16_gemm_kernel<BN, OutT>, kThreads, Config<BN>::kSmem, s, op);
+      return f;
+    }();
+    while (splits > 1 && splits <= 4 && strips * ntiles > fit[splits]) splits /= 2;
+  }
+  return splits;
+}
+
+// Whether 33..64 rows run as two n-tiles of 32 instead of one of 64: where BN = 64's split leaves
+// every block's whole input range inside its ring (at most kStages groups: the pipeline never
+// reaches a steady state) and BN = 32's gives its blocks more. H200, BM_W4A16VsFp16 at M = 48 / 64,
+// BN = 64 -> 32, us (perf/NOTES.md, "twenty-fourth"): 1.8b wqkv 11.5 -> 9.2 / 12.1 -> 9.7 (4
+// groups a block -> 8), 7b wo 18.2 -> 16.0 / 19.6 -> 16.0 (4 -> 16); the others (5-16 groups a
+// block at BN = 64) lose up to 25% at BN = 32 (7b w13 66.9 -> 83.2) or tie (7b w2), and 1.8b wo (4
+// groups a block both ways) loses 3%.
+template <typename OutT>
+bool two_tiles_of_32(const W4A16Weights& w, int n, int max_splits, const char* op) {
+  if (n <= 32 || n > 64) return false;
+  const int groups = w.in / kW4A16Group;
+  const int per_block_64 = groups / auto_splits<64, OutT>(w, n, max_splits, op);
+  return per_block_64 <= Config<64>::kStages &&
+         groups / auto_splits<32, OutT>(w, n, max_splits, op) > per_block_64;
+}
+
 template <int BN, typename OutT>
 void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
                int max_splits, const char* op) {
   const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
   require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
-  // All of the SM's unified memory as shared memory, so two blocks of 100 KB fit.
-  static const bool smem_set =
-      (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
-  (void)smem_set;
-  // Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
-  // clusters of a power of two, and into no fewer than kStages groups a block, so every block's
-  // pipeline fills. Clusters of 4 or fewer are also halved while they do not all fit at once (the
-  // GPCs hold fewer whole clusters than SMs / size). H200, BM_W4A16GemmSplits and BM_W4A16VsFp16
-  // (perf/NOTES.md, "fifteenth"): 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
-  // M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8; 1.8b wqkv (16 groups) at clusters of 8
-  // (2 groups a block) 8.6 / 9.7 / 13.8, at 4 7.1 / 8.7 / 12.2; 64 clusters of 4 where ~60 fit
-  // against 64 of 2: 1.8b wqkv M = 128 18.2 -> 13.7 us, 7b wo 30.1 -> 23.7, 1.8b w2 M = 256 54.7
-  // -> 43.7. Not for clusters of 8: the occupancy API says 30 of them fit, yet 32 ran faster than
-  // 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0).
-  if (splits == 0) {
-    const int fill = Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
-    const int deep = std::max(1, w.in / kW4A16Group / Config<BN>::kStages);
-    splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
-    if (splits > 1) {
-      // Clusters of 2 and 4 resident at once, asked once (splits > 1 means sm_90: clusters exist).
-      static const std::array<int, 5> fit = [op] {
-        std::array<int, 5> f{};
-        for (int s : {2, 4})
-          f[s] = w4a16::max_active_clusters(w4a16_gemm_kernel<BN, OutT>, kThreads, Config<BN>::kSmem, s, op);
-        return f;
-      }();
-      while (splits > 1 && splits <= 4 && strips * ntiles > fit[splits]) splits /= 2;
-    }
-  }
+  opt_in_smem<BN, OutT>(op);
+  if (splits == 0) splits = auto_splits<BN, OutT>(w, n, max_splits, op);
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
   const dim3 grid(splits, ntiles, strips);
@@ -221,7 +249,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
     launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);
-  else if (n <= 32)
+  else if (n <= 32 || (splits == 0 && two_tiles_of_32<OutT>(w, n, max_splits, op)))
     launch_bn<32>(x, w, n, y, stream, splits, max_splits, op);
   else
     launch_bn<64>(x, w, n, y, stream, splits, max_splits, op);
