@@ -162,6 +162,15 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
                                  mt0 * kW4A16TileRows, w.out);
 }
 
+// All of the SM's unified memory as shared memory, so two blocks of 100 KB fit; before any launch
+// and before the occupancy query of auto_splits, which counts it.
+template <int BN, typename OutT>
+void opt_in_smem(const char* op) {
+  static const bool smem_set =
+      (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
+  (void)smem_set;
+}
+
 // Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
 // clusters of a power of two, and into no fewer than kStages groups a block, so every block's
 // pipeline fills. Clusters of 4 or fewer are also halved while they do not all fit at once (the
@@ -172,15 +181,6 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
 // against 64 of 2: 1.8b wqkv M = 128 18.2 -> 13.7 us, 7b wo 30.1 -> 23.7, 1.8b w2 M = 256 54.7
 // -> 43.7. Not for clusters of 8: the occupancy API says 30 of them fit, yet 32 ran faster than
 // 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0).
-// All of the SM's unified memory as shared memory, so two blocks of 100 KB fit; before any launch
-// and before the occupancy query of auto_splits, which counts it.
-template <int BN, typename OutT>
-void opt_in_smem(const char* op) {
-  static const bool smem_set =
-      (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
-  (void)smem_set;
-}
-
 template <int BN, typename OutT>
 int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   opt_in_smem<BN, OutT>(op);

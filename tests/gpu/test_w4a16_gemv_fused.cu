@@ -1,10 +1,10 @@
 // w4a16_gemv_fused (kernels/w4a16_gemv.cu): the decode step's norm, SwiGLU and residual add folded
 // into the W4A16 GEMV. One decode layer's GEMV chain both ways from the same float32 residual:
-// unfused, w4a16_gemv (wo, at the fused GEMV's input split) -> add_rmsnorm -> w4a16_gemv (wqkv-like) and
-// w4a16_gemv (w13) -> swiglu; fused, w4a16_gemv_fused with the residual epilogue, then with the norm prologue
-// (fp16 out, and SwiGLU). Every output and the residual must agree bit for bit (the prologue reproduces
-// add_rmsnorm's reduction order whatever the block's warp count), and the wqkv-like output must
-// match the CPU reference on the dequantized weights.
+// unfused, w4a16_gemv (wo, at the fused GEMV's input split) -> add_rmsnorm -> w4a16_gemv
+// (wqkv-like) and w4a16_gemv (w13) -> swiglu; fused, w4a16_gemv_fused with the residual epilogue,
+// then with the norm prologue (fp16 out, and SwiGLU). Every output and the residual must agree bit
+// for bit (the prologue reproduces add_rmsnorm's reduction order whatever the block's warp count),
+// and the wqkv-like output must match the CPU reference on the dequantized weights.
 #include <random>
 #include <string>
 #include <vector>
