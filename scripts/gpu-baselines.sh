@@ -16,7 +16,8 @@
 # stale: set it to the local `git rev-parse HEAD`, or the reports record the copy's HEAD);
 # RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_BASELINE_PREFIX (default h200);
 # RIDGELINE_BASELINE_PRESETS, the presets to sweep (default "1_8b 7b"; "7b" alone after a change
-# that only 7b's rows can see saves the 1.8b sweep's ~90 s of device time).
+# that only 7b's rows can see saves the 1.8b sweep's ~90 s of device time); RIDGELINE_BASELINE_TARGETS=1
+# (below) adds the targets table.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-baselines.sh OUTDIR}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
@@ -51,6 +52,17 @@ sweep() {  # name, then the sweep's own arguments
 presets=" ${RIDGELINE_BASELINE_PRESETS:-1_8b 7b} "
 [[ $presets == *" 1_8b "* ]] && sweep 1_8b --context 1024,4096,8192
 [[ $presets == *" 7b "* ]] && sweep 7b --model internlm2-chat-7b --batch 1,16,64 --context 1024,8192
+# With RIDGELINE_BASELINE_TARGETS=1 also the kernel benchmarks the issues' targets name (a few minutes
+# more), and scripts/targets.py's table of every target over the new reports: OUTDIR/targets.md.
+if [ "${RIDGELINE_BASELINE_TARGETS:-0}" = 1 ]; then
+  cmake --build "$build" -j16 --target ridgeline_bench >>"$out/build.log" 2>&1 || { echo "ridgeline_bench did not build"; status=1; }
+  "$build/bench/ridgeline_bench" --benchmark_min_time=30x \
+    --benchmark_filter='BM_GemmFp16/[0-7]/(1|2|4)/|BM_DecodeAttention/|BM_W4A16VsFp16/[0-7]/(1|2|4|8|16|24|32|48|64)/' \
+    --benchmark_out="$out/targets-bench.json" --benchmark_out_format=json >"$out/targets-bench.log" 2>&1 ||
+    { echo "the targets' benchmarks failed (see targets-bench.log)"; status=1; }
+  python3 scripts/targets.py --baselines "$out" --baselines reports/baselines --prefix "$prefix" \
+    --ceilings "$out/ceilings.json" "$out/targets-bench.json" >"$out/targets.md" && cat "$out/targets.md"
+fi
 echo "baselines in $out: copy them to reports/baselines/ to commit them; re-render the example with" \
   "ridgeline report reports/baselines/$prefix-internlm2-chat-1_8b.json -o reports/examples/$prefix-internlm2-chat-1_8b.md (and .html)"
 tar czf "$out.tgz" -C "$(dirname "$out")" "$(basename "$out")" || { echo "could not archive $out"; status=1; }

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Where each numeric target of the open performance issues stands, from committed measurements.
+
+Reads the H200 baselines (reports/baselines/: the decode sweeps of both presets and the prefill
+sweeps) and, optionally, Google Benchmark JSON from ridgeline_bench (BM_GemmFp16, BM_DecodeAttention,
+BM_W4A16VsFp16), and prints one Markdown table: issue, target, the figure reached, met or not.
+Every ratio to a ceiling is taken against the ceilings the measurement's own report carries (the
+sweeps' `device.peak`); kernel benchmarks, which carry none, against --ceilings (a `ridgeline probe`
+JSON) or else the 1.8b decode baseline's.
+
+  scripts/targets.py [--baselines DIR ...] [--ceilings FILE] [BENCH.json ...]
+  e.g. scripts/targets.py bench/results/h200-kernels.json bench/results/h200-decode-attention.json \\
+           bench/results/h200-w4a16-vs-fp16.json
+
+The bench rows a table needs and the benchmarks that give them:
+  issue 12, GEMV-like ops:     BM_GemmFp16/<shape>/{1,2,4}
+  issue 12 and 10, attention:  BM_DecodeAttention/<model>/<kv>/<ctx>/<batch>
+  issue 9, W4A16 vs fp16:      BM_W4A16VsFp16/<shape>/<M>
+A row whose measurements are missing says so instead of a figure.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def median_us(step):
+    t = step["time_us"]
+    return t["median"] if isinstance(t, dict) else t
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, issue, target, reached, met):
+        self.rows.append((issue, target, reached, "yes" if met is True else "no" if met is False else "?"))
+
+    def missing(self, issue, target, what):
+        self.rows.append((issue, target, f"not measured here ({what})", "?"))
+
+    def markdown(self):
+        out = ["| issue | target | reached | met |", "| --- | --- | --- | --- |"]
+        out += [f"| {i} | {t} | {r} | {m} |" for i, t, r, m in self.rows]
+        return "\n".join(out)
+
+
+def decode_runs(report):
+    return {(r["batch"], r["context"], r["weights"], r["kv"]): r for r in report["runs"]}
+
+
+def kind_time(run, kinds):
+    return sum(k["time_us"] for k in run["by_kind"] if k["kind"] in kinds)
+
+
+def issue12_from_baselines(t, decode, prefill):
+    for name, rep in decode.items():
+        runs = decode_runs(rep)
+        r = runs.get((1, 1024, "fp16", "fp16"))
+        if r:
+            bw = r["step"]["bandwidth_utilization"]
+            t.add("12", f"{name} fp16 B=1 ctx 1024 step >= 0.90 of peak bandwidth",
+                  f"{bw:.2f} ({median_us(r['step']):.0f} us)", bw >= 0.90)
+            small = kind_time(r, {"norm", "rope", "swiglu", "embed", "sample", "elementwise"})
+            share = small / median_us(r["step"])
+            t.add("12", f"{name} fp16 B=1: norm, rope, swiglu, embed, sample <= 3% of the step",
+                  f"{100 * share:.1f}% ({small:.1f} us, what is left unfused)", share <= 0.03)
+        mid = sorted((b, c, r["step"]["roofline_efficiency"]) for (b, c, w, kv), r in runs.items()
+                     if w == "fp16" and kv == "fp16" and 4 <= b <= 64 and c in (1024, 4096))
+        if mid:
+            worst = min(mid, key=lambda x: x[2])
+            listed = ", ".join(f"B={b} ctx {c} {e:.2f}" for b, c, e in mid)
+            t.add("12", f"{name} fp16 B=4..64 ctx 1024/4096 roofline efficiency >= 0.85",
+                  f"min {worst[2]:.2f} ({listed})", worst[2] >= 0.85)
+        big = [(c, r) for (b, c, w, kv), r in runs.items() if b == 256 and w == "fp16" and kv == "fp16"]
+        for c, r in sorted(big, key=lambda x: x[0]):
+            g = next(k for k in r["by_kind"] if k["kind"] == "gemm")
+            t.add("12", f"{name} fp16 GEMMs at B=256 (ctx {c}) >= 0.75 of peak TFLOP/s",
+                  f"{g['compute_utilization']:.2f} ({g['achieved_tflops']:.0f} TFLOP/s)",
+                  g["compute_utilization"] >= 0.75)
+    for name, rep in prefill.items():
+        for r in rep["runs"]:
+            if r["weights"] == "fp16" and r["context"] == 2048 and r["batch"] == 1:
+                u = r["step"]["compute_utilization"]
+                t.add("12", f"{name} prefill 1 x 2048 (fp16) >= 0.60 of peak TFLOP/s",
+                      f"{u:.2f} ({median_us(r['step']) / 1000:.1f} ms)", u >= 0.60)
+
+
+def issue9_from_baselines(t, decode):
+    goal = {"1.8b": 2.6, "7b": 3.2}
+    for name, rep in decode.items():
+        runs = decode_runs(rep)
+        for b in (1, 16):
+            f, q = runs.get((b, 1024, "fp16", "fp16")), runs.get((b, 1024, "w4a16", "fp16"))
+            if not (f and q):
+                continue
+            x = median_us(f["step"]) / median_us(q["step"])
+            target = f"{name} decode step B={b} ctx 1024, w4a16 vs fp16"
+            if b == 1:
+                t.add("9", f"{target} >= {goal[name]}x", f"{x:.2f}x", x >= goal[name])
+            else:
+                t.add("9", f"{target} (reported, no target)", f"{x:.2f}x", None)
+
+
+def bench_rows(files):
+    rows, dated = {}, []
+    for path in files:
+        doc = load(path)
+        dated.append(f"{os.path.basename(path)} ({doc.get('context', {}).get('date', 'undated')[:10]})")
+        for b in doc["benchmarks"]:
+            if b.get("run_type", "iteration") != "iteration" or "error_occurred" in b:
+                continue
+            rows[re.sub(r"/(manual_time|iterations:\d+.*)$", "", b["name"])] = b
+    return rows, dated
+
+
+SHAPES = ["1_8b.wqkv", "1_8b.wo", "1_8b.w13", "1_8b.w2", "7b.wqkv", "7b.wo", "7b.w13", "7b.w2"]
+
+
+def issue12_from_bench(t, bench, peak_gbps):
+    gemv = [(SHAPES[int(s)], int(m), b["GB/s"] / peak_gbps)
+            for k, b in bench.items() if k.startswith("BM_GemmFp16/")
+            for s, m in [k.split("/")[1:3]] if int(m) <= 4]
+    target = "fp16 GEMV-like ops (M <= 4), every 1.8b and 7b shape, >= 0.90 of peak bandwidth"
+    if gemv:
+        worst = min(gemv, key=lambda x: x[2])
+        met = sum(u >= 0.90 for _, _, u in gemv)
+        t.add("12", target, f"{met} of {len(gemv)} at 0.90; min {worst[2]:.2f} ({worst[0]} M={worst[1]})",
+              met == len(gemv))
+    else:
+        t.missing("12", target, "BM_GemmFp16")
+    attn = [(k, b["GB/s"] / peak_gbps) for k, b in bench.items() if k.startswith("BM_DecodeAttention/")]
+    pick = [(k, u) for k, u in attn if k.split("/")[2] == "0" and int(k.split("/")[3]) >= 4096
+            and int(k.split("/")[4]) in (1, 4)]
+    target = "fp16-KV decode attention, B=1 and B=4, ctx >= 4096, >= 0.70 of peak bandwidth"
+    if pick:
+        worst = min(pick, key=lambda x: x[1])
+        met = sum(u >= 0.70 for _, u in pick)
+        where = attn_name(*worst[0].split("/")[1:])
+        t.add("12", target, f"{met} of {len(pick)} at 0.70; min {worst[1]:.2f} ({where})", met == len(pick))
+    else:
+        t.missing("12", target, "BM_DecodeAttention")
+
+
+def attn_name(model, kv, ctx, batch):
+    return f"{['1.8b', '7b'][int(model)]} {['fp16', 'int8', 'int4'][int(kv)]} ctx {ctx} B={batch}"
+
+
+def issue10_from_bench(t, bench, peak_gbps):
+    def us(model, kv, ctx, batch):
+        b = bench.get(f"BM_DecodeAttention/{model}/{kv}/{ctx}/{batch}")
+        return b["real_time"] if b else None
+
+    cells = [(m, c, n) for m in (0, 1) for c in (8192, 16384, 32768) for n in (16, 64)
+             if us(m, 0, c, n) is not None]
+    if not cells:
+        t.missing("10", "decode attention at B >= 16, ctx >= 8192", "BM_DecodeAttention")
+        return
+    bw = [(bench[f"BM_DecodeAttention/{m}/0/{c}/{n}"]["GB/s"] / peak_gbps, (m, 0, c, n))
+          for m, c, n in cells]
+    worst = min(bw)
+    t.add("10", "fp16-KV decode attention, B >= 16, ctx >= 8192, >= 0.92 of peak bandwidth",
+          f"min {worst[0]:.2f} ({attn_name(*worst[1])})", worst[0] >= 0.92)
+    for kv, goal in ((1, 1.8), (2, 3.0)):
+        xs = [(us(m, 0, c, n) / us(m, kv, c, n), (m, kv, c, n)) for m, c, n in cells if us(m, kv, c, n)]
+        if not xs:
+            continue
+        worst = min(xs)
+        short = ", ".join(f"{attn_name(*k)} {x:.2f}x" for x, k in sorted(xs) if x < goal)
+        t.add("10", f"{['', 'int8', 'int4'][kv]} decode attention >= {goal}x faster than fp16 there",
+              f"min {worst[0]:.2f}x" + (f"; short: {short}" if short else ""), worst[0] >= goal)
+
+
+def issue9_from_bench(t, bench):
+    x = {(k.split("/")[1], int(k.split("/")[2])): b["x_vs_fp16"] for k, b in bench.items()
+         if k.startswith("BM_W4A16VsFp16/")}
+    if not x:
+        t.missing("9", "W4A16 vs fp16 GEMM/GEMV time, M = 1..64", "BM_W4A16VsFp16")
+        return
+    for m, goal in ((1, 3.2), (16, 2.5)):
+        seven = [(x[(s, m)], SHAPES[int(s)]) for s in "4567" if (s, m) in x]
+        if seven:
+            worst = min(seven)
+            t.add("9", f"W4A16 vs fp16 at M={m}, every 7b shape, >= {goal}x",
+                  f"min {worst[0]:.2f}x ({worst[1]})", worst[0] >= goal)
+    slow = sorted((v, SHAPES[int(s)], m) for (s, m), v in x.items() if m <= 64 and v < 1.0)
+    listed = ", ".join(f"{n} M={m} {v:.2f}x" for v, n, m in slow)
+    t.add("9", "W4A16 never slower than fp16 up to M = 64, every shape",
+          f"{len(slow)} slower: {listed}" if slow else "holds", not slow)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("bench", nargs="*", help="Google Benchmark JSON from ridgeline_bench")
+    ap.add_argument("--baselines", action="append",
+                    help="a folder of baseline reports; repeat it to fall back (default reports/baselines)")
+    ap.add_argument("--prefix", default="h200", help="the baselines' file prefix")
+    ap.add_argument("--ceilings", help="a `ridgeline probe` JSON for the kernel benchmarks' peak")
+    a = ap.parse_args()
+    presets = {"1.8b": "internlm2-chat-1_8b", "7b": "internlm2-chat-7b"}
+    decode, prefill = {}, {}
+    folders = a.baselines or ["reports/baselines"]
+    for name, model in presets.items():
+        for d, suffix in ((decode, ""), (prefill, "-prefill")):
+            found = [p for p in (os.path.join(f, f"{a.prefix}-{model}{suffix}.json") for f in folders)
+                     if os.path.exists(p)]
+            if found:
+                d[name] = load(found[0])
+    if not decode:
+        sys.exit(f"targets: no {a.prefix}-*.json decode baselines in {', '.join(folders)}")
+    if a.ceilings:
+        peak_gbps, peak_from = load(a.ceilings)["read_GBps"], a.ceilings
+    else:
+        first = next(iter(decode.values()))
+        peak_gbps, peak_from = first["device"]["peak"]["GBps"], "the decode baseline"
+    t = Table()
+    issue12_from_baselines(t, decode, prefill)
+    issue9_from_baselines(t, decode)
+    bench, dated = bench_rows(a.bench)
+    issue12_from_bench(t, bench, peak_gbps)
+    issue10_from_bench(t, bench, peak_gbps)
+    issue9_from_bench(t, bench)
+    reports = {**decode, **{k + " prefill": v for k, v in prefill.items()}}
+    commits = ", ".join(f"{n} {r['git_commit'][:7]}" for n, r in reports.items())
+    print(f"Baselines: {commits}.")
+    if dated:
+        print(f"Kernel benchmarks: {', '.join(dated)}, against {peak_gbps:.0f} GB/s ({peak_from}).")
+    print()
+    print(t.markdown())
+
+
+if __name__ == "__main__":
+    main()
