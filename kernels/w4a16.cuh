@@ -134,9 +134,9 @@ struct W4A16GemvConfig {
 // norm prologue, as w13 has it), or rope_kv_write's work on qkv = y (RopeKvEpilogue, kernels/kernels.cuh;
 // needs the norm prologue, as wqkv has it). Bit-identical to the unfused sequences: add_rmsnorm -> w4a16_gemv
 // -> swiglu or rope_kv_write, and w4a16_gemv -> add_rmsnorm's add, with w4a16_gemv split into
-// w4a16_gemv_fused_slices(p) input slices (its default but for the RoPE and SwiGLU pairs at one row
-// where other splits measured faster: kernels/w4a16_gemv.cu). Throws std::invalid_argument on a
-// broken contract.
+// w4a16_gemv_fused_slices(p) input slices (its default but for the RoPE and SwiGLU pairs and the
+// residual GEMVs at one row, where other splits measured faster: kernels/w4a16_gemv.cu). Throws
+// std::invalid_argument on a broken contract.
 inline constexpr int kW4A16GemvFusedMaxRows = 2;
 struct RopeKvEpilogue;  // kernels/kernels.cuh
 struct W4A16GemvFusedParams {

@@ -246,6 +246,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
     kernel = W4A16GemmKernel::wide;
   if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)
     return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
+  if (kernel == W4A16GemmKernel::tiled_32) return launch_bn<32>(x, w, n, y, stream, splits, max_splits, op);
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
     launch_bn<16>(x, w, n, y, stream, splits, max_splits, op);

@@ -575,10 +575,10 @@ void w4a16_gemv_fused(const W4A16GemvFusedParams& p, cudaStream_t stream) {
                                     : Epilogue::store;
   const RopeKvArgs rope = p.rope ? rope_kv_args(*p.rope, p.n, p.w.out, op) : RopeKvArgs{};
   // One row: the register kernel, with the ring kernel's slices (the same bits) but for the two
-  // pairs' (fused_regs_layout). H200, w4a16 B=1 ctx 1024 step (perf/NOTES.md, "Session 2026-12-02
-  // (twelfth)"): 7b 2.098 -> 1.958 ms, 1.8b 0.797 -> 0.785 against the ring kernel for the normed
-  // GEMVs. (With one slice per SwiGLU pair, 112 blocks of 8 warps for 7b's w13, it had lost: 26.4 ->
-  // 35.8 us a layer.)
+  // pairs' and the residual GEMVs' (fused_regs_layout). H200, w4a16 B=1 ctx 1024 step (perf/NOTES.md,
+  // "Session 2026-12-02 (twelfth)"): 7b 2.098 -> 1.958 ms, 1.8b 0.797 -> 0.785 against the ring kernel for
+  // the normed GEMVs. (With one slice per SwiGLU pair, 112 blocks of 8 warps for 7b's w13, it had lost: 26.4
+  // -> 35.8 us a layer.)
   if (use_registers({}, p.n, p.w.in, op))
     return w4a16::launch_regs(a, epi, fused_regs_layout(p, op), stream, op, &rope);
   const W4A16GemvConfig c = choose_fused_config(p, op);

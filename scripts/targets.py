@@ -109,11 +109,19 @@ def issue9_from_baselines(t, decode):
 
 
 def bench_rows(files):
-    rows, dated = {}, []
+    """Every benchmark of the files by name; a name in several files takes the newest file's row
+    (by the run's date), whatever the order the files are given in."""
+    docs = []
     for path in files:
-        doc = load(path)
-        dated.append(f"{os.path.basename(path)} ({doc.get('context', {}).get('date', 'undated')[:10]})")
-        for b in doc["benchmarks"]:
+        try:
+            doc = load(path)
+            docs.append((doc.get("context", {}).get("date", ""), path, doc["benchmarks"]))
+        except (OSError, ValueError, KeyError) as e:
+            print(f"targets: skipping {path}: {e}", file=sys.stderr)
+    rows, dated = {}, []
+    for date, path, benchmarks in sorted(docs, key=lambda d: d[0]):
+        dated.append(f"{os.path.basename(path)} ({date[:10] or 'undated'})")
+        for b in benchmarks:
             if b.get("run_type", "iteration") != "iteration" or "error_occurred" in b:
                 continue
             rows[re.sub(r"/(manual_time|iterations:\d+.*)$", "", b["name"])] = b
@@ -199,13 +207,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", nargs="*", help="Google Benchmark JSON from ridgeline_bench")
     ap.add_argument("--baselines", action="append",
-                    help="a folder of baseline reports; repeat it to fall back (default reports/baselines)")
+                    help="a folder of baseline reports; repeat it to fall back (default: the repository's "
+                         "reports/baselines)")
     ap.add_argument("--prefix", default="h200", help="the baselines' file prefix")
     ap.add_argument("--ceilings", help="a `ridgeline probe` JSON for the kernel benchmarks' peak")
     a = ap.parse_args()
     presets = {"1.8b": "internlm2-chat-1_8b", "7b": "internlm2-chat-7b"}
     decode, prefill = {}, {}
-    folders = a.baselines or ["reports/baselines"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    folders = a.baselines or [os.path.join(here, "..", "reports", "baselines")]
     for name, model in presets.items():
         for d, suffix in ((decode, ""), (prefill, "-prefill")):
             found = [p for p in (os.path.join(f, f"{a.prefix}-{model}{suffix}.json") for f in folders)

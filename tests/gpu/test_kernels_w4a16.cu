@@ -95,7 +95,7 @@ std::string first_difference(const std::vector<float>& got, const std::vector<fl
 
 // ---- device weights, reference -----------------------------------------------------------------
 
-enum class Path { linear, gemv, gemm, gemm_wide, gemm_wide_64 };
+enum class Path { linear, gemv, gemm, gemm_tiled_32, gemm_wide, gemm_wide_64 };
 
 const char* path_name(Path p) {
   switch (p) {
@@ -107,6 +107,8 @@ const char* path_name(Path p) {
       return "w4a16_gemm";
     case Path::gemm_wide:
       return "w4a16_gemm_wide";
+    case Path::gemm_tiled_32:
+      return "w4a16_gemm_tiled_32";
     case Path::gemm_wide_64:
       return "w4a16_gemm_wide_64";
   }
@@ -137,6 +139,8 @@ void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y
       return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
     case Path::gemm_wide:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide, v.splits);
+    case Path::gemm_tiled_32:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::tiled_32, v.splits);
     case Path::gemm_wide_64:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_64, v.splits);
   }
@@ -408,6 +412,9 @@ TEST(KernelW4A16Gemm, MatchesReferenceForAnyBatchAndSplit) {
   RL_REQUIRE_GPU();
   // n-tile edges of 16/32/64 and several n-tiles; small n through the GEMM too.
   check_small_shapes(Path::gemm, {1, 7, 9, 16, 17, 31, 33, 64, 65, 100, 129}, 100);
+  // n-tiles of 32 past 32 rows (what two_tiles_of_32 picks on some model shapes at 33..64 rows,
+  // depending on the GPU's resident clusters): two tiles, the second partial or whole, and three.
+  check_small_shapes(Path::gemm_tiled_32, {33, 47, 64, 65}, 150);
 }
 
 // The wide kernels (256 x 128 and 256 x 64 blocks) forced, on every small shape (partial 256-row strips, 1 to
@@ -433,8 +440,8 @@ TEST(KernelW4A16Linear, MatchesReferenceOnSanitizerSizedModelShapes) {
   std::mt19937 rng(5);
   for (LinearShape s : {k1_8b[0], k1_8b[1]}) {
     const auto hw = random_w4a16(s.in, s.out, rng);
-    // 47 and 64: 1.8b wqkv runs them as two n-tiles of 32 (w4a16_gemm's two_tiles_of_32), the
-    // second one partial at 47.
+    // 47 and 64: on the H200, 1.8b wqkv runs them as two n-tiles of 32 (w4a16_gemm's
+    // two_tiles_of_32), the second one partial at 47.
     check_weight(s.name, hw, {1, 7, 16, 47, 64}, Path::linear, {Variant{}}, 77);
   }
 }
