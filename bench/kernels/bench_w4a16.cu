@@ -422,6 +422,8 @@ double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
 // The GEMM's cluster splits forced to 1/2/4/8 against its own choice and the engine's fp16 GEMM, at
 // the batches where it lost to fp16 on the H200 (7b wqkv at M = 16, 1.8b wqkv at M = 32): do
 // clusters of 8 blocks cost a wave, as they did in the first GEMV (a cluster split-K kernel, removed)?
+// Above 32 rows also in n-tiles of 32 ("t32.*": W4A16GemmKernel::tiled_32, the alternative
+// two_tiles_of_32 chooses between), so that one run maps n-tile width x splits per shape.
 void BM_W4A16GemmSplits(benchmark::State& state) {
   if (!gpu_answers()) return state.SkipWithError("GPU not available");
   const LinearShape& g = kShapes[state.range(0)];
@@ -437,6 +439,13 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
     times.add("s" + std::to_string(splits),
               b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); }, kIters));
   }
+  for (int splits : {0, 1, 2, 4, 8}) {
+    if (m <= 32 || splits > g.in / kW4A16Group) continue;
+    auto t32 = [&](int i) {
+      w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::tiled_32, splits);
+    };
+    times.add(splits ? "t32.s" + std::to_string(splits) : std::string("t32.auto"), b.time(t32, kIters));
+  }
   const double fp16_s = fp16_seconds(b, g, m, kIters);
   state.counters["us_fp16"] = fp16_s * 1e6;
   for (auto _ : state) state.SetIterationTime(auto_s);
@@ -444,7 +453,7 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
   state.SetLabel(std::string(g.name) + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemmSplits)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {16, 32, 64}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {16, 32, 48, 64}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);
