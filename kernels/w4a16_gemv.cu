@@ -475,10 +475,11 @@ w4a16::RegsLayout fused_regs_layout(const W4A16GemvFusedParams& p, const char* o
     const int pairs = p.w.out / (2 * kW4A16TileRows), sms = current_sm_count(op);
     while (l.slices > 1 && ceil_div(pairs, 8 / (l.slices / 2)) >= sms) l.slices /= 2;
   }
-  if (p.residual) {
+  if (p.residual) {  // fewer slices, in blocks as regs_layout sizes them for that count
     const int groups = p.w.in / kW4A16Group;
-    while (l.slices > 1 && groups / l.slices < kResidualWarpGroups) l.slices /= 2;
-    l.warps = l.slices >= 8 ? l.slices : l.slices * (8 / l.slices);
+    int slices = l.slices;
+    while (slices > 1 && groups / slices < kResidualWarpGroups) slices /= 2;
+    if (slices != l.slices) l = regs_layout({.slices = slices}, p.n, p.w.in, p.w.out, op);
   }
   return l;
 }
