@@ -180,7 +180,11 @@ void opt_in_smem(const char* op) {
 // (2 groups a block) 8.6 / 9.7 / 13.8, at 4 7.1 / 8.7 / 12.2; 64 clusters of 4 where ~60 fit
 // against 64 of 2: 1.8b wqkv M = 128 18.2 -> 13.7 us, 7b wo 30.1 -> 23.7, 1.8b w2 M = 256 54.7
 // -> 43.7. Not for clusters of 8: the occupancy API says 30 of them fit, yet 32 ran faster than
-// 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0).
+// 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0);
+// what wins there is one wave of clusters of 7 or 6 ("twenty-fifth", every split 1..8 at M = 48 and
+// 64: 7b w2 8 -> 7 49.3 -> 36.7 us, 7b wo 19.4 -> 15.6), so clusters of 8 step down to those. Other
+// sizes that are not powers of two lose where they put two blocks on an SM that one held (7b wqkv at
+// M = 64: 4 19.7, 5 27.1).
 template <int BN, typename OutT>
 int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   opt_in_smem<BN, OutT>(op);
@@ -189,32 +193,44 @@ int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   const int deep = std::max(1, w.in / kW4A16Group / Config<BN>::kStages);
   int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
   if (splits > 1) {
-    // Clusters of 2 and 4 resident at once, asked once (splits > 1 means sm_90: clusters exist).
-    static const std::array<int, 5> fit = [op] {
-      std::array<int, 5> f{};
-      for (int s : {2, 4})
+    // Clusters of each size resident at once, asked once (splits > 1 means sm_90: clusters exist).
+    static const std::array<int, w4a16::kMaxSplits + 1> fit = [op] {
+      std::array<int, w4a16::kMaxSplits + 1> f{};
+      for (int s = 2; s <= w4a16::kMaxSplits; ++s)
         f[s] = w4a16::max_active_clusters(w4a16_gemm_kernel<BN, OutT>, kThreads, Config<BN>::kSmem, s, op);
       return f;
     }();
-    while (splits > 1 && splits <= 4 && strips * ntiles > fit[splits]) splits /= 2;
+    const int tiles = strips * ntiles;
+    while (splits > 1 && splits <= 4 && tiles > fit[splits]) splits /= 2;
+    // Clusters of 8 that need a second wave step down to 7 or 6 where those fit in one.
+    if (splits == 8 && tiles > fit[8])
+      for (int s : {7, 6})
+        if (tiles <= fit[s]) {
+          splits = s;
+          break;
+        }
   }
   return splits;
 }
 
-// Whether 33..64 rows run as two n-tiles of 32 instead of one of 64: where BN = 64's split leaves
-// every block's whole input range inside its ring (at most kStages groups: the pipeline never
-// reaches a steady state) and BN = 32's gives its blocks more. H200, BM_W4A16VsFp16 at M = 48 / 64,
-// BN = 64 -> 32, us (perf/NOTES.md, "twenty-fourth"): 1.8b wqkv 11.5 -> 9.2 / 12.1 -> 9.7 (4
-// groups a block -> 8), 7b wo 18.2 -> 16.0 / 19.6 -> 16.0 (4 -> 16); the others (5-16 groups a
-// block at BN = 64) lose up to 25% at BN = 32 (7b w13 66.9 -> 83.2) or tie (7b w2), and 1.8b wo (4
-// groups a block both ways) loses 3%.
+// Whether 33..64 rows run as two n-tiles of 32 instead of one of 64: (a) where BN = 64's split
+// leaves its longest block's input range inside its ring (at most kStages groups: the pipeline
+// never reaches a steady state) and BN = 32's gives its blocks more, or (b) where BN = 64's grid
+// leaves an SM without a block (half the block slots empty) and BN = 32's fills every SM. H200,
+// BM_W4A16VsFp16 at M = 48 / 64, BN = 64 -> 32, us (perf/NOTES.md, "twenty-fourth"): (a) 1.8b wqkv
+// 11.5 -> 9.2 / 12.1 -> 9.7 (4 groups a block -> 8); the others (5-16 groups a block at BN = 64)
+// lose up to 25% at BN = 32 (7b w13 66.9 -> 83.2) or tie (7b w2), and 1.8b wo (4 groups a block
+// both ways) loses 3%. BM_W4A16GemmSplits ("twenty-fifth"): (b) 1.8b w2 128 blocks of 8 groups ->
+// 224 of 9-10 at M = 64 20.0 -> 15.6.
 template <typename OutT>
 bool two_tiles_of_32(const W4A16Weights& w, int n, int max_splits, const char* op) {
   if (n <= 32 || n > 64) return false;
-  const int groups = w.in / kW4A16Group;
-  const int per_block_64 = groups / auto_splits<64, OutT>(w, n, max_splits, op);
-  return per_block_64 <= Config<64>::kStages &&
-         groups / auto_splits<32, OutT>(w, n, max_splits, op) > per_block_64;
+  const int groups = w.in / kW4A16Group, strips = ceil_div(w.out, kRowsPerBlock), sms = current_sm_count(op);
+  const int splits_64 = auto_splits<64, OutT>(w, n, max_splits, op);
+  const int splits_32 = auto_splits<32, OutT>(w, n, max_splits, op);
+  const int per_block_64 = ceil_div(groups, splits_64);
+  return (per_block_64 <= Config<64>::kStages && ceil_div(groups, splits_32) > per_block_64) ||
+         (strips * splits_64 <= sms && 2 * strips * splits_32 > sms);
 }
 
 template <int BN, typename OutT>
