@@ -419,9 +419,11 @@ double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
       iters, std::max(kMinLaunches, fp16_copies));
 }
 
-// The GEMM's cluster splits forced to 1/2/4/8 against its own choice and the engine's fp16 GEMM, at
-// the batches where it lost to fp16 on the H200 (7b wqkv at M = 16, 1.8b wqkv at M = 32): do
-// clusters of 8 blocks cost a wave, as they did in the first GEMV (a cluster split-K kernel, removed)?
+// The GEMM's cluster splits forced to each of 1..8 against its own choice and the engine's fp16
+// GEMM, at the batches where it lost to fp16 on the H200 (7b wqkv at M = 16, 1.8b wqkv at M = 32):
+// do clusters of 8 blocks cost a wave, as they did in the first GEMV (a cluster split-K kernel,
+// removed)? They do where 8 x the tiles do not all fit at once (30 clusters of 8 on the H200):
+// 7b w2 at M = 64 took 49 us in 8, 37 in 7 (perf/NOTES.md, "twenty-fifth").
 // Above 32 rows also in n-tiles of 32 ("t32.*": W4A16GemmKernel::tiled_32, the alternative
 // two_tiles_of_32 chooses between), so that one run maps n-tile width x splits per shape.
 void BM_W4A16GemmSplits(benchmark::State& state) {
