@@ -481,8 +481,9 @@ TEST(CudaPreset, Internlm2Chat1_8bMatchesTheCpuBackend) {
 
 // Overlapped launches (kernels/overlap.cuh) must not change a bit: a kernel that touched an
 // activation before the kernel writing it had finished would show as different logits. The 1.8b
-// preset, fp16 and 4-bit weights, fp16 and int8 KV, a prefill of three sequences then decode steps
-// alternating B=1 (the fused GEMVs) and B=3, graph-captured as the engine runs them.
+// preset, fp16 and 4-bit weights, fp16 and int8 KV, a prefill of three sequences (43 rows: the tiled
+// W4A16 GEMM) then decode steps alternating B=1 (the fused GEMVs) and B=3, graph-captured as the
+// engine runs them.
 TEST(CudaEngine, OverlappedLaunchesGiveTheBitsOfSerialLaunches) {
   RL_REQUIRE_GPU();
   const ModelSource src = resolve_model("internlm2-chat-1_8b");
@@ -500,8 +501,11 @@ TEST(CudaEngine, OverlappedLaunchesGiveTheBitsOfSerialLaunches) {
         auto b = make_cuda_backend(src, o);
         std::vector<int> seqs;
         for (int s = 0; s < 3; ++s) seqs.push_back(b->create_sequence());
-        std::vector<std::vector<int>> tokens{
-            {1, 92543, 1008, 364}, {1, 364, 2661}, {1, 92543, 2661, 1008, 364}};
+        // The first step's 43 prompt rows run every linear through the tiled W4A16 GEMM (overlapped
+        // too), the decode steps' 1-3 rows through the GEMVs.
+        std::vector<int> long_prompt{1, 92543};
+        for (int k = 0; long_prompt.size() < 36; ++k) long_prompt.push_back(k % 3 == 0 ? 2661 : 1008 + k);
+        std::vector<std::vector<int>> tokens{{1, 92543, 1008, 364}, {1, 364, 2661}, long_prompt};
         std::vector<float> lg(size_t(3) * vocab);
         for (int step = 0; step < 9; ++step) {
           const int n = step % 2 == 1 ? 1 : 3;
