@@ -172,7 +172,8 @@ void opt_in_smem(const char* op) {
 }
 
 // Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
-// clusters of a power of two, and into no fewer than kStages groups a block, so every block's
+// clusters of a power of two (or 7 / 6 where 8 would need a second wave, below), and into no fewer
+// than kStages groups a block, so every block's
 // pipeline fills. Clusters of 4 or fewer are also halved while they do not all fit at once (the
 // GPCs hold fewer whole clusters than SMs / size). H200, BM_W4A16GemmSplits and BM_W4A16VsFp16
 // (perf/NOTES.md, "fifteenth"): 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
@@ -183,8 +184,10 @@ void opt_in_smem(const char* op) {
 // 32 of 4 where blocks have many groups (7b w2 at M = 64 49.6 vs 58.4 us, 1.8b w2 at 128 31.4 vs 35.0);
 // what wins there is one wave of clusters of 7 or 6 ("twenty-fifth", every split 1..8 at M = 48 and
 // 64: 7b w2 8 -> 7 49.3 -> 36.7 us, 7b wo 19.4 -> 15.6), so clusters of 8 step down to those. Other
-// sizes that are not powers of two lose where they put two blocks on an SM that one held (7b wqkv at
-// M = 64: 4 19.7, 5 27.1).
+// sizes are not taken: 7b wqkv's 5 (fill's answer at M = 64) lost to 4, 27.1 against 19.7 us; 1.8b
+// wqkv's 3 beat 2 and 4 in n-tiles of 64 (11.1 against 13.5 / 12.1 us) but two n-tiles of 32 at 2
+// beat it (9.6, two_tiles_of_32); 5 and 6 won on 1.8b wqkv and wo only by splitting below kStages
+// groups a block.
 template <int BN, typename OutT>
 int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   opt_in_smem<BN, OutT>(op);
@@ -215,13 +218,14 @@ int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
 
 // Whether 33..64 rows run as two n-tiles of 32 instead of one of 64: (a) where BN = 64's split
 // leaves its longest block's input range inside its ring (at most kStages groups: the pipeline
-// never reaches a steady state) and BN = 32's gives its blocks more, or (b) where BN = 64's grid
-// leaves an SM without a block (half the block slots empty) and BN = 32's fills every SM. H200,
+// never reaches a steady state) and BN = 32's gives its blocks more, or (b) where BN = 64's clusters
+// leave an SM without a block (half the block slots empty) and BN = 32's fill every SM. H200,
 // BM_W4A16VsFp16 at M = 48 / 64, BN = 64 -> 32, us (perf/NOTES.md, "twenty-fourth"): (a) 1.8b wqkv
 // 11.5 -> 9.2 / 12.1 -> 9.7 (4 groups a block -> 8); the others (5-16 groups a block at BN = 64)
 // lose up to 25% at BN = 32 (7b w13 66.9 -> 83.2) or tie (7b w2), and 1.8b wo (4 groups a block
 // both ways) loses 3%. BM_W4A16GemmSplits ("twenty-fifth"): (b) 1.8b w2 128 blocks of 8 groups ->
-// 224 of 9-10 at M = 64 20.0 -> 15.6.
+// 224 of 9-10 (clusters of 7) at M = 64 20.0 -> 15.6; measured on that shape only (not on GPUs
+// without clusters, where it does not apply, nor on the 20b shapes).
 template <typename OutT>
 bool two_tiles_of_32(const W4A16Weights& w, int n, int max_splits, const char* op) {
   if (n <= 32 || n > 64) return false;
@@ -230,7 +234,7 @@ bool two_tiles_of_32(const W4A16Weights& w, int n, int max_splits, const char* o
   const int splits_32 = auto_splits<32, OutT>(w, n, max_splits, op);
   const int per_block_64 = ceil_div(groups, splits_64);
   return (per_block_64 <= Config<64>::kStages && ceil_div(groups, splits_32) > per_block_64) ||
-         (strips * splits_64 <= sms && 2 * strips * splits_32 > sms);
+         (splits_64 > 1 && strips * splits_64 < sms && 2 * strips * splits_32 > sms);
 }
 
 template <int BN, typename OutT>

@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <string>
@@ -518,8 +519,10 @@ BENCHMARK(BM_RopeKvWrite)
 int main(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
 #ifdef RIDGELINE_BENCH_ITERATIONS_FLAG
+  // Not over a flag or Google Benchmark's own environment default (BENCHMARK_MIN_TIME).
   static char default_min_time[] = "--benchmark_min_time=30x";
-  if (std::none_of(args.begin() + 1, args.end(),
+  if (!args.empty() && std::getenv("BENCHMARK_MIN_TIME") == nullptr &&
+      std::none_of(args.begin() + 1, args.end(),
                    [](const char* a) { return std::string_view(a).starts_with("--benchmark_min_time"); }))
     args.insert(args.begin() + 1, default_min_time);
 #endif

@@ -501,8 +501,9 @@ TEST(CudaEngine, OverlappedLaunchesGiveTheBitsOfSerialLaunches) {
         auto b = make_cuda_backend(src, o);
         std::vector<int> seqs;
         for (int s = 0; s < 3; ++s) seqs.push_back(b->create_sequence());
-        // The first step's 43 prompt rows run every linear through the tiled W4A16 GEMM (overlapped
-        // too), the decode steps' 1-3 rows through the GEMVs.
+        // The first step's 43 prompt rows run every linear through the tiled W4A16 GEMM between
+        // overlapped neighbours (the GEMM itself launches plain), the decode steps' 1-3 rows through
+        // the GEMVs.
         std::vector<int> long_prompt{1, 92543};
         for (int k = 0; long_prompt.size() < 36; ++k) long_prompt.push_back(k % 3 == 0 ? 2661 : 1008 + k);
         std::vector<std::vector<int>> tokens{{1, 92543, 1008, 364}, {1, 364, 2661}, long_prompt};

@@ -331,7 +331,10 @@ void check_small_shapes(Path path, const std::vector<int>& batches, uint32_t see
     const int max_splits = std::min(8, s.in / 128);
     std::vector<Variant> variants = {{0, {}}, {1, {}}, {max_splits, {}}};
     if (max_splits >= 3) variants.push_back({3, {}});
-    if (max_splits >= 8) variants.push_back({7, {}});  // what clusters of 8 step down to (auto_splits)
+    if (max_splits >= 8) {  // what clusters of 8 step down to (auto_splits)
+      variants.push_back({7, {}});
+      variants.push_back({6, {}});
+    }
     check_weight(s.name, hw, batches, path, variants, seed++);
   }
 }
