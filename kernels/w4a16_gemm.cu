@@ -173,11 +173,10 @@ void opt_in_smem(const char* op) {
 
 // Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
 // clusters of a power of two (or 7 / 6 where 8 would need a second wave, below), and into no fewer
-// than kStages groups a block, so every block's
-// pipeline fills. Clusters of 4 or fewer are also halved while they do not all fit at once (the
-// GPCs hold fewer whole clusters than SMs / size). H200, BM_W4A16GemmSplits and BM_W4A16VsFp16
-// (perf/NOTES.md, "fifteenth"): 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4 / 31.6 us at
-// M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8; 1.8b wqkv (16 groups) at clusters of 8
+// than kStages groups a block, so every block's pipeline fills. Clusters of 4 or fewer are also halved while
+// they do not all fit at once (the GPCs hold fewer whole clusters than SMs / size). H200, BM_W4A16GemmSplits
+// and BM_W4A16VsFp16 (perf/NOTES.md, "fifteenth"): 7b wqkv (48 strips) at clusters of 5 took 16.8 / 21.4
+// / 31.6 us at M = 16 / 32 / 64, at clusters of 4 11.5 / 14.4 / 21.8; 1.8b wqkv (16 groups) at clusters of 8
 // (2 groups a block) 8.6 / 9.7 / 13.8, at 4 7.1 / 8.7 / 12.2; 64 clusters of 4 where ~60 fit
 // against 64 of 2: 1.8b wqkv M = 128 18.2 -> 13.7 us, 7b wo 30.1 -> 23.7, 1.8b w2 M = 256 54.7
 // -> 43.7. Not for clusters of 8: the occupancy API says 30 of them fit, yet 32 ran faster than
@@ -196,10 +195,11 @@ int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   const int deep = std::max(1, w.in / kW4A16Group / Config<BN>::kStages);
   int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
   if (splits > 1) {
-    // Clusters of each size resident at once, asked once (splits > 1 means sm_90: clusters exist).
+    // Clusters of each size this rule can pick resident at once, asked once (splits > 1 means sm_90:
+    // clusters exist).
     static const std::array<int, w4a16::kMaxSplits + 1> fit = [op] {
       std::array<int, w4a16::kMaxSplits + 1> f{};
-      for (int s = 2; s <= w4a16::kMaxSplits; ++s)
+      for (int s : {2, 4, 6, 7, 8})
         f[s] = w4a16::max_active_clusters(w4a16_gemm_kernel<BN, OutT>, kThreads, Config<BN>::kSmem, s, op);
       return f;
     }();

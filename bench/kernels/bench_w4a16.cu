@@ -441,8 +441,8 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
     times.add("s" + std::to_string(splits),
               b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); }, kIters));
   }
-  for (int splits = 0; splits <= 8; ++splits) {
-    if (m <= 32 || splits > g.in / kW4A16Group) continue;
+  for (int splits = 0; m > 32 && splits <= 8; ++splits) {
+    if (splits > g.in / kW4A16Group) continue;
     auto t32 = [&](int i) {
       w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::tiled_32, splits);
     };
