@@ -72,30 +72,47 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
 
   // One group's packed codes, scale/zero records and x columns into stage `slot`. Rows past the
   // weight's end or past n are zero-filled (src-size 0 reads nothing; the address stays valid).
+  // Each thread's copies are set up once: group 0's source and the place in a stage; group g adds
+  // a fixed step to the source. (Index arithmetic per copy and stage, 64-bit products and bounds
+  // tests included, had made a stage's loads 130 instructions a warp, now 48, and the prologue 607,
+  // now 378: M = 32..64 ran 6-22% faster on the H200; perf/NOTES.md "twenty-sixth".)
+  constexpr int kWCopies = kMTiles * 64 / kThreads;  // 64 16-byte chunks per M tile
+  constexpr int kXCopies = BN * 16 / kThreads;       // 16 chunks of 8 inputs per x row
+  static_assert(
+      kWCopies * kThreads == kMTiles * 64 && kXCopies * kThreads == BN * 16 && kMTiles * 4 <= kThreads,
+      "every thread makes the same copies each stage");
+  // 32-bit offsets from the block's first row and column (at most BN * in halves of x); 64-bit
+  // pointers for every copy spilled at BN = 64.
+  const uint4* w_blk = reinterpret_cast<const uint4*>(w.qweight) + int64_t{mt0} * tiles_per_row * 32;
+  const uint4* sz_blk = reinterpret_cast<const uint4*>(w.scale_zero) + int64_t{mt0} * groups * 4;
+  const half* x_blk = x + int64_t{n0} * w.in;
+  int w_off[kWCopies], x_off[kXCopies], x_at[kXCopies];
+  bool w_ok[kWCopies], x_ok[kXCopies];
+#pragma unroll
+  for (int j = 0; j < kWCopies; ++j) {
+    const int c = tid + j * kThreads;
+    w_ok[j] = mt0 + (c >> 6) < mtiles;
+    w_off[j] = (w_ok[j] ? (c >> 6) * tiles_per_row * 32 : 0) + (c & 63);
+  }
+  const bool sz_copy = tid < kMTiles * 4;  // 4 chunks per M tile
+  const bool sz_ok = sz_copy && mt0 + (tid >> 2) < mtiles;
+  const int sz_off = (sz_ok ? (tid >> 2) * groups * 4 : 0) + (tid & 3);
+#pragma unroll
+  for (int j = 0; j < kXCopies; ++j) {
+    const int c = tid + j * kThreads, r = c >> 4, ch = c & 15;
+    x_ok[j] = n0 + r < n;
+    x_off[j] = (x_ok[j] ? r * w.in : 0) + ch * 8;
+    x_at[j] = S::kW + S::kSz + r * 256 + ((ch ^ (r & 7)) * 16);
+  }
   auto load_stage = [&](int slot, int g) {
     unsigned char* base = smem + slot * S::kStage;
 #pragma unroll
-    for (int c = tid; c < kMTiles * 64; c += kThreads) {  // 64 16-byte chunks per M tile
-      const int mt = mt0 + (c >> 6);
-      const bool ok = mt < mtiles;
-      const uint4* src = reinterpret_cast<const uint4*>(w.qweight) +
-                         (int64_t{ok ? mt : 0} * tiles_per_row + 2 * g) * 32 + (c & 63);
-      cp_async_16(base + c * 16, src, ok);
-    }
-    if (tid < kMTiles * 4) {  // 4 chunks per M tile
-      const int mt = mt0 + (tid >> 2);
-      const bool ok = mt < mtiles;
-      const uint4* src =
-          reinterpret_cast<const uint4*>(w.scale_zero) + (int64_t{ok ? mt : 0} * groups + g) * 4 + (tid & 3);
-      cp_async_16(base + S::kW + tid * 16, src, ok);
-    }
+    for (int j = 0; j < kWCopies; ++j)  // group g: packed tiles 2g, 2g+1 of 32 chunks each
+      cp_async_16(base + (tid + j * kThreads) * 16, w_blk + (w_off[j] + g * 64), w_ok[j]);
+    if (sz_copy) cp_async_16(base + S::kW + tid * 16, sz_blk + (sz_off + g * 4), sz_ok);
 #pragma unroll
-    for (int c = tid; c < BN * 16; c += kThreads) {  // 16 chunks of 8 inputs per x row
-      const int r = c >> 4, ch = c & 15;
-      const bool ok = n0 + r < n;
-      const half* src = x + int64_t{ok ? n0 + r : 0} * w.in + int64_t{g} * kW4A16Group + ch * 8;
-      cp_async_16(base + S::kW + S::kSz + r * 256 + ((ch ^ (r & 7)) * 16), src, ok);
-    }
+    for (int j = 0; j < kXCopies; ++j)
+      cp_async_16(base + x_at[j], x_blk + (x_off[j] + g * kW4A16Group), x_ok[j]);
   };
 
   float acc[2][BN / 8][4] = {};
