@@ -148,6 +148,25 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     __syncwarp();
   }
 
+  // cp.async: each lane's weight sources of group g0, set up once (16-byte units from the tensors'
+  // starts, below 2^31 for any weight under 32 GB); group g0 + i adds 64 * i (codes) and 4 * i
+  // (records). Recomputed per copy and stage with 64-bit products, as x's copies still are, they had
+  // cost M = 2..8 2-12% on the H200 (7b w2 at M = 4 16.1 -> 14.3 us); the same for x's copies
+  // (a pointer stepped per row) cost M = 2..8 up to 12% again, though M = 16 gained up to 6%
+  // (perf/NOTES.md, "twenty-sixth").
+  const uint4* codes = reinterpret_cast<const uint4*>(w.qweight);
+  const uint4* records = reinterpret_cast<const uint4*>(w.scale_zero);
+  int code_at[kTiles] = {};
+  bool rec_copy = false;
+  int rec_at = 0;
+  if constexpr (!kBulk) {
+#pragma unroll
+    for (int r = 0; r < kTiles; ++r)
+      if (live(r)) code_at[r] = (tile_mt(r) * tiles_per_row + 2 * g0) * 32 + lane;
+    rec_copy = lane < 4 * kTiles && live(lane >> 2);
+    if (rec_copy) rec_at = (tile_mt(lane >> 2) * groups + g0) * 4 + (lane & 3);
+  }
+
   // Group g0 + i into ring slot `slot`: the strips' codes and records (issue_w), then x (issue_x).
   // Strips past the weight's end are neither loaded nor used.
   auto issue_w = [&](int slot, int i) {
@@ -164,20 +183,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
                       kRecordBytes, bar);
       }
     } else {
-      const int g = g0 + i;
 #pragma unroll
       for (int r = 0; r < kTiles; ++r) {
         if (!live(r)) break;
-        const uint4* src = reinterpret_cast<const uint4*>(w.qweight) +
-                           (int64_t{tile_mt(r)} * tiles_per_row + 2 * g) * 32 + lane;
+        const uint4* src = codes + (code_at[r] + i * 64);
         cp_async_16(st + ((2 * r) * 32 + lane) * 16, src, true);
         cp_async_16(st + ((2 * r + 1) * 32 + lane) * 16, src + 32, true);
       }
-      if (lane < 4 * kTiles && live(lane >> 2)) {
-        const uint4* src = reinterpret_cast<const uint4*>(w.scale_zero) +
-                           (int64_t{tile_mt(lane >> 2)} * groups + g) * 4 + (lane & 3);
-        cp_async_16(st + kTiles * kCodeBytes + lane * 16, src, true);
-      }
+      if (rec_copy) cp_async_16(st + kTiles * kCodeBytes + lane * 16, records + (rec_at + i * 4), true);
     }
   };
   auto issue_x = [&](int slot, int i) {
