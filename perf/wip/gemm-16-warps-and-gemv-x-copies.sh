@@ -3,7 +3,7 @@
 #  1. perf/wip/w4a16-gemm-16-warps-k4.patch against HEAD (scripts/gpu-kernel-ab.sh, one build tree):
 #     BM_W4A16VsFp16 at M = 16..256 and BM_W4A16GemmSplits at M = 32 / 64, the GEMM tests, and
 #     DecodeBench. Prediction: the issue-9 cells still short (wqkv / wo at M = 48-64, 0.80-0.91x
-#     fp16) 10-25% faster; 7b w13 / w2 within 5% either way.
+#     fp16) 10-25% faster; 7b w13 slower (224 strips at one block an SM: 1.7 waves).
 #  2. Why x's copies stepped by pointer (perf/wip/w4a16-gemv-x-copies-stepped.patch) lose at M <= 8:
 #     Nsight Compute per-SASS-line summaries of the ring GEMV at 7b w2 M = 4 (BM_W4A16VsFp16/7/4/),
 #     HEAD's and the patch's.
