@@ -9,22 +9,23 @@
 // keys go through shared memory (rows padded by 16 bytes: the ldmatrix of 8 rows is bank-conflict
 // free); the scores never leave registers: their C fragments become the A fragments of P*V.
 // Loads: a two-stage cp.async pipeline (block_pipeline), tile j + 1 in flight while tile j is
-// multiplied. fp16 rows are copied straight into the tiles; int8/int4 units and their (scale, zero)
-// pairs are copied raw and dequantized into the fp16 tiles by the thread that copied them, so the MMA
-// path is the fp16 one. (The first kernel loaded each 16-byte unit into registers and stored it,
-// unit after unit, behind a block-table read: ~16 dependent global round trips per tile, 65 TFLOP/s
-// on the H200 at a 2048-token 1.8b prompt, perf/NOTES.md.)
+// multiplied; a tile inside one paged block is one table read and a contiguous run of copies.
+// fp16 rows are copied straight into the tiles; int8/int4 units and their (scale, zero) pairs are
+// copied raw and dequantized into the fp16 tiles by the thread that copied them, so the MMA path is
+// the fp16 one. (The first kernel loaded each 16-byte unit into registers and stored it, unit after
+// unit, behind a block-table read: ~16 dependent global round trips per tile, 65 TFLOP/s on the
+// H200 at a 2048-token 1.8b prompt, perf/NOTES.md.)
 // CTAs run heaviest first: the query tiles furthest down a prompt attend to the most keys, and
 // scheduled last they would be the tail of the launch.
 // A tile may hold tokens of several sequences: the CTA handles one sequence ("segment") at a time,
 // the rows of the other sequences masked, so any packing of sequences is correct and the usual
 // one-sequence tile takes one pass. A warp skips a K/V tile that lies wholly after its rows, and
 // masks scores only in tiles that reach past one of its rows.
-// Measured (H200, BM_PrefillAttention, one causal prompt): fp16 2048 tokens 115 us (1.8b heads) and
-// 195 us (7b) a layer, 8192 tokens 1230 / 2461 us (~225 TFLOP/s: a third of mma.sync's rate); int8 /
-// int4 147 / 130 us at 2048 tokens (1.8b), 1.13-1.28x slower than fp16 although they read fewer
+// Measured (H200, BM_PrefillAttention, one causal prompt): fp16 2048 tokens 102 us (1.8b heads) and
+// 178 us (7b) a layer, 8192 tokens 1128 / 2295 us (~245 TFLOP/s: a third of mma.sync's rate); int8 /
+// int4 122 / 116 us at 2048 tokens (1.8b), 1.15-1.2x slower than fp16 although they read fewer
 // bytes: the dequantization into the tiles (kv_unit_dequantize: fp16 pairs, one HFMA2 each; with
-// fp32 per code it was 158 / 146 us) is the difference.
+// fp32 per code it was 158 / 146 us before the one-lookup tiles) is the difference.
 #include <cmath>
 
 #include "kernels/block_div.h"
@@ -149,6 +150,37 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     auto load = [&](int slot, int i) {
       unsigned char* st = smem + slot * S::kStage;
       const int kt0 = i * kTileK;
+      // A whole tile inside one block (every tile but a sequence's last partial one when the block
+      // size is a multiple of kTileK, as the engine's 64 is) is one contiguous run of units per pool
+      // (kernels.cuh's layout: a head's slots back to back): one block-table read a tile, and copy c
+      // is unit c of the run. The general path below divides, reads the table and forms a 64-bit
+      // offset per copy: 8-20% slower (perf/NOTES.md, "twenty-seventh").
+      const int blk0 = static_cast<int>(block_div(static_cast<uint32_t>(kt0), bs_magic)),
+                o0 = kt0 - blk0 * bs;
+      if (kt0 + kTileK <= kv_len && o0 + kTileK <= bs) {
+        const int64_t base = static_cast<int64_t>(table[blk0]) * cache.block_bytes();
+        const char* kp = static_cast<const char*>(cache.k) + base + cache.unit_offset(kvh, o0, 0);
+        const char* vp = static_cast<const char*>(cache.v) + base + cache.unit_offset(kvh, o0, 0);
+        if constexpr (kBits == 16) {
+          for (int c = threadIdx.x; c < kTileK * kVecPerRow; c += kThreads) {
+            const int dst = ((c / kVecPerRow) * kStride + (c % kVecPerRow) * 8) * 2;
+            cp_async_16(st + dst, kp + 16 * c);
+            cp_async_16(st + S::kTileBytes + dst, vp + 16 * c);
+          }
+        } else {
+          for (int c = threadIdx.x; c < S::kUnits; c += kThreads) {
+            cp_async_16(st + c * 16, kp + 16 * c);
+            cp_async_16(st + S::kRawBytes + c * 16, vp + 16 * c);
+          }
+          const int64_t sz = base + cache.scale_offset(kvh, o0);
+          for (int c = threadIdx.x; c < kTileK / 4; c += kThreads) {
+            cp_async_16(st + S::kUnits * 16 + c * 16, static_cast<const char*>(cache.k) + sz + 16 * c);
+            cp_async_16(st + S::kRawBytes + S::kUnits * 16 + c * 16,
+                        static_cast<const char*>(cache.v) + sz + 16 * c);
+          }
+        }
+        return;
+      }
       if constexpr (kBits == 16) {
         for (int c = threadIdx.x; c < kTileK * kVecPerRow; c += kThreads) {
           const int j = c / kVecPerRow, part = c % kVecPerRow, p = kt0 + j;
