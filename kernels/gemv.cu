@@ -41,14 +41,16 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 // Every GEMV launches overlapped (kernels/overlap.cuh: the next kernel's blocks issue their first
-// weight loads while this one drains) but the add_residual ones (wo, w2) of more than 8 MB. H200,
-// `ridgeline sweep` B=1 ctx 1024, fp16 weights, KV fp16 / int8 / int4, us (perf/NOTES.md, "tenth"):
-// all plain: 1.8b 1234 / 1302 / 1300, 7b 4132 / 4320 / 4321; wo overlapped: 1.8b 1210 / 1290 /
-// 1291, 7b 4129 / 4455 / 4466; w2 overlapped: 1.8b 1207 / 1312 / 1280, 7b 4151 / 4367 / 4369. With
-// a quantized cache the larger ones cost the step (7b wo +135 us; not yet understood: the CUPTI
-// timeline shows them advancing the step's end ~3.9 us more each), so only 1.8b's wo (8 MB), which
-// gains with every cache format, overlaps. (Two earlier readings of the fp16 GEMVs as slower
-// overlapped do not reproduce on a clean build; see scripts/refresh-mtimes.sh.)
+// weight loads while this one drains) but an add_residual one of more than 8 MB whose input is no
+// wider than its output: 7b's wo, which runs behind the attention merge. H200, `ridgeline sweep` B=1
+// ctx 1024, fp16 weights, KV fp16 / int8 / int4, us, two runs each (perf/NOTES.md, "twenty-seventh"):
+// wo and w2 plain 4107-4112 / 4266-4273 / 4268-4279 (7b); w2 overlapped 4073-4081 / 4243-4244 /
+// 4247-4254; wo overlapped 4073-4081 / 4390-4392 / 4400-4406; 1.8b's w2 (33.5 MB) overlapped
+// 1190 -> 1176-1178 / 1287 -> 1277 / 1293 -> 1271 (1.8b's wo, 8 MB, overlaps either way). Why an
+// early-resident wo costs the quantized-cache steps is not known (the tenth session measured
+// the same +135 us); the other residual GEMV, w2, runs behind the SwiGLU GEMV and gains with every
+// cache format. (Two earlier readings of the fp16 GEMVs as slower overlapped do not reproduce on a
+// clean build; see scripts/refresh-mtimes.sh.)
 constexpr int64_t kOverlapAddResidualMaxBytes = int64_t{8} << 20;
 static_assert(kWarpsPerBlock * 32 == kNormThreads, "the norm prologue reduces as add_rmsnorm's block does");
 constexpr int kUnroll = 4;  // 16-byte W loads in flight per lane and per row
@@ -329,7 +331,8 @@ void launch_fused(const GemvFusedParams& p, int outputs_of, cudaStream_t stream)
                 : outputs_of == 1 ? gemv_fused_kernel<N, kNorm, Epilogue::store_float>
                 : outputs_of == 2 ? gemv_fused_kernel<N, kNorm, Epilogue::swiglu>
                                   : gemv_fused_kernel<N, kNorm, Epilogue::add_residual>;
-  const bool overlap = !add_residual || int64_t{2} * p.in * p.out <= kOverlapAddResidualMaxBytes;
+  const bool overlap =
+      !add_residual || p.in > p.out || int64_t{2} * p.in * p.out <= kOverlapAddResidualMaxBytes;
   launch_kernel(overlap, kernel, dim3(ceil_div(p.out, units_per_block)), block, smem, stream, "gemv_fused", p,
                 NoRopeArgs{});
 }
