@@ -76,6 +76,10 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
     add("\n## Formats side by side\n\n");
     for (const auto& s : format_comparison_sentences(r)) add("- " + cell(s) + "\n");
     add("\n" + markdown_table(*cmp));
+    if (auto shortfalls = format_shortfall_sentences(r); !shortfalls.empty()) {
+      add("\n### Where a format does not pay\n\n" + format_shortfall_intro() + "\n\n");
+      for (const auto& s : shortfalls) add("- " + cell(s) + "\n");
+    }
   }
 
   add("\n## Charts\n\n");

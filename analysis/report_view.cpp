@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/formats.h"
 
@@ -436,6 +437,94 @@ std::vector<std::string> format_comparison_sentences(const Report& r) {
     }
   }
   return out;
+}
+
+namespace {
+
+// "layers.12.rope_kv_write" -> "rope_kv_write"; names outside a layer stay as they are.
+std::string op_type_of(const std::string& name) {
+  if (name.rfind("layers.", 0) != 0) return name;
+  const size_t dot = name.find('.', 7);
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
+
+struct OpSum {
+  double us = 0;
+  int count = 0;
+};
+
+std::map<std::string, OpSum> ops_by_type(const RunRecord& run) {
+  std::map<std::string, OpSum> m;
+  for (const OpRecord& op : run.ops) {
+    OpSum& s = m[op_type_of(op.name)];
+    s.us += op.point.time_us;
+    s.count += op.count;
+  }
+  return m;
+}
+
+std::string signed_time_us(double us) {
+  return (us < 0 ? "−" : "+") + format_time_us(std::abs(us));
+}
+
+}  // namespace
+
+std::vector<std::string> format_shortfall_sentences(const Report& r) {
+  Comparison c = compare(r);
+  std::vector<std::string> out;
+  auto run_of = [&](size_t f, int batch, int context) -> const RunRecord* {
+    for (const RunRecord& run : r.runs)
+      if (is_plain_decode(run) && run.batch == batch && run.context == context &&
+          run_format(run) == c.formats[f])
+        return &run;
+    return nullptr;
+  };
+  for (size_t f = 1; f < c.formats.size(); ++f)
+    for (auto [batch, context] : c.shared) {
+      const RunRecord* base = run_of(0, batch, context);
+      const RunRecord* run = run_of(f, batch, context);
+      if (!base || !run || run->step.tokens_per_s >= base->step.tokens_per_s) continue;
+      std::string s = fmt::format(
+          "B={}, context {}: {} runs {:.2f}× the tokens/s of {} (step {} against {})", batch, context,
+          c.formats[f].label(), run->step.tokens_per_s / base->step.tokens_per_s, c.formats[0].label(),
+          format_time_us(run->step.time_us.median), format_time_us(base->step.time_us.median));
+      const auto a = ops_by_type(*base), b = ops_by_type(*run);
+      struct Delta {
+        std::string type;
+        double us;
+        int only_here;  // ops of a type the base does not run (fused away there), else 0
+      };
+      std::vector<Delta> deltas;
+      for (const auto& [type, sum] : b) {
+        auto it = a.find(type);
+        deltas.push_back(
+            {type, sum.us - (it == a.end() ? 0.0 : it->second.us), it == a.end() ? sum.count : 0});
+      }
+      for (const auto& [type, sum] : a)
+        if (!b.count(type)) deltas.push_back({type, -sum.us, 0});
+      std::sort(deltas.begin(), deltas.end(), [](const Delta& x, const Delta& y) { return x.us > y.us; });
+      // Differences under 5% of the step's (or 1 us) are left out: at that size they are noise.
+      const double floor_us = std::max(1.0, 0.05 * (run->step.time_us.median - base->step.time_us.median));
+      std::vector<std::string> more, less;
+      for (const Delta& d : deltas)
+        if (d.us >= floor_us && more.size() < 3)
+          more.push_back(d.only_here ? fmt::format("{} {} ({} ops the base does not run)", d.type,
+                                                   signed_time_us(d.us), d.only_here)
+                                     : fmt::format("{} {}", d.type, signed_time_us(d.us)));
+      for (auto d = deltas.rbegin(); d != deltas.rend() && d->us <= -floor_us && less.size() < 2; ++d)
+        less.push_back(fmt::format("{} {}", d->type, signed_time_us(d->us)));
+      if (!more.empty()) s += "; more time in " + fmt::format("{}", fmt::join(more, ", "));
+      if (!less.empty()) s += "; less in " + fmt::format("{}", fmt::join(less, ", "));
+      out.push_back(s + ".");
+    }
+  return out;
+}
+
+std::string format_shortfall_intro() {
+  return "Each configuration where a format runs fewer tokens/s than the table's first: its step time "
+         "against the base's, then the ops (summed over the layers, each timed with serial launches) whose "
+         "time grew most and shrank most, down to 5% of the step's difference. Overlapped launches hide "
+         "part of the per-op times in the step, so the differences need not add up to the step's.";
 }
 
 std::vector<size_t> focus_runs(const Report& r) {

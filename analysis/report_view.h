@@ -90,6 +90,11 @@ Table runs_table(const Report& r);
 std::optional<Table> format_comparison_table(const Report& r);
 // Per non-baseline format: its speedup range over the baseline, one sentence each.
 std::vector<std::string> format_comparison_sentences(const Report& r);
+// Where a format does not pay: for each (batch, context) at which a format runs fewer tokens/s than
+// the first (the table's base), the two step times and the ops (summed over the layers, from the
+// serial per-op times) whose time grew most and shrank most. Empty when every format pays.
+std::vector<std::string> format_shortfall_sentences(const Report& r);
+std::string format_shortfall_intro();
 // The runs whose top ops are shown: for each format, at its largest decode context, the smallest and
 // the largest batch. Indices into r.runs, in report order.
 std::vector<size_t> focus_runs(const Report& r);

@@ -134,13 +134,12 @@ ModelConfig internlm2_1_8b() {
 // A GPU-like report in three formats whose step times are chosen, so that tokens/s and speedups
 // are known: w4a16 steps take 40% of the fp16 time, int8-KV steps 80%. The w4a16 runs come first,
 // so the baseline has to be found, not assumed to lead.
-json three_format_report() {
-  ModelConfig c = internlm2_1_8b();
-  Ceilings ceil{3000, 700, "measured", 2900, 3000};
+// The header of a GPU-like 1.8b report whose runs a test adds (build_run against `ceil`).
+Report h100_report(const ModelConfig& c, const Ceilings& ceil, const std::string& command) {
   Report r;
   r.created = "2025-01-31T12:00:00Z";
   r.git_commit = "abc123";
-  r.command = "ridgeline sweep --weights w4a16,fp16 --kv fp16,int8";
+  r.command = command;
   r.method = "graph replay";
   r.device.name = "NVIDIA H100 80GB HBM3";
   r.device.backend = "cuda";
@@ -151,6 +150,13 @@ json three_format_report() {
   r.device.peak = ceil;
   r.device.datasheet = datasheet_for("NVIDIA H100 80GB HBM3");
   r.model = {c.name, true, c.params(), c};
+  return r;
+}
+
+json three_format_report() {
+  ModelConfig c = internlm2_1_8b();
+  Ceilings ceil{3000, 700, "measured", 2900, 3000};
+  Report r = h100_report(c, ceil, "ridgeline sweep --weights w4a16,fp16 --kv fp16,int8");
   struct Fmt {
     WeightFormat w;
     KvFormat k;
@@ -386,6 +392,54 @@ TEST(ReportView, PutsFormatsSideBySideWithSpeedupsOverFp16) {
   EXPECT_EQ(focus_runs(v.report).size(), 6u);
   EXPECT_EQ(count(m, "| op | kind | time | share of step |"), 6u);
   EXPECT_THAT(render_html(v), HasSubstr("<h2>Formats side by side</h2>"));
+}
+
+// fp16 KV with RoPE fused into wqkv against int8 KV, which runs rope_kv_write as its own launch and
+// a slower attention at B=1 (as the H200 sweeps measure), but is faster at B=16.
+json kv_shortfall_report() {
+  ModelConfig c = internlm2_1_8b();
+  Ceilings ceil{3000, 700, "measured", 2900, 3000};
+  Report r = h100_report(c, ceil, "ridgeline sweep --kv fp16,int8");
+  for (KvFormat kv : {KvFormat::fp16, KvFormat::int8})
+    for (int batch : {1, 16}) {
+      StepShape s{batch, {1024}, 1, Formats{WeightFormat::fp16, 128, kv}};
+      s.fusions.rope_in_wqkv = kv == KvFormat::fp16;
+      std::map<std::string, std::vector<double>> ops;
+      for (const auto& op : step_costs(c, s)) {
+        const std::string type = op.name.substr(op.name.rfind('.') + 1);
+        double us = 10.0;
+        if (type == "rope_kv_write") us = 3.0;
+        if (type == "attention" && kv == KvFormat::int8) us = batch == 1 ? 12.0 : 6.0;
+        if (type == "wqkv" && kv == KvFormat::int8) us = 9.5;
+        ops[op.name] = {us};
+      }
+      const bool int8 = kv == KvFormat::int8;
+      const double step = batch == 1 ? (int8 ? 1300.0 : 1200.0) : (int8 ? 1500.0 : 1600.0);
+      r.runs.push_back(build_run(c, s, ceil, {step, step, step}, ops, "per-op replay"));
+    }
+  return to_json(r);
+}
+
+TEST(ReportView, SaysWhereAFormatDoesNotPayAndWhichOpsCost) {
+  ReportView v = read_report_view(kv_shortfall_report(), "kv.json");
+  auto s = format_shortfall_sentences(v.report);
+  // B=1 only: int8 is slower there (1300 against 1200 us) and faster at B=16 (1500 against 1600).
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_THAT(s[0], HasSubstr("B=1, context 1024: fp16 weights + int8 KV runs 0.92× the tokens/s of fp16 "
+                              "weights + fp16 KV (step 1.300 ms against 1.200 ms)"));
+  // 24 layers: rope_kv_write 24 x 3 us that the base fuses away, attention 24 x 2 us more, wqkv
+  // 24 x 0.5 us less.
+  EXPECT_THAT(s[0], HasSubstr("more time in rope_kv_write +72.00 µs (24 ops the base does not run), "
+                              "attention +48.00 µs"));
+  EXPECT_THAT(s[0], HasSubstr("less in wqkv −12.00 µs"));
+  std::string m = render_markdown(v, "g").markdown;
+  EXPECT_THAT(m, HasSubstr("### Where a format does not pay"));
+  EXPECT_THAT(m, HasSubstr("- " + s[0]));
+  EXPECT_THAT(render_html(v), HasSubstr("<h3>Where a format does not pay</h3>"));
+  // Where every format pays, no section.
+  ReportView three = read_report_view(three_format_report(), "three.json");
+  EXPECT_TRUE(format_shortfall_sentences(three.report).empty());
+  EXPECT_THAT(render_markdown(three, "g").markdown, Not(HasSubstr("does not pay")));
 }
 
 TEST(ReportView, SaysQuantizedFormatsAreSimulatedOnlyForCpuReportsThatHaveThem) {
