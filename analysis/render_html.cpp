@@ -81,8 +81,11 @@ std::string render_html(const ReportView& v) {
     o += bullets(sentences) + table_html(headline_table(r));
 
   o += "<h2>Runs</h2>\n" + para(runs_intro(r)) + table_html(runs_table(r));
-  if (auto prefill = prefill_table(r))
+  if (auto prefill = prefill_table(r)) {
     o += "<h2>Prefill</h2>\n" + para(prefill_intro()) + table_html(*prefill);
+    if (auto shortfalls = prefill_shortfall_sentences(r); !shortfalls.empty())
+      o += "<h3>Where a format does not pay</h3>\n" + para(format_shortfall_intro()) + bullets(shortfalls);
+  }
 
   if (auto cmp = format_comparison_table(r)) {
     o += "<h2>Formats side by side</h2>\n" + bullets(format_comparison_sentences(r)) + table_html(*cmp);

@@ -69,8 +69,13 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
 
   add("\n## Runs\n\n" + runs_intro(r) + "\n\n" + markdown_table(runs_table(r)));
 
-  if (auto prefill = prefill_table(r))
+  if (auto prefill = prefill_table(r)) {
     add("\n## Prefill\n\n" + prefill_intro() + "\n\n" + markdown_table(*prefill));
+    if (auto shortfalls = prefill_shortfall_sentences(r); !shortfalls.empty()) {
+      add("\n### Where a format does not pay\n\n" + format_shortfall_intro() + "\n\n");
+      for (const auto& s : shortfalls) add("- " + cell(s) + "\n");
+    }
+  }
 
   if (auto cmp = format_comparison_table(r)) {
     add("\n## Formats side by side\n\n");

@@ -382,7 +382,7 @@ Comparison compare(const Report& r) {
 
 std::optional<Table> format_comparison_table(const Report& r) {
   Comparison c = compare(r);
-  if (c.formats.size() < 2) return std::nullopt;
+  if (c.formats.size() < 2 || c.shared.empty()) return std::nullopt;  // e.g. prefill runs only
   Table t{{"B", "context"}, {true, true}, {}};
   for (size_t f = 0; f < c.formats.size(); ++f) {
     t.header.push_back(c.formats[f].label() + " tokens/s");
@@ -469,6 +469,43 @@ std::string signed_time_us(double us) {
 
 }  // namespace
 
+namespace {
+
+// "; more time in X +a, Y +b; less in Z -c": the op types (summed over the layers) whose time grew
+// and shrank most from `base` to `run`, those under 5% of the step's difference (or 1 us) left out:
+// at that size they are noise.
+std::string op_differences(const RunRecord& base, const RunRecord& run) {
+  const auto a = ops_by_type(base), b = ops_by_type(run);
+  struct Delta {
+    std::string type;
+    double us;
+    int only_here;  // ops of a type the base does not run (fused away there), else 0
+  };
+  std::vector<Delta> deltas;
+  for (const auto& [type, sum] : b) {
+    auto it = a.find(type);
+    deltas.push_back({type, sum.us - (it == a.end() ? 0.0 : it->second.us), it == a.end() ? sum.count : 0});
+  }
+  for (const auto& [type, sum] : a)
+    if (!b.count(type)) deltas.push_back({type, -sum.us, 0});
+  std::sort(deltas.begin(), deltas.end(), [](const Delta& x, const Delta& y) { return x.us > y.us; });
+  const double floor_us = std::max(1.0, 0.05 * (run.step.time_us.median - base.step.time_us.median));
+  std::vector<std::string> more, less;
+  for (const Delta& d : deltas)
+    if (d.us >= floor_us && more.size() < 3)
+      more.push_back(d.only_here ? fmt::format("{} {} ({} ops the base does not run)", d.type,
+                                               signed_time_us(d.us), d.only_here)
+                                 : fmt::format("{} {}", d.type, signed_time_us(d.us)));
+  for (auto d = deltas.rbegin(); d != deltas.rend() && d->us <= -floor_us && less.size() < 2; ++d)
+    less.push_back(fmt::format("{} {}", d->type, signed_time_us(d->us)));
+  std::string out;
+  if (!more.empty()) out += "; more time in " + fmt::format("{}", fmt::join(more, ", "));
+  if (!less.empty()) out += "; less in " + fmt::format("{}", fmt::join(less, ", "));
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> format_shortfall_sentences(const Report& r) {
   Comparison c = compare(r);
   std::vector<std::string> out;
@@ -484,47 +521,42 @@ std::vector<std::string> format_shortfall_sentences(const Report& r) {
       const RunRecord* base = run_of(0, batch, context);
       const RunRecord* run = run_of(f, batch, context);
       if (!base || !run || run->step.tokens_per_s >= base->step.tokens_per_s) continue;
-      std::string s = fmt::format(
-          "B={}, context {}: {} runs {:.2f}× the tokens/s of {} (step {} against {})", batch, context,
-          c.formats[f].label(), run->step.tokens_per_s / base->step.tokens_per_s, c.formats[0].label(),
-          format_time_us(run->step.time_us.median), format_time_us(base->step.time_us.median));
-      const auto a = ops_by_type(*base), b = ops_by_type(*run);
-      struct Delta {
-        std::string type;
-        double us;
-        int only_here;  // ops of a type the base does not run (fused away there), else 0
-      };
-      std::vector<Delta> deltas;
-      for (const auto& [type, sum] : b) {
-        auto it = a.find(type);
-        deltas.push_back(
-            {type, sum.us - (it == a.end() ? 0.0 : it->second.us), it == a.end() ? sum.count : 0});
-      }
-      for (const auto& [type, sum] : a)
-        if (!b.count(type)) deltas.push_back({type, -sum.us, 0});
-      std::sort(deltas.begin(), deltas.end(), [](const Delta& x, const Delta& y) { return x.us > y.us; });
-      // Differences under 5% of the step's (or 1 us) are left out: at that size they are noise.
-      const double floor_us = std::max(1.0, 0.05 * (run->step.time_us.median - base->step.time_us.median));
-      std::vector<std::string> more, less;
-      for (const Delta& d : deltas)
-        if (d.us >= floor_us && more.size() < 3)
-          more.push_back(d.only_here ? fmt::format("{} {} ({} ops the base does not run)", d.type,
-                                                   signed_time_us(d.us), d.only_here)
-                                     : fmt::format("{} {}", d.type, signed_time_us(d.us)));
-      for (auto d = deltas.rbegin(); d != deltas.rend() && d->us <= -floor_us && less.size() < 2; ++d)
-        less.push_back(fmt::format("{} {}", d->type, signed_time_us(d->us)));
-      if (!more.empty()) s += "; more time in " + fmt::format("{}", fmt::join(more, ", "));
-      if (!less.empty()) s += "; less in " + fmt::format("{}", fmt::join(less, ", "));
-      out.push_back(s + ".");
+      out.push_back(
+          fmt::format("B={}, context {}: {} runs {:.2f}× the tokens/s of {} (step {} against {}){}.", batch,
+                      context, c.formats[f].label(), run->step.tokens_per_s / base->step.tokens_per_s,
+                      c.formats[0].label(), format_time_us(run->step.time_us.median),
+                      format_time_us(base->step.time_us.median), op_differences(*base, *run)));
     }
   return out;
 }
 
+std::vector<std::string> prefill_shortfall_sentences(const Report& r) {
+  std::vector<std::string> out;
+  auto is_prefill = [](const RunRecord& run) { return run.new_tokens_per_seq > 1 && run.contexts.empty(); };
+  const RunFormat fp16{"fp16", "fp16", kDefaultGroupSize};
+  for (const RunRecord& run : r.runs) {
+    if (!is_prefill(run) || run_format(run) == fp16) continue;
+    auto base = std::find_if(r.runs.begin(), r.runs.end(), [&](const RunRecord& b) {
+      return is_prefill(b) && run_format(b) == fp16 && b.batch == run.batch &&
+             b.new_tokens_per_seq == run.new_tokens_per_seq;
+    });
+    if (base == r.runs.end() || run.step.tokens_per_s >= base->step.tokens_per_s) continue;
+    out.push_back(fmt::format(
+        "B={}, {}-token prompt: {} runs {:.2f}× the prompt tokens/s of {} (TTFT {} against {}){}.", run.batch,
+        run.new_tokens_per_seq, run_format(run).label(), run.step.tokens_per_s / base->step.tokens_per_s,
+        fp16.label(), format_time_us(run.step.time_us.median), format_time_us(base->step.time_us.median),
+        op_differences(*base, run)));
+  }
+  return out;
+}
+
 std::string format_shortfall_intro() {
-  return "Each configuration where a format runs fewer tokens/s than the table's first: its step time "
-         "against the base's, then the ops (summed over the layers, each timed with serial launches) whose "
-         "time grew most and shrank most, down to 5% of the step's difference. Overlapped launches hide "
-         "part of the per-op times in the step, so the differences need not add up to the step's.";
+  return "Each configuration where a format runs fewer tokens/s than the table's first (fp16 weights + fp16 "
+         "KV "
+         "in a prefill): its time against the base's, then the ops (summed over the layers, each timed with "
+         "serial launches) whose time grew most and shrank most, down to 5% of the difference. Overlapped "
+         "launches hide part of the per-op times in a decode step, so the differences need not add up to "
+         "the step's.";
 }
 
 std::vector<size_t> focus_runs(const Report& r) {

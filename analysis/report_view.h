@@ -94,6 +94,9 @@ std::vector<std::string> format_comparison_sentences(const Report& r);
 // the first (the table's base), the two step times and the ops (summed over the layers, from the
 // serial per-op times) whose time grew most and shrank most. Empty when every format pays.
 std::vector<std::string> format_shortfall_sentences(const Report& r);
+// The same for prefills: each (batch, prompt length) at which a format runs fewer prompt tokens/s
+// than fp16 weights + fp16 KV.
+std::vector<std::string> prefill_shortfall_sentences(const Report& r);
 std::string format_shortfall_intro();
 // The runs whose top ops are shown: for each format, at its largest decode context, the smallest and
 // the largest batch. Indices into r.runs, in report order.
