@@ -61,6 +61,14 @@ bool is_plain_decode(const RunRecord& r) {
   return r.new_tokens_per_seq == 1 && r.contexts.empty();
 }
 
+// A prefill of one prompt length for every sequence.
+bool is_plain_prefill(const RunRecord& r) {
+  return r.new_tokens_per_seq > 1 && r.contexts.empty();
+}
+
+// The format comparisons are made against.
+const RunFormat kBaseFormat{"fp16", "fp16", kDefaultGroupSize};
+
 std::string weights_cell(const std::string& weights, int group_size, const std::string& head) {
   const char* head_note = head == "w4a16" ? ", 4-bit head" : "";
   return weights == "w4a16" ? fmt::format("w4a16 (g{}{})", group_size, head_note) : weights;
@@ -220,7 +228,7 @@ std::vector<RunFormat> report_formats(const Report& r) {
     RunFormat f = run_format(run);
     if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
   }
-  auto base = std::find(out.begin(), out.end(), RunFormat{"fp16", "fp16", 128});
+  auto base = std::find(out.begin(), out.end(), kBaseFormat);
   if (base != out.end()) std::rotate(out.begin(), base, base + 1);
   return out;
 }
@@ -353,12 +361,16 @@ Table runs_table(const Report& r) {
 
 namespace {
 
-// Tokens/s per (format index, batch, context) of the plain decode runs, and the (batch, context)
-// pairs that at least two formats share, by context then batch.
+// The plain decode run of each (format index, batch, context), the first where several match, and
+// the (batch, context) pairs that at least two formats share, by context then batch.
 struct Comparison {
   std::vector<RunFormat> formats;
-  std::map<std::tuple<size_t, int, int>, double> tokens_per_s;
+  std::map<std::tuple<size_t, int, int>, const RunRecord*> runs;
   std::vector<std::pair<int, int>> shared;  // (batch, context)
+  const RunRecord* run(size_t f, int batch, int context) const {
+    auto it = runs.find({f, batch, context});
+    return it == runs.end() ? nullptr : it->second;
+  }
 };
 
 Comparison compare(const Report& r) {
@@ -368,7 +380,7 @@ Comparison compare(const Report& r) {
   for (const auto& run : r.runs) {
     if (!is_plain_decode(run)) continue;
     size_t f = std::find(c.formats.begin(), c.formats.end(), run_format(run)) - c.formats.begin();
-    if (c.tokens_per_s.emplace(std::tuple{f, run.batch, run.context}, run.step.tokens_per_s).second)
+    if (c.runs.emplace(std::tuple{f, run.batch, run.context}, &run).second)
       ++formats_at[{run.batch, run.context}];
   }
   for (const auto& [key, n] : formats_at)
@@ -394,13 +406,13 @@ std::optional<Table> format_comparison_table(const Report& r) {
   }
   for (auto [batch, context] : c.shared) {
     std::vector<std::string> row{std::to_string(batch), std::to_string(context)};
-    auto base = c.tokens_per_s.find({0, batch, context});
+    const RunRecord* base = c.run(0, batch, context);
     for (size_t f = 0; f < c.formats.size(); ++f) {
-      auto it = c.tokens_per_s.find({f, batch, context});
-      row.push_back(it == c.tokens_per_s.end() ? "–" : format_sig(it->second, 3));
+      const RunRecord* run = c.run(f, batch, context);
+      row.push_back(run ? format_sig(run->step.tokens_per_s, 3) : "–");
       if (f == 0) continue;
-      bool both = it != c.tokens_per_s.end() && base != c.tokens_per_s.end();
-      row.push_back(both ? fmt::format("{:.2f}×", it->second / base->second) : "–");
+      row.push_back(run && base ? fmt::format("{:.2f}×", run->step.tokens_per_s / base->step.tokens_per_s)
+                                : "–");
     }
     t.rows.push_back(std::move(row));
   }
@@ -417,10 +429,9 @@ std::vector<std::string> format_comparison_sentences(const Report& r) {
     };
     std::vector<Point> pts;
     for (auto [batch, context] : c.shared) {
-      auto a = c.tokens_per_s.find({0, batch, context});
-      auto b = c.tokens_per_s.find({f, batch, context});
-      if (a != c.tokens_per_s.end() && b != c.tokens_per_s.end())
-        pts.push_back({b->second / a->second, batch, context});
+      const RunRecord* a = c.run(0, batch, context);
+      const RunRecord* b = c.run(f, batch, context);
+      if (a && b) pts.push_back({b->step.tokens_per_s / a->step.tokens_per_s, batch, context});
     }
     if (pts.empty()) continue;
     auto [lo, hi] = std::minmax_element(pts.begin(), pts.end(),
@@ -509,17 +520,10 @@ std::string op_differences(const RunRecord& base, const RunRecord& run) {
 std::vector<std::string> format_shortfall_sentences(const Report& r) {
   Comparison c = compare(r);
   std::vector<std::string> out;
-  auto run_of = [&](size_t f, int batch, int context) -> const RunRecord* {
-    for (const RunRecord& run : r.runs)
-      if (is_plain_decode(run) && run.batch == batch && run.context == context &&
-          run_format(run) == c.formats[f])
-        return &run;
-    return nullptr;
-  };
   for (size_t f = 1; f < c.formats.size(); ++f)
     for (auto [batch, context] : c.shared) {
-      const RunRecord* base = run_of(0, batch, context);
-      const RunRecord* run = run_of(f, batch, context);
+      const RunRecord* base = c.run(0, batch, context);
+      const RunRecord* run = c.run(f, batch, context);
       if (!base || !run || run->step.tokens_per_s >= base->step.tokens_per_s) continue;
       out.push_back(
           fmt::format("B={}, context {}: {} runs {:.2f}× the tokens/s of {} (step {} against {}){}.", batch,
@@ -532,20 +536,18 @@ std::vector<std::string> format_shortfall_sentences(const Report& r) {
 
 std::vector<std::string> prefill_shortfall_sentences(const Report& r) {
   std::vector<std::string> out;
-  auto is_prefill = [](const RunRecord& run) { return run.new_tokens_per_seq > 1 && run.contexts.empty(); };
-  const RunFormat fp16{"fp16", "fp16", kDefaultGroupSize};
   for (const RunRecord& run : r.runs) {
-    if (!is_prefill(run) || run_format(run) == fp16) continue;
+    if (!is_plain_prefill(run) || run_format(run) == kBaseFormat) continue;
     auto base = std::find_if(r.runs.begin(), r.runs.end(), [&](const RunRecord& b) {
-      return is_prefill(b) && run_format(b) == fp16 && b.batch == run.batch &&
+      return is_plain_prefill(b) && run_format(b) == kBaseFormat && b.batch == run.batch &&
              b.new_tokens_per_seq == run.new_tokens_per_seq;
     });
     if (base == r.runs.end() || run.step.tokens_per_s >= base->step.tokens_per_s) continue;
     out.push_back(fmt::format(
         "B={}, {}-token prompt: {} runs {:.2f}× the prompt tokens/s of {} (TTFT {} against {}){}.", run.batch,
         run.new_tokens_per_seq, run_format(run).label(), run.step.tokens_per_s / base->step.tokens_per_s,
-        fp16.label(), format_time_us(run.step.time_us.median), format_time_us(base->step.time_us.median),
-        op_differences(*base, run)));
+        kBaseFormat.label(), format_time_us(run.step.time_us.median),
+        format_time_us(base->step.time_us.median), op_differences(*base, run)));
   }
   return out;
 }
@@ -627,7 +629,7 @@ std::optional<Table> prefill_table(const Report& r) {
           {true, true, false, false, true, true, true, true, true, true, false, true},
           {}};
   for (const auto& run : r.runs) {
-    if (run.new_tokens_per_seq == 1 || !run.contexts.empty()) continue;
+    if (!is_plain_prefill(run)) continue;
     const RooflinePoint& p = run.step.point;
     t.rows.push_back({std::to_string(run.batch), std::to_string(run.new_tokens_per_seq),
                       weights_cell(run.weights, run.group_size, run.head), run.kv,
