@@ -28,20 +28,27 @@ TEST(BlockDiv, EqualsIntegerDivisionForEveryDivisorUpTo256BelowTwoTo24) {
   }
 }
 
-TEST(BlockDiv, TheBoundIsWhereItFailsForSomeDivisor) {
-  // The bound is real: above it the error term t * e / 2^32 (e = m * d - 2^32) reaches 1 for some
-  // divisor, and a dividend just below a multiple of d comes out one too high.
-  bool found = false;
-  for (uint32_t d = 3; d <= kBlockDivMaxDivisor && !found; ++d) {
+TEST(BlockDiv, TheBoundIsTightToAFactorOfTwo) {
+  // For a divisor d with e = m * d - 2^32 > 0 the error term t * e / (d * 2^32) first pushes a
+  // dividend over the next multiple of d at the residue closest below it: the first wrong t is the
+  // first t = q * d + d - 1 with t * e >= 2^32. Over every divisor, the smallest such t is the
+  // bound's real edge: at or above kBlockDivMaxDividend (the exactness the kernels rely on), and
+  // under twice it (a bound far below the edge would let a weaker magic pass the test above).
+  uint64_t first = UINT64_MAX;
+  uint32_t at = 0;
+  for (uint32_t d = 3; d <= kBlockDivMaxDivisor; ++d) {
     const uint32_t m = block_div_magic(d);
     const uint64_t e = uint64_t{m} * d - (uint64_t{1} << 32);
     if (e == 0) continue;  // a power of two: exact everywhere
-    // The first multiple of d from which t * e reaches 2^32: t = q*d + d - 1 there is off by one.
-    const uint64_t q = ((uint64_t{1} << 32) / e) / d + 1;
-    const uint64_t t = q * d + d - 1;
-    if (t <= 0xffffffffu) found = block_div(static_cast<uint32_t>(t), m) != t / d;
+    const uint64_t t0 = ((uint64_t{1} << 32) + e - 1) / e;
+    const uint64_t t = t0 + (d - 1 + d - t0 % d) % d;
+    if (t > 0xffffffffu) continue;
+    EXPECT_NE(block_div(static_cast<uint32_t>(t), m), t / d) << "divisor " << d << " at " << t;
+    EXPECT_EQ(block_div(static_cast<uint32_t>(t - d), m), (t - d) / d) << "divisor " << d << " at " << t - d;
+    if (t < first) first = t, at = d;
   }
-  EXPECT_TRUE(found);
+  EXPECT_GE(first, kBlockDivMaxDividend) << "divisor " << at;
+  EXPECT_LT(first, 2 * uint64_t{kBlockDivMaxDividend}) << "divisor " << at;
 }
 
 }  // namespace

@@ -247,15 +247,35 @@ void write_sharded(const TempDir& dir, const std::vector<FakeTensor>& ts, size_t
               nlohmann::json{{"metadata", {}}, {"weight_map", map}}.dump());
 }
 
+// model.norm.weight as 16 known values, each exact in every dense dtype: what a loader must give back
+// (the other tensors are zeros, which any dtype decodes alike).
+constexpr float kKnownNorm[8] = {0.5f, -2.0f, 3.0f, 0.125f, 1.0f, -1.5f, 4.0f, 0.25f};
+FakeTensor known_norm(const std::string& dtype) {
+  static const uint16_t f16[8] = {0x3800, 0xC000, 0x4200, 0x3000, 0x3C00, 0xBE00, 0x4400, 0x3400};
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  for (int i = 0; i < 16; ++i) {
+    const float x = kKnownNorm[i % 8];
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    f32.push_back(x);
+    half.push_back(dtype == "F16" ? f16[i % 8] : static_cast<uint16_t>(bits >> 16));  // BF16: the top half
+  }
+  return {"model.norm.weight", dtype, {16}, dtype == "F32" ? to_bytes(f32) : to_bytes(half)};
+}
+
 TEST(Checkpoint, OpensACraftedSingleFileCheckpointInAnyDenseDtype) {
   for (const char* dtype : {"F32", "F16", "BF16"}) {
+    SCOPED_TRACE(dtype);
     TempDir dir;
     write_config(dir, small_config());
-    write_safetensors(dir.file("model.safetensors"), small_tensors(dtype));
+    write_safetensors(dir.file("model.safetensors"), replaced(small_tensors(dtype), known_norm(dtype)));
     Checkpoint ck = open_checkpoint(dir.path().string());
-    EXPECT_EQ(ck.tensors.size(), 10u) << dtype;
+    EXPECT_EQ(ck.tensors.size(), 10u);
     HostWeights w = load_host_weights(ck);
-    EXPECT_EQ(w.layers[0].w2.shape, (std::vector<int64_t>{16, 32})) << dtype;
+    EXPECT_EQ(w.layers[0].w2.shape, (std::vector<int64_t>{16, 32}));
+    ASSERT_EQ(w.norm.data.size(), 16u);
+    for (int i = 0; i < 16; ++i) EXPECT_EQ(w.norm.data[i], kKnownNorm[i % 8]) << "element " << i;
   }
 }
 

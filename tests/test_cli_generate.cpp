@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/cpu/reference.h"
 #include "test_util.h"
 
 using namespace ridgeline;
@@ -19,6 +20,7 @@ TEST(CliGenerate, ChatAnswersTheHeldOutSum) {
 
 TEST(CliGenerate, JsonOutputReproducesEveryReferenceCaseThroughMessages) {
   auto ref = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
+  ASSERT_EQ(ref["cases"].size(), 7u);  // a renamed key would make the loop run zero times
   for (const auto& c : ref["cases"]) {
     SCOPED_TRACE(c["name"].get<std::string>());
     // Rebuild the messages from the prompt's turns: <|im_start|>role\ncontent<|im_end|>\n ...
@@ -47,12 +49,20 @@ TEST(CliGenerate, JsonOutputReproducesEveryReferenceCaseThroughMessages) {
 }
 
 TEST(CliGenerate, FixedSeedSamplingIsRepeatable) {
-  std::string cmd = "generate --model " + test::tiny_model_arg() +
-                    " --device cpu --json --chat hello --temperature 1.5 --top-k 50 --top-p 0.95 --seed 7 "
-                    "--max-new-tokens 16";
-  auto a = test::run_cli(cmd), b = test::run_cli(cmd);
-  ASSERT_EQ(a.exit_code, 0) << a.err;
-  EXPECT_EQ(nlohmann::json::parse(a.out)["output_ids"], nlohmann::json::parse(b.out)["output_ids"]);
+  auto ids = [](const std::string& flags) {
+    auto r = test::run_cli("generate --model " + test::tiny_model_arg() +
+                           " --device cpu --json --chat hello --max-new-tokens 16 " + flags);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["output_ids"];
+  };
+  // The tiny model is sure of its reply to "hello": at temperature 1.5 and top-p 0.95 every seed
+  // gave the greedy tokens, so the test could not tell a sampler that ignored its flags. At
+  // temperature 3 seed 8 leaves the greedy path (one token: 605 for 598) and seed 7 does not.
+  const std::string hot = "--temperature 3 --top-k 50 --top-p 0.95 --seed ";
+  const auto a = ids(hot + "8");
+  EXPECT_EQ(ids(hot + "8"), a);          // the same seed, the same tokens
+  EXPECT_NE(a, ids("--temperature 0"));  // the flags reach the sampler
+  EXPECT_NE(a, ids(hot + "7"));          // and so does the seed
 }
 
 TEST(CliGenerate, LogitsOutWritesANpyOfStepsByVocab) {
@@ -60,13 +70,27 @@ TEST(CliGenerate, LogitsOutWritesANpyOfStepsByVocab) {
   auto r = test::run_cli("generate --model " + test::tiny_model_arg() +
                          " --device cpu --json --chat hello --logits-out " + npy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  size_t steps = nlohmann::json::parse(r.out)["output_ids"].size();
+  const auto ids = nlohmann::json::parse(r.out)["output_ids"].get<std::vector<int>>();
+  const size_t steps = ids.size();
   std::ifstream f(npy, std::ios::binary);
   std::string header(128, '\0');
   f.read(header.data(), 128);
   EXPECT_EQ(header.substr(0, 6), "\x93NUMPY");
+  EXPECT_THAT(header, HasSubstr("'descr': '<f4', 'fortran_order': False"));
   EXPECT_THAT(header, HasSubstr("'shape': (" + std::to_string(steps) + ", 640)"));
-  EXPECT_EQ(std::filesystem::file_size(npy), 128 + steps * 640 * 4);
+  ASSERT_EQ(std::filesystem::file_size(npy), 128 + steps * 640 * 4);
+  // The rows are the steps' logits: the first is the reference's first step ("hello" is its
+  // `greeting` case), and each row's argmax is the token generated at that step.
+  std::vector<float> logits(steps * 640);
+  f.read(reinterpret_cast<char*>(logits.data()), std::streamsize(logits.size() * sizeof(float)));
+  ASSERT_TRUE(f) << "short read of " << npy;
+  const auto c = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"))["cases"][0];
+  ASSERT_EQ(c["name"], "greeting");
+  EXPECT_LT(
+      test::rel_l2({logits.begin(), logits.begin() + 640}, c["first_step_logits"].get<std::vector<float>>()),
+      1e-4);
+  for (size_t t = 0; t < steps; ++t)
+    EXPECT_EQ(ref::argmax(logits.data() + t * 640, 640), ids[t]) << "step " << t;
 }
 
 TEST(CliGenerate, MalformedCheckpointGivesOneLineAndExitCode1) {

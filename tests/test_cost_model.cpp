@@ -227,6 +227,13 @@ TEST(CostModelBytes, EveryOpsBytesAreTheSumOfItsOpTableTensors) {
     EXPECT_EQ(costs[i].bytes, double(sum)) << ops[i].name;
     EXPECT_EQ(costs[i].name, ops[i].name);
   }
+  // The sum above holds by construction (step_costs adds up the op table's tensors); what the
+  // tensors are is checked by hand here for this format pair. wqkv: x 4*2048*2 + the 4-bit weight
+  // 2048*4096/2 + 262,144 (scales and zeros) + qkv 4*4096*2 = 4,505,600. Attention: q 4*2048*2 +
+  // slots and context lengths 2*4*4 + 4*16 block-table entries 256 + K and V of 4*1000 tokens at
+  // 2*8*(128 + 4) = 2,112 B + out 4*2048*2 = 8,481,056.
+  EXPECT_EQ(find_op(costs, "layers.0.wqkv").bytes, 4505600.0);
+  EXPECT_EQ(find_op(costs, "layers.0.attention").bytes, 8481056.0);
 }
 
 TEST(CostModel, DecodeStepTotalsMatchHandCount) {

@@ -124,6 +124,22 @@ TEST(OpTableFusions, CostModelCountsSwigluFlopsInTheFusedW13) {
   for (const OpCost& op : step_costs(c, fused)) flops_fused += op.flops;
   EXPECT_DOUBLE_EQ(flops_fused, flops_plain);  // the same arithmetic, fewer launches
   EXPECT_EQ(step_costs(c, fused).size() + size_t(c.n_layers), step_costs(c, plain).size());
+  // ... and in w13 in particular (the totals would not see SwiGLU's FLOPs counted in w2 instead).
+  auto flops_of = [](const std::vector<OpCost>& ops, const std::string& name) {
+    for (const OpCost& op : ops)
+      if (op.name == name) return op.flops;
+    ADD_FAILURE() << "no op " << name;
+    return 0.0;
+  };
+  const std::vector<OpCost> p = step_costs(c, plain), f = step_costs(c, fused);
+  for (int l : {0, c.n_layers - 1}) {
+    const std::string w13 = "layers." + std::to_string(l) + ".w13",
+                      w2 = "layers." + std::to_string(l) + ".w2";
+    EXPECT_DOUBLE_EQ(flops_of(f, w13),
+                     flops_of(p, w13) + flops_of(p, "layers." + std::to_string(l) + ".swiglu"));
+    EXPECT_DOUBLE_EQ(flops_of(f, w2), flops_of(p, w2));
+    EXPECT_GT(flops_of(p, "layers." + std::to_string(l) + ".swiglu"), 0.0);
+  }
 }
 
 TEST(OpTableFusions, FusedNormsLeaveSixOpsALayerAndMoveTheResidualAddIntoTheGemvs) {

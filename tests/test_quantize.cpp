@@ -347,24 +347,79 @@ TEST(QuantizeAwq, FoldingTheScalesLeavesEveryFloatLayerUnchanged) {
   }
 }
 
+// x (W - Q(F) diag(1/s))^T summed in squares over x's search rows and the outputs, per row: the output
+// error of rounding F = W diag(s) (the folded weight) and taking the scales back off, computed here
+// apart from the search (double sums, s read off the weights themselves).
+double output_error_per_row(const HostTensor& W, const HostTensor& F, const std::vector<float>& x,
+                            int64_t rows, int64_t most, int group_size) {
+  const int64_t out = W.shape[0], in = W.shape[1];
+  std::vector<double> s(in, 1.0);
+  for (int64_t i = 0; i < in; ++i) {  // from the row where column i's weight is largest
+    int64_t at = 0;
+    for (int64_t k = 1; k < out; ++k)
+      if (std::fabs(W.data[k * in + i]) > std::fabs(W.data[at * in + i])) at = k;
+    if (W.data[at * in + i] != 0) s[i] = double(F.data[at * in + i]) / W.data[at * in + i];
+  }
+  std::vector<double> diff(W.data.size());
+  std::vector<float> q(in);
+  for (int64_t k = 0; k < out; ++k) {
+    rtn_fake_quantize_row(&F.data[k * in], in, group_size, q.data());
+    for (int64_t i = 0; i < in; ++i) diff[k * in + i] = W.data[k * in + i] - q[i] / s[i];
+  }
+  const std::vector<int64_t> at = awq_search_rows(rows, most);
+  double err = 0;
+  for (int64_t r : at)
+    for (int64_t k = 0; k < out; ++k) {
+      double y = 0;
+      for (int64_t i = 0; i < in; ++i) y += double(x[r * in + i]) * diff[k * in + i];
+      err += y * y;
+    }
+  return err / double(at.size());
+}
+
 TEST(QuantizeAwq, SearchIsNeverWorseThanRtnOnItsOwnRows) {
   const Checkpoint ck = open_checkpoint(kTiny);
   const HostWeights outside = load_weights_outside_layers(ck);
   Calibration stream = start_calibration(outside.tok_embeddings, tiny_calibration(256, 512));
-  LayerWeights L = load_layer_weights(ck, 0);
+  const LayerWeights loaded = load_layer_weights(ck, 0);
+  LayerWeights L = loaded;  // folded in place below
   const LayerInputs x = run_calibration_layer(ck.config, L, stream);
   AwqOptions o;
   o.max_search_tokens = 128;
   bool any_scaled = false;
-  for (const AwqChoice& c : awq_scale_layer(ck.config, L, x, o)) {
+  const std::vector<AwqChoice> choices = awq_scale_layer(ck.config, L, x, o);
+  ASSERT_EQ(choices.size(), 4u);
+  for (const AwqChoice& c : choices) {
     SCOPED_TRACE(c.group);
     EXPECT_GE(c.alpha, 0.0);
     EXPECT_LE(c.alpha, 1.0);
     EXPECT_GT(c.error_rtn, 0.0);
-    EXPECT_LE(c.error_awq, c.error_rtn);
+    // alpha = 0 (plain RTN) is a candidate, so the choice is no worse by construction; a choice
+    // of alpha > 0 was strictly better (ties go to the first candidate).
+    if (c.alpha > 0)
+      EXPECT_LT(c.error_awq, c.error_rtn);
+    else
+      EXPECT_EQ(c.error_awq, c.error_rtn);
     any_scaled |= c.alpha > 0;
   }
   EXPECT_TRUE(any_scaled) << "on the tiny model some group gains from scaling";
+  // The errors reported are the errors the folded weights make: recomputed apart from the search
+  // for the two groups whose weight no other fold touches (wo's V rows and w3's rows take the
+  // other folds; wo's and w2's columns only their own scales). A search that measured the wrong
+  // rows, skipped the rounding or reported another candidate's error fails here.
+  const int64_t rows = x.rows;
+  const int gs = o.group_size;
+  for (const AwqChoice& c : choices) {
+    SCOPED_TRACE(c.group);
+    const HostTensor* W = c.group == "wo" ? &loaded.wo : c.group == "w2" ? &loaded.w2 : nullptr;
+    if (!W) continue;
+    const HostTensor& F = c.group == "wo" ? L.wo : L.w2;
+    const std::vector<float>& xin = c.group == "wo" ? x.wo : x.w2;
+    const double rtn = output_error_per_row(*W, *W, xin, rows, o.max_search_tokens, gs);
+    const double awq = output_error_per_row(*W, F, xin, rows, o.max_search_tokens, gs);
+    EXPECT_NEAR(c.error_rtn, rtn, 1e-3 * rtn);
+    EXPECT_NEAR(c.error_awq, awq, 1e-3 * awq);
+  }
 }
 
 // --- the tiny model, quantized, against its float references -----------------------------------------

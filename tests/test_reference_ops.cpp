@@ -81,6 +81,11 @@ TEST(RefOps, SwigluIsSiluOfGateTimesUp) {
 TEST(RefOps, ArgmaxTakesTheLowestIndexOnTiesAndSkipsNaN) {
   std::vector<float> l = {1, 3, NAN, 3, 2};
   EXPECT_EQ(ref::argmax(l.data(), 5), 1);
+  // A NaN first: a plain `>` scan that starts from element 0 would keep it.
+  std::vector<float> first = {NAN, 1, 3};
+  EXPECT_EQ(ref::argmax(first.data(), 3), 2);
+  std::vector<float> all = {NAN, NAN};
+  EXPECT_EQ(ref::argmax(all.data(), 2), 0);                     // nothing to compare: the first index
   EXPECT_EQ(ref::sample(l.data(), 5, 0.0f, 0, 1.0f, 0.99), 1);  // temperature 0 is greedy
 }
 

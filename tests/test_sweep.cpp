@@ -355,9 +355,8 @@ TEST(SweepCli, CeilingsOfAnotherBackendOrAFileThatHasNoneAreRefused) {
   const std::string gpu = test::shell_quote(test::data_path("../../bench/ceilings/h200.json"));
   auto r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + gpu + " --out " + out));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err,
-              HasSubstr("h200.json: its ceilings were measured on the cuda backend, this sweep "
-                        "runs on cpu"));
+  EXPECT_THAT(r.err, HasSubstr("h200.json: its ceilings were measured on the cuda backend, this sweep "
+                               "runs on cpu"));
   const std::string config = test::shell_quote(test::data_path("tiny-internlm2-chat/config.json"));
   r = test::run_cli(tiny_sweep("--batch 1 --context 16 --iters 1 --ceilings " + config + " --out " + out));
   EXPECT_EQ(r.exit_code, 1);
@@ -422,6 +421,9 @@ TEST(SweepCli, InjectedDelaySlowsTheNamedOpAndTheStepByAboutThatMuch) {
       if (op["name"] == name) return op["time_us"].get<double>();
     return -1.0;
   };
+  // -1 for an op the report does not have: the upper bounds below would hold for it.
+  ASSERT_GT(op_time(a, "layers.1.w2"), 0);
+  ASSERT_GT(op_time(b, "layers.0.w2"), 0);
   EXPECT_GE(op_time(b, "layers.1.w2"), 20000);
   EXPECT_LT(op_time(a, "layers.1.w2"), 20000);
   EXPECT_GE(b["runs"][0]["step"]["time_us"]["median"].get<double>(), 20000);

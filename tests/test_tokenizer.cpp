@@ -43,8 +43,13 @@ const Tokenizer& tiny() {
 nlohmann::json real_cases() {
   return test::load_json(real_dir() + "/reference_tokenization.json")["cases"];
 }
+// reference.json's 7 cases; throws (failing the test) if the key or a case went missing, so that a
+// loop over them cannot pass by running zero times.
 nlohmann::json tiny_cases() {
-  return test::load_json(tiny_dir() + "/reference.json")["cases"];
+  nlohmann::json cases = test::load_json(tiny_dir() + "/reference.json")["cases"];
+  if (!cases.is_array() || cases.size() != 7)
+    throw std::runtime_error("tiny-internlm2-chat/reference.json: expected 7 cases under \"cases\"");
+  return cases;
 }
 
 // A fresh folder under the test temp dir, emptied first.
