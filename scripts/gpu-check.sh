@@ -21,6 +21,8 @@ mkdir -p "$out" && out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 build=${RIDGELINE_BUILD_DIR:-build-gpu}
 export PATH="/usr/local/cuda/bin:$PATH"
+# On a GPU machine a test that finds no GPU fails instead of skipping (tests/gpu/gpu_test_util.h).
+export RIDGELINE_REQUIRE_GPU=${RIDGELINE_REQUIRE_GPU:-1}
 
 if [ "${RIDGELINE_PREBUILT:-0}" != 1 ]; then
   cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }

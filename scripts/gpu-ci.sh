@@ -37,6 +37,8 @@ mkdir -p "$out/logs" && out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 build=${RIDGELINE_BUILD_DIR:-build-gpu}
 export PATH="/usr/local/cuda/bin:$PATH"
+# On a GPU machine a test that finds no GPU fails instead of skipping (tests/gpu/gpu_test_util.h).
+export RIDGELINE_REQUIRE_GPU=${RIDGELINE_REQUIRE_GPU:-1}
 rl="$build/ridgeline"
 summary="$out/summary.txt"
 : >"$summary"

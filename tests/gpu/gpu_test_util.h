@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -39,12 +40,24 @@ inline bool gpu_available(std::string* why) {
   return failure.empty();
 }
 
-// Skips the calling test with "GPU not available: <reason>" where no GPU answers.
-#define RL_REQUIRE_GPU()                                    \
-  do {                                                      \
-    std::string rl_gpu_why_;                                \
-    if (!::ridgeline::test::gpu_available(&rl_gpu_why_))    \
-      GTEST_SKIP() << "GPU not available: " << rl_gpu_why_; \
+// Whether the caller said a GPU must answer (RIDGELINE_REQUIRE_GPU=1: the scripts that run the GPU
+// tests on a GPU machine set it), so that a broken driver or context fails the gate instead of
+// skipping every test and exiting 0.
+inline bool gpu_required() {
+  const char* r = std::getenv("RIDGELINE_REQUIRE_GPU");
+  return r != nullptr && std::string(r) == "1";
+}
+
+// Skips the calling test with "GPU not available: <reason>" where no GPU answers, or fails it where
+// one is required (gpu_required()).
+#define RL_REQUIRE_GPU()                                                                             \
+  do {                                                                                               \
+    std::string rl_gpu_why_;                                                                         \
+    if (!::ridgeline::test::gpu_available(&rl_gpu_why_)) {                                           \
+      if (::ridgeline::test::gpu_required())                                                         \
+        GTEST_FAIL() << "GPU required (RIDGELINE_REQUIRE_GPU=1) but not available: " << rl_gpu_why_; \
+      GTEST_SKIP() << "GPU not available: " << rl_gpu_why_;                                          \
+    }                                                                                                \
   } while (0)
 
 // Device memory for tests (the engine's own owner is cuda::DeviceBuffer): built from a host vector,

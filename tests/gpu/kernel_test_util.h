@@ -60,6 +60,19 @@ inline double nmse(const std::vector<float>& a, const std::vector<float>& b) {
   return den > 0.0 ? num / den : num;
 }
 
+// The largest NMSE over consecutive rows of `row` elements (an attention output per (token, head)),
+// or INFINITY as nmse() gives it: one NMSE over a whole batch is dominated by its largest rows, and
+// a row that is all wrong (a long sequence's split path, say) can hide under a 5e-4 gate there.
+inline double worst_row_nmse(const std::vector<float>& a, const std::vector<float>& b, size_t row) {
+  if (a.size() != b.size() || a.empty() || row == 0 || a.size() % row != 0) return INFINITY;
+  double worst = 0.0;
+  for (size_t r = 0; r < a.size(); r += row) {
+    const std::vector<float> x(a.begin() + r, a.begin() + r + row), y(b.begin() + r, b.begin() + r + row);
+    worst = std::max(worst, nmse(x, y));
+  }
+  return worst;
+}
+
 // One line per measured comparison, greppable from the GPU log ("[nmse] op shape value").
 inline void report_nmse(const std::string& op, const std::string& shape, double value) {
   std::printf("[nmse] %-18s %-52s %.3e\n", op.c_str(), shape.c_str(), value);

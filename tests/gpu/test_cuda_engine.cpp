@@ -35,6 +35,16 @@ using namespace ridgeline;
 
 namespace {
 
+// Restores the process-wide launch mode (kernels/overlap.h) when a test that toggles it ends, by a
+// failed ASSERT or an exception too, so that later tests do not run with serial launches only.
+struct OverlapModeGuard {
+  bool was = cuda::overlapped_launches();
+  OverlapModeGuard() = default;
+  OverlapModeGuard(const OverlapModeGuard&) = delete;
+  OverlapModeGuard& operator=(const OverlapModeGuard&) = delete;
+  ~OverlapModeGuard() { cuda::set_overlapped_launches(was); }
+};
+
 constexpr int kImEnd = 4;
 
 struct RefCase {
@@ -488,6 +498,7 @@ TEST(CudaEngine, OverlappedLaunchesGiveTheBitsOfSerialLaunches) {
   RL_REQUIRE_GPU();
   const ModelSource src = resolve_model("internlm2-chat-1_8b");
   const int vocab = src.config.vocab;
+  const OverlapModeGuard restore_mode;
   for (WeightFormat wf : {WeightFormat::fp16, WeightFormat::w4a16})
     for (KvFormat kv : {KvFormat::fp16, KvFormat::int8}) {
       std::vector<float> logits[2];
@@ -1054,7 +1065,7 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
   const char* was = std::getenv("RIDGELINE_TIMELINE");
   const std::string restore = was ? was : "";
   setenv("RIDGELINE_TIMELINE", "1", 1);
-  const bool overlapped_before = cuda::overlapped_launches();
+  const OverlapModeGuard restore_mode;
   for (const char* preset : {"internlm2-chat-1_8b", "internlm2-chat-7b"}) {
     for (KvFormat kv : {KvFormat::fp16, KvFormat::int8})
       for (bool overlapped : {true, false}) {
@@ -1068,6 +1079,8 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
         const std::optional<TimelineSummary> summary = timeline_summary(t);
         if (!summary) {
           std::printf("[timeline] %s: no kernel records (CUPTI unavailable)\n", preset);
+          // The GPU scripts need the timeline (ridgeline sweep --timeline): there CUPTI is a must.
+          if (test::gpu_required()) ADD_FAILURE() << preset << ": no CUPTI kernel records: " << t.method;
           continue;
         }
         const TimelineSummary& sum = *summary;
@@ -1092,7 +1105,6 @@ TEST(DecodeBench, TimelineOfOneStepOverlappedAndSerial) {
         EXPECT_LT(sum.span_us, 3.0 * steps[steps.size() / 2]) << preset;
       }
   }
-  cuda::set_overlapped_launches(overlapped_before);
   if (restore.empty())
     unsetenv("RIDGELINE_TIMELINE");
   else

@@ -41,7 +41,7 @@ std::string join(const std::vector<int>& v) {
 }
 
 // Runs decode attention for sequences with the given context lengths (one launch), compares every
-// head of every sequence with ref::attention, returns the NMSE.
+// head of every sequence with ref::attention, returns the worst (sequence, head)'s NMSE.
 // `bits`: the KV format (16 fp16, 8, 4). With `out` the kernel's output is returned there too.
 double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_context, int workspace_seqs,
                   float q_scale, uint32_t seed, int bits = 16, std::vector<float>* out = nullptr) {
@@ -84,7 +84,7 @@ double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_
                          nullptr);
   std::vector<float> got = to_float(d_out.download());
   if (out) *out = got;
-  return nmse(got, expect);
+  return worst_row_nmse(got, expect, size_t(hd));
 }
 
 // Every KV format: fp16, and int8/int4 against the reference on the dequantized cache.
@@ -251,7 +251,7 @@ double run_prefill(const AttnShape& s, const std::vector<PrefillSeq>& seqs, bool
                            .cache = cache.view(),
                            .out = d_out.get()},
                           nullptr);
-  return nmse(to_float(d_out.download()), expect);
+  return worst_row_nmse(to_float(d_out.download()), expect, size_t(hd));  // the worst (token, head)
 }
 
 TEST(KernelPrefillAttention, MatchesReferenceForSinglePromptsOfOddLengths) {

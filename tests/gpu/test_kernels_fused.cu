@@ -62,7 +62,7 @@ TEST(KernelGemvSwiglu, BitIdenticalToGemvThenSwigluAndMatchesReference) {
                     expect.data() + size_t(t) * I);
       const double e = nmse(to_float(fused), expect);
       report_nmse("gemv_swiglu", shape, e);
-      EXPECT_LE(e, 5e-4) << shape;
+      EXPECT_LE(e, 5e-6) << shape;  // measured at most 4.7e-8 (H200): fp16 output rounding
     }
   }
 }
@@ -135,7 +135,7 @@ TEST(KernelGemvFused, NormPrologueAndResidualEpilogueBitIdenticalToAddRmsnormAnd
     const std::vector<float> y_ref = chain_reference(n, in, wo, wn, kEps);
     const double e = nmse(y32, y_ref);
     report_nmse("gemv_fused.norm", in.shape, e);
-    EXPECT_LE(e, 5e-4) << in.shape;
+    EXPECT_LE(e, 1e-7) << in.shape;  // measured at most 8.7e-10 (H200), fp32 out
   });
 }
 

@@ -171,7 +171,7 @@ void check_weight(const std::string& name, const cuda::W4A16Host& hw, const std:
       report_nmse(std::string(path_name(path)) + ".fp16", shape, e16);
       report_nmse(std::string(path_name(path)) + ".fp32", shape, e32);
       EXPECT_LE(e16, kW4A16Nmse) << shape;
-      EXPECT_LE(e32, kW4A16Nmse) << shape;
+      EXPECT_LE(e32, path == Path::gemv ? kW4A16GemvFp32Nmse : kW4A16Nmse) << shape;
     }
   }
 }
@@ -407,7 +407,10 @@ TEST(KernelW4A16Gemv, RegisterAndRingKernelsGiveTheSameBits) {
                                " out=" + std::to_string(s.out) + " n=" + std::to_string(n);
       EXPECT_EQ(std::count_if(y.begin(), y.end(), is_poison), 0) << what << ": every output written";
       EXPECT_EQ(differing_bits(y, ring.download()), 0u) << what << " fp16";
-      EXPECT_EQ(differing_bits(regs32.download(), ring32.download()), 0u) << what << " fp32";
+      const auto y32 = regs32.download();  // two unwritten (poisoned) buffers would compare equal too
+      EXPECT_EQ(std::count_if(y32.begin(), y32.end(), [](float v) { return !std::isfinite(v); }), 0)
+          << what << ": every fp32 output written";
+      EXPECT_EQ(differing_bits(y32, ring32.download()), 0u) << what << " fp32";
     }
   }
 }

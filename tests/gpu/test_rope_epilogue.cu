@@ -79,10 +79,12 @@ void w4a16_gemv(const void* w, int n, const RopeLayout& l, const float* residual
 }
 
 // Runs both ways for one layout, weight and row count.
+// pos_scale: linear RoPE scaling (positions divided by it), as a checkpoint's rope_scaling gives it.
 void expect_fused_equals_unfused(const RopeLayout& l, int n, const void* w, NormedGemv gemv,
-                                 const std::string& what) {
+                                 const std::string& what, float pos_scale = 1.0f) {
   SCOPED_TRACE(what + " hidden=" + std::to_string(l.hidden) + " heads=" + std::to_string(l.n_heads) + "/" +
-               std::to_string(l.n_kv) + "x" + std::to_string(l.head_dim) + " rows=" + std::to_string(n));
+               std::to_string(l.n_kv) + "x" + std::to_string(l.head_dim) + " rows=" + std::to_string(n) +
+               " pos_scale=" + std::to_string(pos_scale));
   std::mt19937 rng(unsigned(l.hidden + n));
   TestBuffer<float> residual(random_floats(size_t(n) * l.hidden, rng, -3.0f, 3.0f));
   TestBuffer<half> norm_w(to_half(random_fp16_values(l.hidden, rng, 0.5f, 1.5f)));
@@ -109,7 +111,7 @@ void expect_fused_equals_unfused(const RopeLayout& l, int n, const void* w, Norm
                          .n_heads = l.n_heads,
                          .cache = cache[0]->view(),
                          .rope_base = kBases[t],
-                         .pos_scale = 1.0f,
+                         .pos_scale = pos_scale,
                          .q_out = q[0].get() + size_t(t) * q_dim},
                         nullptr);
 
@@ -119,7 +121,7 @@ void expect_fused_equals_unfused(const RopeLayout& l, int n, const void* w, Norm
                          .n_heads = l.n_heads,
                          .cache = cache[1]->view(),
                          .rope_base = {kBases[0], kBases[1]},
-                         .pos_scale = 1.0f,
+                         .pos_scale = pos_scale,
                          .q_out = q[1].get()};
   gemv(w, n, l, residual.get(), norm_w.get(), nullptr, &e);
   RL_CUDA_CHECK("test", cudaDeviceSynchronize());
@@ -144,7 +146,9 @@ TEST(KernelRopeEpilogue, Fp16GemvFusedWritesQAndTheCacheAsGemvThenRopeKvWrite) {
   for (const RopeLayout& l : kLayouts) {
     std::mt19937 rng(unsigned(l.qkv()));
     TestBuffer<half> w(to_half(random_fp16_values(size_t(l.qkv()) * l.hidden, rng, -0.05f, 0.05f)));
-    for (int n : {1, 2}) expect_fused_equals_unfused(l, n, w.get(), fp16_gemv, "fp16");
+    for (int n : {1, 2})
+      for (float pos_scale : {1.0f, 2.0f})
+        expect_fused_equals_unfused(l, n, w.get(), fp16_gemv, "fp16", pos_scale);
   }
 }
 
@@ -153,7 +157,9 @@ TEST(KernelRopeEpilogue, W4A16GemvFusedWritesQAndTheCacheAsW4A16GemvThenRopeKvWr
   for (const RopeLayout& l : kLayouts) {
     std::mt19937 rng(unsigned(l.qkv()));
     const DeviceW4A16 w(random_w4a16(l.hidden, l.qkv(), rng));
-    for (int n : {1, 2}) expect_fused_equals_unfused(l, n, &w, w4a16_gemv, "w4a16");
+    for (int n : {1, 2})
+      for (float pos_scale : {1.0f, 2.0f})
+        expect_fused_equals_unfused(l, n, &w, w4a16_gemv, "w4a16", pos_scale);
   }
 }
 

@@ -92,7 +92,7 @@ TEST(KernelW4A16GemvFused, NormPrologueSwigluAndResidualEpilogueBitIdenticalToTh
         chain_reference(n, in, cuda::w4a16_dequantize(hwo), cuda::w4a16_dequantize(hwn), kEps);
     const double e = nmse(to_float(y), y_ref);
     report_nmse("w4a16_gemv_fused", in.shape, e);
-    EXPECT_LE(e, 5e-4) << in.shape;
+    EXPECT_LE(e, 5e-6) << in.shape;  // measured at most 4.5e-8 (H200): fp16 output rounding
   });
 }
 

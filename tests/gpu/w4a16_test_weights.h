@@ -22,7 +22,13 @@
 
 namespace ridgeline::test {
 
-inline constexpr double kW4A16Nmse = 5e-4;
+// NMSE gates against the fp32 reference on the dequantized weights. The issues' acceptance bound is
+// 5e-4, but the kernels do far better, and a gate at 5e-4 (a 2% RMS error) let precision bugs pass:
+// measured on the H200 over every shape of these tests (1000+ comparisons, bench/results/*/ logs),
+// the GEMMs reach 1.3e-7 (they round the dequantized weights to fp16) and the GEMV's fp32 output
+// 6.4e-15 (fp32 products of the exact (q - z) * s). The gates sit ~100x above those.
+inline constexpr double kW4A16Nmse = 1e-5;
+inline constexpr double kW4A16GemvFp32Nmse = 1e-12;
 
 // The w4a16_gemv config that sums as w4a16_gemv_fused does for p (its input split: the register
 // kernel's slices at one row, the ring kernel's warps above), so that an unfused chain built with it
