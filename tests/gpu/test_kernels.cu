@@ -81,6 +81,14 @@ TEST(KernelAddRmsnorm, MatchesReferenceWithAndWithoutResidualInput) {
         auto residual = random_floats(size_t(n) * dim, rng, -4.0f, 4.0f);
         auto x = random_fp16_values(residual.size(), rng, -2.0f, 2.0f);
         auto w = random_fp16_values(dim, rng, 0.5f, 1.5f);
+        // The last row near zero (mean square ~1e-6, against eps 1e-5): there eps sets the output's
+        // scale, so a kernel that dropped or misplaced it fails (elsewhere it moves ~1e-12).
+        if (n > 1)
+          for (int i = 0; i < dim; ++i) {
+            residual[size_t(n - 1) * dim + i] *= 1e-3f;
+            float& xv = x[size_t(n - 1) * dim + i];
+            xv = __half2float(__float2half_rn(xv * 1e-3f));
+          }
         std::vector<float> res_ref = residual, out_ref(residual.size());
         ref::add_rmsnorm(res_ref.data(), with_x ? x.data() : nullptr, w.data(), n, dim, eps, out_ref.data());
 
