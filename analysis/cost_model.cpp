@@ -40,7 +40,7 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
   const bool fused_norm = s.fusions.norm_in_gemv;
   const double norm_prologue = fused_norm ? T * H * kNormFlops : 0.0;
   const double residual_epilogue = fused_norm ? T * H * kResidualAddFlops : 0.0;
-  const double rope = T * (Q + KV) * kRopeFlops;  // rope_kv_write's, or wqkv's with RoPE fused
+  const double rope = T * (Q + KV) * kRopeFlops;  // rope_kv_write's, or its fused op's
   switch (op.type) {
     case OpType::embed:
       return 0.0;
@@ -54,8 +54,9 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
       return 2.0 * T * H * QKV + norm_prologue + (s.fusions.rope_in_wqkv ? rope : 0.0);
     case OpType::rope_kv_write:
       return rope;
-    case OpType::attention:
-      return c.n_heads * attention_pairs(s) * (4.0 * c.head_dim + kSoftmaxFlops);
+    case OpType::attention:  // with RoPE in its prologue it does rope_kv_write's FLOPs too
+      return c.n_heads * attention_pairs(s) * (4.0 * c.head_dim + kSoftmaxFlops) +
+             (s.fusions.rope_in_attention ? rope : 0.0);
     case OpType::wo:
       return 2.0 * T * Q * H + residual_epilogue;
     case OpType::w13:  // with SwiGLU in its epilogue it does swiglu's FLOPs too

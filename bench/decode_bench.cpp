@@ -55,7 +55,8 @@ DecodeBenchResult bench_decode(Backend& backend, int batch, int context, int ite
   shape.batch = batch;
   shape.context = {context};
   shape.formats = backend.formats();
-  // The CUDA backend folds small ops into its GEMVs at B <= 2: count the bytes of the ops it runs.
+  // The CUDA backend folds small ops into their neighbours (cuda_fusions): count the bytes of the ops
+  // it runs.
   if (backend.device() == DeviceKind::cuda) shape.fusions = cuda_fusions(backend.config(), shape);
   DecodeBenchResult r;
   r.batch = batch;

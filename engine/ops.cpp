@@ -224,6 +224,11 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
   const bool decode = n == 1;
   const Formats& f = s.formats;
   const bool fuse_norm = s.fusions.norm_in_gemv;
+  if (s.fusions.rope_in_attention && (!decode || s.fusions.rope_in_wqkv))
+    throw std::invalid_argument(
+        "step shape: rope_in_attention is a decode step's fusion and excludes rope_in_wqkv (one op writes "
+        "the new K/V rows)");
+  const bool rope_in_attention = s.fusions.rope_in_attention;
 
   int64_t kv_tokens = 0, table_entries = 0;  // over all sequences: tokens attended, block-table entries
   for (int64_t b = 0; b < B; ++b) {
@@ -273,22 +278,30 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
         add(OpType::attention_norm, l, {residual, proj, attention_norm_w}, {residual, x});
     }
     const Tensor wqkv = weight(p + "wqkv.weight", QKV, H, f);
+    const Tensor qkv = plain("qkv", Dtype::f16, {T, QKV});
     const std::vector<Tensor> rope_inputs{slots, positions, plain("block_table", Dtype::i32, {T})};
     if (s.fusions.rope_in_wqkv) {  // wqkv rotates q and k and writes them (and v) where they go
       std::vector<Tensor> reads = with(input(attention_norm_w), wqkv);
       reads.insert(reads.end(), rope_inputs.begin(), rope_inputs.end());
       add(OpType::wqkv, l, std::move(reads), {q, k_new, v_new});
     } else {
-      const Tensor qkv = plain("qkv", Dtype::f16, {T, QKV});
       add(OpType::wqkv, l, with(input(attention_norm_w), wqkv), {qkv});
-      std::vector<Tensor> reads{qkv};
-      reads.insert(reads.end(), rope_inputs.begin(), rope_inputs.end());
-      add(OpType::rope_kv_write, l, std::move(reads), {q, k_new, v_new});
+      if (!rope_in_attention) {
+        std::vector<Tensor> reads{qkv};
+        reads.insert(reads.end(), rope_inputs.begin(), rope_inputs.end());
+        add(OpType::rope_kv_write, l, std::move(reads), {q, k_new, v_new});
+      }
     }
-    if (decode)
+    const Tensor seq_slots = plain("slots", Dtype::i32, {B}),
+                 context_lens = plain("context_lens", Dtype::i32, {B});
+    if (rope_in_attention)  // the new token's position is context_lens - 1 and its block-table entry
+                            // one of `table`'s: what attention reads anyway; plus a RoPE table per row
       add(OpType::attention, l,
-          {q, plain("slots", Dtype::i32, {B}), plain("context_lens", Dtype::i32, {B}), table, k_ctx, v_ctx},
-          {attn});
+          {qkv, seq_slots, context_lens, table, k_ctx, v_ctx,
+           plain("rope_inv_freq", Dtype::f32, {B, c.head_dim / 2})},
+          {attn, k_new, v_new});
+    else if (decode)
+      add(OpType::attention, l, {q, seq_slots, context_lens, table, k_ctx, v_ctx}, {attn});
     else
       add(OpType::attention, l, {q, slots, positions, table, k_ctx, v_ctx}, {attn});
     if (fuse_norm) {  // the sublayer's output goes straight into the residual
@@ -358,6 +371,13 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   // most 4 groups of the pair (H200, w4a16 B=1 ctx 1024: 1.8b 0.765 -> 0.727 ms, 7b 1.930 -> 1.889).
   f.rope_in_wqkv = f.norm_in_gemv && s.formats.kv == KvFormat::fp16 &&
                    c.head_dim % kCudaFusedRopeHeadDimMultiple == 0 && c.head_dim <= kCudaFusedMaxRopeHeadDim;
+  // Every other decode step rotates and writes in decode attention (kernels/decode_attention.cu), for
+  // the head_dims it runs (64, 128: a lane holds both halves of its RoPE pairs and a quantized row's
+  // lanes are a power-of-two group). With an int8/int4 cache rope_kv_write took 5.7-6.7 us a layer
+  // (H200; 137 us of a 1.8b B=1 step, 201 us of a 7b one), which made those steps slower than fp16-KV
+  // ones although they read fewer bytes.
+  f.rope_in_attention = decode && !f.rope_in_wqkv && (c.head_dim == 64 || c.head_dim == 128) &&
+                        c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads == 0 && c.n_heads / c.n_kv_heads <= 8;
   return f;
 }
 

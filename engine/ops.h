@@ -16,8 +16,9 @@
 // `proj`), wqkv and w13 read the residual and their norm weight instead of x, and the final `norm`
 // only reads the residual: no attention_norm or ffn_norm (6 ops a layer with swiglu_in_w13 and
 // norm_in_gemv). With rope_in_wqkv too (fp16 weights and fp16 KV) wqkv writes q and the K/V cache
-// itself: no qkv tensor and no `rope_kv_write` op (5 ops a layer). The CPU backend runs the unfused
-// list (Fusions{}).
+// itself: no qkv tensor and no `rope_kv_write` op (5 ops a layer). Every other CUDA decode step has
+// rope_in_attention: decode attention reads qkv, rotates q itself and writes the new K/V rows: no q
+// tensor and no `rope_kv_write` op either. The CPU backend runs the unfused list (Fusions{}).
 //
 // Storage as the kernels keep it: the residual stream is float32, every other activation fp16,
 // logits float32, token ids and indices int32; weights in the weight format (norms and embeddings
@@ -112,6 +113,13 @@ struct Fusions {
   // rope_kv_write op. fp16 weights and fp16 KV only (an int8/int4 row's scale needs a whole head,
   // which no GEMV block holds; the W4A16 variant measured slower: cuda_fusions).
   bool rope_in_wqkv = false;
+  // Decode attention does rope_kv_write's work (kernels/decode_attention.cu, DecodeAttentionRope): it
+  // reads qkv instead of q, rotates q in its prologue and writes each sequence's new K/V row (the
+  // CTA whose context split holds it) before streaming the cache, reading a RoPE table per sequence
+  // (dynamic NTK gives sequences of one step different bases): no q tensor and no rope_kv_write op.
+  // Decode steps without rope_in_wqkv, any KV format and batch, head_dim 64 or 128 (decode
+  // attention's): the launch cost 5.7-6.7 us a layer at B=1 with an int8/int4 cache (H200).
+  bool rope_in_attention = false;
   bool operator==(const Fusions&) const = default;
 };
 
@@ -134,7 +142,8 @@ struct StepShape {
 // goes through a ridgeline GEMV (fp16 weights: kernels/gemv.cu, hidden a multiple of 8; w4a16:
 // kernels/w4a16_gemv.cu, one row only, SwiGLU and the norms or neither, RoPE as its own launch); and
 // fp16 decode batches of up to kCudaTcSwigluRows rows, whose w13 runs SwiGLU in its epilogue
-// (kernels/gemv_tc.cu, hidden a multiple of 32). Both the
+// (kernels/gemv_tc.cu, hidden a multiple of 32); and every decode step whose wqkv does not take
+// RoPE, whose attention does (rope_in_attention, head_dim 64 or 128). Both the
 // backend's run_step and the reports ask this one function, so the op table a report prints for a CUDA run is
 // the list of ops that ran.
 inline constexpr int kCudaFusedRows = 2;

@@ -57,6 +57,20 @@
 // instructions a 32-token tile in the streaming loop (575 with the codes under the exponent of 1024
 // and their per-tile offset, ~800 before the unpack became one LOP3 a pair, `and_or`). B=1 reaches
 // ~0.55 of the peak at ctx 8192: 3 tiles per warp.
+// With DecodeAttentionRope (Fusions::rope_in_attention: every decode step whose wqkv GEMV does not
+// rotate) the kernel also does rope_kv_write's work: each CTA reads its group's query heads from the
+// wqkv output (InternLM2's grouped layout) instead of q and rotates them at the sequence's position
+// (context - 1), and the one CTA of (sequence, KV head) whose split holds that position rotates the
+// new k and stores k and v into the cache (quantized for int8/int4) before any tile holding it is
+// copied. Bytes per sequence: qkv read instead of q ((n_heads + 2*n_kv)*head_dim*2; each split reads
+// its query heads again, from L2), the new K and V rows written (2*n_kv*(head_dim*bits/8 [+4])), a
+// RoPE table of head_dim/2 floats read (dynamic NTK: each sequence its own base); FLOPs ~6 per rotated
+// element more. Why: as its own launch rope_kv_write took 5.7-6.7 us a layer at B=1 with an int8/int4
+// cache (H200: 137 us of a 1.8b step, 201 us of a 7b one), which made quantized-KV B=1 steps slower
+// than fp16-KV ones although they read fewer bytes (an fp16 cache at B <= 2 has that work in wqkv's
+// epilogue instead, Fusions::rope_in_wqkv). q and k come from kernels/rope.cuh's arithmetic and the
+// stored rows from kernels/kv_write.cuh, both rope_kv_write's own, so q, the cache and the output are
+// bit-identical to the two launches'.
 #include <cmath>
 #include <type_traits>
 
@@ -64,8 +78,10 @@
 #include "kernels/cp_async.cuh"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/kv_write.cuh"
 #include "kernels/mma.cuh"
 #include "kernels/overlap.cuh"
+#include "kernels/rope.cuh"
 
 namespace ridgeline::cuda {
 namespace {
@@ -192,12 +208,14 @@ __device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j
 }
 
 // At most 170 (fp16) or 128 (int8/int4) registers, so that ctas_per_sm CTAs of kThreads fit.
-template <int kHeadDim, int kGroup, int kBits>
+// kRope: q comes unrotated from the wqkv output (rope.qkv) and is rotated here, and the CTA whose
+// split holds the newest token writes that token's K/V row first (DecodeAttentionRope); q is unused.
+template <int kHeadDim, int kGroup, int kBits, bool kRope>
 __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                             const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
                             int n_splits, float scale_log2, float* __restrict__ part_o,
-                            float2* __restrict__ part_ml, half* __restrict__ out) {
+                            float2* __restrict__ part_ml, half* __restrict__ out, DecodeAttentionRope rope) {
   using S = Tile<kHeadDim, kBits>;
   constexpr bool kQuant = kBits < 16;
   constexpr int kMTiles = kHeadDim / 16;
@@ -316,31 +334,102 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   };
 
   // The kernel before this one writes q and this step's cache rows (rope_kv_write or wqkv's RoPE
-  // epilogue); every other row was written by an earlier step, and the context lengths, slots and
-  // block tables were copied before the step. So the first tiles that end before the newest token go
-  // out before the wait (kernels/overlap.cuh): their block lookups and DRAM round trip overlap that
-  // kernel's tail instead of following it.
+  // epilogue), or, with kRope, qkv, from which this kernel writes the rows itself below; every other
+  // row was written by an earlier step, and the context lengths, slots, block tables and RoPE tables
+  // were copied before the step. So the first tiles that end before the newest token go out before
+  // the wait (kernels/overlap.cuh): their block lookups and DRAM round trip overlap that kernel's
+  // tail instead of following it. No tile holding the newest token is issued before the row is in
+  // the cache (with kRope: before the barrier below).
   int early = 0;
   while (early < S::kStages - 1 && tile_start(early) + S::kTokens < ctx) issue(early++);
+  // kRope: (cos, sin) of the head_dim/2 pairs at the newest token's position, computed under the
+  // previous kernel's tail too (one double sincos a pair, as rope_kv_write does per token).
+  [[maybe_unused]] float* rope_cos = nullptr;
+  [[maybe_unused]] float* rope_sin = nullptr;
+  if constexpr (kRope) {
+    __shared__ float cos_s[kHeadDim / 2], sin_s[kHeadDim / 2];
+    rope_cos = cos_s, rope_sin = sin_s;
+    static_assert(kHeadDim / 2 <= kThreads, "a thread per pair");
+    if (threadIdx.x < kHeadDim / 2)
+      rope_cos_sin(ctx - 1, rope.pos_scale,
+                   rope.inv_freq[static_cast<int64_t>(i) * (kHeadDim / 2) + threadIdx.x], cos_s[threadIdx.x],
+                   sin_s[threadIdx.x]);
+  }
   overlap_enter();
-  for (int s = early; s < S::kStages - 1; ++s) issue(s);
 
-  // Q^T's B fragments (columns gid < kGroup are heads; the others are zeros), in k_fragment's dim
-  // order: b0 = qb0[s], b1 = qb1[s] of k-step s. For the quantized cache: sum(q) of each head for the
-  // zeros, times 2^-24 as the MMA's dot products come out (the codes are scaled by 2^-24); int4's odd
-  // dims meet 16*code, so their q goes in divided by 16 (exact: a power of two). A lane's scores are
-  // of heads 2*tig and 2*tig+1 (S^T's columns): qsum of those heads.
+  // Q^T's B fragments (columns gid < kGroup are heads; the others are zeros) start as this lane's
+  // 16-byte units c * 4 + tig of its head's row (loaded below).
+  const bool real = gid < kGroup;
+  uint4 qu[S::kKChunks];
+  auto load_q = [&] {
+    const int head = real ? gid : 0;
+    // kRope: query head `head` of the group sits at kvh * (kGroup + 2) + head of the wqkv row
+    // (InternLM2's grouped layout), not yet rotated.
+    const half* qrow = kRope ? rope.qkv + (static_cast<int64_t>(i) * (n_heads + 2 * cache.n_kv_heads) +
+                                           kvh * (kGroup + 2) + head) *
+                                              kHeadDim
+                             : q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + head) * kHeadDim;
+#pragma unroll
+    for (int c = 0; c < S::kKChunks; ++c)
+      qu[c] = real ? *reinterpret_cast<const uint4*>(qrow + (c * 4 + tig) * 8) : make_uint4(0u, 0u, 0u, 0u);
+  };
+  if constexpr (kRope) {
+    load_q();  // in flight while warp 0 writes the new row and the CTA waits at the barrier
+    // The one CTA of (sequence, KV head) whose split holds the newest token writes its K and V row,
+    // warp 0 as rope_kv_write's lanes would (kv_row_store: the same bytes): k rotated, v as it is.
+    // Only this CTA's tiles read that row, so a fence and this CTA's barrier order the stores before
+    // the copies of the tile that holds it (issued below or in the loop, all after the barrier). The
+    // barrier also publishes cos/sin for q; `writer` is uniform over the CTA, the barrier
+    // unconditional. The writer's k needs cos/sin first: threads < head_dim/2 (two warps at 128)
+    // computed them, so a writer CTA meets at one barrier more (found in review before any run:
+    // rope_kv_write had that barrier, and moving its work here had lost it).
+    const int newest = ctx - 1;
+    const bool writer = t0 <= newest && newest < t1;
+    if (writer) __syncthreads();
+    if (writer && warp == 0) {
+      constexpr int kLanes = kv_row_lanes(kHeadDim);  // a row's lanes: lanes 0.. k, then v, then none
+      const bool holds = lane < 2 * kLanes, is_v = lane >= kLanes;
+      const int c = lane % kLanes;
+      const int64_t qkv_row = static_cast<int64_t>(i) * (n_heads + 2 * cache.n_kv_heads) * kHeadDim;
+      const half* src =
+          rope.qkv + qkv_row + static_cast<int64_t>(kvh * (kGroup + 2) + kGroup + is_v) * kHeadDim;
+      uint4 lo = make_uint4(0u, 0u, 0u, 0u), hi = lo;
+      if (holds) {
+        lo = reinterpret_cast<const uint4*>(src)[c];
+        hi = reinterpret_cast<const uint4*>(src + kHeadDim / 2)[c];
+        if (!is_v) rope_rotate8(lo, hi, rope_cos, rope_sin, c);
+      }
+      kv_row_store<kBits>(cache, is_v ? cache.v : cache.k, table[newest / bs], kvh, newest % bs, c, lo, hi,
+                          holds);
+      __threadfence();
+    }
+    __syncthreads();
+  }
+  for (int s = early; s < S::kStages - 1; ++s) issue(s);
+  if constexpr (!kRope) load_q();
+
+  // Q^T's B fragments in k_fragment's dim order: b0 = qb0[s], b1 = qb1[s] of k-step s. For the
+  // quantized cache: sum(q) of each head for the zeros, times 2^-24 as the MMA's dot products come
+  // out (the codes are scaled by 2^-24); int4's odd dims meet 16*code, so their q goes in divided by
+  // 16 (exact: a power of two). A lane's scores are of heads 2*tig and 2*tig+1 (S^T's columns): qsum
+  // of those heads.
   uint32_t qb0[S::kKSteps], qb1[S::kKSteps];
   float qsum[2] = {0.0f, 0.0f};
   {
-    const bool real = gid < kGroup;
-    const half* qrow = q + (static_cast<int64_t>(i) * n_heads + kvh * kGroup + (real ? gid : 0)) * kHeadDim;
+    if constexpr (kRope) {
+      // Unit c * 4 + tig's partner, head_dim/2 further, is unit (c + kKChunks/2) * 4 + tig: in this
+      // lane (kKChunks is even: head_dim a multiple of 64), so the rotation needs no shuffle. The
+      // result is rope_kv_write's q bit for bit (rope_rotate8).
+      static_assert(S::kKChunks % 2 == 0, "a lane holds both halves of its dim pairs");
+#pragma unroll
+      for (int c = 0; c < S::kKChunks / 2; ++c)
+        rope_rotate8(qu[c], qu[c + S::kKChunks / 2], rope_cos, rope_sin, c * 4 + tig);
+    }
     float sum = 0.0f;
 #pragma unroll
     for (int c = 0; c < S::kKChunks; ++c) {
       float f[8];
-      half8_to_float(
-          real ? *reinterpret_cast<const uint4*>(qrow + (c * 4 + tig) * 8) : make_uint4(0u, 0u, 0u, 0u), f);
+      half8_to_float(qu[c], f);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         sum += f[e];
@@ -670,29 +759,27 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
   return best;
 }
 
-template <int kHeadDim, int kGroup, int kBits>
+template <int kHeadDim, int kGroup, int kBits, bool kRope>
 void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
             cudaStream_t stream) {
   // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for ctas_per_sm CTAs.
   constexpr size_t smem = shared_bytes<kHeadDim, kBits>();
-  static const bool attributes_set = (set_dynamic_smem(decode_attention_kernel<kHeadDim, kGroup, kBits>,
-                                                       int(smem), true, "decode_attention"),
-                                      true);
+  constexpr auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits, kRope>;
+  static const bool attributes_set = (set_dynamic_smem(kernel, int(smem), true, "decode_attention"), true);
   (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
-  launch_overlapped(decode_attention_kernel<kHeadDim, kGroup, kBits>, grid, kThreads, smem, stream,
-                    "decode_attention", p.q, p.slots, p.context_lens, p.n_heads, p.cache, n_splits,
-                    scale_log2, part_o, part_ml, p.out);
+  launch_overlapped(kernel, grid, kThreads, smem, stream, "decode_attention", p.q, p.slots, p.context_lens,
+                    p.n_heads, p.cache, n_splits, scale_log2, part_o, part_ml, p.out, p.rope);
 }
 
-template <int kHeadDim, int kBits>
+template <int kHeadDim, int kBits, bool kRope>
 void launch_group(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
                   cudaStream_t stream) {
   switch (group) {
-#define RL_DECODE_GROUP(G)                                            \
-  case G:                                                             \
-    launch<kHeadDim, G, kBits>(p, n_splits, part_o, part_ml, stream); \
+#define RL_DECODE_GROUP(G)                                                   \
+  case G:                                                                    \
+    launch<kHeadDim, G, kBits, kRope>(p, n_splits, part_o, part_ml, stream); \
     break;
     RL_DECODE_GROUP(1)
     RL_DECODE_GROUP(2)
@@ -706,13 +793,22 @@ void launch_group(int group, const DecodeAttentionParams& p, int n_splits, float
   }
 }
 
+template <int kBits, bool kRope>
+void launch_head_dim(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
+                     cudaStream_t stream) {
+  if (p.cache.head_dim == 64)
+    launch_group<64, kBits, kRope>(group, p, n_splits, part_o, part_ml, stream);
+  else
+    launch_group<128, kBits, kRope>(group, p, n_splits, part_o, part_ml, stream);
+}
+
 template <int kBits>
 void launch_format(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
                    cudaStream_t stream) {
-  if (p.cache.head_dim == 64)
-    launch_group<64, kBits>(group, p, n_splits, part_o, part_ml, stream);
+  if (p.rope.qkv != nullptr)
+    launch_head_dim<kBits, true>(group, p, n_splits, part_o, part_ml, stream);
   else
-    launch_group<128, kBits>(group, p, n_splits, part_o, part_ml, stream);
+    launch_head_dim<kBits, false>(group, p, n_splits, part_o, part_ml, stream);
 }
 
 struct Partials {
@@ -770,6 +866,16 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
           "cache bits must be 16 (fp16), 8 or 4, got " + std::to_string(cache.bits));
   require(aligned16(p.q) && aligned16(cache.k) && aligned16(cache.v), op,
           "q and the K/V pools must be 16-byte aligned");
+  require(p.q != nullptr || p.rope.qkv != nullptr, op,
+          "needs q (rotated queries) or rope.qkv (the wqkv output, rotated here)");
+  if (p.rope.qkv != nullptr) {  // head_dim 64 or 128 (above): the RoPE pairs lie in one lane, and
+                                // a quantized row's lanes form a power-of-two group of a warp
+    require(p.q == nullptr, op,
+            "give q (rotated queries) or rope.qkv (the wqkv output, rotated here), not both");
+    require(p.rope.inv_freq != nullptr, op, "rope.qkv needs rope.inv_freq, a RoPE table per sequence");
+    require(p.rope.pos_scale > 0.0f, op, "rope.pos_scale must be positive");
+    require(aligned16(p.rope.qkv), op, "rope.qkv must be 16-byte aligned");
+  }
   if (p.n_seqs == 0) return;
   int n_splits =
       choose_splits(p.n_seqs, cache.n_kv_heads, p.max_context, current_sm_count(op), ctas_per_sm(cache.bits));

@@ -99,20 +99,39 @@ struct RopeKvWriteParams {
 };
 void rope_kv_write(const RopeKvWriteParams& p, cudaStream_t stream);
 
+// rope_inv_freq: the RoPE table rope_kv_write rotates with, inv_freq[j] = float(1 / base^(2j /
+// head_dim)) for j < head_dim / 2, into out[0 .. head_dim/2) (what DecodeAttentionRope::inv_freq
+// holds per sequence).
+void rope_inv_freq(float base, int head_dim, float* out);
+
+// decode_attention with rope_kv_write's work folded in (Fusions::rope_in_attention): q is read from
+// the wqkv output and rotated in the kernel, and the kernel writes each sequence's new K/V row
+// (position context_lens[i] - 1) into the cache first, bit for bit as rope_kv_write would have.
+// inv_freq must not be written by the kernel launched just before (it is read before the kernel
+// waits for that one, as slots, context_lens and the block table are); qkv is.
+struct DecodeAttentionRope {
+  const half* qkv = nullptr;        // [n_seqs, (n_heads + 2*n_kv_heads) * head_dim], not rotated
+  const float* inv_freq = nullptr;  // [n_seqs, head_dim/2]: rope_inv_freq of each sequence's base
+  float pos_scale = 1.0f;           // linear RoPE scaling divides positions by this
+};
+
 // decode_attention: one query token per sequence attends to its whole paged KV cache. Splits long
 // contexts across CTAs (split-K) and merges with an fp32 log-sum-exp. Each row is a different
 // sequence whose only new cache row is its last one (context_lens - 1): the kernel reads the older
 // rows before its programmatic-launch wait, so they must be written before the previous kernel.
+// Either q is given (rotated queries; the new rows already in the cache) or rope.qkv (and q is
+// null): then the kernel rotates q itself and writes the new rows (DecodeAttentionRope).
 struct DecodeAttentionParams {
-  const half* q = nullptr;            // [n_seqs, n_heads * head_dim] rotated queries
+  const half* q = nullptr;            // [n_seqs, n_heads * head_dim] rotated queries, or null
   const int* slots = nullptr;         // [n_seqs] block-table row of each sequence
   const int* context_lens = nullptr;  // [n_seqs] cached tokens of each sequence, its new one included
   int n_seqs = 0;
   int n_heads = 0;      // query heads: n_heads / cache.n_kv_heads in 1..8 (GQA group)
   int max_context = 0;  // bound on context_lens: sizes the split grid (fixed per graph)
   KvCacheView cache;
-  void* workspace = nullptr;  // decode_attention_workspace_bytes(): split-K partials
-  half* out = nullptr;        // [n_seqs, n_heads * head_dim]
+  void* workspace = nullptr;   // decode_attention_workspace_bytes(): split-K partials
+  half* out = nullptr;         // [n_seqs, n_heads * head_dim]
+  DecodeAttentionRope rope{};  // with rope.qkv: RoPE and the new rows' write folded in
 };
 size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim, int max_context);
 void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);

@@ -1,8 +1,9 @@
-// RoPE's arithmetic, shared by rope_kv_write and the decode GEMVs that fold it into their epilogue
-// (gemv_fused, w4a16_gemv_fused with a RopeKvEpilogue), so that every path gives the same fp16 q and
-// k bit for bit: the angle as the reference forms it (the position divided by pos_scale in double,
-// rounded to float, times the float inverse frequency), cos and sin of that float in double, and
-// the rotation with explicitly rounded products (no FMA contraction).
+// RoPE's arithmetic, shared by rope_kv_write, the decode GEMVs that fold it into their epilogue
+// (gemv_fused, w4a16_gemv_fused with a RopeKvEpilogue) and decode attention that folds it into its
+// prologue (DecodeAttentionRope), so that every path gives the same fp16 q and k bit for bit: the
+// angle as the reference forms it (the position divided by pos_scale in double, rounded to float,
+// times the float inverse frequency), cos and sin of that float in double, and the rotation with
+// explicitly rounded products (no FMA contraction).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
 
 namespace ridgeline::cuda {
@@ -37,6 +39,20 @@ __device__ __forceinline__ void rope_cos_sin(int pos, float pos_scale, float inv
 __device__ __forceinline__ void rope_rotate(float a, float b, float c, float s, float& ra, float& rb) {
   ra = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
   rb = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+}
+
+// The 8 pairs (lo[e], hi[e]) of dims 8c + e and 8c + e + head_dim/2, fp16, rotated by the angles of
+// pairs [8c, 8c + 8) (cos_s, sin_s: one entry per pair) and rounded to fp16 again: what
+// rope_kv_write stores for a 16-byte vector of each half of a head.
+__device__ __forceinline__ void rope_rotate8(uint4& lo, uint4& hi, const float* cos_s, const float* sin_s,
+                                             int c) {
+  float a[8], b[8], ra[8], rb[8];
+  half8_to_float(lo, a);
+  half8_to_float(hi, b);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) rope_rotate(a[i], b[i], cos_s[c * 8 + i], sin_s[c * 8 + i], ra[i], rb[i]);
+  lo = float_to_half8(ra);
+  hi = float_to_half8(rb);
 }
 
 // What a GEMV's rope_kv_write epilogue reads (kernel arguments): RopeKvEpilogue's pointers and

@@ -12,7 +12,9 @@
 // product in float, cos/sin of that float), and the rotation uses explicitly rounded products (no
 // FMA contraction), so every instantiation of the kernel computes the same fp16 k; kernels/rope.cuh
 // holds that arithmetic, which the decode GEMVs' rope_kv_write epilogue (gemv_fused,
-// w4a16_gemv_fused at B <= 2 with an fp16 cache) shares, and rope_kv_args checks their contract.
+// w4a16_gemv_fused at B <= 2 with an fp16 cache) and decode attention's RoPE prologue (every other
+// decode step) share, and rope_kv_args checks the GEMVs' contract. kernels/kv_write.cuh holds the
+// cache store (and the quantization) that decode attention shares.
 // Latency, not bytes, is what a B=1 launch costs (a few KB; it was 3.8 us a layer on the H200). So
 // the host computes inv_freq with the reference's own expression (no double pow per pair on the
 // device), and everything that does not depend on the previous kernel (the token's position, slot
@@ -21,12 +23,14 @@
 // first kernel, never by a kernel of the step.
 // Quantized formats quantize that fp16-rounded k (and the fp16 v) in registers: the head_dim/16
 // threads holding one head are adjacent lanes of a warp, so the row's min and max are two shuffle
-// reductions; the codes then follow ref::quantize_kv bit for bit (IEEE division, round half to even).
+// reductions; the codes then follow ref::quantize_kv bit for bit (IEEE division, round half to even:
+// kv_row_store, kernels/kv_write.cuh).
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
-#include "kernels/kv_quant.cuh"
+#include "kernels/kv_write.cuh"
 #include "kernels/overlap.cuh"
 #include "kernels/rope.cuh"
 
@@ -35,17 +39,6 @@ namespace {
 
 constexpr int kMaxHeadDim = kMaxRopeHeadDim;
 constexpr int kThreads = 128;
-
-// Rotates the 8 pairs (a[i], b[i]) by the angles of dims [c*8, c*8+8) and rounds them to fp16.
-__device__ __forceinline__ void rotate8(uint4& lo, uint4& hi, const float* cos_s, const float* sin_s, int c) {
-  float a[8], b[8], ra[8], rb[8];
-  half8_to_float(lo, a);
-  half8_to_float(hi, b);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) rope_rotate(a[i], b[i], cos_s[c * 8 + i], sin_s[c * 8 + i], ra[i], rb[i]);
-  lo = float_to_half8(ra);
-  hi = float_to_half8(rb);
-}
 
 template <int kBits>
 __global__ void __launch_bounds__(kThreads)
@@ -64,8 +57,7 @@ __global__ void __launch_bounds__(kThreads)
   overlap_enter();
   __syncthreads();
 
-  const int64_t block_base = block * cache.block_bytes();
-  const int vecs_per_half = half_dim / 8;  // threads per head
+  const int vecs_per_half = kv_row_lanes(hd);  // threads per head
   const int n_items = n_kv * (g + 2) * vecs_per_half;
   const half* src_row = qkv + static_cast<int64_t>(t) * n_kv * (g + 2) * hd;
 
@@ -76,15 +68,13 @@ __global__ void __launch_bounds__(kThreads)
       const half* src = src_row + static_cast<int64_t>(head_in_row) * hd;
       uint4 lo = reinterpret_cast<const uint4*>(src)[c];
       uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
-      if (r <= g) rotate8(lo, hi, cos_s, sin_s, c);  // q heads and k: rotate; v is copied as is
+      if (r <= g) rope_rotate8(lo, hi, cos_s, sin_s, c);  // q heads and k: rotate; v is copied as is
       if (r < g) {
         half* dst = rope_q_row(q_out, t, n_heads, g, h, r, hd);
         reinterpret_cast<uint4*>(dst)[c] = lo;
         reinterpret_cast<uint4*>(dst)[c + vecs_per_half] = hi;
       } else {
-        char* pool = static_cast<char*>(r == g ? cache.k : cache.v) + block_base;
-        *reinterpret_cast<uint4*>(pool + cache.unit_offset(h, slot, c)) = lo;
-        *reinterpret_cast<uint4*>(pool + cache.unit_offset(h, slot, c + vecs_per_half)) = hi;
+        kv_row_store<16>(cache, r == g ? cache.k : cache.v, block, h, slot, c, lo, hi, true);
       }
     }
   } else {
@@ -95,51 +85,20 @@ __global__ void __launch_bounds__(kThreads)
       const bool active = item < n_items;
       const int head_in_row = item / vecs_per_half, c = item % vecs_per_half;
       const int h = head_in_row / (g + 2), r = head_in_row % (g + 2);
-      float a[8], b[8];
-      float mn = INFINITY, mx = -INFINITY;
+      uint4 lo = make_uint4(0u, 0u, 0u, 0u), hi = lo;
       if (active) {
         const half* src = src_row + static_cast<int64_t>(head_in_row) * hd;
-        uint4 lo = reinterpret_cast<const uint4*>(src)[c];
-        uint4 hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
-        if (r <= g) rotate8(lo, hi, cos_s, sin_s, c);
+        lo = reinterpret_cast<const uint4*>(src)[c];
+        hi = reinterpret_cast<const uint4*>(src + half_dim)[c];
+        if (r <= g) rope_rotate8(lo, hi, cos_s, sin_s, c);
         if (r < g) {
           half* dst = rope_q_row(q_out, t, n_heads, g, h, r, hd);
           reinterpret_cast<uint4*>(dst)[c] = lo;
           reinterpret_cast<uint4*>(dst)[c + vecs_per_half] = hi;
-        } else {
-          half8_to_float(lo, a);  // k as the fp16 cache would hold it, or v
-          half8_to_float(hi, b);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            mn = fminf(mn, fminf(a[i], b[i]));
-            mx = fmaxf(mx, fmaxf(a[i], b[i]));
-          }
         }
       }
-      for (int o = 1; o < vecs_per_half; o <<= 1) {
-        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-      }
-      if (active && r >= g) {
-        constexpr float kQmax = static_cast<float>((1 << kBits) - 1);
-        const half scale_h = __float2half_rn(__fdiv_rn(__fsub_rn(mx, mn), kQmax));
-        const half zero_h = __float2half_rn(mn);
-        const float scale = __half2float(scale_h), zero = __half2float(zero_h);
-        char* pool = static_cast<char*>(r == g ? cache.k : cache.v) + block_base;
-        const int part = (slot % cache.tokens_per_unit()) * kBits;  // this token's bytes in a unit
-        const uint2 ca = pack_kv_codes<kBits>(a, scale, zero), cb = pack_kv_codes<kBits>(b, scale, zero);
-        char* da = pool + cache.unit_offset(h, slot, c) + part;
-        char* db = pool + cache.unit_offset(h, slot, c + vecs_per_half) + part;
-        if constexpr (kBits == 8) {
-          *reinterpret_cast<uint2*>(da) = ca;
-          *reinterpret_cast<uint2*>(db) = cb;
-        } else {
-          *reinterpret_cast<uint32_t*>(da) = ca.x;
-          *reinterpret_cast<uint32_t*>(db) = cb.x;
-        }
-        if (c == 0)
-          *reinterpret_cast<half2*>(pool + cache.scale_offset(h, slot)) = __halves2half2(scale_h, zero_h);
-      }
+      // k as the fp16 cache would hold it, or v, quantized over its head's lanes.
+      kv_row_store<kBits>(cache, r == g ? cache.k : cache.v, block, h, slot, c, lo, hi, active && r >= g);
     }
   }
 }
@@ -157,6 +116,14 @@ const RopeTable& rope_table(float base, int head_dim) {
     table_base = base, table_dim = head_dim;
   }
   return table;
+}
+
+void rope_inv_freq(float base, int head_dim, float* out) {
+  require(
+      head_dim > 0 && head_dim % 2 == 0 && head_dim <= kMaxHeadDim, "rope_inv_freq",
+      "head_dim must be even, up to " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(head_dim));
+  const RopeTable& t = rope_table(base, head_dim);
+  std::copy(t.inv_freq, t.inv_freq + head_dim / 2, out);
 }
 
 namespace {

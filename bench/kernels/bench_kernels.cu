@@ -71,10 +71,11 @@ void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) {
   fill_synthetic(p, n, seed, 7, 0, false, s);
 }
 
-// A host vector of ints (sequence slots, positions, lengths, block tables) copied to the device.
-DeviceBuffer<int> upload(const std::vector<int>& v, const char* what) {
-  DeviceBuffer<int> d(v.size(), what);
-  RL_CUDA_CHECK(what, cudaMemcpy(d.get(), v.data(), v.size() * sizeof(int), cudaMemcpyHostToDevice));
+// A host vector (sequence slots, positions, lengths, block tables, RoPE tables) copied to the device.
+template <typename T>
+DeviceBuffer<T> upload(const std::vector<T>& v, const char* what) {
+  DeviceBuffer<T> d(v.size(), what);
+  RL_CUDA_CHECK(what, cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
   return d;
 }
 
@@ -405,6 +406,81 @@ void BM_DecodeAttention(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeAttention)
     ->ArgsProduct({{0, 1}, {0, 1, 2}, {1024, 2048, 4096, 8192, 16384, 32768}, {1, 4, 16, 64}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// rope_kv_write folded into decode attention (Fusions::rope_in_attention) against the two launches
+// it replaces, rope_kv_write then decode_attention, at the head shapes of internlm2-chat-1_8b and
+// -7b. Args: {model (0 1.8b, 1 7b), KV format (0 fp16, 1 int8, 2 int4), context, batch, fused (0 the
+// two launches, 1 the fused kernel)}. Both report the bytes of the ops they run (op table): the pair
+// rope_kv_write's plus attention's, the fused one attention's with RoPE; compare the times. Inputs
+// (the cache's sequences) rotate as BM_DecodeAttention's; every launch writes the new rows again.
+void BM_DecodeAttentionRope(benchmark::State& state) {
+  if (!gpu_ok()) return state.SkipWithError("GPU not available");
+  const bool is_7b = state.range(0) == 1;
+  const ridgeline::KvFormat kv = kKvFormats[state.range(1)];
+  const int ctx = int(state.range(2)), batch = int(state.range(3));
+  const bool fused = state.range(4) == 1;
+  const char* preset = is_7b ? "internlm2-chat-7b" : "internlm2-chat-1_8b";
+  const int n_heads = is_7b ? 32 : 16, n_kv = 8, hd = 128, block = 64;
+  const int q_dim = n_heads * hd, qkv_dim = (n_heads + 2 * n_kv) * hd;
+  const float base = 1e6f;
+  state.SetLabel(std::string(is_7b ? "7b" : "1_8b") + " kv " + ridgeline::to_string(kv) +
+                 (fused ? " fused" : " rope_kv_write + attention"));
+  Stream stream;
+  const ridgeline::Formats formats = kv_formats(state.range(1));
+  KernelCost cost;
+  if (fused) {
+    cost = op_cost(preset, OpType::attention, batch, ctx, formats, 1, {.rope_in_attention = true});
+  } else {
+    const KernelCost rope = op_cost(preset, OpType::rope_kv_write, batch, ctx, formats),
+                     attn = op_cost(preset, OpType::attention, batch, ctx, formats);
+    cost = {rope.bytes + attn.bytes, rope.flops + attn.flops};
+  }
+  const int copies = copies_for(size_t(cost.bytes));
+  BenchKvCache cache(kv, n_kv, hd, block, batch * copies, ctx, stream.get());
+  DeviceBuffer<half> qkv(size_t(batch) * qkv_dim, "bench qkv"), q(size_t(batch) * q_dim, "bench q"),
+      out(size_t(batch) * q_dim, "bench out");
+  fill(qkv.get(), int64_t(qkv.size()), 9, stream.get());
+  std::vector<int> seq_ids(size_t(batch) * copies), lens(batch, ctx), pos(batch, ctx - 1);
+  std::iota(seq_ids.begin(), seq_ids.end(), 0);
+  std::vector<float> inv_freq(size_t(batch) * hd / 2);
+  for (int i = 0; i < batch; ++i) rope_inv_freq(base, hd, inv_freq.data() + size_t(i) * hd / 2);
+  const DeviceBuffer<int> d_seq = upload(seq_ids, "bench seqs"), d_len = upload(lens, "bench lens"),
+                          d_pos = upload(pos, "bench positions");
+  const DeviceBuffer<float> d_inv = upload(inv_freq, "bench RoPE tables");
+  DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+    const int* slots = d_seq.get() + size_t(i % copies) * batch;
+    DecodeAttentionParams p{.q = q.get(),
+                            .slots = slots,
+                            .context_lens = d_len.get(),
+                            .n_seqs = batch,
+                            .n_heads = n_heads,
+                            .max_context = ctx,
+                            .cache = cache.view,
+                            .workspace = ws.get(),
+                            .out = out.get()};
+    if (fused) {
+      p.q = nullptr;
+      p.rope = {.qkv = qkv.get(), .inv_freq = d_inv.get(), .pos_scale = 1.0f};
+    } else {
+      rope_kv_write({.qkv = qkv.get(),
+                     .slots = slots,
+                     .positions = d_pos.get(),
+                     .n_tokens = batch,
+                     .n_heads = n_heads,
+                     .cache = cache.view,
+                     .rope_base = base,
+                     .pos_scale = 1.0f,
+                     .q_out = q.get()},
+                    stream.get());
+    }
+    decode_attention(p, stream.get());
+  });
+}
+BENCHMARK(BM_DecodeAttentionRope)
+    ->ArgsProduct({{0, 1}, {0, 1, 2}, {1024, 8192}, {1, 16, 64}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

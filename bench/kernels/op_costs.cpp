@@ -8,13 +8,14 @@
 namespace ridgeline::bench {
 
 KernelCost op_cost(const std::string& preset, OpType type, int batch, int context, const Formats& formats,
-                   int new_tokens) {
+                   int new_tokens, const Fusions& fusions) {
   const ModelConfig c = preset_config(preset);
   StepShape s;
   s.batch = batch;
   s.context = {context};
   s.formats = formats;
   s.new_tokens_per_seq = new_tokens;
+  s.fusions = fusions;
   const std::string name = op_name(type, kind_of(type) == OpKind::embed || type == OpType::norm ||
                                                  type == OpType::output || type == OpType::sample
                                              ? -1

@@ -216,7 +216,7 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
           std::map<std::string, std::vector<double>> op_us;
           for (const auto& op : t.ops) op_us[op.name] = op.us;
           StepShape shape = shape_of(c, backend->formats());
-          // The CUDA backend runs the fused op table at small decode batches: count what it launches.
+          // The CUDA backend runs the fused op table at decode (cuda_fusions): count what it launches.
           if (backend->device() == DeviceKind::cuda) shape.fusions = cuda_fusions(source.config, shape);
           // This repetition alone, for the progress line; then the pool, for the report.
           const RunRecord this_rep = build_run(source.config, shape, device.peak, t.step_us, op_us, t.method);

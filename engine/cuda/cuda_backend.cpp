@@ -110,6 +110,8 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   sample_ws_ = DeviceBuffer<uint8_t>(sample_workspace_bytes(max_bucket_, c_.vocab), "sample workspace");
   inputs_dev_ = DeviceBuffer<int>(4 * rows, "step inputs");
   inputs_host_ = PinnedBuffer<int>(4 * rows, "step inputs (host)");
+  rope_freq_dev_ = DeviceBuffer<float>(int64_t{max_bucket_} * (c_.head_dim / 2), "step RoPE tables");
+  rope_freq_host_ = PinnedBuffer<float>(int64_t{max_bucket_} * (c_.head_dim / 2), "step RoPE tables (host)");
   // Seeds (8 bytes) first so every array stays aligned: seeds, temperatures, top_ps, top_ks, positions.
   sample_params_dev_ = DeviceBuffer<uint8_t>(24 * max_bucket_, "sample params");
   sample_params_host_ = PinnedBuffer<uint8_t>(24 * max_bucket_, "sample params (host)");
@@ -287,6 +289,22 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
   }
   RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int),
                                                cudaMemcpyHostToDevice, stream_.get()));
+  if (step_fusions(a).rope_in_attention) {
+    // Each row's RoPE table as rope_kv_write would compute it from its group's base (padding rows
+    // take the last group's): decode attention reads a row's before it waits for wqkv.
+    const int half_dim = c_.head_dim / 2;
+    float* t = rope_freq_host_.get();
+    for (const RopeGroup& g : a.rope) {  // one table a group, copied to its other rows
+      float* first = t + int64_t{g.first} * half_dim;
+      rope_inv_freq(g.base, c_.head_dim, first);
+      for (int r = g.first + 1; r < g.first + g.count; ++r)
+        std::copy(first, first + half_dim, t + int64_t{r} * half_dim);
+    }
+    RL_CUDA_CHECK("step inputs",
+                  cudaMemcpyAsync(rope_freq_dev_.get(), t, size_t(rows) * half_dim * sizeof(float),
+                                  cudaMemcpyHostToDevice, stream_.get()));
+    a.rope_inv_freq = rope_freq_dev_.get();
+  }
   RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
   const int* d = inputs_dev_.get();
   a.ids = d;
@@ -454,7 +472,7 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
       op(name(OpType::wqkv), hook,
          [&] { gemm.run(x.x.get(), L.wqkv, n, x.qkv.get(), st, name(OpType::wqkv).c_str()); });
     }
-    if (!fused.rope_in_wqkv)
+    if (!fused.rope_in_wqkv && !fused.rope_in_attention)
       op(name(OpType::rope_kv_write), hook, [&] {
         for (const RopeGroup& g : a.rope)
           rope_kv_write({.qkv = x.qkv.get() + int64_t{g.first} * qkvd,
@@ -469,18 +487,22 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
                         st);
       });
     op(name(OpType::attention), hook, [&] {
-      if (a.decode)
-        decode_attention({.q = x.q.get(),
-                          .slots = a.slots,
-                          .context_lens = a.context_lens,
-                          .n_seqs = n,
-                          .n_heads = c_.n_heads,
-                          .max_context = a.max_context,
-                          .cache = cache,
-                          .workspace = attention_ws_.get(),
-                          .out = x.attn.get()},
-                         st);
-      else
+      if (a.decode) {
+        DecodeAttentionParams p{.q = x.q.get(),
+                                .slots = a.slots,
+                                .context_lens = a.context_lens,
+                                .n_seqs = n,
+                                .n_heads = c_.n_heads,
+                                .max_context = a.max_context,
+                                .cache = cache,
+                                .workspace = attention_ws_.get(),
+                                .out = x.attn.get()};
+        if (fused.rope_in_attention) {  // ... rotating q from qkv and writing the new K/V rows itself
+          p.q = nullptr;
+          p.rope = {.qkv = x.qkv.get(), .inv_freq = a.rope_inv_freq, .pos_scale = pos_scale};
+        }
+        decode_attention(p, st);
+      } else {
         prefill_attention({.q = x.q.get(),
                            .slots = a.slots,
                            .positions = a.positions,
@@ -489,6 +511,7 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
                            .cache = cache,
                            .out = x.attn.get()},
                           st);
+      }
     });
     if (fused.norm_in_gemv) {  // residual += wo's output; w13 normalizes it in its prologue
       op(name(OpType::wo), hook, [&] { fused_residual(L.wo, x.attn.get()); });
@@ -650,8 +673,8 @@ Support cuda_weight_support(const ModelSource& source, const Formats& formats) {
 
 Support cuda_supports(const ModelSource& source, const Formats& formats) {
   if (Support s = cuda_weight_support(source, formats); !s) return s;
-  // int8/int4 KV: codes and an fp16 (scale, zero) per (token, KV head), written by rope_kv_write and
-  // read by the attention kernels, which run head_dim 64 and 128.
+  // int8/int4 KV: codes and an fp16 (scale, zero) per (token, KV head), written by rope_kv_write (or
+  // decode attention's RoPE prologue) and read by the attention kernels, which run head_dim 64 and 128.
   const int hd = source.config.head_dim;
   if (formats.kv != KvFormat::fp16 && hd != 64 && hd != 128)
     return {false, fmt::format("cuda: --kv {} needs head_dim 64 or 128; {} has {} (use --kv fp16)",

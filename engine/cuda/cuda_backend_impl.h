@@ -40,7 +40,9 @@ struct StepArgs {
   const int* slots = nullptr;
   const int* positions = nullptr;
   const int* context_lens = nullptr;  // decode only
-  int max_context = 0;                // decode only: bound on context_lens, fixed per graph
+  // Decode with Fusions::rope_in_attention: [rows, head_dim/2] each row's RoPE table (its group's base)
+  const float* rope_inv_freq = nullptr;
+  int max_context = 0;  // decode only: bound on context_lens, fixed per graph
   std::vector<RopeGroup> rope;
   std::vector<int> head_rows;  // prefill: rows whose logits are wanted, in output order
   int logits_row0 = 0;         // the first head row's row in the logits buffer
@@ -163,7 +165,11 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceBuffer<uint8_t> attention_ws_, sample_ws_;
   DeviceBuffer<int> inputs_dev_;  // step inputs: [ids | slots | positions | context_lens], `rows` each
   PinnedBuffer<int> inputs_host_;
-  Event inputs_copied_;  // the last input upload has read inputs_host_
+  // Decode steps whose attention rotates q (Fusions::rope_in_attention): a RoPE table per row,
+  // [max_bucket, head_dim/2], uploaded with the step inputs.
+  DeviceBuffer<float> rope_freq_dev_;
+  PinnedBuffer<float> rope_freq_host_;
+  Event inputs_copied_;  // the last input upload has read inputs_host_ and rope_freq_host_
   DeviceBuffer<uint8_t> sample_params_dev_;
   PinnedBuffer<uint8_t> sample_params_host_;
   DeviceBuffer<int> sampled_dev_;
