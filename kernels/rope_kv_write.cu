@@ -119,9 +119,11 @@ const RopeTable& rope_table(float base, int head_dim) {
 }
 
 void rope_inv_freq(float base, int head_dim, float* out) {
-  require(
-      head_dim > 0 && head_dim % 2 == 0 && head_dim <= kMaxHeadDim, "rope_inv_freq",
-      "head_dim must be even, up to " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(head_dim));
+  // Called on every decode step (stage_decode): the message is built only when it is thrown.
+  if (!(head_dim > 0 && head_dim % 2 == 0 && head_dim <= kMaxHeadDim))
+    require(
+        false, "rope_inv_freq",
+        "head_dim must be even, up to " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(head_dim));
   const RopeTable& t = rope_table(base, head_dim);
   std::copy(t.inv_freq, t.inv_freq + head_dim / 2, out);
 }

@@ -366,6 +366,20 @@ struct BenchKvCache {
   }
 };
 
+// decode_attention's parameters for `batch` sequences of `ctx` tokens (q given: the unfused form).
+DecodeAttentionParams attention_params(const half* q, const int* slots, const int* lens, int batch,
+                                       int n_heads, int ctx, const KvCacheView& cache, void* ws, half* out) {
+  return {.q = q,
+          .slots = slots,
+          .context_lens = lens,
+          .n_seqs = batch,
+          .n_heads = n_heads,
+          .max_context = ctx,
+          .cache = cache,
+          .workspace = ws,
+          .out = out};
+}
+
 // Decode attention for a batch of sequences of one context length, at the head shapes of
 // internlm2-chat-1_8b (16 query heads on 8 KV heads of 128) and -7b (32 on 8), with the KV cache in
 // fp16, int8 or int4. Args: {model (0 1.8b, 1 7b), KV format (0 fp16, 1 int8, 2 int4), context,
@@ -392,15 +406,8 @@ void BM_DecodeAttention(benchmark::State& state) {
   const DeviceBuffer<int> d_seq = upload(seq_ids, "bench seqs"), d_len = upload(lens, "bench lens");
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
   time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
-    decode_attention({.q = q.get(),
-                      .slots = d_seq.get() + size_t(i % copies) * batch,
-                      .context_lens = d_len.get(),
-                      .n_seqs = batch,
-                      .n_heads = n_heads,
-                      .max_context = ctx,
-                      .cache = cache.view,
-                      .workspace = ws.get(),
-                      .out = out.get()},
+    decode_attention(attention_params(q.get(), d_seq.get() + size_t(i % copies) * batch, d_len.get(), batch,
+                                      n_heads, ctx, cache.view, ws.get(), out.get()),
                      stream.get());
   });
 }
@@ -452,15 +459,8 @@ void BM_DecodeAttentionRope(benchmark::State& state) {
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
   time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
     const int* slots = d_seq.get() + size_t(i % copies) * batch;
-    DecodeAttentionParams p{.q = q.get(),
-                            .slots = slots,
-                            .context_lens = d_len.get(),
-                            .n_seqs = batch,
-                            .n_heads = n_heads,
-                            .max_context = ctx,
-                            .cache = cache.view,
-                            .workspace = ws.get(),
-                            .out = out.get()};
+    DecodeAttentionParams p =
+        attention_params(q.get(), slots, d_len.get(), batch, n_heads, ctx, cache.view, ws.get(), out.get());
     if (fused) {
       p.q = nullptr;
       p.rope = {.qkv = qkv.get(), .inv_freq = d_inv.get(), .pos_scale = 1.0f};
