@@ -759,13 +759,47 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
   return best;
 }
 
+// The shared memory that lets no more than two CTAs share an SM: more than a third of the SM's, less
+// each block's reserve, rounded up to the 128-byte allocation unit.
+size_t two_per_sm_smem(const char* op) {
+  static const size_t bytes = [op] {
+    int dev = 0, per_sm = 0, reserved = 0;
+    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
+    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev));
+    return (static_cast<size_t>(per_sm / 3 - reserved + 1) + 127) & ~size_t{127};
+  }();
+  return bytes;
+}
+
+// Where choose_splits sized the grid for two CTAs an SM (a batch covering at most a quarter of the
+// SMs), each CTA asks for two_per_sm_smem() so that the grid lands two an SM wherever it starts. The
+// kernel is launched overlapped, often behind a GEMV of many CTAs (wqkv, with
+// Fusions::rope_in_attention), whose SMs free up unevenly: with room for 3-4 a CTA, the 256 CTAs of a
+// B=4 or B=1 grid piled onto the SMs freed first and the last of them set the kernel's end (H200, 1.8b,
+// B=4 ctx 8192: decode attention 41.2 -> 36.6 us a layer in the overlapped step, the step 2116 ->
+// 2044 us with an fp16 cache and 1703 -> 1577 with int4; perf/NOTES.md, "twenty-ninth"). Splits of
+// fewer than kSpreadMinTokens tokens keep the room: at B=1 ctx 4096 (128 a split) capping cost
+// 0.9-1.5% of the step, their early start under the GEMV's tail being worth more than the balance.
+constexpr int kSpreadMinTokens = 256;
+
+size_t launch_smem(size_t own, int n_seqs, int n_kv, int max_context, int n_splits, int sms, const char* op) {
+  const bool two_per_sm = 4 * std::max(1, n_seqs * n_kv) <= sms;
+  if (!two_per_sm || ceil_div(std::max(max_context, 1), n_splits) < kSpreadMinTokens) return own;
+  return std::max(own, two_per_sm_smem(op));
+}
+
 template <int kHeadDim, int kGroup, int kBits, bool kRope>
-void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
+void launch(const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o, float2* part_ml,
             cudaStream_t stream) {
-  // Opt in once to more than 48 KB of dynamic shared memory, and the carveout for ctas_per_sm CTAs.
-  constexpr size_t smem = shared_bytes<kHeadDim, kBits>();
+  // Opt in once to more than 48 KB of dynamic shared memory (up to two_per_sm_smem()), and the
+  // carveout for ctas_per_sm CTAs.
   constexpr auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits, kRope>;
-  static const bool attributes_set = (set_dynamic_smem(kernel, int(smem), true, "decode_attention"), true);
+  static const bool attributes_set =
+      (set_dynamic_smem(kernel,
+                        int(std::max(shared_bytes<kHeadDim, kBits>(), two_per_sm_smem("decode_attention"))),
+                        true, "decode_attention"),
+       true);
   (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
@@ -774,12 +808,12 @@ void launch(const DecodeAttentionParams& p, int n_splits, float* part_o, float2*
 }
 
 template <int kHeadDim, int kBits, bool kRope>
-void launch_group(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
-                  cudaStream_t stream) {
+void launch_group(int group, const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o,
+                  float2* part_ml, cudaStream_t stream) {
   switch (group) {
-#define RL_DECODE_GROUP(G)                                                   \
-  case G:                                                                    \
-    launch<kHeadDim, G, kBits, kRope>(p, n_splits, part_o, part_ml, stream); \
+#define RL_DECODE_GROUP(G)                                                         \
+  case G:                                                                          \
+    launch<kHeadDim, G, kBits, kRope>(p, n_splits, smem, part_o, part_ml, stream); \
     break;
     RL_DECODE_GROUP(1)
     RL_DECODE_GROUP(2)
@@ -794,21 +828,21 @@ void launch_group(int group, const DecodeAttentionParams& p, int n_splits, float
 }
 
 template <int kBits, bool kRope>
-void launch_head_dim(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
-                     cudaStream_t stream) {
+void launch_head_dim(int group, const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o,
+                     float2* part_ml, cudaStream_t stream) {
   if (p.cache.head_dim == 64)
-    launch_group<64, kBits, kRope>(group, p, n_splits, part_o, part_ml, stream);
+    launch_group<64, kBits, kRope>(group, p, n_splits, smem, part_o, part_ml, stream);
   else
-    launch_group<128, kBits, kRope>(group, p, n_splits, part_o, part_ml, stream);
+    launch_group<128, kBits, kRope>(group, p, n_splits, smem, part_o, part_ml, stream);
 }
 
 template <int kBits>
-void launch_format(int group, const DecodeAttentionParams& p, int n_splits, float* part_o, float2* part_ml,
-                   cudaStream_t stream) {
+void launch_format(int group, const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o,
+                   float2* part_ml, cudaStream_t stream) {
   if (p.rope.qkv != nullptr)
-    launch_head_dim<kBits, true>(group, p, n_splits, part_o, part_ml, stream);
+    launch_head_dim<kBits, true>(group, p, n_splits, smem, part_o, part_ml, stream);
   else
-    launch_head_dim<kBits, false>(group, p, n_splits, part_o, part_ml, stream);
+    launch_head_dim<kBits, false>(group, p, n_splits, smem, part_o, part_ml, stream);
 }
 
 struct Partials {
@@ -840,6 +874,27 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
             rows, int64_t{n} * n_heads * choose_splits(n, n_heads / group, max_context, sms, per_sm));
     }
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
+}
+
+DecodeAttentionLaunch decode_attention_launch(int n_seqs, int n_kv_heads, int head_dim, int bits,
+                                              int max_context) {
+  const char* op = "decode_attention";
+  require(head_dim == 64 || head_dim == 128, op,
+          "head_dim must be 64 or 128, got " + std::to_string(head_dim));
+  require(bits == 16 || bits == 8 || bits == 4, op,
+          "cache bits must be 16, 8 or 4, got " + std::to_string(bits));
+  const int sms = current_sm_count(op);
+  DecodeAttentionLaunch l;
+  l.splits = choose_splits(n_seqs, n_kv_heads, max_context, sms, ctas_per_sm(bits));
+  size_t own = 0;  // what launch<kHeadDim, ..., kBits, ...> needs
+  if (bits == 16)
+    own = head_dim == 64 ? shared_bytes<64, 16>() : shared_bytes<128, 16>();
+  else if (bits == 8)
+    own = head_dim == 64 ? shared_bytes<64, 8>() : shared_bytes<128, 8>();
+  else
+    own = head_dim == 64 ? shared_bytes<64, 4>() : shared_bytes<128, 4>();
+  l.smem_bytes = launch_smem(own, n_seqs, n_kv_heads, max_context, l.splits, sms, op);
+  return l;
 }
 
 void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
@@ -877,18 +932,19 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
     require(aligned16(p.rope.qkv), op, "rope.qkv must be 16-byte aligned");
   }
   if (p.n_seqs == 0) return;
-  int n_splits =
-      choose_splits(p.n_seqs, cache.n_kv_heads, p.max_context, current_sm_count(op), ctas_per_sm(cache.bits));
+  const DecodeAttentionLaunch shape =
+      decode_attention_launch(p.n_seqs, cache.n_kv_heads, cache.head_dim, cache.bits, p.max_context);
+  const int n_splits = shape.splits;
   require(n_splits == 1 || p.workspace != nullptr, op, "a workspace is needed when the context is split");
   int64_t rows = int64_t{p.n_seqs} * n_heads * n_splits;
   Partials part = partials_in(p.workspace, rows, cache.head_dim);
   int group = n_heads / cache.n_kv_heads;
   if (cache.bits == 16)
-    launch_format<16>(group, p, n_splits, part.o, part.ml, stream);
+    launch_format<16>(group, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
   else if (cache.bits == 8)
-    launch_format<8>(group, p, n_splits, part.o, part.ml, stream);
+    launch_format<8>(group, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
   else
-    launch_format<4>(group, p, n_splits, part.o, part.ml, stream);
+    launch_format<4>(group, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
   RL_CUDA_CHECK_LAUNCH(op);
   if (n_splits > 1)
     launch_overlapped(decode_attention_merge_kernel, p.n_seqs * n_heads, kMergeThreads, 0, stream, op,

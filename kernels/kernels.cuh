@@ -135,6 +135,14 @@ struct DecodeAttentionParams {
 };
 size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim, int max_context);
 void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);
+// How decode_attention launches a batch on the current device: its context splits and the dynamic
+// shared memory each CTA asks for, which also caps the CTAs an SM (kernels/decode_attention.cu).
+struct DecodeAttentionLaunch {
+  int splits = 1;
+  size_t smem_bytes = 0;
+};
+DecodeAttentionLaunch decode_attention_launch(int n_seqs, int n_kv_heads, int head_dim, int bits,
+                                              int max_context);
 
 // prefill_attention: causal attention for n_tokens new tokens belonging to several sequences.
 // Token t is at position positions[t] of the sequence in slot slots[t] and attends to cache

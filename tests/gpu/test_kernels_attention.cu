@@ -180,6 +180,39 @@ TEST(KernelDecodeAttention, LargeBatchUsesOneSplitAndStillMatches) {
   }
 }
 
+// The launch's shared-memory request is what spreads a small batch's grid: where each split streams
+// at least 256 tokens and the batch's (sequence, KV head) CTAs cover at most a quarter of the SMs, no
+// third CTA may fit an SM (kernels/decode_attention.cu, launch_smem); elsewhere the kernel's own
+// staging, room for 3 (fp16) or 4 (int8/int4) at head_dim 128. The tests above run those launches.
+TEST(KernelDecodeAttention, SmallBatchesOfLongSplitsLeaveRoomForTwoCtasAnSm) {
+  RL_REQUIRE_GPU();
+  int dev = 0, sms = 0, per_sm = 0, reserved = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev), cudaSuccess);
+  const auto fit = [&](size_t smem) { return per_sm / static_cast<int>(smem + reserved); };
+  for (int bits : kKvBits) {
+    const std::string what = kv_name(bits);
+    for (int head_dim : {64, 128}) {
+      const cuda::DecodeAttentionLaunch own = cuda::decode_attention_launch(64, 8, head_dim, bits, 1024);
+      EXPECT_GE(fit(own.smem_bytes), 3) << what << " head_dim " << head_dim << ": B=64 fills the SMs";
+      for (auto [batch, ctx] : {std::pair{4, 8192}, std::pair{1, 8192}, std::pair{2, 32768}}) {
+        if (4 * batch * 8 > sms) continue;  // not the two-an-SM regime on this GPU
+        const cuda::DecodeAttentionLaunch l = cuda::decode_attention_launch(batch, 8, head_dim, bits, ctx);
+        const int chunk = (ctx + l.splits - 1) / l.splits;
+        EXPECT_EQ(fit(l.smem_bytes), chunk >= 256 ? 2 : fit(own.smem_bytes))
+            << what << " head_dim " << head_dim << " B=" << batch << " ctx " << ctx << ": " << l.splits
+            << " splits";
+      }
+    }
+    const cuda::DecodeAttentionLaunch short_splits = cuda::decode_attention_launch(1, 8, 128, bits, 4096);
+    if (4096 / short_splits.splits < 256)
+      EXPECT_GE(fit(short_splits.smem_bytes), 3)
+          << what << ": splits of " << 4096 / short_splits.splits << " tokens keep the room to start early";
+  }
+}
+
 // What the quantization itself costs: the same rows (fp16 values, and their int8/int4 codes), the
 // same queries, both kernels' outputs compared. A printed figure; the gates are the kernels'.
 TEST(KernelDecodeAttention, PrintsTheInt8AndInt4ErrorAgainstTheFp16CacheAt1k8k32k) {
