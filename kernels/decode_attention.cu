@@ -773,19 +773,22 @@ size_t two_per_sm_smem(const char* op) {
 }
 
 // Where choose_splits sized the grid for two CTAs an SM (a batch covering at most a quarter of the
-// SMs), each CTA asks for two_per_sm_smem() so that the grid lands two an SM wherever it starts. The
-// kernel is launched overlapped, often behind a GEMV of many CTAs (wqkv, with
-// Fusions::rope_in_attention), whose SMs free up unevenly: with room for 3-4 a CTA, the 256 CTAs of a
-// B=4 or B=1 grid piled onto the SMs freed first and the last of them set the kernel's end (H200, 1.8b,
-// B=4 ctx 8192: decode attention 41.2 -> 36.6 us a layer in the overlapped step, the step 2116 ->
-// 2044 us with an fp16 cache and 1703 -> 1577 with int4; perf/NOTES.md, "twenty-ninth"). Splits of
-// fewer than kSpreadMinTokens tokens keep the room: at B=1 ctx 4096 (128 a split) capping cost
-// 0.9-1.5% of the step, their early start under the GEMV's tail being worth more than the balance.
+// SMs) and the batch's own CTAs cover more than an eighth of them (B=3-4 on 8 KV heads), each CTA
+// asks for two_per_sm_smem() so that the grid lands two an SM wherever it starts. The kernel is
+// launched overlapped behind wqkv's GEMV (Fusions::rope_in_attention), whose SMs free up unevenly:
+// with room for 3-4 a CTA, the B=4 grid's 256 CTAs piled onto the SMs freed first and the last of
+// them set the kernel's end (H200, 1.8b, B=4, ctx 4096/8192, every weight and KV format: the step
+// 1.4-10% faster, e.g. ctx 8192 fp16 2114 -> 2046 us, w4a16 + int4 1280 -> 1164; decode attention
+// 41.6 -> 36.8 us a layer in the overlapped step; perf/NOTES.md, "twenty-ninth"). Measured and left
+// alone: B=2 (the fp16-weight steps 0.6-3.3% slower capped, the w4a16 ones 2.7-6% faster), B=1 at
+// ctx 8192 (-1.5..+1.0%), and splits under kSpreadMinTokens tokens (B=1 ctx 4096: 0.9-1.5% slower,
+// the early start under the GEMV's tail worth more than the balance).
 constexpr int kSpreadMinTokens = 256;
 
 size_t launch_smem(size_t own, int n_seqs, int n_kv, int max_context, int n_splits, int sms, const char* op) {
-  const bool two_per_sm = 4 * std::max(1, n_seqs * n_kv) <= sms;
-  if (!two_per_sm || ceil_div(std::max(max_context, 1), n_splits) < kSpreadMinTokens) return own;
+  const int ctas = std::max(1, n_seqs * n_kv);
+  const bool spread = 4 * ctas <= sms && 8 * ctas > sms;
+  if (!spread || ceil_div(std::max(max_context, 1), n_splits) < kSpreadMinTokens) return own;
   return std::max(own, two_per_sm_smem(op));
 }
 
