@@ -289,7 +289,7 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
   }
   RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int),
                                                cudaMemcpyHostToDevice, stream_.get()));
-  if (step_fusions(a).rope_in_attention) {
+  if (step_fusions(a).rope_in_attention && a.rope != rope_freq_uploaded_) {
     // Each row's RoPE table as rope_kv_write would compute it from its group's base (padding rows
     // take the last group's): decode attention reads a row's before it waits for wqkv.
     const int half_dim = c_.head_dim / 2;
@@ -303,8 +303,9 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
     RL_CUDA_CHECK("step inputs",
                   cudaMemcpyAsync(rope_freq_dev_.get(), t, size_t(rows) * half_dim * sizeof(float),
                                   cudaMemcpyHostToDevice, stream_.get()));
-    a.rope_inv_freq = rope_freq_dev_.get();
+    rope_freq_uploaded_ = a.rope;
   }
+  if (step_fusions(a).rope_in_attention) a.rope_inv_freq = rope_freq_dev_.get();
   RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
   const int* d = inputs_dev_.get();
   a.ids = d;

@@ -30,6 +30,7 @@ namespace ridgeline::cuda {
 struct RopeGroup {
   int first = 0, count = 0;
   float base = 0.0f;
+  bool operator==(const RopeGroup&) const = default;
 };
 
 // What one step runs over: device pointers to its inputs and the host-side shape of the work.
@@ -169,6 +170,9 @@ class CudaBackendImpl final : public CudaBackend {
   // [max_bucket, head_dim/2], uploaded with the step inputs.
   DeviceBuffer<float> rope_freq_dev_;
   PinnedBuffer<float> rope_freq_host_;
+  // The groups whose tables rope_freq_dev_ holds: inside the trained context every decode step has
+  // the same ones (one base), so the tables are uploaded once, not every step.
+  std::vector<RopeGroup> rope_freq_uploaded_;
   Event inputs_copied_;  // the last input upload has read inputs_host_ and rope_freq_host_
   DeviceBuffer<uint8_t> sample_params_dev_;
   PinnedBuffer<uint8_t> sample_params_host_;

@@ -687,6 +687,63 @@ TEST(CudaEngineQuantizedKv, BatchedGraphDecodeSmallBlocksAndChunkedPrefillKeepTh
   }
 }
 
+// Past the trained context (dynamic NTK) every decode step has its own RoPE base, and sequences of
+// different lengths in one batch have different ones. With an int8 cache decode attention rotates q
+// and k from per-row tables (Fusions::rope_in_attention) that the engine uploads only when the rows'
+// bases change: a stale table would rotate at the trained base, as with no scaling at all. The tiny
+// model with its trained context cut to a few tokens past the shorter prompt (so each sequence
+// crosses it at its own step) and a steep factor, against the CPU backend fed the same tokens; the
+// CPU without scaling shows how far a stale table would land.
+TEST(CudaEngineQuantizedKv, DynamicNtkPastTheTrainedContextFollowsTheCpuBackend) {
+  RL_REQUIRE_GPU();
+  const auto& cases = kv_reference_cases(KvFormat::int8);
+  ASSERT_GE(cases.size(), 2u);
+  const std::vector<std::vector<int>> prompts{cases[0].prompt, cases[1].prompt};
+  ModelSource src = tiny_source();
+  src.config.rope_scaling = RopeScaling::dynamic;
+  src.config.rope_factor = 8.0;
+  src.config.max_positions = int(std::min(prompts[0].size(), prompts[1].size())) + 3;
+  ModelSource unscaled = src;
+  unscaled.config.rope_scaling = RopeScaling::none;
+  BackendOptions o;
+  o.max_sequences = 2;
+  o.max_kv_tokens = 2048;
+  o.formats.kv = KvFormat::int8;
+  auto gpu = make_cuda_backend(src, o);
+  auto cpu = make_cpu_backend(src, o);
+  auto stale = make_cpu_backend(unscaled, o);
+  const int vocab = src.config.vocab;
+  std::vector<int> gs, cs, ss;
+  for (int i = 0; i < 2; ++i) {
+    gs.push_back(gpu->create_sequence());
+    cs.push_back(cpu->create_sequence());
+    ss.push_back(stale->create_sequence());
+  }
+  std::vector<std::vector<int>> step = prompts;
+  double worst = 0.0, nearest_stale = 1e30;
+  for (int i = 0; i < 24; ++i) {
+    std::vector<float> lg(2 * vocab), lc(2 * vocab), ls(2 * vocab);
+    gpu->forward(gs, step, lg.data());
+    cpu->forward(cs, step, lc.data());
+    stale->forward(ss, step, ls.data());
+    for (int r = 0; r < 2; ++r) {
+      const auto row = [&](const std::vector<float>& l) {
+        return std::vector<float>(l.begin() + r * vocab, l.begin() + (r + 1) * vocab);
+      };
+      const double err = test::rel_l2(row(lg), row(lc));
+      EXPECT_LT(err, 3e-2) << "step " << i << " row " << r;
+      worst = std::max(worst, err);
+      if (i >= 12) nearest_stale = std::min(nearest_stale, test::rel_l2(row(ls), row(lc)));
+      step[r] = {int(std::max_element(lc.begin() + r * vocab, lc.begin() + (r + 1) * vocab) -
+                     (lc.begin() + r * vocab))};
+    }
+  }
+  std::printf(
+      "dynamic NTK, int8 KV: GPU vs CPU worst relative L2 %.2e; unscaled vs scaled CPU from step 12 %.2e\n",
+      worst, nearest_stale);
+  EXPECT_GT(nearest_stale, 10 * worst) << "the scaling must move the logits far more than the GPU's error";
+}
+
 TEST(CudaEngineQuantizedKv, CapacityCountsTheRealBytesPerToken) {
   RL_REQUIRE_GPU();
   // The same KV memory cap in every format: the cache holds the op table's bytes per token, so int8
