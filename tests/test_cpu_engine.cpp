@@ -183,3 +183,44 @@ TEST(CpuEngine, PresetRunsAndStaysFinite) {
   for (float v : r.step_logits) ss += double(v) * v;
   EXPECT_GT(ss, 0.0);
 }
+
+// Dynamic NTK (rope_scaling "dynamic"): inside the trained context the base is rope_theta and the
+// logits are those of the unscaled model bit for bit; past it every step rotates at a larger base,
+// which moves them. The tiny model's trained context cut to three tokens past the prompt, factor 64
+// (the GPU test CudaEngineQuantizedKv.DynamicNtkPastTheTrainedContextFollowsTheCpuBackend uses the
+// same setting and leans on this distance to tell a stale RoPE table from a current one).
+TEST(CpuEngine, DynamicNtkMovesTheLogitsOnlyPastTheTrainedContext) {
+  auto ref = test::load_json(test::data_path("tiny-internlm2-chat/reference.json"));
+  const std::vector<int> prompt = ids_of(ref["cases"][0]["prompt_ids"]);
+  HostWeights scaled = tiny_weights();
+  scaled.config.rope_scaling = RopeScaling::dynamic;
+  scaled.config.rope_factor = 64.0;
+  scaled.config.max_positions = int(prompt.size()) + 3;
+  BackendOptions o;
+  o.max_kv_tokens = 2048;
+  auto plain = make_cpu_backend(tiny_weights(), o);
+  auto ntk = make_cpu_backend(std::move(scaled), o);
+  const int vocab = plain->config().vocab;
+  const int max_positions = int(prompt.size()) + 3;
+  std::vector<int> seq = prompt;
+  double smallest_past = 1e30;
+  for (int step = 0; step < 16; ++step) {
+    std::vector<float> lp(vocab), ln(vocab);
+    std::vector<std::vector<int>> toks{seq};
+    const int sp = plain->create_sequence(), sn = ntk->create_sequence();
+    const int a[1] = {sp}, b[1] = {sn};
+    plain->forward(a, toks, lp.data());
+    ntk->forward(b, toks, ln.data());
+    plain->release_sequence(sp);
+    ntk->release_sequence(sn);
+    const double d = test::rel_l2(ln, lp);
+    if (int(seq.size()) <= max_positions)
+      EXPECT_EQ(d, 0.0) << "length " << seq.size() << " is inside the trained context";
+    else
+      smallest_past = std::min(smallest_past, d);
+    seq.push_back(int(std::max_element(lp.begin(), lp.end()) - lp.begin()));
+  }
+  std::printf("dynamic NTK, factor 64, past the trained context: smallest relative L2 to unscaled %.2e\n",
+              smallest_past);
+  EXPECT_GT(smallest_past, 3e-2) << "measured 5.3e-2 at the closest step";
+}
