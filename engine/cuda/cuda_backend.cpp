@@ -289,7 +289,8 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
   }
   RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int),
                                                cudaMemcpyHostToDevice, stream_.get()));
-  if (step_fusions(a).rope_in_attention && a.rope != rope_freq_uploaded_) {
+  const bool rope_in_attention = step_fusions(a).rope_in_attention;
+  if (rope_in_attention && a.rope != rope_freq_uploaded_) {
     // Each row's RoPE table as rope_kv_write would compute it from its group's base (padding rows
     // take the last group's): decode attention reads a row's before it waits for wqkv.
     const int half_dim = c_.head_dim / 2;
@@ -305,7 +306,7 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
                                   cudaMemcpyHostToDevice, stream_.get()));
     rope_freq_uploaded_ = a.rope;
   }
-  if (step_fusions(a).rope_in_attention) a.rope_inv_freq = rope_freq_dev_.get();
+  if (rope_in_attention) a.rope_inv_freq = rope_freq_dev_.get();
   RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
   const int* d = inputs_dev_.get();
   a.ids = d;

@@ -167,7 +167,7 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceBuffer<int> inputs_dev_;  // step inputs: [ids | slots | positions | context_lens], `rows` each
   PinnedBuffer<int> inputs_host_;
   // Decode steps whose attention rotates q (Fusions::rope_in_attention): a RoPE table per row,
-  // [max_bucket, head_dim/2], uploaded with the step inputs.
+  // [max_bucket, head_dim/2], uploaded before the step when its rows' bases differ from the last upload.
   DeviceBuffer<float> rope_freq_dev_;
   PinnedBuffer<float> rope_freq_host_;
   // The groups whose tables rope_freq_dev_ holds: inside the trained context every decode step has
