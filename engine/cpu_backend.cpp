@@ -385,6 +385,7 @@ std::unique_ptr<Backend> make_cpu_backend(const ModelSource& source, const Backe
   if (Support s = cpu_supports(source, options.formats); !s) throw std::runtime_error(s.reason);
   if (source.synthetic) return make_cpu_backend(synthetic_host_weights(source.config, source.seed), options);
   Checkpoint ck = open_checkpoint(source.checkpoint_dir);
+  ck.config = source.config;  // the caller's resolved config, as the CUDA backend takes it, not a reread
   return make_cpu_backend(load_host_weights(ck), options);
 }
 

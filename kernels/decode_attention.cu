@@ -879,13 +879,12 @@ size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim,
   return static_cast<size_t>(rows) * (head_dim * sizeof(float) + sizeof(float2));
 }
 
-DecodeAttentionLaunch decode_attention_launch(int n_seqs, int n_kv_heads, int head_dim, int bits,
-                                              int max_context) {
-  const char* op = "decode_attention";
-  require(head_dim == 64 || head_dim == 128, op,
-          "head_dim must be 64 or 128, got " + std::to_string(head_dim));
-  require(bits == 16 || bits == 8 || bits == 4, op,
-          "cache bits must be 16, 8 or 4, got " + std::to_string(bits));
+namespace {
+
+// decode_attention_launch without its checks: decode_attention has made them already, and runs on
+// every decode step.
+DecodeAttentionLaunch launch_shape(int n_seqs, int n_kv_heads, int head_dim, int bits, int max_context,
+                                   const char* op) {
   const int sms = current_sm_count(op);
   DecodeAttentionLaunch l;
   l.splits = choose_splits(n_seqs, n_kv_heads, max_context, sms, ctas_per_sm(bits));
@@ -898,6 +897,18 @@ DecodeAttentionLaunch decode_attention_launch(int n_seqs, int n_kv_heads, int he
     own = head_dim == 64 ? shared_bytes<64, 4>() : shared_bytes<128, 4>();
   l.smem_bytes = launch_smem(own, n_seqs, n_kv_heads, max_context, l.splits, sms, op);
   return l;
+}
+
+}  // namespace
+
+DecodeAttentionLaunch decode_attention_launch(int n_seqs, int n_kv_heads, int head_dim, int bits,
+                                              int max_context) {
+  const char* op = "decode_attention";
+  require(head_dim == 64 || head_dim == 128, op,
+          "head_dim must be 64 or 128, got " + std::to_string(head_dim));
+  require(bits == 16 || bits == 8 || bits == 4, op,
+          "cache bits must be 16, 8 or 4, got " + std::to_string(bits));
+  return launch_shape(n_seqs, n_kv_heads, head_dim, bits, max_context, op);
 }
 
 void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
@@ -936,7 +947,7 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
   }
   if (p.n_seqs == 0) return;
   const DecodeAttentionLaunch shape =
-      decode_attention_launch(p.n_seqs, cache.n_kv_heads, cache.head_dim, cache.bits, p.max_context);
+      launch_shape(p.n_seqs, cache.n_kv_heads, cache.head_dim, cache.bits, p.max_context, op);
   const int n_splits = shape.splits;
   require(n_splits == 1 || p.workspace != nullptr, op, "a workspace is needed when the context is split");
   int64_t rows = int64_t{p.n_seqs} * n_heads * n_splits;

@@ -20,6 +20,10 @@ namespace ridgeline::cuda {
 inline void require(bool ok, const char* op, const std::string& what) {
   if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
 }
+// A literal message builds no string unless it is thrown (launchers run every decode step).
+inline void require(bool ok, const char* op, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
+}
 
 // 16-byte vector loads need 16-byte aligned base pointers (cudaMalloc gives 256).
 inline bool aligned16(const void* p) {

@@ -224,3 +224,19 @@ TEST(CpuEngine, DynamicNtkMovesTheLogitsOnlyPastTheTrainedContext) {
               smallest_past);
   EXPECT_GT(smallest_past, 3e-2) << "measured 5.3e-2 at the closest step";
 }
+
+// Both backends take the config the caller resolved (ModelSource::config), not a reread of the
+// checkpoint's config.json: a test or tool that edits it (a cut trained context, RoPE scaling) gets
+// the same model on either.
+TEST(CpuEngine, FactoryTakesTheSourcesConfig) {
+  ModelSource src = resolve_model(test::data_path("tiny-internlm2-chat"));
+  src.config.rope_scaling = RopeScaling::dynamic;
+  src.config.rope_factor = 64.0;
+  src.config.max_positions = 14;
+  BackendOptions o;
+  o.max_kv_tokens = 256;
+  auto b = make_cpu_backend(src, o);
+  EXPECT_EQ(b->config().rope_scaling, RopeScaling::dynamic);
+  EXPECT_EQ(b->config().rope_factor, 64.0);
+  EXPECT_EQ(b->config().max_positions, 14);
+}

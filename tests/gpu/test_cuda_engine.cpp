@@ -18,7 +18,6 @@
 
 #include "bench/decode_bench.h"
 #include "engine/backend_factory.h"
-#include "engine/checkpoint.h"
 #include "engine/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/device_weights.h"
@@ -704,22 +703,15 @@ TEST(CudaEngineQuantizedKv, DynamicNtkPastTheTrainedContextFollowsTheCpuBackend)
   src.config.rope_scaling = RopeScaling::dynamic;
   src.config.rope_factor = 64.0;
   src.config.max_positions = int(std::min(prompts[0].size(), prompts[1].size())) + 3;
-  ModelSource unscaled = src;
+  ModelSource unscaled = src;  // what a stale table would give
   unscaled.config.rope_scaling = RopeScaling::none;
   BackendOptions o;
   o.max_sequences = 2;
   o.max_kv_tokens = 2048;
   o.formats.kv = KvFormat::int8;
-  // make_cpu_backend(ModelSource) takes the checkpoint's own config.json; the CUDA backend takes
-  // source.config.
-  const auto cpu_with = [&](const ModelConfig& config) {
-    HostWeights w = load_host_weights(open_checkpoint(src.checkpoint_dir));
-    w.config = config;
-    return make_cpu_backend(std::move(w), o);
-  };
   auto gpu = make_cuda_backend(src, o);
-  auto cpu = cpu_with(src.config);
-  auto stale = cpu_with(unscaled.config);
+  auto cpu = make_cpu_backend(src, o);
+  auto stale = make_cpu_backend(unscaled, o);
   const int vocab = src.config.vocab;
   std::vector<int> gs, cs, ss;
   for (int i = 0; i < 2; ++i) {
