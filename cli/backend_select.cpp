@@ -22,7 +22,10 @@ void add_device_flags(CLI::App& app, DeviceFlags& flags, bool formats, bool list
       ->default_str("0");
   if (!formats) return;
   if (lists) {
-    app.add_option("--weights", flags.weights, "weight formats to sweep, comma-separated: fp16, w4a16")
+    app.add_option(
+           "--weights", flags.weights,
+           "weight formats to sweep, comma-separated: fp16, w4a16 (an unquantized model's linears are "
+           "quantized at load, round-to-nearest)")
         ->type_name("LIST")
         ->check(word_list())
         ->default_str("the model's own: w4a16 for an AWQ checkpoint, else fp16");
@@ -31,7 +34,9 @@ void add_device_flags(CLI::App& app, DeviceFlags& flags, bool formats, bool list
         ->check(word_list())
         ->default_str("fp16");
   } else {
-    app.add_option("--weights", flags.weights, "weight format")
+    app.add_option("--weights", flags.weights,
+                   "weight format (w4a16 of an unquantized model: its linears quantized at load, "
+                   "round-to-nearest)")
         ->type_name("fp16|w4a16")
         ->default_str("the model's own: w4a16 for an AWQ checkpoint, else fp16");
     app.add_option("--kv", flags.kv, "KV-cache format")->type_name("fp16|int8|int4")->default_str("fp16");
@@ -107,6 +112,17 @@ BackendOptions backend_options(DeviceKind device, const ModelSource& source, con
 }  // namespace ridgeline::cli
 
 namespace ridgeline::cli {
+
+std::string quantize_at_load_note(const ModelSource& source, const Formats& f) {
+  if (f.weights != WeightFormat::w4a16 || source.config.quant_bits != 0) return "";
+  const std::string what = source.synthetic ? "preset " + source.config.name : source.checkpoint_dir;
+  return fmt::format(
+      "w4a16: {} is unquantized, so its layer linears are quantized to 4 bits at load (round-to-nearest, "
+      "groups of {}; embeddings, norms and head as they are); `ridgeline quantize --method awq` writes a "
+      "more "
+      "accurate 4-bit checkpoint",
+      what, f.group_size);
+}
 
 std::string cpu_storage_note(const Formats& f) {
   const std::string weights =

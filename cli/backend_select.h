@@ -37,6 +37,11 @@ Formats choose_formats(DeviceKind device, const ModelSource& source,
 
 BackendOptions backend_options(DeviceKind device, const ModelSource& source, const DeviceFlags& flags);
 
+// For w4a16 on a model without quantization_config (an unquantized checkpoint or a preset), whose
+// linears both backends quantize at load by round-to-nearest: one line saying so, and how to get
+// AWQ's accuracy instead. Empty for every other pairing.
+std::string quantize_at_load_note(const ModelSource& source, const Formats& formats);
+
 // What the CPU reference really holds for `formats`: float32 weights (AWQ dequantized at load) and a
 // float32 KV cache (int8/int4 fake-quantized: the values of the format, the bytes of float32).
 std::string cpu_storage_note(const Formats& formats);

@@ -242,6 +242,7 @@ int run_chat(const ChatFlags& f) {
   BackendOptions bo = backend_options(device, source, f.device);
   bo.max_sequences = 1;
   auto backend = make_backend(source, bo);
+  if (const std::string note = quantize_at_load_note(source, bo.formats); !note.empty()) io.note(note);
   ChatSession session(*backend, tok, f.system);
   StepBandwidth bw(*backend);
 

@@ -77,6 +77,8 @@ int run_generate(const GenerateFlags& f) {
   BackendOptions bo = backend_options(choose_device(f.device), source, f.device);
   bo.max_sequences = 1;
   auto backend = make_backend(source, bo);
+  if (const std::string note = quantize_at_load_note(source, bo.formats); !note.empty())
+    fmt::print(stderr, "ridgeline: {}\n", note);
   if (prompt.size() >= size_t(backend->max_sequence_length()))
     throw std::runtime_error(fmt::format("the prompt has {} tokens; the model's context holds {}",
                                          prompt.size(), backend->max_sequence_length()));

@@ -13,6 +13,7 @@
 #include "engine/host_weights.h"
 #include "engine/inject_delay.h"
 #include "engine/ops.h"
+#include "engine/rtn_weights.h"
 #include "kernels/cpu/reference.h"
 
 namespace ridgeline {
@@ -361,13 +362,17 @@ Support cpu_supports(const ModelSource& source, const Formats& formats) {
   if (awq && formats.weights != WeightFormat::w4a16)
     return {false, fmt::format("cpu: --weights {}: this checkpoint is AWQ 4-bit, it runs as --weights w4a16",
                                to_string(formats.weights))};
-  // Presets too: the CPU does not quantize at load (the CUDA backend does, on the GPU).
-  if (!awq && formats.weights == WeightFormat::w4a16)
-    return {false, fmt::format("cpu: --weights w4a16 needs an AWQ checkpoint (a 4-bit folder with "
-                               "quantization_config); {} is unquantized{}",
-                               source.synthetic ? "preset " + c.name : "this model",
-                               source.synthetic ? " (the CUDA backend quantizes presets at load)"
-                                                : " (`ridgeline quantize` makes a 4-bit copy)")};
+  // Unquantized checkpoints and presets run as w4a16 with their layer linears quantized at load
+  // (round-to-nearest, engine/rtn_weights.h), as the CUDA backend quantizes them on the GPU.
+  if (!awq && formats.weights == WeightFormat::w4a16) {
+    const int g = formats.group_size;
+    if (g <= 0 || c.hidden % g != 0 || c.q_dim() % g != 0 || c.intermediate % g != 0)
+      return {false,
+              fmt::format("cpu: --weights w4a16 quantizes {} at load in groups of {} inputs, which must "
+                          "divide every linear's inputs (hidden {}, q_dim {}, intermediate {})",
+                          source.synthetic ? "preset " + c.name : "this checkpoint", g, c.hidden, c.q_dim(),
+                          c.intermediate)};
+  }
   if (awq && c.quant_group_size > 0 && formats.group_size != c.quant_group_size)
     return {false, fmt::format("cpu: this checkpoint's w4a16 group size is {}, not {}", c.quant_group_size,
                                formats.group_size)};
@@ -378,6 +383,8 @@ std::unique_ptr<Backend> make_cpu_backend(HostWeights weights, const BackendOpti
   ModelSource source;
   source.config = weights.config;
   if (Support s = cpu_supports(source, options.formats); !s) throw std::runtime_error(s.reason);
+  if (options.formats.weights == WeightFormat::w4a16 && weights.config.quant_bits == 0)
+    rtn_quantize_linears(weights, options.formats.group_size);
   return std::make_unique<CpuBackend>(std::move(weights), options);
 }
 

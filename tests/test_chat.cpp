@@ -409,8 +409,17 @@ TEST(CliChat, ChineseInputAndByteFallbackRepliesStreamAsValidUtf8) {
 }
 
 TEST(CliChat, RefusesFormatsTheBackendDoesNotHave) {
-  auto r =
-      test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu --weights w4a16", "hello\n");
+  auto r = test::run_cli("chat --model " + test::shell_quote(test::data_path("tiny-internlm2-chat-awq")) +
+                             " --device cpu --weights fp16",
+                         "hello\n");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--weights w4a16"));
+  EXPECT_THAT(r.err, HasSubstr("cpu: --weights fp16: this checkpoint is AWQ 4-bit"));
+}
+
+TEST(CliChat, RunsAnUnquantizedModelAsW4a16QuantizedAtLoadAndSaysSo) {
+  auto r = test::run_cli("chat --model " + test::tiny_model_arg() + " --device cpu --weights w4a16 --quiet",
+                         "What is 40 + 20?\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("60"));
+  EXPECT_THAT(r.err, HasSubstr("is unquantized, so its layer linears are quantized to 4 bits at load"));
 }

@@ -216,8 +216,10 @@ TEST(Backends, SupportsNamesTheBackendAndTheFormatItRefuses) {
   Formats f;
   EXPECT_TRUE(supports(DeviceKind::cpu, src, f));
   EXPECT_TRUE(supports(DeviceKind::cpu, src, Formats{WeightFormat::fp16, 128, KvFormat::int8}));
-  EXPECT_THAT(supports(DeviceKind::cpu, src, Formats{WeightFormat::w4a16, 128, KvFormat::fp16}).reason,
-              HasSubstr("cpu: --weights w4a16 needs an AWQ checkpoint"));
+  // An unquantized checkpoint runs as w4a16 quantized at load, in groups that divide its linears.
+  EXPECT_TRUE(supports(DeviceKind::cpu, src, Formats{WeightFormat::w4a16, 128, KvFormat::fp16}));
+  EXPECT_THAT(supports(DeviceKind::cpu, src, Formats{WeightFormat::w4a16, 96, KvFormat::fp16}).reason,
+              HasSubstr("cpu: --weights w4a16 quantizes this checkpoint at load in groups of 96 inputs"));
   EXPECT_THAT(supports(DeviceKind::cpu, awq, f).reason,
               HasSubstr("cpu: --weights fp16: this checkpoint is AWQ"));
   EXPECT_TRUE(supports(DeviceKind::cpu, awq, default_formats(awq)));
@@ -236,8 +238,9 @@ TEST(Backends, SupportsNamesTheBackendAndTheFormatItRefuses) {
   // make_backend refuses with the same line.
   BackendOptions o;
   o.formats.weights = WeightFormat::w4a16;
-  EXPECT_THAT([&] { make_backend(src, o); },
-              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("cpu: --weights w4a16 needs an AWQ")));
+  o.formats.group_size = 96;
+  EXPECT_THAT([&] { make_backend(src, o); }, ::testing::ThrowsMessage<std::runtime_error>(HasSubstr(
+                                                 "cpu: --weights w4a16 quantizes this checkpoint")));
 }
 
 TEST(Formats, ParseAndPrintInOnePlace) {

@@ -65,10 +65,11 @@ TEST(Sweep, CpuSweepOnTheTinyModelWritesACompleteValidReport) {
 }
 
 TEST(Sweep, FormatsNotBuiltForTheModelAreRefusedNotSkipped) {
-  auto r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() +
-                         " --weights fp16,w4a16 --out /dev/null");
+  auto r = test::run_cli("sweep --device cpu --model " +
+                         test::shell_quote(test::data_path("tiny-internlm2-chat-awq")) +
+                         " --weights w4a16,fp16 --out /dev/null");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("cpu: --weights w4a16 needs an AWQ checkpoint"));
+  EXPECT_THAT(r.err, HasSubstr("cpu: --weights fp16: this checkpoint is AWQ 4-bit"));
   r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() + " --kv int3 --out /dev/null");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown KV-cache format 'int3' (expected fp16, int8 or int4)"));

@@ -641,7 +641,8 @@ namespace ridgeline {
 namespace {
 
 // The weight clause of cuda_supports: fp16 from unquantized checkpoints and presets; w4a16 (group
-// 128) from AWQ checkpoints (repacked at load) and presets (quantized on the GPU at load, RTN).
+// 128) from AWQ checkpoints (repacked at load), and from unquantized checkpoints and presets
+// (quantized on the GPU at load, RTN).
 Support cuda_weight_support(const ModelSource& source, const Formats& formats) {
   using cuda::kW4A16Group, cuda::w4a16_shape_ok;
   const ModelConfig& c = source.config;
@@ -651,10 +652,6 @@ Support cuda_weight_support(const ModelSource& source, const Formats& formats) {
             fmt::format("cuda: --weights {}: {} is an AWQ 4-bit checkpoint, it runs as --weights w4a16",
                         to_string(formats.weights), source.checkpoint_dir)};
   if (formats.weights != WeightFormat::w4a16) return {};
-  if (!awq && !source.synthetic)
-    return {false, fmt::format("cuda: --weights w4a16 runs AWQ checkpoints and presets; {} is unquantized: "
-                               "make a 4-bit copy with `ridgeline quantize --model {} --out DIR`",
-                               source.checkpoint_dir, source.checkpoint_dir)};
   const int group = awq ? c.quant_group_size : formats.group_size;
   if (group != kW4A16Group || formats.group_size != group)
     return {false, fmt::format("cuda: --weights w4a16 runs group size {} only; this model asks for {}",

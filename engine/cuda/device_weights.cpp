@@ -81,7 +81,8 @@ class Uploader {
   DeviceBuffer<uint8_t> staging_;
 };
 
-// The largest linear's elements: the fp16 scratch a w4a16 preset generates each linear into.
+// The largest linear's elements: the fp16 scratch a w4a16 preset generates each linear into, and an
+// unquantized checkpoint run as w4a16 uploads each linear into.
 int64_t largest_linear(const ModelConfig& c) {
   int64_t most = 0;
   for (const LinearDims d : layer_linear_dims(c)) most = std::max(most, int64_t{d.in} * d.out);
@@ -194,6 +195,10 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
   const ModelConfig& c = w.config;
   const int64_t h = c.hidden, inter = c.intermediate;
   Uploader up(stream);
+  DeviceBuffer<half> scratch_buffer;
+  if (w.format == WeightFormat::w4a16 && !ck.awq)
+    scratch_buffer = alloc(largest_linear(c), "w4a16 quantization scratch");
+  half* scratch = scratch_buffer.get();
   up.upload(ck.get("model.tok_embeddings.weight"), w.tok_embeddings.get(), int64_t{c.vocab} * h);
   for (int l = 0; l < c.n_layers; ++l) {
     DeviceLayerWeights& L = w.layers[l];
@@ -207,13 +212,24 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
       upload_awq(ck, lin[2].prefix, lin[2].in, lin[2].out, L.w13, 0);
       upload_awq(ck, lin[3].prefix, lin[3].in, lin[3].out, L.w13, c.intermediate);
       upload_awq(ck, lin[4].prefix, lin[4].in, lin[4].out, L.w2, 0);
-    } else {
-      up.upload(ck.get(lin[0].prefix + ".weight"), L.wqkv.fp16.get(), int64_t{c.qkv_dim()} * h);
-      up.upload(ck.get(lin[1].prefix + ".weight"), L.wo.fp16.get(), h * c.q_dim());
-      up.upload(ck.get(lin[2].prefix + ".weight"), L.w13.fp16.get(), inter * h);
-      up.upload(ck.get(lin[3].prefix + ".weight"), L.w13.fp16.get() + inter * h, inter * h);
-      up.upload(ck.get(lin[4].prefix + ".weight"), L.w2.fp16.get(), h * inter);
+      continue;
     }
+    // fp16 linears upload in place; w4a16 ones (an unquantized checkpoint run as w4a16) upload into
+    // `scratch` and are quantized from there (RTN, as a preset's are), stream-ordered: the next
+    // upload into the scratch waits for this quantization to read it.
+    auto linear = [&](DeviceLinear& dst, auto&& upload) {
+      if (!dst.quantized()) return upload(dst.fp16.get());
+      upload(scratch);
+      w4a16_quantize_rtn(scratch, dst.in, dst.out, dst.qweight.get(), dst.scale_zero.get(), stream);
+    };
+    linear(L.wqkv,
+           [&](half* d) { up.upload(ck.get(lin[0].prefix + ".weight"), d, int64_t{c.qkv_dim()} * h); });
+    linear(L.wo, [&](half* d) { up.upload(ck.get(lin[1].prefix + ".weight"), d, h * c.q_dim()); });
+    linear(L.w13, [&](half* d) {
+      up.upload(ck.get(lin[2].prefix + ".weight"), d, inter * h);
+      up.upload(ck.get(lin[3].prefix + ".weight"), d + inter * h, inter * h);
+    });
+    linear(L.w2, [&](half* d) { up.upload(ck.get(lin[4].prefix + ".weight"), d, h * inter); });
   }
   up.upload(ck.get("model.norm.weight"), w.norm.get(), h);
   if (w.output.quantized()) {  // open_checkpoint() checked the 4-bit head's tensors
@@ -260,11 +276,11 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
     return w;
   }
   Checkpoint ck = open_checkpoint(source.checkpoint_dir);
-  // cuda_supports() refuses the other pairings; this is the loader's own guard.
-  if (ck.awq != (f == WeightFormat::w4a16))
-    throw std::runtime_error(
-        fmt::format("{}: an {} checkpoint does not load as --weights {} on the CUDA backend",
-                    source.checkpoint_dir, ck.awq ? "AWQ (4-bit)" : "unquantized", to_string(f)));
+  // cuda_supports() refuses this pairing; this is the loader's own guard. (An unquantized checkpoint
+  // loads as w4a16: its linears are quantized on the GPU as they arrive.)
+  if (ck.awq && f != WeightFormat::w4a16)
+    throw std::runtime_error(fmt::format("{}: an AWQ (4-bit) checkpoint does not load as --weights {}",
+                                         source.checkpoint_dir, to_string(f)));
   // A 4-bit head (output.qweight, from `ridgeline quantize --quantize-head`; open_checkpoint() has
   // checked its tensors) is repacked like the layers' linears. formats.head must say so (supports()
   // checks it too), so that `bytes` above and the cost model count the head that is loaded.
@@ -278,7 +294,8 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
         "{}: a 4-bit output head (output.qweight) needs a vocab_size that is a multiple of 16 on the "
         "CUDA backend, not {}: quantize without --quantize-head, or use --device cpu",
         source.checkpoint_dir, c.vocab));
-  check_fits(source, f, bytes, reserve_bytes);
+  const int64_t scratch = f == WeightFormat::w4a16 && !ck.awq ? 2 * largest_linear(c) : 0;
+  check_fits(source, f, bytes + scratch, reserve_bytes);
   DeviceWeights w = allocate(c, f, formats.head);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`
   return w;

@@ -21,11 +21,9 @@
 #include "engine/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/device_weights.h"
-#include "engine/host_weights.h"
 #include "engine/model_source.h"
 #include "engine/ops.h"
 #include "engine/quantize.h"
-#include "engine/rtn_weights.h"
 #include "kernels/overlap.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/safetensors_writer.h"
@@ -896,14 +894,14 @@ void expect_refusal(const ModelSource& src, const Formats& f, const std::string&
 
 }  // namespace
 
-TEST(CudaW4A16, RunsAwqCheckpointsAndPresetsAndRefusesTheRestWithWhatWould) {
+TEST(CudaW4A16, RunsAwqCheckpointsPresetsAndUnquantizedCheckpointsAndRefusesTheRestWithWhatWould) {
   Formats w4;
   w4.weights = WeightFormat::w4a16;
   EXPECT_TRUE(cuda_supports(tiny_awq_source(), default_formats(tiny_awq_source())).ok);
   for (const std::string& preset : preset_names())
     EXPECT_TRUE(cuda_supports(resolve_model(preset), w4).ok) << preset;
-  // An unquantized checkpoint as w4a16: quantize it first. An AWQ checkpoint as fp16: it is 4-bit.
-  expect_refusal(tiny_source(), w4, "ridgeline quantize");
+  // An unquantized checkpoint as w4a16 is quantized at load; an AWQ checkpoint as fp16: it is 4-bit.
+  EXPECT_TRUE(cuda_supports(tiny_source(), w4).ok);
   expect_refusal(tiny_awq_source(), Formats{}, "--weights w4a16");
   // Group sizes other than 128, and shapes the packed layout cannot hold.
   Formats g64 = w4;
@@ -977,12 +975,7 @@ TEST(CudaW4A16Preset, Internlm2Chat1_8bMatchesTheCpuBackendOnItsRtnWeights) {
   RL_REQUIRE_GPU();
   ModelSource src = resolve_model("internlm2-chat-1_8b");
   auto gpu = make_cuda_backend(src, w4a16_options(2, 4096));
-  HostWeights hw = synthetic_host_weights(src.config, src.seed);
-  rtn_quantize_linears(hw, kDefaultGroupSize);
-  BackendOptions o;
-  o.max_sequences = 2;
-  o.max_kv_tokens = 4096;
-  auto cpu = make_cpu_backend(std::move(hw), o);
+  auto cpu = make_cpu_backend(src, w4a16_options(2, 4096));  // quantized at load: rtn_quantize_linears
   const int vocab = src.config.vocab;
   const int g = gpu->create_sequence(), c = cpu->create_sequence();
   const int gs[1] = {g}, cs[1] = {c};
@@ -996,6 +989,47 @@ TEST(CudaW4A16Preset, Internlm2Chat1_8bMatchesTheCpuBackendOnItsRtnWeights) {
     std::printf("[w4a16] internlm2-chat-1_8b step %d: relative L2 GPU (w4a16) vs CPU (RTN weights) %.2e\n", i,
                 err);
     step[0] = {int(std::max_element(lc.begin(), lc.end()) - lc.begin())};
+  }
+}
+
+// An unquantized checkpoint run as w4a16 (bf16 on disk), its linears quantized on the GPU at load,
+// against the checkpoint `ridgeline quantize --method rtn` writes of it, repacked at load. The device
+// quantizer rounds as the CPU's does, bit for bit (KernelW4A16Quantize), and both paths hold the
+// embeddings, norms and head as the same fp16 values (the bf16 ones rounded to nearest): the same
+// packed weights, so the same logits, bit for bit, step by step. (The source's linears hold 1083
+// values under fp16's normal range, rounded on the GPU's path only; at a group's scale they are far
+// below half a code, so no code moves.) Then against the CPU backend quantizing at load: the tiny
+// AWQ model's tolerance.
+TEST(CudaW4A16, AnUnquantizedCheckpointQuantizedAtLoadRunsAsItsRtnCheckpoint) {
+  RL_REQUIRE_GPU();
+  const ridgeline::testing::TempDir dir;
+  QuantizeOptions q;
+  q.method = QuantMethod::rtn;
+  quantize_model(tiny_source(), dir.file("rtn"), q);
+  auto at_load = make_cuda_backend(tiny_source(), w4a16_options(1, 1024));
+  auto from_checkpoint = make_cuda_backend(resolve_model(dir.file("rtn")), w4a16_options(1, 1024));
+  auto cpu = make_cpu_backend(tiny_source(), w4a16_options(1, 1024));
+  EXPECT_EQ(cuda_of(*at_load).weight_bytes(), cuda_of(*from_checkpoint).weight_bytes());
+  const int vocab = tiny_source().config.vocab;
+  int seqs[3];
+  Backend* backends[3] = {at_load.get(), from_checkpoint.get(), cpu.get()};
+  for (int b = 0; b < 3; ++b) seqs[b] = backends[b]->create_sequence();
+  std::vector<std::vector<int>> step{{1, 3, 274, 19, 584, 352, 4, 19, 3, 276, 19}};  // "greeting"
+  for (int i = 0; i < 12; ++i) {
+    std::vector<float> logits[3];
+    for (int b = 0; b < 3; ++b) {
+      logits[b].resize(vocab);
+      const int one[1] = {seqs[b]};
+      backends[b]->forward(one, step, logits[b].data());
+    }
+    EXPECT_EQ(logits[0], logits[1]) << "step " << i;
+    const double err = test::rel_l2(logits[0], logits[2]);
+    EXPECT_LT(err, 1e-2) << "step " << i;
+    const int next = int(std::max_element(logits[2].begin(), logits[2].end()) - logits[2].begin());
+    EXPECT_EQ(int(std::max_element(logits[0].begin(), logits[0].end()) - logits[0].begin()), next)
+        << "step " << i;
+    if (i == 0) std::printf("[w4a16 at load] tiny first step: relative L2 GPU vs CPU %.2e\n", err);
+    step[0] = {next};
   }
 }
 
