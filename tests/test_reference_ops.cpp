@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "kernels/cpu/reference.h"
@@ -134,9 +135,26 @@ TEST(RefOps, FakeQuantizeKvKeepsTheRangeAndErrsByHalfAStep) {
   std::uniform_real_distribution<float> d(-3, 5);
   std::vector<float> x(128);
   for (auto& v : x) v = d(rng);
-  auto q = x;
-  ref::fake_quantize_kv(q.data(), 128, 8);
-  float mn = *std::min_element(x.begin(), x.end()), mx = *std::max_element(x.begin(), x.end());
-  float step = (mx - mn) / 255;
-  for (int i = 0; i < 128; ++i) EXPECT_LE(std::fabs(q[i] - x[i]), 0.5f * step + 0.01f) << i;
+  const float mn = *std::min_element(x.begin(), x.end()), mx = *std::max_element(x.begin(), x.end());
+  for (int bits : {8, 4}) {
+    SCOPED_TRACE(bits);
+    auto q = x;
+    ref::fake_quantize_kv(q.data(), 128, bits);
+    const float step = (mx - mn) / float((1 << bits) - 1);
+    // Within half a step (plus the fp16 rounding of scale and zero) of the value...
+    for (int i = 0; i < 128; ++i) EXPECT_LE(std::fabs(q[i] - x[i]), 0.5f * step + 0.01f) << i;
+    // ...on the grid of 2^bits levels from the minimum: each value is zero + k * scale for an integer
+    // k, with the fp16 scale and zero that are stored; at most 2^bits distinct values; and (continuous
+    // inputs) nearly every value moved.
+    const float scale = ref::round_to_fp16(step), zero = ref::round_to_fp16(mn);
+    std::set<float> levels(q.begin(), q.end());
+    EXPECT_LE(levels.size(), size_t{1} << bits);
+    int moved = 0;
+    for (int i = 0; i < 128; ++i) {
+      const float k = (q[i] - zero) / scale;
+      EXPECT_NEAR(k, std::round(k), 1e-3f) << i;
+      moved += q[i] != x[i];
+    }
+    EXPECT_GT(moved, 120);
+  }
 }

@@ -440,8 +440,11 @@ TEST(CudaEngine, PerOpKernelTimesExplainTheStepWithoutExceedingIt) {
     b->fill_context(seqs.back(), 500, 11 + i);
   }
   DecodeTiming t = b->benchmark_decode(seqs, 3, 20);
-  if (t.method.find("CUPTI kernel") == std::string::npos)
+  if (t.method.find("CUPTI kernel") == std::string::npos) {
+    // On a machine that must have a working GPU (the GPU scripts), a missing CUPTI is a failure.
+    if (test::gpu_required()) FAIL() << "CUPTI unavailable, per-op times come from events: " << t.method;
     GTEST_SKIP() << "CUPTI unavailable here, per-op times come from events: " << t.method;
+  }
   std::vector<double> steps = t.step_us;
   std::sort(steps.begin(), steps.end());
   double sum_ops = 0;
@@ -633,6 +636,24 @@ const std::vector<RefCase>& kv_reference_cases(KvFormat kv) {
   return cases_in("tiny-internlm2-chat/reference_kv.json", to_string(kv));
 }
 
+const RefCase& case_named(const std::vector<RefCase>& cases, const std::string& name) {
+  for (const RefCase& c : cases)
+    if (c.name == name) return c;
+  throw std::runtime_error("no reference case named " + name);
+}
+
+// Where a quantized-KV reference lies far from the fp16-KV one (several times the GPU's own error),
+// the GPU's first-step logits must lie nearer the quantized one: within tolerance alone, an engine
+// that said int8 but kept fp16 rows would pass (the references' answers are the same tokens).
+void expect_nearer_the_quantized_reference(const std::vector<float>& first, const RefCase& quantized,
+                                           const RefCase& unquantized) {
+  const double to_q = test::rel_l2(first, quantized.first_logits);
+  const double to_fp16 = test::rel_l2(first, unquantized.first_logits);
+  std::printf("[kv] %-14s relative L2 to the quantized-KV reference %.2e, to the fp16-KV one %.2e\n",
+              quantized.name.c_str(), to_q, to_fp16);
+  EXPECT_LT(to_q, 0.5 * to_fp16) << quantized.name;
+}
+
 std::unique_ptr<Backend> tiny_cuda_kv(KvFormat kv, const CudaOptions& copt = {}) {
   BackendOptions o;
   o.max_sequences = 8;
@@ -661,7 +682,12 @@ TEST(CudaEngineQuantizedKv, TinyModelReproducesTheInt8AndInt4ReferencesTokenForT
       // takes the neighbouring code, and one int4 code step is a fifteenth of the (token, head) range,
       // so int4 logits move more (measured on the H200: int8 at most 3.9e-3, int4 up to 1.2e-1) while
       // every greedy answer above stays exact.
-      EXPECT_LT(err, kv == KvFormat::int8 ? 3e-2 : 2e-1);
+      EXPECT_LT(err, kv == KvFormat::int8 ? 1e-2 : 2e-1);
+      // The references apart by 2.7e-2 (int8), 2.0e-1 and 1.3e-1 (int4) against the GPU's 3.7e-3,
+      // 1.3e-3 and 9.4e-3 (H200).
+      if ((kv == KvFormat::int8 && c.name == "sum_held_out") ||
+          (kv == KvFormat::int4 && (c.name == "sum_seen" || c.name == "sum_held_out")))
+        expect_nearer_the_quantized_reference(first, c, case_named(reference_cases(), c.name));
     }
   }
 }
@@ -952,7 +978,13 @@ TEST(CudaW4A16, AwqTinyModelWithInt8KvReproducesTheAwqInt8References) {
   auto b = make_cuda_backend(tiny_awq_source(), o, {});
   EXPECT_EQ(b->formats().weights, WeightFormat::w4a16);
   EXPECT_EQ(b->formats().kv, KvFormat::int8);
-  expect_awq_cases(*b, cases_in("tiny-internlm2-chat/reference_kv.json", "awq_int8"), "[w4a16+kv8]", 3e-2);
+  const auto& cases = cases_in("tiny-internlm2-chat/reference_kv.json", "awq_int8");
+  expect_awq_cases(*b, cases, "[w4a16+kv8]", 3e-2);
+  // sum_held_out: the references 2.6e-2 apart, the GPU 1.3e-3 from the int8 one (H200).
+  const RefCase& c = case_named(cases, "sum_held_out");
+  std::vector<float> first;
+  greedy_one(*b, c, &first);
+  expect_nearer_the_quantized_reference(first, c, case_named(awq_reference_cases(), c.name));
 }
 
 TEST(CudaW4A16, WeightBytesAllocatedEqualTheOpTablesCount) {

@@ -21,7 +21,12 @@
 namespace ridgeline::test {
 namespace {
 
-constexpr double kAttentionNmse = 5e-4;
+// The worst (sequence, head) row's NMSE a kernel may reach, per KV format: ~50x and ~20x the worst
+// measured on the H200 (fp16 1.8e-7; int8 2.2e-6, int4 1.4e-6: bench/results/h200-rope-in-attention/
+// tests.log.gz), and below what losing one token of 32768 costs (7.9e-5 on these inputs).
+double attention_nmse_limit(int bits) {
+  return bits == 16 ? 1e-5 : 5e-5;
+}
 
 struct AttnShape {
   int n_heads, n_kv, head_dim, block_size;
@@ -42,9 +47,13 @@ std::string join(const std::vector<int>& v) {
 
 // Runs decode attention for sequences with the given context lengths (one launch), compares every
 // head of every sequence with ref::attention, returns the worst (sequence, head)'s NMSE.
-// `bits`: the KV format (16 fp16, 8, 4). With `out` the kernel's output is returned there too.
+// `bits`: the KV format (16 fp16, 8, 4). With `out` the kernel's output is returned there too. With
+// `newest_dominates`, each sequence's newest key of every KV head is 4*sign(q) of the group's first
+// query head, so that head attends almost only to the newest token (a kernel that loses it is off by
+// ~1, not by one token's share).
 double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_context, int workspace_seqs,
-                  float q_scale, uint32_t seed, int bits = 16, std::vector<float>* out = nullptr) {
+                  float q_scale, uint32_t seed, int bits = 16, std::vector<float>* out = nullptr,
+                  bool newest_dominates = false) {
   std::mt19937 rng(seed);
   const int n_seqs = int(contexts.size()), hd = s.head_dim, q_dim = s.n_heads * hd;
   // Sequences live in shuffled, non-identity slots of a cache with one extra (unused) slot.
@@ -58,6 +67,17 @@ double run_decode(const AttnShape& s, const std::vector<int>& contexts, int max_
   for (int i = 0; i < n_seqs; ++i) cache.fill_random(slots[i], contexts[i], rng);
   cache.upload();
   auto q = random_fp16_values(size_t(n_seqs) * q_dim, rng, -q_scale, q_scale);
+  if (newest_dominates) {
+    const int group = s.n_heads / s.n_kv;
+    std::vector<float> key(hd);
+    for (int i = 0; i < n_seqs; ++i)
+      for (int h = 0; h < s.n_kv; ++h) {
+        const float* qh = q.data() + size_t(i) * q_dim + size_t(h) * group * hd;
+        for (int d = 0; d < hd; ++d) key[d] = qh[d] < 0.0f ? -4.0f : 4.0f;
+        cache.write_row(cache.k, slots[i], contexts[i] - 1, h, key.data());
+      }
+    cache.upload();
+  }
 
   std::vector<float> expect(q.size()), K, V;
   for (int i = 0; i < n_seqs; ++i) {
@@ -104,7 +124,7 @@ TEST(KernelDecodeAttention, MatchesReferenceForMixedContextLengthsInOneBatch) {
                             uint32_t(s.n_heads * 977 + bs + bits % 16), bits);
       std::string shape = kv_name(bits) + " " + s.name() + " ctx=" + join(contexts);
       report_nmse("decode_attention", shape, e);
-      EXPECT_LE(e, kAttentionNmse) << shape;
+      EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
     }
   }
 }
@@ -125,7 +145,7 @@ TEST(KernelDecodeAttention, MatchesReferenceForOneSequenceSplitAcrossTheGpu) {
           std::string shape = kv_name(bits) + " " + s.name() + " ctx=" + std::to_string(ctx) +
                               " max_ctx=" + std::to_string(max_context);
           report_nmse("decode_attention", shape, e);
-          EXPECT_LE(e, kAttentionNmse) << shape;
+          EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
         }
       }
     }
@@ -146,7 +166,7 @@ TEST(KernelDecodeAttention, QuantizedCacheStaysAccurateOverLongPerWarpStreams) {
       std::string shape =
           kv_name(bits) + " " + s.name() + " batch=" + std::to_string(batch) + " ctx=" + std::to_string(ctx);
       report_nmse("decode_attention", shape, e);
-      EXPECT_LE(e, kAttentionNmse) << shape;
+      EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
     }
   }
 }
@@ -161,12 +181,36 @@ TEST(KernelDecodeAttention, MatchesReferenceWhenScoresArePeaked) {
       double e = run_decode(s, contexts, 4097, 4, 8.0f, 99 + bits % 16, bits);
       std::string shape = kv_name(bits) + " " + s.name() + " q*8 ctx=" + join(contexts);
       report_nmse("decode_attention", shape, e);
-      EXPECT_LE(e, kAttentionNmse) << shape;
+      EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
     }
   }
 }
 
-TEST(KernelDecodeAttention, LargeBatchUsesOneSplitAndStillMatches) {
+TEST(KernelDecodeAttention, TheNewestTokenIsNeverLost) {
+  RL_REQUIRE_GPU();
+  // The newest token holds nearly all of a head's attention (run_decode's newest_dominates): a split
+  // or tile bound that drops the last position, or a tile that reads it before it is written, is off
+  // by ~1. One sequence at every split count the rule takes, then a mixed batch.
+  for (int bits : kKvBits) {
+    for (const AttnShape& s : {AttnShape{16, 8, 128, 64}, AttnShape{32, 8, 128, 16}}) {
+      for (int ctx : {1, 16, 17, 64, 65, 1000, 4097, 32768}) {
+        if (ctx == 32768 && s.n_heads != 16) continue;  // keeps the host reference's time in check
+        const double e = run_decode(s, {ctx}, ctx, 4, 1.0f, uint32_t(ctx * 7 + bits), bits, nullptr, true);
+        const std::string shape = kv_name(bits) + " " + s.name() + " newest ctx=" + std::to_string(ctx);
+        report_nmse("decode_attention", shape, e);
+        EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
+      }
+      const std::vector<int> contexts = {1, 33, 4097, 300, 2048};
+      const double e = run_decode(s, contexts, 4097, 8, 1.0f, 41u + bits, bits, nullptr, true);
+      report_nmse("decode_attention", kv_name(bits) + " " + s.name() + " newest ctx=" + join(contexts), e);
+      EXPECT_LE(e, attention_nmse_limit(bits)) << kv_name(bits) << " " << s.name();
+    }
+  }
+}
+
+// B=64 of short mixed contexts: one split at int8/int4 on an H100/H200, three at fp16 (3 CTAs an
+// SM), whatever decode_attention_launch says on this GPU.
+TEST(KernelDecodeAttention, LargeBatchOfShortMixedContextsMatches) {
   RL_REQUIRE_GPU();
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> len(1, 700);
@@ -175,8 +219,10 @@ TEST(KernelDecodeAttention, LargeBatchUsesOneSplitAndStillMatches) {
   const AttnShape s{32, 8, 128, 64};
   for (int bits : kKvBits) {
     double e = run_decode(s, contexts, 700, 64, 1.0f, 17 + bits % 16, bits);
-    report_nmse("decode_attention", kv_name(bits) + " " + s.name() + " batch=64 ctx<=700", e);
-    EXPECT_LE(e, kAttentionNmse) << kv_name(bits);
+    const int splits = cuda::decode_attention_launch(64, 8, 128, bits, 700).splits;
+    report_nmse("decode_attention",
+                kv_name(bits) + " " + s.name() + " batch=64 ctx<=700 splits=" + std::to_string(splits), e);
+    EXPECT_LE(e, attention_nmse_limit(bits)) << kv_name(bits);
   }
 }
 
@@ -223,9 +269,9 @@ TEST(KernelDecodeAttention, PrintsTheInt8AndInt4ErrorAgainstTheFp16CacheAt1k8k32
   for (int ctx : {1024, 8192, 32768}) {
     std::vector<float> out16, out_q;
     const uint32_t seed = uint32_t(ctx + 3);
-    EXPECT_LE(run_decode(s, {ctx}, ctx, 2, 1.0f, seed, 16, &out16), kAttentionNmse);
+    EXPECT_LE(run_decode(s, {ctx}, ctx, 2, 1.0f, seed, 16, &out16), attention_nmse_limit(16));
     for (int bits : {8, 4}) {
-      EXPECT_LE(run_decode(s, {ctx}, ctx, 2, 1.0f, seed, bits, &out_q), kAttentionNmse);
+      EXPECT_LE(run_decode(s, {ctx}, ctx, 2, 1.0f, seed, bits, &out_q), attention_nmse_limit(bits));
       std::printf("[kv-vs-fp16] %s %s ctx=%d: NMSE of the output against fp16 KV %.3e\n",
                   kv_name(bits).c_str(), s.name().c_str(), ctx, nmse(out_q, out16));
     }
@@ -299,7 +345,7 @@ TEST(KernelPrefillAttention, MatchesReferenceForSinglePromptsOfOddLengths) {
         double e = run_prefill(s, {{1, 0, n}}, false, uint32_t(n * 13 + s.n_heads + bits % 16), bits);
         std::string shape = kv_name(bits) + " " + s.name() + " prompt=" + std::to_string(n);
         report_nmse("prefill_attention", shape, e);
-        EXPECT_LE(e, kAttentionNmse) << shape;
+        EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
       }
     }
   }
@@ -312,10 +358,10 @@ TEST(KernelPrefillAttention, AttendsToEarlierTurnsAlreadyInTheCache) {
       const std::string name = kv_name(bits) + " " + s.name();
       double e = run_prefill(s, {{0, 100, 37}}, false, 3 + bits % 16, bits);
       report_nmse("prefill_attention", name + " cached=100 new=37", e);
-      EXPECT_LE(e, kAttentionNmse) << name;
+      EXPECT_LE(e, attention_nmse_limit(bits)) << name;
       e = run_prefill(s, {{2, 4000, 41}}, false, 4 + bits % 16, bits);
       report_nmse("prefill_attention", name + " cached=4000 new=41", e);
-      EXPECT_LE(e, kAttentionNmse) << name;
+      EXPECT_LE(e, attention_nmse_limit(bits)) << name;
     }
   }
 }
@@ -332,7 +378,7 @@ TEST(KernelPrefillAttention, MatchesReferenceForSeveralSequencesPackedInOneLaunc
         double e = run_prefill(s, seqs, shuffled, (shuffled ? 11u : 12u) + bits % 16, bits);
         std::string shape = kv_name(bits) + " " + s.name() + (shuffled ? " packed5 shuffled" : " packed5");
         report_nmse("prefill_attention", shape, e);
-        EXPECT_LE(e, kAttentionNmse) << shape;
+        EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
       }
     }
   }
