@@ -84,13 +84,15 @@ std::string render_html(const ReportView& v) {
   if (auto prefill = prefill_table(r)) {
     o += "<h2>Prefill</h2>\n" + para(prefill_intro()) + table_html(*prefill);
     if (auto shortfalls = prefill_shortfall_sentences(r); !shortfalls.empty())
-      o += "<h3>Where a format does not pay</h3>\n" + para(format_shortfall_intro()) + bullets(shortfalls);
+      o +=
+          "<h3>Where a format does not pay</h3>\n" + para(format_shortfall_intro(true)) + bullets(shortfalls);
   }
 
   if (auto cmp = format_comparison_table(r)) {
     o += "<h2>Formats side by side</h2>\n" + bullets(format_comparison_sentences(r)) + table_html(*cmp);
     if (auto shortfalls = format_shortfall_sentences(r); !shortfalls.empty())
-      o += "<h3>Where a format does not pay</h3>\n" + para(format_shortfall_intro()) + bullets(shortfalls);
+      o += "<h3>Where a format does not pay</h3>\n" + para(format_shortfall_intro(false)) +
+           bullets(shortfalls);
   }
 
   o += "<h2>Charts</h2>\n";

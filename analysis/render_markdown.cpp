@@ -72,7 +72,7 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
   if (auto prefill = prefill_table(r)) {
     add("\n## Prefill\n\n" + prefill_intro() + "\n\n" + markdown_table(*prefill));
     if (auto shortfalls = prefill_shortfall_sentences(r); !shortfalls.empty()) {
-      add("\n### Where a format does not pay\n\n" + format_shortfall_intro() + "\n\n");
+      add("\n### Where a format does not pay\n\n" + format_shortfall_intro(true) + "\n\n");
       for (const auto& s : shortfalls) add("- " + cell(s) + "\n");
     }
   }
@@ -82,7 +82,7 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
     for (const auto& s : format_comparison_sentences(r)) add("- " + cell(s) + "\n");
     add("\n" + markdown_table(*cmp));
     if (auto shortfalls = format_shortfall_sentences(r); !shortfalls.empty()) {
-      add("\n### Where a format does not pay\n\n" + format_shortfall_intro() + "\n\n");
+      add("\n### Where a format does not pay\n\n" + format_shortfall_intro(false) + "\n\n");
       for (const auto& s : shortfalls) add("- " + cell(s) + "\n");
     }
   }

@@ -552,11 +552,13 @@ std::vector<std::string> prefill_shortfall_sentences(const Report& r) {
   return out;
 }
 
-std::string format_shortfall_intro() {
-  return "Each configuration where a format runs fewer tokens/s than the table's first (fp16 weights + fp16 "
-         "KV "
-         "in a prefill): its time against the base's, then the ops (summed over the layers, each timed with "
-         "serial launches) whose time grew most and shrank most, down to 5% of the difference. Overlapped "
+std::string format_shortfall_intro(bool prefill) {
+  const std::string base = prefill
+                               ? "prompt tokens/s than fp16 weights + fp16 KV at the same batch and prompt"
+                               : "tokens/s than the table's first format at the same batch and context";
+  return "Each configuration where a format runs fewer " + base +
+         ": its time against the base's, then the ops (summed over the layers, each timed with serial "
+         "launches) whose time grew most and shrank most, down to 5% of the difference. Overlapped "
          "launches hide part of the per-op times in a decode step, so the differences need not add up to "
          "the step's.";
 }

@@ -97,7 +97,9 @@ std::vector<std::string> format_shortfall_sentences(const Report& r);
 // The same for prefills: each (batch, prompt length) at which a format runs fewer prompt tokens/s
 // than fp16 weights + fp16 KV.
 std::vector<std::string> prefill_shortfall_sentences(const Report& r);
-std::string format_shortfall_intro();
+// The paragraph before those sentences: for the prefill table (base fp16 weights + fp16 KV) or the
+// decode formats table (base: its first format).
+std::string format_shortfall_intro(bool prefill);
 // The runs whose top ops are shown: for each format, at its largest decode context, the smallest and
 // the largest batch. Indices into r.runs, in report order.
 std::vector<size_t> focus_runs(const Report& r);

@@ -15,8 +15,8 @@
 // there is no gate_up tensor and no `swiglu` op. With norm_in_gemv wo and w2 read and write the residual (no
 // `proj`), wqkv and w13 read the residual and their norm weight instead of x, and the final `norm`
 // only reads the residual: no attention_norm or ffn_norm (6 ops a layer with swiglu_in_w13 and
-// norm_in_gemv). With rope_in_wqkv too (fp16 weights and fp16 KV) wqkv writes q and the K/V cache
-// itself: no qkv tensor and no `rope_kv_write` op (5 ops a layer). Every other CUDA decode step has
+// norm_in_gemv). With rope_in_wqkv too (fp16 KV: fp16 weights, or w4a16 at one row) wqkv writes q and the K/V
+// cache itself: no qkv tensor and no `rope_kv_write` op (5 ops a layer). Every other CUDA decode step has
 // rope_in_attention: decode attention reads qkv, rotates q itself and writes the new K/V rows: no q
 // tensor and no `rope_kv_write` op either. The CPU backend runs the unfused list (Fusions{}).
 //
@@ -110,8 +110,9 @@ struct Fusions {
   bool norm_in_gemv = false;
   // wqkv (behind its norm prologue) does rope_kv_write's work in its epilogue: it reads the step's
   // slots, positions and block-table entries and writes q and the new K/V rows instead of qkv: no
-  // rope_kv_write op. fp16 weights and fp16 KV only (an int8/int4 row's scale needs a whole head,
-  // which no GEMV block holds; the W4A16 variant measured slower: cuda_fusions).
+  // rope_kv_write op. fp16 KV only (an int8/int4 row's scale needs a whole head, which no GEMV block
+  // holds); fp16 weights, and w4a16 at one row, where the register kernel pairs the RoPE strips
+  // (cuda_fusions).
   bool rope_in_wqkv = false;
   // Decode attention does rope_kv_write's work (kernels/decode_attention.cu, DecodeAttentionRope): it
   // reads qkv instead of q, rotates q in its prologue and writes each sequence's new K/V row (the
@@ -140,7 +141,7 @@ struct StepShape {
 // The fusions the CUDA backend applies to a step of this shape: a decode step whose batch the
 // backend runs as at most kCudaFusedRows rows (its bucket: the next power of two), where every linear
 // goes through a ridgeline GEMV (fp16 weights: kernels/gemv.cu, hidden a multiple of 8; w4a16:
-// kernels/w4a16_gemv.cu, one row only, SwiGLU and the norms or neither, RoPE as its own launch); and
+// kernels/w4a16_gemv.cu, one row only, SwiGLU, the norms and, with an fp16 cache, RoPE); and
 // fp16 decode batches of up to kCudaTcSwigluRows rows, whose w13 runs SwiGLU in its epilogue
 // (kernels/gemv_tc.cu, hidden a multiple of 32); and every decode step whose wqkv does not take
 // RoPE, whose attention does (rope_in_attention, head_dim 64 or 128). Both the

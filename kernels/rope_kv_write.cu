@@ -11,8 +11,8 @@
 // head as 16-byte vectors. The angles follow the reference exactly (inv_freq rounded to float, the
 // product in float, cos/sin of that float), and the rotation uses explicitly rounded products (no
 // FMA contraction), so every instantiation of the kernel computes the same fp16 k; kernels/rope.cuh
-// holds that arithmetic, which the decode GEMVs' rope_kv_write epilogue (gemv_fused,
-// w4a16_gemv_fused at B <= 2 with an fp16 cache) and decode attention's RoPE prologue (every other
+// holds that arithmetic, which the decode GEMVs' rope_kv_write epilogue (gemv_fused at B <= 2,
+// w4a16_gemv_fused at B = 1, with an fp16 cache) and decode attention's RoPE prologue (every other
 // decode step) share, and rope_kv_args checks the GEMVs' contract. kernels/kv_write.cuh holds the
 // cache store (and the quantization) that decode attention shares.
 // Latency, not bytes, is what a B=1 launch costs (a few KB; it was 3.8 us a layer on the H200). So

@@ -30,7 +30,7 @@
 # Results go under OUTDIR (a handful of files, logs packed into logs-<stages>.tar.gz); the summary
 # comes last.
 #
-#   scripts/gpu-validate.sh OUTDIR [STAGE...]     (default: every stage, in the order above)
+#   scripts/gpu-validate.sh OUTDIR [STAGE...]     (default: build check memcheck probe sweep bench chat)
 set -uo pipefail
 out=${1:?usage: scripts/gpu-validate.sh OUTDIR [build check memcheck probe sweep bench chat]}
 shift

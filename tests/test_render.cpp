@@ -456,6 +456,11 @@ TEST(ReportView, SaysWhereAFormatDoesNotPayAndWhichOpsCost) {
             "fp16 KV (TTFT 4.400 ms against 4.000 ms); more time in attention +240.0 µs.");
   EXPECT_THAT(m, HasSubstr("- " + p[0]));
   EXPECT_EQ(count(m, "### Where a format does not pay"), 2u);
+  // Each section names its own base: fp16/fp16 for the prompts, the table's first format for decode.
+  EXPECT_THAT(m, HasSubstr("Each configuration where a format runs fewer prompt tokens/s than fp16 weights + "
+                           "fp16 KV at the same batch and prompt: its time"));
+  EXPECT_THAT(m, HasSubstr("Each configuration where a format runs fewer tokens/s than the table's first "
+                           "format at the same batch and context: its time"));
   // A report of prefills alone has no decode rows to put side by side: no empty table.
   json prefills = kv_shortfall_report();
   json& runs = prefills["runs"];

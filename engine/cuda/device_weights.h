@@ -9,9 +9,9 @@
 // through the same W4A16 kernels (float32 logits).
 // Filled from a checkpoint (bf16/fp16/fp32 uploaded, then converted on the device; AWQ linears
 // repacked on the host by w4a16_repack_awq and uploaded) or, for presets, by generating the
-// synthetic values on the device itself (a w4a16 preset generates each linear into a scratch
-// buffer and quantizes it there with w4a16_quantize_rtn), so a 40 GB preset never exists in host
-// memory.
+// synthetic values on the device itself, so a 40 GB preset never exists in host memory. Run as
+// w4a16, a preset generates and an unquantized checkpoint uploads each linear into an fp16 scratch
+// buffer, and w4a16_quantize_rtn quantizes it from there.
 #pragma once
 
 #include <array>
@@ -77,7 +77,8 @@ int64_t allocated_bytes(const DeviceWeights& w);
 
 // Loads the model of `source` onto the current device with its linears in `formats.weights`
 // (w4a16: group 128; cuda_supports() has said yes to the pair). Throws before allocating anything
-// when the op table's weight bytes (plus, for a w4a16 preset, the largest linear's fp16 scratch)
+// when the op table's weight bytes (plus, for a preset or an unquantized checkpoint run as w4a16,
+// the largest linear's fp16 scratch)
 // + `reserve_bytes` is more than the device's free memory ("preset <name> needs N GiB of GPU memory
 // for w4a16 weights; M GiB free"), and for a 4-bit head whose vocabulary is not a multiple of 16
 // (the packed layout's strip).
