@@ -118,9 +118,8 @@ std::string quantize_at_load_note(const ModelSource& source, const Formats& f) {
   const std::string what = source.synthetic ? "preset " + source.config.name : source.checkpoint_dir;
   return fmt::format(
       "w4a16: {} is unquantized, so its layer linears are quantized to 4 bits at load (round-to-nearest, "
-      "groups of {}; embeddings, norms and head as they are); `ridgeline quantize --method awq` writes a "
-      "more "
-      "accurate 4-bit checkpoint",
+      "groups of {}; embeddings, norms and head as they are); `ridgeline quantize --method awq` writes "
+      "a more accurate 4-bit checkpoint",
       what, f.group_size);
 }
 

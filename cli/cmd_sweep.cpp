@@ -174,7 +174,9 @@ Runner define_sweep(CLI::App& app) {
       ->type_name("LIST")
       ->check(positive_int_list())
       ->default_str(both(gpu.batches, cpu.batches));
-  app.add_option("--context", f->context, "context lengths (tokens in each sequence's KV cache after the step, the new one included), comma-separated")
+  app.add_option("--context", f->context,
+                 "context lengths (tokens in each sequence's KV cache after the step, the new one included), "
+                 "comma-separated")
       ->type_name("LIST")
       ->check(positive_int_list())
       ->default_str(both(gpu.contexts, cpu.contexts));
