@@ -87,10 +87,14 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   const size_t attention_ws_bytes =
       decode_attention_workspace_bytes(max_bucket_, c_.n_heads, c_.head_dim, static_cast<int>(context_bound));
   const int64_t w4a16_scratch = w4a16_dequant_scratch(c_, opt_.formats, max_rows_);
+  // What is allocated below besides the KV cache (the small buffers within the 64 MiB), so that a
+  // model that cannot fit is refused
+  // before its weights are uploaded (the sampling workspace alone is ~0.57 GB at B=256, 92k vocab).
   const int64_t workspace_estimate = activation_bytes(c_, max_rows_, max_bucket_) +
                                      (2 * int64_t{max_bucket_} + opt_.max_sequences) * vocab * 4 +
                                      int64_t(attention_ws_bytes) + (64ll << 20) + 2 * block_bytes +
-                                     w4a16_scratch;
+                                     w4a16_scratch + int64_t(sample_workspace_bytes(max_bucket_, c_.vocab)) +
+                                     int64_t(Gemm::kDefaultWorkspaceBytes);
   w_ = load_device_weights(source, opt_.formats, workspace_estimate, stream_.get());
   gemm_ = std::make_unique<Gemm>(Gemm::kDefaultWorkspaceBytes, size_t(w4a16_scratch));
 
@@ -231,6 +235,9 @@ void CudaBackendImpl::forward_impl(std::span<const int> seqs, std::span<const st
   validate(seqs, tokens);  // nothing is allocated or written before this passes
   const bool decode = std::all_of(tokens.begin(), tokens.end(), [](const auto& t) { return t.size() == 1; });
   park_logits(seqs);
+  // Until the step has run, none of its sequences has logits: a throw below must not leave a parked
+  // row from an earlier step to be sampled as this step's.
+  for (int id : seqs) find(id).logits = Sequence::Logits::none;
   reserve_blocks(seqs, tokens);
   if (decode) {
     std::vector<int> ids(seqs.size());
@@ -289,6 +296,9 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
   }
   RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int),
                                                cudaMemcpyHostToDevice, stream_.get()));
+  // Marked at once (and again after the tables), so that a throw below cannot let the next stage
+  // rewrite inputs_host_ under this copy.
+  RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
   const bool rope_in_attention = step_fusions(a).rope_in_attention;
   if (rope_in_attention && a.rope != rope_freq_uploaded_) {
     // Each row's RoPE table as rope_kv_write would compute it from its group's base (padding rows
@@ -598,7 +608,9 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
   const bool greedy =
       std::all_of(params.begin(), params.end(), [](const SamplingParams& p) { return p.greedy(); });
   if (!greedy) {
-    // The previous upload from this pinned buffer finished: sample() ends with a stream sync.
+    // The previous upload from this pinned buffer has finished (sample() ends with a stream sync,
+    // but a throw between the copy and that sync would skip it).
+    RL_CUDA_CHECK("sample", cudaEventSynchronize(sample_params_copied_.get()));
     uint8_t* hb = sample_params_host_.get();
     const int cap = max_bucket_;
     auto* seeds = reinterpret_cast<uint64_t*>(hb);
@@ -615,6 +627,7 @@ void CudaBackendImpl::sample_impl(std::span<const int> seqs, std::span<const Sam
     }
     RL_CUDA_CHECK("sample", cudaMemcpyAsync(sample_params_dev_.get(), hb, sample_params_host_.bytes(),
                                             cudaMemcpyHostToDevice, st));
+    RL_CUDA_CHECK("sample", cudaEventRecord(sample_params_copied_.get(), st));
   }
   op(names_(OpType::sample), hook, [&] {
     if (greedy) {

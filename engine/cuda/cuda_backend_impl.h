@@ -176,6 +176,7 @@ class CudaBackendImpl final : public CudaBackend {
   Event inputs_copied_;  // the last input upload has read inputs_host_ and rope_freq_host_
   DeviceBuffer<uint8_t> sample_params_dev_;
   PinnedBuffer<uint8_t> sample_params_host_;
+  Event sample_params_copied_;  // the last upload of sampling parameters has read sample_params_host_
   DeviceBuffer<int> sampled_dev_;
   PinnedBuffer<int> sampled_host_;
   std::unique_ptr<PagedKvCache> kv_;
