@@ -88,8 +88,8 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
       decode_attention_workspace_bytes(max_bucket_, c_.n_heads, c_.head_dim, static_cast<int>(context_bound));
   const int64_t w4a16_scratch = w4a16_dequant_scratch(c_, opt_.formats, max_rows_);
   // What is allocated below besides the KV cache (the small buffers within the 64 MiB), so that a
-  // model that cannot fit is refused
-  // before its weights are uploaded (the sampling workspace alone is ~0.57 GB at B=256, 92k vocab).
+  // model that cannot fit is refused before its weights are uploaded (the sampling workspace alone
+  // is ~0.57 GB at B=256, 92k vocab).
   const int64_t workspace_estimate = activation_bytes(c_, max_rows_, max_bucket_) +
                                      (2 * int64_t{max_bucket_} + opt_.max_sequences) * vocab * 4 +
                                      int64_t(attention_ws_bytes) + (64ll << 20) + 2 * block_bytes +
