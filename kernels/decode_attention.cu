@@ -68,9 +68,9 @@
 // element more. Why: as its own launch rope_kv_write took 5.7-6.7 us a layer at B=1 with an int8/int4
 // cache (H200: 137 us of a 1.8b step, 201 us of a 7b one), which made quantized-KV B=1 steps slower
 // than fp16-KV ones although they read fewer bytes (an fp16 cache at B <= 2, B = 1 with w4a16 weights,
-// has that work in wqkv's epilogue instead, Fusions::rope_in_wqkv). q and k come from kernels/rope.cuh's arithmetic and the
-// stored rows from kernels/kv_write.cuh, both rope_kv_write's own, so q, the cache and the output are
-// bit-identical to the two launches'.
+// has that work in wqkv's epilogue instead, Fusions::rope_in_wqkv). q and k come from kernels/rope.cuh's
+// arithmetic and the stored rows from kernels/kv_write.cuh, both rope_kv_write's own, so q, the cache and
+// the output are bit-identical to the two launches'.
 #include <cmath>
 #include <type_traits>
 

@@ -9,8 +9,9 @@
 // fp16's achieved DRAM bandwidth in FLOP/s (~260 TFLOP/s) to tie cuBLAS fp16, which is still
 // reading its 4x larger weights. Targets (bench/kernels/bench_w4a16.cu): never slower than cuBLAS
 // fp16 up to n = 64, >= 2.5x faster at n = 16 on the 7b shapes. From n = 128, once its grid holds
-// at least 4/11 of a wave (w4a16_gemm_use_wide), w4a16_gemm hands over to the wide kernel (kernels/w4a16_gemm_wide.cu, 256 x 128 blocks:
-// half the unpacking per mma); w4a16_gemm_use_wide below is the one place that decides.
+// at least 4/11 of a wave, w4a16_gemm hands over to the wide kernel (kernels/w4a16_gemm_wide.cu,
+// 256 x 128 blocks: half the unpacking per mma); w4a16_gemm_use_wide below is the one place that
+// decides.
 //
 // A block computes a 128-row strip of W (8 mma M tiles) against BN = 16/32/64 rows of x, one group
 // (128 inputs = 2 packed tiles per M tile) per pipeline stage, 4 stages of cp.async in flight

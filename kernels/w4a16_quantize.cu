@@ -1,8 +1,9 @@
 // w4a16_quantize_rtn: fp16 W [out, in] -> the tile-packed W4A16 layout (kernels/w4a16.cuh) by
 // round-to-nearest, min/max per (row, group of 128 inputs), so that presets and unquantized
-// checkpoints run as w4a16 can be quantized on the device at load. FLOPs: a few per weight (not counted). Bytes: 2*in*out read, in*out/2 +
-// out*(in/128)*4 written. Bound: DRAM; it runs once per weight at load, so it aims at simple and
-// bit-exact (w4a16_quantize_rtn_reference in kernels/w4a16_repack.h) rather than at the roofline.
+// checkpoints run as w4a16 can be quantized on the device at load. FLOPs: a few per weight (not
+// counted). Bytes: 2*in*out read, in*out/2 + out*(in/128)*4 written. Bound: DRAM; it runs once per
+// weight at load, so it aims at simple and bit-exact (w4a16_quantize_rtn_reference in
+// kernels/w4a16_repack.h) rather than at the roofline.
 // One warp per (16-row strip, group): the 16 x 128 block goes through shared memory with 16-byte
 // loads, then each lane gathers exactly the 64 values whose codes it owns in the packed tiles (rows
 // gid, gid+8 of its fragment positions), so the four lanes of a gid hold a row's 128 values between
