@@ -10,7 +10,8 @@
 //   norm -> output -> sample
 //
 // Fusions (StepShape::fusions) change that list where the CUDA backend folds small ops into its
-// GEMVs (decode steps of <= 2 rows with fp16 weights, 1 row with w4a16: cuda_fusions() says when). With
+// GEMVs (decode steps of <= 2 rows with fp16 weights, 1 row with w4a16; swiglu_in_w13 up to 16 fp16
+// rows: cuda_fusions() says when). With
 // swiglu_in_w13 the w13 GEMV writes act = silu(gate) * up itself: `w13` reads x and W13 and writes act, and
 // there is no gate_up tensor and no `swiglu` op. With norm_in_gemv wo and w2 read and write the residual (no
 // `proj`), wqkv and w13 read the residual and their norm weight instead of x, and the final `norm`

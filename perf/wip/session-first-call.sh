@@ -10,12 +10,7 @@
 # Each stage is bounded so that a hang in one leaves the other's results.
 #
 #   OUT=/some/dir bash perf/wip/session-first-call.sh
-set -uo pipefail
-: "${OUT:?set OUT to the folder that comes back}"
-cd "$(dirname "$0")/../.."
-export PATH=/usr/local/cuda/bin:$PATH
-W=$OUT/w
-mkdir -p "$W"
+source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 start=$(date +%s)
 cmake --preset gpu -B build-gpu >"$W/cfg.log" 2>&1 || { tail -20 "$W/cfg.log"; exit 1; }
