@@ -73,10 +73,54 @@ double op_flops(const ModelConfig& c, const StepShape& s, const Op& op) {
   throw std::logic_error("op_flops: unknown op");
 }
 
+PrefillChunks prefill_chunks(int batch, int new_tokens, int chunk) {
+  PrefillChunks p;
+  const int64_t total_tokens = int64_t{batch} * new_tokens;
+  if (chunk <= 0 || total_tokens <= chunk) return p;
+  p.chunks = static_cast<int>((total_tokens + chunk - 1) / chunk);
+  int last_head_chunk = -1;
+  p.head_chunks = 0;
+  for (int i = 0; i < batch; ++i) {
+    const int64_t first = int64_t{i} * new_tokens, end = first + new_tokens;
+    // Every chunk boundary inside the sequence ends a piece that a later piece attends past.
+    for (int64_t b = (first / chunk + 1) * chunk; b < end; b += chunk) p.kv_reread_tokens += b - first;
+    const int head_chunk = static_cast<int>((end - 1) / chunk);
+    if (head_chunk != last_head_chunk) ++p.head_chunks, last_head_chunk = head_chunk;
+  }
+  return p;
+}
+
+namespace {
+
+// The bytes of the weights `op` reads: its `.weight` tensors, and the embeddings where a tied head
+// reads them as its weight.
+double weight_read_bytes(const Op& op) {
+  double b = 0;
+  for (const Tensor& t : op.reads) {
+    const bool weight = t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
+    if (weight || (op.type == OpType::output && t.name == "tok_embeddings")) b += double(bytes(t));
+  }
+  return b;
+}
+
+}  // namespace
+
 std::vector<OpCost> step_costs(const ModelConfig& c, const StepShape& s) {
+  const PrefillChunks chunks = s.new_tokens_per_seq > 1
+                                   ? prefill_chunks(s.batch, s.new_tokens_per_seq, s.prefill_chunk_tokens)
+                                   : PrefillChunks{};
+  const double kv_row_bytes = double(kv_bytes_per_token(c, s.formats.kv)) / std::max(c.n_layers, 1);
   std::vector<OpCost> costs;
-  for (const Op& op : step_ops(c, s))
-    costs.push_back({op.name, op.layer, to_string(op.kind), op_flops(c, s, op), double(op.bytes())});
+  for (const Op& op : step_ops(c, s)) {
+    double b = double(op.bytes());
+    if (chunks.chunks > 1) {
+      // The embedding gathers only its rows; the head runs where a sequence ends; the rest each chunk.
+      const int passes = op.type == OpType::output ? chunks.head_chunks : chunks.chunks;
+      if (op.type != OpType::embed) b += weight_read_bytes(op) * (passes - 1);
+      if (op.type == OpType::attention) b += kv_row_bytes * double(chunks.kv_reread_tokens);
+    }
+    costs.push_back({op.name, op.layer, to_string(op.kind), op_flops(c, s, op), b});
+  }
   return costs;
 }
 

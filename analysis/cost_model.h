@@ -38,7 +38,21 @@ struct OpCost {
 // FLOPs of one op of the op table, for the step it belongs to.
 double op_flops(const ModelConfig& c, const StepShape& s, const Op& op);
 
-// Every op of one forward step in forward order. Throws on an inconsistent shape.
+// How a prefill of `batch` empty sequences of `new_tokens` each runs in chunks of `chunk` rows, packed
+// in sequence order as the CUDA backend packs them (run_prefill): a sequence may continue into the
+// next chunk, whose piece then attends to (re-reads) its earlier K/V rows; the head runs only in
+// chunks where a sequence ends. chunk <= 0: one pass.
+struct PrefillChunks {
+  int chunks = 1;                // passes, each reading every layer weight and the final norm's
+  int head_chunks = 1;           // passes that run the output head (a sequence ends there)
+  int64_t kv_reread_tokens = 0;  // K/V rows read again, over the sequences: the earlier pieces' ends
+};
+PrefillChunks prefill_chunks(int batch, int new_tokens, int chunk);
+
+// Every op of one forward step in forward order. Throws on an inconsistent shape. A prefill run in
+// chunks (s.prefill_chunk_tokens) keeps the step's ops, each with what the chunks read again: its
+// weights once more per extra chunk (the head per extra chunk that runs it) and, for attention, the
+// K/V rows the continued sequences re-read; FLOPs are the step's.
 std::vector<OpCost> step_costs(const ModelConfig& c, const StepShape& s);
 
 struct CostTotals {

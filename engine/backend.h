@@ -108,6 +108,9 @@ class Backend {
   // when the tokens do not fit, and std::logic_error when a sequence is not empty.
   virtual DecodeTiming benchmark_prefill(std::span<const int> seqs, int tokens_per_seq, int warmup,
                                          int iters) = 0;
+  // The rows a prefill forward() runs at once: more new tokens than this (over all its sequences, in
+  // order) run as several passes, each reading every weight again. 0: one pass, whatever the size.
+  virtual int prefill_chunk_tokens() const { return 0; }
 };
 
 // The token ids benchmark_prefill() feeds every backend: spread over the vocabulary (a fixed stride

@@ -137,6 +137,9 @@ struct StepShape {
   Formats formats;
   int kv_block_size = kDefaultKvBlockSize;
   Fusions fusions{};  // none by default (the CPU backend's list); cuda_fusions() for the CUDA backend
+  // A prefill the backend runs in chunks of this many rows (Backend::prefill_chunk_tokens(); 0: one
+  // pass). The op table stays the one step's; the cost model adds what the chunks read again.
+  int prefill_chunk_tokens = 0;
 };
 
 // The fusions the CUDA backend applies to a step of this shape: a decode step whose batch the

@@ -311,6 +311,57 @@ TEST(CostModel, PrefillCountsOnlyTheCausalTriangle) {
   EXPECT_EQ(find_op(two, "output").bytes, 2 * 2048 * 2 * 3.0 + 92544 * 2048 * 2.0 + 2 * 92544 * 4.0);
 }
 
+TEST(CostModel, PrefillChunksFollowTheBackendsPacking) {
+  // One pass when the prefill fits a chunk, or without chunks.
+  EXPECT_EQ(prefill_chunks(1, 2048, 4096).chunks, 1);
+  EXPECT_EQ(prefill_chunks(256, 512, 0).chunks, 1);
+  // 16 x 512 = 8192 rows: two chunks of whole sequences, each with 8 sequences ending: the head in both.
+  PrefillChunks p = prefill_chunks(16, 512, 4096);
+  EXPECT_EQ(p.chunks, 2);
+  EXPECT_EQ(p.head_chunks, 2);
+  EXPECT_EQ(p.kv_reread_tokens, 0);
+  // One 5000-token prompt: its second piece re-reads the first 4096 rows; the head runs once.
+  p = prefill_chunks(1, 5000, 4096);
+  EXPECT_EQ(p.chunks, 2);
+  EXPECT_EQ(p.head_chunks, 1);
+  EXPECT_EQ(p.kv_reread_tokens, 4096);
+  // 3 x 3000 = 9000 rows in chunks of 4096, 4096, 808: sequence 1 crosses the first boundary after
+  // 1096 of its tokens, sequence 2 the second after 2192; each chunk sees a sequence end.
+  p = prefill_chunks(3, 3000, 4096);
+  EXPECT_EQ(p.chunks, 3);
+  EXPECT_EQ(p.head_chunks, 3);
+  EXPECT_EQ(p.kv_reread_tokens, 1096 + 2192);
+}
+
+TEST(CostModel, AChunkedPrefillReadsTheWeightsOnceAChunk) {
+  ModelConfig c = internlm2_1_8b();
+  StepShape one = shape(16, {512}, 512);
+  StepShape chunked = one;
+  chunked.prefill_chunk_tokens = 4096;
+  const auto a = step_costs(c, one), b = step_costs(c, chunked);
+  // Two chunks, the head in both: one more pass over every weight but the embeddings (by hand:
+  // 24 layers x (wqkv 4096 + wo 2048 + w13 16384 + w2 8192 rows of 2048) x 2 B, the 24 x 2 norm
+  // weights, the final norm's and the head's 92544 x 2048 x 2 B).
+  const double extra =
+      24.0 * (4096 + 2048 + 16384 + 8192) * 2048 * 2 + 24.0 * 2 * 2048 * 2 + 2048 * 2 + 92544.0 * 2048 * 2;
+  EXPECT_EQ(extra, 3399159808.0);
+  EXPECT_EQ(total(b).bytes - total(a).bytes, extra);
+  EXPECT_EQ(find_op(b, "embed").bytes, find_op(a, "embed").bytes);
+  EXPECT_EQ(total(b).flops, total(a).flops);
+  // A sequence continued into the next chunk re-reads its earlier K/V rows there: one 5000-token
+  // prompt re-reads 4096 rows of every layer's attention (fp16: 2 x 8 heads x 128 x 2 B a row).
+  StepShape long_one = shape(1, {5000}, 5000);
+  long_one.prefill_chunk_tokens = 4096;
+  const auto l = step_costs(c, long_one), l1 = step_costs(c, shape(1, {5000}, 5000));
+  EXPECT_EQ(find_op(l, "layers.3.attention").bytes - find_op(l1, "layers.3.attention").bytes, 4096.0 * 4096);
+  // The head runs in the one chunk where the prompt ends: not read again.
+  EXPECT_EQ(find_op(l, "output").bytes, find_op(l1, "output").bytes);
+  // Decode steps are never chunked.
+  StepShape decode = shape(256, {1024}, 1);
+  decode.prefill_chunk_tokens = 4096;
+  EXPECT_EQ(total(step_costs(c, decode)).bytes, total(step_costs(c, shape(256, {1024}, 1))).bytes);
+}
+
 TEST(CostModel, TotalsEqualTheSumOfOpsPerLayerAndPerKind) {
   ModelConfig c = internlm2_1_8b();
   StepShape mixed = shape(3, {100, 2000, 37}, 1, formats(WeightFormat::w4a16, KvFormat::int8));

@@ -218,6 +218,8 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
           StepShape shape = shape_of(c, backend->formats());
           // The CUDA backend runs the fused op table at decode (cuda_fusions): count what it launches.
           if (backend->device() == DeviceKind::cuda) shape.fusions = cuda_fusions(source.config, shape);
+          // A prefill larger than the backend's chunk reads the weights once a chunk: count that too.
+          if (c.phase == Phase::prefill) shape.prefill_chunk_tokens = backend->prefill_chunk_tokens();
           // This repetition alone, for the progress line; then the pool, for the report.
           const RunRecord this_rep = build_run(source.config, shape, device.peak, t.step_us, op_us, t.method);
           pool.step_us.insert(pool.step_us.end(), t.step_us.begin(), t.step_us.end());

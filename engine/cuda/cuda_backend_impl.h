@@ -82,6 +82,7 @@ class CudaBackendImpl final : public CudaBackend {
   void release_sequence(int seq) override;
   int sequence_length(int seq) const override { return find(seq).length; }
   int64_t capacity_tokens() const override { return int64_t{kv_->free_blocks()} * kv_->block_size(); }
+  int prefill_chunk_tokens() const override { return copt_.max_prefill_tokens; }
   void forward(std::span<const int> seqs, std::span<const std::vector<int>> tokens, float* logits) override {
     forward_impl(seqs, tokens, logits, nullptr);
   }
