@@ -150,7 +150,7 @@ std::vector<std::pair<std::string, CostTotals>> totals_by_kind(const std::vector
 }
 
 std::optional<double> predicted_ridge_batch(const ModelConfig& c, const Formats& formats, int context,
-                                            const Ceilings& ceilings, const std::string& kind) {
+                                            const Ceilings& ceilings, const std::string& kind, bool cuda) {
   if (!(ceilings.peak_GBps > 0) || !(ceilings.peak_tflops > 0))
     throw std::runtime_error("predicted_ridge_batch: ceilings must be positive");
   auto totals = [&](int batch) {
@@ -158,6 +158,7 @@ std::optional<double> predicted_ridge_batch(const ModelConfig& c, const Formats&
     s.batch = batch;
     s.context = {context};
     s.formats = formats;
+    if (cuda) s.fusions = cuda_fusions(c, s);
     CostTotals t;
     for (const auto& op : step_costs(c, s))
       if (kind.empty() || op.kind == kind) t.add(op);
@@ -166,9 +167,10 @@ std::optional<double> predicted_ridge_batch(const ModelConfig& c, const Formats&
     return t;
   };
   // flops(B) = f0 + B*f1, bytes(B) = w + B*b1 (f0 is 0: no op does work independent of the batch).
-  CostTotals one = totals(1), two = totals(2);
-  double f1 = two.flops - one.flops, b1 = two.bytes - one.bytes;
-  double f0 = one.flops - f1, w = one.bytes - b1;
+  const int b0 = cuda ? 2 * kCudaTcSwigluRows : 1;  // one op table from b0 on
+  const CostTotals one = totals(b0), two = totals(b0 + 1);
+  const double f1 = two.flops - one.flops, b1 = two.bytes - one.bytes;
+  const double f0 = one.flops - b0 * f1, w = one.bytes - b0 * b1;
   double r = ceilings.ridge();
   // (f0 + B f1) / (w + B b1) = r  <=>  B = (r w - f0) / (f1 - r b1), a crossing only if f1 > r b1.
   if (!(f1 > r * b1)) return std::nullopt;

@@ -80,7 +80,11 @@ std::vector<std::pair<std::string, CostTotals>> totals_by_kind(const std::vector
 // so the crossing is solved exactly from the costs at batch 1 and 2. nullopt when the intensity
 // never reaches the ridge: its limit for large batches, per-sequence FLOPs over per-sequence bytes,
 // stays below it (decode attention over a long context keeps the whole step memory-bound).
+// `cuda`: the op table of the CUDA backend's steps (cuda_fusions), which changes with the batch up to
+// kCudaTcSwigluRows rows; the crossing is solved from two batches above that (exact for a crossing
+// there, as every ridge the H200 reports show; below it, the affine fit of the larger batches).
 std::optional<double> predicted_ridge_batch(const ModelConfig& c, const Formats& formats, int context,
-                                            const Ceilings& ceilings, const std::string& kind = "");
+                                            const Ceilings& ceilings, const std::string& kind = "",
+                                            bool cuda = false);
 
 }  // namespace ridgeline

@@ -151,8 +151,10 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
 
 // Groups the decode runs (new_tokens_per_seq 1, one context for all sequences) by weights, kv,
 // context, group size and head format, and finds the ridge batch of each group, measured and predicted.
+// `cuda`: the runs are the CUDA backend's, whose decode op table is cuda_fusions' (the predicted ridges
+// use it too).
 std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vector<RunRecord>& runs,
-                                          const Ceilings& ceilings);
+                                          const Ceilings& ceilings, bool cuda = false);
 
 nlohmann::json to_json(const Report& r);
 // The `device` object alone (as in a report, and in `ridgeline probe --out`'s ceilings file), and

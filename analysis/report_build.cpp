@@ -107,7 +107,7 @@ RunRecord build_run(const ModelConfig& c, const StepShape& shape, const Ceilings
 }
 
 std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vector<RunRecord>& runs,
-                                          const Ceilings& ceilings) {
+                                          const Ceilings& ceilings, bool cuda) {
   // weights, kv, context, group size, head
   using Key = std::tuple<std::string, std::string, int, int, std::string>;
   std::vector<Key> order;
@@ -145,8 +145,8 @@ std::vector<HeadlineEntry> build_headline(const ModelConfig& c, const std::vecto
     }
     e.measured_ridge_batch = measured_ridge_batch(step_samples, ceilings.ridge());
     if (all_have_gemm) e.measured_gemm_ridge_batch = measured_ridge_batch(gemm_samples, ceilings.ridge());
-    e.predicted_ridge_batch = predicted_ridge_batch(c, formats, e.context, ceilings);
-    e.predicted_gemm_ridge_batch = predicted_ridge_batch(c, formats, e.context, ceilings, "gemm");
+    e.predicted_ridge_batch = predicted_ridge_batch(c, formats, e.context, ceilings, "", cuda);
+    e.predicted_gemm_ridge_batch = predicted_ridge_batch(c, formats, e.context, ceilings, "gemm", cuda);
     out.push_back(std::move(e));
   }
   return out;

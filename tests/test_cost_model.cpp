@@ -454,6 +454,29 @@ TEST(CostModel, PredictsGemmRidgeBatchOf1_8bFp16ByHand) {
   EXPECT_GE(gemm_intensity(276), r);
 }
 
+TEST(CostModel, PredictsTheCudaRidgeFromTheOpTableTheCudaBackendRuns) {
+  // The H200 ceilings of the 7b baseline (ridge 172.1 FLOP/B), 7b at context 1024 with an int8 cache:
+  // past 16 rows the CUDA step rotates and writes K/V inside attention (rope_in_attention), so no q
+  // round trip; the unfused table (the CPU's) crossed at B = 2078.6, the reports' figure before.
+  const Ceilings ceil{4595.86799672321, 790.9700502480932, "measured"};
+  const ModelConfig c = internlm2_7b();
+  const Formats f = formats(WeightFormat::fp16, KvFormat::int8);
+  const auto unfused = predicted_ridge_batch(c, f, 1024, ceil);
+  const auto fused = predicted_ridge_batch(c, f, 1024, ceil, "", true);
+  ASSERT_TRUE(unfused && fused);
+  EXPECT_NEAR(*unfused, 2078.56, 0.01);
+  EXPECT_NEAR(*fused, 1937.3, 0.1);  // the audit's hand figure
+  // The fused op table's own intensity brackets the fused prediction at the integer batches.
+  auto step_intensity = [&](int batch) {
+    StepShape s = decode(batch, 1024, WeightFormat::fp16, KvFormat::int8);
+    s.fusions = cuda_fusions(c, s);
+    return total(step_costs(c, s)).intensity();
+  };
+  const int below = int(std::floor(*fused));
+  EXPECT_LT(step_intensity(below), ceil.ridge());
+  EXPECT_GE(step_intensity(below + 1), ceil.ridge());
+}
+
 TEST(CostModel, PredictsNoStepRidgeWhenLongContextAttentionDominates) {
   // At context 1024, each sequence adds 3,604,454,528 FLOPs but 106,251,240 B (100,663,296 of KV +
   // the rest): the step's intensity tends to 33.9 FLOP/B as the batch grows, below the 233.3 ridge,

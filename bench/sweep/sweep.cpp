@@ -140,7 +140,7 @@ SweepResult run_sweep(const ModelSource& source, const SweepSpec& spec, const Ba
           "; the sweep ran its whole cross product {} times, interleaved (configuration order inside each "
           "repetition), and each run pools its configuration's samples from every repetition",
           spec.repeat);
-    rep.headline = build_headline(source.config, rep.runs, device.peak);
+    rep.headline = build_headline(source.config, rep.runs, device.peak, spec.device == DeviceKind::cuda);
   };
   auto update = [&] {
     refresh();
