@@ -1,6 +1,5 @@
 // ridgeline sweep: decode steps over batch x context x weights x kv, timed and joined with the
 // cost model into a schema-v1 report.
-#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -120,9 +119,8 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
                               : measure_device(spec.device);
   fmt::print(stderr, "sweep: {} on {} ({}, {} measured)\n", source.config.name, dev.name,
              format_bandwidth(dev.peak.peak_GBps), format_flops(dev.peak.peak_tflops));
-  if (std::find(spec.weights.begin(), spec.weights.end(), WeightFormat::w4a16) != spec.weights.end())
-    if (const std::string note = quantize_at_load_note(source, Formats{.weights = WeightFormat::w4a16});
-        !note.empty())
+  for (const WeightFormat w : spec.weights)
+    if (const std::string note = quantize_at_load_note(source, Formats{.weights = w}); !note.empty())
       fmt::print(stderr, "sweep: {}\n", note);
   // The CUDA backend records a step's kernels when RIDGELINE_TIMELINE is set (engine/backend.h).
   if (f.timeline) setenv("RIDGELINE_TIMELINE", "1", 1);

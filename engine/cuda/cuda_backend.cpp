@@ -204,15 +204,15 @@ void CudaBackendImpl::park_logits(std::span<const int> next) {
     if (owner < 0) continue;
     scratch_owner_[row] = -1;
     Sequence& s = find(owner);
-    if (std::find(next.begin(), next.end(), owner) != next.end()) {
-      s.logits = Sequence::Logits::none;  // about to be replaced
-      continue;
-    }
+    if (std::find(next.begin(), next.end(), owner) != next.end()) continue;  // about to be replaced
     RL_CUDA_CHECK("park logits",
                   cudaMemcpyAsync(parked_logits_.get() + s.slot * vocab, logits_.get() + row * vocab,
                                   vocab * sizeof(float), cudaMemcpyDeviceToDevice, stream_.get()));
     s.logits = Sequence::Logits::parked;
   }
+  // The coming step's sequences have no logits until it has run: a step that throws must not leave
+  // an earlier parked row to be sampled as its own.
+  for (int id : next) find(id).logits = Sequence::Logits::none;
 }
 
 void CudaBackendImpl::reserve_blocks(std::span<const int> seqs, std::span<const std::vector<int>> tokens) {
@@ -235,9 +235,6 @@ void CudaBackendImpl::forward_impl(std::span<const int> seqs, std::span<const st
   validate(seqs, tokens);  // nothing is allocated or written before this passes
   const bool decode = std::all_of(tokens.begin(), tokens.end(), [](const auto& t) { return t.size() == 1; });
   park_logits(seqs);
-  // Until the step has run, none of its sequences has logits: a throw below must not leave a parked
-  // row from an earlier step to be sampled as this step's.
-  for (int id : seqs) find(id).logits = Sequence::Logits::none;
   reserve_blocks(seqs, tokens);
   if (decode) {
     std::vector<int> ids(seqs.size());
@@ -296,9 +293,6 @@ StepArgs CudaBackendImpl::stage_decode(std::span<const int> seqs, std::span<cons
   }
   RL_CUDA_CHECK("step inputs", cudaMemcpyAsync(inputs_dev_.get(), h, 4 * rows * sizeof(int),
                                                cudaMemcpyHostToDevice, stream_.get()));
-  // Marked at once (and again after the tables), so that a throw below cannot let the next stage
-  // rewrite inputs_host_ under this copy.
-  RL_CUDA_CHECK("step inputs", cudaEventRecord(inputs_copied_.get(), stream_.get()));
   const bool rope_in_attention = step_fusions(a).rope_in_attention;
   if (rope_in_attention && a.rope != rope_freq_uploaded_) {
     // Each row's RoPE table as rope_kv_write would compute it from its group's base (padding rows

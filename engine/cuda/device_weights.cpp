@@ -81,12 +81,31 @@ class Uploader {
   DeviceBuffer<uint8_t> staging_;
 };
 
-// The largest linear's elements: the fp16 scratch a w4a16 preset generates each linear into, and an
-// unquantized checkpoint run as w4a16 uploads each linear into.
+// The largest linear's elements.
 int64_t largest_linear(const ModelConfig& c) {
   int64_t most = 0;
   for (const LinearDims d : layer_linear_dims(c)) most = std::max(most, int64_t{d.in} * d.out);
   return most;
+}
+
+// An unquantized model (a preset, or a checkpoint without quantization_config) run as w4a16 writes
+// each linear's fp16 values into one scratch of the largest linear's size, and w4a16_quantize_rtn
+// stores them from there; `rtn` says whether the model is such a one.
+int64_t rtn_scratch_bytes(const ModelConfig& c, bool rtn) {
+  return rtn ? 2 * largest_linear(c) : 0;
+}
+DeviceBuffer<half> rtn_scratch(const ModelConfig& c, bool rtn) {
+  return rtn ? alloc(largest_linear(c), "w4a16 quantization scratch") : DeviceBuffer<half>{};
+}
+
+// One linear's fp16 values, produced by `write(dst)`: in place for an fp16 linear; for a W4A16 one
+// into `scratch`, then quantized from there. Stream-ordered: the next write into the scratch waits for
+// this quantization to read it.
+template <typename Write>
+void write_linear(DeviceLinear& lin, half* scratch, cudaStream_t stream, Write&& write) {
+  if (!lin.quantized()) return write(lin.fp16.get());
+  write(scratch);
+  w4a16_quantize_rtn(scratch, lin.in, lin.out, lin.qweight.get(), lin.scale_zero.get(), stream);
 }
 
 void check_fits(const ModelSource& source, WeightFormat f, int64_t bytes, int64_t reserve_bytes) {
@@ -155,18 +174,14 @@ void fill_synthetic_weights(DeviceWeights& w, uint64_t seed, cudaStream_t stream
   // Same tensor ids, shifts and flat indices as synthetic_host_weights (engine/host_weights.h), so
   // the CPU backend's float32 preset and this fp16 one hold identical numbers; a w4a16 preset holds
   // their RTN quantization (the same rounding as engine/quantize_rtn.h, bit for bit).
-  DeviceBuffer<half> scratch;
-  if (w.format == WeightFormat::w4a16) scratch = alloc(largest_linear(c), "w4a16 quantization scratch");
+  const DeviceBuffer<half> scratch = rtn_scratch(c, w.format == WeightFormat::w4a16);
   fill_synthetic(w.tok_embeddings.get(), int64_t{c.vocab} * h, seed, 0, 0, false, stream);
   for (int l = 0; l < c.n_layers; ++l) {
     DeviceLayerWeights& L = w.layers[l];
     fill_synthetic(L.attention_norm.get(), h, seed, synthetic_tensor_id(l, 0), 0, true, stream);
     fill_synthetic(L.ffn_norm.get(), h, seed, synthetic_tensor_id(l, 3), 0, true, stream);
     for_each_synthetic_linear(L, c, seed, l, stream, [&](DeviceLinear& lin, auto&& fill) {
-      if (!lin.quantized()) return fill(lin.fp16.get());
-      // Stream-ordered: the next linear's fill waits for this quantization to read the scratch.
-      fill(scratch.get());
-      w4a16_quantize_rtn(scratch.get(), lin.in, lin.out, lin.qweight.get(), lin.scale_zero.get(), stream);
+      write_linear(lin, scratch.get(), stream, fill);
     });
   }
   fill_synthetic(w.norm.get(), h, seed, 1, 0, true, stream);
@@ -195,10 +210,7 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
   const ModelConfig& c = w.config;
   const int64_t h = c.hidden, inter = c.intermediate;
   Uploader up(stream);
-  DeviceBuffer<half> scratch_buffer;
-  if (w.format == WeightFormat::w4a16 && !ck.awq)
-    scratch_buffer = alloc(largest_linear(c), "w4a16 quantization scratch");
-  half* scratch = scratch_buffer.get();
+  const DeviceBuffer<half> scratch = rtn_scratch(c, w.format == WeightFormat::w4a16 && !ck.awq);
   up.upload(ck.get("model.tok_embeddings.weight"), w.tok_embeddings.get(), int64_t{c.vocab} * h);
   for (int l = 0; l < c.n_layers; ++l) {
     DeviceLayerWeights& L = w.layers[l];
@@ -214,14 +226,7 @@ void upload_checkpoint(DeviceWeights& w, const Checkpoint& ck, cudaStream_t stre
       upload_awq(ck, lin[4].prefix, lin[4].in, lin[4].out, L.w2, 0);
       continue;
     }
-    // fp16 linears upload in place; w4a16 ones (an unquantized checkpoint run as w4a16) upload into
-    // `scratch` and are quantized from there (RTN, as a preset's are), stream-ordered: the next
-    // upload into the scratch waits for this quantization to read it.
-    auto linear = [&](DeviceLinear& dst, auto&& upload) {
-      if (!dst.quantized()) return upload(dst.fp16.get());
-      upload(scratch);
-      w4a16_quantize_rtn(scratch, dst.in, dst.out, dst.qweight.get(), dst.scale_zero.get(), stream);
-    };
+    auto linear = [&](DeviceLinear& dst, auto&& upload) { write_linear(dst, scratch.get(), stream, upload); };
     linear(L.wqkv,
            [&](half* d) { up.upload(ck.get(lin[0].prefix + ".weight"), d, int64_t{c.qkv_dim()} * h); });
     linear(L.wo, [&](half* d) { up.upload(ck.get(lin[1].prefix + ".weight"), d, h * c.q_dim()); });
@@ -269,8 +274,7 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
     if (formats.head != WeightFormat::fp16)
       throw std::runtime_error(fmt::format("preset {}: the output head of a preset is fp16, not {}", c.name,
                                            to_string(formats.head)));
-    const int64_t scratch = f == WeightFormat::w4a16 ? 2 * largest_linear(c) : 0;
-    check_fits(source, f, bytes + scratch, reserve_bytes);
+    check_fits(source, f, bytes + rtn_scratch_bytes(c, f == WeightFormat::w4a16), reserve_bytes);
     DeviceWeights w = allocate(c, f, WeightFormat::fp16);
     fill_synthetic_weights(w, source.seed, stream);
     return w;
@@ -294,8 +298,7 @@ DeviceWeights load_device_weights(const ModelSource& source, const Formats& form
         "{}: a 4-bit output head (output.qweight) needs a vocab_size that is a multiple of 16 on the "
         "CUDA backend, not {}: quantize without --quantize-head, or use --device cpu",
         source.checkpoint_dir, c.vocab));
-  const int64_t scratch = f == WeightFormat::w4a16 && !ck.awq ? 2 * largest_linear(c) : 0;
-  check_fits(source, f, bytes + scratch, reserve_bytes);
+  check_fits(source, f, bytes + rtn_scratch_bytes(c, f == WeightFormat::w4a16 && !ck.awq), reserve_bytes);
   DeviceWeights w = allocate(c, f, formats.head);
   upload_checkpoint(w, ck, stream);  // checks every tensor's size against `c`
   return w;
