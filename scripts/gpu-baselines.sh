@@ -66,7 +66,7 @@ if [ "${RIDGELINE_BASELINE_TARGETS:-0}" = 1 ]; then
     echo "ridgeline_bench did not build (see build.log)"
     status=1
   fi
-  python3 scripts/targets.py --baselines "$out" --baselines reports/baselines --prefix "$prefix" \
+  python3 scripts/targets.py --breakdown --baselines "$out" --baselines reports/baselines --prefix "$prefix" \
     --ceilings "$out/ceilings.json" "$out/targets-bench.json" >"$out/targets.md" || status=1
   cat "$out/targets.md"
 fi

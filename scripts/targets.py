@@ -17,8 +17,14 @@ The bench rows a table needs and the benchmarks that give them:
   issue 12 and 10, attention:  BM_DecodeAttention/<model>/<kv>/<ctx>/<batch>
   issue 9, W4A16 vs fp16:      BM_W4A16VsFp16/<shape>/<M>
 A row whose measurements are missing says so instead of a figure.
+
+--breakdown adds, for each decode-step row that is not met, where that step's time goes: every op
+summed over the layers (CUPTI kernel times, serial), its roofline efficiency, the time it would take
+at its roofline and the time over it, against the step as the sweep times it (overlapped). Each
+breakdown's ops must add up to the report's own per-kind totals, or the script fails.
 """
 import argparse
+import gzip
 import json
 import os
 import re
@@ -26,7 +32,8 @@ import sys
 
 
 def load(path):
-    with open(path) as f:
+    """JSON, or gzipped JSON (bench/results keeps large runs as .json.gz)."""
+    with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
         return json.load(f)
 
 
@@ -106,6 +113,69 @@ def issue9_from_baselines(t, decode):
                 t.add("9", f"{target} >= {goal[name]}x", f"{x:.2f}x", x >= goal[name])
             else:
                 t.add("9", f"{target} (reported, no target)", f"{x:.2f}x", None)
+
+
+def op_group(name):
+    return re.sub(r"^layers\.\d+\.", "", name)
+
+
+def breakdown(title, run):
+    """Markdown: the run's ops grouped over the layers, against the step's bound."""
+    groups = {}
+    for o in run["ops"]:
+        g = groups.setdefault(op_group(o["name"]), {"n": 0, "us": 0.0, "bytes": 0.0, "flops": 0.0, "roof": 0.0})
+        g["n"] += 1
+        g["us"] += o["time_us"]
+        g["bytes"] += o["bytes"]
+        g["flops"] += o["flops"]
+        g["roof"] += o["roofline_time_us"]
+    total = sum(g["us"] for g in groups.values())
+    by_kind = sum(k["time_us"] for k in run["by_kind"])
+    if abs(total - by_kind) > 1e-6 * max(1.0, by_kind):
+        sys.exit(f"targets: {title}: the ops add up to {total:.3f} us, the report's kinds to {by_kind:.3f}")
+    step = run["step"]
+    step_us, bound_us = median_us(step), step["roofline_time_us"]
+    out = [f"**{title}**: step {step_us:.0f} us, {step['roofline_efficiency']:.2f} of its roofline "
+           f"({bound_us:.0f} us for {step['bytes'] / 1e9:.3f} GB and {step['flops'] / 1e12:.3f} TFLOP).", "",
+           "| op | launches | us | share | MB | GFLOP | roofline eff. | us at the roofline | us over it |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, g in sorted(groups.items(), key=lambda x: -x[1]["us"]):
+        eff = g["roof"] / g["us"] if g["us"] > 0 else 0.0
+        out.append(f"| {name} | {g['n']} | {g['us']:.1f} | {100 * g['us'] / total:.1f}% | {g['bytes'] / 1e6:.1f} | "
+                   f"{g['flops'] / 1e9:.1f} | {eff:.2f} | {g['roof']:.1f} | {g['us'] - g['roof']:.1f} |")
+    roof = sum(g["roof"] for g in groups.values())
+    out.append(f"| the ops one after another | | {total:.1f} | | | | {roof / total:.2f} | {roof:.1f} | "
+               f"{total - roof:.1f} |")
+    out.append(f"| the step (overlapped) | | {step_us:.1f} | | | | {bound_us / step_us:.2f} | {bound_us:.1f} | "
+               f"{step_us - bound_us:.1f} |")
+    return "\n".join(out)
+
+
+def breakdowns(decode):
+    """The steps behind every decode-step row of the table that is not met."""
+    out = []
+    for name, rep in decode.items():
+        runs = decode_runs(rep)
+        picks = []
+        r = runs.get((1, 1024, "fp16", "fp16"))
+        if r and r["step"]["bandwidth_utilization"] < 0.90:
+            picks.append(("B=1 ctx 1024 fp16/fp16", r))
+        mid = [(r["step"]["roofline_efficiency"], b, c, r) for (b, c, w, kv), r in runs.items()
+               if w == "fp16" and kv == "fp16" and 4 <= b <= 64 and c in (1024, 4096)]
+        if mid:
+            e, b, c, r = min(mid, key=lambda x: x[0])
+            if e < 0.85:
+                picks.append((f"B={b} ctx {c} fp16/fp16 (the lowest of B=4..64)", r))
+        r = runs.get((256, 1024, "fp16", "fp16"))
+        if r:
+            g = next(k for k in r["by_kind"] if k["kind"] == "gemm")
+            if g["compute_utilization"] < 0.75:
+                picks.append(("B=256 ctx 1024 fp16/fp16", r))
+        r = runs.get((1, 1024, "w4a16", "fp16"))
+        if r:
+            picks.append(("B=1 ctx 1024 w4a16/fp16 (issue 9's B=1 step)", r))
+        out += [breakdown(f"{name} {what}", run) for what, run in picks]
+    return out
 
 
 def bench_rows(files):
@@ -211,6 +281,8 @@ def main():
                          "reports/baselines)")
     ap.add_argument("--prefix", default="h200", help="the baselines' file prefix")
     ap.add_argument("--ceilings", help="a `ridgeline probe` JSON for the kernel benchmarks' peak")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also where the time goes in each decode step whose row is not met")
     a = ap.parse_args()
     presets = {"1.8b": "internlm2-chat-1_8b", "7b": "internlm2-chat-7b"}
     decode, prefill = {}, {}
@@ -237,12 +309,19 @@ def main():
     issue10_from_bench(t, bench, peak_gbps)
     issue9_from_bench(t, bench)
     reports = {**decode, **{k + " prefill": v for k, v in prefill.items()}}
+    parts = breakdowns(decode) if a.breakdown else []  # before any output: it fails on a bad report
     commits = ", ".join(f"{n} {r['git_commit'][:7]}" for n, r in reports.items())
     print(f"Baselines: {commits}.")
     if dated:
         print(f"Kernel benchmarks: {', '.join(dated)}, against {peak_gbps:.0f} GB/s ({peak_from}).")
     print()
     print(t.markdown())
+    if a.breakdown:
+        print()
+        print("## Where the time goes")
+        for b in parts:
+            print()
+            print(b)
 
 
 if __name__ == "__main__":
