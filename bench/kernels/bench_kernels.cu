@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/kernels/bench_util.h"
 #include "bench/kernels/op_costs.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/gemm.h"
@@ -25,51 +26,9 @@ using namespace ridgeline::cuda;
 using ridgeline::OpType;
 using ridgeline::bench::KernelCost;
 using ridgeline::bench::op_cost;
+using namespace ridgeline::bench;
 
 namespace {
-
-constexpr int kLaunches = 20;
-constexpr size_t kRotateBytes = size_t(256) << 20;  // > 4x the H100's / H200's L2
-
-bool gpu_ok() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-// How many copies of a `bytes`-sized input to cycle through so the set overflows the L2.
-int copies_for(size_t bytes) {
-  return int(std::clamp<size_t>(kRotateBytes / std::max<size_t>(bytes, 1) + 1, 1, 64));
-}
-
-// Times `launch(i)` (i = the launch index, for rotation) and reports per-launch time and rates.
-template <class F>
-void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double flops, F&& launch) {
-  Event start(true), stop(true);
-  for (int i = 0; i < 3; ++i) launch(i);
-  double total_s = 0;
-  int64_t n = 0;
-  for (auto _ : state) {
-    RL_CUDA_CHECK("bench", cudaEventRecord(start.get(), s));
-    for (int i = 0; i < kLaunches; ++i) launch(i);
-    RL_CUDA_CHECK("bench", cudaEventRecord(stop.get(), s));
-    RL_CUDA_CHECK("bench", cudaEventSynchronize(stop.get()));
-    float ms = 0;
-    RL_CUDA_CHECK("bench", cudaEventElapsedTime(&ms, start.get(), stop.get()));
-    double per = ms * 1e-3 / kLaunches;
-    state.SetIterationTime(per);
-    total_s += per;
-    ++n;
-  }
-  double t = total_s / std::max<int64_t>(n, 1);
-  state.counters["bytes"] = bytes;
-  state.counters["flops"] = flops;
-  state.counters["GB/s"] = bytes / t / 1e9;
-  state.counters["TFLOP/s"] = flops / t / 1e12;
-}
-
-void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) {
-  fill_synthetic(p, n, seed, 7, 0, false, s);
-}
 
 // A host vector (sequence slots, positions, lengths, block tables, RoPE tables) copied to the device.
 template <typename T>
@@ -78,25 +37,6 @@ DeviceBuffer<T> upload(const std::vector<T>& v, const char* what) {
   RL_CUDA_CHECK(what, cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
   return d;
 }
-
-struct GemmShape {
-  const char* name;
-  const char* preset;
-  OpType op;
-  int in, out;
-};
-// Per-layer GEMMs of internlm2-chat-1_8b (hidden 2048, 16+2*8 heads of 128, inter 8192) and
-// internlm2-chat-7b (hidden 4096, 32+2*8 heads, inter 14336); w13 is w1 and w3 stacked.
-const GemmShape kGemms[] = {
-    {"1_8b.wqkv", "internlm2-chat-1_8b", OpType::wqkv, 2048, 4096},
-    {"1_8b.wo", "internlm2-chat-1_8b", OpType::wo, 2048, 2048},
-    {"1_8b.w13", "internlm2-chat-1_8b", OpType::w13, 2048, 16384},
-    {"1_8b.w2", "internlm2-chat-1_8b", OpType::w2, 8192, 2048},
-    {"7b.wqkv", "internlm2-chat-7b", OpType::wqkv, 4096, 6144},
-    {"7b.wo", "internlm2-chat-7b", OpType::wo, 4096, 4096},
-    {"7b.w13", "internlm2-chat-7b", OpType::w13, 4096, 28672},
-    {"7b.w2", "internlm2-chat-7b", OpType::w2, 14336, 4096},
-};
 
 // The engine's GEMM (gemv_choice: gemv for 1-2 rows, gemv_tc up to 16, cuBLASLt above) and, for
 // comparison, cuBLASLt alone at every size.

@@ -39,8 +39,12 @@ constexpr int kKvBits[] = {16, 8, 4};
 
 std::string join(const std::vector<int>& v) {
   std::string s;
-  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+  for (int x : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x);
+  }
+  if (s.size() > 60) s.replace(57, std::string::npos, "...");
+  return s;
 }
 
 // Runs both ways for sequences of the given context lengths (each with its new token at position
