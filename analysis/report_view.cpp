@@ -292,12 +292,16 @@ std::vector<Fact> report_facts(const Report& r) {
   out.push_back({"Git commit", r.git_commit.empty() ? "unknown" : r.git_commit});
   out.push_back({"Date", r.created});
   out.push_back({"Method", r.method});
-  std::vector<std::string> op_methods;
+  // The report's method is its first run's; a run measured another way (a prefill beside decode
+  // steps, another prompt length) gets its own line, named by its phase.
+  std::vector<std::string> other_methods;
   for (const auto& run : r.runs)
     if (!run.method.empty() && run.method != r.method &&
-        std::find(op_methods.begin(), op_methods.end(), run.method) == op_methods.end())
-      op_methods.push_back(run.method);
-  for (const auto& m : op_methods) out.push_back({"Per-op method", m});
+        std::find(other_methods.begin(), other_methods.end(), run.method) == other_methods.end()) {
+      other_methods.push_back(run.method);
+      out.push_back(
+          {run.new_tokens_per_seq > 1 ? "Method (prefill runs)" : "Method (decode runs)", run.method});
+    }
   return out;
 }
 
@@ -305,10 +309,13 @@ std::vector<std::string> headline_sentences(const Report& r) {
   std::vector<std::string> out;
   for (const auto& h : r.headline) {
     int largest = h.batches.empty() ? 0 : *std::max_element(h.batches.begin(), h.batches.end());
-    std::string measured = h.measured_ridge_batch
-                               ? fmt::format("decode turns compute-bound at B≈{} measured",
+    // A measured ridge is a knee between measured batches: with one batch there is none to see.
+    std::string measured =
+        h.measured_ridge_batch ? fmt::format("decode turns compute-bound at B≈{} measured",
                                              format_sig(*h.measured_ridge_batch, 3))
-                               : fmt::format("no compute roof was reached up to B={} measured", largest);
+        : h.batches.size() < 2
+            ? fmt::format("one batch measured (B={}), and a measured ridge needs two or more", largest)
+            : fmt::format("no compute roof was reached up to B={} measured", largest);
     std::string predicted =
         h.predicted_ridge_batch
             ? fmt::format("the cost model predicts B≈{}", format_sig(*h.predicted_ridge_batch, 3))
@@ -317,6 +324,7 @@ std::vector<std::string> headline_sentences(const Report& r) {
     if (h.measured_gemm_ridge_batch || h.predicted_gemm_ridge_batch)
       gemm = fmt::format(" (GEMMs alone: {} measured, {} predicted)",
                          h.measured_gemm_ridge_batch ? "B≈" + format_sig(*h.measured_gemm_ridge_batch, 3)
+                         : h.batches.size() < 2      ? std::string("one batch, none")
                                                      : std::string("not reached"),
                          h.predicted_gemm_ridge_batch ? "B≈" + format_sig(*h.predicted_gemm_ridge_batch, 3)
                                                       : std::string("none"));
@@ -332,12 +340,14 @@ Table headline_table(const Report& r) {
            "measured GEMM ridge B", "predicted GEMM ridge B"},
           {false, false, true, false, true, true, true, true},
           {}};
-  for (const auto& h : r.headline)
+  for (const auto& h : r.headline) {
+    const char* unmeasured = h.batches.size() < 2 ? "needs 2+ batches" : "not reached";
     t.rows.push_back({weights_cell(h.weights, h.group_size, h.head), h.kv, std::to_string(h.context),
-                      batch_list(h.batches), ridge_cell(h.measured_ridge_batch, "not reached"),
+                      batch_list(h.batches), ridge_cell(h.measured_ridge_batch, unmeasured),
                       ridge_cell(h.predicted_ridge_batch, "none"),
-                      ridge_cell(h.measured_gemm_ridge_batch, "not reached"),
+                      ridge_cell(h.measured_gemm_ridge_batch, unmeasured),
                       ridge_cell(h.predicted_gemm_ridge_batch, "none")});
+  }
   return t;
 }
 

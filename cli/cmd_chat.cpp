@@ -180,13 +180,40 @@ void print_stats(const ChatSession& session, StepBandwidth& bw, DeviceKind devic
                         cpu_storage_note(formats)));
 }
 
-std::string context_full_message(const ContextFull& f) {
+// What a turn that does not fit even a new conversation must shorten: the message, and the system
+// prompt when there is one (it is part of every new conversation's first turn).
+std::string what_to_shorten(bool has_system) {
+  return has_system
+             ? "shorten the message or the system prompt (--system, /system), or lower --max-new-tokens"
+             : "shorten the message or lower --max-new-tokens";
+}
+
+std::string context_full_message(const ContextFull& f, bool has_system) {
   std::string msg = fmt::format("context full: this turn needs {} tokens, {} left; ", f.needed, f.left);
   if (f.fits_new_conversation()) return msg + "/reset to start a new conversation";
   return msg + fmt::format(
-                   "even a new conversation holds only {} (the message plus --max-new-tokens for the "
-                   "reply): shorten the message or lower --max-new-tokens",
-                   f.limit);
+                   "even a new conversation holds only {} ({}the message plus --max-new-tokens for "
+                   "the reply): {}",
+                   f.limit, has_system ? "the system prompt, " : "", what_to_shorten(has_system));
+}
+
+// Why `system` leaves no room in a new conversation for a one-token message and a reply of
+// `max_new_tokens` (a sentence after the system prompt's name: "is too long: ..."), or nothing when
+// it fits. Sized by its lower bound first (a pasted megabyte would take minutes to tokenize), then
+// exactly.
+std::optional<std::string> system_prompt_refusal(const Tokenizer& tok, const std::string& system,
+                                                 int max_new_tokens, int64_t limit) {
+  if (system.empty()) return std::nullopt;
+  const auto msgs = chat_messages("", system);
+  const int64_t room = limit - max_new_tokens - 1;
+  int64_t tokens = min_chat_tokens(tok, msgs, true);
+  const bool bound = tokens > room;
+  if (!bound) tokens = int64_t(encode_chat(tok, msgs, true).size());
+  if (tokens <= room) return std::nullopt;
+  return fmt::format(
+      "is too long: its {} bytes are {}{} tokens in the chat template, and with --max-new-tokens {} for a "
+      "reply the context of {} has no room for a message",
+      system.size(), bound ? "at least " : "", tokens, max_new_tokens, limit);
 }
 
 // Reads one message: lines ending in `\` continue it. nullopt at the end of input.
@@ -244,6 +271,8 @@ int run_chat(const ChatFlags& f) {
   auto backend = make_backend(source, bo);
   if (const std::string note = quantize_at_load_note(source, bo.formats); !note.empty()) io.note(note);
   ChatSession session(*backend, tok, f.system);
+  if (auto why = system_prompt_refusal(tok, f.system, opt.max_new_tokens, session.context_limit()))
+    throw std::runtime_error("--system " + *why);
   StepBandwidth bw(*backend);
 
   if (io.interactive) {
@@ -270,6 +299,11 @@ int run_chat(const ChatFlags& f) {
         session.reset();
         io.note("(new conversation)");
       } else if (cmd == "/system") {
+        if (auto why = system_prompt_refusal(tok, arg, opt.max_new_tokens, session.context_limit())) {
+          io.note("/system: that system prompt " + *why +
+                  "; the conversation and its system prompt are unchanged");
+          continue;
+        }
         session.set_system(arg);
         io.note(arg.empty() ? "(new conversation, no system prompt)"
                             : "(new conversation with that system prompt)");
@@ -285,13 +319,15 @@ int run_chat(const ChatFlags& f) {
 
     // A message that cannot fit even a new conversation is refused before it is tokenized (a
     // pasted megabyte would take minutes): min_chat_tokens() is a lower bound on its tokens.
-    if (int64_t at_least = min_chat_tokens(tok, chat_messages(*message, ""), true);
+    if (int64_t at_least = min_chat_tokens(tok, chat_messages(*message, session.system()), true);
         at_least + opt.max_new_tokens > session.context_limit()) {
+      const bool has_system = !session.system().empty();
       io.note(fmt::format(
-          "context full: this turn needs at least {} tokens ({} bytes of text, at most {} a token, "
-          "plus --max-new-tokens for the reply); even a new conversation holds only {}: shorten the "
-          "message or lower --max-new-tokens",
-          at_least + opt.max_new_tokens, message->size(), tok.max_token_bytes(), session.context_limit()));
+          "context full: this turn needs at least {} tokens ({} bytes of text{}, at most {} a token, "
+          "plus --max-new-tokens for the reply); even a new conversation holds only {}: {}",
+          at_least + opt.max_new_tokens, message->size() + session.system().size(),
+          has_system ? " with the system prompt" : "", tok.max_token_bytes(), session.context_limit(),
+          what_to_shorten(has_system)));
       if (!io.interactive) {
         std::fputc('\n', stdout);  // the refused turn's empty reply, so that lines stay paired
         std::fflush(stdout);
@@ -329,7 +365,7 @@ int run_chat(const ChatFlags& f) {
       continue;
     }
     if (turn.context_full) {
-      io.note(context_full_message(*turn.context_full));
+      io.note(context_full_message(*turn.context_full, !session.system().empty()));
       if (!io.interactive) {
         std::fputc('\n', stdout);  // the refused turn's empty reply, so that lines stay paired
         std::fflush(stdout);

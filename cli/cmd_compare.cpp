@@ -1,7 +1,7 @@
 // ridgeline compare: new sweep reports against a base report, configuration by configuration.
 // Exit codes: 0 no regression, 1 at least one regression (each named on stdout), 2 unusable input
 // (unreadable file, not JSON, another schema, an invalid report, nothing matched) or an output file
-// that cannot be written, so that 1 always means "slower".
+// that cannot be written (found before comparing), so that 1 always means "slower".
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -59,13 +59,25 @@ Report load(const std::string& path) {
   }
 }
 
-// An output that cannot be written is exit 2 too: 1 always means "slower".
-void write_output(const std::string& path, const std::string& text) {
+// An output that cannot be written is exit 2 too: 1 always means "slower". Opened before anything is
+// compared, so that a regression is never printed and then reported as exit 2.
+std::optional<OutputFile> open_output(const std::optional<std::string>& path) {
+  if (!path) return std::nullopt;
   try {
-    write_file(path, text);
+    return std::optional<OutputFile>(std::in_place, *path);
   } catch (const std::exception& e) {
     throw Unusable(e.what());
   }
+}
+
+void write_output(std::optional<OutputFile>& file, const std::string& text) {
+  try {
+    file->write(text);
+    file->publish();
+  } catch (const std::exception& e) {
+    throw Unusable(e.what());
+  }
+  fmt::print(stderr, "compare: wrote {}\n", file->path());
 }
 
 struct CompareFlags {
@@ -80,6 +92,7 @@ int run_compare(const CompareFlags& f) {
                                  f.files.size(), f.files.size() == 1 ? "" : "s"));
   const CompareOptions& opt = f.options;
   try {
+    std::optional<OutputFile> md = open_output(f.md), github = open_output(f.github_benchmark);
     const std::string& base_path = f.files[0];
     Report base = load(base_path);
     std::vector<ReportComparison> comparisons;
@@ -93,14 +106,8 @@ int run_compare(const CompareFlags& f) {
       }
     }
     std::cout << compare_text(comparisons) << std::flush;
-    if (f.md) {
-      write_output(*f.md, compare_markdown(comparisons));
-      fmt::print(stderr, "compare: wrote {}\n", *f.md);
-    }
-    if (f.github_benchmark) {
-      write_output(*f.github_benchmark, github_benchmark_json(comparisons).dump(2) + "\n");
-      fmt::print(stderr, "compare: wrote {}\n", *f.github_benchmark);
-    }
+    if (md) write_output(md, compare_markdown(comparisons));
+    if (github) write_output(github, github_benchmark_json(comparisons).dump(2) + "\n");
     size_t regressions = 0;
     for (const auto& c : comparisons) regressions += c.count(Verdict::regression);
     return regressions > 0 ? kExitRegression : 0;
@@ -123,10 +130,13 @@ Runner define_compare(CLI::App& app) {
       ->type_name("F")
       ->check(number_in(0, 1, /*min_open=*/true))
       ->capture_default_str();
-  app.add_option("--md", f->md, "also write the comparison as Markdown")->type_name("FILE");
+  app.add_option("--md", f->md, "also write the comparison as Markdown")
+      ->type_name("FILE")
+      ->check(file_name());
   app.add_option("--github-benchmark", f->github_benchmark,
                  "also write github-action-benchmark JSON (customSmallerIsBetter)")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(file_name());
   return [f](const std::vector<std::string>&) { return run_compare(*f); };
 }
 

@@ -12,6 +12,7 @@
 #include "cli/flags.h"
 #include "cli/generation_flags.h"
 #include "cli/npy.h"
+#include "cli/output_file.h"
 #include "engine/backend_factory.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"
@@ -57,8 +58,10 @@ std::vector<int> prompt_ids(const GenerateFlags& f, const Tokenizer& tok, int64_
   }
   size_t bytes = 0;
   for (const auto& m : msgs) bytes += m.content.size();
-  check_prompt_size(f.chat ? std::string("--chat") : "--messages " + *f.messages, bytes,
-                    min_chat_tokens(tok, msgs, needs_generation_prompt(msgs)), limit, tok);
+  const std::string what = f.messages ? "--messages " + *f.messages
+                           : f.system ? "--chat with --system"
+                                      : "--chat";
+  check_prompt_size(what, bytes, min_chat_tokens(tok, msgs, needs_generation_prompt(msgs)), limit, tok);
   return encode_chat(tok, msgs, needs_generation_prompt(msgs));
 }
 
@@ -72,6 +75,9 @@ int run_generate(const GenerateFlags& f) {
   GenerateOptions opt = generation_options(f.generation);
   opt.stop_ids = tok.stop_ids();
   opt.keep_logits = f.logits_out.has_value();
+  // Opened first: a --logits-out that cannot be written fails before the model loads and generates.
+  std::optional<OutputFile> logits_file;
+  if (f.logits_out) logits_file.emplace(*f.logits_out);
 
   const bool json_out = f.json;
   BackendOptions bo = backend_options(choose_device(f.device), source, f.device);
@@ -107,11 +113,15 @@ int run_generate(const GenerateFlags& f) {
       {"prefill_ms", r.prefill_ms},
       {"prefill_tokens_per_s", r.prefill_ms > 0 ? r.prefill_tokens / (r.prefill_ms / 1e3) : 0.0},
       {"decode_ms", r.decode_ms},
-      {"decode_tokens_per_s", r.decode_ms > 0 ? decode_steps / (r.decode_ms / 1e3) : 0.0},
-      {"ms_per_token", decode_steps > 0 ? r.decode_ms / decode_steps : 0.0}};
-  if (opt.keep_logits)
-    write_npy_f32(*f.logits_out, {int64_t(r.output_ids.size()), int64_t(source.config.vocab)},
-                  r.step_logits.data());
+      // null when no decode step ran (one new token, the prefill's): no rate, rather than a rate of 0
+      {"decode_tokens_per_s",
+       decode_steps > 0 && r.decode_ms > 0 ? nlohmann::json(decode_steps / (r.decode_ms / 1e3)) : nullptr},
+      {"ms_per_token", decode_steps > 0 ? nlohmann::json(r.decode_ms / decode_steps) : nullptr}};
+  if (logits_file) {
+    logits_file->write(
+        npy_f32({int64_t(r.output_ids.size()), int64_t(source.config.vocab)}, r.step_logits.data()));
+    logits_file->publish();
+  }
   if (json_out) {
     nlohmann::json j = {{"prompt_ids", prompt},
                         {"output_ids", r.output_ids},
@@ -123,10 +133,13 @@ int run_generate(const GenerateFlags& f) {
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);  // the reply's newline before the stats line when both go to one file
-    fmt::print(stderr, "[{} prompt + {} new tokens on {}, {:.1f} tok/s decode, {:.2f} ms/token, stop: {}]\n",
-               r.prefill_tokens, r.output_ids.size(), to_string(backend->device()),
-               stats["decode_tokens_per_s"].get<double>(), stats["ms_per_token"].get<double>(),
-               to_string(r.stop_reason));
+    // One new token is the prefill's: no decode step ran, so there is no decode rate to print.
+    const std::string rate = decode_steps > 0 ? fmt::format("{:.1f} tok/s decode, {:.2f} ms/token",
+                                                            stats["decode_tokens_per_s"].get<double>(),
+                                                            stats["ms_per_token"].get<double>())
+                                              : std::string("no decode step");
+    fmt::print(stderr, "[{} prompt + {} new tokens on {}, {}, stop: {}]\n", r.prefill_tokens,
+               r.output_ids.size(), to_string(backend->device()), rate, to_string(r.stop_reason));
   }
   return 0;
 }
@@ -144,7 +157,8 @@ Runner define_generate(CLI::App& app) {
   add_generation_flags(app, f->generation, 256, 0);
   app.add_flag("--json", f->json, "print one JSON object: prompt_ids, output_ids, text, stats");
   app.add_option("--logits-out", f->logits_out, "write the float32 logits of every step, [steps, vocab]")
-      ->type_name("FILE.npy");
+      ->type_name("FILE.npy")
+      ->check(file_name());
   return [f](const std::vector<std::string>&) { return run_generate(*f); };
 }
 

@@ -48,7 +48,7 @@ int run_probe(const ProbeFlags& f) {
 Runner define_probe(CLI::App& app) {
   auto f = std::make_shared<ProbeFlags>();
   add_device_flags(app, f->device, false);
-  app.add_option("--out", f->out, "also write the ceilings as JSON")->type_name("FILE");
+  app.add_option("--out", f->out, "also write the ceilings as JSON")->type_name("FILE")->check(file_name());
   return [f](const std::vector<std::string>&) { return run_probe(*f); };
 }
 

@@ -66,13 +66,25 @@ int run_quantize(const QuantizeFlags& f) {
 Runner define_quantize(CLI::App& app) {
   auto f = std::make_shared<QuantizeFlags>();
   app.add_option("--model", f->model, "checkpoint folder or preset")->type_name("DIR|PRESET")->required();
-  app.add_option("--out", f->out, "the AWQ checkpoint folder to write")->type_name("DIR")->required();
+  app.add_option("--out", f->out, "the AWQ checkpoint folder to write")
+      ->type_name("DIR")
+      ->required()
+      ->check(file_name());
   app.add_option("--method", f->method, "round-to-nearest, or AWQ calibrated on a text")
       ->type_name("rtn|awq")
       ->capture_default_str();
-  app.add_option("--group-size", f->group_size, "weights per scale and zero, along the input dimension")
+  app.add_option("--group-size", f->group_size,
+                 "weights per scale and zero, along the input dimension: a multiple of 8 dividing the "
+                 "model's layer widths")
       ->type_name("N")
-      ->check(integer_in(1, 1 << 20))
+      ->check(integer_in(8, 1 << 20))
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            return std::stoll(s) % 8 == 0
+                       ? ""
+                       : "expects a multiple of 8 (8 codes a packed word), got '" + s + "'";
+          },
+          ""))
       ->capture_default_str();
   app.add_option("--calib", f->calib, "calibration text for --method awq")
       ->type_name("FILE")

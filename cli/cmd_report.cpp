@@ -76,7 +76,8 @@ Runner define_report(CLI::App& app) {
   app.add_option("files", f->files, "sweep reports; several render side by side")->type_name("REPORT.json");
   app.add_option("-o,--out", f->out, "a .html file (self-contained) or a .md file (SVG charts beside it)")
       ->type_name("FILE")
-      ->default_str("Markdown to stdout");
+      ->default_str("Markdown to stdout")
+      ->check(file_name());
   return [f](const std::vector<std::string>&) { return run_report(*f); };
 }
 

@@ -1,5 +1,6 @@
 // ridgeline sweep: decode steps over batch x context x weights x kv, timed and joined with the
 // cost model into a schema-v1 report.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -65,29 +66,6 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
   SweepSpec spec;
   spec.device = choose_device(f.device, true);
   const bool cpu = spec.device == DeviceKind::cpu;
-  std::string model = f.model.value_or(kGpuModel);
-  if (cpu) {
-    const SweepSpec c = cpu_defaults();
-    spec.batches = c.batches;
-    spec.contexts = c.contexts;
-    spec.warmup = c.warmup;
-    spec.iters = c.iters;
-    if (!f.model) {
-      model = bundled_model("tiny-internlm2-chat");
-      if (model.empty()) throw std::runtime_error("the bundled tiny model was not found in " + data_dir());
-      fmt::print(
-          stderr,
-          "sweep: no GPU, so the CPU reference backend runs the bundled tiny model (batch {}, context {}); "
-          "pass --model and --device to choose\n",
-          fmt::join(f.batch ? parse_int_list(*f.batch) : spec.batches, ","),
-          fmt::join(f.context ? parse_int_list(*f.context) : spec.contexts, ","));
-    }
-  }
-  if (f.batch) spec.batches = parse_int_list(*f.batch);
-  if (f.context) spec.contexts = parse_int_list(*f.context);
-  if (f.iters) spec.iters = *f.iters;
-  if (f.warmup) spec.warmup = *f.warmup;
-  spec.repeat = f.repeat;
   if (f.phase) {
     spec.phases.clear();
     for (const auto& p : split_list(*f.phase)) {
@@ -98,6 +76,50 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
       }
     }
   }
+  // A flag the sweep's phases or backend would ignore is refused, not dropped without a word.
+  const auto runs = [&](Phase p) {
+    return std::find(spec.phases.begin(), spec.phases.end(), p) != spec.phases.end();
+  };
+  if (f.prompt_len && !runs(Phase::prefill))
+    throw UsageError(
+        "--prompt-len sets the prefill phase's prompts, and this sweep runs decode only: add "
+        "--phase prefill (or decode,prefill)");
+  if (f.context && !runs(Phase::decode))
+    throw UsageError(
+        "--context sets the decode phase's contexts, and this sweep runs prefill only (its prompts "
+        "are --prompt-len)");
+  if (f.timeline && cpu)
+    throw UsageError("--timeline records the kernels a GPU ran (CUDA, CUPTI); this sweep runs on the CPU");
+  if (f.timeline && !runs(Phase::decode))
+    throw UsageError("--timeline records a decode step's kernels, and this sweep runs prefill only");
+  std::string model = f.model.value_or(kGpuModel);
+  if (cpu) {
+    const SweepSpec c = cpu_defaults();
+    spec.batches = c.batches;
+    spec.contexts = c.contexts;
+    spec.warmup = c.warmup;
+    spec.iters = c.iters;
+    if (!f.model) {
+      model = bundled_model("tiny-internlm2-chat");
+      if (model.empty()) throw std::runtime_error("the bundled tiny model was not found in " + data_dir());
+      // Why the tiny model: no GPU answered, or the CPU was asked for (a preset would take hours there).
+      const std::string sizes =
+          runs(Phase::decode)
+              ? fmt::format("batch {}, context {}",
+                            fmt::join(f.batch ? parse_int_list(*f.batch) : spec.batches, ","),
+                            fmt::join(f.context ? parse_int_list(*f.context) : spec.contexts, ","))
+              : fmt::format("batch {}", fmt::join(f.batch ? parse_int_list(*f.batch) : spec.batches, ","));
+      fmt::print(
+          stderr,
+          "sweep: {} the CPU reference backend runs the bundled tiny model ({}); pass --model{} to choose\n",
+          f.device.device ? "on --device cpu," : "no GPU, so", sizes, f.device.device ? "" : " and --device");
+    }
+  }
+  if (f.batch) spec.batches = parse_int_list(*f.batch);
+  if (f.context) spec.contexts = parse_int_list(*f.context);
+  if (f.iters) spec.iters = *f.iters;
+  if (f.warmup) spec.warmup = *f.warmup;
+  spec.repeat = f.repeat;
   if (f.prompt_len) spec.prompt_lens = parse_int_list(*f.prompt_len);
   ModelSource source = resolve_model(model);
   const Formats defaults = default_formats(source);
@@ -150,10 +172,8 @@ int run_sweep_cmd(const SweepFlags& f, const std::vector<std::string>& argv) {
   }
   std::signal(SIGINT, previous);
   write_file(f.out, to_json(r));
-  if (f.timeline && timeline_runs(r.report).empty())
-    fmt::print(stderr,
-               "sweep: --timeline recorded no kernels (it needs the CUDA backend with CUPTI, and "
-               "decode runs)\n");
+  if (f.timeline && timeline_runs(r.report).empty())  // e.g. CUPTI could not attach
+    fmt::print(stderr, "sweep: --timeline recorded no kernels (it needs CUPTI on the CUDA backend)\n");
   const int failed = r.failures();
   fmt::print(stderr, "sweep: {} runs, {} skipped, {} failed{}; wrote {}\n", r.report.runs.size(),
              r.skipped.size() - failed, failed, r.interrupted ? ", interrupted" : "", f.out);
@@ -204,7 +224,8 @@ Runner define_sweep(CLI::App& app) {
   app.add_option("--out", f->out,
                  "the report (schema ridgeline.report.v1), rewritten after each configuration")
       ->type_name("FILE")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(file_name());
   app.add_flag("--timeline", f->timeline,
                "also record one decode step's kernels as the GPU ran them (CUDA, CUPTI): each run's "
                "`timeline`, what every kernel adds to the overlapped step");

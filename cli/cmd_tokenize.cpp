@@ -51,8 +51,19 @@ int run_tokenize(const TokenizeFlags& f) {
   if (f.system && !f.chat) throw UsageError("--system goes with --chat");
   // A path that exists wins; otherwise a bundled tokenizer of that name.
   std::string where = f.tokenizer;
-  if (!std::filesystem::exists(where))
-    if (std::string bundled = bundled_tokenizer(where); !bundled.empty()) where = bundled;
+  if (!std::filesystem::exists(where)) {
+    if (std::string bundled = bundled_tokenizer(where); !bundled.empty()) {
+      where = bundled;
+    } else if (where.find('/') == std::string::npos) {  // meant as a name: say which names there are
+      const auto names = bundled_tokenizer_names();
+      throw std::runtime_error(fmt::format(
+          "tokenizer '{}' is neither a file or folder nor a bundled tokenizer ({}): give a folder holding "
+          "tokenizer.model, the file itself, or a bundled name",
+          where,
+          names.empty() ? std::string("none bundled here")
+                        : fmt::format("bundled: {}", fmt::join(names, ", "))));
+    }
+  }
   Tokenizer tok = Tokenizer::load(where);
 
   std::vector<int> ids;

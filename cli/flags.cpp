@@ -30,11 +30,20 @@ CLI::Validator integer_in(long long min, long long max) {
   return CLI::Validator(
       [min, max](std::string& s) -> std::string {
         long long v = 0;
-        if (!parse_integer(s, v) || v < min || v > max)
-          return fmt::format("expects an integer {}, got '{}'", bound_text(min, max), s);
-        return "";
+        if (parse_integer(s, v) && v >= min && v <= max) return "";
+        // A number too large for 64 bits is >= min but out of range: say the whole range.
+        long long ignored = 0;
+        const bool too_large =
+            std::from_chars(s.data(), s.data() + s.size(), ignored).ec == std::errc::result_out_of_range;
+        return fmt::format("expects an integer {}, got '{}'",
+                           too_large ? fmt::format("in [{}, {}]", min, max) : bound_text(min, max), s);
       },
       "");
+}
+
+CLI::Validator file_name() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string { return s.empty() ? "expects a file name, got ''" : ""; }, "");
 }
 
 CLI::Validator number_in(double min, double max, bool min_open) {

@@ -23,6 +23,8 @@ bool given(const CLI::App& app, const std::string& flag);
 CLI::Validator integer_in(long long min, long long max);
 // A finite number in [min, max] (NaN and infinities refused); `min_open` makes it (min, max].
 CLI::Validator number_in(double min, double max, bool min_open = false);
+// A path to write: not empty ("--out: expects a file name, got ''").
+CLI::Validator file_name();
 // Comma-separated positive integers ("1,4,16"), no empty items.
 CLI::Validator positive_int_list();
 // Comma-separated words, no empty items.

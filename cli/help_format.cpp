@@ -35,4 +35,10 @@ std::string HelpFormatter::make_option_desc(const CLI::Option* opt) const {
   return desc;
 }
 
+std::string HelpFormatter::make_help(const CLI::App* app, std::string name, CLI::AppFormatMode mode) const {
+  std::string text = CLI::Formatter::make_help(app, std::move(name), mode);
+  while (text.size() >= 3 && text.compare(text.size() - 3, 3, "\n\n\n") == 0) text.pop_back();
+  return text;
+}
+
 }  // namespace ridgeline::cli

@@ -4,11 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "cli/output_file.h"
-
 namespace ridgeline::cli {
 
-void write_npy_f32(const std::string& path, const std::vector<int64_t>& shape, const float* data) {
+std::string npy_f32(const std::vector<int64_t>& shape, const float* data) {
   std::string dims;
   int64_t count = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -27,7 +25,7 @@ void write_npy_f32(const std::string& path, const std::vector<int64_t>& shape, c
   bytes += static_cast<char>(len >> 8);
   bytes += header;
   bytes.append(reinterpret_cast<const char*>(data), size_t(count) * sizeof(float));
-  write_file(path, bytes);
+  return bytes;
 }
 
 }  // namespace ridgeline::cli

@@ -8,6 +8,7 @@
 
 namespace ridgeline::cli {
 
-void write_npy_f32(const std::string& path, const std::vector<int64_t>& shape, const float* data);
+// The .npy file's bytes: header and data.
+std::string npy_f32(const std::vector<int64_t>& shape, const float* data);
 
 }  // namespace ridgeline::cli

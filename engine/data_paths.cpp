@@ -1,5 +1,7 @@
 #include "engine/data_paths.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -50,6 +52,19 @@ std::string data_dir() {
 
 std::string bundled_tokenizer(const std::string& name) {
   return find("tokenizers", name);
+}
+
+std::vector<std::string> bundled_tokenizer_names() {
+  std::vector<std::string> names;
+  for (const fs::path& dir : candidates()) {
+    std::error_code ec;
+    if (!fs::is_directory(dir / "tokenizers", ec)) continue;
+    for (const auto& e : fs::directory_iterator(dir / "tokenizers", ec))
+      if (e.is_directory(ec)) names.push_back(e.path().filename().string());
+    break;  // the first data folder that has them, as bundled_tokenizer() looks
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string bundled_model(const std::string& name) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace ridgeline {
 
@@ -13,6 +14,8 @@ namespace ridgeline {
 std::string data_dir();
 // <data>/tokenizers/<name> (e.g. "internlm2"), or "" when it is not there.
 std::string bundled_tokenizer(const std::string& name);
+// The names bundled_tokenizer() finds, sorted (empty when there is no data folder).
+std::vector<std::string> bundled_tokenizer_names();
 // <data>/models/<name> (e.g. "tiny-internlm2-chat"), or "" when it is not there.
 std::string bundled_model(const std::string& name);
 

@@ -301,7 +301,12 @@ void prepare_out_dir(const std::string& out_dir) {
       fail(fmt::format("--out {}: folder exists and is not empty; give a new folder", out_dir));
     return;
   }
-  fs::create_directories(out_dir, ec);
+  // The folder itself is made, its parent must exist: as every other output flag, a typo in the
+  // path is refused rather than made into a tree of folders.
+  const fs::path parent = fs::absolute(fs::path(out_dir), ec).parent_path();
+  if (!fs::is_directory(parent, ec))
+    fail(fmt::format("--out {}: no folder '{}' to make it in", out_dir, parent.string()));
+  fs::create_directory(out_dir, ec);
   if (ec) fail(fmt::format("--out {}: cannot create the folder ({})", out_dir, ec.message()));
 }
 

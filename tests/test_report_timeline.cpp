@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "analysis/render_html.h"
 #include "analysis/render_markdown.h"
 #include "analysis/report.h"
@@ -114,16 +117,16 @@ TEST(ReportTimeline, RenderingListsTheKernelsByTheTimeTheyAdd) {
   EXPECT_THAT(html, HasSubstr("add_rmsnorm_kernel&lt;1&gt;"));
 }
 
-TEST(ReportTimeline, SweepTimelineOnTheCpuSaysItRecordedNothing) {
-  // The CPU backend has no kernels to record: the sweep still runs and says why the runs have no
-  // timeline, rather than writing an empty one.
+TEST(ReportTimeline, SweepTimelineOnTheCpuIsRefusedBeforeMeasuring) {
+  // The CPU backend has no kernels to record: --timeline there is a usage error, said before any
+  // measuring, rather than a sweep that runs and then says its runs have no timeline.
   const std::string out = ::testing::TempDir() + "/timeline.json";
+  std::filesystem::remove(out);
   auto r = test::run_cli("sweep --device cpu --model " + test::tiny_model_arg() +
                          " --batch 1 --context 16 --iters 1 --warmup 0 --timeline --out " + out);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("--timeline recorded no kernels"));
-  const json j = test::load_json(out);
-  ASSERT_EQ(j["runs"].size(), 1u);
-  EXPECT_FALSE(j["runs"][0].contains("timeline"));
-  EXPECT_THAT(validate_report(j), ::testing::IsEmpty());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(
+      r.err, HasSubstr("--timeline records the kernels a GPU ran (CUDA, CUPTI); this sweep runs on the CPU"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;  // nothing measured first
+  EXPECT_FALSE(std::filesystem::exists(out));
 }

@@ -1,0 +1,231 @@
+// Regression tests for what a first-time user found wrong in the CLI on the CPU (an audit of every
+// command with edge-case input, 2026-12-05): errors that blamed the wrong flag, work done before an
+// output path was checked, flags accepted and then ignored, and text that contradicted itself. Each
+// test is named for the behaviour it pins down.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+using namespace ridgeline;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// `n` copies of "hello " (one token each in the InternLM2 tokenizer, 6 bytes).
+std::string hellos(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += "hello ";
+  return s;
+}
+
+std::string tiny(const std::string& command, const std::string& more) {
+  return command + " --model " + test::tiny_model_arg() + " --device cpu " + more;
+}
+
+std::string temp(const std::string& name) {
+  return ::testing::TempDir() + "/rl_audit_" + std::to_string(::getpid()) + "_" + name;
+}
+
+}  // namespace
+
+// --- the system prompt is named when it is what does not fit ---------------------------------------
+
+TEST(CliSystemPrompt, GenerateNamesTheSystemPromptWhenChatAndSystemCannotFit) {
+  auto r = test::run_cli(tiny("generate", "--chat hi --system " + test::shell_quote(hellos(20'000))));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--chat with --system is too long: its 120002 bytes"));
+  // Without --system the message alone is named, as before.
+  auto alone = test::run_cli(tiny("generate", "--chat " + test::shell_quote(hellos(20'000))));
+  EXPECT_THAT(alone.err, HasSubstr("--chat is too long: its 120000 bytes"));
+}
+
+TEST(CliSystemPrompt, ChatRefusesASystemPromptThatLeavesNoRoomBeforeTheFirstMessage) {
+  // 1700 "hello "s are ~1700 tokens: with the default --max-new-tokens 512 nothing fits a context of
+  // 2048. Every message would be refused; the start is refused instead, naming --system.
+  auto r =
+      test::run_cli(tiny("chat", "--system " + test::shell_quote(hellos(1700))), "hi\nWhat is 40 + 20?\n");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--system is too long: its 10200 bytes are"));
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("with --max-new-tokens 512 for a reply the context of 2048 has no room for a message"));
+  EXPECT_EQ(r.out, "");
+  // The same prompt with room for a short reply is accepted.
+  auto fits =
+      test::run_cli(tiny("chat", "--max-new-tokens 16 --system " + test::shell_quote(hellos(1700))), "hi\n");
+  EXPECT_EQ(fits.exit_code, 0) << fits.err;
+}
+
+TEST(CliSystemPrompt, SlashSystemThatWouldNotFitLeavesTheConversationAsItWas) {
+  auto r = test::run_cli(tiny("chat", ""), "/system " + hellos(1700) + "\nWhat is 40 + 20?\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("/system: that system prompt is too long"));
+  EXPECT_THAT(r.err, HasSubstr("the conversation and its system prompt are unchanged"));
+  EXPECT_THAT(r.out, HasSubstr("40 + 20 = 60."));
+}
+
+TEST(CliSystemPrompt, ATurnThatCannotFitNamesTheSystemPromptAmongWhatToShorten) {
+  // A message of 100 KB cannot fit whatever the system prompt; with one set, the refusal says both.
+  auto r =
+      test::run_cli(tiny("chat", "--system " + test::shell_quote("Answer briefly.")), hellos(17'000) + "\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("bytes of text with the system prompt"));
+  EXPECT_THAT(r.err, HasSubstr("shorten the message or the system prompt (--system, /system)"));
+}
+
+// --- outputs are checked before the work ------------------------------------------------------------
+
+TEST(CliOutputsFirst, GenerateRefusesAnUnwritableLogitsOutBeforeGenerating) {
+  auto r = test::run_cli(tiny("generate", "--chat hi --logits-out /nonexistent-rl-audit/lg.npy"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("/nonexistent-rl-audit/lg.npy: cannot write there"));
+  EXPECT_EQ(r.out, "") << "nothing generated before the refusal";
+  // A writable one still gets the logits.
+  const std::string path = temp("lg.npy");
+  auto ok =
+      test::run_cli(tiny("generate", "--chat hi --max-new-tokens 2 --logits-out " + test::shell_quote(path)));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_GT(fs::file_size(path), 128u);
+  fs::remove(path);
+}
+
+TEST(CliOutputsFirst, CompareChecksItsOutputFilesBeforeComparing) {
+  const std::string report = test::shell_quote(test::data_path("reports/cpu-tiny-run.json"));
+  auto r = test::run_cli("compare " + report + " " + report + " --md /nonexistent-rl-audit/c.md");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("/nonexistent-rl-audit/c.md: cannot write there"));
+  EXPECT_EQ(r.out, "") << "no comparison printed before the refusal";
+}
+
+TEST(CliOutputsFirst, AnEmptyOutputPathNamesItsFlag) {
+  for (const std::string& args : {std::string("sweep --out ''"), std::string("probe --device cpu --out ''"),
+                                  tiny("generate", "--chat hi --logits-out ''")}) {
+    auto r = test::run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_THAT(r.err, HasSubstr("out: expects a file name, got ''")) << args;
+  }
+}
+
+TEST(CliOutputsFirst, QuantizeMakesItsFolderButNotTheFoldersAboveIt) {
+  const std::string parent = temp("missing");
+  fs::remove_all(parent);
+  auto r = test::run_cli(tiny("quantize", "--out " + test::shell_quote(parent + "/q")));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("no folder '" + parent + "' to make it in"));
+  EXPECT_FALSE(fs::exists(parent));
+}
+
+// --- flags that would be ignored are refused; values are checked where they are given ------------
+
+TEST(CliIgnoredFlags, SweepRefusesPhaseFlagsItsPhasesWouldIgnore) {
+  auto prompt = test::run_cli(tiny("sweep", "--batch 1 --context 16 --prompt-len 8 --out /dev/null"));
+  EXPECT_EQ(prompt.exit_code, 2);
+  EXPECT_THAT(prompt.err,
+              HasSubstr("--prompt-len sets the prefill phase's prompts, and this sweep runs decode only"));
+  auto context =
+      test::run_cli(tiny("sweep", "--batch 1 --context 16 --phase prefill --prompt-len 8 --out /dev/null"));
+  EXPECT_EQ(context.exit_code, 2);
+  EXPECT_THAT(context.err,
+              HasSubstr("--context sets the decode phase's contexts, and this sweep runs prefill only"));
+}
+
+TEST(CliIgnoredFlags, QuantizeGroupSizeThatIsNotAMultipleOfEightIsAUsageError) {
+  const std::string out = temp("q12");
+  auto r = test::run_cli(tiny("quantize", "--group-size 12 --out " + test::shell_quote(out)));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--group-size: expects a multiple of 8"));
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(CliIgnoredFlags, ASeedTooLargeForSixtyFourBitsStatesTheWholeRange) {
+  auto r = test::run_cli(tiny("generate", "--chat hi --seed 18446744073709551615"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(
+      r.err, HasSubstr("--seed: expects an integer in [0, 9223372036854775807], got '18446744073709551615'"));
+}
+
+TEST(CliIgnoredFlags, SweepOnAnAskedForCpuDoesNotSayThereIsNoGpu) {
+  const std::string out = temp("cpu.json");
+  auto r = test::run_cli("sweep --device cpu --batch 1 --context 16 --iters 1 --warmup 0 --out " +
+                         test::shell_quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("sweep: on --device cpu, the CPU reference backend runs the bundled tiny model (batch 1, "
+                "context 16); pass --model to choose"));
+  EXPECT_THAT(r.err, Not(HasSubstr("no GPU")));
+  fs::remove(out);
+}
+
+TEST(CliIgnoredFlags, TokenizeWithAnUnknownNameListsTheBundledTokenizers) {
+  auto r = test::run_cli("tokenize --tokenizer internlm3 --text a");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("tokenizer 'internlm3' is neither a file or folder nor a bundled tokenizer "
+                               "(bundled: internlm2)"));
+}
+
+// --- what is printed says what happened -------------------------------------------------------------
+
+TEST(CliPrintedText, OneNewTokenPrintsNoDecodeRate) {
+  auto r = test::run_cli(tiny("generate", "--chat hi --max-new-tokens 1"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("+ 1 new tokens on cpu, no decode step, stop:"));
+  EXPECT_THAT(r.err, Not(HasSubstr("tok/s")));
+  auto j = test::run_cli(tiny("generate", "--chat hi --max-new-tokens 1 --json"));
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto stats = nlohmann::json::parse(j.out)["stats"];
+  EXPECT_TRUE(stats["decode_tokens_per_s"].is_null());
+  EXPECT_TRUE(stats["ms_per_token"].is_null());
+  // Two new tokens are one decode step: a rate.
+  auto two = test::run_cli(tiny("generate", "--chat hi --max-new-tokens 2 --json"));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_GT(nlohmann::json::parse(two.out)["stats"]["decode_tokens_per_s"].get<double>(), 0.0);
+}
+
+TEST(CliPrintedText, EveryHelpEndsWithOneBlankLine) {
+  for (const std::string cmd :
+       {"", "generate", "chat", "tokenize", "probe", "sweep", "report", "compare", "quantize"}) {
+    auto r = test::run_cli(cmd + " --help");
+    ASSERT_EQ(r.exit_code, 0) << cmd;
+    ASSERT_GE(r.out.size(), 3u) << cmd;
+    EXPECT_EQ(r.out.substr(r.out.size() - 2), "\n\n") << cmd;
+    EXPECT_NE(r.out.substr(r.out.size() - 3), "\n\n\n") << cmd;
+  }
+}
+
+TEST(CliPrintedText, AOneBatchReportSaysItCannotMeasureARidge) {
+  const std::string out = temp("one.json");
+  auto s = test::run_cli(
+      tiny("sweep", "--batch 1 --context 16 --iters 1 --warmup 0 --out " + test::shell_quote(out)));
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto r = test::run_cli("report " + test::shell_quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("one batch measured (B=1), and a measured ridge needs two or more"));
+  EXPECT_THAT(r.out, HasSubstr("needs 2+ batches"));
+  EXPECT_THAT(r.out, Not(HasSubstr("no compute roof was reached")));
+  fs::remove(out);
+}
+
+TEST(CliPrintedText, PrefillRunsMethodIsLabelledAsThePrefills) {
+  const std::string out = temp("phases.json");
+  auto s = test::run_cli(tiny("sweep",
+                              "--batch 1 --context 16 --phase decode,prefill --prompt-len 8 --iters 1 "
+                              "--warmup 0 --out " +
+                                  test::shell_quote(out)));
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto r = test::run_cli("report " + test::shell_quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Method (prefill runs)"));
+  EXPECT_THAT(r.out, Not(HasSubstr("Per-op method")));
+  fs::remove(out);
+}
