@@ -291,7 +291,7 @@ std::vector<Fact> report_facts(const Report& r) {
   out.push_back({"Command", r.command, true});
   out.push_back({"Git commit", r.git_commit.empty() ? "unknown" : r.git_commit});
   out.push_back({"Date", r.created});
-  out.push_back({"Method", r.method});
+  out.push_back({"Method", r.method.empty() ? "none: no configuration was measured" : r.method});
   // The report's method is its first run's; a run measured another way (a prefill beside decode
   // steps, another prompt length) gets its own line, named by its phase.
   std::vector<std::string> other_methods;

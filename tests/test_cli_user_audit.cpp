@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -227,5 +229,26 @@ TEST(CliPrintedText, PrefillRunsMethodIsLabelledAsThePrefills) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("Method (prefill runs)"));
   EXPECT_THAT(r.out, Not(HasSubstr("Per-op method")));
+  fs::remove(out);
+}
+
+TEST(CliPrintedText, AReportWhoseConfigurationsWereAllSkippedSaysSoInsteadOfEmptyPieces) {
+  const std::string out = temp("skipped.json");
+  auto s = test::run_cli(
+      tiny("sweep", "--batch 1 --context 100000 --iters 1 --warmup 0 --out " + test::shell_quote(out)));
+  ASSERT_EQ(s.exit_code, 1) << s.err;                // nothing measured
+  const std::string dir = temp("skipped_rendered");  // a Markdown report writes its charts beside it
+  fs::create_directories(dir);
+  for (const std::string ext : {".md", ".html"}) {
+    const std::string rendered = dir + "/report" + ext;
+    auto r = test::run_cli("report " + test::shell_quote(out) + " -o " + test::shell_quote(rendered));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream f(rendered);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_THAT(text, HasSubstr("none: no configuration was measured")) << ext;
+    EXPECT_THAT(text, HasSubstr("No configuration was measured")) << ext;
+    EXPECT_THAT(text, HasSubstr("context 100000 exceeds the model")) << ext;
+  }
+  fs::remove_all(dir);
   fs::remove(out);
 }
