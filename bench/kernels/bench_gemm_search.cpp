@@ -159,7 +159,7 @@ std::vector<Candidate> enumerated_candidates(const Matmul& m, size_t workspace, 
           for (uint32_t sw = 0; sw < swizzles; ++sw) {
             if (mine >= kPerId || int(out.size()) >= budget) break;
             cublasLtMatmulAlgo_t algo = tiled;
-            if (!set(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, split) ||
+            if (!set(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, int32_t(split)) ||
                 !set(algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, scheme) ||
                 !set(algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, sw) || !accepted(algo))
               continue;
