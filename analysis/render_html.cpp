@@ -80,7 +80,8 @@ std::string render_html(const ReportView& v) {
   else
     o += bullets(sentences) + table_html(headline_table(r));
 
-  o += "<h2>Runs</h2>\n" + (r.runs.empty() ? para(kNoRuns) : para(runs_intro(r)) + table_html(runs_table(r)));
+  o += "<h2>Runs</h2>\n" +
+       (r.runs.empty() ? para(no_runs_sentence(v)) : para(runs_intro(r)) + table_html(runs_table(r)));
   if (auto prefill = prefill_table(r)) {
     o += "<h2>Prefill</h2>\n" + para(prefill_intro()) + table_html(*prefill);
     if (auto shortfalls = prefill_shortfall_sentences(r); !shortfalls.empty())

@@ -67,7 +67,8 @@ MarkdownReport render_markdown(const ReportView& v, const std::string& chart_ste
   for (const auto& s : sentences) add("- " + cell(s) + "\n");
   if (!r.headline.empty()) add("\n" + markdown_table(headline_table(r)));
 
-  add("\n## Runs\n\n" + (r.runs.empty() ? kNoRuns : runs_intro(r) + "\n\n" + markdown_table(runs_table(r))));
+  add("\n## Runs\n\n" +
+      (r.runs.empty() ? no_runs_sentence(v) : runs_intro(r) + "\n\n" + markdown_table(runs_table(r))));
 
   if (auto prefill = prefill_table(r)) {
     add("\n## Prefill\n\n" + prefill_intro() + "\n\n" + markdown_table(*prefill));

@@ -291,16 +291,19 @@ std::vector<Fact> report_facts(const Report& r) {
   out.push_back({"Command", r.command, true});
   out.push_back({"Git commit", r.git_commit.empty() ? "unknown" : r.git_commit});
   out.push_back({"Date", r.created});
-  out.push_back({"Method", r.method.empty() ? "none: no configuration was measured" : r.method});
-  // The report's method is its first run's; a run measured another way (a prefill beside decode
-  // steps, another prompt length) gets its own line, named by its phase.
+  out.push_back({"Method", r.runs.empty() ? "none: no configuration was measured" : r.method});
+  // The report's method is its first run's (and, for a repeated sweep, how the repetitions pool); a
+  // run measured another way (a prefill beside decode steps, another prompt length) gets its own
+  // line, named by its phase.
   std::vector<std::string> other_methods;
   for (const auto& run : r.runs)
-    if (!run.method.empty() && run.method != r.method &&
+    if (!run.method.empty() && run.method != r.runs.front().method &&
         std::find(other_methods.begin(), other_methods.end(), run.method) == other_methods.end()) {
       other_methods.push_back(run.method);
-      out.push_back(
-          {run.new_tokens_per_seq > 1 ? "Method (prefill runs)" : "Method (decode runs)", run.method});
+      out.push_back({run.new_tokens_per_seq > 1
+                         ? fmt::format("Method (prefill runs of {} tokens)", run.new_tokens_per_seq)
+                         : std::string("Method (decode runs)"),
+                     run.method});
     }
   return out;
 }
@@ -695,6 +698,13 @@ std::string headline_intro() {
          "the runs trace out (the bandwidth the smallest batch achieves against the highest FLOP rate any "
          "batch "
          "achieves). Predicted: the batch at which the cost model's step intensity reaches the device ridge.";
+}
+
+std::string no_runs_sentence(const ReportView& v) {
+  if (v.interrupted)
+    return "No configuration was measured: the sweep was interrupted before the first one finished.";
+  if (!v.skipped.empty()) return "No configuration was measured: \"Skipped configurations\" below says why.";
+  return "No configuration was measured.";
 }
 
 std::string runs_intro(const Report& r) {

@@ -118,9 +118,9 @@ std::vector<Fact> environment_facts(const DeviceInfo& d);
 // The paragraphs that introduce the sections, the same in both renderings.
 std::string headline_intro();
 std::string runs_intro(const Report& r);
-// What a report without runs says in their place (every configuration skipped: the skip list says why).
-inline constexpr const char* kNoRuns =
-    "No configuration was measured: \"Skipped configurations\" below says why.";
+// What a report without runs says in their place: why there are none (interrupted before the first
+// configuration finished, every configuration skipped, or nothing asked for).
+std::string no_runs_sentence(const ReportView& v);
 std::string top_ops_intro();
 std::string kinds_intro();
 

@@ -60,7 +60,8 @@ Report load(const std::string& path) {
 }
 
 // An output that cannot be written is exit 2 too: 1 always means "slower". Opened before anything is
-// compared, so that a regression is never printed and then reported as exit 2.
+// compared, so that a path that cannot be written is found before a regression is printed (a disk
+// that fills while writing still fails after it).
 std::optional<OutputFile> open_output(const std::optional<std::string>& path) {
   if (!path) return std::nullopt;
   try {

@@ -102,6 +102,7 @@ int run_generate(const GenerateFlags& f) {
   GenerateResult r = generate(*backend, seq, prompt, opt, on_token);
 
   double decode_steps = r.output_ids.size() > 1 ? double(r.output_ids.size() - 1) : 0.0;
+  const bool has_rate = decode_steps > 0 && r.decode_ms > 0;
   nlohmann::json stats = {
       {"device", to_string(backend->device())},
       {"weights", to_string(bo.formats.weights)},
@@ -114,9 +115,8 @@ int run_generate(const GenerateFlags& f) {
       {"prefill_tokens_per_s", r.prefill_ms > 0 ? r.prefill_tokens / (r.prefill_ms / 1e3) : 0.0},
       {"decode_ms", r.decode_ms},
       // null when no decode step ran (one new token, the prefill's): no rate, rather than a rate of 0
-      {"decode_tokens_per_s",
-       decode_steps > 0 && r.decode_ms > 0 ? nlohmann::json(decode_steps / (r.decode_ms / 1e3)) : nullptr},
-      {"ms_per_token", decode_steps > 0 ? nlohmann::json(r.decode_ms / decode_steps) : nullptr}};
+      {"decode_tokens_per_s", has_rate ? nlohmann::json(decode_steps / (r.decode_ms / 1e3)) : nullptr},
+      {"ms_per_token", has_rate ? nlohmann::json(r.decode_ms / decode_steps) : nullptr}};
   if (logits_file) {
     logits_file->write(
         npy_f32({int64_t(r.output_ids.size()), int64_t(source.config.vocab)}, r.step_logits.data()));
@@ -134,10 +134,10 @@ int run_generate(const GenerateFlags& f) {
     std::fputc('\n', stdout);
     std::fflush(stdout);  // the reply's newline before the stats line when both go to one file
     // One new token is the prefill's: no decode step ran, so there is no decode rate to print.
-    const std::string rate = decode_steps > 0 ? fmt::format("{:.1f} tok/s decode, {:.2f} ms/token",
-                                                            stats["decode_tokens_per_s"].get<double>(),
-                                                            stats["ms_per_token"].get<double>())
-                                              : std::string("no decode step");
+    const std::string rate = has_rate ? fmt::format("{:.1f} tok/s decode, {:.2f} ms/token",
+                                                    stats["decode_tokens_per_s"].get<double>(),
+                                                    stats["ms_per_token"].get<double>())
+                                      : std::string("no decode step");
     fmt::print(stderr, "[{} prompt + {} new tokens on {}, {}, stop: {}]\n", r.prefill_tokens,
                r.output_ids.size(), to_string(backend->device()), rate, to_string(r.stop_reason));
   }

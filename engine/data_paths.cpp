@@ -55,15 +55,15 @@ std::string bundled_tokenizer(const std::string& name) {
 }
 
 std::vector<std::string> bundled_tokenizer_names() {
-  std::vector<std::string> names;
+  std::vector<std::string> names;  // every folder bundled_tokenizer() looks in
   for (const fs::path& dir : candidates()) {
     std::error_code ec;
     if (!fs::is_directory(dir / "tokenizers", ec)) continue;
     for (const auto& e : fs::directory_iterator(dir / "tokenizers", ec))
       if (e.is_directory(ec)) names.push_back(e.path().filename().string());
-    break;  // the first data folder that has them, as bundled_tokenizer() looks
   }
   std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
 

@@ -303,7 +303,9 @@ void prepare_out_dir(const std::string& out_dir) {
   }
   // The folder itself is made, its parent must exist: as every other output flag, a typo in the
   // path is refused rather than made into a tree of folders.
-  const fs::path parent = fs::absolute(fs::path(out_dir), ec).parent_path();
+  fs::path target(out_dir);
+  if (!target.has_filename()) target = target.parent_path();  // "q/": the folder is q
+  const fs::path parent = fs::absolute(target, ec).parent_path();
   if (!fs::is_directory(parent, ec))
     fail(fmt::format("--out {}: no folder '{}' to make it in", out_dir, parent.string()));
   fs::create_directory(out_dir, ec);

@@ -20,19 +20,31 @@ bash scripts/refresh-mtimes.sh build-gpu >/dev/null
 cmake --build build-gpu -j16 --target ridgeline ridgeline_bench >"$W/build.log" 2>&1 ||
   { grep -E "error|FAILED" "$W/build.log" | head -30; exit 1; }
 build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1 && tail -2 "$W/probe.log"
-timeout 420 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_CublasLtSearch/' --benchmark_min_time=10x \
-  --benchmark_out="$W/gemm-search.json" --benchmark_out_format=json >"$W/gemm-search.txt" 2>&1
-echo "search exit $?"
+# The row the question is about first (256 rows), then 64 and 128 rows in what time is left; a run cut
+# by its timeout leaves its JSON unterminated, so each has its own file and the text log is kept.
+timeout 300 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_CublasLtSearch/[0-7]/256/' --benchmark_min_time=10x \
+  --benchmark_out="$W/gemm-search-256.json" --benchmark_out_format=json >"$W/gemm-search-256.txt" 2>&1
+echo "search 256 exit $?"
+timeout 200 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_CublasLtSearch/[0-7]/(64|128)/' \
+  --benchmark_min_time=10x --benchmark_out="$W/gemm-search-64-128.json" --benchmark_out_format=json \
+  >"$W/gemm-search-64-128.txt" 2>&1
+echo "search 64/128 exit $?"
 python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]
 peak = json.load(open(f"{w}/ceilings.json"))["tflops"]
-for b in json.load(open(f"{w}/gemm-search.json"))["benchmarks"]:
-    if "error_occurred" in b:
-        print(b["name"], "ERROR", b.get("error_message"))
+for name in ("gemm-search-256", "gemm-search-64-128"):
+    try:
+        benches = json.load(open(f"{w}/{name}.json"))["benchmarks"]
+    except Exception as e:  # cut by its timeout: the text log has the rows that finished
+        print(f"{name}: no JSON ({e}); see {name}.txt")
         continue
-    tf = b["TFLOP/s"]
-    print(f"{b['name'].split('/manual')[0]:28s} heuristic {b['heuristic_us']:8.2f} us  best {b['best_us']:8.2f} us "
-          f"x{b['x_vs_heuristic']:.2f}  {tf:6.1f} TFLOP/s ({tf / peak:.2f})  configs {int(b['configs'])}  "
-          f"{b.get('label', '')}")
+    for b in benches:
+        if "error_occurred" in b:
+            print(b["name"], "ERROR", b.get("error_message"))
+            continue
+        tf = b["TFLOP/s"]
+        print(f"{b['name'].split('/manual')[0]:28s} heuristic {b['heuristic_us']:8.2f} us  best {b['best_us']:8.2f} us "
+              f"x{b['x_vs_heuristic']:.2f}  {tf:6.1f} TFLOP/s ({tf / peak:.2f})  timed {int(b['configs'])} of "
+              f"{int(b['offered'])}  {b.get('label', '')}")
 PY
