@@ -30,11 +30,11 @@ CLI::Validator integer_in(long long min, long long max) {
   return CLI::Validator(
       [min, max](std::string& s) -> std::string {
         long long v = 0;
-        if (parse_integer(s, v) && v >= min && v <= max) return "";
-        // A number too large for 64 bits is >= min but out of range: say the whole range.
-        long long ignored = 0;
-        const bool too_large =
-            std::from_chars(s.data(), s.data() + s.size(), ignored).ec == std::errc::result_out_of_range;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        const bool whole = !s.empty() && end == s.data() + s.size();
+        if (whole && ec == std::errc() && v >= min && v <= max) return "";
+        // A whole number too large for 64 bits is >= min yet out of range: say the whole range.
+        const bool too_large = whole && ec == std::errc::result_out_of_range;
         return fmt::format("expects an integer {}, got '{}'",
                            too_large ? fmt::format("in [{}, {}]", min, max) : bound_text(min, max), s);
       },

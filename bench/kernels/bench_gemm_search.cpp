@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,28 +39,18 @@ namespace {
 constexpr int kMaxConfigs = 3000;
 constexpr int kMaxHeuristicResults = 64;
 
-// y[n, out] = x[n, in] W^T as engine/cuda/gemm.cpp describes it to cuBLASLt (column-major views:
-// Y^T[out, n] = op_T(W^T[in, out]) X^T[in, n]), fp16 in and out, fp32 compute.
-struct Matmul {
+// The engine's description of the GEMM (describe_matmul, engine/cuda/gemm.h), fp16 out, and a handle.
+struct Matmul : MatmulLayouts {
   cublasLtHandle_t handle = nullptr;
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  Matmul(int n, int in, int out) {
-    const char* op = "BM_CublasLtSearch";
-    RL_CUDA_CHECK(op, cublasLtCreate(&handle));
-    RL_CUDA_CHECK(op, cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&a, CUDA_R_16F, in, out, in));
-    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&b, CUDA_R_16F, in, n, in));
-    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&c, CUDA_R_16F, out, n, out));
+  Matmul(int n, int in, int out)
+      : MatmulLayouts(describe_matmul(n, in, out, out, CUDA_R_16F, "BM_CublasLtSearch")) {
+    if (cublasLtCreate(&handle) != CUBLAS_STATUS_SUCCESS) {
+      destroy(*this);
+      throw std::runtime_error("BM_CublasLtSearch: cublasLtCreate failed");
+    }
   }
   ~Matmul() {
-    cublasLtMatrixLayoutDestroy(c);
-    cublasLtMatrixLayoutDestroy(b);
-    cublasLtMatrixLayoutDestroy(a);
-    cublasLtMatmulDescDestroy(desc);
+    destroy(*this);
     cublasLtDestroy(handle);
   }
   Matmul(const Matmul&) = delete;
@@ -75,15 +66,8 @@ struct Candidate {
 // The heuristic's results, best first (the first is the engine's choice).
 std::vector<Candidate> heuristic_candidates(const Matmul& m, uint64_t workspace) {
   const char* op = "BM_CublasLtSearch";
-  cublasLtMatmulPreference_t pref = nullptr;
-  RL_CUDA_CHECK(op, cublasLtMatmulPreferenceCreate(&pref));
-  RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                         &workspace, sizeof(workspace)));
-  // As engine/cuda/gemm.cpp asks for these buffers: cudaMalloc'd, W's copies whole multiples of 256 B.
-  const uint32_t align = 256;
-  for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align)));
+  // As Gemm asks for these buffers: cudaMalloc'd, W's copies whole multiples of 256 bytes.
+  cublasLtMatmulPreference_t pref = matmul_preference(workspace, 256, op);
   std::vector<cublasLtMatmulHeuristicResult_t> results(kMaxHeuristicResults);
   int returned = 0;
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(m.handle, m.desc, m.a, m.b, m.c, m.c, pref,

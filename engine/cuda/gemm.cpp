@@ -25,6 +25,51 @@ int common_alignment(const void* a, const void* b, const void* c) {
 
 }  // namespace
 
+MatmulLayouts describe_matmul(int n, int in, int out, int ldc, cudaDataType_t y_type, const char* op) {
+  MatmulLayouts m;
+  try {
+    RL_CUDA_CHECK(op, cublasLtMatmulDescCreate(&m.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    // Column-major views of the row-major tensors: W [out, in] is W^T [in, out] with ld = in,
+    // x [n, in] is X^T [in, n], y [n, out] is Y^T [out, n] with ld = ldc (a slab of a wider y: its
+    // rows of Y^T, ld = the whole y's row length).
+    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&m.a, CUDA_R_16F, in, out, in));
+    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&m.b, CUDA_R_16F, in, n, in));
+    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&m.c, y_type, out, n, ldc));
+  } catch (...) {
+    destroy(m);
+    throw;
+  }
+  return m;
+}
+
+void destroy(MatmulLayouts& m) noexcept {
+  if (m.a) cublasLtMatrixLayoutDestroy(m.a);
+  if (m.b) cublasLtMatrixLayoutDestroy(m.b);
+  if (m.c) cublasLtMatrixLayoutDestroy(m.c);
+  if (m.desc) cublasLtMatmulDescDestroy(m.desc);
+  m = MatmulLayouts{};
+}
+
+cublasLtMatmulPreference_t matmul_preference(uint64_t workspace_bytes, int alignment, const char* op) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  RL_CUDA_CHECK(op, cublasLtMatmulPreferenceCreate(&pref));
+  try {
+    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                           &workspace_bytes, sizeof(workspace_bytes)));
+    const uint32_t a32 = static_cast<uint32_t>(alignment);
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof(a32)));
+  } catch (...) {
+    cublasLtMatmulPreferenceDestroy(pref);
+    throw;
+  }
+  return pref;
+}
+
 Gemm::Gemm(size_t workspace_bytes, size_t w4a16_scratch_bytes)
     : workspace_(workspace_bytes, "gemm workspace"),
       w4a16_scratch_(w4a16_scratch_bytes / sizeof(half), "w4a16 dequant slab scratch") {
@@ -37,46 +82,22 @@ Gemm::~Gemm() {
 }
 
 void Gemm::destroy(Plan& p) noexcept {
-  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
-  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
-  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
-  if (p.desc) cublasLtMatmulDescDestroy(p.desc);
-  p = Plan{};
+  ridgeline::cuda::destroy(p.m);
 }
 
 const Gemm::Plan& Gemm::plan_for(const Key& key, const char* op) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   const auto [n, in, out, ldc, y_type_int, align] = key;
-  const auto y_type = static_cast<cudaDataType_t>(y_type_int);
-
   Plan p;
   cublasLtMatmulPreference_t pref = nullptr;
   try {
-    RL_CUDA_CHECK(op, cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    RL_CUDA_CHECK(op, cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    // Column-major views of the row-major tensors: W [out, in] is W^T [in, out] with ld = in,
-    // x [n, in] is X^T [in, n], y [n, out] is Y^T [out, n] with ld = ldc (a slab of a wider y: its
-    // rows of Y^T, ld = the whole y's row length).
-    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16F, in, out, in));
-    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16F, in, n, in));
-    RL_CUDA_CHECK(op, cublasLtMatrixLayoutCreate(&p.c, y_type, out, n, ldc));
-
-    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws = workspace_.bytes();
-    RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                           &ws, sizeof(ws)));
-    const uint32_t a32 = static_cast<uint32_t>(align);
-    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-      RL_CUDA_CHECK(op, cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof(a32)));
-
+    p.m = describe_matmul(n, in, out, ldc, static_cast<cudaDataType_t>(y_type_int), op);
+    pref = matmul_preference(workspace_.bytes(), align, op);
     cublasLtMatmulHeuristicResult_t result{};
     int returned = 0;
-    RL_CUDA_CHECK(
-        op, cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &returned));
+    RL_CUDA_CHECK(op, cublasLtMatmulAlgoGetHeuristic(handle_, p.m.desc, p.m.a, p.m.b, p.m.c, p.m.c, pref, 1,
+                                                     &result, &returned));
     if (returned == 0)
       throw std::runtime_error(std::string(op) +
                                ": cuBLASLt has no fp16 GEMM kernel for n=" + std::to_string(n) +
@@ -100,8 +121,8 @@ void Gemm::run_impl(const void* x, const half* w, int n, int in, int out, int ld
   const Key key{n, in, out, ldc, static_cast<int>(y_type), common_alignment(x, w, y)};
   const Plan& p = plan_for(key, op);
   const float alpha = 1.0f, beta = 0.0f;
-  RL_CUDA_CHECK(op, cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo,
-                                   workspace_.get(), workspace_.bytes(), stream));
+  RL_CUDA_CHECK(op, cublasLtMatmul(handle_, p.m.desc, &alpha, w, p.m.a, x, p.m.b, &beta, y, p.m.c, y, p.m.c,
+                                   &p.algo, workspace_.get(), workspace_.bytes(), stream));
 }
 
 template <typename OutT>

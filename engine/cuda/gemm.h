@@ -28,6 +28,20 @@ namespace ridgeline::cuda {
 struct DeviceLinear;  // engine/cuda/device_weights.h
 struct W4A16Weights;  // kernels/w4a16.cuh
 
+// The cuBLASLt description of y[n, out] = x[n, in] W^T as Gemm runs it (the column-major views above,
+// fp32 compute, y of `y_type` with row stride ldc), and the preference Gemm asks the heuristic with
+// (a workspace and the alignment every pointer has). Shared with BM_CublasLtSearch, which times every
+// configuration of the same GEMM: what it compares against is what the engine runs.
+struct MatmulLayouts {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+};
+// Throws naming `op` (nothing leaks); destroy() what it returns.
+MatmulLayouts describe_matmul(int n, int in, int out, int ldc, cudaDataType_t y_type, const char* op);
+void destroy(MatmulLayouts& m) noexcept;
+// Throws naming `op`; cublasLtMatmulPreferenceDestroy() what it returns.
+cublasLtMatmulPreference_t matmul_preference(uint64_t workspace_bytes, int alignment, const char* op);
+
 class Gemm {
  public:
   // w4a16_scratch_bytes: the fp16 slab scratch of run_w4a16_dequant, allocated here once (never in
@@ -70,8 +84,7 @@ class Gemm {
 
  private:
   struct Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    MatmulLayouts m;
     cublasLtMatmulAlgo_t algo{};
   };
   // n, in, out, ldc (y's row stride: out, or the whole weight's out for a slab), output type, and
