@@ -14,7 +14,10 @@
 # device tool's $OUT, then still returns the reports). Takes about 3 minutes after the build.
 # Environment: RIDGELINE_GIT_COMMIT, the commit under test (the device machines' copy of .git is
 # stale: set it to the local `git rev-parse HEAD`, or the reports record the copy's HEAD);
-# RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_BASELINE_PREFIX (default h200);
+# RIDGELINE_BUILD_DIR (default build-gpu); RIDGELINE_BASELINE_PREFIX (default the card's short name
+# from nvidia-smi, "NVIDIA H200" -> h200, as scripts/gpu-ci.sh names its baseline; one naming another
+# card is refused before the build: an H100 run once wrote h200-*.json and compared them against the
+# H200 baselines, 119 "regressions" that were the card);
 # RIDGELINE_BASELINE_PRESETS, the presets to sweep (default "1_8b 7b"; "7b" alone after a change
 # that only 7b's rows can see saves the 1.8b sweep's ~90 s of device time); RIDGELINE_BASELINE_TARGETS=1
 # (below) adds the targets table.
@@ -23,7 +26,15 @@ out=${1:?usage: scripts/gpu-baselines.sh OUTDIR}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 build=${RIDGELINE_BUILD_DIR:-build-gpu}
-prefix=${RIDGELINE_BASELINE_PREFIX:-h200}
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr '[:upper:]' '[:lower:]' |
+  sed -e 's/^nvidia //' -e 's/[^a-z0-9].*//')
+prefix=${RIDGELINE_BASELINE_PREFIX:-${card:-unknown}}
+if [ -n "$card" ] && [ "${prefix%%-*}" != "$card" ]; then
+  echo "gpu-baselines: this GPU is an $card, and RIDGELINE_BASELINE_PREFIX=$prefix names another card's" \
+    "baselines: unset it (the card's name is the default) or set it to $card" >&2
+  exit 1
+fi
+echo "gpu-baselines: ${card:-no GPU found by nvidia-smi}, files $prefix-*.json"
 export PATH="/usr/local/cuda/bin:$PATH"
 cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 bash scripts/refresh-mtimes.sh "$build"
