@@ -97,6 +97,10 @@ std::string key_list(const std::vector<UnmatchedConfig>& keys, size_t limit) {
   return s;
 }
 
+std::string device_text(const std::string& name) {
+  return name.empty() ? std::string("an unnamed device") : name;
+}
+
 std::string peak_text(const Ceilings& c) {
   return fmt::format("{} GB/s, {} TFLOP/s ({})", format_sig(c.peak_GBps, 4), format_sig(c.peak_tflops, 3),
                      c.source);
@@ -275,6 +279,16 @@ ReportComparison compare_reports(const Report& base, const Report& current, cons
         fmt::format("--threshold {} must be a fraction >= 0 (0.05 = 5%)", opt.threshold));
   if (!(opt.alpha > 0 && opt.alpha < 1))
     throw std::runtime_error(fmt::format("alpha {} must lie between 0 and 1", opt.alpha));
+  const bool other_device =
+      base.device.name != current.device.name || base.device.backend != current.device.backend;
+  if (other_device && !opt.across_devices)
+    throw std::runtime_error(fmt::format(
+        "{} was measured on {} ({}) and {} on {} ({}): step times of two devices differ by the device as "
+        "well as the code, so a slowdown between them is not a regression. Compare reports of one device "
+        "(each card's baselines are reports/baselines/<card>-*.json), or pass --across-devices to compare "
+        "them anyway",
+        base_label, device_text(base.device.name), base.device.backend, current_label,
+        device_text(current.device.name), current.device.backend));
   ReportComparison c;
   c.base_label = base_label;
   c.current_label = current_label;
@@ -346,9 +360,12 @@ ReportComparison compare_reports(const Report& base, const Report& current, cons
         "utilizations, roofline efficiencies and bounds are each against their own ceilings",
         peak_text(pb), peak_text(pc)));
   }
-  if (base.device.name != current.device.name || base.device.backend != current.device.backend)
-    c.notes.push_back(fmt::format("different devices: base {} ({}), new {} ({})", base.device.name,
-                                  base.device.backend, current.device.name, current.device.backend));
+  if (other_device)
+    c.notes.push_back(fmt::format(
+        "different devices (--across-devices): base {} ({}), new {} ({}); step times compare the devices "
+        "as well as the code",
+        device_text(base.device.name), base.device.backend, device_text(current.device.name),
+        current.device.backend));
   if (base.git_commit != current.git_commit)
     c.notes.push_back(fmt::format("commits: base {}, new {}",
                                   base.git_commit.empty() ? "unknown" : base.git_commit,

@@ -19,6 +19,9 @@ namespace ridgeline {
 struct CompareOptions {
   double threshold = 0.05;  // relative slowdown of the median step time that counts (0.05 = 5%)
   double alpha = 0.05;      // significance level of the U test (Google Benchmark's compare.py uses 0.05)
+  // Reports measured on different devices (name or backend) are refused unless this is set: their step
+  // times differ by the card as well as the code, so a slowdown between them is no regression.
+  bool across_devices = false;
 };
 
 // What a configuration is matched on. The phase is "decode" (new_tokens_per_seq 1) or "prefill";

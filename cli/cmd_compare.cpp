@@ -1,7 +1,8 @@
 // ridgeline compare: new sweep reports against a base report, configuration by configuration.
 // Exit codes: 0 no regression, 1 at least one regression (each named on stdout), 2 unusable input
-// (unreadable file, not JSON, another schema, an invalid report, nothing matched) or an output file
-// that cannot be written (found before comparing), so that 1 always means "slower".
+// (unreadable file, not JSON, another schema, an invalid report, nothing matched, reports of two
+// devices without --across-devices) or an output file that cannot be written (found before
+// comparing), so that 1 always means "slower".
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -131,6 +132,9 @@ Runner define_compare(CLI::App& app) {
       ->type_name("F")
       ->check(number_in(0, 1, /*min_open=*/true))
       ->capture_default_str();
+  app.add_flag("--across-devices", f->options.across_devices,
+               "compare reports measured on different devices (refused without it: their step times "
+               "differ by the device)");
   app.add_option("--md", f->md, "also write the comparison as Markdown")
       ->type_name("FILE")
       ->check(file_name());
@@ -146,8 +150,8 @@ Runner define_compare(CLI::App& app) {
 RIDGELINE_COMMAND(Command{"compare",
                           "compare sweep reports against a base; exit 1 on a significant slowdown, 2 on "
                           "unusable input",
-                          "compare BASE.json NEW.json... [--threshold F] [--alpha F] [--md FILE]\n"
-                          "[--github-benchmark FILE]",
+                          "compare BASE.json NEW.json... [--threshold F] [--alpha F] [--across-devices]\n"
+                          "[--md FILE] [--github-benchmark FILE]",
                           define_compare});
 
 }  // namespace ridgeline::cli

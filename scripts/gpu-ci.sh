@@ -30,7 +30,7 @@
 #
 # OUTDIR gets sweep.json, compare.txt, compare.md, report.html, logs/ and summary.txt (printed last).
 # Exit: 0 clean or no baseline; 1 a regression, or a step that failed (build, tests, sweep); 2 unusable
-# input (ridgeline compare's 2: a baseline of another schema, nothing matched).
+# input (ridgeline compare's 2: a baseline of another schema or another device, nothing matched).
 set -uo pipefail
 out=${1:?usage: scripts/gpu-ci.sh OUTDIR}
 mkdir -p "$out/logs" && out=$(cd "$out" && pwd)
@@ -114,7 +114,11 @@ else
   case $verdict in
     0) note "compare against $baseline: clean" ;;
     1) note "compare against $baseline: REGRESSION" ;;
-    *) note "compare against $baseline: unusable input (exit $verdict)" ;;
+    *) note "compare against $baseline: unusable input (exit $verdict)"
+       # Another card's baseline (found by the short name): compare refuses it rather than call the card
+       # a regression.
+       grep -q -- "--across-devices" "$out/logs/compare.log" &&
+         note "the baseline is another device's: commit $out/sweep.json as reports/baselines/$slug-ci.json to gate this GPU" ;;
   esac
   # 5. the HTML report: the baseline beside this run.
   "$rl" report "$baseline" "$out/sweep.json" -o "$out/report.html" >"$out/logs/report.log" 2>&1 || note "report: failed"

@@ -341,6 +341,45 @@ TEST(Compare, ReportsAgainstDifferentCeilingsStillCompareAndSaySo) {
   EXPECT_TRUE(c.only_in_base.empty());
 }
 
+// An H100 sweep against the committed H200 baselines showed every configuration slower (the thirty-second
+// session's baselines script did exactly that): the card, not the code. Reports of two devices are
+// refused (exit 2, naming both) unless --across-devices asks for the comparison, which then says so.
+TEST(Compare, ReportsOfTwoDevicesAreRefusedUnlessAskedFor) {
+  TempDir dir;
+  Report h200 = make_report(kBase, 0.01, 60, 1);
+  std::vector<Config> slower = kBase;
+  for (Config& c : slower) c.step_us *= 1.4;
+  Report h100 = make_report(slower, 0.01, 60, 2, Ceilings{3081, 798, "measured"});
+  h100.device.name = "NVIDIA H100 80GB HBM3";
+  try {
+    compare_reports(h200, h100, {}, "base.json", "new.json");
+    ADD_FAILURE() << "reports of two devices compared without --across-devices";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("base.json was measured on NVIDIA H200 (cuda) and new.json on NVIDIA "
+                                    "H100 80GB HBM3 (cuda)"));
+    EXPECT_THAT(e.what(), HasSubstr("pass --across-devices"));
+  }
+  CompareOptions across;
+  across.across_devices = true;
+  ReportComparison c = compare_reports(h200, h100, across, "base.json", "new.json");
+  EXPECT_EQ(c.count(Verdict::regression), 3u);
+  EXPECT_THAT(compare_text({c}), HasSubstr("note: different devices (--across-devices): base NVIDIA H200 "
+                                           "(cuda), new NVIDIA H100 80GB HBM3 (cuda)"));
+  // The backend counts too: a CPU run is not a slow GPU run.
+  Report cpu = make_report(kBase, 0.01, 60, 3);
+  cpu.device.backend = "cpu";
+  EXPECT_THROW(compare_reports(h200, cpu, {}, "b", "n"), std::runtime_error);
+
+  const std::string base = dir.write("base.json", to_json(h200)), now = dir.write("new.json", to_json(h100));
+  auto refused = compare_cli({base, now});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_THAT(refused.err, HasSubstr("step times of two devices differ by the device"));
+  EXPECT_THAT(refused.out, Not(HasSubstr("REGRESSION")));
+  auto asked = compare_cli({base, now}, "--across-devices");
+  EXPECT_EQ(asked.exit_code, 1) << asked.err;
+  EXPECT_THAT(asked.out, HasSubstr("different devices (--across-devices)"));
+}
+
 TEST(Compare, PoolsARepeatedConfigurationAndListsTheUnmatched) {
   Report base = make_report(kBase, 0.01, 30, 1);
   Report now = make_report({{1, 2000}, {1, 2100}, {256, 9000}}, 0.01, 30, 2);
