@@ -719,8 +719,9 @@ TEST(CudaEngineQuantizedKv, BatchedGraphDecodeSmallBlocksAndChunkedPrefillKeepTh
 // model with its trained context cut to a few tokens past the shorter prompt (so each sequence
 // crosses it at its own step) and a steep factor, against the CPU backend fed the same tokens; the
 // CPU without scaling shows how far a stale table would land. The GPU's own error over 24 steps of
-// an int8 cache (codes that round the other way from fp16 inputs, kept in the cache) is measured
-// beside it: the same model unscaled on both backends, fed the same tokens, is the yardstick.
+// an int8 cache (codes that round the other way from fp16 inputs, kept in the cache) is judged per
+// row against the same model unscaled on both backends, times how much more the scaled model moves
+// under KV rounding than the unscaled one (int8 against fp16 caches on the CPU, same tokens).
 TEST(CudaEngineQuantizedKv, DynamicNtkPastTheTrainedContextFollowsTheCpuBackend) {
   RL_REQUIRE_GPU();
   const auto& cases = kv_reference_cases(KvFormat::int8);
@@ -738,72 +739,80 @@ TEST(CudaEngineQuantizedKv, DynamicNtkPastTheTrainedContextFollowsTheCpuBackend)
   BackendOptions o;
   o.max_sequences = 2;
   o.max_kv_tokens = 2048;
+  BackendOptions o16 = o;
   o.formats.kv = KvFormat::int8;
   auto gpu = make_cuda_backend(src, o);
   auto cpu = make_cpu_backend(src, o);
   auto gpu_plain = make_cuda_backend(unscaled, o);
   auto stale = make_cpu_backend(unscaled, o);  // also the unscaled GPU's reference
+  auto cpu16 = make_cpu_backend(src, o16), plain16 = make_cpu_backend(unscaled, o16);
+  std::vector<Backend*> all{gpu.get(), cpu.get(), gpu_plain.get(), stale.get(), cpu16.get(), plain16.get()};
+  std::vector<std::vector<int>> seqs(all.size());
+  for (size_t b = 0; b < all.size(); ++b)
+    for (int i = 0; i < 2; ++i) seqs[b].push_back(all[b]->create_sequence());
   const int vocab = src.config.vocab;
-  std::vector<int> gs, cs, gps, ss;
-  for (int i = 0; i < 2; ++i) {
-    gs.push_back(gpu->create_sequence());
-    cs.push_back(cpu->create_sequence());
-    gps.push_back(gpu_plain->create_sequence());
-    ss.push_back(stale->create_sequence());
-  }
+  // Per row, past the trained context: GPU vs CPU scaled and unscaled, and the CPU's int8 vs fp16
+  // cache scaled and unscaled.
+  struct Past {
+    std::vector<double> error, plain, sens, plain_sens;
+  } past[2];
   std::vector<std::vector<int>> step = prompts;
-  double worst = 0.0, worst_plain = 0.0, error_past = 0.0, plain_past = 0.0, stale_past = 0.0;
-  std::vector<double> errors_past, plain_errors_past;
-  int past = 0;
+  double worst = 0.0, worst_plain = 0.0, error_sum = 0.0, stale_sum = 0.0;
+  int n_past = 0;
   for (int i = 0; i < 24; ++i) {
-    std::vector<float> lg(2 * vocab), lc(2 * vocab), lgp(2 * vocab), ls(2 * vocab);
-    gpu->forward(gs, step, lg.data());
-    cpu->forward(cs, step, lc.data());
-    gpu_plain->forward(gps, step, lgp.data());
-    stale->forward(ss, step, ls.data());
+    std::vector<std::vector<float>> l(all.size(), std::vector<float>(2 * vocab));
+    for (size_t b = 0; b < all.size(); ++b) all[b]->forward(seqs[b], step, l[b].data());
     for (int r = 0; r < 2; ++r) {
-      const auto row = [&](const std::vector<float>& l) {
-        return std::vector<float>(l.begin() + r * vocab, l.begin() + (r + 1) * vocab);
+      const auto row = [&](size_t b) {
+        return std::vector<float>(l[b].begin() + r * vocab, l[b].begin() + (r + 1) * vocab);
       };
-      const double err = test::rel_l2(row(lg), row(lc)), err_plain = test::rel_l2(row(lgp), row(ls));
+      const double err = test::rel_l2(row(0), row(1)), err_plain = test::rel_l2(row(2), row(3));
       std::printf("[ntk] step %2d row %d: GPU vs CPU %.2e scaled, %.2e unscaled\n", i, r, err, err_plain);
       worst = std::max(worst, err);
       worst_plain = std::max(worst_plain, err_plain);
       const int length = int(prompts[r].size()) + i;  // tokens cached after this forward
       if (length > src.config.max_positions) {
-        error_past += err;
-        plain_past += err_plain;
-        errors_past.push_back(err);
-        plain_errors_past.push_back(err_plain);
-        stale_past += test::rel_l2(row(ls), row(lc));
-        ++past;
+        past[r].error.push_back(err);
+        past[r].plain.push_back(err_plain);
+        past[r].sens.push_back(test::rel_l2(row(1), row(4)));
+        past[r].plain_sens.push_back(test::rel_l2(row(3), row(5)));
+        error_sum += err;
+        stale_sum += test::rel_l2(row(3), row(1));
+        ++n_past;
       }
-      step[r] = {int(std::max_element(lc.begin() + r * vocab, lc.begin() + (r + 1) * vocab) -
-                     (lc.begin() + r * vocab))};
+      step[r] = {int(std::max_element(l[1].begin() + r * vocab, l[1].begin() + (r + 1) * vocab) -
+                     (l[1].begin() + r * vocab))};
     }
   }
-  ASSERT_GT(past, 24);
+  ASSERT_GT(n_past, 24);
   const auto median = [](std::vector<double> v) {
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
+    std::sort(v.begin(), v.end());
+    return 0.5 * (v[v.size() / 2] + v[(v.size() - 1) / 2]);
   };
-  const double median_past = median(errors_past), plain_median_past = median(plain_errors_past);
   std::printf(
       "dynamic NTK, int8 KV, GPU vs CPU: worst relative L2 %.2e scaled, %.2e unscaled; past the trained "
-      "context mean %.2e scaled, %.2e unscaled, median %.2e scaled, %.2e unscaled; unscaled vs scaled "
-      "CPU there mean %.2e\n",
-      worst, worst_plain, error_past / past, plain_past / past, median_past, plain_median_past,
-      stale_past / past);
-  // A stale or mis-based table is wrong at every step past the trained context (a stale one lands at
-  // the unscaled CPU, mean 4.1e-1), so it moves the median; the int8 cache's own drift does not. That
-  // drift has a heavy tail in the scaled model, and the tail is the model's: on the CPU alone, an int8
-  // against an fp16 cache over the same 24 steps differs by a mean of 6.9e-3 scaled (10 of 44 rows
-  // over 1e-2, up to 6.5e-2) against 2.7e-3 unscaled (2 of 44). H200, 2026-12-05: GPU vs CPU past the
-  // trained context mean 8.2e-3 scaled, 1.3e-3 unscaled; median 1.3e-3 scaled, 8.0e-4 unscaled; worst
-  // 7.1e-2 scaled, 5.9e-3 unscaled.
-  EXPECT_LT(median_past, 3 * plain_median_past + 5e-4) << "the scaling adds error of its own on the GPU";
+      "context mean %.2e, unscaled vs scaled CPU there mean %.2e\n",
+      worst, worst_plain, error_sum / n_past, stale_sum / n_past);
+  // A stale or mis-based table is wrong at every step of its row past the trained context, so it
+  // moves that row's median; the int8 cache's own drift, spiky in the scaled model, does not. And
+  // the scaled model moves more than the unscaled one under any KV rounding: the CPU's int8 against
+  // fp16 cache says by how much, row by row, and the GPU's scaled error may grow by twice that.
+  // H200 (2026-12-05; the H100 printed the same per-step errors), past the trained context of 14
+  // (prompts of 11 and 21 tokens): median GPU vs CPU 1.22e-3 scaled against 5.1e-4 unscaled (row 0)
+  // and 3.0e-3 against 8.7e-4 (row 1); the CPU's sensitivity gain 2.00x and 3.05x; limits 2.6e-3
+  // and 5.8e-3; worst 7.1e-2 (one step of one row) against 5.9e-3.
+  for (int r = 0; r < 2; ++r) {
+    const double err = median(past[r].error), plain = median(past[r].plain);
+    const double gain = median(past[r].sens) / median(past[r].plain_sens);
+    std::printf(
+        "[ntk] row %d past the trained context (%zu steps): median GPU vs CPU %.2e scaled, %.2e "
+        "unscaled; the scaled model's KV sensitivity %.2fx the unscaled one's\n",
+        r, past[r].error.size(), err, plain, gain);
+    EXPECT_LT(err, 2 * std::max(gain, 1.0) * plain + 5e-4)
+        << "row " << r << ": the scaling adds error of its own";
+  }
   EXPECT_LT(worst, 0.15);
-  EXPECT_GT(stale_past, 10 * error_past) << "the scaling must move the logits far more than the GPU's error";
+  EXPECT_GT(stale_sum, 10 * error_sum) << "the scaling must move the logits far more than the GPU's error";
 }
 
 TEST(CudaEngineQuantizedKv, CapacityCountsTheRealBytesPerToken) {
