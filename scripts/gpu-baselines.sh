@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The H200 baselines of reports/baselines/ in one go, as each session has refreshed them by hand:
+# The baselines of reports/baselines/ for the card it runs on (h200-*, h100-*, ...) in one go, as each session has refreshed them by hand:
 # builds ridgeline, measures the ceilings (`ridgeline probe`), sweeps both presets over both weight
 # formats and all three KV formats (1.8b: batch 1..256 x context 1024/4096/8192; 7b: batch 1, 16, 64
 # x context 1024/8192), compares each against the committed baseline and writes the new ones where
@@ -7,7 +7,7 @@
 #
 #   scripts/gpu-baselines.sh OUTDIR
 #
-# Writes OUTDIR/ceilings.json, OUTDIR/h200-internlm2-chat-{1_8b,7b}.json (compact JSON, as the
+# Writes OUTDIR/ceilings.json, OUTDIR/<card>-internlm2-chat-{1_8b,7b}.json (compact JSON, as the
 # committed ones are: indented, the two took 4.4 MB more, and the tree a device call carries is capped
 # at 64 MiB), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs, and all of it again as one archive
 # beside the folder, OUTDIR.tgz (a remote runner that returns a bounded number of files, like the
@@ -26,8 +26,9 @@ out=${1:?usage: scripts/gpu-baselines.sh OUTDIR}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 build=${RIDGELINE_BUILD_DIR:-build-gpu}
-card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr '[:upper:]' '[:lower:]' |
-  sed -e 's/^nvidia //' -e 's/[^a-z0-9].*//')
+# nvidia-smi that cannot reach the driver prints its complaint on stdout: only a name it gave counts.
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null) || card=
+card=$(echo "$card" | head -1 | tr '[:upper:]' '[:lower:]' | sed -e 's/^nvidia //' -e 's/[^a-z0-9].*//')
 prefix=${RIDGELINE_BASELINE_PREFIX:-${card:-unknown}}
 if [ -n "$card" ] && [ "${prefix%%-*}" != "$card" ]; then
   echo "gpu-baselines: this GPU is an $card, and RIDGELINE_BASELINE_PREFIX=$prefix names another card's" \

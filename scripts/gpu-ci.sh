@@ -12,7 +12,9 @@
 #   compare  `ridgeline compare` against the committed baseline of this GPU,
 #            reports/baselines/<gpu>-ci.json, <gpu> from the device name ("NVIDIA H200" -> h200,
 #            "NVIDIA H100 80GB HBM3" -> h100-80gb-hbm3, then h100): a regression fails the gate; no
-#            baseline for this GPU is a warning and exit 0 (commit OUTDIR/sweep.json as one);
+#            baseline for this GPU is a warning and exit 0 (commit OUTDIR/sweep.json as one); a
+#            baseline found by the short name but measured on another device name (an H100 PCIe
+#            against an SXM one) is refused by compare, exit 2, with what to commit instead;
 #   report   OUTDIR/report.html: this run beside the baseline (or alone).
 # After the build it takes about a minute (the GPU tests most of it).
 #
