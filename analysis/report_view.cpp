@@ -460,6 +460,13 @@ std::vector<std::string> format_comparison_sentences(const Report& r) {
           vs, lo->speedup, lo->batch, lo->context, hi->speedup, hi->batch, hi->context, pts.size()));
     }
   }
+  // The output head is a third of a 4-bit 1.8b model's bytes: say which w4a16 rows keep it in fp16.
+  if (!out.empty() && std::any_of(c.formats.begin(), c.formats.end(), [](const RunFormat& f) {
+        return f.weights == "w4a16" && f.head != "w4a16";
+      }))
+    out.push_back(
+        "w4a16 quantizes the layers' linear weights; the embeddings and the output head stay fp16 unless "
+        "the label says \"4-bit head\".");
   return out;
 }
 
@@ -571,9 +578,11 @@ std::string format_shortfall_intro(bool prefill) {
                                : "tokens/s than the table's first format at the same batch and context";
   return "Each configuration where a format runs fewer " + base +
          ": its time against the base's, then the ops (summed over the layers, each timed with serial "
-         "launches) whose time grew most and shrank most, down to 5% of the difference. Overlapped "
-         "launches hide part of the per-op times in a decode step, so the differences need not add up to "
-         "the step's.";
+         "launches) whose time grew most (up to three) and shrank most (up to two), each by at least 5% of "
+         "the difference. Overlapped launches hide part of the per-op times in a decode step, so the "
+         "differences need not add up to the step's; and an op that changes shape between formats (RoPE "
+         "and the KV write move from wqkv into attention with a quantized cache) moves time from one op to "
+         "another.";
 }
 
 std::vector<size_t> focus_runs(const Report& r) {
@@ -696,8 +705,10 @@ std::vector<Fact> environment_facts(const DeviceInfo& d) {
 std::string headline_intro() {
   return "The ridge batch is where decode stops being memory-bound. Measured: the knee of the roofline that "
          "the runs trace out (the bandwidth the smallest batch achieves against the highest FLOP rate any "
-         "batch "
-         "achieves). Predicted: the batch at which the cost model's step intensity reaches the device ridge.";
+         "batch achieves), reported only where that batch has really left the bandwidth roof: at least 10% "
+         "less bandwidth than the smallest batch, at an intensity at or above the device ridge; otherwise "
+         "not reached. Predicted: the batch at which the cost model's step intensity reaches the device "
+         "ridge.";
 }
 
 std::string no_runs_sentence(const ReportView& v) {
@@ -718,8 +729,9 @@ std::string runs_intro(const Report& r) {
   return fmt::format(
       "{} run{}. Rates and utilizations divide the cost model's bytes and FLOPs by the measured median step "
       "time, against the peaks above. Roofline efficiency is the roofline time over the measured time; "
-      "coverage is the summed op time over the step time; the predicted step runs every op at its roof, one "
-      "after another.{}",
+      "coverage is the summed op time over the step time (over 100% where overlapped launches hide part "
+      "of the ops' serially timed times); the predicted step runs every op at its roof, one after "
+      "another.{}",
       r.runs.size(), r.runs.size() == 1 ? "" : "s", pooled);
 }
 

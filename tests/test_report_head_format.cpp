@@ -116,3 +116,23 @@ TEST(ReportHeadFormat, HeadlineAndCompareKeepTheHeadsApart) {
   ASSERT_EQ(formats.size(), 2u);
   EXPECT_EQ(formats[1].label(), "w4a16 (4-bit head) weights + fp16 KV");
 }
+
+// A w4a16 row with the default fp16 head looks like "all 4-bit" to a reader; the format comparison
+// says what stays fp16, and only when such a row is compared.
+TEST(ReportHeadFormat, TheFormatComparisonSaysWhatW4a16KeepsInFp16) {
+  const Report both = report_with_both_heads();
+  const auto said = format_comparison_sentences(both);
+  ASSERT_FALSE(said.empty());
+  EXPECT_THAT(said.back(), HasSubstr("the embeddings and the output head stay fp16 unless the label says "
+                                     "\"4-bit head\""));
+  // fp16 weights beside w4a16 with a 4-bit head: compared, and nothing of the w4a16 row stays fp16.
+  Report four_bit_head = both;
+  const ModelConfig c = preset_config("internlm2-chat-1_8b");
+  for (RunRecord& run : four_bit_head.runs)
+    if (run.head == "fp16")
+      run = run_at_roofline(
+          c, StepShape{run.batch, {1024}, 1, Formats{WeightFormat::fp16, 128, KvFormat::fp16}});
+  const auto other = format_comparison_sentences(four_bit_head);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_THAT(other[0], HasSubstr("w4a16 (4-bit head) weights + fp16 KV against fp16 weights + fp16 KV"));
+}
