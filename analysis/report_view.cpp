@@ -580,9 +580,9 @@ std::string format_shortfall_intro(bool prefill) {
          ": its time against the base's, then the ops (summed over the layers, each timed with serial "
          "launches) whose time grew most (up to three) and shrank most (up to two), each by at least 5% of "
          "the difference. Overlapped launches hide part of the per-op times in a decode step, so the "
-         "differences need not add up to the step's; and an op that changes shape between formats (RoPE "
-         "and the KV write move from wqkv into attention with a quantized cache) moves time from one op to "
-         "another.";
+         "differences need not add up to the step's; and an op that changes shape between formats (on the "
+         "GPU, RoPE and the KV write move from wqkv into attention with a quantized cache) moves time from "
+         "one op to another.";
 }
 
 std::vector<size_t> focus_runs(const Report& r) {
