@@ -15,10 +15,7 @@
 #   OUT=/some/dir bash perf/wip/gemm-search.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-cmake --preset gpu -B build-gpu >"$W/cfg.log" 2>&1 || { tail -20 "$W/cfg.log"; exit 1; }
-bash scripts/refresh-mtimes.sh build-gpu >/dev/null
-cmake --build build-gpu -j16 --target ridgeline ridgeline_bench >"$W/build.log" 2>&1 ||
-  { grep -E "error|FAILED" "$W/build.log" | head -30; exit 1; }
+build_gpu ridgeline ridgeline_bench
 build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1 && tail -2 "$W/probe.log"
 # The row the question is about first (256 rows), then 64 and 128 rows in what time is left; a run cut
 # by its timeout leaves its JSON unterminated, so each has its own file and the text log is kept.

@@ -11,12 +11,7 @@
 #   OUT=/some/dir bash perf/wip/session-first-call.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-start=$(date +%s)
-cmake --preset gpu -B build-gpu >"$W/cfg.log" 2>&1 || { tail -20 "$W/cfg.log"; exit 1; }
-bash scripts/refresh-mtimes.sh build-gpu >/dev/null
-cmake --build build-gpu -j16 --target ridgeline ridgeline_gpu_tests >"$W/build.log" 2>&1 ||
-  { grep -E "error|FAILED" "$W/build.log" | head -30; exit 1; }
-echo "built in $(( $(date +%s) - start )) s"
+build_gpu ridgeline ridgeline_gpu_tests
 RIDGELINE_REQUIRE_GPU=1 timeout 60 build-gpu/tests/ridgeline_gpu_tests \
   --gtest_filter='CudaEngineQuantizedKv.DynamicNtk*' >"$W/dynamic-ntk.log" 2>&1
 echo "dynamic NTK test exit $?"
