@@ -238,11 +238,6 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
   }
 
   const Tensor residual = plain("residual", Dtype::f32, {T, H});
-  const Tensor norm_sums = plain("norm_sums", Dtype::f32, {T, H / 16});
-  const bool sums = fuse_norm && s.fusions.norm_sums;
-  // What an op that writes the residual writes: with norm_sums, the new rows' sums of squares too.
-  const std::vector<Tensor> residual_out =
-      sums ? std::vector<Tensor>{residual, norm_sums} : std::vector<Tensor>{residual};
   const Tensor x = plain("x", Dtype::f16, {T, H});
   const Tensor proj = plain("proj", Dtype::f16, {T, H});
   const Tensor ids = plain("ids", Dtype::i32, {T});
@@ -255,7 +250,7 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
     ops.push_back(Op{t, layer, op_name(t, layer), kind_of(t), std::move(reads), std::move(writes)});
   };
 
-  add(OpType::embed, -1, {ids, plain("tok_embeddings", Dtype::f16, {T, H})}, residual_out);
+  add(OpType::embed, -1, {ids, plain("tok_embeddings", Dtype::f16, {T, H})}, {residual});
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = fmt::format("layers.{}.", l);
     const Tensor k_new = kv_tensor(p + "k_cache", f.kv, T, c), v_new = kv_tensor(p + "v_cache", f.kv, T, c);
@@ -269,7 +264,6 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
     const Tensor act = plain("act", Dtype::f16, {T, I});
     // A GEMV that normalizes its input reads the residual and the norm weight instead of x.
     auto input = [&](const Tensor& norm_weight) {
-      if (sums) return std::vector<Tensor>{residual, norm_weight, norm_sums};
       return fuse_norm ? std::vector<Tensor>{residual, norm_weight} : std::vector<Tensor>{x};
     };
     auto with = [](std::vector<Tensor> ts, const Tensor& t) {
@@ -311,7 +305,7 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
     else
       add(OpType::attention, l, {q, slots, positions, table, k_ctx, v_ctx}, {attn});
     if (fuse_norm) {  // the sublayer's output goes straight into the residual
-      add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f), residual}, residual_out);
+      add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f), residual}, {residual});
     } else {
       add(OpType::wo, l, {attn, weight(p + "wo.weight", H, Q, f)}, {proj});
       add(OpType::ffn_norm, l, {residual, proj, ffn_norm_w}, {residual, x});
@@ -324,7 +318,7 @@ std::vector<Op> step_ops(const ModelConfig& c, const StepShape& s) {
       add(OpType::swiglu, l, {gate_up}, {act});
     }
     if (fuse_norm)
-      add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f), residual}, residual_out);
+      add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f), residual}, {residual});
     else
       add(OpType::w2, l, {act, weight(p + "w2.weight", H, I, f)}, {proj});
   }
@@ -370,18 +364,12 @@ Fusions cuda_fusions(const ModelConfig& c, const StepShape& s) {
   // epilogue (gemv_tc_swiglu, inputs a multiple of 32); the norms and RoPE stay their own launches.
   const bool tc_rows = fp16 && s.batch > kCudaFusedRows && s.batch <= kCudaTcSwigluRows && c.hidden % 32 == 0;
   f.swiglu_in_w13 = decode && shapes && ((gemv_rows && (fp16 || w4a16)) || tc_rows);
-  // There the norms fold in as well (gemv_tc_fused): wo and w2 add into the residual and leave its sums
-  // of squares per 16 dims, wqkv and w13 normalize in their prologue (hidden a multiple of 64, every
-  // tensor-core GEMV's input of 32). H200, 1.8b / 7b fp16 (perf/NOTES.md "thirty-third"): see there.
-  const bool tc_norm = decode && tc_rows && s.batch <= kCudaTcNormRows && shapes && c.hidden % 64 == 0 &&
-                       c.q_dim() % 32 == 0 && c.intermediate % 32 == 0;
-  f.norm_in_gemv = (decode && gemv_rows && shapes && (fp16 || w4a16) && norm_fits) || tc_norm;
-  f.norm_sums = tc_norm;
+  f.norm_in_gemv = decode && gemv_rows && shapes && (fp16 || w4a16) && norm_fits;
   // The RoPE epilogue (kernels/rope.cuh): a gemv_fused warp holds dims d and d + head_dim/2 of a
   // head, so no rotation crosses warps; fp16 KV only (fp16 7b B=1 4.323 -> 4.228 ms). w4a16 weights:
   // w4a16_gemv_fused's register kernel pairs the two 16-row strips in one warp, its warps taking at
   // most 4 groups of the pair (H200, w4a16 B=1 ctx 1024: 1.8b 0.765 -> 0.727 ms, 7b 1.930 -> 1.889).
-  f.rope_in_wqkv = f.norm_in_gemv && gemv_rows && s.formats.kv == KvFormat::fp16 &&
+  f.rope_in_wqkv = f.norm_in_gemv && s.formats.kv == KvFormat::fp16 &&
                    c.head_dim % kCudaFusedRopeHeadDimMultiple == 0 && c.head_dim <= kCudaFusedMaxRopeHeadDim;
   // Every other decode step rotates and writes in decode attention (kernels/decode_attention.cu), for
   // the head_dims it runs (64, 128: a lane holds both halves of its RoPE pairs and a quantized row's

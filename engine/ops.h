@@ -109,12 +109,6 @@ struct Fusions {
   // ffn_norm op. The final norm stays a launch (without the add): the head's ~11k blocks would each
   // re-read the row from L2 (230 MB at 1.8b), more than the one launch it would save.
   bool norm_in_gemv = false;
-  // With norm_in_gemv at 3-8 rows (the tensor-core GEMVs, kernels/gemv_tc.cu): the norm's sums of
-  // squares come from the ops that write the residual (embed, wo, w2), per 16 dims, in `norm_sums`
-  // [T, hidden / 16] fp32, which wqkv and w13 read, so that each of their warps reads only its share
-  // of the residual rows (a block reducing whole rows re-reads them from L2: 64 MB for 1.8b's w13 at
-  // 16 rows).
-  bool norm_sums = false;
   // wqkv (behind its norm prologue) does rope_kv_write's work in its epilogue: it reads the step's
   // slots, positions and block-table entries and writes q and the new K/V rows instead of qkv: no
   // rope_kv_write op. fp16 KV only (an int8/int4 row's scale needs a whole head, which no GEMV block
@@ -153,14 +147,12 @@ struct StepShape {
 // goes through a ridgeline GEMV (fp16 weights: kernels/gemv.cu, hidden a multiple of 8; w4a16:
 // kernels/w4a16_gemv.cu, one row only, SwiGLU, the norms and, with an fp16 cache, RoPE); and
 // fp16 decode batches of up to kCudaTcSwigluRows rows, whose w13 runs SwiGLU in its epilogue
-// (kernels/gemv_tc.cu, hidden a multiple of 32) and, up to kCudaTcNormRows rows, with hidden a
-// multiple of 64 and the other inputs of 32, whose norms fold into the GEMVs too (norm_sums); and every
-// decode step whose wqkv does not take RoPE, whose attention does (rope_in_attention, head_dim 64 or 128).
-// Both the backend's run_step and the reports ask this one function, so the op table a report prints for a
-// CUDA run is the list of ops that ran.
+// (kernels/gemv_tc.cu, hidden a multiple of 32); and every decode step whose wqkv does not take
+// RoPE, whose attention does (rope_in_attention, head_dim 64 or 128). Both the
+// backend's run_step and the reports ask this one function, so the op table a report prints for a CUDA run is
+// the list of ops that ran.
 inline constexpr int kCudaFusedRows = 2;
 inline constexpr int kCudaTcSwigluRows = 16;  // fp16 w13 with SwiGLU on tensor cores (kernels/gemv_tc.cu)
-inline constexpr int kCudaTcNormRows = 8;     // ... with the norms folded in too (Fusions::norm_sums)
 inline constexpr int kCudaFusedMaxNormDim = 8192;     // the normed rows fit the GEMV's 48 KB of shared memory
 inline constexpr int kCudaFusedMaxRopeHeadDim = 256;  // the RoPE epilogue's inverse-frequency table
 inline constexpr int kCudaFusedRopeHeadDimMultiple = 32;  // a W4A16 block's strip pair: 2 x 16 dims

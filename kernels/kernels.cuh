@@ -72,11 +72,9 @@ struct KvCacheView {
 void fill_kv_synthetic(const KvCacheView& cache, void* pool, int64_t first_block, int64_t n_blocks,
                        uint64_t seed, uint64_t stream_id, cudaStream_t stream);
 
-// embed: out[t, :] = table[ids[t], :] (fp16 gather), then widened to the float32 residual. With
-// norm_sums (dim % 16 == 0), also the rows' sums of squares per 16 dims [n_tokens, dim / 16], for the
-// first layer's gemv_tc_fused norm prologue.
-void embed(const half* table, const int* ids, int n_tokens, int dim, float* residual_out, cudaStream_t stream,
-           float* norm_sums = nullptr);
+// embed: out[t, :] = table[ids[t], :] (fp16 gather), then widened to the float32 residual.
+void embed(const half* table, const int* ids, int n_tokens, int dim, float* residual_out,
+           cudaStream_t stream);
 
 // add_rmsnorm: if x != nullptr, residual += x; out = rmsnorm(residual) * w (fp32 maths, fp16 out).
 void add_rmsnorm(float* residual, const half* x, const half* w, int n_tokens, int dim, float eps, half* out,
@@ -235,20 +233,8 @@ struct GemvFusedParams {
   float* residual = nullptr;             // [n, out]
   const RopeKvEpilogue* rope = nullptr;  // the rope_kv_write epilogue (with the norm prologue: wqkv)
   int split = 0;                         // warps per weight row, as gemv's `split`
-  // gemv_tc_fused only: the residual rows' sums of squares per 16 consecutive dims, [n, hidden / 16];
-  // the norm prologue reads them, the residual epilogue writes them.
-  float* norm_sums = nullptr;
 };
 void gemv_fused(const GemvFusedParams& p, cudaStream_t stream);
-// gemv_tc_fused: the same two folds on the tensor-core GEMV, for decode batches of up to
-// kGemvTcMaxRows rows: with norm_residual (up to kGemvTcNormMaxRows rows), x =
-// fp16(rmsnorm(norm_residual) * norm_w) in the prologue (in % 64 == 0), out y16 or act (SwiGLU); else
-// residual [n, out] += fp16(x W^T) (out % 64 == 0). The norm's sum of squares is not reduced by the GEMV but
-// taken from norm_sums, which the op that last wrote the residual left: the residual epilogue here, or embed.
-// Each 16-row tile writes its own entry of norm_sums, and the prologue adds a row's entries in a fixed order:
-// deterministic, but not add_rmsnorm's order, so the normed x may differ from add_rmsnorm's in the last bit.
-inline constexpr int kGemvTcNormMaxRows = 8;
-void gemv_tc_fused(const GemvFusedParams& p, cudaStream_t stream);
 
 // argmax over float32 logits [n_rows, vocab] -> out[n_rows]; lowest index on ties.
 void argmax(const float* logits, int n_rows, int vocab, int* out, cudaStream_t stream);

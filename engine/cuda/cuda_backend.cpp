@@ -43,7 +43,7 @@ int64_t w4a16_dequant_scratch(const ModelConfig& c, const Formats& f, int max_ro
 int64_t activation_bytes(const ModelConfig& c, int64_t rows, int64_t logit_rows) {
   const int64_t h = c.hidden;
   return rows * (4 * h + 2 * (h + c.qkv_dim() + 2 * c.q_dim() + h + 3 * int64_t{c.intermediate})) +
-         logit_rows * (2 * h + 4 * (h / 16 + 1));
+         logit_rows * 2 * h;
 }
 
 }  // namespace
@@ -108,7 +108,6 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const BackendOptions
   act_.gate_up = DeviceBuffer<half>(rows * 2 * c_.intermediate, "gate_up");
   act_.act = DeviceBuffer<half>(rows * c_.intermediate, "act");
   act_.head_in = DeviceBuffer<half>(int64_t{max_bucket_} * h, "head_in");
-  act_.norm_sums = DeviceBuffer<float>(int64_t{max_bucket_} * (h / 16 + 1), "norm_sums");
   logits_ = DeviceBuffer<float>(max_bucket_ * vocab, "logits");
   parked_logits_ = DeviceBuffer<float>(opt_.max_sequences * vocab, "parked logits");
   sample_rows_ = DeviceBuffer<float>(max_bucket_ * vocab, "sample rows");
@@ -395,7 +394,7 @@ void CudaBackendImpl::run_prefill(std::span<const int> seqs, std::span<const std
 static_assert(kCudaFusedRows == kGemvFusedMaxRows && kCudaFusedMaxNormDim == kGemvFusedMaxNormDim &&
                   kCudaFusedRows == kW4A16GemvFusedMaxRows && kCudaFusedMaxRopeHeadDim == kMaxRopeHeadDim &&
                   kCudaFusedRopeHeadDimMultiple == kRopeEpilogueHeadDimMultiple &&
-                  kCudaTcSwigluRows == kGemvTcMaxRows && kCudaTcNormRows == kGemvTcNormMaxRows,
+                  kCudaTcSwigluRows == kGemvTcMaxRows,
               "engine/ops.h's fusion rule and the fused GEMVs agree");
 
 Fusions CudaBackendImpl::step_fusions(const StepArgs& a) const {
@@ -437,10 +436,6 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
     }
     GemvFusedParams p = normed_gemv(lin.fp16.get(), act ? lin.out / 2 : lin.out, norm_w);
     p.y16 = y, p.act = act, p.rope = rope;
-    if (fused.norm_sums) {
-      p.norm_sums = x.norm_sums.get();
-      return gemv_tc_fused(p, st);
-    }
     gemv_fused(p, st);
   };
   // wqkv's RoPE epilogue (Fusions::rope_in_wqkv): rope_kv_write's arguments, each row's RoPE base
@@ -459,18 +454,10 @@ void CudaBackendImpl::run_step(const StepArgs& a, const OpHook* hook) {
   auto fused_residual = [&](const DeviceLinear& lin, const half* in_x) {
     if (lin.quantized())
       return w4a16_gemv_fused({.w = lin.w4a16(), .n = n, .x = in_x, .residual = x.residual.get()}, st);
-    GemvFusedParams p = residual_gemv(lin.fp16.get(), in_x, lin.in);
-    if (fused.norm_sums) {
-      p.norm_sums = x.norm_sums.get();
-      return gemv_tc_fused(p, st);
-    }
-    gemv_fused(p, st);
+    gemv_fused(residual_gemv(lin.fp16.get(), in_x, lin.in), st);
   };
 
-  op(names_(OpType::embed), hook, [&] {
-    embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st,
-          fused.norm_sums ? x.norm_sums.get() : nullptr);
-  });
+  op(names_(OpType::embed), hook, [&] { embed(w_.tok_embeddings.get(), a.ids, n, h, x.residual.get(), st); });
   const half* pending = nullptr;  // the last sublayer's output; the next norm adds it into the residual
   for (int l = 0; l < c_.n_layers; ++l) {
     const DeviceLayerWeights& L = w_.layers[l];

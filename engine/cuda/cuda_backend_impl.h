@@ -68,8 +68,6 @@ struct Activations {
   DeviceBuffer<half> gate_up;    // [rows, 2*inter]
   DeviceBuffer<half> act;        // [rows, inter]
   DeviceBuffer<half> head_in;    // [logit rows, hidden] gathered last-token rows of a prefill
-  DeviceBuffer<float>
-      norm_sums;  // [decode rows, hidden / 16] the residual's sums of squares (Fusions::norm_sums)
 };
 
 class CudaBackendImpl final : public CudaBackend {
