@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Thirty-third, second try: the norms in the 3-8-row tensor-core GEMVs with the normed rows in shared
-# memory (perf/wip/gemv-tc-norm-smem.patch over f3da52d: each warp normalizes its input share once, then
-# streams with the plain kernel's 4 steps in flight). One build with the patch and the RL_X_NO_TC_NORM
-# knob (tc-norm-knob.patch's engine/ops.cpp part), then the kernel and tiny-model engine tests and
+# memory (perf/wip/gemv-tc-norm-smem.patch over cdf84c3 and later: each warp normalizes its input share once, then
+# streams with the plain kernel's 4 steps in flight). One build with the patch and an RL_X_NO_TC_NORM
+# knob (sed into engine/ops.cpp), then the kernel and tiny-model engine tests and
 # old/new sweeps interleaved, 1.8b and 7b, B=4,8 x ctx 1024,4096, fp16/fp16.
 #
 #   OUT=/some/dir bash perf/wip/tc-norm-smem-ab.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-git apply perf/wip/gemv-tc-norm-smem.patch && git apply --include=engine/ops.cpp perf/wip/tc-norm-knob.patch ||
-  { echo "the patches do not apply"; exit 1; }
+git apply perf/wip/gemv-tc-norm-smem.patch || { echo "the patch does not apply"; exit 1; }
+# The knob: RL_X_NO_TC_NORM=1 keeps add_rmsnorm + gemv_tc (cuda_fusions without norm_sums).
+sed -i 's/const bool tc_norm = decode/const bool tc_norm = std::getenv("RL_X_NO_TC_NORM") == nullptr \&\& decode/;
+        s/#include "engine\/ops.h"/#include "engine\/ops.h"\n#include <cstdlib>/' engine/ops.cpp
+grep -q RL_X_NO_TC_NORM engine/ops.cpp || { echo "the knob did not go in"; exit 1; }
 build_gpu ridgeline ridgeline_gpu_tests
 RIDGELINE_REQUIRE_GPU=1 timeout 120 build-gpu/tests/ridgeline_gpu_tests \
   --gtest_filter="${TC_NORM_AB_TESTS:-KernelGemvTc*:CudaEngine.Batched*:CudaEngine.BenchmarkHooks*}" >"$W/tests.log" 2>&1
