@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Thirty-fourth: issue 12's B=256 row. gemm_narrow (perf/wip/gemm-narrow.patch: kernels/sm90a/, wgmma
+# m64n256k16 on TMA-fed 128-byte-swizzled stages, the K range split over a 1 x split cluster and summed
+# through distributed shared memory) against the engine's cuBLASLt GEMM on every 1.8b and 7b shape at
+# 64-256 rows, and every split forced on the 1.8b shapes at 256 rows. Written without a GPU: the first
+# run is its first test. One device call, ~4 min from a bare machine:
+#   1. the kernel's tests (correctness at every split, poisoned rows, determinism; a failure prints the
+#      first wrong (row, output) elements), bounded by a timeout in case the pipeline hangs;
+#   2. compute-sanitizer memcheck over the same tests (the 1-row and tiny shapes dominate its time);
+#   3. BM_GemmNarrow (both kernels timed in each iteration) and the probe's ceilings;
+#   4. if the tests passed, B=256 ctx 1024 fp16 sweeps with the engine's dispatch (the patch sends
+#      fp16 GEMMs of 129-256 rows with at most SMs/2 output tiles to gemm_narrow) off / on / on and
+#      overlapped (RL_X_GEMM_NARROW=0/1/2), interleaved, 1.8b twice then 7b, within a time budget.
+# Prediction (H200, 791 TFLOP/s): 1.8b w2 at 256 rows 21.2 -> 14-16 us (0.68-0.78 of the peak; the L2
+# traffic, W once + x once per 128-output tile = 97 MB, may bound it near 13 us), wo 6.7 -> 4-5 us,
+# wqkv 9.8 -> 7-8 us; w13 (128 tiles, no split) within 10% of cuBLASLt's 0.89.
+#
+#   OUT=/some/dir bash perf/wip/gemm-narrow.sh
+source "$(dirname "$0")/device-call.sh"
+trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
+git apply perf/wip/gemm-narrow.patch || { echo "the patch does not apply"; exit 1; }
+build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
+# ptxas's view of the kernel: registers, spills, and C7510 (wgmma serialized: a call or an accumulator
+# touched inside the pipeline would cost most of the tensor-core rate without failing anything).
+python3 -c "import json; print([e for e in json.load(open('build-gpu/compile_commands.json'))
+  if e['file'].endswith('gemm_narrow.cu')][0]['command'])" >"$W/nvcc.cmd" &&
+  (cd build-gpu && eval "$(sed 's/ -o [^ ]*/ -o \/dev\/null/' "$W/nvcc.cmd") -Xptxas -v" 2>&1 |
+    grep -E "registers|spill|C7510" | head -4)
+RIDGELINE_REQUIRE_GPU=1 timeout 120 build-gpu/tests/ridgeline_gpu_tests --gtest_filter='KernelGemmNarrow*' \
+  >"$W/tests.log" 2>&1
+tests_rc=$?
+echo "tests exit $tests_rc at $(( $(date +%s) - start )) s"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|first misses|^\[nmse\]" "$W/tests.log" | head -40
+timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/ridgeline_gpu_tests \
+  --gtest_filter='KernelGemmNarrow*' >"$W/memcheck.log" 2>&1
+echo "memcheck exit $?"
+tail -3 "$W/memcheck.log"
+build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1 && tail -2 "$W/probe.log"
+timeout 200 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_GemmNarrow' --benchmark_min_time=20x \
+  --benchmark_out="$W/gemm-narrow.json" --benchmark_out_format=json >"$W/gemm-narrow.txt" 2>&1
+echo "bench exit $?"
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+try:
+    peak = json.load(open(f"{w}/ceilings.json"))["tflops"]
+except Exception:
+    peak = float("nan")
+try:
+    benches = json.load(open(f"{w}/gemm-narrow.json"))["benchmarks"]
+except Exception as e:
+    print(f"no JSON ({e}); see gemm-narrow.txt")
+    sys.exit(0)
+for b in benches:
+    name = b["name"].split("/manual")[0]
+    if "error_occurred" in b:
+        print(name, "ERROR", b.get("error_message"))
+        continue
+    tf = b["TFLOP/s"]
+    print(f"{name:26s} {b.get('label', ''):10s} narrow {b['us_narrow']:7.2f} us (overlapped "
+          f"{b['us_overlapped']:7.2f}, no sum {b['us_no_sum']:7.2f})  cublas {b['us_cublas']:7.2f} us  "
+          f"x{b['x_vs_cublas']:.2f}  {tf:6.1f} TFLOP/s ({tf / peak:.2f})  split {int(b['split'])}  "
+          f"clusters {int(b['clusters'])}")
+PY
+[ "$tests_rc" -eq 0 ] || { echo "tests failed: no sweeps"; exit 0; }
+for round in 1 2; do
+  for model in internlm2-chat-1_8b internlm2-chat-7b; do
+    [ "$model" = internlm2-chat-7b ] && [ "$round" = 2 ] && continue
+    for mode in 0 1 2; do
+      [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-500} ] && break 3
+      tag=narrow$mode-$model-$round
+      RL_X_GEMM_NARROW=$mode build-gpu/ridgeline sweep --device cuda --model "$model" --batch 256 --context 1024 \
+        --weights fp16 --kv fp16 --ceilings "$W/ceilings.json" --out "$W/$tag.json" >"$W/$tag.log" 2>&1 ||
+        echo "$tag failed"
+      echo "$tag: $(grep -E '^\[[0-9]+/[0-9]+\]' "$W/$tag.log" | sed 's/^\[[0-9/]*\] //' | tr '\n' ';')"
+    done
+  done
+done
+python3 - "$W" <<'PY'
+import glob, json, sys
+for f in sorted(glob.glob(f"{sys.argv[1]}/narrow*.json")):
+    for r in json.load(open(f)).get("runs", []):
+        ops = {}
+        for o in r.get("ops", []):
+            k = o["name"].split(".")[-1]
+            ops[k] = ops.get(k, 0.0) + o.get("time_us", 0.0)
+        gemms = {k: round(v, 1) for k, v in ops.items() if k in ("wqkv", "wo", "w13", "w2", "output")}
+        print(f.split("/")[-1], r["batch"], r["context"], "step", round(r["step"]["time_us"]["median"], 1), gemms)
+PY
