@@ -2,7 +2,7 @@
 # Thirty-fourth: issue 12's B=256 row. gemm_narrow (perf/wip/gemm-narrow.patch: kernels/sm90a/, wgmma
 # m64n256k16 on TMA-fed 128-byte-swizzled stages, the K range split over a 1 x split cluster and summed
 # through distributed shared memory) against the engine's cuBLASLt GEMM on every 1.8b and 7b shape at
-# 64-256 rows, and every split forced on the 1.8b shapes at 256 rows. Written without a GPU: the first
+# 64-256 rows, and splits 1, 2, 4, 6, 7, 8 forced on the 1.8b shapes at 256 rows. Written without a GPU: the first
 # run is its first test. One device call, ~4 min from a bare machine:
 #   1. the kernel's tests (correctness at every split, poisoned rows, determinism; a failure prints the
 #      first wrong (row, output) elements), bounded by a timeout in case the pipeline hangs;
