@@ -2,18 +2,22 @@
 # Thirty-fourth: issue 12's B=256 row. gemm_narrow (perf/wip/gemm-narrow.patch: kernels/sm90a/, wgmma
 # m64n256k16 on TMA-fed 128-byte-swizzled stages, the K range split over a 1 x split cluster and summed
 # through distributed shared memory) against the engine's cuBLASLt GEMM on every 1.8b and 7b shape at
-# 64-256 rows, and splits 1, 2, 4, 6, 7, 8 forced on the 1.8b shapes at 256 rows. Written without a GPU: the first
-# run is its first test. One device call, ~4 min from a bare machine:
-#   1. the kernel's tests (correctness at every split, poisoned rows, determinism; a failure prints the
-#      first wrong (row, output) elements), bounded by a timeout in case the pipeline hangs;
-#   2. compute-sanitizer memcheck over the same tests (the 1-row and tiny shapes dominate its time);
-#   3. BM_GemmNarrow (both kernels timed in each iteration) and the probe's ceilings;
-#   4. if the tests passed, B=256 ctx 1024 fp16 sweeps with the engine's dispatch (the patch sends
+# 192 and 256 rows, and splits 1, 2, 4, 6, 7, 8 forced on the 1.8b shapes at 256 rows. Written without
+# a GPU: the first run is its first test. One device call, ~5 min from a bare machine:
+#   1. build, then ptxas's registers, spills and wgmma serialization (C7510) for the file;
+#   2. the kernel's tests (every split, poisoned rows, determinism; a failure prints the first wrong
+#      (row, output) elements; a barrier that never completes traps after 2 s, and a timeout bounds
+#      the rest);
+#   3. compute-sanitizer memcheck over the same tests;
+#   4. the probe's ceilings, then BM_GemmNarrow (plain, overlapped, without the sum, and cuBLASLt, all
+#      timed in each iteration);
+#   5. if the tests passed, B=256 ctx 1024 fp16 sweeps with the engine's dispatch (the patch sends
 #      fp16 GEMMs of 129-256 rows with at most SMs/2 output tiles to gemm_narrow) off / on / on and
 #      overlapped (RL_X_GEMM_NARROW=0/1/2), interleaved, 1.8b twice then 7b, within a time budget.
 # Prediction (H200, 791 TFLOP/s): 1.8b w2 at 256 rows 21.2 -> 14-16 us (0.68-0.78 of the peak; the L2
-# traffic, W once + x once per 128-output tile = 97 MB, may bound it near 13 us), wo 6.7 -> 4-5 us,
-# wqkv 9.8 -> 7-8 us; w13 (128 tiles, no split) within 10% of cuBLASLt's 0.89.
+# traffic, W once + x once per 128-output tile = 97 MB, may bound it near 12 us of streaming), wqkv
+# 9.8 -> 7-8 us, wo 6.7 -> 6-7 us (4 steps a CTA: the ramp and the sum are most of it); w13 (128
+# tiles, no split) within 10% of cuBLASLt's 0.89.
 #
 #   OUT=/some/dir bash perf/wip/gemm-narrow.sh
 source "$(dirname "$0")/device-call.sh"
