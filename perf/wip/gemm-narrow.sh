@@ -13,7 +13,9 @@
 #      timed in each iteration);
 #   5. if the tests passed, B=256 ctx 1024 fp16 sweeps with the engine's dispatch (the patch sends
 #      fp16 GEMMs of 129-256 rows with at most SMs/2 output tiles to gemm_narrow) off / on / on and
-#      overlapped (RL_X_GEMM_NARROW=0/1/2), interleaved, 1.8b twice then 7b, within a time budget.
+#      overlapped (RL_X_GEMM_NARROW=0/1/2), interleaved, 1.8b twice then 7b, within a time budget;
+#   6. in what time is left, the CudaEngine tests (the tiny model's prefills and batches of 129-256 rows
+#      run gemm_narrow through the engine's dispatch).
 # Prediction (H200, 791 TFLOP/s): 1.8b w2 at 256 rows 21.2 -> 14-16 us (0.68-0.78 of the peak; the L2
 # traffic, W once + x once per 128-output tile = 97 MB, may bound it near 12 us of streaming), wqkv
 # 9.8 -> 7-8 us, wo 6.7 -> 6-7 us (4 steps a CTA: the ramp and the sum are most of it); w13 (128
@@ -71,7 +73,7 @@ for round in 1 2; do
   for model in internlm2-chat-1_8b internlm2-chat-7b; do
     [ "$model" = internlm2-chat-7b ] && [ "$round" = 2 ] && continue
     for mode in 0 1 2; do
-      [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-500} ] && break 3
+      [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-450} ] && break 3
       tag=narrow$mode-$model-$round
       RL_X_GEMM_NARROW=$mode build-gpu/ridgeline sweep --device cuda --model "$model" --batch 256 --context 1024 \
         --weights fp16 --kv fp16 --ceilings "$W/ceilings.json" --out "$W/$tag.json" >"$W/$tag.log" 2>&1 ||
@@ -80,6 +82,15 @@ for round in 1 2; do
     done
   done
 done
+# The engine end to end: the tiny model's shapes qualify (wqkv 512 -> 1024, w13 -> 2816, w2 1408 ->
+# 512), so its prefills and batches of 129-256 rows run gemm_narrow against the reference tokens.
+left=$(( ${GEMM_NARROW_CALL_S:-580} - ($(date +%s) - start) ))
+if [ "$left" -gt 30 ]; then
+  RIDGELINE_REQUIRE_GPU=1 timeout "$left" build-gpu/tests/ridgeline_gpu_tests --gtest_filter='CudaEngine*' \
+    >"$W/engine-tests.log" 2>&1
+  echo "engine tests exit $? ($left s allowed)"
+  grep -E "^\[  (PASSED|FAILED) |Failure" "$W/engine-tests.log" | head -10
+fi
 python3 - "$W" <<'PY'
 import glob, json, sys
 for f in sorted(glob.glob(f"{sys.argv[1]}/narrow*.json")):
