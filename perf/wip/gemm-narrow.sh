@@ -16,10 +16,11 @@
 #      overlapped (RL_X_GEMM_NARROW=0/1/2), interleaved, 1.8b twice then 7b, within a time budget;
 #   6. in what time is left, the CudaEngine tests (the tiny model's prefills and batches of 129-256 rows
 #      run gemm_narrow through the engine's dispatch).
-# Prediction (H200, 791 TFLOP/s): 1.8b w2 at 256 rows 21.2 -> 14-16 us (0.68-0.78 of the peak; the L2
-# traffic, W once + x once per 128-output tile = 97 MB, may bound it near 12 us of streaming), wqkv
-# 9.8 -> 7-8 us, wo 6.7 -> 6-7 us (4 steps a CTA: the ramp and the sum are most of it); w13 (128
-# tiles, no split) within 10% of cuBLASLt's 0.89.
+# Prediction (H200, 791 TFLOP/s; the GPCs should hold 16 clusters of 7, not of 8, so w2 and wo run at
+# split 7 and wqkv at 3): 1.8b w2 at 256 rows 21.2 -> 15-17 us (0.64-0.72 of the peak; the L2 traffic,
+# W once + x once per 128-output tile = 97 MB, may bound it near 12 us of streaming), wqkv 9.8 -> 7-8
+# us, wo 6.7 -> 6-7 us (4-5 steps a CTA: the ramp and the sum are most of it); w13 (128 tiles, no
+# split) within 10% of cuBLASLt's 0.89.
 #
 #   OUT=/some/dir bash perf/wip/gemm-narrow.sh
 source "$(dirname "$0")/device-call.sh"
