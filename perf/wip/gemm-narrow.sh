@@ -10,10 +10,10 @@
 #      the rest);
 #   3. compute-sanitizer memcheck over the same tests;
 #   4. the probe's ceilings, then BM_GemmNarrow (plain, overlapped, without the sum, and cuBLASLt, all
-#      timed in each iteration);
+#      timed in each iteration), single tiles then pairs of tiles sharing x by multicast;
 #   5. if the tests passed, B=256 ctx 1024 fp16 sweeps with the engine's dispatch (the patch sends
-#      fp16 GEMMs of 129-256 rows with at most SMs/2 output tiles to gemm_narrow) off / on / on and
-#      overlapped (RL_X_GEMM_NARROW=0/1/2), interleaved, 1.8b twice then 7b, within a time budget;
+#      fp16 GEMMs of 129-256 rows with at most SMs/2 output tiles to gemm_narrow) off / on / pairs /
+#      overlapped (RL_X_GEMM_NARROW=0/1/3/2), interleaved, 1.8b twice then 7b, within a time budget;
 #   6. in what time is left, the CudaEngine tests (the tiny model's prefills and batches of 129-256 rows
 #      run gemm_narrow through the engine's dispatch).
 # Prediction (H200, 791 TFLOP/s; the GPCs should hold 16 clusters of 7, not of 8, so w2 and wo run at
@@ -25,27 +25,35 @@
 #   OUT=/some/dir bash perf/wip/gemm-narrow.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-git apply perf/wip/gemm-narrow.patch || { echo "the patch does not apply"; exit 1; }
+# Applied already (a second run on a warm machine) or apply it now.
+git apply -R --check perf/wip/gemm-narrow.patch 2>/dev/null || git apply perf/wip/gemm-narrow.patch ||
+  { echo "the patch does not apply"; exit 1; }
 build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
 # ptxas's view of the kernel: registers, spills, and C7510 (wgmma serialized: a call or an accumulator
 # touched inside the pipeline would cost most of the tensor-core rate without failing anything).
 python3 -c "import json; print([e for e in json.load(open('build-gpu/compile_commands.json'))
-  if e['file'].endswith('gemm_narrow.cu')][0]['command'])" >"$W/nvcc.cmd" &&
+  if e['file'].endswith('/sm90a/gemm_narrow.cu')][0]['command'])" >"$W/nvcc.cmd" &&
   (cd build-gpu && eval "$(sed 's/ -o [^ ]*/ -o \/dev\/null/' "$W/nvcc.cmd") -Xptxas -v" 2>&1 |
     grep -E "registers|spill|C7510" | head -4)
 RIDGELINE_REQUIRE_GPU=1 timeout 120 build-gpu/tests/ridgeline_gpu_tests --gtest_filter='KernelGemmNarrow*' \
   >"$W/tests.log" 2>&1
 tests_rc=$?
 echo "tests exit $tests_rc at $(( $(date +%s) - start )) s"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|first misses|^\[nmse\]" "$W/tests.log" | head -40
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[gemm_narrow\]" "$W/tests.log" | head -12
+grep -E -A3 "Failure" "$W/tests.log" | head -30
+echo "worst NMSE:"; grep "^\[nmse\]" "$W/tests.log" | awk '{print $NF, $0}' | sort -g | tail -4 | cut -d" " -f2-
 timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/ridgeline_gpu_tests \
   --gtest_filter='KernelGemmNarrow*' >"$W/memcheck.log" 2>&1
 echo "memcheck exit $?"
 tail -3 "$W/memcheck.log"
-build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1 && tail -2 "$W/probe.log"
-timeout 200 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_GemmNarrow' --benchmark_min_time=20x \
-  --benchmark_out="$W/gemm-narrow.json" --benchmark_out_format=json >"$W/gemm-narrow.txt" 2>&1
-echo "bench exit $?"
+timeout 120 build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1 && tail -2 "$W/probe.log"
+# Single tiles, then pairs in a process of their own (a faulting multicast launch ends its process).
+for pair in 0 1; do
+  timeout 120 build-gpu/bench/ridgeline_bench --benchmark_filter="BM_GemmNarrow/[0-9]+/[0-9]+/[0-9]+/$pair/" \
+    --benchmark_min_time=20x --benchmark_out="$W/gemm-narrow-$pair.json" --benchmark_out_format=json \
+    >"$W/gemm-narrow-$pair.txt" 2>&1
+  echo "bench pair=$pair exit $?"
+done
 python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]
@@ -53,18 +61,19 @@ try:
     peak = json.load(open(f"{w}/ceilings.json"))["tflops"]
 except Exception:
     peak = float("nan")
-try:
-    benches = json.load(open(f"{w}/gemm-narrow.json"))["benchmarks"]
-except Exception as e:
-    print(f"no JSON ({e}); see gemm-narrow.txt")
-    sys.exit(0)
+benches = []
+for pair in (0, 1):
+    try:
+        benches += json.load(open(f"{w}/gemm-narrow-{pair}.json"))["benchmarks"]
+    except Exception as e:
+        print(f"pair={pair}: no JSON ({e}); see gemm-narrow-{pair}.txt")
 for b in benches:
     name = b["name"].split("/manual")[0]
     if "error_occurred" in b:
         print(name, "ERROR", b.get("error_message"))
         continue
     tf = b["TFLOP/s"]
-    print(f"{name:26s} {b.get('label', ''):10s} narrow {b['us_narrow']:7.2f} us (overlapped "
+    print(f"{name:28s} {b.get('label', ''):10s} narrow {b['us_narrow']:7.2f} us (overlapped "
           f"{b['us_overlapped']:7.2f}, no sum {b['us_no_sum']:7.2f})  cublas {b['us_cublas']:7.2f} us  "
           f"x{b['x_vs_cublas']:.2f}  {tf:6.1f} TFLOP/s ({tf / peak:.2f})  split {int(b['split'])}  "
           f"clusters {int(b['clusters'])}")
@@ -73,12 +82,14 @@ PY
 for round in 1 2; do
   for model in internlm2-chat-1_8b internlm2-chat-7b; do
     [ "$model" = internlm2-chat-7b ] && [ "$round" = 2 ] && continue
-    for mode in 0 1 2; do
+    for mode in 0 1 3 2; do
       [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-450} ] && break 3
       tag=narrow$mode-$model-$round
-      RL_X_GEMM_NARROW=$mode build-gpu/ridgeline sweep --device cuda --model "$model" --batch 256 --context 1024 \
-        --weights fp16 --kv fp16 --ceilings "$W/ceilings.json" --out "$W/$tag.json" >"$W/$tag.log" 2>&1 ||
-        echo "$tag failed"
+      # Each sweep ends in time for the summary: the call's limit less what has run, less a minute.
+      left=$(( ${GEMM_NARROW_CALL_S:-580} - ($(date +%s) - start) - 60 ))
+      RL_X_GEMM_NARROW=$mode timeout "$left" build-gpu/ridgeline sweep --device cuda --model "$model" \
+        --batch 256 --context 1024 --weights fp16 --kv fp16 --ceilings "$W/ceilings.json" --out "$W/$tag.json" \
+        >"$W/$tag.log" 2>&1 || echo "$tag failed"
       echo "$tag: $(grep -E '^\[[0-9]+/[0-9]+\]' "$W/$tag.log" | sed 's/^\[[0-9/]*\] //' | tr '\n' ';')"
     done
   done
