@@ -25,8 +25,8 @@
 #   OUT=/some/dir bash perf/wip/gemm-narrow.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-# Applied already (a second run on a warm machine) or apply it now.
-git apply -R --check perf/wip/gemm-narrow.patch 2>/dev/null || git apply perf/wip/gemm-narrow.patch ||
+# Applied already (a second run on a warm machine, or a tree with the kernel being worked on) or now.
+[ -f kernels/sm90a/gemm_narrow.cu ] || git apply perf/wip/gemm-narrow.patch ||
   { echo "the patch does not apply"; exit 1; }
 build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
 # ptxas's view of the kernel: registers, spills, and C7510 (wgmma serialized: a call or an accumulator
