@@ -21,6 +21,8 @@
 # W once + x once per 128-output tile = 97 MB, may bound it near 12 us of streaming), wqkv 9.8 -> 7-8
 # us, wo 6.7 -> 6-7 us (4-5 steps a CTA: the ramp and the sum are most of it); w13 (128 tiles, no
 # split) within 10% of cuBLASLt's 0.89.
+# Measured (thirty-fourth, H100): right, and slower than cuBLASLt on every shape (w2 27.3 against 22.7
+# us; the H100 held 15 clusters of 7 or 8, so w2 ran at split 6); perf/NOTES.md has the figures.
 #
 #   OUT=/some/dir bash perf/wip/gemm-narrow.sh
 source "$(dirname "$0")/device-call.sh"
