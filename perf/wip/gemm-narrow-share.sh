@@ -21,16 +21,14 @@
 #
 #   OUT=/some/dir bash perf/wip/gemm-narrow-share.sh
 source "$(dirname "$0")/device-call.sh"
+source "$(dirname "$0")/gemm-narrow-lib.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 if [ ! -f kernels/sm90a/gemm_narrow.cu ]; then
   git apply perf/wip/gemm-narrow.patch && git apply perf/wip/gemm-narrow-share.patch ||
     { echo "the patches do not apply"; exit 1; }
 fi
 build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
-python3 -c "import json; print([e for e in json.load(open('build-gpu/compile_commands.json'))
-  if e['file'].endswith('/sm90a/gemm_narrow.cu')][0]['command'])" >"$W/nvcc.cmd" &&
-  (cd build-gpu && eval "$(sed 's/ -o [^ ]*/ -o \/dev\/null/' "$W/nvcc.cmd") -Xptxas -v" 2>&1 |
-    grep -E "registers|spill|C7510" | head -6)
+narrow_ptxas
 obj=$(find build-gpu -name 'gemm_narrow.cu.o' | head -1)
 if [ -n "$obj" ] && command -v cuobjdump >/dev/null; then
   cuobjdump -sass "$obj" >"$W/gemm-narrow.sass" 2>&1
@@ -38,13 +36,7 @@ if [ -n "$obj" ] && command -v cuobjdump >/dev/null; then
     "$W/gemm-narrow.sass"
   grep -c "Function :" "$W/gemm-narrow.sass"
 fi
-RIDGELINE_REQUIRE_GPU=1 timeout 150 build-gpu/tests/ridgeline_gpu_tests --gtest_filter='KernelGemmNarrow*' \
-  >"$W/tests.log" 2>&1
-tests_rc=$?
-echo "tests exit $tests_rc at $(( $(date +%s) - start )) s"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[gemm_narrow\]" "$W/tests.log" | head -12
-grep -E -A3 "Failure" "$W/tests.log" | head -30
-echo "worst NMSE:"; grep "^\[nmse\]" "$W/tests.log" | awk '{print $NF, $0}' | sort -g | tail -3 | cut -d" " -f2-
+narrow_tests 150
 timeout 120 build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1 && tail -2 "$W/probe.log"
 bench() {  # tag, filter, then env
   local tag=$1 filter=$2
@@ -56,41 +48,12 @@ bench() {  # tag, filter, then env
 # Each share in a process of its own (a faulting multicast launch ends its process).
 for share in 1 2 4; do bench share$share "BM_GemmNarrow/[0-9]+/256/[0-9]+/$share/" RL_NONE=1; done
 for share in 2 4; do bench cluster$share "BM_GemmNarrow/[0-9]+/256/0/$share/" RL_X_GEMM_NARROW_SCOPE=cluster; done
-python3 - "$W" <<'PY'
-import glob, json, sys
-w = sys.argv[1]
-try:
-    peak = json.load(open(f"{w}/ceilings.json"))["tflops"]
-except Exception:
-    peak = float("nan")
-for f in sorted(glob.glob(f"{w}/bench-*.json")):
-    tag = f.split("bench-")[-1][:-5]
-    try:
-        benches = json.load(open(f))["benchmarks"]
-    except Exception as e:
-        print(f"{tag}: no JSON ({e})")
-        continue
-    for b in benches:
-        name = b["name"].split("/manual")[0]
-        if "error_occurred" in b:
-            print(tag, name, "ERROR", b.get("error_message"))
-            continue
-        tf = b["TFLOP/s"]
-        print(f"{tag:9s} {name:26s} {b.get('label', ''):9s} narrow {b['us_narrow']:7.2f} (ovl "
-              f"{b['us_overlapped']:7.2f}, no sum {b['us_no_sum']:7.2f})  cublas {b['us_cublas']:7.2f}  "
-              f"x{b['x_vs_cublas']:.2f}  {tf / peak:.2f} of peak  split {int(b['split'])}  "
-              f"clusters {int(b['clusters'])}")
-PY
+python3 perf/wip/gemm-narrow-summary.py bench "$W"
 if [ "$tests_rc" -eq 0 ]; then
   for model in internlm2-chat-1_8b internlm2-chat-7b; do
     for mode in 0 1 3 5; do
       [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-430} ] && break 2
-      tag=narrow$mode-$model
-      left=$(( ${GEMM_NARROW_CALL_S:-580} - ($(date +%s) - start) - 60 ))
-      RL_X_GEMM_NARROW=$mode timeout "$left" build-gpu/ridgeline sweep --device cuda --model "$model" \
-        --batch 256 --context 1024 --weights fp16 --kv fp16 --ceilings "$W/ceilings.json" --out "$W/$tag.json" \
-        >"$W/$tag.log" 2>&1 || echo "$tag failed"
-      echo "$tag: $(grep -E '^\[[0-9]+/[0-9]+\]' "$W/$tag.log" | sed 's/^\[[0-9/]*\] //' | tr '\n' ';')"
+      narrow_sweep "$mode" "$model" "narrow$mode-$model"
     done
   done
 else
@@ -103,14 +66,4 @@ if [ "$left" -gt 40 ]; then
   echo "memcheck exit $? ($left s allowed)"
   tail -2 "$W/memcheck.log"
 fi
-python3 - "$W" <<'PY'
-import glob, json, sys
-for f in sorted(glob.glob(f"{sys.argv[1]}/narrow*.json")):
-    for r in json.load(open(f)).get("runs", []):
-        ops = {}
-        for o in r.get("ops", []):
-            k = o["name"].split(".")[-1]
-            ops[k] = ops.get(k, 0.0) + o.get("time_us", 0.0)
-        gemms = {k: round(v, 1) for k, v in ops.items() if k in ("wqkv", "wo", "w13", "w2", "output")}
-        print(f.split("/")[-1], r["batch"], r["context"], "step", round(r["step"]["time_us"]["median"], 1), gemms)
-PY
+python3 perf/wip/gemm-narrow-summary.py sweep "$W"

@@ -26,24 +26,14 @@
 #
 #   OUT=/some/dir bash perf/wip/gemm-narrow.sh
 source "$(dirname "$0")/device-call.sh"
+source "$(dirname "$0")/gemm-narrow-lib.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 # Applied already (a second run on a warm machine, or a tree with the kernel being worked on) or now.
 [ -f kernels/sm90a/gemm_narrow.cu ] || git apply perf/wip/gemm-narrow.patch ||
   { echo "the patch does not apply"; exit 1; }
 build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
-# ptxas's view of the kernel: registers, spills, and C7510 (wgmma serialized: a call or an accumulator
-# touched inside the pipeline would cost most of the tensor-core rate without failing anything).
-python3 -c "import json; print([e for e in json.load(open('build-gpu/compile_commands.json'))
-  if e['file'].endswith('/sm90a/gemm_narrow.cu')][0]['command'])" >"$W/nvcc.cmd" &&
-  (cd build-gpu && eval "$(sed 's/ -o [^ ]*/ -o \/dev\/null/' "$W/nvcc.cmd") -Xptxas -v" 2>&1 |
-    grep -E "registers|spill|C7510" | head -4)
-RIDGELINE_REQUIRE_GPU=1 timeout 120 build-gpu/tests/ridgeline_gpu_tests --gtest_filter='KernelGemmNarrow*' \
-  >"$W/tests.log" 2>&1
-tests_rc=$?
-echo "tests exit $tests_rc at $(( $(date +%s) - start )) s"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[gemm_narrow\]" "$W/tests.log" | head -12
-grep -E -A3 "Failure" "$W/tests.log" | head -30
-echo "worst NMSE:"; grep "^\[nmse\]" "$W/tests.log" | awk '{print $NF, $0}' | sort -g | tail -4 | cut -d" " -f2-
+narrow_ptxas
+narrow_tests 120
 timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/ridgeline_gpu_tests \
   --gtest_filter='KernelGemmNarrow*' >"$W/memcheck.log" 2>&1
 echo "memcheck exit $?"
@@ -56,43 +46,14 @@ for pair in 0 1; do
     >"$W/gemm-narrow-$pair.txt" 2>&1
   echo "bench pair=$pair exit $?"
 done
-python3 - "$W" <<'PY'
-import json, sys
-w = sys.argv[1]
-try:
-    peak = json.load(open(f"{w}/ceilings.json"))["tflops"]
-except Exception:
-    peak = float("nan")
-benches = []
-for pair in (0, 1):
-    try:
-        benches += json.load(open(f"{w}/gemm-narrow-{pair}.json"))["benchmarks"]
-    except Exception as e:
-        print(f"pair={pair}: no JSON ({e}); see gemm-narrow-{pair}.txt")
-for b in benches:
-    name = b["name"].split("/manual")[0]
-    if "error_occurred" in b:
-        print(name, "ERROR", b.get("error_message"))
-        continue
-    tf = b["TFLOP/s"]
-    print(f"{name:28s} {b.get('label', ''):10s} narrow {b['us_narrow']:7.2f} us (overlapped "
-          f"{b['us_overlapped']:7.2f}, no sum {b['us_no_sum']:7.2f})  cublas {b['us_cublas']:7.2f} us  "
-          f"x{b['x_vs_cublas']:.2f}  {tf:6.1f} TFLOP/s ({tf / peak:.2f})  split {int(b['split'])}  "
-          f"clusters {int(b['clusters'])}")
-PY
+python3 perf/wip/gemm-narrow-summary.py bench "$W"
 [ "$tests_rc" -eq 0 ] || { echo "tests failed: no sweeps"; exit 0; }
 for round in 1 2; do
   for model in internlm2-chat-1_8b internlm2-chat-7b; do
     [ "$model" = internlm2-chat-7b ] && [ "$round" = 2 ] && continue
     for mode in 0 1 3 2; do
       [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-450} ] && break 3
-      tag=narrow$mode-$model-$round
-      # Each sweep ends in time for the summary: the call's limit less what has run, less a minute.
-      left=$(( ${GEMM_NARROW_CALL_S:-580} - ($(date +%s) - start) - 60 ))
-      RL_X_GEMM_NARROW=$mode timeout "$left" build-gpu/ridgeline sweep --device cuda --model "$model" \
-        --batch 256 --context 1024 --weights fp16 --kv fp16 --ceilings "$W/ceilings.json" --out "$W/$tag.json" \
-        >"$W/$tag.log" 2>&1 || echo "$tag failed"
-      echo "$tag: $(grep -E '^\[[0-9]+/[0-9]+\]' "$W/$tag.log" | sed 's/^\[[0-9/]*\] //' | tr '\n' ';')"
+      narrow_sweep "$mode" "$model" "narrow$mode-$model-$round"
     done
   done
 done
@@ -105,14 +66,4 @@ if [ "$left" -gt 30 ]; then
   echo "engine tests exit $? ($left s allowed)"
   grep -E "^\[  (PASSED|FAILED) |Failure" "$W/engine-tests.log" | head -10
 fi
-python3 - "$W" <<'PY'
-import glob, json, sys
-for f in sorted(glob.glob(f"{sys.argv[1]}/narrow*.json")):
-    for r in json.load(open(f)).get("runs", []):
-        ops = {}
-        for o in r.get("ops", []):
-            k = o["name"].split(".")[-1]
-            ops[k] = ops.get(k, 0.0) + o.get("time_us", 0.0)
-        gemms = {k: round(v, 1) for k, v in ops.items() if k in ("wqkv", "wo", "w13", "w2", "output")}
-        print(f.split("/")[-1], r["batch"], r["context"], "step", round(r["step"]["time_us"]["median"], 1), gemms)
-PY
+python3 perf/wip/gemm-narrow-summary.py sweep "$W"
