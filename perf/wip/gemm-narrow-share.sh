@@ -8,12 +8,12 @@
 # release at cluster scope (and the producer's wait an acquire at cluster scope), which may be a fence a
 # stage. The delta makes them CTA-scope (CUTLASS's form) and keeps the first form behind
 # RL_X_GEMM_NARROW_SCOPE=cluster, and generalizes pairs to groups of `share` tiles (1, 2, 4).
-# One device call, ~6 min from a bare machine:
+# One device call, ~7 min from a bare machine:
 #   1. build; ptxas's view; SASS fences (MEMBAR) per kernel instance;
 #   2. the kernel tests (groups of 2 and 4 bit-identical to single tiles at every split);
 #   3. probe; BM_GemmNarrow at 256 rows: every shape at the plan's split x share 1/2/4, the 1.8b shapes
-#      at forced splits; then shares 2 and 4 again with RL_X_GEMM_NARROW_SCOPE=cluster (split 0 only);
-#   4. B=256 ctx 1024 sweeps, 1.8b then 7b: RL_X_GEMM_NARROW=0 (cuBLASLt), 1, 3 (pairs), 5 (fours);
+#      at split 1 (GEMM_NARROW_SPLITS); then shares 2 and 4 again with RL_X_GEMM_NARROW_SCOPE=cluster (split 0 only);
+#   4. B=256 ctx 1024 sweeps, 1.8b (GEMM_NARROW_MODELS): RL_X_GEMM_NARROW=0 (cuBLASLt), 1, 3 (pairs), 5 (fours);
 #   5. memcheck over the sharing test, in what time is left.
 # Prediction: if the cluster-scope release was the cost, pairs at split 1 on w13 go from 52.7 to below
 # the single tiles' 38.7 us, toward the 201 -> 134 MB of L2 traffic (~26 us at 5.2 TB/s, so the tensor
@@ -46,11 +46,13 @@ bench() {  # tag, filter, then env
   echo "bench $tag exit $?"
 }
 # Each share in a process of its own (a faulting multicast launch ends its process).
-for share in 1 2 4; do bench share$share "BM_GemmNarrow/[0-9]+/256/[0-9]+/$share/" RL_NONE=1; done
+# GEMM_NARROW_SPLITS: the forced splits to time besides the plan's own (0); a regex alternative.
+splits=${GEMM_NARROW_SPLITS:-0|1}
+for share in 1 2 4; do bench share$share "BM_GemmNarrow/[0-9]+/256/($splits)/$share/" RL_NONE=1; done
 for share in 2 4; do bench cluster$share "BM_GemmNarrow/[0-9]+/256/0/$share/" RL_X_GEMM_NARROW_SCOPE=cluster; done
 python3 perf/wip/gemm-narrow-summary.py bench "$W"
 if [ "$tests_rc" -eq 0 ]; then
-  for model in internlm2-chat-1_8b internlm2-chat-7b; do
+  for model in ${GEMM_NARROW_MODELS:-internlm2-chat-1_8b}; do
     for mode in 0 1 3 5; do
       [ $(( $(date +%s) - start )) -gt ${GEMM_NARROW_BUDGET_S:-430} ] && break 2
       narrow_sweep "$mode" "$model" "narrow$mode-$model"
