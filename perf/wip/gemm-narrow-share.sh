@@ -11,9 +11,11 @@
 # One device call, ~7 min from a bare machine:
 #   1. build; ptxas's view; SASS fences (MEMBAR) per kernel instance;
 #   2. the kernel tests (groups of 2 and 4 bit-identical to single tiles at every split);
-#   3. probe; BM_GemmNarrow at 256 rows: every shape at the plan's split x share 1/2/4, the 1.8b shapes
-#      at split 1 (GEMM_NARROW_SPLITS); then shares 2 and 4 again with RL_X_GEMM_NARROW_SCOPE=cluster (split 0 only);
-#   4. B=256 ctx 1024 sweeps, 1.8b (GEMM_NARROW_MODELS): RL_X_GEMM_NARROW=0 (cuBLASLt), 1, 3 (pairs), 5 (fours);
+#   3. probe; BM_GemmNarrow at 256 rows: every shape at the plan's split x share 1/2/4, the 1.8b
+#      shapes at split 1 (GEMM_NARROW_SPLITS); then shares 2 and 4 again with
+#      RL_X_GEMM_NARROW_SCOPE=cluster (split 0 only);
+#   4. B=256 ctx 1024 sweeps, 1.8b (GEMM_NARROW_MODELS): RL_X_GEMM_NARROW=0 (cuBLASLt), 1, 3 (pairs),
+#      5 (fours);
 #   5. memcheck over the sharing test, in what time is left.
 # Prediction: if the cluster-scope release was the cost, pairs at split 1 on w13 go from 52.7 to below
 # the single tiles' 38.7 us, toward the 201 -> 134 MB of L2 traffic (~26 us at 5.2 TB/s, so the tensor
