@@ -31,6 +31,9 @@ trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 # Applied already (a second run on a warm machine, or a tree with the kernel being worked on) or now.
 [ -f kernels/sm90a/gemm_narrow.cu ] || git apply perf/wip/gemm-narrow.patch ||
   { echo "the patch does not apply"; exit 1; }
+# BM_GemmNarrow's last argument is `pair` (0/1) here; gemm-narrow-share.patch makes it the share (1/2/4).
+grep -q "int share" kernels/gemm_narrow.h &&
+  { echo "this tree has gemm-narrow-share.patch: run perf/wip/gemm-narrow-share.sh"; exit 1; }
 build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
 narrow_ptxas
 narrow_tests 120
