@@ -51,7 +51,11 @@ bench() {  # tag, filter, then env
 # GEMM_NARROW_SPLITS: the forced splits to time besides the plan's own (0); a regex alternative.
 splits=${GEMM_NARROW_SPLITS:-0|1}
 for share in 1 2 4; do bench share$share "BM_GemmNarrow/[0-9]+/256/($splits)/$share/" RL_NONE=1; done
-for share in 2 4; do bench cluster$share "BM_GemmNarrow/[0-9]+/256/0/$share/" RL_X_GEMM_NARROW_SCOPE=cluster; done
+# GEMM_NARROW_CLUSTER_SHAPES: the shapes (a regex alternative of kGemms indices) timed again with the
+# cluster-scope form.
+for share in 2 4; do
+  bench cluster$share "BM_GemmNarrow/(${GEMM_NARROW_CLUSTER_SHAPES:-[0-9]+})/256/0/$share/" RL_X_GEMM_NARROW_SCOPE=cluster
+done
 python3 perf/wip/gemm-narrow-summary.py bench "$W"
 if [ "$tests_rc" -eq 0 ]; then
   for model in ${GEMM_NARROW_MODELS:-internlm2-chat-1_8b}; do
