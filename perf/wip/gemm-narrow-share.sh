@@ -50,7 +50,9 @@ bench() {  # tag, filter, then env
 # Each share in a process of its own (a faulting multicast launch ends its process).
 # GEMM_NARROW_SPLITS: the forced splits to time besides the plan's own (0); a regex alternative.
 splits=${GEMM_NARROW_SPLITS:-0|1}
-for share in 1 2 4; do bench share$share "BM_GemmNarrow/[0-9]+/256/($splits)/$share/" RL_NONE=1; done
+# GEMM_NARROW_SHAPES: the shapes (kGemms indices, a regex alternative; 2 is 1.8b w13) to time.
+shapes=${GEMM_NARROW_SHAPES:-[0-9]+}
+for share in 1 2 4; do bench share$share "BM_GemmNarrow/($shapes)/256/($splits)/$share/" RL_NONE=1; done
 # GEMM_NARROW_CLUSTER_SHAPES: the shapes (a regex alternative of kGemms indices) timed again with the
 # cluster-scope form.
 for share in 2 4; do
