@@ -7,9 +7,9 @@
 # to see whether the consumers wait on the full barriers (data late) or the producer on the empty
 # ones (ring full). ~4 min from a bare machine.
 #
-# GEMM_NARROW_NCU_SHARE=1 (thirty-fifth): with gemm-narrow-share.patch over it, w13 at split 1 as single
-# tiles, pairs and fours sharing x, and the SASS stalls of the pairs (BM_GemmNarrow's last argument is
-# then the share, 1/2/4, and not pair 0/1).
+# GEMM_NARROW_NCU_SHARE=1 (thirty-fifth): with gemm-narrow-share.patch and gemm-narrow-epilogue.patch
+# over it, w13 at split 1 as single tiles, pairs and fours sharing x, and the SASS stalls of the pairs
+# (BM_GemmNarrow's last argument is then the share, 1/2/4, and not pair 0/1).
 #
 #   OUT=/some/dir [GEMM_NARROW_NCU_SHARE=1] bash perf/wip/gemm-narrow-ncu.sh
 source "$(dirname "$0")/device-call.sh"
@@ -18,8 +18,9 @@ share=${GEMM_NARROW_NCU_SHARE:-0}
 git apply -R --check perf/wip/gemm-narrow.patch 2>/dev/null || git apply perf/wip/gemm-narrow.patch ||
   { echo "the patch does not apply"; exit 1; }
 if [ "$share" = 1 ]; then
-  grep -q "int share" kernels/gemm_narrow.h || git apply perf/wip/gemm-narrow-share.patch ||
-    { echo "the share patch does not apply"; exit 1; }
+  grep -q "int share" kernels/gemm_narrow.h ||
+    { git apply perf/wip/gemm-narrow-share.patch && git apply perf/wip/gemm-narrow-epilogue.patch; } ||
+    { echo "the share and epilogue patches do not apply"; exit 1; }
 fi
 build_gpu ridgeline_bench
 sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats
