@@ -11,9 +11,9 @@
 # Then perf/wip/gemm-narrow-epilogue.patch: the launch's fixed cost. At split 1 (no sum) 16 CTAs took
 # 28.2 us for 32 stages (wo) and 81.2 for 128 (w2): 0.55 us a stage and ~10.5 us a launch, and Nsight
 # Compute put 843 of w13's 3591 warp samples after the main loop (the partials' sum one dependent
-# generic load at a time, cluster barriers fenced at GPU scope around the y stores). The patch loads 8
-# items at once (ld.shared at split 1, ld.shared::cluster otherwise), syncs a lone CTA as a block, and
-# puts the last barrier's arrive before the stores; RL_X_GEMM_NARROW_EPILOGUE=old keeps the first form.
+# generic load at a time, cluster barriers fenced at GPU scope around the y stores). The patch sums
+# with the W4A16 GEMMs' reduce_splits_and_store (a block barrier at split 1, each quad's partials
+# loaded before the first add, a relaxed exit barrier); RL_X_GEMM_NARROW_EPILOGUE=old keeps the first.
 # One device call, ~7 min from a bare machine:
 #   1. build; ptxas's view; SASS fences (MEMBAR) per kernel instance;
 #   2. the kernel tests (groups of 2 and 4 bit-identical to single tiles at every split);
