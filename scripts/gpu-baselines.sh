@@ -2,14 +2,15 @@
 # The baselines of reports/baselines/ for the card it runs on (h200-*, h100-*, ...) in one go, as each session has refreshed them by hand:
 # builds ridgeline, measures the ceilings (`ridgeline probe`), sweeps both presets over both weight
 # formats and all three KV formats (1.8b: batch 1..256 x context 1024/4096/8192; 7b: batch 1, 16, 64
-# x context 1024/8192), compares each against the committed baseline and writes the new ones where
-# they can be committed as they are.
+# x context 1024/8192) and prefills one sequence of 512 and 2048 tokens of each (both weight formats,
+# fp16 KV), compares each against the committed baseline and writes the new ones where they can be
+# committed as they are.
 #
 #   scripts/gpu-baselines.sh OUTDIR
 #
-# Writes OUTDIR/ceilings.json, OUTDIR/<card>-internlm2-chat-{1_8b,7b}.json (compact JSON, as the
+# Writes OUTDIR/ceilings.json, OUTDIR/<card>-internlm2-chat-{1_8b,7b}{,-prefill}.json (compact JSON, as the
 # committed ones are: indented, the two took 4.4 MB more, and the tree a device call carries is capped
-# at 64 MiB), OUTDIR/compare-{1_8b,7b}.md and the sweeps' logs, and all of it again as one archive
+# at 64 MiB), OUTDIR/compare-{1_8b,7b}{,-prefill}.md and the sweeps' logs, and all of it again as one archive
 # beside the folder, OUTDIR.tgz (a remote runner that returns a bounded number of files, like the
 # device tool's $OUT, then still returns the reports). Takes about 3 minutes after the build.
 # Environment: RIDGELINE_GIT_COMMIT, the commit under test (the device machines' copy of .git is
@@ -19,7 +20,9 @@
 # card is refused before the build: an H100 run once wrote h200-*.json and compared them against the
 # H200 baselines, 119 "regressions" that were the card);
 # RIDGELINE_BASELINE_PRESETS, the presets to sweep (default "1_8b 7b"; "7b" alone after a change
-# that only 7b's rows can see saves the 1.8b sweep's ~90 s of device time); RIDGELINE_BASELINE_TARGETS=1
+# that only 7b's rows can see saves the 1.8b sweep's ~90 s of device time); RIDGELINE_BASELINE_PHASES,
+# the phases (default "decode prefill"; "prefill" alone refreshes the prefill reports in seconds);
+# RIDGELINE_BASELINE_TARGETS=1
 # (below) adds the targets table.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-baselines.sh OUTDIR}
@@ -48,7 +51,7 @@ status=0
 sweep() {  # name, then the sweep's own arguments
   local name=$1
   shift
-  "$r" sweep --weights fp16,w4a16 --kv fp16,int8,int4 --ceilings "$out/ceilings.json" "$@" \
+  "$r" sweep --weights fp16,w4a16 --ceilings "$out/ceilings.json" "$@" \
     --out "$out/raw-$name.json" >"$out/sweep-$name.log" 2>&1 || { echo "sweep $name failed"; tail -5 "$out/sweep-$name.log"; status=1; return; }
   python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), separators=(",", ":"))' \
     "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json" ||
@@ -62,8 +65,18 @@ sweep() {  # name, then the sweep's own arguments
   fi
 }
 presets=" ${RIDGELINE_BASELINE_PRESETS:-1_8b 7b} "
-[[ $presets == *" 1_8b "* ]] && sweep 1_8b --context 1024,4096,8192
-[[ $presets == *" 7b "* ]] && sweep 7b --model internlm2-chat-7b --batch 1,16,64 --context 1024,8192
+phases=" ${RIDGELINE_BASELINE_PHASES:-decode prefill} "
+if [[ $phases == *" decode "* ]]; then
+  [[ $presets == *" 1_8b "* ]] && sweep 1_8b --kv fp16,int8,int4 --context 1024,4096,8192
+  [[ $presets == *" 7b "* ]] && sweep 7b --model internlm2-chat-7b --kv fp16,int8,int4 --batch 1,16,64 --context 1024,8192
+fi
+# Prefill, fp16 KV (the quantized caches' prefill is the same GEMMs; their attention is in
+# bench/results/): one sequence of 512 and of 2048 tokens, the prefill row of issue 12.
+prefill=(--kv fp16 --phase prefill --batch 1 --prompt-len 512,2048 --iters 10 --warmup 2)
+if [[ $phases == *" prefill "* ]]; then
+  [[ $presets == *" 1_8b "* ]] && sweep 1_8b-prefill "${prefill[@]}"
+  [[ $presets == *" 7b "* ]] && sweep 7b-prefill --model internlm2-chat-7b "${prefill[@]}"
+fi
 # With RIDGELINE_BASELINE_TARGETS=1 also the kernel benchmarks the issues' targets name (a few minutes
 # more), and scripts/targets.py's table of every target over the new reports: OUTDIR/targets.md.
 if [ "${RIDGELINE_BASELINE_TARGETS:-0}" = 1 ]; then
