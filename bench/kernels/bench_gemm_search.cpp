@@ -269,7 +269,7 @@ void BM_CublasLtSearch(benchmark::State& state) {
   }
   state.SetLabel(std::string(g.name) + ": " + best.what);
   const KernelCost cost = op_cost(g.preset, g.op, n);
-  time_kernel(state, stream.get(), cost.bytes, cost.flops,
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, copies,
               [&](int i) { RL_CUDA_CHECK("bench", run(best.algo, i)); });
   state.counters["heuristic_us"] = heuristic;
   state.counters["best_us"] = best.us;

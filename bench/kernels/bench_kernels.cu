@@ -1,7 +1,8 @@
 // Google Benchmark microbenchmarks of the decode-path kernels at real InternLM2 shapes.
-// Timing follows docs/DESIGN.md "Measuring honestly": random data (never zeros), warm-up, kLaunches
-// launches back to back between two CUDA events (no host sync inside), and inputs rotated over
-// enough copies that every launch reads its bytes from DRAM, not from the 50-60 MB L2.
+// Timing follows docs/DESIGN.md "Measuring honestly": random data (never zeros), warm-up, launches
+// back to back in one CUDA graph replayed between two CUDA events (bench_util.h time_kernel), and
+// inputs rotated over enough copies that every launch reads its bytes from DRAM, not from the
+// 50-60 MB L2.
 // Each benchmark reports manual time per launch and, as counters, the bytes and FLOPs it must move
 // and do (the cost model's, bytes from the op table: op_costs.h) and the achieved GB/s and TFLOP/s.
 // Run: ridgeline_bench --benchmark_out=kernels.json --benchmark_out_format=json
@@ -55,7 +56,7 @@ void gemm_fp16(benchmark::State& state, bool small_batch_gemv) {
   fill(w.get(), int64_t(w.size()), 1, stream.get());
   fill(x.get(), int64_t(x.size()), 2, stream.get());
   const KernelCost cost = op_cost(g.preset, g.op, m);
-  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, copies, [&](int i) {
     gemm.run(x.get(), w.get() + size_t(i % copies) * g.in * g.out, m, g.in, g.out, y.get(), stream.get(),
              "bench");
   });
@@ -94,7 +95,7 @@ void BM_GemvTc(benchmark::State& state) {
   fill(w.get(), int64_t(w.size()), 1, stream.get());
   fill(x.get(), int64_t(x.size()), 2, stream.get());
   const KernelCost cost = op_cost(g.preset, g.op, m);
-  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, copies, [&](int i) {
     gemv_tc(x.get(), w.get() + size_t(i % copies) * welems, m, g.in, g.out, y.get(), stream.get(), split);
   });
 }
@@ -124,7 +125,7 @@ void BM_GemvSplits(benchmark::State& state) {
   fill(x.get(), int64_t(x.size()), 2, stream.get());
   RL_CUDA_CHECK("bench", cudaMemsetAsync(r.get(), 0, r.size() * sizeof(float), stream.get()));
   const KernelCost cost = op_cost(g.preset, g.op, m);
-  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, copies, [&](int i) {
     const half* wi = w.get() + size_t(i % copies) * welems;
     if (residual)
       gemv_fused(
@@ -188,7 +189,7 @@ void w13_swiglu(benchmark::State& state, bool fused) {
   fill(x.get(), int64_t(x.size()), 2, stream.get());
   const KernelCost w13 = op_cost(sh.preset, OpType::w13, m), sw = op_cost(sh.preset, OpType::swiglu, m);
   const double bytes = fused ? w13.bytes - 2.0 * m * 2 * I + 2.0 * m * I : w13.bytes + sw.bytes;
-  time_kernel(state, stream.get(), bytes, w13.flops + sw.flops, [&](int i) {
+  time_kernel(state, stream.get(), bytes, w13.flops + sw.flops, copies, [&](int i) {
     const half* wi = w.get() + size_t(i % copies) * w_elems;
     if (fused) {
       gemv_swiglu(x.get(), wi, m, H, I, act.get(), stream.get());
@@ -240,7 +241,7 @@ void wqkv_norm(benchmark::State& state, bool fused) {
   const KernelCost norm = op_cost(sh.preset, OpType::attention_norm, m),
                    qkv = op_cost(sh.preset, OpType::wqkv, m);
   const double bytes = fused ? qkv.bytes - 2.0 * m * H + 4.0 * m * H + 2.0 * H : norm.bytes + qkv.bytes;
-  time_kernel(state, stream.get(), bytes, norm.flops + qkv.flops, [&](int i) {
+  time_kernel(state, stream.get(), bytes, norm.flops + qkv.flops, copies, [&](int i) {
     const half* wi = w.get() + size_t(i % copies) * w_elems;
     if (fused) {
       gemv_fused({.w = wi,
@@ -345,7 +346,7 @@ void BM_DecodeAttention(benchmark::State& state) {
   std::iota(seq_ids.begin(), seq_ids.end(), 0);
   const DeviceBuffer<int> d_seq = upload(seq_ids, "bench seqs"), d_len = upload(lens, "bench lens");
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
-  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, copies, [&](int i) {
     decode_attention(attention_params(q.get(), d_seq.get() + size_t(i % copies) * batch, d_len.get(), batch,
                                       n_heads, ctx, cache.view, ws.get(), out.get()),
                      stream.get());
@@ -397,7 +398,7 @@ void BM_DecodeAttentionRope(benchmark::State& state) {
                           d_pos = upload(pos, "bench positions");
   const DeviceBuffer<float> d_inv = upload(inv_freq, "bench RoPE tables");
   DeviceBuffer<uint8_t> ws(decode_attention_workspace_bytes(batch, n_heads, hd, ctx), "bench workspace");
-  time_kernel(state, stream.get(), cost.bytes, cost.flops, [&](int i) {
+  time_kernel(state, stream.get(), cost.bytes, cost.flops, copies, [&](int i) {
     const int* slots = d_seq.get() + size_t(i % copies) * batch;
     DecodeAttentionParams p =
         attention_params(q.get(), slots, d_len.get(), batch, n_heads, ctx, cache.view, ws.get(), out.get());
@@ -530,8 +531,8 @@ BENCHMARK(BM_RopeKvWrite)
 // BM_W4A16VsFp16/0/16). So 30 iterations unless --benchmark_min_time says otherwise, as
 // scripts/gpu-baselines.sh has always passed (the <N>x form exists from Google Benchmark 1.8:
 // bench/CMakeLists.txt; with 1.7 pass a short --benchmark_min_time in seconds by hand). Each
-// iteration already times many launches back to back (time_kernel: kLaunches; the W4A16
-// benchmarks: graph replays).
+// iteration already times many launches back to back (graph replays: time_kernel's, the W4A16
+// benchmarks' own).
 int main(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
 #ifdef RIDGELINE_BENCH_ITERATIONS_FLAG

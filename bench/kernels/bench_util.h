@@ -1,6 +1,7 @@
 // What the kernel benchmarks share: the GPU check, the L2 rotation, the timing loop (docs/DESIGN.md
-// "Measuring honestly": warm-up, kLaunches launches back to back between two CUDA events, no host
-// sync inside, per-launch time), random fills and the per-layer GEMM shapes of both presets.
+// "Measuring honestly": warm-up, at least kLaunches launches, one for each copy of the rotated input,
+// captured into one CUDA graph and replayed between two CUDA events, per-launch time), random fills
+// and the per-layer GEMM shapes of both presets.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -8,6 +9,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <utility>
 
 #include "engine/cuda/device_buffer.h"
 #include "engine/ops.h"
@@ -29,21 +32,48 @@ inline int copies_for(size_t bytes) {
   return int(std::clamp<size_t>(kRotateBytes / std::max<size_t>(bytes, 1) + 1, 1, 64));
 }
 
-// Times `launch(i)` (i = the launch index, for rotation) and reports per-launch time and rates.
+// Times `launch(i)` (i = the launch index; the caller's input is copy i % copies) and reports
+// per-launch time and rates. max(kLaunches, copies) launches, so that a replay reads every copy
+// (together more than the L2 holds: copies_for), are captured once into a CUDA graph, and each
+// iteration replays it. Launched from the host one by one, a kernel shorter than the host's launch
+// cost runs at the host's pace, not its own: on one H200 machine 1.8b `wo` at one row measured 5.1 us
+// that way against 3.1 us in a graph, and no decode-attention case read less than ~10 us (perf/NOTES.md
+// "thirty-sixth"). Launches that a stream cannot capture are timed from the host instead; the counter
+// "graph" says which (1/0).
 template <class F>
-void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double flops, F&& launch) {
+void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double flops, int copies,
+                 F&& launch) {
+  const int n_launch = std::max(kLaunches, copies);
   cuda::Event start(true), stop(true);
+  // Warm-up outside the capture: lazily made plans, workspaces and kernel attributes happen here.
   for (int i = 0; i < 3; ++i) launch(i);
+  RL_CUDA_CHECK("bench", cudaStreamSynchronize(s));
+  auto launches = [&] {
+    for (int i = 0; i < n_launch; ++i) launch(i);
+  };
+  cuda::GraphExec graph;
+  try {
+    graph = cuda::GraphExec::capture(s, "bench capture", launches);
+  } catch (const std::exception&) {
+    graph = cuda::GraphExec();  // not capturable: host launches below (a real launch error throws there)
+  }
+  auto run = [&] {
+    if (graph)
+      graph.launch(s, "bench");
+    else
+      launches();
+  };
+  run();  // the first replay uploads the graph
   double total_s = 0;
   int64_t n = 0;
   for (auto _ : state) {
     RL_CUDA_CHECK("bench", cudaEventRecord(start.get(), s));
-    for (int i = 0; i < kLaunches; ++i) launch(i);
+    run();
     RL_CUDA_CHECK("bench", cudaEventRecord(stop.get(), s));
     RL_CUDA_CHECK("bench", cudaEventSynchronize(stop.get()));
     float ms = 0;
     RL_CUDA_CHECK("bench", cudaEventElapsedTime(&ms, start.get(), stop.get()));
-    double per = ms * 1e-3 / kLaunches;
+    double per = ms * 1e-3 / n_launch;
     state.SetIterationTime(per);
     total_s += per;
     ++n;
@@ -51,8 +81,14 @@ void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double f
   double t = total_s / std::max<int64_t>(n, 1);
   state.counters["bytes"] = bytes;
   state.counters["flops"] = flops;
+  state.counters["graph"] = graph ? 1 : 0;
   state.counters["GB/s"] = bytes / t / 1e9;
   state.counters["TFLOP/s"] = flops / t / 1e12;
+}
+// The same for a launch whose inputs are not rotated.
+template <class F>
+void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double flops, F&& launch) {
+  time_kernel(state, s, bytes, flops, 1, std::forward<F>(launch));
 }
 
 inline void fill(half* p, int64_t n, uint64_t seed, cudaStream_t s) {
