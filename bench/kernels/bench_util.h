@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include "engine/cuda/device_buffer.h"
 #include "engine/ops.h"
@@ -32,6 +33,40 @@ inline int copies_for(size_t bytes) {
   return int(std::clamp<size_t>(kRotateBytes / std::max<size_t>(bytes, 1) + 1, 1, 64));
 }
 
+// A graph of `launches` calls of launch(i) back to back.
+template <class F>
+cuda::GraphExec capture_launches(cudaStream_t s, int launches, F&& launch) {
+  return cuda::GraphExec::capture(s, "bench capture", [&] {
+    for (int i = 0; i < launches; ++i) launch(i);
+  });
+}
+
+// Seconds per launch of what `enqueue` puts on `s` (`launches` launches), between two events, with
+// the host waiting only at the end.
+template <class F>
+double seconds_per_launch(cudaStream_t s, const cuda::Event& start, const cuda::Event& stop, int launches,
+                          F&& enqueue) {
+  RL_CUDA_CHECK("bench", cudaEventRecord(start.get(), s));
+  enqueue();
+  RL_CUDA_CHECK("bench", cudaEventRecord(stop.get(), s));
+  RL_CUDA_CHECK("bench", cudaEventSynchronize(stop.get()));
+  float ms = 0;
+  RL_CUDA_CHECK("bench", cudaEventElapsedTime(&ms, start.get(), stop.get()));
+  return ms * 1e-3 / launches;
+}
+
+// Seconds per launch of one replay of `graph` holding `launches` launches.
+inline double replay_seconds(const cuda::GraphExec& graph, int launches, cudaStream_t s,
+                             const cuda::Event& start, const cuda::Event& stop) {
+  return seconds_per_launch(s, start, stop, launches, [&] { graph.launch(s, "bench"); });
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
 // Times `launch(i)` (i = the launch index; the caller's input is copy i % copies) and reports
 // per-launch time and rates. max(kLaunches, copies) launches, so that a replay reads every copy
 // (together more than the L2 holds: copies_for), are captured once into a CUDA graph, and each
@@ -48,32 +83,23 @@ void time_kernel(benchmark::State& state, cudaStream_t s, double bytes, double f
   // Warm-up outside the capture: lazily made plans, workspaces and kernel attributes happen here.
   for (int i = 0; i < 3; ++i) launch(i);
   RL_CUDA_CHECK("bench", cudaStreamSynchronize(s));
-  auto launches = [&] {
-    for (int i = 0; i < n_launch; ++i) launch(i);
-  };
   cuda::GraphExec graph;
   try {
-    graph = cuda::GraphExec::capture(s, "bench capture", launches);
+    graph = capture_launches(s, n_launch, launch);
   } catch (const std::exception&) {
-    graph = cuda::GraphExec();  // not capturable: host launches below (a real launch error throws there)
+    // Not capturable: host launches below (where a real launch error throws again).
   }
-  auto run = [&] {
+  auto enqueue = [&] {
     if (graph)
       graph.launch(s, "bench");
     else
-      launches();
+      for (int i = 0; i < n_launch; ++i) launch(i);
   };
-  run();  // the first replay uploads the graph
+  enqueue();  // the first replay uploads the graph
   double total_s = 0;
   int64_t n = 0;
   for (auto _ : state) {
-    RL_CUDA_CHECK("bench", cudaEventRecord(start.get(), s));
-    run();
-    RL_CUDA_CHECK("bench", cudaEventRecord(stop.get(), s));
-    RL_CUDA_CHECK("bench", cudaEventSynchronize(stop.get()));
-    float ms = 0;
-    RL_CUDA_CHECK("bench", cudaEventElapsedTime(&ms, start.get(), stop.get()));
-    double per = ms * 1e-3 / n_launch;
+    const double per = seconds_per_launch(s, start, stop, n_launch, enqueue);
     state.SetIterationTime(per);
     total_s += per;
     ++n;

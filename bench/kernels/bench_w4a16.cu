@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/kernels/bench_util.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/gemm.h"
 #include "kernels/cuda_check.h"
@@ -48,6 +49,9 @@
 #include "kernels/w4a16_gemm_paths.cuh"
 
 using namespace ridgeline::cuda;
+using ridgeline::bench::capture_launches;
+using ridgeline::bench::median;
+using ridgeline::bench::replay_seconds;
 
 namespace {
 
@@ -77,32 +81,6 @@ bool gpu_answers() {
 // Copies of a `bytes`-sized weight that together reach kRotationBytes (at least 2).
 int rotation_copies(size_t bytes) {
   return int(std::max<size_t>(2, (kRotationBytes + bytes - 1) / bytes));
-}
-
-// A graph of `launches` calls of launch(i) back to back.
-template <class F>
-GraphExec capture_launches(cudaStream_t s, int launches, F&& launch) {
-  return GraphExec::capture(s, "bench_w4a16", [&] {
-    for (int i = 0; i < launches; ++i) launch(i);
-  });
-}
-
-// Seconds per launch of one replay of `graph` holding `launches` launches.
-double replay_seconds(const GraphExec& graph, int launches, cudaStream_t s, const Event& start,
-                      const Event& stop) {
-  RL_CUDA_CHECK("bench_w4a16", cudaEventRecord(start.get(), s));
-  graph.launch(s, "bench_w4a16");
-  RL_CUDA_CHECK("bench_w4a16", cudaEventRecord(stop.get(), s));
-  RL_CUDA_CHECK("bench_w4a16", cudaEventSynchronize(stop.get()));
-  float ms = 0;
-  RL_CUDA_CHECK("bench_w4a16", cudaEventElapsedTime(&ms, start.get(), stop.get()));
-  return ms * 1e-3 / launches;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
 }
 
 // `copies` W4A16 weights of one shape, all quantized from one random fp16 weight.
