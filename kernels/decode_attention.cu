@@ -20,7 +20,10 @@
 // end, and with several splits a second small kernel merges the splits' unnormalized partials with
 // log-sum-exp weights (an overlapped launch, kernels/overlap.cuh: its blocks are placed during the
 // tail and wait there for the whole grid). The split count fills the last wave of CTAs
-// (choose_splits), capped by the context; small batches stop at two CTAs an SM.
+// (choose_splits), capped by the context; small batches stop at two CTAs an SM. Where the batch's
+// (sequence, KV head) pairs alone about fill the SMs once (B=15-16 on 8 KV heads) and contexts are
+// at most 8192, one wide CTA a pair with the splits' warps instead, and no merge kernel
+// (choose_warps).
 // Operand layout: the order of dims inside the dot product and of tokens inside a tile is free, so
 // every lane reads whole 16-byte units of the cache (kernels.cuh's layout) and uses them in place:
 //  - K: lane (gid, tig) holds token row `gid` of the tile, dim chunks tig, tig+4, ...; Q^T's B
@@ -72,6 +75,8 @@
 // arithmetic and the stored rows from kernels/kv_write.cuh, both rope_kv_write's own, so q, the cache and
 // the output are bit-identical to the two launches'.
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/block_div.h"
@@ -86,14 +91,17 @@
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
+constexpr int kWarps = 4;  // a split CTA's warps
 constexpr int kMaxSplits = 32;
 constexpr int kMinTokensPerSplit = 64;
 // CTAs that fit beside each other on an SM: 64 KB of fp16 staging each (3), ~52 KB of int8/int4
 // staging and at most 128 registers (4).
 constexpr int ctas_per_sm(int bits) {
   return bits == 16 ? 3 : 4;
+}
+// A wide CTA (choose_warps): as many warps as ctas_per_sm split CTAs, alone on its SM.
+constexpr int wide_warps(int bits) {
+  return kWarps * ctas_per_sm(bits);
 }
 constexpr int kMaxGroup = 8;
 constexpr float kRescaleSlack = 8.0f;  // log2 units: p below 2^8 between rescales
@@ -124,14 +132,14 @@ struct Tile {
   static constexpr int kScaleUnits = kBits == 16 ? 0 : kTokens * 4 / 16;  // (scale, zero) of K (and V)
   static constexpr int kStageUnits = 2 * kTileUnits + 2 * kScaleUnits;
   static constexpr int kStages = kBits == 16 ? 2 : 3;
-  static constexpr size_t kRingBytes = size_t(kStages) * kWarps * kStageUnits * 16;
+  static constexpr size_t ring_bytes(int warps) { return size_t(kStages) * warps * kStageUnits * 16; }
   static_assert(kTileUnits % 32 == 0 && kScaleUnits <= 16, "a warp copies a tile in whole passes");
 };
 
-template <int kHeadDim, int kBits>
+template <int kHeadDim, int kBits, int kW = kWarps>
 constexpr size_t shared_bytes() {
-  constexpr size_t ring = Tile<kHeadDim, kBits>::kRingBytes;
-  constexpr size_t merge = size_t(kWarps) * kMaxGroup * (kHeadDim + 2) * sizeof(float);
+  constexpr size_t ring = Tile<kHeadDim, kBits>::ring_bytes(kW);
+  constexpr size_t merge = size_t(kW) * kMaxGroup * (kHeadDim + 2) * sizeof(float);
   return ring > merge ? ring : merge;
 }
 
@@ -207,11 +215,12 @@ __device__ __forceinline__ uint32_t v_pair(const uint4& a, const uint4& b, int j
   }
 }
 
-// At most 170 (fp16) or 128 (int8/int4) registers, so that ctas_per_sm CTAs of kThreads fit.
+// At most 170 (fp16) or 128 (int8/int4) registers, so that ctas_per_sm CTAs of kWarps warps, or one
+// wide CTA of wide_warps, fit an SM. kW: the CTA's warps (kWarps, or wide_warps(kBits)).
 // kRope: q comes unrotated from the wqkv output (rope.qkv) and is rotated here, and the CTA whose
 // split holds the newest token writes that token's K/V row first (DecodeAttentionRope); q is unused.
-template <int kHeadDim, int kGroup, int kBits, bool kRope>
-__global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
+template <int kHeadDim, int kGroup, int kBits, bool kRope, int kW>
+__global__ void __launch_bounds__(kW * 32, kW == kWarps ? ctas_per_sm(kBits) : 1)
     decode_attention_kernel(const half* __restrict__ q, const int* __restrict__ slots,
                             const int* __restrict__ context_lens, int n_heads, KvCacheView cache,
                             int n_splits, float scale_log2, float* __restrict__ part_o,
@@ -225,9 +234,9 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   extern __shared__ __align__(16) unsigned char smem[];
   // This warp's ring: [stage][K tile | V tile | K scales | V scales] in 16-byte units.
   uint4* ring = reinterpret_cast<uint4*>(smem) + (threadIdx.x >> 5) * S::kStages * S::kStageUnits;
-  float* sm_acc = reinterpret_cast<float*>(smem);     // after streaming: [warp][kGroup][kHeadDim]
-  float* sm_m = sm_acc + kWarps * kGroup * kHeadDim;  // [warp][kGroup]
-  float* sm_l = sm_m + kWarps * kGroup;               // [warp][kGroup]
+  float* sm_acc = reinterpret_cast<float*>(smem);  // after streaming: [warp][kGroup][kHeadDim]
+  float* sm_m = sm_acc + kW * kGroup * kHeadDim;   // [warp][kGroup]
+  float* sm_l = sm_m + kW * kGroup;                // [warp][kGroup]
 
   const int kvh = blockIdx.x, i = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -244,7 +253,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   // one block and (block sizes being multiples of the tile) every whole tile lies in one block.
   const int chunk = (((ctx + n_splits - 1) / n_splits) + S::kTokens - 1) & ~(S::kTokens - 1);
   const int t0 = split * chunk, t1 = min(ctx, t0 + chunk);
-  const int n_steps = t1 > t0 ? (t1 - t0 + kWarps * S::kTokens - 1) / (kWarps * S::kTokens) : 0;
+  const int n_steps = t1 > t0 ? (t1 - t0 + kW * S::kTokens - 1) / (kW * S::kTokens) : 0;
   const int64_t block_bytes = cache.block_bytes();
   const char* k_pool = static_cast<const char*>(cache.k);
   const char* v_pool = static_cast<const char*>(cache.v);
@@ -252,7 +261,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   // Where this KV head's rows and (scale, zero) pairs start inside a block.
   const int64_t head_rows = cache.unit_offset(kvh, 0, 0), head_scales = cache.scale_offset(kvh, 0);
   // First token of this warp's tile at `step`, and of its token row r.
-  auto tile_start = [&](int step) { return t0 + (step * kWarps + warp) * S::kTokens; };
+  auto tile_start = [&](int step) { return t0 + (step * kW + warp) * S::kTokens; };
   auto row_token = [&](int tb, int r) { return tb + r * kT; };
 
   // A pass of a tile's copies covers kRowsPerPass rows; unit c of row r lands at r * kUnits +
@@ -349,7 +358,7 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
   if constexpr (kRope) {
     __shared__ float cos_s[kHeadDim / 2], sin_s[kHeadDim / 2];
     rope_cos = cos_s, rope_sin = sin_s;
-    static_assert(kHeadDim / 2 <= kThreads, "a thread per pair");
+    static_assert(kHeadDim / 2 <= kW * 32, "a thread per pair");
     if (threadIdx.x < kHeadDim / 2)
       rope_cos_sin(ctx - 1, rope.pos_scale,
                    rope.inv_freq[static_cast<int64_t>(i) * (kHeadDim / 2) + threadIdx.x], cos_s[threadIdx.x],
@@ -657,15 +666,15 @@ __global__ void __launch_bounds__(kThreads, ctas_per_sm(kBits))
     }
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < kGroup * kHeadDim; e += kThreads) {
+  for (int e = threadIdx.x; e < kGroup * kHeadDim; e += kW * 32) {
     int g = e / kHeadDim, d = e % kHeadDim;
     float mx = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w * kGroup + g]);
+    for (int w = 0; w < kW; ++w) mx = fmaxf(mx, sm_m[w * kGroup + g]);
     float lsum = 0.0f, o = 0.0f;
     if (mx != -INFINITY) {
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
+      for (int w = 0; w < kW; ++w) {
         float wt = exp2f(sm_m[w * kGroup + g] - mx);
         lsum += sm_l[w * kGroup + g] * wt;
         o += sm_acc[(w * kGroup + g) * kHeadDim + d] * wt;
@@ -759,6 +768,30 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
   return best;
 }
 
+// Where the batch's (sequence, KV head) pairs alone fill at least 90% of the SMs once (B=15-16 on 8
+// KV heads: 120-128 pairs on 132 SMs), choose_splits filled the slots by splitting each context
+// into ctas_per_sm pieces and the contexts are at most kWideMaxContext, one wide CTA of wide_warps
+// per pair instead: the same warps an SM, each streaming the same tiles, merged in shared memory at
+// the end, with no partials and no merge kernel (which ended 3.0-3.6 us after the last attention
+// warp: perf/NOTES.md, "twentieth"). H100, BM_DecodeAttention B=16, both presets' shapes, every
+// format (perf/NOTES.md, "thirty-seventh"): ctx 1024-8192 3.0-6.1 us faster a launch (int8 at 8192
+// 98.5 -> 93.4 us: 1.82x -> 1.88x against fp16; int4 3.27x -> 3.46x), the B=16 decode steps 1.0-5.3%
+// faster; ctx 16384 fp16 and int8 1-4 us faster but int4 3% slower, ctx 32768 int4 6% slower (not
+// understood), so longer contexts keep the splits. RIDGELINE_WIDE_ATTENTION=0 in the environment
+// keeps them everywhere (to measure both in one build).
+constexpr int kWideMaxContext = 8192;
+
+int choose_warps(int n_seqs, int n_kv, int max_context, int n_splits, int sms, int per_sm) {
+  static const bool off = [] {
+    const char* v = std::getenv("RIDGELINE_WIDE_ATTENTION");
+    return v != nullptr && std::strcmp(v, "0") == 0;
+  }();
+  const int ctas = n_seqs * n_kv;
+  if (off || n_splits != per_sm || max_context > kWideMaxContext || ctas > sms || 10 * ctas < 9 * sms)
+    return kWarps;
+  return kWarps * per_sm;  // = wide_warps(bits)
+}
+
 // The shared memory that lets no more than two CTAs share an SM: more than a third of the SM's, less
 // each block's reserve, rounded up to the 128-byte allocation unit.
 size_t two_per_sm_smem(const char* op) {
@@ -792,31 +825,35 @@ size_t launch_smem(size_t own, int n_seqs, int n_kv, int max_context, int n_spli
   return std::max(own, two_per_sm_smem(op));
 }
 
-template <int kHeadDim, int kGroup, int kBits, bool kRope>
+template <int kHeadDim, int kGroup, int kBits, bool kRope, int kW>
 void launch(const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o, float2* part_ml,
             cudaStream_t stream) {
   // Opt in once to more than 48 KB of dynamic shared memory (up to two_per_sm_smem()), and the
   // carveout for ctas_per_sm CTAs.
-  constexpr auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits, kRope>;
+  constexpr auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits, kRope, kW>;
   static const bool attributes_set =
-      (set_dynamic_smem(kernel,
-                        int(std::max(shared_bytes<kHeadDim, kBits>(), two_per_sm_smem("decode_attention"))),
-                        true, "decode_attention"),
+      (set_dynamic_smem(
+           kernel, int(std::max(shared_bytes<kHeadDim, kBits, kW>(), two_per_sm_smem("decode_attention"))),
+           true, "decode_attention"),
        true);
   (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
   float scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(kHeadDim)));
-  launch_overlapped(kernel, grid, kThreads, smem, stream, "decode_attention", p.q, p.slots, p.context_lens,
+  launch_overlapped(kernel, grid, kW * 32, smem, stream, "decode_attention", p.q, p.slots, p.context_lens,
                     p.n_heads, p.cache, n_splits, scale_log2, part_o, part_ml, p.out, p.rope);
 }
 
 template <int kHeadDim, int kBits, bool kRope>
-void launch_group(int group, const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o,
-                  float2* part_ml, cudaStream_t stream) {
+void launch_group(int group, int warps, const DecodeAttentionParams& p, int n_splits, size_t smem,
+                  float* part_o, float2* part_ml, cudaStream_t stream) {
+  constexpr int kWide = wide_warps(kBits);
   switch (group) {
-#define RL_DECODE_GROUP(G)                                                         \
-  case G:                                                                          \
-    launch<kHeadDim, G, kBits, kRope>(p, n_splits, smem, part_o, part_ml, stream); \
+#define RL_DECODE_GROUP(G)                                                                   \
+  case G:                                                                                    \
+    if (warps == kWide)                                                                      \
+      launch<kHeadDim, G, kBits, kRope, kWide>(p, n_splits, smem, part_o, part_ml, stream);  \
+    else                                                                                     \
+      launch<kHeadDim, G, kBits, kRope, kWarps>(p, n_splits, smem, part_o, part_ml, stream); \
     break;
     RL_DECODE_GROUP(1)
     RL_DECODE_GROUP(2)
@@ -831,21 +868,21 @@ void launch_group(int group, const DecodeAttentionParams& p, int n_splits, size_
 }
 
 template <int kBits, bool kRope>
-void launch_head_dim(int group, const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o,
-                     float2* part_ml, cudaStream_t stream) {
+void launch_head_dim(int group, int warps, const DecodeAttentionParams& p, int n_splits, size_t smem,
+                     float* part_o, float2* part_ml, cudaStream_t stream) {
   if (p.cache.head_dim == 64)
-    launch_group<64, kBits, kRope>(group, p, n_splits, smem, part_o, part_ml, stream);
+    launch_group<64, kBits, kRope>(group, warps, p, n_splits, smem, part_o, part_ml, stream);
   else
-    launch_group<128, kBits, kRope>(group, p, n_splits, smem, part_o, part_ml, stream);
+    launch_group<128, kBits, kRope>(group, warps, p, n_splits, smem, part_o, part_ml, stream);
 }
 
 template <int kBits>
-void launch_format(int group, const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o,
-                   float2* part_ml, cudaStream_t stream) {
+void launch_format(int group, int warps, const DecodeAttentionParams& p, int n_splits, size_t smem,
+                   float* part_o, float2* part_ml, cudaStream_t stream) {
   if (p.rope.qkv != nullptr)
-    launch_head_dim<kBits, true>(group, p, n_splits, smem, part_o, part_ml, stream);
+    launch_head_dim<kBits, true>(group, warps, p, n_splits, smem, part_o, part_ml, stream);
   else
-    launch_head_dim<kBits, false>(group, p, n_splits, smem, part_o, part_ml, stream);
+    launch_head_dim<kBits, false>(group, warps, p, n_splits, smem, part_o, part_ml, stream);
 }
 
 struct Partials {
@@ -888,6 +925,20 @@ DecodeAttentionLaunch launch_shape(int n_seqs, int n_kv_heads, int head_dim, int
   const int sms = current_sm_count(op);
   DecodeAttentionLaunch l;
   l.splits = choose_splits(n_seqs, n_kv_heads, max_context, sms, ctas_per_sm(bits));
+  l.warps = choose_warps(n_seqs, n_kv_heads, max_context, l.splits, sms, ctas_per_sm(bits));
+  if (l.warps != kWarps) {  // one wide CTA a (sequence, KV head): no split, no merge, alone on its SM
+    l.splits = 1;
+    if (bits == 16)
+      l.smem_bytes =
+          head_dim == 64 ? shared_bytes<64, 16, wide_warps(16)>() : shared_bytes<128, 16, wide_warps(16)>();
+    else if (bits == 8)
+      l.smem_bytes =
+          head_dim == 64 ? shared_bytes<64, 8, wide_warps(8)>() : shared_bytes<128, 8, wide_warps(8)>();
+    else
+      l.smem_bytes =
+          head_dim == 64 ? shared_bytes<64, 4, wide_warps(4)>() : shared_bytes<128, 4, wide_warps(4)>();
+    return l;
+  }
   size_t own = 0;  // what launch<kHeadDim, ..., kBits, ...> needs
   if (bits == 16)
     own = head_dim == 64 ? shared_bytes<64, 16>() : shared_bytes<128, 16>();
@@ -954,11 +1005,11 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
   Partials part = partials_in(p.workspace, rows, cache.head_dim);
   int group = n_heads / cache.n_kv_heads;
   if (cache.bits == 16)
-    launch_format<16>(group, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
+    launch_format<16>(group, shape.warps, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
   else if (cache.bits == 8)
-    launch_format<8>(group, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
+    launch_format<8>(group, shape.warps, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
   else
-    launch_format<4>(group, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
+    launch_format<4>(group, shape.warps, p, n_splits, shape.smem_bytes, part.o, part.ml, stream);
   RL_CUDA_CHECK_LAUNCH(op);
   if (n_splits > 1)
     launch_overlapped(decode_attention_merge_kernel, p.n_seqs * n_heads, kMergeThreads, 0, stream, op,

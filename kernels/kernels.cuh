@@ -135,10 +135,12 @@ struct DecodeAttentionParams {
 };
 size_t decode_attention_workspace_bytes(int max_seqs, int n_heads, int head_dim, int max_context);
 void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);
-// How decode_attention launches a batch on the current device: its context splits and the dynamic
-// shared memory each CTA asks for, which also caps the CTAs an SM (kernels/decode_attention.cu).
+// How decode_attention launches a batch on the current device: its context splits, the warps of a
+// CTA and the dynamic shared memory each CTA asks for, which also caps the CTAs an SM
+// (kernels/decode_attention.cu).
 struct DecodeAttentionLaunch {
   int splits = 1;
+  int warps = 4;  // a CTA's: 4, or one wide CTA a (sequence, KV head) alone on its SM (no merge)
   size_t smem_bytes = 0;
 };
 DecodeAttentionLaunch decode_attention_launch(int n_seqs, int n_kv_heads, int head_dim, int bits,

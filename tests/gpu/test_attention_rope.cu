@@ -203,6 +203,17 @@ TEST(KernelDecodeAttentionRope, LargeBatchesWithOneSplitOrWithEmptySplitsMatchTo
     }
 }
 
+// B=16 with contexts up to 8192: one wide CTA a (sequence, KV head) on an H100/H200 (no split, no merge
+// kernel); the CTA holds the whole context, so it always writes its sequence's new row.
+TEST(KernelDecodeAttentionRope, SixteenSequencesInWideCtasMatchToo) {
+  RL_REQUIRE_GPU();
+  const std::vector<int> contexts = {1,    2,    65, 1000, 4097, 8192, 300,  2048,
+                                     5000, 7777, 64, 63,   129,  3000, 6000, 8000};
+  for (int bits : kKvBits)
+    for (const RopeAttnShape& s : {k1_8b, k7b})
+      expect_fused_equals_unfused(s, bits, contexts, 8192, uint32_t(606 + bits + s.n_heads));
+}
+
 TEST(KernelDecodeAttentionRope, OtherBlockSizesHeadDim64AndLinearRopeScalingMatchToo) {
   RL_REQUIRE_GPU();
   // 16-token blocks: an int4 tile (32 tokens) runs into the next block, so the new row may sit in a

@@ -171,6 +171,44 @@ TEST(KernelDecodeAttention, QuantizedCacheStaysAccurateOverLongPerWarpStreams) {
   }
 }
 
+// B=16 on 8 KV heads is 128 (sequence, KV head) pairs: on a GPU of 128-142 SMs (an H100 or H200) they
+// fill the SMs about once, and with contexts up to 8192 decode_attention runs one wide CTA a pair (4
+// warps for each split the rule would have made) with no split and no merge kernel
+// (kernels/decode_attention.cu, choose_warps); B=14 (112 pairs) and contexts up to 16384 keep the
+// splits. Mixed contexts up to 8192, every format, both head dims, groups 1-8, against the CPU
+// reference.
+TEST(KernelDecodeAttention, OneWideCtaPerSequenceAndKvHeadMatchesReference) {
+  RL_REQUIRE_GPU();
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  const std::vector<int> contexts = {1,    7,   63,  65, 1000, 4097, 8192, 300,
+                                     2048, 129, 500, 64, 128,  777,  33,   2};
+  for (int head_dim : {64, 128})
+    for (int group : {1, 2, 4, 8})
+      for (int bits : kKvBits) {
+        const cuda::DecodeAttentionLaunch l = cuda::decode_attention_launch(16, 8, head_dim, bits, 8192);
+        if (sms >= 128 && sms <= 142) {
+          EXPECT_EQ(l.splits, 1) << sms << " SMs";
+          EXPECT_EQ(l.warps, bits == 16 ? 12 : 16) << sms << " SMs";
+          const cuda::DecodeAttentionLaunch b14 = cuda::decode_attention_launch(14, 8, head_dim, bits, 8192);
+          EXPECT_EQ(b14.warps, 4) << sms << " SMs";
+          EXPECT_GT(b14.splits, 1) << sms << " SMs";
+          const cuda::DecodeAttentionLaunch longer =
+              cuda::decode_attention_launch(16, 8, head_dim, bits, 16384);
+          EXPECT_EQ(longer.warps, 4) << sms << " SMs";
+          EXPECT_GT(longer.splits, 1) << sms << " SMs";
+        }
+        const AttnShape s{8 * group, 8, head_dim, 64};
+        const double e =
+            run_decode(s, contexts, 8192, 16, 1.0f, uint32_t(71 + bits + group * head_dim), bits);
+        const std::string shape = kv_name(bits) + " " + s.name() +
+                                  " batch=16 ctx<=8192 warps=" + std::to_string(l.warps) +
+                                  " splits=" + std::to_string(l.splits);
+        report_nmse("decode_attention", shape, e);
+        EXPECT_LE(e, attention_nmse_limit(bits)) << shape;
+      }
+}
+
 TEST(KernelDecodeAttention, MatchesReferenceWhenScoresArePeaked) {
   RL_REQUIRE_GPU();
   // Large q makes the softmax nearly one-hot: the running max and the split merge must rescale
