@@ -770,14 +770,15 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
 
 // Where the batch's (sequence, KV head) pairs alone fill at least 90% of the SMs once (B=15-16 on 8
 // KV heads: 120-128 pairs on 132 SMs), choose_splits filled the slots by splitting each context
-// into ctas_per_sm pieces and the contexts are at most kWideMaxContext, one wide CTA of wide_warps
+// into ctas_per_sm pieces (contexts over 128 / 192 tokens at fp16 / int8-int4: 64 a split) and the
+// bound on contexts is at most kWideMaxContext, one wide CTA of wide_warps
 // per pair instead: the same warps an SM, each streaming the same tiles, merged in shared memory at
 // the end, with no partials and no merge kernel (which ended 3.0-3.6 us after the last attention
 // warp: perf/NOTES.md, "twentieth"). H100, BM_DecodeAttention B=16, both presets' shapes, every
 // format (perf/NOTES.md, "thirty-seventh"): ctx 1024-8192 3.0-6.1 us faster a launch (int8 at 8192
-// 98.5 -> 93.4 us: 1.82x -> 1.88x against fp16; int4 3.27x -> 3.46x), the B=16 decode steps 1.0-5.3%
-// faster; ctx 16384 fp16 and int8 1-4 us faster but int4 3% slower, ctx 32768 int4 6% slower (not
-// understood), so longer contexts keep the splits. RIDGELINE_WIDE_ATTENTION=0 in the environment
+// 98.5 -> 93.4 us: 1.82x -> 1.88x against fp16; int4 3.27x -> 3.46x), the B=16 decode steps 1.0-5.2%
+// faster; ctx 16384 fp16 and int8 1-4 us faster but int4 0.6-3% slower, ctx 32768 int4 6% slower
+// (not understood), so longer contexts keep the splits. RIDGELINE_WIDE_ATTENTION=0 in the environment
 // keeps them everywhere (to measure both in one build).
 constexpr int kWideMaxContext = 8192;
 
@@ -828,8 +829,8 @@ size_t launch_smem(size_t own, int n_seqs, int n_kv, int max_context, int n_spli
 template <int kHeadDim, int kGroup, int kBits, bool kRope, int kW>
 void launch(const DecodeAttentionParams& p, int n_splits, size_t smem, float* part_o, float2* part_ml,
             cudaStream_t stream) {
-  // Opt in once to more than 48 KB of dynamic shared memory (up to two_per_sm_smem()), and the
-  // carveout for ctas_per_sm CTAs.
+  // Opt in once to more than 48 KB of dynamic shared memory (up to two_per_sm_smem(), or a wide CTA's
+  // ~100-205 KB), and the carveout for ctas_per_sm split CTAs or one wide CTA.
   constexpr auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits, kRope, kW>;
   static const bool attributes_set =
       (set_dynamic_smem(

@@ -2,8 +2,8 @@
 # Thirty-seventh: issue 10's last cell without the split merge. At B=16 on 8 KV heads the 128
 # (sequence, KV head) pairs about fill the 132 SMs once; the split rule makes 4 splits (int8/int4:
 # 512 CTAs of 4 warps, 4 an SM) or 3 (fp16), then a merge kernel that ends 3.0-3.6 us after the last
-# attention warp (perf/NOTES.md, "twentieth"). Landed after this script's H100 run (the patch it then
-# applied, perf/wip/wide-attention.patch, is main's kernels/decode_attention.cu now): one wide CTA a pair
+# attention warp (perf/NOTES.md, "twentieth"). Landed after this script's H100 run (it then applied a
+# patch, not kept: main's kernels/decode_attention.cu is that patch, bounded at 8192): one wide CTA a pair
 # (16 warps at int8/int4, 12 at fp16), each warp streaming the same tiles as before, merged in shared
 # memory: no partials, no merge kernel (choose_warps; RIDGELINE_WIDE_ATTENTION=0 keeps the splits).
 # One device call (~6 min from a bare machine): build; the decode-attention GPU tests; memcheck

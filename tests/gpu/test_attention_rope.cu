@@ -209,9 +209,12 @@ TEST(KernelDecodeAttentionRope, SixteenSequencesInWideCtasMatchToo) {
   RL_REQUIRE_GPU();
   const std::vector<int> contexts = {1,    2,    65, 1000, 4097, 8192, 300,  2048,
                                      5000, 7777, 64, 63,   129,  3000, 6000, 8000};
-  for (int bits : kKvBits)
+  for (int bits : kKvBits) {
+    const cuda::DecodeAttentionLaunch l = cuda::decode_attention_launch(16, 8, 128, bits, 8192);
+    SCOPED_TRACE("launch: " + std::to_string(l.warps) + " warps, " + std::to_string(l.splits) + " splits");
     for (const RopeAttnShape& s : {k1_8b, k7b})
       expect_fused_equals_unfused(s, bits, contexts, 8192, uint32_t(606 + bits + s.n_heads));
+  }
 }
 
 TEST(KernelDecodeAttentionRope, OtherBlockSizesHeadDim64AndLinearRopeScalingMatchToo) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <utility>
@@ -155,7 +156,8 @@ TEST(KernelDecodeAttention, MatchesReferenceForOneSequenceSplitAcrossTheGpu) {
 TEST(KernelDecodeAttention, QuantizedCacheStaysAccurateOverLongPerWarpStreams) {
   RL_REQUIRE_GPU();
   // Batch 1 splits a long context the most; a few sequences fill the GPU with fewer splits, so each
-  // warp streams hundreds of tokens (B=4 at 32k: 8 splits, 1024 a warp; B=16 at 8k: 4 splits, 512).
+  // warp streams hundreds of tokens (B=4 at 32k: 8 splits, 1024 a warp; B=16 at 8k: 4 splits, 512, or
+  // on an H100 SXM / H200 one wide CTA of 16 warps, 512 a warp too).
   // Uniform-ish attention over that many tokens makes the output a small average of large terms, the case
   // where the quantized kernels' accumulated error shows first.
   const AttnShape s{16, 8, 128, 64};
@@ -171,8 +173,8 @@ TEST(KernelDecodeAttention, QuantizedCacheStaysAccurateOverLongPerWarpStreams) {
   }
 }
 
-// B=16 on 8 KV heads is 128 (sequence, KV head) pairs: on a GPU of 128-142 SMs (an H100 or H200) they
-// fill the SMs about once, and with contexts up to 8192 decode_attention runs one wide CTA a pair (4
+// B=16 on 8 KV heads is 128 (sequence, KV head) pairs: on a GPU of 128-142 SMs (an H100 SXM or H200: 132)
+// they fill the SMs about once, and with contexts up to 8192 decode_attention runs one wide CTA a pair (4
 // warps for each split the rule would have made) with no split and no merge kernel
 // (kernels/decode_attention.cu, choose_warps); B=14 (112 pairs) and contexts up to 16384 keep the
 // splits. Mixed contexts up to 8192, every format, both head dims, groups 1-8, against the CPU
@@ -187,7 +189,8 @@ TEST(KernelDecodeAttention, OneWideCtaPerSequenceAndKvHeadMatchesReference) {
     for (int group : {1, 2, 4, 8})
       for (int bits : kKvBits) {
         const cuda::DecodeAttentionLaunch l = cuda::decode_attention_launch(16, 8, head_dim, bits, 8192);
-        if (sms >= 128 && sms <= 142) {
+        const char* off = std::getenv("RIDGELINE_WIDE_ATTENTION");  // =0: splits everywhere
+        if (sms >= 128 && sms <= 142 && !(off && std::string(off) == "0")) {
           EXPECT_EQ(l.splits, 1) << sms << " SMs";
           EXPECT_EQ(l.warps, bits == 16 ? 12 : 16) << sms << " SMs";
           const cuda::DecodeAttentionLaunch b14 = cuda::decode_attention_launch(14, 8, head_dim, bits, 8192);
