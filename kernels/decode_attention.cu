@@ -136,10 +136,11 @@ struct Tile {
   static_assert(kTileUnits % 32 == 0 && kScaleUnits <= 16, "a warp copies a tile in whole passes");
 };
 
-template <int kHeadDim, int kBits, int kW = kWarps>
-constexpr size_t shared_bytes() {
-  constexpr size_t ring = Tile<kHeadDim, kBits>::ring_bytes(kW);
-  constexpr size_t merge = size_t(kW) * kMaxGroup * (kHeadDim + 2) * sizeof(float);
+// A CTA of `warps` warps: its rings while streaming, the warps' merge after.
+template <int kHeadDim, int kBits>
+constexpr size_t shared_bytes(int warps) {
+  const size_t ring = Tile<kHeadDim, kBits>::ring_bytes(warps);
+  const size_t merge = size_t(warps) * kMaxGroup * (kHeadDim + 2) * sizeof(float);
   return ring > merge ? ring : merge;
 }
 
@@ -833,9 +834,9 @@ void launch(const DecodeAttentionParams& p, int n_splits, size_t smem, float* pa
   // ~100-205 KB), and the carveout for ctas_per_sm split CTAs or one wide CTA.
   constexpr auto kernel = decode_attention_kernel<kHeadDim, kGroup, kBits, kRope, kW>;
   static const bool attributes_set =
-      (set_dynamic_smem(
-           kernel, int(std::max(shared_bytes<kHeadDim, kBits, kW>(), two_per_sm_smem("decode_attention"))),
-           true, "decode_attention"),
+      (set_dynamic_smem(kernel,
+                        int(std::max(shared_bytes<kHeadDim, kBits>(kW), two_per_sm_smem("decode_attention"))),
+                        true, "decode_attention"),
        true);
   (void)attributes_set;
   dim3 grid(p.cache.n_kv_heads, p.n_seqs, n_splits);
@@ -927,26 +928,18 @@ DecodeAttentionLaunch launch_shape(int n_seqs, int n_kv_heads, int head_dim, int
   DecodeAttentionLaunch l;
   l.splits = choose_splits(n_seqs, n_kv_heads, max_context, sms, ctas_per_sm(bits));
   l.warps = choose_warps(n_seqs, n_kv_heads, max_context, l.splits, sms, ctas_per_sm(bits));
+  size_t own = 0;  // what launch<kHeadDim, ..., kBits, ..., l.warps> needs
+  if (bits == 16)
+    own = head_dim == 64 ? shared_bytes<64, 16>(l.warps) : shared_bytes<128, 16>(l.warps);
+  else if (bits == 8)
+    own = head_dim == 64 ? shared_bytes<64, 8>(l.warps) : shared_bytes<128, 8>(l.warps);
+  else
+    own = head_dim == 64 ? shared_bytes<64, 4>(l.warps) : shared_bytes<128, 4>(l.warps);
   if (l.warps != kWarps) {  // one wide CTA a (sequence, KV head): no split, no merge, alone on its SM
     l.splits = 1;
-    if (bits == 16)
-      l.smem_bytes =
-          head_dim == 64 ? shared_bytes<64, 16, wide_warps(16)>() : shared_bytes<128, 16, wide_warps(16)>();
-    else if (bits == 8)
-      l.smem_bytes =
-          head_dim == 64 ? shared_bytes<64, 8, wide_warps(8)>() : shared_bytes<128, 8, wide_warps(8)>();
-    else
-      l.smem_bytes =
-          head_dim == 64 ? shared_bytes<64, 4, wide_warps(4)>() : shared_bytes<128, 4, wide_warps(4)>();
+    l.smem_bytes = own;
     return l;
   }
-  size_t own = 0;  // what launch<kHeadDim, ..., kBits, ...> needs
-  if (bits == 16)
-    own = head_dim == 64 ? shared_bytes<64, 16>() : shared_bytes<128, 16>();
-  else if (bits == 8)
-    own = head_dim == 64 ? shared_bytes<64, 8>() : shared_bytes<128, 8>();
-  else
-    own = head_dim == 64 ? shared_bytes<64, 4>() : shared_bytes<128, 4>();
   l.smem_bytes = launch_smem(own, n_seqs, n_kv_heads, max_context, l.splits, sms, op);
   return l;
 }
