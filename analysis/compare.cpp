@@ -285,7 +285,7 @@ ReportComparison compare_reports(const Report& base, const Report& current, cons
     throw std::runtime_error(fmt::format(
         "{} was measured on {} ({}) and {} on {} ({}): step times of two devices differ by the device as "
         "well as the code, so a slowdown between them is not a regression. Compare reports of one device "
-        "(each card's baselines are reports/baselines/<card>-*.json), or pass --across-devices to compare "
+        "(each card's baselines are reports/baselines/<card>-*.json.gz), or pass --across-devices to compare "
         "them anyway",
         base_label, device_text(base.device.name), base.device.backend, current_label,
         device_text(current.device.name), current.device.backend));

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -14,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include "engine/formats.h"
+#include "engine/text_file.h"
 
 namespace ridgeline {
 namespace {
@@ -140,15 +139,12 @@ ReportView read_report_view(const nlohmann::json& j, const std::string& source) 
 }
 
 ReportView load_report_view(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw std::runtime_error(fmt::format("{}: is a directory, expected a report", path));
-  std::ifstream f(path);
-  if (!f)
-    throw std::runtime_error(fmt::format("{}: cannot open the report (no such file, or unreadable)", path));
+  // read_text_file names a folder, a missing file and a size past its limit, and reads a gzipped
+  // report (reports/baselines/*.json.gz) as the JSON inside.
+  const std::string text = read_text_file(path, "the report");
   json j;
   try {
-    j = json::parse(f);
+    j = json::parse(text);
   } catch (const json::parse_error& e) {
     // Not e.what(): the parser quotes what it last read, which can be a whole line of the file.
     throw std::runtime_error(fmt::format("{}: not JSON: a syntax error at byte {}", path, e.byte));

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/text_file.h"
+
 namespace ridgeline::cli {
 namespace fs = std::filesystem;
 
@@ -65,6 +67,10 @@ OutputFile::~OutputFile() {
 
 void OutputFile::write(std::string_view content) {
   if (fd_ < 0 || written_) throw std::logic_error("OutputFile::write: called twice");
+  // A name ending in .gz gets gzip's bytes (sweep --out r.json.gz): every reader of ridgeline's
+  // files (engine/text_file.h) reads them back as the text.
+  std::string packed;
+  if (path_.ends_with(".gz")) content = packed = gzip_compress(content);
   auto fail = [&](int err) {
     return std::runtime_error(fmt::format("{}: write failed: {}", path_, std::strerror(err)));
   };

@@ -25,8 +25,8 @@ class OutputFile {
   OutputFile& operator=(const OutputFile&) = delete;
   OutputFile& operator=(OutputFile&&) = delete;
 
-  // Writes `content` and closes the file; throws "PATH: write failed: REASON" (disk full, file too
-  // large, ...). Call once.
+  // Writes `content` (gzip-compressed where PATH ends in ".gz") and closes the file; throws "PATH:
+  // write failed: REASON" (disk full, file too large, ...). Call once.
   void write(std::string_view content);
   // Moves the written file to its name.
   void publish();

@@ -8,9 +8,9 @@
 #
 #   scripts/gpu-baselines.sh OUTDIR
 #
-# Writes OUTDIR/ceilings.json, OUTDIR/<card>-internlm2-chat-{1_8b,7b}{,-prefill}.json (compact JSON, as the
-# committed ones are: indented, the two took 4.4 MB more, and the tree a device call carries is capped
-# at 64 MiB), OUTDIR/compare-{1_8b,7b}{,-prefill}.md and the sweeps' logs, and all of it again as one archive
+# Writes OUTDIR/ceilings.json, OUTDIR/<card>-internlm2-chat-{1_8b,7b}{,-prefill}.json.gz (gzipped
+# compact JSON, as the committed ones are: the 1.8b decode sweep is 8 MB as JSON, 1.1 MB gzipped, and
+# the tree a device call carries is capped at 64 MiB; ridgeline reads .gz reports as they are), OUTDIR/compare-{1_8b,7b}{,-prefill}.md and the sweeps' logs, and all of it again as one archive
 # beside the folder, OUTDIR.tgz (a remote runner that returns a bounded number of files, like the
 # device tool's $OUT, then still returns the reports). Takes about 3 minutes after the build.
 # Environment: RIDGELINE_GIT_COMMIT, the commit under test (the device machines' copy of .git is
@@ -53,13 +53,15 @@ sweep() {  # name, then the sweep's own arguments
   shift
   "$r" sweep --weights fp16,w4a16 --ceilings "$out/ceilings.json" "$@" \
     --out "$out/raw-$name.json" >"$out/sweep-$name.log" 2>&1 || { echo "sweep $name failed"; tail -5 "$out/sweep-$name.log"; status=1; return; }
-  python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), open(sys.argv[2], "w"), separators=(",", ":"))' \
-    "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json" ||
+  # mtime 0 in the gzip header: the same report gives the same bytes.
+  python3 -c 'import gzip, json, sys; gzip.open(sys.argv[2], "wt", mtime=0).write(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' \
+    "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json.gz" ||
     { echo "sweep $name: could not rewrite its report"; status=1; return; }
   rm -f "$out/raw-$name.json" "$out/compare-$name.md"
-  local base=reports/baselines/$prefix-internlm2-chat-$name.json
+  local base=reports/baselines/$prefix-internlm2-chat-$name.json.gz
+  [ -f "$base" ] || base=${base%.gz}  # a baseline committed before they were gzipped
   if [ -f "$base" ]; then  # a regression (or a failed comparison) fails the script; the verdict is line 3
-    "$r" compare "$base" "$out/$prefix-internlm2-chat-$name.json" --md "$out/compare-$name.md" \
+    "$r" compare "$base" "$out/$prefix-internlm2-chat-$name.json.gz" --md "$out/compare-$name.md" \
       >"$out/compare-$name.log" 2>&1 || { echo "compare $name: exit $? (see compare-$name.log)"; status=1; }
     [ -f "$out/compare-$name.md" ] && sed -n 3p "$out/compare-$name.md"
   fi
@@ -96,6 +98,6 @@ if [ "${RIDGELINE_BASELINE_TARGETS:-0}" = 1 ]; then
   cat "$out/targets.md"
 fi
 echo "baselines in $out: copy them to reports/baselines/ to commit them; re-render the example with" \
-  "ridgeline report reports/baselines/$prefix-internlm2-chat-1_8b.json -o reports/examples/$prefix-internlm2-chat-1_8b.md (and .html)"
+  "ridgeline report reports/baselines/$prefix-internlm2-chat-1_8b.json.gz -o reports/examples/$prefix-internlm2-chat-1_8b.md (and .html)"
 tar czf "$out.tgz" -C "$(dirname "$out")" "$(basename "$out")" || { echo "could not archive $out"; status=1; }
 exit $status

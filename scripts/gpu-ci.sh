@@ -10,7 +10,7 @@
 #            (bench/ceilings/<gpu>.json, what `ridgeline probe --out` wrote) when there are some, else
 #            a probe's;
 #   compare  `ridgeline compare` against the committed baseline of this GPU,
-#            reports/baselines/<gpu>-ci.json, <gpu> from the device name ("NVIDIA H200" -> h200,
+#            reports/baselines/<gpu>-ci.json(.gz), <gpu> from the device name ("NVIDIA H200" -> h200,
 #            "NVIDIA H100 80GB HBM3" -> h100-80gb-hbm3, then h100): a regression fails the gate; no
 #            baseline for this GPU is a warning and exit 0 (commit OUTDIR/sweep.json as one); a
 #            baseline found by the short name but measured on another device name (an H100 PCIe
@@ -83,9 +83,11 @@ fi
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 slug=$(echo "${device:-unknown}" | tr '[:upper:]' '[:lower:]' | sed -e 's/^nvidia //' -e 's/[^a-z0-9]\{1,\}/-/g' -e 's/^-//' -e 's/-$//')
 short=${slug%%-*}
-pick() {  # the first existing <folder>/<slug><suffix>, most specific name first
+pick() {  # the first existing <folder>/<slug><suffix>, most specific name first, gzipped or not
   for s in "$slug" "$short"; do
-    [ -f "$1/$s$2" ] && { echo "$1/$s$2"; return; }
+    for f in "$1/$s$2.gz" "$1/$s$2"; do
+      [ -f "$f" ] && { echo "$f"; return; }
+    done
   done
 }
 ceilings=${RIDGELINE_CI_CEILINGS:-$(pick bench/ceilings .json)}

@@ -5,7 +5,7 @@
 # so and skips the fuzzing stage instead of failing.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-      libbenchmark-dev libsentencepiece-dev libcli11-dev chromium python3)
+      libbenchmark-dev libsentencepiece-dev libcli11-dev zlib1g-dev chromium python3)
 optional=(clang)
 missing() {
   for p in "$@"; do

@@ -32,7 +32,7 @@ import sys
 
 
 def load(path):
-    """JSON, or gzipped JSON (bench/results keeps large runs as .json.gz)."""
+    """JSON, or gzipped JSON (reports/baselines and bench/results keep large runs as .json.gz)."""
     with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
         return json.load(f)
 
@@ -301,12 +301,12 @@ def main():
     folders = a.baselines or [os.path.join(here, "..", "reports", "baselines")]
     for name, model in presets.items():
         for d, suffix in ((decode, ""), (prefill, "-prefill")):
-            found = [p for p in (os.path.join(f, f"{a.prefix}-{model}{suffix}.json") for f in folders)
-                     if os.path.exists(p)]
+            found = [p for f in folders for ext in (".json.gz", ".json")
+                     for p in [os.path.join(f, f"{a.prefix}-{model}{suffix}{ext}")] if os.path.exists(p)]
             if found:
                 d[name] = load(found[0])
     if not decode:
-        sys.exit(f"targets: no {a.prefix}-*.json decode baselines in {', '.join(folders)}")
+        sys.exit(f"targets: no {a.prefix}-*.json(.gz) decode baselines in {', '.join(folders)}")
     if a.ceilings:
         peak_gbps, peak_from = load(a.ceilings)["read_GBps"], a.ceilings
     else:

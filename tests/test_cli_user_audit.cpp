@@ -225,6 +225,39 @@ TEST(CliPrintedText, AOneBatchReportSaysItCannotMeasureARidge) {
   fs::remove(out);
 }
 
+// Baselines are committed gzipped (reports/baselines/*.json.gz): a sweep writes one where --out ends
+// in .gz, and report and compare read it as they read the plain JSON.
+TEST(CliPrintedText, ASweepWritesGzipWhereItsOutEndsInGzAndReportAndCompareReadIt) {
+  const std::string gz = temp("r.json.gz"), plain = temp("r.json");
+  auto s = test::run_cli(
+      tiny("sweep", "--batch 1,2 --context 16 --iters 2 --warmup 0 --out " + test::shell_quote(gz)));
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  std::ifstream f(gz, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_GE(bytes.size(), 2u);
+  EXPECT_EQ(bytes.substr(0, 2), "\x1f\x8b");  // gzip's magic: compressed, not JSON under a .gz name
+  const nlohmann::json j = test::load_json(gz);
+  EXPECT_EQ(j["runs"].size(), 2u);
+  { std::ofstream(plain) << j.dump(1); }
+  auto from_gz = test::run_cli("report " + test::shell_quote(gz));
+  auto from_plain = test::run_cli("report " + test::shell_quote(plain));
+  ASSERT_EQ(from_gz.exit_code, 0) << from_gz.err;
+  ASSERT_EQ(from_plain.exit_code, 0) << from_plain.err;
+  EXPECT_THAT(from_gz.out, HasSubstr("B=2"));
+  // The same report either way, but for the file names it quotes (the sweep's command names the .gz).
+  auto unnamed = [&](std::string text) {
+    for (const std::string& path : {gz, plain})
+      for (size_t at; (at = text.find(path)) != std::string::npos;) text.replace(at, path.size(), "REPORT");
+    return text;
+  };
+  EXPECT_EQ(unnamed(from_gz.out), unnamed(from_plain.out));
+  auto c = test::run_cli("compare " + test::shell_quote(plain) + " " + test::shell_quote(gz));
+  EXPECT_EQ(c.exit_code, 0) << c.err;  // a report against itself: nothing slower
+  EXPECT_THAT(c.out, HasSubstr("0 regressions"));
+  fs::remove(gz);
+  fs::remove(plain);
+}
+
 TEST(CliPrintedText, PrefillRunsMethodIsLabelledAsThePrefills) {
   const std::string out = temp("phases.json");
   auto s = test::run_cli(tiny("sweep",

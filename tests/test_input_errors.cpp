@@ -80,6 +80,45 @@ TEST(TextFile, NamesDirectoriesMissingFilesAndOversizedFiles) {
               HasSubstr("/dev/zero: a messages JSON file is larger than"));
 }
 
+// gzip's own bytes for `{"schema": 1}\n` (Python's gzip.compress, mtime 0): read back as the text, so
+// a report gzipped by any gzip writer loads, not only one ridgeline wrote.
+TEST(TextFile, ReadsAGzipFileAsTheTextInside) {
+  TempDir dir;
+  const unsigned char bytes[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xab, 0x56,
+                                 0x2a, 0x4e, 0xce, 0x48, 0xcd, 0x4d, 0x54, 0xb2, 0x52, 0x30, 0xac, 0xe5,
+                                 0x02, 0x00, 0x9e, 0x14, 0xed, 0xd1, 0x0e, 0x00, 0x00, 0x00};
+  write_bytes(dir.file("r.json.gz"), std::string(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  EXPECT_EQ(read_text_file(dir.file("r.json.gz"), "the report"), "{\"schema\": 1}\n");
+  // The name does not matter, the magic bytes do; and two members in a row are one text, as
+  // `gzip -d` reads them.
+  const std::string big(300000, 'r');  // several of the reader's 64 KB buffers
+  write_bytes(dir.file("r.json"), gzip_compress("{\"a\": \"") + gzip_compress(big + "\"}"));
+  EXPECT_EQ(read_text_file(dir.file("r.json"), "the report"), "{\"a\": \"" + big + "\"}");
+}
+
+TEST(TextFile, NamesABrokenOrTruncatedGzipFileAndBoundsWhatItDecompressesTo) {
+  TempDir dir;
+  const std::string packed = gzip_compress(std::string(5000, 'x'));
+  write_bytes(dir.file("cut.gz"), packed.substr(0, packed.size() / 2));
+  EXPECT_EQ(error_of([&] { read_text_file(dir.file("cut.gz"), "the report"); }),
+            dir.file("cut.gz") + ": the report is not a valid gzip file (it ends early)");
+  std::string bad = packed;
+  bad[3] = 0x20;  // reserved flag bits set: no gzip writer sets them
+  write_bytes(dir.file("bad.gz"), bad);
+  EXPECT_THAT(error_of([&] { read_text_file(dir.file("bad.gz"), "the report"); }),
+              HasSubstr(dir.file("bad.gz") + ": the report is not a valid gzip file ("));
+  write_bytes(dir.file("tail.gz"), packed + "junk");
+  EXPECT_THAT(error_of([&] { read_text_file(dir.file("tail.gz"), "the report"); }),
+              HasSubstr("is not a valid gzip file"));
+  // 5000 bytes unpacked from ~30: the limit holds for what comes out, not only what goes in.
+  write_bytes(dir.file("bomb.gz"), packed);
+  EXPECT_EQ(error_of([&] { read_text_file(dir.file("bomb.gz"), "the report", 1000); }),
+            dir.file("bomb.gz") +
+                ": the report decompressed is larger than the 0.001 MB limit (is this the "
+                "right file?)");
+  EXPECT_EQ(read_text_file(dir.file("bomb.gz"), "the report", 5000), std::string(5000, 'x'));
+}
+
 // --- parse_strict_json -------------------------------------------------------------------------------
 
 TEST(StrictJson, RefusesARepeatedKeyNamingTheKeyAndTheObject) {

@@ -12,15 +12,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/text_file.h"
+
 namespace ridgeline::test {
 
 inline std::string data_path(const std::string& rel) {
   return std::string(RIDGELINE_TEST_DATA) + "/" + rel;
 }
 
+// gzipped or not (engine/text_file.h reads both).
 inline nlohmann::json load_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
+  return nlohmann::json::parse(read_text_file(path, "a test's JSON file"));
 }
 
 // ||a - b|| / ||b||

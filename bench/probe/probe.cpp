@@ -1,13 +1,12 @@
 #include "bench/probe/probe.h"
 
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "bench/build_info.h"
 #include "engine/backend_factory.h"
+#include "engine/text_file.h"
 
 namespace ridgeline {
 
@@ -55,16 +54,11 @@ DeviceInfo measure_device(DeviceKind device) {
 
 DeviceInfo device_with_ceilings_file(DeviceKind device, const std::string& path,
                                      const std::function<void(const std::string&)>& warn) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw std::runtime_error(fmt::format("{}: is a directory, expected a ceilings file", path));
-  std::ifstream in(path);
-  if (!in)
-    throw std::runtime_error(
-        fmt::format("{}: cannot open the ceilings file (no such file, or unreadable)", path));
+  // A folder, a missing file and a gzipped one (a report kept as .json.gz) as read_text_file says.
+  const std::string text = read_text_file(path, "a ceilings file");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error(fmt::format("{}: not JSON: a syntax error at byte {}", path, e.byte));
   }
