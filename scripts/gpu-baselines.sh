@@ -38,7 +38,7 @@ if [ -n "$card" ] && [ "${prefix%%-*}" != "$card" ]; then
     "baselines: unset it (the card's name is the default) or set it to $card" >&2
   exit 1
 fi
-echo "gpu-baselines: ${card:-no GPU found by nvidia-smi}, files $prefix-*.json"
+echo "gpu-baselines: ${card:-no GPU found by nvidia-smi}, files $prefix-*.json.gz"
 export PATH="/usr/local/cuda/bin:$PATH"
 cmake --preset gpu -B "$build" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 bash scripts/refresh-mtimes.sh "$build"
@@ -54,7 +54,9 @@ sweep() {  # name, then the sweep's own arguments
   "$r" sweep --weights fp16,w4a16 --ceilings "$out/ceilings.json" "$@" \
     --out "$out/raw-$name.json" >"$out/sweep-$name.log" 2>&1 || { echo "sweep $name failed"; tail -5 "$out/sweep-$name.log"; status=1; return; }
   # mtime 0 in the gzip header: the same report gives the same bytes.
-  python3 -c 'import gzip, json, sys; gzip.open(sys.argv[2], "wt", mtime=0).write(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' \
+  python3 -c 'import gzip, json, sys
+with gzip.GzipFile(sys.argv[2], "wb", 9, mtime=0) as f:
+    f.write(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")).encode())' \
     "$out/raw-$name.json" "$out/$prefix-internlm2-chat-$name.json.gz" ||
     { echo "sweep $name: could not rewrite its report"; status=1; return; }
   rm -f "$out/raw-$name.json" "$out/compare-$name.md"
