@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -76,6 +77,9 @@ std::string gunzip(const std::string& path, std::string_view what, const std::st
 }  // namespace
 
 std::string gzip_compress(std::string_view text) {
+  // One deflate call takes at most 4 GB of input (zlib counts in uInt); ridgeline's outputs are MBs.
+  if (text.size() > std::numeric_limits<uInt>::max())
+    throw std::runtime_error("gzip: an output over 4 GB cannot be compressed in one call");
   z_stream z{};
   if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("gzip: zlib could not start");
