@@ -12,7 +12,7 @@
 #   compare  `ridgeline compare` against the committed baseline of this GPU,
 #            reports/baselines/<gpu>-ci.json(.gz), <gpu> from the device name ("NVIDIA H200" -> h200,
 #            "NVIDIA H100 80GB HBM3" -> h100-80gb-hbm3, then h100): a regression fails the gate; no
-#            baseline for this GPU is a warning and exit 0 (commit OUTDIR/sweep.json as one); a
+#            baseline for this GPU is a warning and exit 0 (commit OUTDIR/sweep.json, gzipped, as one); a
 #            baseline found by the short name but measured on another device name (an H100 PCIe
 #            against an SXM one) is refused by compare, exit 2, with what to commit instead;
 #   report   OUTDIR/report.html: this run beside the baseline (or alone).
@@ -108,7 +108,7 @@ grep -E "^\[|sweep:" "$out/logs/sweep.log" >>"$summary"
 baseline=${RIDGELINE_CI_BASELINE:-$(pick reports/baselines -ci.json)}
 verdict=0
 if [ -z "$baseline" ]; then
-  note "WARNING: no baseline for '${device:-unknown}' (looked for reports/baselines/$slug-ci.json and $short-ci.json): nothing compared; commit $out/sweep.json as reports/baselines/$slug-ci.json to gate this GPU"
+  note "WARNING: no baseline for '${device:-unknown}' (looked for reports/baselines/$slug-ci.json(.gz) and $short-ci.json(.gz)): nothing compared; commit $out/sweep.json gzipped as reports/baselines/$slug-ci.json.gz (gzip -9n <$out/sweep.json >reports/baselines/$slug-ci.json.gz) to gate this GPU"
   "$rl" report "$out/sweep.json" -o "$out/report.html" >"$out/logs/report.log" 2>&1 || note "report: failed"
 else
   "$rl" compare "$baseline" "$out/sweep.json" --threshold "${RIDGELINE_CI_THRESHOLD:-0.05}" --md "$out/compare.md" \
@@ -122,7 +122,7 @@ else
        # Another card's baseline (found by the short name): compare refuses it rather than call the card
        # a regression.
        grep -q -- "--across-devices" "$out/logs/compare.log" &&
-         note "the baseline is another device's: commit $out/sweep.json as reports/baselines/$slug-ci.json to gate this GPU" ;;
+         note "the baseline is another device's: commit $out/sweep.json gzipped as reports/baselines/$slug-ci.json.gz to gate this GPU" ;;
   esac
   # 5. the HTML report: the baseline beside this run.
   "$rl" report "$baseline" "$out/sweep.json" -o "$out/report.html" >"$out/logs/report.log" 2>&1 || note "report: failed"
