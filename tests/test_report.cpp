@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "analysis/ceilings.h"
@@ -424,6 +425,23 @@ TEST(Report, ValidatorChecksTheSamplesAndSpreadsWherePresent) {
   k["runs"][0]["step"]["time_us"]["samples"][3] = -2.0;
   EXPECT_THAT(joined(validate_report(k)),
               HasSubstr("$.runs[0].step.time_us.samples[3]: -2.0 is not a positive time"));
+}
+
+// The committed baselines (reports/baselines/*.json.gz) are what the GPU CI gate, scripts/targets.py
+// and `ridgeline compare` read: each one decompresses, validates against the schema and converts.
+TEST(Report, EveryCommittedBaselineLoadsAndValidates) {
+  const std::filesystem::path dir = test::data_path("../../reports/baselines");
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string path = entry.path().string();
+    SCOPED_TRACE(path);
+    ASSERT_TRUE(path.ends_with(".json.gz")) << "baselines are committed gzipped";
+    const json j = test::load_json(path);
+    EXPECT_EQ(validate_report(j), std::vector<std::string>{});
+    EXPECT_FALSE(report_from_json(j).runs.empty());
+    ++seen;
+  }
+  EXPECT_GE(seen, 10);  // the H200 and H100 sets, as README lists them
 }
 
 TEST(Report, ReportsWrittenBeforeSamplesWereKeptStillLoadAndValidate) {
