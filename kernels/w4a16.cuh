@@ -43,10 +43,13 @@ inline constexpr int kW4A16GemvMaxRows = 32;
 // 7b w13 at M = 16: 13.6 and 44.6 us GEMV vs 12.1 and 33.8 us GEMM; H200, perf/NOTES.md).
 inline constexpr int kW4A16GemvTwoTileMaxOut = 8192;
 // From 17 rows (four N tiles: 8.7 KB of x a stage, so 4 warps of 4 stages a block, one block an SM)
-// only weights with in and out both at most this: H200, M = 32, GEMV vs tiled GEMM (us): 1.8b wqkv
-// 6.9 vs 11.2, 1.8b wo 4.8 vs 6.7, 7b wo 11.9 vs 14.8; but 1.8b w2 (in 8192) 15.9 vs 13.9, 7b wqkv
-// (out 6144: 192 blocks, 1.5 waves) 23.1 vs 14.4, the w13s 27-82 vs 15-42 (perf/NOTES.md).
-inline constexpr int kW4A16GemvFourTileMaxDim = 4096;
+// only weights of at most kW4A16GemvFourTileMaxIn inputs and kW4A16GemvFourTileMaxOut outputs, the
+// 1.8b wqkv and wo. M = 24 / 32, GEMV vs tiled GEMM (us; H100, perf/NOTES.md "thirty-ninth"): 1.8b
+// wqkv 6.1 / 6.6 vs 8.2 / 8.3, 1.8b wo 4.3 / 4.6 vs 6.0 / 6.1; but 7b wo 10.1 / 10.8 vs 9.6 / 9.9
+// (the GEMM's split rule since the twenty-fifth session; H200 at M = 32: 11.7 vs 10.5), 1.8b w2 (in
+// 8192) 13.9 vs 12.0, 7b wqkv (out 6144: 192 blocks, 1.5 waves) 20.7 vs 12.4, the w13s 25-79 vs 13-35.
+inline constexpr int kW4A16GemvFourTileMaxIn = 2048;
+inline constexpr int kW4A16GemvFourTileMaxOut = 4096;
 
 // A W4A16 linear's weight on the device, in the layout above. The pointers need 16-byte alignment
 // (cudaMalloc gives 256).
@@ -91,9 +94,9 @@ inline int64_t w4a16_scale_index(int in, int o, int g) {
 }
 
 // The one dispatch decision: decode batches up to 8 rows, up to 16 rows on weights of at most
-// kW4A16GemvTwoTileMaxOut outputs, and up to kW4A16GemvMaxRows rows on weights whose in and out are
-// both at most kW4A16GemvFourTileMaxDim, run the GEMV (each warp streams its own slice of W, one, two
-// or four mma N tiles of 8 batch rows); the rest the tensor-core GEMMs.
+// kW4A16GemvTwoTileMaxOut outputs, and up to kW4A16GemvMaxRows rows on weights of at most
+// kW4A16GemvFourTileMaxIn inputs and kW4A16GemvFourTileMaxOut outputs, run the GEMV (each warp streams its
+// own slice of W, one, two or four mma N tiles of 8 batch rows); the rest the tensor-core GEMMs.
 bool w4a16_use_gemv(int n, int in, int out);
 
 // y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output

@@ -193,8 +193,21 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
       if (rec_copy) cp_async_16(st + kTiles * kCodeBytes + lane * 16, records + (rec_at + i * 4), true);
     }
   };
+  // x, 16 chunks of 16 bytes a row and stage. From 9 rows (kNT >= 2) lane L copies chunk L % 16 of
+  // rows L / 16, L / 16 + 2, ... through a pointer set up once and stepped by two rows; up to 8 rows
+  // each copy splits its index into row and chunk. The stepped form was measured up to 6% faster at
+  // 16 rows and up to 12% slower at 2-8 (more live values there, and ptxas rematerializing the slot
+  // address every stage: perf/NOTES.md, "twenty-sixth" and "twenty-seventh"), hence one per kNT.
+  const int x_at = (lane >> 4) * kXRowBytes + (lane & 15) * 16;
+  const int x_from = (lane >> 4) * w.in + g0 * kW4A16Group + (lane & 15) * 8;
   auto issue_x = [&](int slot, int i) {
-    if constexpr (!kNorm) {  // with the norm prologue x is in x_s for the whole kernel
+    if constexpr (kNorm) {  // with the norm prologue x is in x_s for the whole kernel
+    } else if constexpr (kNT >= 2) {
+      unsigned char* dst = ring + slot * sbytes + kTiles * (kCodeBytes + kRecordBytes) + x_at;
+      const half* src = x + (x_from + i * kW4A16Group);
+      for (int row = lane >> 4; row < n; row += 2, dst += 2 * kXRowBytes, src += 2 * w.in)
+        w4a16::cp_async_16_l1(dst, src);
+    } else {
       const int g = g0 + i;
       unsigned char* xs = ring + slot * sbytes + kTiles * (kCodeBytes + kRecordBytes);
       for (int c = lane; c < 16 * n; c += 32) {

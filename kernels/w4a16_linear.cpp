@@ -8,12 +8,12 @@ namespace ridgeline::cuda {
 // pipeline) reads the weights once for the whole batch at close to its M = 1 speed. 9-16 rows take
 // two N tiles; there the GEMV beat the tiled GEMM on every 1.8b and 7b weight but w13 (H200, M = 16:
 // 1.8b wqkv 4.3 vs 9.3 us, 7b wo 7.3 vs 11.9, 7b w2 19.9 vs 27.0; w13 see kW4A16GemvTwoTileMaxOut).
-// 17-32 rows take four, and win only on the small weights (kW4A16GemvFourTileMaxDim).
+// 17-32 rows take four, and win only on the small weights (kW4A16GemvFourTileMaxIn, ...MaxOut).
 // Revisit with bench/kernels/bench_w4a16.cu (BM_W4A16VsFp16, BM_W4A16GemvVariants, BM_W4A16Path).
 bool w4a16_use_gemv(int n, int in, int out) {
   if (n <= 8) return true;
   if (n <= 16) return out <= kW4A16GemvTwoTileMaxOut;
-  return n <= kW4A16GemvMaxRows && in <= kW4A16GemvFourTileMaxDim && out <= kW4A16GemvFourTileMaxDim;
+  return n <= kW4A16GemvMaxRows && in <= kW4A16GemvFourTileMaxIn && out <= kW4A16GemvFourTileMaxOut;
 }
 
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream) {

@@ -513,11 +513,13 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.qweight = nullptr; }), 2, y.get(), nullptr),
                std::invalid_argument);
   const int wide = cuda::kW4A16GemvTwoTileMaxOut;
-  const int four = cuda::kW4A16GemvFourTileMaxDim;
+  const int four_in = cuda::kW4A16GemvFourTileMaxIn, four_out = cuda::kW4A16GemvFourTileMaxOut;
   EXPECT_TRUE(cuda::w4a16_use_gemv(1, 8192, wide) && cuda::w4a16_use_gemv(16, 8192, wide));
   EXPECT_TRUE(cuda::w4a16_use_gemv(8, 8192, wide + 16) && !cuda::w4a16_use_gemv(9, 8192, wide + 16));
-  EXPECT_TRUE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, four, four));
-  EXPECT_FALSE(cuda::w4a16_use_gemv(17, four + 128, four) || cuda::w4a16_use_gemv(17, four, four + 16));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, four_in, four_out));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(16, 4096, 4096) && !cuda::w4a16_use_gemv(17, 4096, 4096));  // 7b wo
+  EXPECT_FALSE(cuda::w4a16_use_gemv(17, four_in + 128, four_out) ||
+               cuda::w4a16_use_gemv(17, four_in, four_out + 16));
   EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 128, 16));
 }
 
