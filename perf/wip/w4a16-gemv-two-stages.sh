@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Thirty-ninth session: the ring W4A16 GEMV with 2-stage rings (perf/wip/w4a16-gemv-two-stages.patch:
+# stages 2 allowed, BM_W4A16GemvVariants times them at M = 16 and 32, tests cover them). Why: at 9-16
+# rows the 4-stage rings take 209 KB a block (x is 4.3 KB of each 6.5 KB stage), so one 8-warp block
+# an SM, and Nsight Compute (bench/results/h100-w4a16-9-32-rows/ncu/) finds 7b w2 M = 16 at 12.5%
+# occupancy, 5.6 cycles a warp instruction, the top stall "wait" (fixed-latency dependencies: two
+# warps a scheduler cannot hide them). With 2 stages two 8-warp blocks fit (16 warps an SM), each warp
+# one group in flight instead of three; at 17-32 rows 8 warps instead of 4. Prediction: if occupancy
+# is the limit, 7b w2 / wo / wqkv at M = 16 10-25% faster; if bytes in flight are, slower.
+# ~4 min from a bare machine.
+#
+#   OUT=/some/dir bash perf/wip/w4a16-gemv-two-stages.sh
+source "$(dirname "$0")/device-call.sh"
+trap 'patch -p1 -R -N <perf/wip/w4a16-gemv-two-stages.patch >/dev/null 2>&1; tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
+patch -p1 <perf/wip/w4a16-gemv-two-stages.patch >/dev/null || exit 1
+build_gpu ridgeline_bench ridgeline_gpu_tests
+RIDGELINE_REQUIRE_GPU=1 timeout 120 build-gpu/tests/ridgeline_gpu_tests \
+  --gtest_filter='KernelW4A16Gemv.MatchesReferenceForEveryLayout*' >"$W/tests.log" 2>&1
+echo "tests exit $?"
+grep -E "Failure|^\[  (PASSED|FAILED) " "$W/tests.log" | head -5
+timeout 300 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16GemvVariants/[0-7]/(16|32)/' \
+  --benchmark_out="$W/variants.json" --benchmark_out_format=json >"$W/variants.log" 2>&1
+echo "variants exit $?"
+python3 - "$W/variants.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    c = {k[3:]: v for k, v in b.items() if k.startswith("us_w")}
+    s2 = sorted((v, k) for k, v in c.items() if k.endswith("s2"))
+    s4 = sorted((v, k) for k, v in c.items() if not k.endswith("s2"))
+    m = b["name"].split("/")[2]
+    print(f"{b['label'].split()[0]:10s} M={m:2s} default {b['us_default']:6.2f}  best s4/s8 {s4[0][0]:6.2f} {s4[0][1]:8s}"
+          f"  best s2 {s2[0][0]:6.2f} {s2[0][1]:8s}  " + " ".join(f"{k}={v:.2f}" for v, k in s2[:4]))
+PY
