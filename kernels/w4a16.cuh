@@ -42,13 +42,12 @@ inline constexpr int kW4A16GemvMaxRows = 32;
 // GEMV re-reads 9-16 rows of x for every pair of strips and the GEMM's 128-row tiles win (1.8b and
 // 7b w13 at M = 16: 13.6 and 44.6 us GEMV vs 12.1 and 33.8 us GEMM; H200, perf/NOTES.md).
 inline constexpr int kW4A16GemvTwoTileMaxOut = 8192;
-// From 17 rows (four N tiles: 8.7 KB of x a stage, so 4 warps of 4 stages a block, one block an SM)
-// only weights of at most kW4A16GemvFourTileMaxIn inputs and kW4A16GemvFourTileMaxOut outputs, the
-// 1.8b wqkv and wo. M = 24 / 32, GEMV vs tiled GEMM (us; H100, perf/NOTES.md "thirty-ninth"): 1.8b
-// wqkv 6.1 / 6.6 vs 8.2 / 8.3, 1.8b wo 4.3 / 4.6 vs 6.0 / 6.1; but 7b wo 10.1 / 10.8 vs 9.6 / 9.9
-// (the GEMM's split rule since the twenty-fifth session; H200 at M = 32: 11.7 vs 10.5), 1.8b w2 (in
-// 8192) 13.9 vs 12.0, 7b wqkv (out 6144: 192 blocks, 1.5 waves) 20.7 vs 12.4, the w13s 25-79 vs 13-35.
-inline constexpr int kW4A16GemvFourTileMaxIn = 2048;
+// From 17 rows (four N tiles: 8.7 KB of x a stage, so one 8-warp block of 2-stage rings an SM) only
+// weights of at most kW4A16GemvFourTileMaxIn inputs and kW4A16GemvFourTileMaxOut outputs. M = 32,
+// GEMV vs tiled GEMM (us; H100, perf/NOTES.md "thirty-ninth"): 1.8b wqkv 5.8 vs 8.3, wo 3.9 vs 6.1,
+// w2 10.8 vs 12.0, 7b wo 9.4 vs 9.8; but 7b w2 (in 14336) 23.8 vs 20.1, 7b wqkv (out 6144) 14.0 vs
+// 12.4, the w13s 16-50 vs 13-35.
+inline constexpr int kW4A16GemvFourTileMaxIn = 8192;
 inline constexpr int kW4A16GemvFourTileMaxOut = 4096;
 
 // A W4A16 linear's weight on the device, in the layout above. The pointers need 16-byte alignment

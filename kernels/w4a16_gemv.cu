@@ -392,18 +392,23 @@ W4A16GemvConfig shrink_to_fit(W4A16GemvConfig c, int n, int norm_in, const char*
 // 12.1, 7b w13 23.4 vs 30.4): with many strips, fewer warps each stream more groups and more blocks
 // fit beside each other. 8 stages for n <= 2 at 8+ warps, 4 otherwise (4-warp blocks were as fast
 // or faster with 4).
-// 9..32 rows (M = 16 and 32 measured): x is 4.3 KB a stage (8.7 KB at 17..32 rows: 4 warps of 4
-// stages, one block an SM, after shrink_to_fit), so it is what limits. Two strips per block
-// (each staged x row serves twice the weights) once there are as many strips as SMs, else one (1.8b
-// wo and w2, 128 strips: 3.0 and 8.1 us with one, 3.6 and 11.8 with two); 8 warps while the blocks
-// fit in one wave, 4 beyond (7b wqkv, 192 blocks: 10.9 us with 4, 13.5 with 8); 4 stages.
+// 9..32 rows (M = 16 and 32 measured; H100, perf/NOTES.md "thirty-ninth"): x is 4.3 KB of a
+// stage's 5.4-6.5 KB (8.7 of 9.8-10.9 KB at 17..32 rows), so the rings' depth decides how many warps an
+// SM holds, and the warps, not the bytes in flight, are what limits: at 4 stages one 8-warp block an
+// SM (4 warps at 17..32 rows), and Nsight Compute finds 7b w2 at M = 16 at 12.5% occupancy, 5.6 cycles
+// a warp instruction, mostly waiting on fixed-latency dependencies. 2 stages (one group in flight a
+// warp) hold twice the warps: M = 16 7b wo 7.15 -> 6.24 us, w2 19.6 -> 17.7, wqkv 10.1 -> 9.4, 1.8b
+// wqkv 4.5 -> 4.0; M = 32 1.8b wo 4.6 -> 3.9, w2 14.1 -> 10.8, 7b wo 10.8 -> 9.4. Two strips a block
+// once the one-strip blocks would not fit at once (9..16 rows: two 8-warp blocks an SM; 17..32: one),
+// then 16 warps a block (8 at 17..32) while the blocks fit one an SM, else 8 (4).
 W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
   W4A16GemvConfig c;
   const int sms = current_sm_count(op), strips = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
   if (n > 8) {
-    c.tiles = strips >= sms ? 2 : 1;
-    c.warps = std::min(ceil_div(strips, c.tiles) <= sms ? 8 : 4, groups);
-    c.stages = 4;
+    const int fit = n > 16 ? sms : 2 * sms, wide = n > 16 ? 8 : 16;
+    c.tiles = strips > fit ? 2 : 1;
+    c.warps = std::min(ceil_div(strips, c.tiles) <= sms ? wide : wide / 2, groups);
+    c.stages = 2;
   } else {
     c.tiles = 1;
     c.warps = std::min(strips < sms && n <= 2 ? 16 : strips <= 2 * sms ? 8 : 4, groups);
@@ -429,14 +434,17 @@ template <int kNT, typename OutT>
 void launch_tiles(const GemvArgs<OutT>& a, cudaStream_t stream, const W4A16GemvConfig& c, size_t smem,
                   const char* op) {
   if (c.tiles == 1 && c.stages == 8) return launch_config<1, kNT, 8>(a, stream, c.warps, smem, op);
+  if (c.tiles == 1 && c.stages == 2) return launch_config<1, kNT, 2>(a, stream, c.warps, smem, op);
   if (c.tiles == 1) return launch_config<1, kNT, 4>(a, stream, c.warps, smem, op);
   if (c.stages == 8) return launch_config<2, kNT, 8>(a, stream, c.warps, smem, op);
+  if (c.stages == 2) return launch_config<2, kNT, 2>(a, stream, c.warps, smem, op);
   launch_config<2, kNT, 4>(a, stream, c.warps, smem, op);
 }
 
 void check_config(const W4A16GemvConfig& c, size_t smem, int n, const char* op) {
   require(c.tiles == 1 || c.tiles == 2, op, "tiles must be 1 or 2, got " + std::to_string(c.tiles));
-  require(c.stages == 4 || c.stages == 8, op, "stages must be 4 or 8, got " + std::to_string(c.stages));
+  require(c.stages == 2 || c.stages == 4 || c.stages == 8, op,
+          "stages must be 2, 4 or 8, got " + std::to_string(c.stages));
   require(c.warps >= 1 && c.warps <= kMaxWarps, op,
           "warps must be in 1.." + std::to_string(kMaxWarps) + ", got " + std::to_string(c.warps));
   require(smem <= size_t(max_smem_per_block(op)), op,

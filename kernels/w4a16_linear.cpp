@@ -6,9 +6,10 @@ namespace ridgeline::cuda {
 
 // Up to 8 rows the GEMV (one mma N tile, every warp streaming its own slice of W with no block-wide
 // pipeline) reads the weights once for the whole batch at close to its M = 1 speed. 9-16 rows take
-// two N tiles; there the GEMV beat the tiled GEMM on every 1.8b and 7b weight but w13 (H200, M = 16:
-// 1.8b wqkv 4.3 vs 9.3 us, 7b wo 7.3 vs 11.9, 7b w2 19.9 vs 27.0; w13 see kW4A16GemvTwoTileMaxOut).
-// 17-32 rows take four, and win only on the small weights (kW4A16GemvFourTileMaxIn, ...MaxOut).
+// two N tiles; there the GEMV beats the tiled GEMM on every 1.8b and 7b weight but w13 (H100, M = 16,
+// 2-stage rings against the GEMM: 1.8b wqkv 4.0 vs 7.0 us, 7b wo 6.2 vs 9.1, 7b w2 17.7 vs 19.7; w13
+// see kW4A16GemvTwoTileMaxOut). 17-32 rows take four, and win only on the smaller weights
+// (kW4A16GemvFourTileMaxIn, ...MaxOut).
 // Revisit with bench/kernels/bench_w4a16.cu (BM_W4A16VsFp16, BM_W4A16GemvVariants, BM_W4A16Path).
 bool w4a16_use_gemv(int n, int in, int out) {
   if (n <= 8) return true;

@@ -293,7 +293,7 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   }
   for (int warps : {1, 2, 4, 8, 16})
     for (int tiles : {1, 2})
-      for (int stages : {4, 8}) {
+      for (int stages : {2, 4, 8}) {
         const W4A16GemvConfig c{warps, tiles, stages};
         try_time(variant_name(
                      {"w", std::to_string(warps), "t", std::to_string(tiles), "s", std::to_string(stages)}),
@@ -322,7 +322,7 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   state.SetLabel(std::string(g.name) + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemvVariants)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 8, 16}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 8, 16, 32}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

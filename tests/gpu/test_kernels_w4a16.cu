@@ -346,10 +346,12 @@ const std::vector<Variant> kGemvVariants = {{0, {}},        {0, {1, 1, 4}}, {0, 
                                             {0, {6, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
 // The same cases where x takes two mma N tiles (9..16 rows) and fewer warps fit in shared memory.
 const std::vector<Variant> kGemvVariantsTwoNTiles = {{0, {}},        {0, {1, 1, 4}}, {0, {8, 1, 4}},
-                                                     {0, {3, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}}};
+                                                     {0, {3, 1, 8}}, {0, {3, 2, 8}}, {0, {5, 2, 4}},
+                                                     {0, {8, 2, 2}}, {0, {3, 1, 2}}};
 // And where x takes four (17..32 rows: 8.7 KB of x a stage, so at most 5 warps of 4 stages).
 const std::vector<Variant> kGemvVariantsFourNTiles = {{0, {}},        {0, {1, 1, 4}}, {0, {4, 1, 4}},
-                                                      {0, {2, 1, 8}}, {0, {2, 2, 8}}, {0, {5, 2, 4}}};
+                                                      {0, {2, 1, 8}}, {0, {2, 2, 8}}, {0, {5, 2, 4}},
+                                                      {0, {8, 1, 2}}, {0, {5, 2, 2}}};
 
 // The register kernel's layouts for a weight of `groups` groups: the chosen one; one warp a block over
 // the whole input; 8 strips a block (blocks past the last strip when out/16 < 8) with 4-group batches;
@@ -517,7 +519,7 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
   EXPECT_TRUE(cuda::w4a16_use_gemv(1, 8192, wide) && cuda::w4a16_use_gemv(16, 8192, wide));
   EXPECT_TRUE(cuda::w4a16_use_gemv(8, 8192, wide + 16) && !cuda::w4a16_use_gemv(9, 8192, wide + 16));
   EXPECT_TRUE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, four_in, four_out));
-  EXPECT_TRUE(cuda::w4a16_use_gemv(16, 4096, 4096) && !cuda::w4a16_use_gemv(17, 4096, 4096));  // 7b wo
+  EXPECT_TRUE(cuda::w4a16_use_gemv(16, 14336, 4096) && !cuda::w4a16_use_gemv(17, 14336, 4096));  // 7b w2
   EXPECT_FALSE(cuda::w4a16_use_gemv(17, four_in + 128, four_out) ||
                cuda::w4a16_use_gemv(17, four_in, four_out + 16));
   EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 128, 16));
