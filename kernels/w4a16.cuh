@@ -123,7 +123,7 @@ inline constexpr int kW4A16GemvRegsRows = 1;
 struct W4A16GemvConfig {
   int warps = 0;   // 1..16
   int tiles = 0;   // 1 or 2
-  int stages = 0;  // ring: 4 or 8; registers: 2 or 4
+  int stages = 0;  // ring: 2, 4 or 8; registers: 2 or 4
   W4A16GemvKernel kernel = W4A16GemvKernel::automatic;
   int slices = 0;  // register kernel: 1..16, dividing warps
 };

@@ -196,8 +196,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   // x, 16 chunks of 16 bytes a row and stage. From 9 rows (kNT >= 2) lane L copies chunk L % 16 of
   // rows L / 16, L / 16 + 2, ... through a pointer set up once and stepped by two rows; up to 8 rows
   // each copy splits its index into row and chunk. The stepped form was measured up to 6% faster at
-  // 16 rows and up to 12% slower at 2-8 (more live values there, and ptxas rematerializing the slot
-  // address every stage: perf/NOTES.md, "twenty-sixth" and "twenty-seventh"), hence one per kNT.
+  // 16 rows (7b w2 20.7 -> 19.5 us, H100) and up to 12% slower at 2-8 (more live values there, and
+  // ptxas rematerializing the slot address every stage: perf/NOTES.md, "twenty-sixth",
+  // "twenty-seventh" and "thirty-ninth"), hence one per kNT.
   const int x_at = (lane >> 4) * kXRowBytes + (lane & 15) * 16;
   const int x_from = (lane >> 4) * w.in + g0 * kW4A16Group + (lane & 15) * 8;
   auto issue_x = [&](int slot, int i) {
