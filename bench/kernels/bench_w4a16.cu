@@ -17,8 +17,8 @@
 // w4a16_use_gemv.
 // BM_W4A16GemvVariants times every GEMV layout on the same weights in one run (counters us_<name>,
 // manual time = the default layout): the GEMV's layouts "w<warps>t<tiles>s<stages>", with
-// "best" naming the fastest, and us_floor_empty, an empty kernel launched the same way (the launch
-// floor); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
+// "best" naming the fastest, and us_floor_empty / us_floor_overlapped, an empty kernel launched plain
+// and overlapped (the launch floors); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
 // BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
 // BM_W4A16GemmKernels times the GEMM's kernels (kernels/w4a16_gemm_paths.cuh: "tiled" 128x64
 // blocks, "wide" 256x128 blocks, "wide_64" 256x64 blocks two per SM), the automatic choice and
@@ -45,6 +45,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_common.cuh"
 #include "kernels/kernels.cuh"
+#include "kernels/overlap.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_gemm_paths.cuh"
 
@@ -261,9 +262,13 @@ struct VariantTimes {
   }
 };
 
-// The floor of the harness: a kernel that does nothing, on one block per SM, launched like the
-// GEMVs (one graph node after another): what no GEMV layout can beat.
+// The floor of the harness: a kernel that does nothing, on one block per SM, one graph node after
+// another: what no GEMV layout can beat. Plain (us_floor_empty), and overlapped as the GEMVs launch
+// (us_floor_overlapped: each node may start while the one before it runs, kernels/overlap.cuh).
 __global__ void empty_kernel() {}
+__global__ void empty_overlapped_kernel() {
+  overlap_enter();
+}
 
 // Every GEMV layout on the same weights. A layout that does not fit (shared memory at this M, splits
 // above in/128) is left out, with its reason on stderr.
@@ -277,6 +282,10 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   VariantTimes times{state};
   const int sms = current_sm_count("bench_w4a16");
   state.counters["us_floor_empty"] = 1e6 * b.time([&](int) { empty_kernel<<<sms, 256, 0, s>>>(); }, kIters);
+  state.counters["us_floor_overlapped"] =
+      1e6 *
+      b.time([&](int) { launch_overlapped(empty_overlapped_kernel, sms, 256, 0, s, "bench_w4a16 empty"); },
+             kIters);
   auto try_time = [&](const std::string& name, auto&& launch) {
     try {
       times.add(name, b.time(launch, kIters));

@@ -11,6 +11,9 @@
 #  2. In the same old build: BM_W4A16GemvVariants at M = 2, 4 and 8, whose variants now include
 #     2-stage rings (one N tile's stage is 3.3 KB at 8 rows: 4 stages already fit two 8-warp
 #     blocks an SM, 2 would fit four). Read: does any 2-stage layout beat the default at M = 2-8?
+#     And the launch floors: an empty graph node plain (1.0 us on the H100) and overlapped as the
+#     GEMVs launch (us_floor_overlapped, new): how much of 7b wo's 2.2 us beyond its bytes at M = 1
+#     no kernel can remove (reports/targets.md, issue 9).
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/w4a16-w13-and-small-m.sh
 source "$(dirname "$0")/device-call.sh"
@@ -33,5 +36,5 @@ for b in d["benchmarks"]:
     s4 = sorted((v, k) for k, v in c.items() if not k.endswith("s2"))
     m = b["name"].split("/")[2]
     print(f"{b['label'].split()[0]:10s} M={m} default {b['us_default']:6.2f} best s4/s8 {s4[0][0]:6.2f} {s4[0][1]:8s}"
-          f" best s2 {s2[0][0]:6.2f} {s2[0][1]}")
+          f" best s2 {s2[0][0]:6.2f} {s2[0][1]} floors {b['us_floor_empty']:.2f} / {b['us_floor_overlapped']:.2f}")
 PY
