@@ -9,6 +9,9 @@
 # is the limit, 7b w2 / wo / wqkv at M = 16 10-25% faster; if bytes in flight are, slower.
 # ~4 min from a bare machine.
 #
+# Landed in 80e6607 (with a layout rule): on that tree and later the patch is already applied and
+# this script stops; the variants alone: `ridgeline_bench --benchmark_filter='BM_W4A16GemvVariants/'`.
+#
 #   OUT=/some/dir bash perf/wip/w4a16-gemv-two-stages.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'patch -p1 -R -N <perf/wip/w4a16-gemv-two-stages.patch >/dev/null 2>&1; tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
