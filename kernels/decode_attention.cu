@@ -771,16 +771,15 @@ int choose_splits(int n_seqs, int n_kv, int max_context, int sms, int per_sm) {
 
 // Where the batch's (sequence, KV head) pairs alone fill at least 90% of the SMs once (B=15-16 on 8
 // KV heads: 120-128 pairs on 132 SMs), choose_splits filled the slots by splitting each context
-// into ctas_per_sm pieces (contexts over 128 / 192 tokens at fp16 / int8-int4: 64 a split) and the
-// bound on contexts is at most kWideMaxContext, one wide CTA of wide_warps
-// per pair instead: the same warps an SM, each streaming the same tiles, merged in shared memory at
-// the end, with no partials and no merge kernel (which ended 3.0-3.6 us after the last attention
-// warp: perf/NOTES.md, "twentieth"). H100, BM_DecodeAttention B=16, both presets' shapes, every
-// format (perf/NOTES.md, "thirty-seventh"): ctx 1024-8192 3.0-6.1 us faster a launch (int8 at 8192
-// 98.5 -> 93.4 us: 1.82x -> 1.88x against fp16; int4 3.27x -> 3.46x), the B=16 decode steps 1.0-5.2%
-// faster; ctx 16384 fp16 and int8 1-4 us faster but int4 0.6-3% slower, ctx 32768 int4 6% slower
-// (not understood), so longer contexts keep the splits. RIDGELINE_WIDE_ATTENTION=0 in the environment
-// keeps them everywhere (to measure both in one build).
+// into ctas_per_sm pieces (contexts over 128 / 192 tokens at fp16 / int8-int4: 64 a split), and no
+// context is longer than kWideMaxContext, one wide CTA of wide_warps per pair instead: the same warps an SM,
+// each streaming the same tiles, merged in shared memory at the end, with no partials and no merge kernel
+// (which ended 3.0-3.6 us after the last attention warp: perf/NOTES.md, "twentieth"). H100,
+// BM_DecodeAttention B=16, both presets' shapes, every format (perf/NOTES.md, "thirty-seventh"): ctx
+// 1024-8192 3.0-6.1 us faster a launch (int8 at 8192 98.5 -> 93.4 us: 1.82x -> 1.88x against fp16; int4 3.27x
+// -> 3.46x), the B=16 decode steps 1.0-5.2% faster; ctx 16384 fp16 and int8 1-4 us faster but int4 0.6-3%
+// slower, ctx 32768 int4 6% slower (not understood), so longer contexts keep the splits.
+// RIDGELINE_WIDE_ATTENTION=0 in the environment keeps them everywhere (to measure both in one build).
 constexpr int kWideMaxContext = 8192;
 
 int choose_warps(int n_seqs, int n_kv, int max_context, int n_splits, int sms, int per_sm) {

@@ -40,7 +40,8 @@ inline constexpr int kW4A16TileInputs = 64;  // inputs per packed tile (four mma
 inline constexpr int kW4A16GemvMaxRows = 32;
 // From 9 rows the GEMV runs only weights of up to this many outputs: with more strips than that the
 // GEMV re-reads 9-16 rows of x for every pair of strips and the GEMM's 128-row tiles win (1.8b and
-// 7b w13 at M = 16: 13.6 and 44.6 us GEMV vs 12.1 and 33.8 us GEMM; H200, perf/NOTES.md).
+// 7b w13 at M = 16, the GEMV's own layout: 11.6 and 35.2 us vs the GEMM's 10.6 and 27.3; H100,
+// perf/NOTES.md "thirty-ninth").
 inline constexpr int kW4A16GemvTwoTileMaxOut = 8192;
 // From 17 rows (four N tiles: 8.7 KB of x a stage, so one 8-warp block of 2-stage rings an SM) only
 // weights of at most kW4A16GemvFourTileMaxIn inputs and kW4A16GemvFourTileMaxOut outputs. M = 32,

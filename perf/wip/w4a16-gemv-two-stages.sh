@@ -24,14 +24,4 @@ grep -E "Failure|^\[  (PASSED|FAILED) " "$W/tests.log" | head -5
 timeout 300 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16GemvVariants/[0-7]/(16|32)/' \
   --benchmark_out="$W/variants.json" --benchmark_out_format=json >"$W/variants.log" 2>&1
 echo "variants exit $?"
-python3 - "$W/variants.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-for b in d["benchmarks"]:
-    c = {k[3:]: v for k, v in b.items() if k.startswith("us_w")}
-    s2 = sorted((v, k) for k, v in c.items() if k.endswith("s2"))
-    s4 = sorted((v, k) for k, v in c.items() if not k.endswith("s2"))
-    m = b["name"].split("/")[2]
-    print(f"{b['label'].split()[0]:10s} M={m:2s} default {b['us_default']:6.2f}  best s4/s8 {s4[0][0]:6.2f} {s4[0][1]:8s}"
-          f"  best s2 {s2[0][0]:6.2f} {s2[0][1]:8s}  " + " ".join(f"{k}={v:.2f}" for v, k in s2[:4]))
-PY
+python3 perf/wip/variants-summary.py "$W/variants.json"

@@ -25,16 +25,4 @@ RIDGELINE_AB_DECODE=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets \
 grep -E "PASSED|FAILED" "$W/w13/tests.log" | tail -3
 grep -E "BM_W4A16VsFp16/[0-7]/16/" "$W/w13/ab.txt"
 grep -h "w4a16 vs fp16\|B=16" "$W"/w13/decode-*.txt
-python3 - "$W/w13/old.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-for b in d["benchmarks"]:
-    if not b["name"].startswith("BM_W4A16GemvVariants"):
-        continue
-    c = {k[3:]: v for k, v in b.items() if k.startswith("us_w")}
-    s2 = sorted((v, k) for k, v in c.items() if k.endswith("s2"))
-    s4 = sorted((v, k) for k, v in c.items() if not k.endswith("s2"))
-    m = b["name"].split("/")[2]
-    print(f"{b['label'].split()[0]:10s} M={m} default {b['us_default']:6.2f} best s4/s8 {s4[0][0]:6.2f} {s4[0][1]:8s}"
-          f" best s2 {s2[0][0]:6.2f} {s2[0][1]} floors {b['us_floor_empty']:.2f} / {b['us_floor_overlapped']:.2f}")
-PY
+python3 perf/wip/variants-summary.py "$W/w13/old.json"
