@@ -18,7 +18,7 @@
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/w4a16-w13-and-small-m.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-RIDGELINE_BENCH_FILTER='BM_W4A16VsFp16/[0-7]/(8|16|32)/|BM_W4A16GemvVariants/[0-7]/(2|4|8)/' \
+RIDGELINE_BENCH_FILTER='BM_W4A16VsFp16/[0-7]/(1|8|16|32)/|BM_W4A16GemvVariants/[0-7]/(1|2|8)/' \
 RIDGELINE_BENCH_MIN_TIME=30x RIDGELINE_TEST_FILTER='KernelW4A16*:W4A16ModelShapes*' \
 RIDGELINE_AB_DECODE=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets \
   bash scripts/gpu-kernel-ab.sh "$W/w13" perf/wip/w4a16-gemv-two-stages-w13.patch - 2>&1 | tail -3
@@ -26,3 +26,4 @@ grep -E "PASSED|FAILED" "$W/w13/tests.log" | tail -3
 grep -E "BM_W4A16VsFp16/[0-7]/16/" "$W/w13/ab.txt"
 grep -h "w4a16 vs fp16\|B=16" "$W"/w13/decode-*.txt
 python3 perf/wip/variants-summary.py "$W/w13/old.json"
+python3 perf/wip/variants-summary.py "$W/w13/new.json"
