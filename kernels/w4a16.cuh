@@ -108,11 +108,13 @@ void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStr
 
 // Which GEMV kernel runs: the ring kernel (kernels/w4a16_gemv.cu: each warp streams W through a ring
 // of shared-memory stages) or the register kernel (kernels/w4a16_gemv_regs.cu: each lane loads its own
-// fragments straight into registers; x staged once per block). `automatic` takes the register kernel
-// up to kW4A16GemvRegsRows rows (where x fits in shared memory; H200, one row, alone: 1.04-1.13x
-// faster than the ring on 5 of the 8 model shapes, 1.03-1.05x slower on 3; fused in the decode step
-// faster: perf/NOTES.md, "twelfth"; at two rows mixed), the ring kernel beyond, and the ring kernel
-// for a config that sets the ring's fields. At their default layouts both give the same bits.
+// fragments straight into registers; x staged once per block). A config that sets nothing gets the
+// plain GEMV's own layouts, ring kernel only (faster at 1-8 rows on 6 of the 8 model shapes, 2-5%
+// slower on 2: H100, perf/NOTES.md "fortieth"). `automatic` with any field set, and the fused GEMVs,
+// take the register kernel up to kW4A16GemvRegsRows rows (where x fits in shared memory; fused in the
+// decode step faster: perf/NOTES.md, "twelfth"), the ring kernel beyond, and the ring kernel for a
+// config that sets the ring's fields. `ring` and `registers` alone give the fused GEMVs' layouts, and
+// the same bits.
 enum class W4A16GemvKernel { automatic, ring, registers };
 inline constexpr int kW4A16GemvRegsRows = 1;
 
@@ -120,7 +122,7 @@ inline constexpr int kW4A16GemvRegsRows = 1;
 // streaming one slice of the input range through `stages` stages of one group. Register kernel: a block
 // of `warps` warps, each strip split along the input over `slices` of them, `stages` groups a
 // register batch (2 or 4; tiles unused).
-// 0 lets w4a16_gemv choose; tests and bench_w4a16's variant experiment set them.
+// All 0 lets w4a16_gemv choose; tests and bench_w4a16's variant experiment set them.
 struct W4A16GemvConfig {
   int warps = 0;   // 1..16
   int tiles = 0;   // 1 or 2

@@ -386,7 +386,8 @@ W4A16GemvConfig shrink_to_fit(W4A16GemvConfig c, int n, int norm_in, const char*
   return c;
 }
 
-// The defaults, as BM_W4A16GemvVariants measured them (H200, 2026-12-01, perf/NOTES.md).
+// The fused GEMVs' layouts, and the plain GEMV's from 9 rows (choose_plain_config has its own up to
+// 8), as BM_W4A16GemvVariants measured them (H200, 2026-12-01, perf/NOTES.md).
 // Up to 8 rows (M = 1 and 8 measured): one strip per block (two were slower everywhere). Warps per
 // block by strips per SM: 16 when there are fewer strips than SMs and n <= 2 (1.8b w2 at M=1: 5.6 us
 // vs 6.7 with 8), 8 up to two strips per SM, 4 beyond (7b wqkv 7.5 us vs 9.5 with 8, 1.8b w13 9.5 vs
@@ -415,6 +416,39 @@ W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
     c.warps = std::min(strips < sms && n <= 2 ? 16 : strips <= 2 * sms ? 8 : 4, groups);
     c.stages = n <= 2 && c.warps >= 8 ? 8 : 4;
   }
+  return shrink_to_fit(c, n, 0, op);
+}
+
+// The plain GEMV's default up to 8 rows (w4a16_gemv asked for no layout; the engine's linears at 3-8
+// rows and every benchmark row): 2-stage rings sized so the grid fills the SMs about once, which
+// BM_W4A16GemvVariants found faster than choose_config's layouts at M = 1, 2 and 8 on every model
+// shape but two (H100, perf/NOTES.md "fortieth"; the three runs of each agree within 2%). By strips
+// per SM:
+// - up to one (1.8b wo, w2): one strip, 16 warps (1.8b w2 at M = 1 / 2 / 8: 4.8 / 4.7 / 5.0 us vs
+//   5.4 / 5.6 / 6.4);
+// - up to two (1.8b wqkv, 7b wo, w2): two strips, 16 warps of at least two groups each (7b w2 12.5 /
+//   12.2 / 12.7 vs 13.4 / 13.1 / 13.3; 7b wo 4.8 / 4.8 / 5.0 vs 4.8 / 5.4 / 5.7);
+// - up to three (7b wqkv): one strip, 8 warps (6.1 / 6.0 / 6.1 vs 7.5 / 6.9 / 7.5);
+// - beyond (the w13s): one strip, 2 warps, with 4 stages where a warp streams at most 8 groups (1.8b
+//   w13 8.4 / 8.2 / 8.3 vs 8.2 / 8.9 / 10.3; with 2 stages 9.8 / 9.7 / 11.6) and 2 beyond (7b w13
+//   23.1 / 22.7 / 23.9 vs 23.8 / 23.5 / 27.7; with 4 stages 28.0 / 28.6 / 24.7).
+// One row gives up the register kernel for it: 1.8b wqkv and w13 lose 2-5% (3.1 -> 3.2-3.3 us, 8.2
+// -> 8.4), the other six gain up to 19%. The fused GEMVs keep choose_config's layouts, tuned in the
+// decode step.
+W4A16GemvConfig choose_plain_config(int n, int in, int out, const char* op) {
+  if (n > 8) return choose_config(n, in, out, op);
+  const int sms = current_sm_count(op), strips = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
+  W4A16GemvConfig c{.warps = 16, .tiles = 1, .stages = 2, .kernel = W4A16GemvKernel::ring};
+  if (strips > 3 * sms) {
+    c.warps = 2;
+    c.stages = groups / c.warps <= 8 ? 4 : 2;
+  } else if (strips > 2 * sms) {
+    c.warps = 8;
+  } else if (strips > sms) {
+    c.tiles = 2;
+    c.warps = std::max(1, std::min(16, groups / 2));
+  }
+  c.warps = std::min(c.warps, groups);
   return shrink_to_fit(c, n, 0, op);
 }
 
@@ -529,6 +563,9 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   if (n == 0) return;
   GemvArgs<OutT> a;
   a.x = x, a.w = w, a.n = n, a.y = y;
+  if (c.kernel == W4A16GemvKernel::automatic && c.warps == 0 && c.tiles == 0 && c.stages == 0 &&
+      c.slices == 0)
+    c = choose_plain_config(n, w.in, w.out, op);
   if (use_registers(c, n, w.in, op)) {
     const w4a16::RegsLayout l = regs_layout(c, n, w.in, w.out, op);
     return w4a16::launch_regs(a, Epilogue::store, l, stream, op);

@@ -53,7 +53,11 @@ TEST(KernelW4A16GemvFused, NormPrologueSwigluAndResidualEpilogueBitIdenticalToTh
       cuda::w4a16_gemv(d_attn.get(), wo.view(), n, proj.get(), nullptr, split);
     }
     cuda::add_rmsnorm(r_u.get(), proj.get(), d_norm_w.get(), n, H, kEps, x.get(), nullptr);
-    cuda::w4a16_gemv(x.get(), wn.view(), n, y_u.get(), nullptr);
+    {  // the normed GEMV's split (the plain GEMV's default layouts are its own)
+      const cuda::W4A16GemvConfig split = fused_split(
+          {.w = wn.view(), .n = n, .norm_residual = r_u.get(), .norm_w = d_norm_w.get(), .y = y_u.get()});
+      cuda::w4a16_gemv(x.get(), wn.view(), n, y_u.get(), nullptr, split);
+    }
     {  // at the input split the fused SwiGLU pair takes (fewer slices than the default at 7b's w13)
       TestBuffer<half> layout_only(1);
       const cuda::W4A16GemvConfig split = fused_split({.w = w13.view(),
