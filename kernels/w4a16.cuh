@@ -109,8 +109,8 @@ void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStr
 // Which GEMV kernel runs: the ring kernel (kernels/w4a16_gemv.cu: each warp streams W through a ring
 // of shared-memory stages) or the register kernel (kernels/w4a16_gemv_regs.cu: each lane loads its own
 // fragments straight into registers; x staged once per block). A config that sets nothing gets the
-// plain GEMV's own layouts, ring kernel only (faster at 1-8 rows on 6 of the 8 model shapes, 2-5%
-// slower on 2: H100, perf/NOTES.md "fortieth"). `automatic` with any field set, and the fused GEMVs,
+// plain GEMV's own layouts (kernels/w4a16_gemv.cu, choose_plain_config: the ring kernel at 1-8 rows
+// but for one row of 1.8b-sized wqkv and w13; H100, perf/NOTES.md "fortieth"). `automatic` with any field set, and the fused GEMVs,
 // take the register kernel up to kW4A16GemvRegsRows rows (where x fits in shared memory; fused in the
 // decode step faster: perf/NOTES.md, "twelfth"), the ring kernel beyond, and the ring kernel for a
 // config that sets the ring's fields. `ring` and `registers` alone give the fused GEMVs' layouts, and

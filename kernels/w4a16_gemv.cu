@@ -432,12 +432,15 @@ W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
 // - beyond (the w13s): one strip, 2 warps, with 4 stages where a warp streams at most 8 groups (1.8b
 //   w13 8.4 / 8.2 / 8.3 vs 8.2 / 8.9 / 10.3; with 2 stages 9.8 / 9.7 / 11.6) and 2 beyond (7b w13
 //   23.1 / 22.7 / 23.9 vs 23.8 / 23.5 / 27.7; with 4 stages 28.0 / 28.6 / 24.7).
-// One row gives up the register kernel for it: 1.8b wqkv and w13 lose 2-5% (3.1 -> 3.2-3.3 us, 8.2
-// -> 8.4), the other six gain up to 19%. The fused GEMVs keep choose_config's layouts, tuned in the
-// decode step.
+// One row takes the ring kernel too (the other six shapes up to 19% faster: 7b wqkv 7.7 -> 6.1 us),
+// but for weights of at most 16 groups (2048 inputs) and more strips than SMs, which keep the
+// register kernel (1.8b wqkv 3.2 us; the ring's 3.5; 1.8b w13 level). The fused GEMVs keep
+// choose_config's layouts, tuned in the decode step.
 W4A16GemvConfig choose_plain_config(int n, int in, int out, const char* op) {
   if (n > 8) return choose_config(n, in, out, op);
   const int sms = current_sm_count(op), strips = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
+  if (n <= kW4A16GemvRegsRows && groups <= 16 && strips > sms && w4a16::regs_fit(n, in, op))
+    return {.kernel = W4A16GemvKernel::registers};
   W4A16GemvConfig c{.warps = 16, .tiles = 1, .stages = 2, .kernel = W4A16GemvKernel::ring};
   if (strips > 3 * sms) {
     c.warps = 2;
