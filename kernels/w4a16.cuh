@@ -110,11 +110,11 @@ void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStr
 // of shared-memory stages) or the register kernel (kernels/w4a16_gemv_regs.cu: each lane loads its own
 // fragments straight into registers; x staged once per block). A config that sets nothing gets the
 // plain GEMV's own layouts (kernels/w4a16_gemv.cu, choose_plain_config: the ring kernel at 1-8 rows
-// but for one row of 1.8b-sized wqkv and w13; H100, perf/NOTES.md "fortieth"). `automatic` with any field set, and the fused GEMVs,
-// take the register kernel up to kW4A16GemvRegsRows rows (where x fits in shared memory; fused in the
-// decode step faster: perf/NOTES.md, "twelfth"), the ring kernel beyond, and the ring kernel for a
-// config that sets the ring's fields. `ring` and `registers` alone give the fused GEMVs' layouts, and
-// the same bits.
+// but for one row of 1.8b-sized wqkv and w13; H100, perf/NOTES.md "fortieth"). The fused GEMVs take
+// the register kernel up to kW4A16GemvRegsRows rows (where x fits in shared memory; fused in the
+// decode step faster: perf/NOTES.md, "twelfth") and the ring kernel beyond; a config that sets ring
+// fields (warps, tiles, stages) without naming a kernel gets the ring kernel. `ring` and `registers`
+// alone give the fused GEMVs' layouts, and the same bits.
 enum class W4A16GemvKernel { automatic, ring, registers };
 inline constexpr int kW4A16GemvRegsRows = 1;
 

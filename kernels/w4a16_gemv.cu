@@ -491,13 +491,17 @@ void check_config(const W4A16GemvConfig& c, size_t smem, int n, const char* op) 
               " bytes of shared memory at n=" + std::to_string(n) + ", more than a block may have");
 }
 
+// Whether a config leaves every layout field to the defaults.
+bool unset(const W4A16GemvConfig& c) {
+  return c.warps == 0 && c.tiles == 0 && c.stages == 0 && c.slices == 0;
+}
+
 // The one choice between the two kernels (W4A16GemvKernel): asked; or, for a config that sets no
 // field, by rows; a config that sets ring fields (warps, tiles, stages) without naming a kernel gets
 // the ring kernel.
 bool use_registers(const W4A16GemvConfig& c, int n, int in, const char* op) {
   if (c.kernel != W4A16GemvKernel::automatic) return c.kernel == W4A16GemvKernel::registers;
-  const bool unset = c.warps == 0 && c.tiles == 0 && c.stages == 0 && c.slices == 0;
-  return unset && n <= kW4A16GemvRegsRows && w4a16::regs_fit(n, in, op);
+  return unset(c) && n <= kW4A16GemvRegsRows && w4a16::regs_fit(n, in, op);
 }
 
 // The register kernel's layout: by default each strip split into as many input slices as the ring
@@ -566,9 +570,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   if (n == 0) return;
   GemvArgs<OutT> a;
   a.x = x, a.w = w, a.n = n, a.y = y;
-  if (c.kernel == W4A16GemvKernel::automatic && c.warps == 0 && c.tiles == 0 && c.stages == 0 &&
-      c.slices == 0)
-    c = choose_plain_config(n, w.in, w.out, op);
+  if (c.kernel == W4A16GemvKernel::automatic && unset(c)) c = choose_plain_config(n, w.in, w.out, op);
   if (use_registers(c, n, w.in, op)) {
     const w4a16::RegsLayout l = regs_layout(c, n, w.in, w.out, op);
     return w4a16::launch_regs(a, Epilogue::store, l, stream, op);
