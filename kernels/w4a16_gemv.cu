@@ -504,8 +504,9 @@ bool use_registers(const W4A16GemvConfig& c, int n, int in, const char* op) {
   return unset(c) && n <= kW4A16GemvRegsRows && w4a16::regs_fit(n, in, op);
 }
 
-// The register kernel's layout: by default each strip split into as many input slices as the ring
-// kernel has warps for this weight and n. Both kernels sum a group on the tensor cores in the same
+// The register kernel's layout: by default each strip split into as many input slices as
+// choose_config gives the ring kernel warps for this weight and n (the fused GEMVs' layout; the plain
+// GEMV's own, choose_plain_config, may differ). Both kernels sum a group on the tensor cores in the same
 // order, scale it into the warp's fp32 total in group order and add the warps' totals in slice order,
 // so with the same slices their outputs are the same bits (a test holds them to it), and the fused
 // GEMVs can take either kernel without breaking the bit-identity of fused and unfused chains. Blocks

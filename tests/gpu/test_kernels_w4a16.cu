@@ -380,8 +380,9 @@ TEST(KernelW4A16Gemv, MatchesReferenceForEveryLayoutAndBothOutputTypes) {
   }
 }
 
-// The two GEMV kernels at their default layouts give the same bits (the register kernel splits each
-// strip into as many input slices as the ring kernel has warps, and both add in the same order), so
+// The two GEMV kernels at the layouts `ring` and `registers` alone ask for (choose_config's, the
+// fused GEMVs') give the same bits (the register kernel splits each strip into as many input slices
+// as the ring kernel has warps, and both add in the same order), so
 // the fused GEMVs can take either one and stay bit-identical to the unfused chain.
 TEST(KernelW4A16Gemv, RegisterAndRingKernelsGiveTheSameBits) {
   RL_REQUIRE_GPU();
