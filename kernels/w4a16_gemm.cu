@@ -284,6 +284,13 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
     kernel = W4A16GemmKernel::wide;
   if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)
     return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
+  // From 33 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), but where the tiled
+  // kernel's n-tiles of 32 are its choice.
+  if (kernel == W4A16GemmKernel::automatic && n > 32 && w4a16_gemm_use_wgmma(n) &&
+      !(splits == 0 && two_tiles_of_32<OutT>(w, n, max_splits, op)))
+    kernel = W4A16GemmKernel::wgmma;
+  if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);
+  if (kernel == W4A16GemmKernel::wgmma_32) return w4a16_gemm_wgmma(x, w, n, y, stream, splits, 32);
   if (kernel == W4A16GemmKernel::tiled_32) return launch_bn<32>(x, w, n, y, stream, splits, max_splits, op);
   // The smallest n-tile that holds the batch, so small batches do not multiply zero rows.
   if (n <= 16)
@@ -303,6 +310,14 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // 141 vs 222; 1.8b w2 at M=512: 166 vs 250). The helper's first wave model (the wide kernel 1.5x
 // faster per output) sent those three to the wide kernel at a third of the tiled speed. Below
 // M = 128 the tiled kernel (or, at M = 64 on w13, the 256 x 64 wide variant by 5-10%) is faster.
+// H100, BM_W4A16GemmSplits at 16-64 rows (perf/NOTES.md "forty-first"): at 48 and 64 rows the wgmma
+// blocks beat the tiled kernel's best split on 6 of the 8 model shapes (7b w13 57.1 -> 41.9 us, 7b w2
+// 32.5 -> 24.4, 7b wqkv 18.1 -> 14.4, 1.8b wo 7.1 -> 6.3 at 48); at 16 and 32 rows they tie or lose
+// by up to 5%.
+bool w4a16_gemm_use_wgmma(int n) {
+  return n > 32 && n < kW4A16WideBatch && w4a16_gemm_has_wgmma();
+}
+
 bool w4a16_gemm_use_wide(int n, int out, int sms) {
   if (n < kW4A16WideBatch || sms <= 0) return false;
   const int64_t wide_blocks = int64_t{ceil_div(out, kW4A16WideRows)} * ceil_div(n, kW4A16WideBatch);

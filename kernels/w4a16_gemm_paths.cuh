@@ -26,7 +26,22 @@ enum class W4A16GemmKernel {
   tiled_32,   // the 128-row kernel in n-tiles of 32 at any n (what two_tiles_of_32 picks at 33..64 rows)
   wide,       // the 256 x 128 kernel, each warp 2 M tiles x 128 batch rows
   wide_64,    // 256 x 64 blocks, two per SM (an experiment for M = 64..127: BM_W4A16GemmKernels)
+  wgmma,      // the tiled kernel's blocks on Hopper's warpgroup mma (kernels/sm90a/w4a16_gemm_wgmma.cu)
+  wgmma_32,   // the same in n-tiles of 32 at any n
 };
+
+// True where the automatic choice runs the wgmma kernel (33..127 rows on a compute capability 9.0
+// GPU); the measurements are with the definition.
+bool w4a16_gemm_use_wgmma(int n);
+// Whether the device runs the wgmma kernel (compute capability 9.0: it is built for sm_90a only).
+bool w4a16_gemm_has_wgmma();
+// The wgmma kernel's launcher; the caller has checked the contract. splits as for w4a16_gemm; bn 32
+// forces n-tiles of 32, 0 takes the smallest of 16/32/64 that holds n. Throws std::invalid_argument
+// where w4a16_gemm_has_wgmma() is false.
+void w4a16_gemm_wgmma(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream, int splits,
+                      int bn = 0);
+void w4a16_gemm_wgmma(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream, int splits,
+                      int bn = 0);
 
 // Batch rows and output rows of one block of the wide kernel.
 inline constexpr int kW4A16WideRows = 256;

@@ -439,7 +439,11 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
   for (int splits = 1; splits <= 8; ++splits) {
     if (splits > g.in / kW4A16Group) continue;
     times.add(variant_name({"s", std::to_string(splits)}),
-              b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s, splits); }, kIters));
+              b.time(
+                  [&](int i) {
+                    w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::tiled, splits);
+                  },
+                  kIters));
   }
   for (int splits = 0; m > 32 && splits <= 8; ++splits) {
     if (splits > g.in / kW4A16Group) continue;
@@ -448,6 +452,23 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
     };
     times.add(splits ? variant_name({"t32.s", std::to_string(splits)}) : std::string("t32.auto"),
               b.time(t32, kIters));
+  }
+  // The same blocks on wgmma (Hopper): its own split rule ("wg.auto") and every forced split.
+  for (int splits = 0; w4a16_gemm_has_wgmma() && splits <= 8; ++splits) {
+    if (splits > g.in / kW4A16Group) continue;
+    auto wg = [&](int i) {
+      w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::wgmma, splits);
+    };
+    times.add(splits ? variant_name({"wg.s", std::to_string(splits)}) : std::string("wg.auto"),
+              b.time(wg, kIters));
+  }
+  for (int splits = 0; w4a16_gemm_has_wgmma() && m > 32 && splits <= 8; ++splits) {
+    if (splits > g.in / kW4A16Group) continue;
+    auto wg = [&](int i) {
+      w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::wgmma_32, splits);
+    };
+    times.add(splits ? variant_name({"wg32.s", std::to_string(splits)}) : std::string("wg32.auto"),
+              b.time(wg, kIters));
   }
   const double fp16_s = fp16_seconds(b, g, m, kIters);
   state.counters["us_fp16"] = fp16_s * 1e6;

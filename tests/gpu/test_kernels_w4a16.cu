@@ -95,7 +95,17 @@ std::string first_difference(const std::vector<float>& got, const std::vector<fl
 
 // ---- device weights, reference -----------------------------------------------------------------
 
-enum class Path { linear, gemv, gemm, gemm_tiled_32, gemm_wide, gemm_wide_64 };
+enum class Path {
+  linear,
+  gemv,
+  gemm,
+  gemm_tiled,
+  gemm_tiled_32,
+  gemm_wide,
+  gemm_wide_64,
+  gemm_wgmma,
+  gemm_wgmma_32
+};
 
 const char* path_name(Path p) {
   switch (p) {
@@ -107,10 +117,16 @@ const char* path_name(Path p) {
       return "w4a16_gemm";
     case Path::gemm_wide:
       return "w4a16_gemm_wide";
+    case Path::gemm_tiled:
+      return "w4a16_gemm_tiled";
     case Path::gemm_tiled_32:
       return "w4a16_gemm_tiled_32";
     case Path::gemm_wide_64:
       return "w4a16_gemm_wide_64";
+    case Path::gemm_wgmma:
+      return "w4a16_gemm_wgmma";
+    case Path::gemm_wgmma_32:
+      return "w4a16_gemm_wgmma_32";
   }
   return "?";
 }
@@ -139,10 +155,16 @@ void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y
       return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
     case Path::gemm_wide:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide, v.splits);
+    case Path::gemm_tiled:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::tiled, v.splits);
     case Path::gemm_tiled_32:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::tiled_32, v.splits);
     case Path::gemm_wide_64:
       return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_64, v.splits);
+    case Path::gemm_wgmma:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wgmma, v.splits);
+    case Path::gemm_wgmma_32:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wgmma_32, v.splits);
   }
 }
 
@@ -422,9 +444,22 @@ TEST(KernelW4A16Gemm, MatchesReferenceForAnyBatchAndSplit) {
   RL_REQUIRE_GPU();
   // n-tile edges of 16/32/64 and several n-tiles; small n through the GEMM too.
   check_small_shapes(Path::gemm, {1, 7, 9, 16, 17, 31, 33, 64, 65, 100, 129}, 100);
+  // The tiled kernel forced where the automatic choice runs the wgmma kernel on Hopper.
+  check_small_shapes(Path::gemm_tiled, {33, 64, 65, 100}, 120);
   // n-tiles of 32 past 32 rows (what two_tiles_of_32 picks on some model shapes at 33..64 rows,
   // depending on the GPU's resident clusters): two tiles, the second partial or whole, and three.
   check_small_shapes(Path::gemm_tiled_32, {33, 47, 64, 65}, 150);
+}
+
+// The tiled kernel's blocks on wgmma (Hopper only): every n-tile width, partial tiles, every split.
+TEST(KernelW4A16Gemm, WgmmaKernelMatchesReferenceForAnyBatchAndSplit) {
+  RL_REQUIRE_GPU();
+  if (!cuda::w4a16_gemm_has_wgmma()) GTEST_SKIP() << "the wgmma kernel needs a compute capability 9.0 GPU";
+  check_small_shapes(Path::gemm_wgmma, {1, 7, 9, 16, 17, 31, 33, 48, 64, 65, 100}, 300);
+  check_small_shapes(Path::gemm_wgmma_32, {33, 47, 64, 65}, 310);
+  std::mt19937 rng(301);
+  for (LinearShape s : {k1_8b[0], k1_8b[1], k7b[1]})
+    check_weight(s.name, random_w4a16(s.in, s.out, rng), {16, 48, 64}, Path::gemm_wgmma, {Variant{}}, 302);
 }
 
 // The wide kernels (256 x 128 and 256 x 64 blocks) forced, on every small shape (partial 256-row strips, 1 to
