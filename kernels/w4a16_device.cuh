@@ -7,6 +7,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -210,6 +212,33 @@ int max_active_clusters(void (*kernel)(KernelArgs...), int threads, size_t smem,
   int clusters = 0;
   RL_CUDA_CHECK(op, cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
   return std::max(clusters, 1);
+}
+
+// The cluster split-K rule of the 128-row-strip GEMMs (kernels/w4a16_gemm.cu, its reasons and
+// measurements there; kernels/sm90a/w4a16_gemm_wgmma.cu): split the input range only while the
+// strips x n-tiles leave block slots idle (one wave), in clusters of a power of two and into at least
+// `min_groups` groups a block; clusters of 2-4 halved while they do not all fit at once. A choice of 8
+// steps down to 7 where 8 needs a second wave and 7 fits in one, and otherwise: to 6 where
+// `eight_to_six` (the wgmma kernel), or where that fits in one wave and 7 does not (the tiled kernel).
+// kKernel is a template argument so that each kernel asks the occupancy API once.
+template <auto kKernel>
+int cluster_splits(int strips, int ntiles, int groups, int blocks_per_sm, int min_groups, bool eight_to_six,
+                   int threads, size_t smem, int max_splits, const char* op) {
+  const int fill = blocks_per_sm * current_sm_count(op) / std::max(1, strips * ntiles);
+  const int deep = std::max(1, groups / min_groups);
+  int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
+  if (splits == 1) return 1;
+  // Clusters of each size the rule can pick resident at once, asked once (splits > 1 means sm_90).
+  static const std::array<int, kMaxSplits + 1> fit = [&] {
+    std::array<int, kMaxSplits + 1> f{};
+    for (int s : {2, 4, 6, 7, 8}) f[s] = max_active_clusters(kKernel, threads, smem, s, op);
+    return f;
+  }();
+  const int tiles = strips * ntiles;
+  while (splits > 1 && splits <= 4 && tiles > fit[splits]) splits /= 2;
+  if (splits == 8 && tiles > fit[8] && tiles <= fit[7]) return 7;
+  if (splits == 8 && (eight_to_six || (tiles > fit[8] && tiles <= fit[6]))) return 6;
+  return splits;
 }
 
 // Clusters exist from sm_90 on; older devices run unsplit.

@@ -23,8 +23,6 @@
 // a cluster of up to 8 blocks splits the input range and reduces through distributed shared
 // memory in rank order (deterministic, one launch, no workspace), as in kernels/w4a16_gemv.cu.
 #include <algorithm>
-#include <array>
-#include <bit>
 #include <string>
 
 #include "kernels/cp_async.cuh"
@@ -208,30 +206,9 @@ void opt_in_smem(const char* op) {
 template <int BN, typename OutT>
 int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   opt_in_smem<BN, OutT>(op);
-  const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
-  const int fill = Config<BN>::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
-  const int deep = std::max(1, w.in / kW4A16Group / Config<BN>::kStages);
-  int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
-  if (splits > 1) {
-    // Clusters of each size this rule can pick resident at once, asked once (splits > 1 means sm_90:
-    // clusters exist).
-    static const std::array<int, w4a16::kMaxSplits + 1> fit = [op] {
-      std::array<int, w4a16::kMaxSplits + 1> f{};
-      for (int s : {2, 4, 6, 7, 8})
-        f[s] = w4a16::max_active_clusters(w4a16_gemm_kernel<BN, OutT>, kThreads, Config<BN>::kSmem, s, op);
-      return f;
-    }();
-    const int tiles = strips * ntiles;
-    while (splits > 1 && splits <= 4 && tiles > fit[splits]) splits /= 2;
-    // Clusters of 8 that need a second wave step down to 7 or 6 where those fit in one.
-    if (splits == 8 && tiles > fit[8])
-      for (int s : {7, 6})
-        if (tiles <= fit[s]) {
-          splits = s;
-          break;
-        }
-  }
-  return splits;
+  return w4a16::cluster_splits<w4a16_gemm_kernel<BN, OutT>>(
+      ceil_div(w.out, kRowsPerBlock), ceil_div(n, BN), w.in / kW4A16Group, Config<BN>::kBlocksPerSm,
+      Config<BN>::kStages, false, kThreads, Config<BN>::kSmem, max_splits, op);
 }
 
 // Whether 33..64 rows run as two n-tiles of 32 instead of one of 64: (a) where BN = 64's split

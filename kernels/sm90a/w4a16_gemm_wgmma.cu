@@ -15,8 +15,6 @@
 // [mtile][tile][lane][16 B] and the scale/zero records [mtile][gid][8 B], as the tiled kernel's.
 // Warp w: warpgroup w / 4 owns output rows 64 (w / 4).. of the strip, the warp M tile w of it.
 #include <algorithm>
-#include <array>
-#include <bit>
 #include <string>
 
 #include "kernels/cp_async.cuh"
@@ -238,27 +236,17 @@ void opt_in_smem(const char* op) {
   (void)smem_set;
 }
 
-// The tiled kernel's split rule (kernels/w4a16_gemm.cu, auto_splits) for this kernel's occupancy.
+// The tiled kernel's split rule (w4a16::cluster_splits) with blocks of at least 2 groups, not 4, and
+// clusters of 8 always made 6 or 7: H100, BM_W4A16GemmSplits at 48 / 64 rows (perf/NOTES.md
+// "forty-first"), 1.8b wo 16 groups over 6 6.3 / 6.7 us against 4 (the tiled rule's floor of 4
+// groups a block) 6.9 / 7.0; 1.8b w2 (16 clusters) in 6 13.0 / 13.3 against 8 14.2 / 14.6.
 template <int BN, typename OutT>
 int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
   using S = WgConfig<BN>;
   opt_in_smem<BN, OutT>(op);
-  const int strips = ceil_div(w.out, 16 * kMTiles), ntiles = ceil_div(n, BN);
-  const int fill = S::kBlocksPerSm * current_sm_count(op) / std::max(1, strips * ntiles);
-  const int deep = std::max(1, w.in / kW4A16Group / 2);  // at least two groups a block
-  int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
-  if (splits > 1) {
-    static const std::array<int, w4a16::kMaxSplits + 1> fit = [op] {
-      std::array<int, w4a16::kMaxSplits + 1> f{};
-      for (int s : {2, 4, 6, 7, 8})
-        f[s] = w4a16::max_active_clusters(w4a16_gemm_wgmma_kernel<BN, OutT>, kThreads, S::kSmem, s, op);
-      return f;
-    }();
-    const int tiles = strips * ntiles;
-    while (splits > 1 && splits <= 4 && tiles > fit[splits]) splits /= 2;
-    if (splits == 8) splits = tiles > fit[8] && tiles <= fit[7] ? 7 : 6;
-  }
-  return splits;
+  return w4a16::cluster_splits<w4a16_gemm_wgmma_kernel<BN, OutT>>(
+      ceil_div(w.out, 16 * kMTiles), ceil_div(n, BN), w.in / kW4A16Group, S::kBlocksPerSm, 2, true, kThreads,
+      S::kSmem, max_splits, op);
 }
 
 template <int BN, typename OutT>
