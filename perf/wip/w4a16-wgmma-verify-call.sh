@@ -8,6 +8,6 @@
 cd "$(dirname "$0")/../.."
 OUT=$OUT/a TEST_FILTER='KernelW4A16Gemm.*:KernelW4A16Linear.*' BENCH_FILTER='BM_W4A16GemmSplits/[0-7]/(48|64)/' \
   bash perf/wip/w4a16-wgmma-call.sh
-OUT=$OUT/b VERIFY_BATCHES=48,64 VERIFY_REPEAT=2 VERIFY_M='16|32|48|64|128' \
+OUT=$OUT/b VERIFY_BATCHES=48,64 VERIFY_REPEAT=1 VERIFY_M='16|32|48|64|128' \
   VERIFY_MEMCHECK='KernelW4A16Gemm.Wgmma*' \
   bash perf/wip/w4a16-landed-verify.sh perf/wip/w4a16-gemm-wgmma-route.patch
