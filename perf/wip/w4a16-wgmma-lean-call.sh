@@ -30,7 +30,7 @@ echo "memcheck exit $?"
 grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) " "$W/memcheck.log" | tail -3
 sweep() {  # NAME
   for preset in 7b 1_8b; do
-    timeout 60 build-gpu/ridgeline sweep --model internlm2-chat-$preset --weights w4a16 --context 1024 \
+    timeout 80 build-gpu/ridgeline sweep --model internlm2-chat-$preset --weights w4a16 --context 1024 \
       --batch 64 --out "$W/sweep-$1-$preset.json" >"$W/sweep-$1-$preset.log" 2>&1
     echo "sweep $1 $preset exit $?"
   done
