@@ -289,8 +289,9 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // M = 128 the tiled kernel (or, at M = 64 on w13, the 256 x 64 wide variant by 5-10%) is faster.
 // H100, BM_W4A16GemmSplits at 16-64 rows (perf/NOTES.md "forty-first"): at 48 and 64 rows the wgmma
 // blocks beat the tiled kernel's best split on 6 of the 8 model shapes (7b w13 57.1 -> 41.9 us, 7b w2
-// 32.5 -> 24.4, 7b wqkv 18.1 -> 14.4, 1.8b wo 7.1 -> 6.3 at 48); at 16 and 32 rows they tie or lose
-// by up to 5%.
+// 32.5 -> 24.4, 7b wqkv 18.1 -> 14.4, 1.8b wo 7.1 -> 6.3 at 48; the other two, 1.8b wqkv and w2,
+// keep the tiled kernel's n-tiles of 32 by two_tiles_of_32, within 1-4% of the wgmma's best); at 16
+// and 32 rows they tie or lose by up to 5%. Not measured between 65 and 127 rows.
 bool w4a16_gemm_use_wgmma(int n) {
   return n > 32 && n < kW4A16WideBatch && w4a16_gemm_has_wgmma();
 }

@@ -425,7 +425,9 @@ double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
 // removed)? They do where 8 x the tiles do not all fit at once (30 clusters of 8 on the H200):
 // 7b w2 at M = 64 took 49 us in 8, 37 in 7 (perf/NOTES.md, "twenty-fifth").
 // Above 32 rows also in n-tiles of 32 ("t32.*": W4A16GemmKernel::tiled_32, the alternative
-// two_tiles_of_32 chooses between), so that one run maps n-tile width x splits per shape.
+// two_tiles_of_32 chooses between), so that one run maps n-tile width x splits per shape. "s*" is
+// the tiled kernel forced, "auto" the automatic choice (on Hopper the wgmma kernel at 33..127 rows,
+// w4a16_gemm_use_wgmma), "wg.*" / "wg32.*" the wgmma kernel at its own n-tile / in n-tiles of 32.
 void BM_W4A16GemmSplits(benchmark::State& state) {
   if (!gpu_answers()) return state.SkipWithError("GPU not available");
   const LinearShape& g = kShapes[state.range(0)];

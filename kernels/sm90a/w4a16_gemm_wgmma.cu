@@ -4,10 +4,13 @@
 // the A fragment in registers, as the tiled kernel does, and one wgmma.m64nBNk16 of the warpgroup
 // multiplies it with x straight from shared memory (B by descriptor), asynchronously.
 // FLOPs: 2*n*in*out. Bytes: in*out/2 + out*(in/128)*4 (weights, once per n-tile) + 2*n*in + 2*n*out.
-// Bound: where the tiled kernel is latency-bound at 33-64 rows (its per-group pace ~1.2 us a block:
-// 64 dependent mma.sync + ldmatrix a warp and group; perf/NOTES.md "twenty-fifth"), a group here is
-// 8 wgmma a warpgroup (16 x m64n64k16 a block, ~512 tensor cycles) and the unpacking (~9 instructions
-// per 8 weights a warp): aimed at the tensor cores' pace, ~0.3 us a group a block at BN = 64.
+// Bound: as the tiled kernel, DRAM on the weights to n ~ 30, then the tensor cores; at 33-64 rows
+// both are latency-bound per group of a block (barrier, unpack, mma, wait). Measured (H100,
+// BM_W4A16GemmSplits, perf/NOTES.md "forty-first"): a group costs a block ~0.8 us at one block an SM
+// against the tiled kernel's ~1.0 (16 and 112 groups unsplit: 1.8b wo 16.4 vs 19.2 us, 7b w2 95.7
+// vs 116.5 at M = 64), and at the split-K grids of two blocks an SM the launches are 24-27% shorter
+// (7b w2 33.3 -> 25.2 us, 7b w13 57.3 -> 43.6, 7b wqkv 18.2 -> 14.5). Not the tensor cores' pace
+// (16 m64n64k16 a group and block, ~512 cycles): each warp unpacks, issues its 8 wgmma and waits.
 // sm_90a only (wgmma): compiled on its own (CMakeLists.txt), launched only on compute capability 9.0.
 //
 // Stage layout (1024-byte aligned): x first, in the 128-byte swizzle wgmma reads (two atoms of 64
