@@ -30,8 +30,8 @@ echo "memcheck exit $?"
 grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) " "$W/memcheck.log" | tail -3
 sweep() {  # NAME
   for preset in 7b 1_8b; do
-    timeout 80 build-gpu/ridgeline sweep --model internlm2-chat-$preset --weights w4a16 --context 1024 \
-      --batch 64 --out "$W/sweep-$1-$preset.json" >"$W/sweep-$1-$preset.log" 2>&1
+    timeout 120 build-gpu/ridgeline sweep --model internlm2-chat-$preset --weights w4a16 --context 1024 \
+      --batch "${LEAN_BATCHES:-48,64}" --repeat "${LEAN_REPEAT:-2}" --out "$W/sweep-$1-$preset.json" >"$W/sweep-$1-$preset.log" 2>&1
     echo "sweep $1 $preset exit $?"
   done
 }
