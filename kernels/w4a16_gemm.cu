@@ -11,7 +11,9 @@
 // fp16 up to n = 64, >= 2.5x faster at n = 16 on the 7b shapes. From n = 128, once its grid holds
 // at least 4/11 of a wave, w4a16_gemm hands over to the wide kernel (kernels/w4a16_gemm_wide.cu,
 // 256 x 128 blocks: half the unpacking per mma); w4a16_gemm_use_wide below is the one place that
-// decides.
+// decides. At 33..127 rows on Hopper the same blocks run on wgmma instead
+// (kernels/sm90a/w4a16_gemm_wgmma.cu, w4a16_gemm_use_wgmma below), but where two_tiles_of_32 keeps
+// this kernel's n-tiles of 32.
 //
 // A block computes a 128-row strip of W (8 mma M tiles) against BN = 16/32/64 rows of x, one group
 // (128 inputs = 2 packed tiles per M tile) per pipeline stage, 4 stages of cp.async in flight
@@ -263,7 +265,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
     return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
   // From 33 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), but where the tiled
   // kernel's n-tiles of 32 are its choice.
-  if (kernel == W4A16GemmKernel::automatic && n > 32 && w4a16_gemm_use_wgmma(n) &&
+  if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n) &&
       !(splits == 0 && two_tiles_of_32<OutT>(w, n, max_splits, op)))
     kernel = W4A16GemmKernel::wgmma;
   if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);

@@ -1,7 +1,9 @@
-// The two W4A16 GEMM kernels behind w4a16_gemm (kernels/w4a16.cuh) and the one predicate that
-// chooses between them; exposed so that benchmarks and tests can run either on the same weights.
+// The three W4A16 GEMM kernels behind w4a16_gemm (kernels/w4a16.cuh) and the predicates that
+// choose between them; exposed so that benchmarks and tests can run each on the same weights.
 //   tiled (kernels/w4a16_gemm.cu): 128 output rows x 16/32/64 batch rows per block, cluster
 //     split-K when the grid is small: small and mid batches, every shape.
+//   wgmma (kernels/sm90a/w4a16_gemm_wgmma.cu): the tiled kernel's blocks on Hopper's warpgroup mma,
+//     built for sm_90a alone: 33..127 rows on a compute capability 9.0 GPU (w4a16_gemm_use_wgmma).
 //   wide (kernels/w4a16_gemm_wide.cu): 256 output rows x 128 batch rows per block, each dequantized
 //     weight fragment feeding 16 mma, cluster split-K up to 4 ways: large batches and prefill.
 // And the path around them for large batches: dequantize W to fp16 in slabs of output rows
@@ -31,7 +33,8 @@ enum class W4A16GemmKernel {
 };
 
 // True where the automatic choice runs the wgmma kernel (33..127 rows on a compute capability 9.0
-// GPU); the measurements are with the definition.
+// GPU) but for the tiled kernel's n-tiles of 32 where two_tiles_of_32 picks them (kernels/w4a16_gemm.cu,
+// with the measurements).
 bool w4a16_gemm_use_wgmma(int n);
 // Whether the device runs the wgmma kernel (compute capability 9.0: it is built for sm_90a only).
 bool w4a16_gemm_has_wgmma();

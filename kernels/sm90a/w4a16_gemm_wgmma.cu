@@ -44,6 +44,8 @@ struct WgConfig {
   static constexpr int kSmem = (kStages * kStage > kRed ? kStages * kStage : kRed) + 1024;  // + alignment
 };
 
+// wgmma exists on sm_90a only. nvcc's sm_90a build also runs a device pass for compute_90, without
+// the feature: there the kernel traps (see its first line) instead of running without its arithmetic.
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define RL_WGMMA 1
 #endif
@@ -132,6 +134,9 @@ template <int BN, typename OutT>
 __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
     w4a16_gemm_wgmma_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y,
                             int splits) {
+#if defined(__CUDA_ARCH__) && !defined(RL_WGMMA)
+  __trap();
+#endif
   using S = WgConfig<BN>;
   constexpr int kStages = S::kStages;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -144,12 +149,15 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
 
   // Copies, set up once as in the tiled kernel: 8 KB of codes, 512 B of records, BN x 256 B of x.
   constexpr int kWCopies = kMTiles * 64 / kThreads;
-  constexpr int kXCopies = BN * 16 / kThreads > 0 ? BN * 16 / kThreads : 1;
+  constexpr int kXCopies = BN * 16 / kThreads;
+  static_assert(
+      kWCopies * kThreads == kMTiles * 64 && kXCopies * kThreads == BN * 16 && kMTiles * 4 <= kThreads,
+      "every thread makes the same copies each stage");
   const uint4* w_blk = reinterpret_cast<const uint4*>(w.qweight) + int64_t{mt0} * tiles_per_row * 32;
   const uint4* sz_blk = reinterpret_cast<const uint4*>(w.scale_zero) + int64_t{mt0} * groups * 4;
   const half* x_blk = x + int64_t{n0} * w.in;
   int w_off[kWCopies], x_off[kXCopies], x_at[kXCopies];
-  bool w_ok[kWCopies], x_ok[kXCopies], x_copy[kXCopies];
+  bool w_ok[kWCopies], x_ok[kXCopies];
 #pragma unroll
   for (int j = 0; j < kWCopies; ++j) {
     const int c = tid + j * kThreads;
@@ -162,8 +170,7 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
 #pragma unroll
   for (int j = 0; j < kXCopies; ++j) {
     const int c = tid + j * kThreads, r = c >> 4, ch = c & 15;
-    x_copy[j] = c < BN * 16;
-    x_ok[j] = x_copy[j] && n0 + r < n;
+    x_ok[j] = n0 + r < n;
     x_off[j] = (x_ok[j] ? r * w.in : 0) + ch * 8;
     x_at[j] = (ch >> 3) * BN * 128 + r * 128 + (((ch & 7) ^ (r & 7)) * 16);
   }
@@ -171,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
     unsigned char* base = smem + slot * S::kStage;
 #pragma unroll
     for (int j = 0; j < kXCopies; ++j)
-      if (x_copy[j]) cp_async_16(base + x_at[j], x_blk + (x_off[j] + g * kW4A16Group), x_ok[j]);
+      cp_async_16(base + x_at[j], x_blk + (x_off[j] + g * kW4A16Group), x_ok[j]);
 #pragma unroll
     for (int j = 0; j < kWCopies; ++j)
       cp_async_16(base + S::kX + (tid + j * kThreads) * 16, w_blk + (w_off[j] + g * 64), w_ok[j]);
