@@ -23,7 +23,7 @@
 namespace ridgeline::cuda {
 
 enum class W4A16GemmKernel {
-  automatic,  // w4a16_gemm_use_wide decides (what w4a16_gemm does)
+  automatic,  // w4a16_gemm_use_wide and w4a16_gemm_use_wgmma decide (what w4a16_gemm does)
   tiled,      // the 128-row kernel
   tiled_32,   // the 128-row kernel in n-tiles of 32 at any n (what two_tiles_of_32 picks at 33..64 rows)
   wide,       // the 256 x 128 kernel, each warp 2 M tiles x 128 batch rows

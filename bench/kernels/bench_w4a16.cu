@@ -21,7 +21,8 @@
 // and overlapped (the launch floors); perf/NOTES.md ("W4A16 GEMV") says what each is expected to show.
 // BM_W4A16GemmSplits does the same for the GEMM's cluster splits at M = 16..64, against fp16.
 // BM_W4A16GemmKernels times the GEMM's kernels (kernels/w4a16_gemm_paths.cuh: "tiled" 128x64
-// blocks, "wide" 256x128 blocks, "wide_64" 256x64 blocks two per SM), the automatic choice and
+// blocks, "wide" 256x128 blocks, "wide_64" 256x64 blocks two per SM, on Hopper "wgmma", the tiled
+// blocks on warpgroup mma), the automatic choice and
 // "dequant" (Gemm::run_w4a16_dequant: W dequantized to fp16 in slabs, each through cuBLASLt)
 // against fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
 // w4a16_gemm_use_wide and w4a16_use_dequant_gemm.
@@ -488,7 +489,8 @@ BENCHMARK(BM_W4A16GemmSplits)
 // engine's fp16 GEMM (cuBLASLt at these M), from the largest decode batches to a 2048-token
 // prefill. Label: the kernel w4a16_gemm_use_wide picks, the path the engine takes
 // (w4a16_use_dequant_gemm: "dequant", else the automatic kernel) and the fastest of
-// tiled/wide/wide_64/dequant; x_auto_vs_fp16 and x_dequant_vs_fp16 are the target ratios (issue 9:
+// tiled/wide/wide_64/wgmma (Hopper)/dequant; x_auto_vs_fp16 and x_dequant_vs_fp16 are the target ratios
+// (issue 9:
 // >= 1 up to M = 64, prefill as near 1 as possible, 0.8 the aim), x_dequant_vs_auto the evidence
 // for the dequant threshold (> 1: the dequant path should run at this M).
 void BM_W4A16GemmKernels(benchmark::State& state) {
@@ -510,6 +512,13 @@ void BM_W4A16GemmKernels(benchmark::State& state) {
         b.time([&](int i) { w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, kernel); }, kIters);
     times.add(kernels[k].second, seconds[k]);
     state.counters[std::string("TFLOP/s_") + kernels[k].second] = flops / seconds[k] / 1e12;
+  }
+  if (w4a16_gemm_has_wgmma()) {  // Hopper: the tiled kernel's blocks on wgmma at any M
+    const double wgmma_s = b.time(
+        [&](int i) { w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::wgmma); },
+        kIters);
+    times.add("wgmma", wgmma_s);
+    state.counters["TFLOP/s_wgmma"] = flops / wgmma_s / 1e12;
   }
   const double auto_s = b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
   Gemm dequant_gemm(Gemm::kDefaultWorkspaceBytes, size_t(w4a16_dequant_scratch_bytes(g.in, g.out)));
@@ -541,7 +550,8 @@ void BM_W4A16GemmKernels(benchmark::State& state) {
   state.counters["x_dequant_vs_auto"] = auto_s / dequant_s;
   state.counters["x_wide_vs_tiled"] = seconds[0] / seconds[1];
   const bool wide = w4a16_gemm_use_wide(m, g.out, current_sm_count("bench_w4a16"));
-  const char* auto_kernel = wide ? "wide" : "tiled";
+  // At 33-64 rows two_tiles_of_32 may keep the tiled kernel where this says wgmma.
+  const char* auto_kernel = wide ? "wide" : w4a16_gemm_use_wgmma(m) ? "wgmma" : "tiled";
   state.SetLabel(std::string(g.name) + " auto=" + auto_kernel + " engine=" +
                  (w4a16_use_dequant_gemm(m) ? "dequant" : auto_kernel) + " best=" + times.best_name);
 }
