@@ -282,13 +282,6 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 
 }  // namespace
 
-// Measured, not modelled (BM_W4A16GemmKernels, H200, 2026-12-01, all 8 model shapes at M = 64..2048):
-// the wide kernel wins once its unsplit grid has at least ~0.36 of a wave of 256 x 128 blocks
-// (48 on 132 SMs: 7b wqkv at M=256 258 vs 190 TFLOP/s, M=2048 everywhere 367-389 vs 236-272) and
-// loses below, where its split-K does not make up for the few blocks (7b wo at M=256, 32 blocks:
-// 141 vs 222; 1.8b w2 at M=512: 166 vs 250). The helper's first wave model (the wide kernel 1.5x
-// faster per output) sent those three to the wide kernel at a third of the tiled speed. Below
-// M = 128 the tiled kernel (or, at M = 64 on w13, the 256 x 64 wide variant by 5-10%) is faster.
 // H100, BM_W4A16GemmSplits at 16-64 rows (perf/NOTES.md "forty-first"): at 48 and 64 rows the wgmma
 // blocks beat the tiled kernel's best split on 6 of the 8 model shapes (7b w13 57.1 -> 41.9 us, 7b w2
 // 32.5 -> 24.4, 7b wqkv 18.1 -> 14.4, 1.8b wo 7.1 -> 6.3 at 48; the other two, 1.8b wqkv and w2,
@@ -298,6 +291,13 @@ bool w4a16_gemm_use_wgmma(int n) {
   return n > 32 && n < kW4A16WideBatch && w4a16_gemm_has_wgmma();
 }
 
+// Measured, not modelled (BM_W4A16GemmKernels, H200, 2026-12-01, all 8 model shapes at M = 64..2048):
+// the wide kernel wins once its unsplit grid has at least ~0.36 of a wave of 256 x 128 blocks
+// (48 on 132 SMs: 7b wqkv at M=256 258 vs 190 TFLOP/s, M=2048 everywhere 367-389 vs 236-272) and
+// loses below, where its split-K does not make up for the few blocks (7b wo at M=256, 32 blocks:
+// 141 vs 222; 1.8b w2 at M=512: 166 vs 250). The helper's first wave model (the wide kernel 1.5x
+// faster per output) sent those three to the wide kernel at a third of the tiled speed. Below
+// M = 128 the tiled kernel (or, at M = 64 on w13, the 256 x 64 wide variant by 5-10%) is faster.
 bool w4a16_gemm_use_wide(int n, int out, int sms) {
   if (n < kW4A16WideBatch || sms <= 0) return false;
   const int64_t wide_blocks = int64_t{ceil_div(out, kW4A16WideRows)} * ceil_div(n, kW4A16WideBatch);
