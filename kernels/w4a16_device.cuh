@@ -214,31 +214,66 @@ int max_active_clusters(void (*kernel)(KernelArgs...), int threads, size_t smem,
   return std::max(clusters, 1);
 }
 
-// The cluster split-K rule of the 128-row-strip GEMMs (kernels/w4a16_gemm.cu, its reasons and
-// measurements there; kernels/sm90a/w4a16_gemm_wgmma.cu): split the input range only while the
-// strips x n-tiles leave block slots idle (one wave), in clusters of a power of two and into at least
-// `min_groups` groups a block; clusters of 2-4 halved while they do not all fit at once. A choice of 8
-// steps down to 7 where 8 needs a second wave and 7 fits in one, and otherwise: to 6 where
-// `eight_to_six` (the wgmma kernel), or where that fits in one wave and 7 does not (the tiled kernel).
-// kKernel is a template argument so that each kernel asks the occupancy API once.
+// Host side of the 128-row-strip GEMMs (kernels/w4a16_gemm.cu, kernels/sm90a/w4a16_gemm_wgmma.cu):
+// blocks of kStripThreads threads on a grid (splits, n-tiles, strips), each kernel described by its
+// dynamic shared memory, block slots an SM and its split rule's two parameters (below).
+inline constexpr int kStripThreads = 256;
+struct StripLaunch {
+  int smem;           // dynamic shared memory a block
+  int blocks_per_sm;  // the block slots an SM the kernel is built for
+  int min_groups;     // the split rule's floor of input groups a block
+  bool eight_to_six;  // clusters of 8 always become 7 or 6 (see strip_splits)
+};
+
+// All of the SM's unified memory as shared memory, so that the kernel's blocks_per_sm blocks fit;
+// once per kernel, before any launch and before the occupancy query of strip_splits, which counts it.
 template <auto kKernel>
-int cluster_splits(int strips, int ntiles, int groups, int blocks_per_sm, int min_groups, bool eight_to_six,
-                   int threads, size_t smem, int max_splits, const char* op) {
-  const int fill = blocks_per_sm * current_sm_count(op) / std::max(1, strips * ntiles);
-  const int deep = std::max(1, groups / min_groups);
+void strip_opt_in(const StripLaunch& l, const char* op) {
+  static const bool set = (set_dynamic_smem(kKernel, l.smem, true, op), true);
+  (void)set;
+}
+
+// The cluster split-K rule (its reasons and measurements at kernels/w4a16_gemm.cu's auto_splits):
+// split the input range only while the strips x n-tiles of bn rows leave block slots idle (one wave),
+// in clusters of a power of two and into at least `min_groups` groups a block; clusters of 2-4 halved
+// while they do not all fit at once. A choice of 8 steps down to 7 where 8 needs a second wave and 7
+// fits in one, and otherwise: to 6 where `eight_to_six` (the wgmma kernel), or where that fits in one
+// wave and 7 does not (the tiled kernel). kKernel is a template argument so that each kernel asks the
+// occupancy API once.
+template <auto kKernel>
+int strip_splits(const W4A16Weights& w, int n, int bn, const StripLaunch& l, int max_splits, const char* op) {
+  strip_opt_in<kKernel>(l, op);
+  const int strips = ceil_div(w.out, 128), ntiles = ceil_div(n, bn);
+  const int fill = l.blocks_per_sm * current_sm_count(op) / std::max(1, strips * ntiles);
+  const int deep = std::max(1, w.in / kW4A16Group / l.min_groups);
   int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
   if (splits == 1) return 1;
   // Clusters of each size the rule can pick resident at once, asked once (splits > 1 means sm_90).
   static const std::array<int, kMaxSplits + 1> fit = [&] {
     std::array<int, kMaxSplits + 1> f{};
-    for (int s : {2, 4, 6, 7, 8}) f[s] = max_active_clusters(kKernel, threads, smem, s, op);
+    for (int s : {2, 4, 6, 7, 8}) f[s] = max_active_clusters(kKernel, kStripThreads, l.smem, s, op);
     return f;
   }();
   const int tiles = strips * ntiles;
   while (splits > 1 && splits <= 4 && tiles > fit[splits]) splits /= 2;
   if (splits == 8 && tiles > fit[8] && tiles <= fit[7]) return 7;
-  if (splits == 8 && (eight_to_six || (tiles > fit[8] && tiles <= fit[6]))) return 6;
+  if (splits == 8 && (l.eight_to_six || (tiles > fit[8] && tiles <= fit[6]))) return 6;
   return splits;
+}
+
+// One launch of kKernel(x, w, n, y, splits) over n-tiles of bn rows; splits 0 asks strip_splits.
+template <auto kKernel, typename OutT>
+void launch_strips(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
+                   int max_splits, int bn, const StripLaunch& l, const char* op) {
+  const int strips = ceil_div(w.out, 128), ntiles = ceil_div(n, bn);
+  require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
+  strip_opt_in<kKernel>(l, op);
+  if (splits == 0) splits = strip_splits<kKernel>(w, n, bn, l, max_splits, op);
+  require(splits >= 1 && splits <= max_splits, op,
+          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
+  launch_split(kKernel, dim3(splits, ntiles, strips), kStripThreads, l.smem, splits, stream, op, x, w, n, y,
+               splits);
+  RL_CUDA_CHECK_LAUNCH(op);
 }
 
 // Clusters exist from sm_90 on; older devices run unsplit.

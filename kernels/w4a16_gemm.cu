@@ -35,7 +35,7 @@
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = w4a16::kStripThreads;
 constexpr int kMTiles = 8;  // M tiles (16 rows) per block
 constexpr int kRowsPerBlock = 16 * kMTiles;
 constexpr int kRedStride = kRowsPerBlock + 4;  // floats per partial-tile row: conflict-free C stores
@@ -180,14 +180,9 @@ __global__ void __launch_bounds__(kThreads, Config<BN>::kBlocksPerSm)
                                  mt0 * kW4A16TileRows, w.out);
 }
 
-// All of the SM's unified memory as shared memory, so two blocks of 100 KB fit; before any launch
-// and before the occupancy query of auto_splits, which counts it.
-template <int BN, typename OutT>
-void opt_in_smem(const char* op) {
-  static const bool smem_set =
-      (set_dynamic_smem(w4a16_gemm_kernel<BN, OutT>, Config<BN>::kSmem, true, op), true);
-  (void)smem_set;
-}
+// Two blocks of 100 KB an SM (all of its unified memory as shared memory, w4a16::strip_opt_in).
+template <int BN>
+constexpr w4a16::StripLaunch kLaunch{Config<BN>::kSmem, Config<BN>::kBlocksPerSm, Config<BN>::kStages, false};
 
 // Split the input range only while the strips x n-tiles leave SMs idle (one wave of blocks), in
 // clusters of a power of two (or 7 / 6 where 8 would need a second wave, below), and into no fewer
@@ -207,10 +202,7 @@ void opt_in_smem(const char* op) {
 // groups a block.
 template <int BN, typename OutT>
 int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
-  opt_in_smem<BN, OutT>(op);
-  return w4a16::cluster_splits<w4a16_gemm_kernel<BN, OutT>>(
-      ceil_div(w.out, kRowsPerBlock), ceil_div(n, BN), w.in / kW4A16Group, Config<BN>::kBlocksPerSm,
-      Config<BN>::kStages, false, kThreads, Config<BN>::kSmem, max_splits, op);
+  return w4a16::strip_splits<w4a16_gemm_kernel<BN, OutT>>(w, n, BN, kLaunch<BN>, max_splits, op);
 }
 
 // Whether 33..64 rows run as two n-tiles of 32 instead of one of 64: (a) where BN = 64's split
@@ -237,16 +229,8 @@ bool two_tiles_of_32(const W4A16Weights& w, int n, int max_splits, const char* o
 template <int BN, typename OutT>
 void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
                int max_splits, const char* op) {
-  const int strips = ceil_div(w.out, kRowsPerBlock), ntiles = ceil_div(n, BN);
-  require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
-  opt_in_smem<BN, OutT>(op);
-  if (splits == 0) splits = auto_splits<BN, OutT>(w, n, max_splits, op);
-  require(splits >= 1 && splits <= max_splits, op,
-          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  const dim3 grid(splits, ntiles, strips);
-  w4a16::launch_split(w4a16_gemm_kernel<BN, OutT>, grid, kThreads, Config<BN>::kSmem, splits, stream, op, x,
-                      w, n, y, splits);
-  RL_CUDA_CHECK_LAUNCH(op);
+  w4a16::launch_strips<w4a16_gemm_kernel<BN, OutT>>(x, w, n, y, stream, splits, max_splits, BN, kLaunch<BN>,
+                                                    op);
 }
 
 template <typename OutT>

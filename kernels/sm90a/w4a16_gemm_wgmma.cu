@@ -28,7 +28,7 @@
 namespace ridgeline::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = w4a16::kStripThreads;
 constexpr int kMTiles = 8;
 constexpr int kRedStride = 16 * kMTiles + 4;
 
@@ -239,38 +239,18 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
                                  mt0 * kW4A16TileRows, w.out);
 }
 
-template <int BN, typename OutT>
-void opt_in_smem(const char* op) {
-  static const bool smem_set =
-      (set_dynamic_smem(w4a16_gemm_wgmma_kernel<BN, OutT>, WgConfig<BN>::kSmem, true, op), true);
-  (void)smem_set;
-}
-
-// The tiled kernel's split rule (w4a16::cluster_splits) with blocks of at least 2 groups, not 4, and
+// The tiled kernel's split rule (w4a16::strip_splits) with blocks of at least 2 groups, not 4, and
 // clusters of 8 always made 6 or 7: H100, BM_W4A16GemmSplits at 48 / 64 rows (perf/NOTES.md
 // "forty-first"), 1.8b wo 16 groups over 6 6.3 / 6.7 us against 4 (the tiled rule's floor of 4
 // groups a block) 6.9 / 7.0; 1.8b w2 (16 clusters) in 6 13.0 / 13.3 against 8 14.2 / 14.6.
-template <int BN, typename OutT>
-int auto_splits(const W4A16Weights& w, int n, int max_splits, const char* op) {
-  using S = WgConfig<BN>;
-  opt_in_smem<BN, OutT>(op);
-  return w4a16::cluster_splits<w4a16_gemm_wgmma_kernel<BN, OutT>>(
-      ceil_div(w.out, 16 * kMTiles), ceil_div(n, BN), w.in / kW4A16Group, S::kBlocksPerSm, 2, true, kThreads,
-      S::kSmem, max_splits, op);
-}
+template <int BN>
+constexpr w4a16::StripLaunch kLaunch{WgConfig<BN>::kSmem, WgConfig<BN>::kBlocksPerSm, 2, true};
 
 template <int BN, typename OutT>
 void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
                int max_splits, const char* op) {
-  const int strips = ceil_div(w.out, 16 * kMTiles), ntiles = ceil_div(n, BN);
-  require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
-  opt_in_smem<BN, OutT>(op);
-  if (splits == 0) splits = auto_splits<BN, OutT>(w, n, max_splits, op);
-  require(splits >= 1 && splits <= max_splits, op,
-          "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  w4a16::launch_split(w4a16_gemm_wgmma_kernel<BN, OutT>, dim3(splits, ntiles, strips), kThreads,
-                      WgConfig<BN>::kSmem, splits, stream, op, x, w, n, y, splits);
-  RL_CUDA_CHECK_LAUNCH(op);
+  w4a16::launch_strips<w4a16_gemm_wgmma_kernel<BN, OutT>>(x, w, n, y, stream, splits, max_splits, BN,
+                                                          kLaunch<BN>, op);
 }
 
 template <typename OutT>
