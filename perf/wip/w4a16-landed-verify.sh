@@ -12,6 +12,8 @@
 #   VERIFY_BATCHES   decode batch sizes (default 16,32)
 #   VERIFY_REPEAT    sweep --repeat (default 1)
 #   VERIFY_M         BM_W4A16VsFp16 rows, a regex (default 1|16|24|32|48|64)
+#   VERIFY_BENCH     the whole benchmark filter instead (default BM_W4A16VsFp16 at VERIFY_M); its JSON
+#                    is vsfp16.json either way
 #   VERIFY_MEMCHECK  the gtest filter memcheck runs (default the GEMV layout test)
 patch_file=${1:?usage: perf/wip/w4a16-landed-verify.sh PATCH}
 source "$(dirname "$0")/device-call.sh"
@@ -22,7 +24,7 @@ RIDGELINE_REQUIRE_GPU=1 timeout 150 build-gpu/tests/ridgeline_gpu_tests \
 echo "W4A16 tests exit $?"
 grep -E "Failure|^\[  (PASSED|FAILED) " "$W/tests.log" | head -8
 timeout 150 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
-  --benchmark_filter="BM_W4A16VsFp16/[0-7]/(${VERIFY_M:-1|16|24|32|48|64})/" \
+  --benchmark_filter="${VERIFY_BENCH:-BM_W4A16VsFp16/[0-7]/(${VERIFY_M:-1|16|24|32|48|64})/}" \
   --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
 echo "bench exit $?"
 sweep() {  # NAME

@@ -5,6 +5,11 @@
 # wgmma kernel at its own rule and every split, against fp16, in one run.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/w4a16-wgmma-call.sh
+#   TEST_FILTER, BENCH_FILTER (the split map), VSFP16_FILTER (issue 9's rows, none by default) and
+#   MEMCHECK_FILTER (compute-sanitizer memcheck over those tests, none by default). Call 2 ran it as
+#   TEST_FILTER='KernelW4A16Gemm.*:KernelW4A16Linear.*:W4A16ModelShapes*'
+#   BENCH_FILTER='BM_W4A16GemmSplits/[0-7]/(48|64)/' VSFP16_FILTER='BM_W4A16VsFp16/[0-7]/(48|64)/'
+#   MEMCHECK_FILTER='KernelW4A16Gemm.Wgmma*' (then a script of its own, folded in here).
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 nvidia-smi --query-gpu=name --format=csv,noheader
@@ -28,4 +33,10 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     print(b["name"].split("/iter")[0], b.get("label", ""), " ".join(
         f"{k}={v:.2f}" for k, v in b.items() if k.startswith(("us_", "x_"))))
 PY
+fi
+if [ -n "${MEMCHECK_FILTER:-}" ]; then
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/ridgeline_gpu_tests \
+    --gtest_filter="$MEMCHECK_FILTER" >"$W/memcheck.log" 2>&1
+  echo "memcheck exit $?"
+  grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED) " "$W/memcheck.log" | tail -3
 fi

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Queued by the forty-first session (no device time left). One call, ~9 min from a bare machine, a
-# compute capability 9.0 card, H100 or H200 (on an H200 run perf/wip/issue10-h200.sh and the baselines first):
-#  1. perf/wip/w4a16-wgmma-pingpong.patch (scripts/gpu-kernel-ab.sh): the wgmma kernel's warpgroups
-#     on alternate groups (one block an SM, named barriers), its tests, and BM_W4A16GemmSplits at
-#     48/64 rows with its splits ("pp.*") beside the landed kernel's. Question: does one warpgroup's
-#     unpacking overlapping the other's wgmmas take 1.8b wo at 64 rows under fp16 (6.68 -> < 6.44 us)?
-#  2. perf/wip/w4a16-wgmma-lean-call.sh: the W4A16 tests, issue 9's rows at 16-128, the split map,
-#     memcheck over the wgmma test, and the decode steps at B=48/64 with the wgmma route and without.
+# Queued by the forty-first session (no device time left). One call, ~9-10 min from a bare machine,
+# on a compute capability 9.0 card, H100 or H200 (on an H200 run perf/wip/issue10-h200.sh and the
+# baselines first):
+#  1. perf/wip/w4a16-wgmma-pingpong.patch (scripts/gpu-kernel-ab.sh, candidate only): the wgmma
+#     kernel's warpgroups on alternate groups (one block an SM, named barriers), its tests, and
+#     BM_W4A16GemmSplits at 48/64 rows with its splits ("pp.*") beside the landed kernels'. Question:
+#     does one warpgroup's unpacking overlapping the other's wgmmas take 1.8b wo at 64 rows under fp16
+#     (6.68 -> < 6.44 us)?
+#  2. The verify call of the landed wgmma route (w4a16-landed-verify.sh with
+#     perf/wip/w4a16-gemm-wgmma-route.patch): the W4A16 tests, issue 9's rows at 16-128 and the split
+#     map, the decode steps at B=48/64 with the route and without it, memcheck over the wgmma test.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/w4a16-wgmma-next-call.sh
-# First the experiment (a bare machine's full build comes with it), then the lean call (incremental).
 : "${OUT:?set OUT}"
 cd "$(dirname "$0")/../.."
 # Everything in one archive (a call brings back a few files only).
@@ -22,14 +24,10 @@ RIDGELINE_BENCH_FILTER='BM_W4A16GemmSplits/[0-7]/(48|64)/' RIDGELINE_AB_SKIP_OLD
   RIDGELINE_TEST_FILTER='KernelW4A16Gemm.Wgmma*' RIDGELINE_BENCH_MIN_TIME=30x \
   bash scripts/gpu-kernel-ab.sh "$OUT/pp" perf/wip/w4a16-wgmma-pingpong.patch - 2>&1 | tail -3
 grep -E "PASSED|FAILED" "$OUT/pp/tests.log" | tail -3
-python3 - "$OUT/pp/new.json" <<'PY'
-import json, sys
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    us = {k[3:]: v for k, v in b.items() if k.startswith("us_")}
-    pp = min((v, k) for k, v in us.items() if k.startswith("pp."))
-    wg = min((v, k) for k, v in us.items() if k.startswith("wg."))
-    print(b["label"].split()[0], b["name"].split("/")[2], f"fp16 {us['fp16']:.2f} auto {us['auto']:.2f}",
-          f"wgmma {wg[0]:.2f} {wg[1]} pingpong {pp[0]:.2f} {pp[1]} (auto {us.get('pp.auto', 0):.2f})")
-PY
+python3 perf/wip/wgmma-summary.py "$OUT/pp/new.json"
 patch -p1 -R <perf/wip/w4a16-wgmma-pingpong.patch >/dev/null || exit 1
-OUT=$OUT/lean LEAN_REPEAT=${LEAN_REPEAT:-1} bash perf/wip/w4a16-wgmma-lean-call.sh
+OUT=$OUT/route VERIFY_BATCHES=48,64 VERIFY_REPEAT=${VERIFY_REPEAT:-1} \
+  VERIFY_BENCH='BM_W4A16VsFp16/[0-7]/(16|32|48|64|128)/|BM_W4A16GemmSplits/[0-7]/(48|64)/' \
+  VERIFY_MEMCHECK='KernelW4A16Gemm.Wgmma*' \
+  bash perf/wip/w4a16-landed-verify.sh perf/wip/w4a16-gemm-wgmma-route.patch
+python3 perf/wip/wgmma-summary.py "$OUT/route/w/vsfp16.json"
