@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The first call of the forty-second session, on whatever compute capability 9.0 card comes (~8-9 min
+# from a bare machine): the W4A16 GPU tests (they cover the 128-row-strip launcher of b0dfe3d, which has
+# not run on a GPU yet) and memcheck over the wgmma test, then `RIDGELINE_BASELINE_TARGETS=1
+# scripts/gpu-baselines.sh` (both presets, both weight formats, the targets' kernel benchmarks with
+# BM_W4A16VsFp16 at M = 1..256 and the prefill sizes). Everything comes back in $OUT/all.tgz.
+#
+#   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-baselines-call.sh
+source "$(dirname "$0")/device-call.sh"
+trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
+nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader
+build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
+RIDGELINE_REQUIRE_GPU=1 timeout 90 build-gpu/tests/ridgeline_gpu_tests \
+  --gtest_filter='KernelW4A16Gemm.*:KernelW4A16Linear.*:W4A16ModelShapes*' >"$W/w4a16-tests.log" 2>&1
+echo "w4a16 tests exit $?"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$W/w4a16-tests.log" | tail -8
+timeout 45 compute-sanitizer --tool memcheck build-gpu/tests/ridgeline_gpu_tests \
+  --gtest_filter='KernelW4A16Gemm.Wgmma*' >"$W/memcheck-wgmma.log" 2>&1
+echo "memcheck (wgmma) exit $?"; tail -2 "$W/memcheck-wgmma.log"
+RIDGELINE_BASELINE_TARGETS=1 timeout $(( 585 - ($(date +%s) - start) )) \
+  bash scripts/gpu-baselines.sh "$W/baselines" >"$W/baselines.log" 2>&1
+echo "baselines exit $? at $(( $(date +%s) - start )) s"
+grep -vE "^\|" "$W/baselines.log" | tail -12
+grep -E "^\| 9 |issue 9|^\| 10 |^\| 12 " "$W/baselines/targets.md" | head -40
