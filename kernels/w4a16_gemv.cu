@@ -427,7 +427,10 @@ W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
 // - up to one (1.8b wo, w2): one strip, 16 warps (1.8b w2 at M = 1 / 2 / 8: 4.8 / 4.7 / 5.0 us vs
 //   5.4 / 5.6 / 6.4);
 // - up to two (1.8b wqkv, 7b wo, w2): two strips, 16 warps of at least two groups each (7b w2 12.5 /
-//   12.2 / 12.7 vs 13.4 / 13.1 / 13.3; 7b wo 4.8 / 4.8 / 5.0 vs 4.8 / 5.4 / 5.7);
+//   12.2 / 12.7 vs 13.4 / 13.1 / 13.3; 7b wo 4.8 / 4.8 / 5.0 vs 4.8 / 5.4 / 5.7), but 8 warps and 4
+//   stages at 1-2 rows on weights of at most 32 groups (7b wo at M = 1 / 2: 4.82 / 4.75 -> 4.63 /
+//   4.52 us, H100, BM_W4A16VsFp16 in one A/B run, "forty-second"; 1.8b wqkv at M = 2 level, 3.17
+//   -> 3.16);
 // - up to three (7b wqkv): one strip, 8 warps (6.1 / 6.0 / 6.1 vs 7.5 / 6.9 / 7.5);
 // - beyond (the w13s): one strip, 2 warps, with 4 stages where a warp streams at most 8 groups (1.8b
 //   w13 8.4 / 8.2 / 8.3 vs 8.2 / 8.9 / 10.3; with 2 stages 9.8 / 9.7 / 11.6) and 2 beyond (7b w13
@@ -450,6 +453,7 @@ W4A16GemvConfig choose_plain_config(int n, int in, int out, const char* op) {
   } else if (strips > sms) {
     c.tiles = 2;
     c.warps = std::max(1, std::min(16, groups / 2));
+    if (n <= 2 && groups <= 32) c.warps = 8, c.stages = 4;
   }
   c.warps = std::min(c.warps, groups);
   return shrink_to_fit(c, n, 0, op);
