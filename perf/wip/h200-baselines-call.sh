@@ -3,7 +3,8 @@
 # from a bare machine): the W4A16 GPU tests (they cover the 128-row-strip launcher of b0dfe3d, which has
 # not run on a GPU yet) and memcheck over the wgmma test, then `RIDGELINE_BASELINE_TARGETS=1
 # scripts/gpu-baselines.sh` (both presets, both weight formats, the targets' kernel benchmarks with
-# BM_W4A16VsFp16 at M = 1..256 and the prefill sizes). Everything comes back in $OUT/all.tgz.
+# BM_W4A16VsFp16 at M = 1..256 and the prefill sizes), all within RIDGELINE_CALL_SECONDS of the
+# build's start (default 585). Everything comes back in $OUT/all.tgz.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-baselines-call.sh
 source "$(dirname "$0")/device-call.sh"
@@ -17,7 +18,7 @@ grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$W/w4a16-tests.log" | t
 timeout 45 compute-sanitizer --tool memcheck build-gpu/tests/ridgeline_gpu_tests \
   --gtest_filter='KernelW4A16Gemm.Wgmma*' >"$W/memcheck-wgmma.log" 2>&1
 echo "memcheck (wgmma) exit $?"; tail -2 "$W/memcheck-wgmma.log"
-RIDGELINE_BASELINE_TARGETS=1 timeout $(( 585 - ($(date +%s) - start) )) \
+RIDGELINE_BASELINE_TARGETS=1 timeout $(( ${RIDGELINE_CALL_SECONDS:-585} - ($(date +%s) - start) )) \
   bash scripts/gpu-baselines.sh "$W/baselines" >"$W/baselines.log" 2>&1
 echo "baselines exit $? at $(( $(date +%s) - start )) s"
 grep -vE "^\|" "$W/baselines.log" | tail -12
