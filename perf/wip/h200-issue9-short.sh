@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 9's figures on an H200 in a short call (~4 min from a bare machine): BM_W4A16VsFp16 at M =
+# 1..64 (the kernel rows of its targets) and the decode steps at B=1 and 16, ctx 1024, fp16 and w4a16
+# weights, on both presets (`ridgeline sweep`, the probe's ceilings). For a session with too little
+# device time for scripts/gpu-baselines.sh. Stops at once on a card that is not an H200.
+#
+#   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-issue9-short.sh
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "card: $card"
+case "$card" in *H200*) ;; *) echo "not an H200: nothing run"; exit 0 ;; esac
+source "$(dirname "$0")/device-call.sh"
+trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
+build_gpu ridgeline ridgeline_bench
+r=build-gpu/ridgeline
+timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
+tail -2 "$W/probe.log"
+timeout 90 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
+  --benchmark_filter='BM_W4A16VsFp16/[0-7]/(1|2|4|8|16|24|32|48|64)/' \
+  --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
+echo "bench exit $?"
+for m in internlm2-chat-1_8b internlm2-chat-7b; do
+  timeout 100 $r sweep --model $m --weights fp16,w4a16 --kv fp16 --batch 1,16 --context 1024 \
+    --ceilings "$W/ceilings.json" --out "$W/short-$m.json" >"$W/steps-$m.log" 2>&1
+  echo "sweep $m exit $?"
+done
+python3 scripts/targets.py --baselines "$W" --prefix short --ceilings "$W/ceilings.json" "$W/vsfp16.json" \
+  >"$W/targets.md" 2>&1
+grep -E "^\| 9 " "$W/targets.md"
