@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The first call of the forty-second session, on whatever compute capability 9.0 card comes (~8-9 min
-# from a bare machine): the W4A16 GPU tests (they cover the 128-row-strip launcher of b0dfe3d, which has
-# not run on a GPU yet) and memcheck over the wgmma test, then `RIDGELINE_BASELINE_TARGETS=1
+# The baselines call for an H200 (runs on any compute capability 9.0 card; ~6 min warm, ~8 from a bare
+# machine): the W4A16 GEMM tests (the forty-second session's first check of the 128-row-strip launcher
+# of b0dfe3d) and memcheck over the wgmma test, then `RIDGELINE_BASELINE_TARGETS=1
 # scripts/gpu-baselines.sh` (both presets, both weight formats, the targets' kernel benchmarks with
 # BM_W4A16VsFp16 at M = 1..256 and the prefill sizes), all within RIDGELINE_CALL_SECONDS of the
 # build's start (default 585). Everything comes back in $OUT/all.tgz.
