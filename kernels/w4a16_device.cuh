@@ -218,6 +218,7 @@ int max_active_clusters(void (*kernel)(KernelArgs...), int threads, size_t smem,
 // blocks of kStripThreads threads on a grid (splits, n-tiles, strips), each kernel described by its
 // dynamic shared memory, block slots an SM and its split rule's two parameters (below).
 inline constexpr int kStripThreads = 256;
+inline constexpr int kStripRows = 128;  // output rows a block (8 mma M tiles)
 struct StripLaunch {
   int smem;           // dynamic shared memory a block
   int blocks_per_sm;  // the block slots an SM the kernel is built for
@@ -243,7 +244,7 @@ void strip_opt_in(const StripLaunch& l, const char* op) {
 template <auto kKernel>
 int strip_splits(const W4A16Weights& w, int n, int bn, const StripLaunch& l, int max_splits, const char* op) {
   strip_opt_in<kKernel>(l, op);
-  const int strips = ceil_div(w.out, 128), ntiles = ceil_div(n, bn);
+  const int strips = ceil_div(w.out, kStripRows), ntiles = ceil_div(n, bn);
   const int fill = l.blocks_per_sm * current_sm_count(op) / std::max(1, strips * ntiles);
   const int deep = std::max(1, w.in / kW4A16Group / l.min_groups);
   int splits = int(std::bit_floor(unsigned(std::clamp(fill, 1, std::min(max_splits, deep)))));
@@ -265,7 +266,7 @@ int strip_splits(const W4A16Weights& w, int n, int bn, const StripLaunch& l, int
 template <auto kKernel, typename OutT>
 void launch_strips(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
                    int max_splits, int bn, const StripLaunch& l, const char* op) {
-  const int strips = ceil_div(w.out, 128), ntiles = ceil_div(n, bn);
+  const int strips = ceil_div(w.out, kStripRows), ntiles = ceil_div(n, bn);
   require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
   strip_opt_in<kKernel>(l, op);
   if (splits == 0) splits = strip_splits<kKernel>(w, n, bn, l, max_splits, op);

@@ -39,7 +39,7 @@ constexpr int kThreads = w4a16::kStripThreads;
 constexpr int kMTiles = 8;  // M tiles (16 rows) per block
 constexpr int kRowsPerBlock = 16 * kMTiles;
 constexpr int kRedStride = kRowsPerBlock + 4;  // floats per partial-tile row: conflict-free C stores
-static_assert(kRowsPerBlock == 128, "w4a16::reduce_splits_and_store sums 128-row strips");
+static_assert(kRowsPerBlock == w4a16::kStripRows, "w4a16::reduce_splits_and_store sums 128-row strips");
 
 // Two blocks (16 warps) per SM at every n-tile width, 4 stages each (100 KB at BN = 64): at
 // BN = 64 a block's warps issue long dependent chains (ldmatrix -> mma, lop3 -> hsub2 -> hmul2)

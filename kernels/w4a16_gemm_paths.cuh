@@ -32,9 +32,9 @@ enum class W4A16GemmKernel {
   wgmma_32,   // the same in n-tiles of 32 at any n
 };
 
-// True where the automatic choice runs the wgmma kernel (33..127 rows on a compute capability 9.0
-// GPU) but for the tiled kernel's n-tiles of 32 where two_tiles_of_32 picks them (kernels/w4a16_gemm.cu,
-// with the measurements).
+// True for the batches the automatic choice gives the wgmma kernel: 33..127 rows on a compute
+// capability 9.0 GPU. w4a16_gemm still keeps the tiled kernel's n-tiles of 32 where two_tiles_of_32
+// picks them (kernels/w4a16_gemm.cu, with the measurements).
 bool w4a16_gemm_use_wgmma(int n);
 // Whether the device runs the wgmma kernel (compute capability 9.0: it is built for sm_90a only).
 bool w4a16_gemm_has_wgmma();

@@ -439,40 +439,20 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
   VariantTimes times{state};
   const double auto_s = b.time([&](int i) { w4a16_gemm(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
   times.add("auto", auto_s);
-  for (int splits = 1; splits <= 8; ++splits) {
-    if (splits > g.in / kW4A16Group) continue;
-    times.add(variant_name({"s", std::to_string(splits)}),
-              b.time(
-                  [&](int i) {
-                    w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::tiled, splits);
-                  },
-                  kIters));
-  }
-  for (int splits = 0; m > 32 && splits <= 8; ++splits) {
-    if (splits > g.in / kW4A16Group) continue;
-    auto t32 = [&](int i) {
-      w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::tiled_32, splits);
-    };
-    times.add(splits ? variant_name({"t32.s", std::to_string(splits)}) : std::string("t32.auto"),
-              b.time(t32, kIters));
-  }
-  // The same blocks on wgmma (Hopper): its own split rule ("wg.auto") and every forced split.
-  for (int splits = 0; w4a16_gemm_has_wgmma() && splits <= 8; ++splits) {
-    if (splits > g.in / kW4A16Group) continue;
-    auto wg = [&](int i) {
-      w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::wgmma, splits);
-    };
-    times.add(splits ? variant_name({"wg.s", std::to_string(splits)}) : std::string("wg.auto"),
-              b.time(wg, kIters));
-  }
-  for (int splits = 0; w4a16_gemm_has_wgmma() && m > 32 && splits <= 8; ++splits) {
-    if (splits > g.in / kW4A16Group) continue;
-    auto wg = [&](int i) {
-      w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, W4A16GemmKernel::wgmma_32, splits);
-    };
-    times.add(splits ? variant_name({"wg32.s", std::to_string(splits)}) : std::string("wg32.auto"),
-              b.time(wg, kIters));
-  }
+  // One kernel forced at every split it can take, "<prefix>s<k>", and from `first` = 0 at its own
+  // rule too, "<prefix>auto".
+  auto every_split = [&](const std::string& prefix, W4A16GemmKernel kernel, int first) {
+    for (int splits = first; splits <= std::min(8, g.in / kW4A16Group); ++splits)
+      times.add(
+          splits ? variant_name({prefix + "s", std::to_string(splits)}) : prefix + "auto",
+          b.time([&](int i) { w4a16_gemm_with(b.x.get(), b.w4.at(i), m, b.y.get(), s, kernel, splits); },
+                 kIters));
+  };
+  every_split("", W4A16GemmKernel::tiled, 1);
+  if (m > 32) every_split("t32.", W4A16GemmKernel::tiled_32, 0);
+  // The same blocks on wgmma (Hopper).
+  if (w4a16_gemm_has_wgmma()) every_split("wg.", W4A16GemmKernel::wgmma, 0);
+  if (w4a16_gemm_has_wgmma() && m > 32) every_split("wg32.", W4A16GemmKernel::wgmma_32, 0);
   const double fp16_s = fp16_seconds(b, g, m, kIters);
   state.counters["us_fp16"] = fp16_s * 1e6;
   for (auto _ : state) state.SetIterationTime(auto_s);

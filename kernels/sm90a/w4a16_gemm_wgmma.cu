@@ -29,7 +29,7 @@ namespace ridgeline::cuda {
 namespace {
 
 constexpr int kThreads = w4a16::kStripThreads;
-constexpr int kMTiles = 8;
+constexpr int kMTiles = w4a16::kStripRows / kW4A16TileRows;  // the 128-row strip's 8 M tiles
 constexpr int kRedStride = 16 * kMTiles + 4;
 
 template <int BN>

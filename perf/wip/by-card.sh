@@ -5,9 +5,10 @@
 #   call), by-card.sh h200-issue9-short.sh gpu-suite-call.sh (a last call of ~4 minutes).
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/by-card.sh ON_H200 OTHERWISE
-card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-echo "card: $card"
-case "$card" in
-  *H200*) exec bash "$(dirname "$0")/${1:?usage: by-card.sh ON_H200 OTHERWISE}" ;;
-  *) exec bash "$(dirname "$0")/${2:?usage: by-card.sh ON_H200 OTHERWISE}" ;;
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/device-call.sh"
+echo "card: $(card)"
+case "$(card)" in
+  *H200*) exec bash "$here/${1:?usage: by-card.sh ON_H200 OTHERWISE}" ;;
+  *) exec bash "$here/${2:?usage: by-card.sh ON_H200 OTHERWISE}" ;;
 esac

@@ -16,3 +16,24 @@ build_gpu() {
     { grep -E "error|FAILED" "$W/build.log" | head -30; exit 1; }
   echo "built in $(( $(date +%s) - start )) s"
 }
+# card: the first GPU's name as nvidia-smi gives it (empty where it gives none).
+card() { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1; }
+# only_on_h200: ends the script, successfully and saying so, on any other card.
+only_on_h200() {
+  case "$(card)" in *H200*) ;; *) echo "not an H200 ($(card)): nothing run"; exit 0 ;; esac
+}
+# gpu_tests NAME SECONDS FILTER: the GPU tests FILTER selects (RIDGELINE_REQUIRE_GPU=1) into
+# $W/NAME.log within SECONDS, then the exit status and gtest's summary lines.
+gpu_tests() {
+  RIDGELINE_REQUIRE_GPU=1 timeout "$2" build-gpu/tests/ridgeline_gpu_tests --gtest_filter="$3" >"$W/$1.log" 2>&1
+  echo "$1: exit $?"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|^\[ RUN      \]" "$W/$1.log" | tail -4
+  grep -E "^\[  FAILED  \]" "$W/$1.log" | head -10
+}
+# memcheck NAME SECONDS FILTER: compute-sanitizer's memcheck over those tests, into $W/NAME.log.
+memcheck() {
+  timeout "$2" compute-sanitizer --tool memcheck build-gpu/tests/ridgeline_gpu_tests --gtest_filter="$3" \
+    >"$W/$1.log" 2>&1
+  echo "$1: exit $?"
+  tail -2 "$W/$1.log"
+}

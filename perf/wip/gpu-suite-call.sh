@@ -7,16 +7,10 @@
 #   OUT=/some/dir bash perf/wip/gpu-suite-call.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
-nvidia-smi --query-gpu=name --format=csv,noheader
+card
 build_gpu ridgeline ridgeline_gpu_tests
 t0=$(date +%s)
 budget=${RIDGELINE_SUITE_SECONDS:-420}
-run() {  # NAME FILTER
-  local left=$(( budget - ($(date +%s) - t0) ))
-  RIDGELINE_REQUIRE_GPU=1 timeout $left build-gpu/tests/ridgeline_gpu_tests --gtest_filter="$2" >"$W/$1.log" 2>&1
-  echo "$1: exit $? at $(( $(date +%s) - t0 )) s"
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|^\[ RUN      \]" "$W/$1.log" | tail -4
-  grep -E "^\[  FAILED  \]" "$W/$1.log" | head -10
-}
-run suite-rest '-DecodeBench.*:KernelDecodeAttention.*:KernelDecodeAttentionRope.*'
-run suite-attention 'KernelDecodeAttention.*:KernelDecodeAttentionRope.*'
+left() { echo $(( budget - ($(date +%s) - t0) )); }
+gpu_tests suite-rest "$(left)" '-DecodeBench.*:KernelDecodeAttention.*:KernelDecodeAttentionRope.*'
+gpu_tests suite-attention "$(left)" 'KernelDecodeAttention.*:KernelDecodeAttentionRope.*'

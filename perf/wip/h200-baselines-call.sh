@@ -9,15 +9,10 @@
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-baselines-call.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
-nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader
+card
 build_gpu ridgeline ridgeline_gpu_tests ridgeline_bench
-RIDGELINE_REQUIRE_GPU=1 timeout 90 build-gpu/tests/ridgeline_gpu_tests \
-  --gtest_filter='KernelW4A16Gemm.*:KernelW4A16Linear.*:W4A16ModelShapes*' >"$W/w4a16-tests.log" 2>&1
-echo "w4a16 tests exit $?"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$W/w4a16-tests.log" | tail -8
-timeout 45 compute-sanitizer --tool memcheck build-gpu/tests/ridgeline_gpu_tests \
-  --gtest_filter='KernelW4A16Gemm.Wgmma*' >"$W/memcheck-wgmma.log" 2>&1
-echo "memcheck (wgmma) exit $?"; tail -2 "$W/memcheck-wgmma.log"
+gpu_tests w4a16-tests 90 'KernelW4A16Gemm.*:KernelW4A16Linear.*:W4A16ModelShapes*'
+memcheck memcheck-wgmma 45 'KernelW4A16Gemm.Wgmma*'
 RIDGELINE_BASELINE_TARGETS=1 timeout $(( ${RIDGELINE_CALL_SECONDS:-585} - ($(date +%s) - start) )) \
   bash scripts/gpu-baselines.sh "$W/baselines" >"$W/baselines.log" 2>&1
 echo "baselines exit $? at $(( $(date +%s) - start )) s"

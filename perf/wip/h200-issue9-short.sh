@@ -5,10 +5,8 @@
 # device time for scripts/gpu-baselines.sh. Stops at once on a card that is not an H200.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-issue9-short.sh
-card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-echo "card: $card"
-case "$card" in *H200*) ;; *) echo "not an H200: nothing run"; exit 0 ;; esac
 source "$(dirname "$0")/device-call.sh"
+only_on_h200
 trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
 build_gpu ridgeline ridgeline_bench
 r=build-gpu/ridgeline

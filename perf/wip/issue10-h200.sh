@@ -6,10 +6,8 @@
 # bench/results/h100-baselines-4f9a8be/). ~3-4 minutes from a bare machine (the bench build most of it).
 #
 #   OUT=/some/dir bash perf/wip/issue10-h200.sh
-card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-echo "card: $card"
-case "$card" in *H200*) ;; *) echo "not an H200: nothing run"; exit 0 ;; esac
 source "$(dirname "$0")/device-call.sh"
+only_on_h200
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 build_gpu ridgeline_bench ridgeline
 build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1

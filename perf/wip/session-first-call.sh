@@ -11,15 +11,6 @@
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 build_gpu ridgeline ridgeline_gpu_tests
-RIDGELINE_REQUIRE_GPU=1 timeout 240 build-gpu/tests/ridgeline_gpu_tests \
-  --gtest_filter='KernelDecodeAttention.*:KernelDecodeAttentionRope.*' >"$W/attention.log" 2>&1
-echo "decode-attention tests exit $?"
-grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|warps=1" "$W/attention.log" | head -12
-timeout 120 compute-sanitizer --tool memcheck build-gpu/tests/ridgeline_gpu_tests \
-  --gtest_filter='KernelDecodeAttention.OneWideCtaPerSequenceAndKvHeadMatchesReference' >"$W/memcheck-wide.log" 2>&1
-echo "memcheck (wide) exit $?"; tail -2 "$W/memcheck-wide.log"
-left=$(( 570 - ($(date +%s) - start) ))
-RIDGELINE_REQUIRE_GPU=1 timeout $left build-gpu/tests/ridgeline_gpu_tests \
-  --gtest_filter='-DecodeBench.*:KernelDecodeAttention.*:KernelDecodeAttentionRope.*' >"$W/gpu-tests.log" 2>&1
-echo "gpu tests exit $? at $(( $(date +%s) - start )) s"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$W/gpu-tests.log" | head -40
+gpu_tests attention 240 'KernelDecodeAttention.*:KernelDecodeAttentionRope.*'
+memcheck memcheck-wide 120 'KernelDecodeAttention.OneWideCtaPerSequenceAndKvHeadMatchesReference'
+gpu_tests gpu-tests $(( 570 - ($(date +%s) - start) )) '-DecodeBench.*:KernelDecodeAttention.*:KernelDecodeAttentionRope.*'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Queued by the forty-first session (no device time left). One call, ~9-10 min from a bare machine,
-# on a compute capability 9.0 card, H100 or H200 (on an H200 run perf/wip/issue10-h200.sh and the
-# baselines first):
+# Queued by the forty-first session, run in the forty-second (H100; perf/NOTES.md "forty-second"; the
+# ping-pong patch has not applied since that session's review folded BM_W4A16GemmSplits' loops).
+# One call, ~9-10 min from a bare machine, on a compute capability 9.0 card, H100 or H200:
 #  1. perf/wip/w4a16-wgmma-pingpong.patch (scripts/gpu-kernel-ab.sh, candidate only): the wgmma
 #     kernel's warpgroups on alternate groups (one block an SM, named barriers), its tests, and
 #     BM_W4A16GemmSplits at 48/64 rows with its splits ("pp.*") beside the landed kernels'. Question:

@@ -107,6 +107,26 @@ enum class Path {
   gemm_wgmma_32
 };
 
+// The GEMM paths that force one kernel (kernels/w4a16_gemm_paths.cuh) instead of the automatic choice.
+struct ForcedGemm {
+  Path path;
+  cuda::W4A16GemmKernel kernel;
+  const char* name;
+};
+constexpr ForcedGemm kForcedGemms[] = {
+    {Path::gemm_tiled, cuda::W4A16GemmKernel::tiled, "w4a16_gemm_tiled"},
+    {Path::gemm_tiled_32, cuda::W4A16GemmKernel::tiled_32, "w4a16_gemm_tiled_32"},
+    {Path::gemm_wide, cuda::W4A16GemmKernel::wide, "w4a16_gemm_wide"},
+    {Path::gemm_wide_64, cuda::W4A16GemmKernel::wide_64, "w4a16_gemm_wide_64"},
+    {Path::gemm_wgmma, cuda::W4A16GemmKernel::wgmma, "w4a16_gemm_wgmma"},
+    {Path::gemm_wgmma_32, cuda::W4A16GemmKernel::wgmma_32, "w4a16_gemm_wgmma_32"},
+};
+const ForcedGemm& forced_gemm(Path p) {
+  for (const ForcedGemm& f : kForcedGemms)
+    if (f.path == p) return f;
+  throw std::logic_error("not a forced GEMM path");
+}
+
 const char* path_name(Path p) {
   switch (p) {
     case Path::linear:
@@ -115,20 +135,9 @@ const char* path_name(Path p) {
       return "w4a16_gemv";
     case Path::gemm:
       return "w4a16_gemm";
-    case Path::gemm_wide:
-      return "w4a16_gemm_wide";
-    case Path::gemm_tiled:
-      return "w4a16_gemm_tiled";
-    case Path::gemm_tiled_32:
-      return "w4a16_gemm_tiled_32";
-    case Path::gemm_wide_64:
-      return "w4a16_gemm_wide_64";
-    case Path::gemm_wgmma:
-      return "w4a16_gemm_wgmma";
-    case Path::gemm_wgmma_32:
-      return "w4a16_gemm_wgmma_32";
+    default:
+      return forced_gemm(p).name;
   }
-  return "?";
 }
 
 // How a kernel is launched: `splits` for the GEMMs' cluster split-K, `gemv` for the GEMV; zeros
@@ -153,18 +162,8 @@ void run_path(Path p, const half* x, const cuda::W4A16Weights& w, int n, OutT* y
       return cuda::w4a16_gemv(x, w, n, y, nullptr, v.gemv);
     case Path::gemm:
       return cuda::w4a16_gemm(x, w, n, y, nullptr, v.splits);
-    case Path::gemm_wide:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide, v.splits);
-    case Path::gemm_tiled:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::tiled, v.splits);
-    case Path::gemm_tiled_32:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::tiled_32, v.splits);
-    case Path::gemm_wide_64:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wide_64, v.splits);
-    case Path::gemm_wgmma:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wgmma, v.splits);
-    case Path::gemm_wgmma_32:
-      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, cuda::W4A16GemmKernel::wgmma_32, v.splits);
+    default:
+      return cuda::w4a16_gemm_with(x, w, n, y, nullptr, forced_gemm(p).kernel, v.splits);
   }
 }
 
