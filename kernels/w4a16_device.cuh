@@ -19,6 +19,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_common.cuh"
 #include "kernels/mma.cuh"
+#include "kernels/overlap.h"
 #include "kernels/w4a16.cuh"
 
 namespace ridgeline::cuda::w4a16 {
@@ -175,22 +176,32 @@ __device__ void reduce_splits_and_store(const float* red, int ld, int cols, int 
   split_exit_sync(splits);
 }
 
-// Host side: a launch of `grid` in clusters of (splits, 1, 1) (none when splits = 1); `attr` holds
-// the cluster shape and must outlive the config.
+// Host side: a launch of `grid` in clusters of (splits, 1, 1) (none when splits = 1), overlapped
+// with the kernel before it when `overlap` is set and overlapped launches are on (kernels/overlap.cuh:
+// the kernel must keep that contract); `attrs` holds the attributes and must outlive the config.
 inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, size_t smem, int splits, cudaStream_t stream,
-                                         cudaLaunchAttribute& attr) {
+                                         cudaLaunchAttribute (&attrs)[2], bool overlap = false) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(threads);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  attr = {};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(splits);
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = splits > 1 ? 1 : 0;
+  cfg.attrs = attrs;
+  cfg.numAttrs = 0;
+  if (splits > 1) {
+    cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
+    a = {};
+    a.id = cudaLaunchAttributeClusterDimension;
+    a.val.clusterDim.x = static_cast<unsigned>(splits);
+    a.val.clusterDim.y = 1;
+    a.val.clusterDim.z = 1;
+  }
+  if (overlap && overlapped_launches()) {
+    cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
+    a = {};
+    a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    a.val.programmaticStreamSerializationAllowed = 1;
+  }
   return cfg;
 }
 
@@ -199,16 +210,16 @@ inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, size_t smem, in
 template <typename... KernelArgs, typename... Args>
 void launch_split(void (*kernel)(KernelArgs...), dim3 grid, int threads, size_t smem, int splits,
                   cudaStream_t stream, const char* op, Args... args) {
-  cudaLaunchAttribute attr;
-  const cudaLaunchConfig_t cfg = cluster_config(grid, threads, smem, splits, stream, attr);
+  cudaLaunchAttribute attrs[2];
+  const cudaLaunchConfig_t cfg = cluster_config(grid, threads, smem, splits, stream, attrs);
   RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
 // How many clusters of `splits` (> 1) blocks of `kernel` the GPU holds at once (at least 1).
 template <typename... KernelArgs>
 int max_active_clusters(void (*kernel)(KernelArgs...), int threads, size_t smem, int splits, const char* op) {
-  cudaLaunchAttribute attr;
-  const cudaLaunchConfig_t cfg = cluster_config(dim3(splits), threads, smem, splits, nullptr, attr);
+  cudaLaunchAttribute attrs[2];
+  const cudaLaunchConfig_t cfg = cluster_config(dim3(splits), threads, smem, splits, nullptr, attrs);
   int clusters = 0;
   RL_CUDA_CHECK(op, cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
   return std::max(clusters, 1);
@@ -265,15 +276,17 @@ int strip_splits(const W4A16Weights& w, int n, int bn, const StripLaunch& l, int
 // One launch of kKernel(x, w, n, y, splits) over n-tiles of bn rows; splits 0 asks strip_splits.
 template <auto kKernel, typename OutT>
 void launch_strips(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
-                   int max_splits, int bn, const StripLaunch& l, const char* op) {
+                   int max_splits, int bn, const StripLaunch& l, const char* op, bool overlap = false) {
   const int strips = ceil_div(w.out, kStripRows), ntiles = ceil_div(n, bn);
   require(ntiles <= 65535 && strips <= 65535, op, "n or out too large for the grid");
   strip_opt_in<kKernel>(l, op);
   if (splits == 0) splits = strip_splits<kKernel>(w, n, bn, l, max_splits, op);
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  launch_split(kKernel, dim3(splits, ntiles, strips), kStripThreads, l.smem, splits, stream, op, x, w, n, y,
-               splits);
+  cudaLaunchAttribute attrs[2];
+  const cudaLaunchConfig_t cfg =
+      cluster_config(dim3(splits, ntiles, strips), kStripThreads, l.smem, splits, stream, attrs, overlap);
+  RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kKernel, x, w, n, y, splits));
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -36,6 +36,19 @@ enum class W4A16GemmKernel {
 // capability 9.0 GPU. w4a16_gemm still keeps the tiled kernel's n-tiles of 32 where two_tiles_of_32
 // picks them (kernels/w4a16_gemm.cu, with the measurements).
 bool w4a16_gemm_use_wgmma(int n);
+// Whether the wgmma kernel launches overlapped with the kernel before it (kernels/overlap.cuh: the first
+// stages' weights requested before that kernel ends): on weights of at most
+// kW4A16WgmmaOverlapMaxCodeBytes of packed codes. Measured (H100, forty-third session, w4a16 decode
+// B=48/64 ctx 1024, two interleaved rounds of --repeat 3 agreeing within 0.3%): every weight
+// overlapped, 7b +2.0 / +0.5%, 1.8b -1.4 / -1.5%; up to 10 MB (7b wo alone) 7b +1.2 / +0.5%; up to
+// 20 MB (7b wo and wqkv, all of 1.8b) 7b -1.6 / -2.2%, 1.8b -1.5 / -1.6%. Alone (BM_W4A16VsFp16,
+// launches back to back) every shape gains: 1.8b wo at 64 rows 6.77 -> 5.21 us (fp16 6.44), 7b wqkv
+// 14.40 -> 12.77, 7b w2 25.73 -> 23.82. Why the 7b w2 and w13 lose in the step is not known; the
+// tiled kernel overlapped lost there too (twenty-fifth session, perf/wip/w4a16-gemm-overlapped.patch).
+inline constexpr int64_t kW4A16WgmmaOverlapMaxCodeBytes = 20'000'000;
+inline bool w4a16_gemm_wgmma_overlaps(int in, int out) {
+  return int64_t{in} * out / 2 <= kW4A16WgmmaOverlapMaxCodeBytes;
+}
 // Whether the device runs the wgmma kernel (compute capability 9.0: it is built for sm_90a only).
 bool w4a16_gemm_has_wgmma();
 // The wgmma kernel's launcher; the caller has checked the contract. splits as for w4a16_gemm; bn 32

@@ -11,6 +11,8 @@
 // vs 116.5 at M = 64), and at the split-K grids of two blocks an SM the launches are 24-27% shorter
 // (7b w2 33.3 -> 25.2 us, 7b w13 57.3 -> 43.6, 7b wqkv 18.2 -> 14.5). Not the tensor cores' pace
 // (16 m64n64k16 a group and block, ~512 cycles): each warp unpacks, issues its 8 wgmma and waits.
+// Launched overlapped on weights of up to 20 MB of codes (w4a16_gemm_wgmma_overlaps: the weights'
+// first stages go out while the kernel before it finishes).
 // sm_90a only (wgmma): compiled on its own (CMakeLists.txt), launched only on compute capability 9.0.
 //
 // Stage layout (1024-byte aligned): x first, in the 128-byte swizzle wgmma reads (two atoms of 64
@@ -21,6 +23,7 @@
 #include <string>
 
 #include "kernels/cp_async.cuh"
+#include "kernels/overlap.cuh"
 #include "kernels/w4a16.cuh"
 #include "kernels/w4a16_device.cuh"
 #include "kernels/w4a16_gemm_paths.cuh"
@@ -174,15 +177,22 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
     x_off[j] = (x_ok[j] ? r * w.in : 0) + ch * 8;
     x_at[j] = (ch >> 3) * BN * 128 + r * 128 + (((ch & 7) ^ (r & 7)) * 16);
   }
-  auto load_stage = [&](int slot, int g) {
+  auto load_x = [&](int slot, int g) {
     unsigned char* base = smem + slot * S::kStage;
 #pragma unroll
     for (int j = 0; j < kXCopies; ++j)
       cp_async_16(base + x_at[j], x_blk + (x_off[j] + g * kW4A16Group), x_ok[j]);
+  };
+  auto load_w = [&](int slot, int g) {
+    unsigned char* base = smem + slot * S::kStage;
 #pragma unroll
     for (int j = 0; j < kWCopies; ++j)
       cp_async_16(base + S::kX + (tid + j * kThreads) * 16, w_blk + (w_off[j] + g * 64), w_ok[j]);
     if (sz_copy) cp_async_16(base + S::kX + S::kW + tid * 16, sz_blk + (sz_off + g * 4), sz_ok);
+  };
+  auto load_stage = [&](int slot, int g) {
+    load_x(slot, g);
+    load_w(slot, g);
   };
 
   // One group a stage, the warpgroups in step: unpack, 8 wgmma, wait for them. The unpacking of
@@ -191,9 +201,16 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
   // the other block on the SM.
   float acc[BN / 2] = {};
   const int ml = warp;  // this warp's M tile in the strip (warpgroup warp / 4, rows 16 (warp % 4)..)
+  // Weights are never written during a step: the first stages' codes and records go out before the
+  // kernel before this one has finished (an overlapped launch, kernels/overlap.cuh; a plain launch
+  // passes the wait at once) and join the first commit group; x, that kernel's output, after it.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s)
+    if (s < ng) load_w(s, g0 + s);
+  overlap_enter();
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < ng) load_stage(s, g0 + s);
+    if (s < ng) load_x(s, g0 + s);
     cp_async_commit();
   }
   for (int i = 0; i < ng; ++i) {
@@ -249,8 +266,8 @@ constexpr w4a16::StripLaunch kLaunch{WgConfig<BN>::kSmem, WgConfig<BN>::kBlocksP
 template <int BN, typename OutT>
 void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
                int max_splits, const char* op) {
-  w4a16::launch_strips<w4a16_gemm_wgmma_kernel<BN, OutT>>(x, w, n, y, stream, splits, max_splits, BN,
-                                                          kLaunch<BN>, op);
+  w4a16::launch_strips<w4a16_gemm_wgmma_kernel<BN, OutT>>(
+      x, w, n, y, stream, splits, max_splits, BN, kLaunch<BN>, op, w4a16_gemm_wgmma_overlaps(w.in, w.out));
 }
 
 template <typename OutT>
