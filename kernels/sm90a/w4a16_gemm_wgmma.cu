@@ -133,7 +133,9 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
 }
 #undef RL_F4
 
-template <int BN, typename OutT>
+// kOverlapped: launched overlapped (w4a16_gemm_wgmma_overlaps), the prologue below; otherwise each
+// stage's x and weights together, as the plain launches were measured.
+template <int BN, typename OutT, bool kOverlapped>
 __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
     w4a16_gemm_wgmma_kernel(const half* __restrict__ x, W4A16Weights w, int n, OutT* __restrict__ y,
                             int splits) {
@@ -201,17 +203,25 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
   // the other block on the SM.
   float acc[BN / 2] = {};
   const int ml = warp;  // this warp's M tile in the strip (warpgroup warp / 4, rows 16 (warp % 4)..)
-  // Weights are never written during a step: the first stages' codes and records go out before the
-  // kernel before this one has finished (an overlapped launch, kernels/overlap.cuh; a plain launch
-  // passes the wait at once) and join the first commit group; x, that kernel's output, after it.
+  if constexpr (kOverlapped) {
+    // Weights are never written during a step: the first stages' codes and records go out before
+    // the kernel before this one has finished (kernels/overlap.cuh) and join the first commit group;
+    // x, that kernel's output, after the wait.
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s)
-    if (s < ng) load_w(s, g0 + s);
-  overlap_enter();
+    for (int s = 0; s < kStages - 1; ++s)
+      if (s < ng) load_w(s, g0 + s);
+    overlap_enter();
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < ng) load_x(s, g0 + s);
-    cp_async_commit();
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < ng) load_x(s, g0 + s);
+      cp_async_commit();
+    }
+  } else {
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < ng) load_stage(s, g0 + s);
+      cp_async_commit();
+    }
   }
   for (int i = 0; i < ng; ++i) {
     cp_async_wait<kStages - 2>();
@@ -266,8 +276,11 @@ constexpr w4a16::StripLaunch kLaunch{WgConfig<BN>::kSmem, WgConfig<BN>::kBlocksP
 template <int BN, typename OutT>
 void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
                int max_splits, const char* op) {
-  w4a16::launch_strips<w4a16_gemm_wgmma_kernel<BN, OutT>>(
-      x, w, n, y, stream, splits, max_splits, BN, kLaunch<BN>, op, w4a16_gemm_wgmma_overlaps(w.in, w.out));
+  if (w4a16_gemm_wgmma_overlaps(w.in, w.out))
+    return w4a16::launch_strips<w4a16_gemm_wgmma_kernel<BN, OutT, true>>(
+        x, w, n, y, stream, splits, max_splits, BN, kLaunch<BN>, op, true);
+  w4a16::launch_strips<w4a16_gemm_wgmma_kernel<BN, OutT, false>>(x, w, n, y, stream, splits, max_splits, BN,
+                                                                 kLaunch<BN>, op);
 }
 
 template <typename OutT>
