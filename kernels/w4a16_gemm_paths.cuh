@@ -42,9 +42,10 @@ bool w4a16_gemm_use_wgmma(int n);
 // B=48/64 ctx 1024, two interleaved rounds of --repeat 3 agreeing within 0.3%): every weight
 // overlapped, 7b +2.0 / +0.5%, 1.8b -1.4 / -1.5%; up to 10 MB (7b wo alone) 7b +1.2 / +0.5%; up to
 // 20 MB (7b wo and wqkv, all of 1.8b) 7b -1.6 / -2.2%, 1.8b -1.5 / -1.6%. Alone (BM_W4A16VsFp16,
-// launches back to back) every shape gains: 1.8b wo at 64 rows 6.77 -> 5.21 us (fp16 6.44), 7b wqkv
-// 14.40 -> 12.77, 7b w2 25.73 -> 23.82. Why the 7b w2 and w13 lose in the step is not known; the
-// tiled kernel overlapped lost there too (twenty-fifth session, perf/wip/w4a16-gemm-overlapped.patch).
+// launches back to back) every shape gains but 1.8b wqkv and w2 (level): 1.8b wo at 64 rows 6.77 ->
+// 5.21 us (fp16 6.44), 7b wqkv 14.40 -> 12.77, 7b w2 25.73 -> 23.82. Why the 7b w2 and w13 lose in the step
+// is not known; the tiled kernel overlapped lost there too (twenty-fifth session,
+// perf/wip/w4a16-gemm-overlapped.patch).
 inline constexpr int64_t kW4A16WgmmaOverlapMaxCodeBytes = 20'000'000;
 inline bool w4a16_gemm_wgmma_overlaps(int in, int out) {
   return int64_t{in} * out / 2 <= kW4A16WgmmaOverlapMaxCodeBytes;

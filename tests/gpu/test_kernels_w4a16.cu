@@ -461,6 +461,17 @@ TEST(KernelW4A16Gemm, WgmmaKernelMatchesReferenceForAnyBatchAndSplit) {
     check_weight(s.name, random_w4a16(s.in, s.out, rng), {16, 48, 64}, Path::gemm_wgmma, {Variant{}}, 302);
 }
 
+// Which weights the wgmma kernel launches overlapped (no GPU needed): the measured rule, up to 20 MB
+// of packed codes, takes every 1.8b weight and 7b's wqkv and wo, and leaves 7b's w13 and w2 (which made
+// the B=48/64 steps slower overlapped) to plain launches.
+TEST(KernelW4A16Gemm, OverlapsEvery1_8bWeightAnd7bAttentionWeights) {
+  for (const LinearShape& s : k1_8b) EXPECT_TRUE(cuda::w4a16_gemm_wgmma_overlaps(s.in, s.out)) << s.name;
+  EXPECT_TRUE(cuda::w4a16_gemm_wgmma_overlaps(k7b[0].in, k7b[0].out)) << k7b[0].name;
+  EXPECT_TRUE(cuda::w4a16_gemm_wgmma_overlaps(k7b[1].in, k7b[1].out)) << k7b[1].name;
+  EXPECT_FALSE(cuda::w4a16_gemm_wgmma_overlaps(k7b[2].in, k7b[2].out)) << k7b[2].name;
+  EXPECT_FALSE(cuda::w4a16_gemm_wgmma_overlaps(k7b[3].in, k7b[3].out)) << k7b[3].name;
+}
+
 // The wide kernels (256 x 128 and 256 x 64 blocks) forced, on every small shape (partial 256-row strips, 1 to
 // 11 groups: fewer than the 4 pipeline stages too) and batches that end inside an n-tile, and on a
 // last strip of one M tile (528 = 2 x 256 + 16), with automatic, single, uneven and maximal
