@@ -206,12 +206,12 @@ inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, size_t smem, in
 }
 
 // Launches `kernel` on grid (splits, gy, gz) with clusters of (splits, 1, 1), so the blocks that
-// share a strip can reduce through each other's shared memory.
+// share a strip can reduce through each other's shared memory; `overlap` as in cluster_config.
 template <typename... KernelArgs, typename... Args>
 void launch_split(void (*kernel)(KernelArgs...), dim3 grid, int threads, size_t smem, int splits,
-                  cudaStream_t stream, const char* op, Args... args) {
+                  bool overlap, cudaStream_t stream, const char* op, Args... args) {
   cudaLaunchAttribute attrs[2];
-  const cudaLaunchConfig_t cfg = cluster_config(grid, threads, smem, splits, stream, attrs);
+  const cudaLaunchConfig_t cfg = cluster_config(grid, threads, smem, splits, stream, attrs, overlap);
   RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
@@ -283,10 +283,8 @@ void launch_strips(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStr
   if (splits == 0) splits = strip_splits<kKernel>(w, n, bn, l, max_splits, op);
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  cudaLaunchAttribute attrs[2];
-  const cudaLaunchConfig_t cfg =
-      cluster_config(dim3(splits, ntiles, strips), kStripThreads, l.smem, splits, stream, attrs, overlap);
-  RL_CUDA_CHECK(op, cudaLaunchKernelEx(&cfg, kKernel, x, w, n, y, splits));
+  launch_split(kKernel, dim3(splits, ntiles, strips), kStripThreads, l.smem, splits, overlap, stream, op, x,
+               w, n, y, splits);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -215,7 +215,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   static const bool smem_set = (set_dynamic_smem(w4a16_gemm_wide_kernel<BN, OutT>, kSmem, true, op), true);
   (void)smem_set;
   w4a16::launch_split(w4a16_gemm_wide_kernel<BN, OutT>, dim3(splits, ntiles, strips), kThreads, kSmem, splits,
-                      stream, op, x, w, n, y, splits);
+                      false, stream, op, x, w, n, y, splits);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

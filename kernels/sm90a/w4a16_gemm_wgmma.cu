@@ -211,17 +211,14 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
     for (int s = 0; s < kStages - 1; ++s)
       if (s < ng) load_w(s, g0 + s);
     overlap_enter();
+  }
 #pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (s < ng) load_x(s, g0 + s);
-      cp_async_commit();
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < ng) {
+      load_x(s, g0 + s);
+      if constexpr (!kOverlapped) load_w(s, g0 + s);
     }
-  } else {
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (s < ng) load_stage(s, g0 + s);
-      cp_async_commit();
-    }
+    cp_async_commit();
   }
   for (int i = 0; i < ng; ++i) {
     cp_async_wait<kStages - 2>();
