@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Forty-fourth session: issue 9's figures on an H200 (h200-issue9-short.sh's kernel rows and B=1/16
+# steps) preceded by the W4A16 GPU tests, which the landed wgmma overlap (1c78cbb) has not yet passed
+# as landed. ~5 min from a bare machine; for a session whose device time no longer fits
+# h200-baselines-call.sh. Stops at once on a card that is not an H200.
+#
+#   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-issue9-short-tests.sh
+source "$(dirname "$0")/device-call.sh"
+only_on_h200
+trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
+build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
+gpu_tests tests 60 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
+r=build-gpu/ridgeline
+timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
+tail -2 "$W/probe.log"
+timeout 90 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
+  --benchmark_filter='BM_W4A16VsFp16/[0-7]/(1|2|4|8|16|24|32|48|64)/' \
+  --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
+echo "bench exit $? at $(( $(date +%s) - start )) s"
+for m in internlm2-chat-1_8b internlm2-chat-7b; do
+  timeout 100 $r sweep --model $m --weights fp16,w4a16 --kv fp16 --batch 1,16 --context 1024 \
+    --ceilings "$W/ceilings.json" --out "$W/short-$m.json" >"$W/steps-$m.log" 2>&1
+  echo "sweep $m exit $? at $(( $(date +%s) - start )) s"
+done
+python3 scripts/targets.py --baselines "$W" --prefix short --ceilings "$W/ceilings.json" "$W/vsfp16.json" \
+  >"$W/targets.md" 2>&1
+grep -E "^\| 9 " "$W/targets.md"
