@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Issue 9's figures on an H200 in a short call (~4 min from a bare machine): BM_W4A16VsFp16 at M =
-# 1..64 (the kernel rows of its targets) and the decode steps at B=1 and 16, ctx 1024, fp16 and w4a16
-# weights, on both presets (`ridgeline sweep`, the probe's ceilings). For a session with too little
-# device time for scripts/gpu-baselines.sh. Stops at once on a card that is not an H200.
+# Issue 9's figures on an H200 in a short call (~5 min from a bare machine): the W4A16 GPU tests
+# (the landed wgmma overlap of 1c78cbb has not run as landed), BM_W4A16VsFp16 at M = 1..64 (the
+# kernel rows of its targets) and the decode steps at B=1 and 16, ctx 1024, fp16 and w4a16 weights, on
+# both presets (`ridgeline sweep`, the probe's ceilings). For a session with too little device time
+# for scripts/gpu-baselines.sh. Stops at once on a card that is not an H200.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/h200-issue9-short.sh
 source "$(dirname "$0")/device-call.sh"
 only_on_h200
 trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
-build_gpu ridgeline ridgeline_bench
+build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
+gpu_tests tests 60 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
 r=build-gpu/ridgeline
 timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
 tail -2 "$W/probe.log"
