@@ -16,6 +16,20 @@ build_gpu() {
     { grep -E "error|FAILED" "$W/build.log" | head -30; exit 1; }
   echo "built in $(( $(date +%s) - start )) s"
 }
+# patched_build PATCH TARBALL TARGET...: applies PATCH (git apply, or patch -p1 where .git is
+# missing, as scripts/gpu-kernel-ab.sh does), arranges for it to be reversed and for $W to be tarred
+# into $OUT/TARBALL when the script exits, then build_gpu TARGET...; exits the script if PATCH does
+# not apply.
+patched_build() {
+  _patch=$1 _tarball=$2
+  shift 2
+  trap '[ -n "${_applied:-}" ] && { git apply -R "$_patch" 2>/dev/null || patch -p1 -R <"$_patch" >>"$W/patch.log" 2>&1; }
+        tar czf "$OUT/$_tarball" -C "$OUT" w' EXIT
+  git apply "$_patch" 2>/dev/null || patch -p1 --forward <"$_patch" >>"$W/patch.log" 2>&1 ||
+    { echo "$_patch does not apply (see patch.log)"; exit 1; }
+  _applied=1
+  build_gpu "$@"
+}
 # card: the first GPU's name as nvidia-smi gives it (empty where it gives none).
 card() { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1; }
 # only_on_h200: ends the script, successfully and saying so, on any other card.
