@@ -402,18 +402,14 @@ W4A16GemvConfig shrink_to_fit(W4A16GemvConfig c, int n, int norm_in, const char*
 // warp) hold twice the warps: M = 16 7b wo 7.15 -> 6.24 us, w2 19.6 -> 17.7, wqkv 10.1 -> 9.4, 1.8b
 // wqkv 4.5 -> 4.0; M = 32 1.8b wo 4.6 -> 3.9, w2 14.1 -> 10.8, 7b wo 10.8 -> 9.4. Two strips a block
 // once the one-strip blocks would not fit at once (9..16 rows: two 8-warp blocks an SM; 17..32: one),
-// then 16 warps a block (8 at 17..32) while the blocks fit one an SM, else 8 (4), and at 9..16 rows 4
-// where there are more than two blocks an SM (the w13s: 1.8b w13 at M = 16 11.4 -> 8.9 us on the H200,
-// 11.6 -> 8.8 on the H100; 7b w13 33.0 -> 27.4 and 35.2 -> 30.6; BM_W4A16GemvVariants, perf/NOTES.md
-// "forty-fifth"). 17..32 rows already give them 4, the fastest there too.
+// then 16 warps a block (8 at 17..32) while the blocks fit one an SM, else 8 (4).
 W4A16GemvConfig choose_config(int n, int in, int out, const char* op) {
   W4A16GemvConfig c;
   const int sms = current_sm_count(op), strips = ceil_div(out, kW4A16TileRows), groups = in / kW4A16Group;
   if (n > 8) {
     const int fit = n > 16 ? sms : 2 * sms, wide = n > 16 ? 8 : 16;
     c.tiles = strips > fit ? 2 : 1;
-    const int blocks = ceil_div(strips, c.tiles);
-    c.warps = std::min(blocks <= sms ? wide : n <= 16 && blocks > fit ? wide / 4 : wide / 2, groups);
+    c.warps = std::min(ceil_div(strips, c.tiles) <= sms ? wide : wide / 2, groups);
     c.stages = 2;
   } else {
     c.tiles = 1;
