@@ -6,13 +6,14 @@
 # choose_plain_config fit this card?); then BM_W4A16GemmSplits at 48 / 64 rows on the shapes nearest
 # fp16 there (1.8b wqkv 0.90x / 0.89x, the last cells of "never slower up to 64" on the H200).
 #
-#   OUT=/some/dir RIDGELINE_GIT_COMMIT=$(git rev-parse HEAD) bash perf/wip/w4a16-overlap-tests-and-m1-variants.sh
+#   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> [VARIANT_SHAPES="5 4 6 7"] [SPLIT_SHAPES="0 3"] \
+#     [TESTS_SECONDS=90] bash perf/wip/w4a16-overlap-tests-and-m1-variants.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/m1.tgz" -C "$OUT" w' EXIT
 echo "card: $(card)"
 build_gpu ridgeline_gpu_tests ridgeline_bench
-gpu_tests overlap-tests 90 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
-for shape in 5 4 6 7; do  # 7b only (the M = 1 target), wo first
+gpu_tests overlap-tests ${TESTS_SECONDS:-90} 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
+for shape in ${VARIANT_SHAPES:-5 4 6 7}; do  # 7b only (the M = 1 target), wo first
   timeout 20 build-gpu/bench/ridgeline_bench --benchmark_filter="BM_W4A16GemvVariants/$shape/(1|2)/" \
     --benchmark_out="$W/variants-$shape.json" --benchmark_out_format=json >>"$W/variants.log" 2>&1
   echo "variants shape $shape exit $?"
@@ -26,7 +27,7 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     print(b["name"].split("/")[2], b.get("label", "?").split()[0], f"default {us['default']:.2f}",
           " ".join(f"{k} {v:.2f}" for k, v in best))
 PY
-for shape in 0 3; do  # 1.8b wqkv, w2
+for shape in ${SPLIT_SHAPES:-0 3}; do  # 1.8b wqkv, w2
   timeout 25 build-gpu/bench/ridgeline_bench --benchmark_filter="BM_W4A16GemmSplits/$shape/(48|64)/" \
     --benchmark_out="$W/splits-$shape.json" --benchmark_out_format=json >>"$W/splits.log" 2>&1
   echo "splits shape $shape exit $?"
