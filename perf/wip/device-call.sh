@@ -51,3 +51,20 @@ memcheck() {
   echo "$1: exit $?"
   tail -2 "$W/$1.log"
 }
+# bench_shapes NAME SECONDS FILTER SHAPE...: ridgeline_bench once a shape, FILTER with {} replaced by
+# the shape's index, each run within SECONDS (more than 5) and, where $BENCH_DEADLINE (epoch
+# seconds) is set, before it; so a run cut off by its limit loses one shape, not all. Logs to
+# $W/NAME.log, merges the shapes' JSON into $W/NAME.json (perf/wip/merge-bench-json.py).
+bench_shapes() {
+  local name=$1 seconds=$2 filter=$3 shape limit
+  shift 3
+  for shape in "$@"; do
+    limit=$seconds
+    [ -n "${BENCH_DEADLINE:-}" ] && limit=$(( BENCH_DEADLINE - $(date +%s) < seconds ? BENCH_DEADLINE - $(date +%s) : seconds ))
+    [ "$limit" -gt 5 ] || { echo "$name: no time left for shape $shape"; continue; }
+    timeout "$limit" build-gpu/bench/ridgeline_bench --benchmark_filter="${filter//\{\}/$shape}" \
+      --benchmark_out="$W/$name-$shape.json" --benchmark_out_format=json >>"$W/$name.log" 2>&1
+    echo "$name shape $shape exit $?"
+  done
+  python3 perf/wip/merge-bench-json.py "$W/$name"-*.json >"$W/$name.json"
+}

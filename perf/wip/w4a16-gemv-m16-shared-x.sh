@@ -17,16 +17,9 @@ if [ -z "${NO_BUILD:-}" ]; then  # NO_BUILD=1: the caller has applied the patch 
 fi
 gpu_tests tests 90 'KernelW4A16Gemv.*'
 grep -E "Failure|nmse|NMSE|SharedX" "$W/tests.log" | head -20
-# one process a shape, so that a benchmark cut off by the time limit loses one shape, not the run
-bench_end=$(( $(date +%s) + ${SX_BENCH_SECONDS:-180} ))
-for shape in 7 6 5 4 3 2 1 0; do  # 7b's shapes first: the M=16 target is theirs
-  left=$(( bench_end - $(date +%s) ))
-  [ "$left" -gt 5 ] || { echo "no time left for shape $shape"; continue; }
-  timeout $left build-gpu/bench/ridgeline_bench --benchmark_filter="BM_W4A16GemvVariants/$shape/16/" \
-    --benchmark_out="$W/sharedx-$shape.json" --benchmark_out_format=json >>"$W/bench.log" 2>&1
-  echo "bench shape $shape exit $?"
-done
-python3 perf/wip/merge-bench-json.py "$W"/sharedx-?.json >"$W/sharedx.json"
-grep -E "shared_x|sx_" "$W/bench.log" | head -10  # layouts that threw (their reason)
+# one process a shape, 7b's first (the M=16 target is theirs)
+BENCH_DEADLINE=$(( $(date +%s) + ${SX_BENCH_SECONDS:-180} )) \
+  bench_shapes sharedx 180 'BM_W4A16GemvVariants/{}/16/' 7 6 5 4 3 2 1 0
+grep -E "shared_x|sx_" "$W/sharedx.log" | head -10  # layouts that threw (their reason)
 python3 perf/wip/gemv-variants-table.py "$W/sharedx.json" sx_
 echo "shared-x done at $(( $(date +%s) - start )) s"

@@ -13,32 +13,10 @@ trap 'tar czf "$OUT/m1.tgz" -C "$OUT" w' EXIT
 echo "card: $(card)"
 build_gpu ridgeline_gpu_tests ridgeline_bench
 gpu_tests overlap-tests ${TESTS_SECONDS:-90} 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
-for shape in ${VARIANT_SHAPES:-5 4 6 7}; do  # 7b only (the M = 1 target), wo first
-  timeout 20 build-gpu/bench/ridgeline_bench --benchmark_filter="BM_W4A16GemvVariants/$shape/(1|2)/" \
-    --benchmark_out="$W/variants-$shape.json" --benchmark_out_format=json >>"$W/variants.log" 2>&1
-  echo "variants shape $shape exit $?"
-done
-python3 perf/wip/merge-bench-json.py "$W"/variants-?.json >"$W/variants.json"
-python3 - "$W/variants.json" <<'PY'
-import json, sys
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    us = {k[3:]: v for k, v in b.items() if k.startswith("us_") and not k.startswith("us_floor")}
-    best = sorted(us.items(), key=lambda t: t[1])[:4]
-    print(b["name"].split("/")[2], b.get("label", "?").split()[0], f"default {us['default']:.2f}",
-          " ".join(f"{k} {v:.2f}" for k, v in best))
-PY
-for shape in ${SPLIT_SHAPES:-0 3}; do  # 1.8b wqkv, w2
-  timeout 25 build-gpu/bench/ridgeline_bench --benchmark_filter="BM_W4A16GemmSplits/$shape/(48|64)/" \
-    --benchmark_out="$W/splits-$shape.json" --benchmark_out_format=json >>"$W/splits.log" 2>&1
-  echo "splits shape $shape exit $?"
-done
-python3 perf/wip/merge-bench-json.py "$W"/splits-?.json >"$W/splits.json"
-python3 - "$W/splits.json" <<'PY'
-import json, sys
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    us = {k[3:]: v for k, v in b.items() if k.startswith("us_") and k != "us_fp16"}
-    best = sorted(us.items(), key=lambda t: t[1])[:5]
-    print(b["name"].split("/")[2], b.get("label", "?").split()[0], f"fp16 {b['us_fp16']:.2f}",
-          f"auto {us['auto']:.2f}", " ".join(f"{k} {v:.2f}" for k, v in best))
-PY
+# 7b only (the M = 1 target), wo first
+bench_shapes variants 20 'BM_W4A16GemvVariants/{}/(1|2)/' ${VARIANT_SHAPES:-5 4 6 7}
+python3 perf/wip/best-variants.py "$W/variants.json"
+# 1.8b wqkv, w2
+bench_shapes splits 25 'BM_W4A16GemmSplits/{}/(48|64)/' ${SPLIT_SHAPES:-0 3}
+python3 perf/wip/best-variants.py "$W/splits.json" 5
 echo "done at $(( $(date +%s) - start )) s"
