@@ -56,11 +56,14 @@ memcheck() {
 # seconds) is set, before it; so a run cut off by its limit loses one shape, not all. Logs to
 # $W/NAME.log, merges the shapes' JSON into $W/NAME.json (perf/wip/merge-bench-json.py).
 bench_shapes() {
-  local name=$1 seconds=$2 filter=$3 shape limit
+  local name=$1 seconds=$2 filter=$3 shape limit left
   shift 3
   for shape in "$@"; do
     limit=$seconds
-    [ -n "${BENCH_DEADLINE:-}" ] && limit=$(( BENCH_DEADLINE - $(date +%s) < seconds ? BENCH_DEADLINE - $(date +%s) : seconds ))
+    if [ -n "${BENCH_DEADLINE:-}" ]; then
+      left=$(( BENCH_DEADLINE - $(date +%s) ))
+      [ "$left" -lt "$limit" ] && limit=$left
+    fi
     [ "$limit" -gt 5 ] || { echo "$name: no time left for shape $shape"; continue; }
     timeout "$limit" build-gpu/bench/ridgeline_bench --benchmark_filter="${filter//\{\}/$shape}" \
       --benchmark_out="$W/$name-$shape.json" --benchmark_out_format=json >>"$W/$name.log" 2>&1
