@@ -71,3 +71,19 @@ bench_shapes() {
   done
   python3 perf/wip/merge-bench-json.py "$W/$name"-*.json >"$W/$name.json"
 }
+# ncu_profile NAME KERNEL_REGEX FILTER: Nsight Compute on the third launch of the kernels KERNEL_REGEX
+# matches in ridgeline_bench --benchmark_filter=FILTER (clocks left alone, as the benchmarks run):
+# the main sections into $W/NAME.txt and the stall reasons into $W/NAME-stalls.txt, each within 90 s,
+# then the lines worth reading of both.
+ncu_profile() {
+  local sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats
+    --section SchedulerStats --section LaunchStats --section Occupancy --section ComputeWorkloadAnalysis)
+  local stalls='regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio'
+  timeout 90 ncu --clock-control none -k "regex:$2" -s 2 -c 1 "${sections[@]}" \
+    build-gpu/bench/ridgeline_bench --benchmark_min_time=1x --benchmark_filter="$3" >"$W/$1.txt" 2>&1
+  echo "== $1 (exit $?)"
+  grep -E "Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Registers Per|Achieved Occupancy|Block Size|Grid Size|Dynamic Shared|L2 Hit Rate|Executed Ipc A" "$W/$1.txt" | head -20
+  timeout 90 ncu --clock-control none -k "regex:$2" -s 2 -c 1 --metrics "$stalls" \
+    build-gpu/bench/ridgeline_bench --benchmark_min_time=1x --benchmark_filter="$3" >"$W/$1-stalls.txt" 2>&1
+  grep -E "stalled" "$W/$1-stalls.txt" | awk '$NF+0 > 0.05' | sort -k3 -g -r | head -8
+}

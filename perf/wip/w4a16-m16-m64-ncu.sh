@@ -14,23 +14,11 @@ source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/w.tgz" -C "$OUT" w' EXIT
 nvidia-smi --query-gpu=name --format=csv,noheader
 build_gpu ridgeline_bench
-sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats
-  --section LaunchStats --section Occupancy --section ComputeWorkloadAnalysis)
-stalls='regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio'
-profile() {  # NAME KERNEL_REGEX FILTER
-  timeout 90 ncu --clock-control none -k "regex:$2" -s 2 -c 1 "${sections[@]}" \
-    build-gpu/bench/ridgeline_bench --benchmark_min_time=1x --benchmark_filter="$3" >"$W/$1.txt" 2>&1
-  echo "== $1 (exit $?)"
-  grep -E "Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Registers Per|Achieved Occupancy|Block Size|Grid Size|Dynamic Shared|L2 Hit Rate|Executed Ipc A" "$W/$1.txt" | head -20
-  timeout 90 ncu --clock-control none -k "regex:$2" -s 2 -c 1 --metrics "$stalls" \
-    build-gpu/bench/ridgeline_bench --benchmark_min_time=1x --benchmark_filter="$3" >"$W/$1-stalls.txt" 2>&1
-  grep -E "stalled" "$W/$1-stalls.txt" | awk '$NF+0 > 0.05' | sort -k3 -g -r | head -8
-}
-profile 7b-wqkv-m8 w4a16_gemv 'BM_W4A16Path/4/8/0/'
-profile 7b-wqkv-m16 w4a16_gemv 'BM_W4A16Path/4/16/0/'
-profile 7b-wo-m16 w4a16_gemv 'BM_W4A16Path/5/16/0/'
-profile 1_8b-wo-m64 w4a16_gemm_wgmma 'BM_W4A16VsFp16/1/64/'
-profile 1_8b-wo-m64-fp16 '^(?!w4a16|synthetic|fill)' 'BM_W4A16VsFp16/1/64/'
+ncu_profile 7b-wqkv-m8 w4a16_gemv 'BM_W4A16Path/4/8/0/'
+ncu_profile 7b-wqkv-m16 w4a16_gemv 'BM_W4A16Path/4/16/0/'
+ncu_profile 7b-wo-m16 w4a16_gemv 'BM_W4A16Path/5/16/0/'
+ncu_profile 1_8b-wo-m64 w4a16_gemm_wgmma 'BM_W4A16VsFp16/1/64/'
+ncu_profile 1_8b-wo-m64-fp16 '^(?!w4a16|synthetic|fill)' 'BM_W4A16VsFp16/1/64/'
 timeout 100 bash scripts/ncu-sass.sh "$W/sass-7b-wqkv-m16" w4a16_gemv_kernel 'BM_W4A16Path/4/16/0/'
 head -45 "$W/sass-7b-wqkv-m16/sass.txt"
 timeout 100 bash scripts/ncu-sass.sh "$W/sass-1_8b-wo-m64" w4a16_gemm_wgmma_kernel 'BM_W4A16VsFp16/1/64/'
