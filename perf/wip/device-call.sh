@@ -36,6 +36,10 @@ card() { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1
 only_on_h200() {
   case "$(card)" in *H200*) ;; *) echo "not an H200 ($(card)): nothing run"; exit 0 ;; esac
 }
+# The W4A16 GPU tests that the landed wgmma overlap (1c78cbb) and its launcher mend (04e50b7)
+# answer to, as one gtest filter for the scripts that run them.
+W4A16_OVERLAP_TESTS='KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:'
+W4A16_OVERLAP_TESTS+='W4A16ModelShapes*:CudaW4A16.*'
 # gpu_tests NAME SECONDS FILTER: the GPU tests FILTER selects (RIDGELINE_REQUIRE_GPU=1) into
 # $W/NAME.log within SECONDS, then the exit status and gtest's summary lines.
 gpu_tests() {

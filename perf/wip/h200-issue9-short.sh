@@ -10,7 +10,7 @@ source "$(dirname "$0")/device-call.sh"
 only_on_h200
 trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
 build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
-gpu_tests tests 60 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
+gpu_tests tests 60 "$W4A16_OVERLAP_TESTS"
 r=build-gpu/ridgeline
 timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
 tail -2 "$W/probe.log"

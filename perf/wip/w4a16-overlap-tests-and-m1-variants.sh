@@ -12,7 +12,7 @@ source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/m1.tgz" -C "$OUT" w' EXIT
 echo "card: $(card)"
 build_gpu ridgeline_gpu_tests ridgeline_bench
-gpu_tests overlap-tests ${TESTS_SECONDS:-90} 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
+gpu_tests overlap-tests ${TESTS_SECONDS:-90} "$W4A16_OVERLAP_TESTS"
 # 7b only (the M = 1 target), wo first
 bench_shapes variants 20 'BM_W4A16GemvVariants/{}/(1|2)/' ${VARIANT_SHAPES:-5 4 6 7}
 python3 perf/wip/best-variants.py "$W/variants.json"

@@ -7,5 +7,5 @@
 source "$(dirname "$0")/device-call.sh"
 echo "card: $(card)"
 build_gpu ridgeline_gpu_tests
-gpu_tests overlap-tests 90 'KernelW4A16Gemm.*:KernelW4A16Linear.*:CudaEngine.OverlappedLaunches*:W4A16ModelShapes*:CudaW4A16.*'
+gpu_tests overlap-tests 90 "$W4A16_OVERLAP_TESTS"
 echo "done at $(( $(date +%s) - start )) s"
