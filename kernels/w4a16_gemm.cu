@@ -12,8 +12,8 @@
 // at least 4/11 of a wave, w4a16_gemm hands over to the wide kernel (kernels/w4a16_gemm_wide.cu,
 // 256 x 128 blocks: half the unpacking per mma); w4a16_gemm_use_wide below is the one place that
 // decides. At 33..127 rows on Hopper the same blocks run on wgmma instead
-// (kernels/sm90a/w4a16_gemm_wgmma.cu, w4a16_gemm_use_wgmma below), but where two_tiles_of_32 keeps
-// this kernel's n-tiles of 32.
+// (kernels/sm90a/w4a16_gemm_wgmma.cu, w4a16_gemm_use_wgmma below), on some weights in n-tiles of
+// 32 and clusters of 2 (w4a16_gemm_wgmma_pairs_of_32).
 //
 // A block computes a 128-row strip of W (8 mma M tiles) against BN = 16/32/64 rows of x, one group
 // (128 inputs = 2 packed tiles per M tile) per pipeline stage, 4 stages of cp.async in flight
@@ -247,11 +247,13 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
     kernel = W4A16GemmKernel::wide;
   if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)
     return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
-  // From 33 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), but where the tiled
-  // kernel's n-tiles of 32 are its choice.
-  if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n) &&
-      !(splits == 0 && two_tiles_of_32<OutT>(w, n, max_splits, op)))
+  // From 33 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), in n-tiles of 32 and
+  // clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says (two_tiles_of_32 is the tiled kernel's rule).
+  if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n)) {
+    if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, current_sm_count(op)))
+      return w4a16_gemm_wgmma(x, w, n, y, stream, 2, 32);
     kernel = W4A16GemmKernel::wgmma;
+  }
   if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);
   if (kernel == W4A16GemmKernel::wgmma_32) return w4a16_gemm_wgmma(x, w, n, y, stream, splits, 32);
   if (kernel == W4A16GemmKernel::tiled_32) return launch_bn<32>(x, w, n, y, stream, splits, max_splits, op);
@@ -269,10 +271,26 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // H100, BM_W4A16GemmSplits at 16-64 rows (perf/NOTES.md "forty-first"): at 48 and 64 rows the wgmma
 // blocks beat the tiled kernel's best split on 6 of the 8 model shapes (7b w13 57.1 -> 41.9 us, 7b w2
 // 32.5 -> 24.4, 7b wqkv 18.1 -> 14.4, 1.8b wo 7.1 -> 6.3 at 48; the other two, 1.8b wqkv and w2,
-// keep the tiled kernel's n-tiles of 32 by two_tiles_of_32, within 1-4% of the wgmma's best); at 16
-// and 32 rows they tie or lose by up to 5%. Not measured between 65 and 127 rows.
+// were within 1-4% of the wgmma's best in the tiled kernel's n-tiles of 32, two_tiles_of_32, until
+// the wgmma kernel launched overlapped: see w4a16_gemm_wgmma_pairs_of_32); at 16 and 32 rows they tie
+// or lose by up to 5%. Not measured between 65 and 127 rows.
 bool w4a16_gemm_use_wgmma(int n) {
   return n > 32 && n < kW4A16WideBatch && w4a16_gemm_has_wgmma();
+}
+
+// H100, BM_W4A16GemmSplits at 16..64 rows with the wgmma kernel overlapped (perf/NOTES.md
+// "forty-sixth"): at 48 / 64 rows the wgmma kernel in n-tiles of 32 and clusters of 2 beat every other
+// kernel, n-tile and split on the two shapes where those 2 x 2 x strips blocks fill one wave at a block
+// an SM (twice that would not) and hold at most 16 groups each: 1.8b wqkv 6.38 / 6.42 us (the tiled
+// kernel's n-tiles of 32, two_tiles_of_32's pick, 7.88 / 8.25; the wgmma kernel's own best 7.08 /
+// 7.91; fp16 8.34 / 9.24), 7b wo 10.38 / 10.52 (wgmma's own 10.42 / 11.08). Where the blocks keep
+// more groups (7b w2, 56: 33.7 against 24.9) or fill half the SMs (1.8b wo, w2: 16 strips; clusters of
+// 4 to fill them lose, 1.8b w2 15.3 against 11.0) or need two waves (7b wqkv, w13s), the wgmma kernel's
+// own n-tile and split rule is the faster.
+bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms) {
+  if (n <= 32 || n > 64) return false;
+  const int blocks = 2 * 2 * ceil_div(out, kRowsPerBlock), groups = in / kW4A16Group;
+  return blocks <= sms && 2 * blocks > sms && groups >= 2 && groups <= 2 * 16;
 }
 
 // Measured, not modelled (BM_W4A16GemmKernels, H200, 2026-12-01, all 8 model shapes at M = 64..2048):

@@ -3,7 +3,8 @@
 //   tiled (kernels/w4a16_gemm.cu): 128 output rows x 16/32/64 batch rows per block, cluster
 //     split-K when the grid is small: small and mid batches, every shape.
 //   wgmma (kernels/sm90a/w4a16_gemm_wgmma.cu): the tiled kernel's blocks on Hopper's warpgroup mma,
-//     built for sm_90a alone: 33..127 rows on a compute capability 9.0 GPU (w4a16_gemm_use_wgmma).
+//     built for sm_90a alone: 33..127 rows on a compute capability 9.0 GPU (w4a16_gemm_use_wgmma),
+//     in n-tiles of 32 and clusters of 2 on some weights at 33..64 (w4a16_gemm_wgmma_pairs_of_32).
 //   wide (kernels/w4a16_gemm_wide.cu): 256 output rows x 128 batch rows per block, each dequantized
 //     weight fragment feeding 16 mma, cluster split-K up to 4 ways: large batches and prefill.
 // And the path around them for large batches: dequantize W to fp16 in slabs of output rows
@@ -25,7 +26,8 @@ namespace ridgeline::cuda {
 enum class W4A16GemmKernel {
   automatic,  // w4a16_gemm_use_wide and w4a16_gemm_use_wgmma decide (what w4a16_gemm does)
   tiled,      // the 128-row kernel
-  tiled_32,   // the 128-row kernel in n-tiles of 32 at any n (what two_tiles_of_32 picks at 33..64 rows)
+  tiled_32,   // the 128-row kernel in n-tiles of 32 at any n (two_tiles_of_32's pick at 33..64 rows off
+              // Hopper)
   wide,       // the 256 x 128 kernel, each warp 2 M tiles x 128 batch rows
   wide_64,    // 256 x 64 blocks, two per SM (an experiment for M = 64..127: BM_W4A16GemmKernels)
   wgmma,      // the tiled kernel's blocks on Hopper's warpgroup mma (kernels/sm90a/w4a16_gemm_wgmma.cu)
@@ -33,9 +35,12 @@ enum class W4A16GemmKernel {
 };
 
 // True for the batches the automatic choice gives the wgmma kernel: 33..127 rows on a compute
-// capability 9.0 GPU. w4a16_gemm still keeps the tiled kernel's n-tiles of 32 where two_tiles_of_32
-// picks them (kernels/w4a16_gemm.cu, with the measurements).
+// capability 9.0 GPU.
 bool w4a16_gemm_use_wgmma(int n);
+// Where, of those, the automatic choice runs the wgmma kernel in n-tiles of 32 and clusters of 2
+// rather than at its own n-tile and split: batch n on a weight of in x out on a GPU of `sms` SMs
+// (kernels/w4a16_gemm.cu, with the measurements).
+bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms);
 // Whether the wgmma kernel launches overlapped with the kernel before it (kernels/overlap.cuh: the first
 // stages' weights requested before that kernel ends): on weights of at most
 // kW4A16WgmmaOverlapMaxCodeBytes of packed codes. Measured (H100, forty-third session, w4a16 decode

@@ -569,6 +569,22 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
   EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 128, 16));
 }
 
+// The wgmma kernel's n-tiles of 32 in clusters of 2 (w4a16_gemm_wgmma_pairs_of_32): on a 132-SM Hopper
+// only the two model weights it was measured faster on, and only at 33..64 rows. Host logic: no GPU.
+TEST(KernelW4A16Gemm, PairsOf32TakeOnlyWeightsThatFillOneWaveWithShortBlocks) {
+  for (int n : {33, 48, 64}) {
+    EXPECT_TRUE(cuda::w4a16_gemm_wgmma_pairs_of_32(n, 2048, 4096, 132)) << "1.8b wqkv at " << n;
+    EXPECT_TRUE(cuda::w4a16_gemm_wgmma_pairs_of_32(n, 4096, 4096, 132)) << "7b wo at " << n;
+  }
+  EXPECT_FALSE(cuda::w4a16_gemm_wgmma_pairs_of_32(32, 2048, 4096, 132));
+  EXPECT_FALSE(cuda::w4a16_gemm_wgmma_pairs_of_32(65, 2048, 4096, 132));
+  EXPECT_FALSE(cuda::w4a16_gemm_wgmma_pairs_of_32(64, 2048, 4096, 114));  // 128 blocks: two waves
+  const int others[][2] = {{2048, 2048}, {8192, 2048},  {2048, 16384},
+                           {4096, 6144}, {14336, 4096}, {4096, 28672}};
+  for (const auto& [in, out] : others)
+    EXPECT_FALSE(cuda::w4a16_gemm_wgmma_pairs_of_32(64, in, out, 132)) << in << " x " << out;
+}
+
 // Every linear of the two models at decode and prefill sizes, through the dispatching launcher.
 void check_model(const LinearShape (&shapes)[4], uint32_t seed) {
   for (const LinearShape& s : shapes) {

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Forty-sixth session (~5 min from a bare machine, any Hopper card; the figures that count are an
+# H200's): w4a16_gemm_wgmma_pairs_of_32 (1.8b wqkv and 7b wo at 33..64 rows on the wgmma kernel in
+# n-tiles of 32 and clusters of 2; 1.8b w2 there no longer on the tiled kernel's n-tiles of 32) checked
+# and timed: the W4A16 GPU tests, BM_W4A16VsFp16 at 32 / 48 / 64 rows (issue 9's "never slower up to
+# 64"), BM_W4A16GemmSplits on those three shapes at 48 / 64 (the old choices, t32.auto / wg.auto, in the
+# same run), the w4a16 decode steps at B=48 / 64 ctx 1024 on both presets (against
+# reports/baselines), and BM_W4A16GemvVariants at M = 1 on the 7b shapes (whether the H100's plain
+# layouts suit this card).
+#
+#   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> bash perf/wip/w4a16-pairs-of-32-verify.sh
+source "$(dirname "$0")/device-call.sh"
+trap 'tar czf "$OUT/pairs.tgz" -C "$OUT" w' EXIT
+echo "card: $(card)"
+build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
+gpu_tests tests 90 "$W4A16_OVERLAP_TESTS"
+r=build-gpu/ridgeline
+timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
+tail -1 "$W/probe.log"
+timeout 60 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
+  --benchmark_filter='BM_W4A16VsFp16/[0-7]/(32|48|64)/' \
+  --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
+echo "vsfp16 exit $?"
+python3 - "$W/vsfp16.json" <<'PY'
+import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    print(b["name"].split("/")[2], b.get("label"), f"w4a16 {b['us_w4a16']:.2f} fp16 {b['us_fp16']:.2f}",
+          f"x {b['x_vs_fp16']:.2f}")
+PY
+bench_shapes splits 25 'BM_W4A16GemmSplits/{}/(48|64)/' 0 3 5
+python3 perf/wip/best-variants.py "$W/splits.json" 5
+for m in internlm2-chat-1_8b internlm2-chat-7b; do
+  timeout 90 $r sweep --model $m --weights w4a16 --kv fp16 --batch 48,64 --context 1024 \
+    --ceilings "$W/ceilings.json" --out "$W/steps-$m.json" >"$W/steps-$m.log" 2>&1
+  echo "sweep $m exit $?"
+done
+bench_shapes variants 20 'BM_W4A16GemvVariants/{}/1/' 4 5 6 7
+python3 perf/wip/best-variants.py "$W/variants.json" 4
+echo "done at $(( $(date +%s) - start )) s"
