@@ -55,6 +55,19 @@ memcheck() {
   echo "$1: exit $?"
   tail -2 "$W/$1.log"
 }
+# probe_ceilings: `ridgeline probe` (build-gpu) into $W/ceilings.json, its last log line printed.
+probe_ceilings() {
+  timeout 60 build-gpu/ridgeline probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
+  tail -1 "$W/probe.log"
+}
+# vsfp16 ROWS: BM_W4A16VsFp16 on the 8 model shapes at the batch rows ROWS (a regex alternation,
+# "32|48|64"), 30 repetitions each, into $W/vsfp16.json, within 90 s.
+vsfp16() {
+  timeout 90 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
+    --benchmark_filter="BM_W4A16VsFp16/[0-7]/($1)/" \
+    --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
+  echo "vsfp16 exit $?"
+}
 # bench_shapes NAME SECONDS FILTER SHAPE...: ridgeline_bench once a shape, FILTER with {} replaced by
 # the shape's index, each run within SECONDS (more than 5) and, where $BENCH_DEADLINE (epoch
 # seconds) is set, before it; so a run cut off by its limit loses one shape, not all. Logs to

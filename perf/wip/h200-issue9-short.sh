@@ -12,12 +12,8 @@ trap 'tar czf "$OUT/all.tgz" -C "$OUT" w' EXIT
 build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
 gpu_tests tests 60 "$W4A16_OVERLAP_TESTS"
 r=build-gpu/ridgeline
-timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
-tail -2 "$W/probe.log"
-timeout 90 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
-  --benchmark_filter='BM_W4A16VsFp16/[0-7]/(1|2|4|8|16|24|32|48|64)/' \
-  --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
-echo "bench exit $?"
+probe_ceilings
+vsfp16 "1|2|4|8|16|24|32|48|64"
 for m in internlm2-chat-1_8b internlm2-chat-7b; do
   timeout 100 $r sweep --model $m --weights fp16,w4a16 --kv fp16 --batch 1,16 --context 1024 \
     --ceilings "$W/ceilings.json" --out "$W/short-$m.json" >"$W/steps-$m.log" 2>&1

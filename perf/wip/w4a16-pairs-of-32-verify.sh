@@ -15,12 +15,8 @@ echo "card: $(card)"
 build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
 gpu_tests tests 90 "$W4A16_OVERLAP_TESTS"
 r=build-gpu/ridgeline
-timeout 60 $r probe --out "$W/ceilings.json" >"$W/probe.log" 2>&1
-tail -1 "$W/probe.log"
-timeout 60 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
-  --benchmark_filter='BM_W4A16VsFp16/[0-7]/(32|48|64)/' \
-  --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
-echo "vsfp16 exit $?"
+probe_ceilings
+vsfp16 "32|48|64"
 python3 - "$W/vsfp16.json" <<'PY'
 import json, sys
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
@@ -33,6 +29,8 @@ for m in internlm2-chat-1_8b internlm2-chat-7b; do
   timeout 90 $r sweep --model $m --weights w4a16 --kv fp16 --batch 48,64 --context 1024 \
     --ceilings "$W/ceilings.json" --out "$W/steps-$m.json" >"$W/steps-$m.log" 2>&1
   echo "sweep $m exit $?"
+  python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1]))["runs"]: print(sys.argv[1].split("/")[-1], "B", r["batch"], "step us", round(r["step"]["time_us"]["median"], 1))' "$W/steps-$m.json"
 done
 bench_shapes variants 20 'BM_W4A16GemvVariants/{}/1/' 4 5 6 7
 python3 perf/wip/best-variants.py "$W/variants.json" 4
