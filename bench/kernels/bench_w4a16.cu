@@ -428,7 +428,9 @@ double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
 // Above 32 rows also in n-tiles of 32 ("t32.*": W4A16GemmKernel::tiled_32, the alternative
 // two_tiles_of_32 chooses between), so that one run maps n-tile width x splits per shape. "s*" is
 // the tiled kernel forced, "auto" the automatic choice (on Hopper the wgmma kernel at 33..127 rows,
-// w4a16_gemm_use_wgmma), "wg.*" / "wg32.*" the wgmma kernel at its own n-tile / in n-tiles of 32.
+// w4a16_gemm_use_wgmma, in n-tiles of 32 and clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says),
+// "wg.*" / "wg32.*" the wgmma kernel at its own n-tile / in n-tiles of 32. M = 24 beside 16 and 32
+// for the GEMV's four-tile rows (w4a16_use_gemv), which BM_W4A16Path times.
 void BM_W4A16GemmSplits(benchmark::State& state) {
   if (!gpu_answers()) return state.SkipWithError("GPU not available");
   const LinearShape& g = kShapes[state.range(0)];
@@ -460,7 +462,7 @@ void BM_W4A16GemmSplits(benchmark::State& state) {
   state.SetLabel(std::string(g.name) + " best=" + times.best_name);
 }
 BENCHMARK(BM_W4A16GemmSplits)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {16, 32, 48, 64}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {16, 24, 32, 48, 64}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

@@ -5,8 +5,9 @@
 # and timed: the W4A16 GPU tests, BM_W4A16VsFp16 at 32 / 48 / 64 rows (issue 9's "never slower up to
 # 64"), BM_W4A16GemmSplits on those three shapes at 48 / 64 (the old choices, t32.auto / wg.auto, in the
 # same run), the w4a16 decode steps at B=48 / 64 ctx 1024 on both presets (against
-# reports/baselines), and BM_W4A16GemvVariants at M = 1 on the 7b shapes (whether the H100's plain
-# layouts suit this card).
+# reports/baselines), BM_W4A16GemmSplits at 24 / 32 rows on every shape beside the GEMV there (the map
+# a rule for 17..32 rows needs), and BM_W4A16GemvVariants at M = 1 on the 7b shapes (whether the
+# H100's plain layouts suit this card).
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> bash perf/wip/w4a16-pairs-of-32-verify.sh
 source "$(dirname "$0")/device-call.sh"
@@ -32,6 +33,10 @@ for m in internlm2-chat-1_8b internlm2-chat-7b; do
   python3 -c 'import json,sys
 for r in json.load(open(sys.argv[1]))["runs"]: print(sys.argv[1].split("/")[-1], "B", r["batch"], "step us", round(r["step"]["time_us"]["median"], 1))' "$W/steps-$m.json"
 done
+bench_shapes mid 25 'BM_W4A16GemmSplits/{}/(24|32)/' 0 1 2 3 4 5 6 7
+python3 perf/wip/best-variants.py "$W/mid.json" 4
+timeout 30 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16Path/[0-7]/(24|32)/0/' \
+  --benchmark_out="$W/gemv-mid.json" --benchmark_out_format=json 2>&1 | grep -E "^BM" | awk '{print $1, $2}'
 bench_shapes variants 20 'BM_W4A16GemvVariants/{}/1/' 4 5 6 7
 python3 perf/wip/best-variants.py "$W/variants.json" 4
 echo "done at $(( $(date +%s) - start )) s"
