@@ -9,11 +9,12 @@
 # a rule for 17..32 rows needs), and BM_W4A16GemvVariants at M = 1 on the 7b shapes (whether the
 # H100's plain layouts suit this card).
 #
-#   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> bash perf/wip/w4a16-pairs-of-32-verify.sh
+#   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> [CALL_SECONDS=330] bash perf/wip/w4a16-pairs-of-32-verify.sh
 source "$(dirname "$0")/device-call.sh"
 trap 'tar czf "$OUT/pairs.tgz" -C "$OUT" w' EXIT
 echo "card: $(card)"
 build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
+BENCH_DEADLINE=$(( start + ${CALL_SECONDS:-330} ))  # the maps and layouts after the checks give way first
 gpu_tests tests 90 "$W4A16_OVERLAP_TESTS"
 r=build-gpu/ridgeline
 probe_ceilings
@@ -27,7 +28,7 @@ PY
 bench_shapes splits 25 'BM_W4A16GemmSplits/{}/(48|64)/' 0 3 5
 python3 perf/wip/best-variants.py "$W/splits.json" 5
 for m in internlm2-chat-1_8b internlm2-chat-7b; do
-  timeout 90 $r sweep --model $m --weights w4a16 --kv fp16 --batch 48,64 --context 1024 \
+  timeout 75 $r sweep --model $m --weights w4a16 --kv fp16 --batch 48,64 --context 1024 \
     --ceilings "$W/ceilings.json" --out "$W/steps-$m.json" >"$W/steps-$m.log" 2>&1
   echo "sweep $m exit $?"
   python3 -c 'import json,sys
