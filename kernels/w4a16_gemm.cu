@@ -40,6 +40,8 @@ constexpr int kMTiles = 8;  // M tiles (16 rows) per block
 constexpr int kRowsPerBlock = 16 * kMTiles;
 constexpr int kRedStride = kRowsPerBlock + 4;  // floats per partial-tile row: conflict-free C stores
 static_assert(kRowsPerBlock == w4a16::kStripRows, "w4a16::reduce_splits_and_store sums 128-row strips");
+// The cluster size of w4a16_gemm_wgmma_pairs_of_32's launches.
+constexpr int kPairSplits = 2;
 
 // Two blocks (16 warps) per SM at every n-tile width, 4 stages each (100 KB at BN = 64): at
 // BN = 64 a block's warps issue long dependent chains (ldmatrix -> mma, lop3 -> hsub2 -> hmul2)
@@ -251,7 +253,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   // clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says (two_tiles_of_32 is the tiled kernel's rule).
   if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n)) {
     if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, current_sm_count(op)))
-      return w4a16_gemm_wgmma(x, w, n, y, stream, 2, 32);
+      return w4a16_gemm_wgmma(x, w, n, y, stream, kPairSplits, 32);
     kernel = W4A16GemmKernel::wgmma;
   }
   if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);
@@ -288,9 +290,11 @@ bool w4a16_gemm_use_wgmma(int n) {
 // 4 to fill them lose, 1.8b w2 15.3 against 11.0) or need two waves (7b wqkv, w13s), the wgmma kernel's
 // own n-tile and split rule is the faster.
 bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms) {
+  constexpr int kTiles = 2, kMaxGroupsPerBlock = 16;  // 33..64 rows in n-tiles of 32
   if (n <= 32 || n > 64) return false;
-  const int blocks = 2 * 2 * ceil_div(out, kRowsPerBlock), groups = in / kW4A16Group;
-  return blocks <= sms && 2 * blocks > sms && groups >= 2 && groups <= 2 * 16;
+  const int blocks = kTiles * kPairSplits * ceil_div(out, kRowsPerBlock), groups = in / kW4A16Group;
+  return blocks <= sms && 2 * blocks > sms && groups >= kPairSplits &&
+         groups <= kPairSplits * kMaxGroupsPerBlock;
 }
 
 // Measured, not modelled (BM_W4A16GemmKernels, H200, 2026-12-01, all 8 model shapes at M = 64..2048):
