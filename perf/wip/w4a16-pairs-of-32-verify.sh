@@ -37,7 +37,8 @@ done
 bench_shapes mid 25 'BM_W4A16GemmSplits/{}/(24|32)/' 0 1 2 3 4 5 6 7
 python3 perf/wip/best-variants.py "$W/mid.json" 4
 timeout 30 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16Path/[0-7]/(24|32)/0/' \
-  --benchmark_out="$W/gemv-mid.json" --benchmark_out_format=json 2>&1 | grep -E "^BM" | awk '{print $1, $2}'
+  --benchmark_out="$W/gemv-mid.json" --benchmark_out_format=json >/dev/null 2>&1
+python3 perf/wip/gemm-choice-map.py "$W/mid.json" "$W/gemv-mid.json"
 bench_shapes variants 20 'BM_W4A16GemvVariants/{}/1/' 4 5 6 7
 python3 perf/wip/best-variants.py "$W/variants.json" 4
 echo "done at $(( $(date +%s) - start )) s"
