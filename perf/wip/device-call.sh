@@ -61,12 +61,16 @@ probe_ceilings() {
   tail -1 "$W/probe.log"
 }
 # vsfp16 ROWS: BM_W4A16VsFp16 on the 8 model shapes at the batch rows ROWS (a regex alternation,
-# "32|48|64"), 30 repetitions each, into $W/vsfp16.json, within 90 s.
+# "32|48|64"), 30 repetitions each, into $W/vsfp16.json, within 90 s; then a line a cell.
 vsfp16() {
   timeout 90 build-gpu/bench/ridgeline_bench --benchmark_min_time=30x \
     --benchmark_filter="BM_W4A16VsFp16/[0-7]/($1)/" \
     --benchmark_out="$W/vsfp16.json" --benchmark_out_format=json >"$W/vsfp16.log" 2>&1
   echo "vsfp16 exit $?"
+  python3 -c 'import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    print(b["name"].split("/")[2], b.get("label"), "w4a16 %.2f fp16 %.2f x %.2f" % (b["us_w4a16"], b["us_fp16"], b["x_vs_fp16"]))' \
+    "$W/vsfp16.json"
 }
 # bench_shapes NAME SECONDS FILTER SHAPE...: ridgeline_bench once a shape, FILTER with {} replaced by
 # the shape's index, each run within SECONDS (more than 5) and, where $BENCH_DEADLINE (epoch

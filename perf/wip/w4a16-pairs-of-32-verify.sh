@@ -19,12 +19,6 @@ gpu_tests tests 90 "$W4A16_OVERLAP_TESTS"
 r=build-gpu/ridgeline
 probe_ceilings
 vsfp16 "32|48|64"
-python3 - "$W/vsfp16.json" <<'PY'
-import json, sys
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    print(b["name"].split("/")[2], b.get("label"), f"w4a16 {b['us_w4a16']:.2f} fp16 {b['us_fp16']:.2f}",
-          f"x {b['x_vs_fp16']:.2f}")
-PY
 bench_shapes splits 25 'BM_W4A16GemmSplits/{}/(48|64)/' 0 3 5
 python3 perf/wip/best-variants.py "$W/splits.json" 5
 for m in internlm2-chat-1_8b internlm2-chat-7b; do
