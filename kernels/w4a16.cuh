@@ -50,6 +50,12 @@ inline constexpr int kW4A16GemvTwoTileMaxOut = 8192;
 // 12.4, the w13s 16-50 vs 13-35.
 inline constexpr int kW4A16GemvFourTileMaxIn = 8192;
 inline constexpr int kW4A16GemvFourTileMaxOut = 4096;
+// Where the wgmma GEMM takes 17..32 rows (Hopper, w4a16_gemm_use_wgmma), the four-tile GEMV keeps only
+// weights of at most this many inputs. H100, BM_W4A16GemmSplits and BM_W4A16Path at 24 / 32 rows
+// (perf/NOTES.md "forty-seventh"): 1.8b w2 (in 8192) GEMV 9.85 / 10.96 us vs wgmma 8.06 / 8.12; 1.8b
+// wqkv, wo and 7b wo (in 2048-4096) GEMV 5.00 / 5.92, 3.75 / 3.96, 7.65 / 9.63 vs wgmma's own split
+// 6.51 / 6.85, 3.86 / 3.98, 9.66 / 9.88.
+inline constexpr int kW4A16GemvFourTileMaxInWgmma = 4096;
 
 // A W4A16 linear's weight on the device, in the layout above. The pointers need 16-byte alignment
 // (cudaMalloc gives 256).
@@ -95,9 +101,10 @@ inline int64_t w4a16_scale_index(int in, int o, int g) {
 
 // The one dispatch decision: decode batches up to 8 rows, up to 16 rows on weights of at most
 // kW4A16GemvTwoTileMaxOut outputs, and up to kW4A16GemvMaxRows rows on weights of at most
-// kW4A16GemvFourTileMaxIn inputs and kW4A16GemvFourTileMaxOut outputs, run the GEMV (each warp streams its
-// own slice of W, one, two or four mma N tiles of 8 batch rows); the rest the tensor-core GEMMs.
-bool w4a16_use_gemv(int n, int in, int out);
+// kW4A16GemvFourTileMaxIn (kW4A16GemvFourTileMaxInWgmma where `wgmma`, the device runs the wgmma GEMM)
+// inputs and kW4A16GemvFourTileMaxOut outputs, run the GEMV (each warp streams its own slice of W, one,
+// two or four mma N tiles of 8 batch rows); the rest the tensor-core GEMMs.
+bool w4a16_use_gemv(int n, int in, int out, bool wgmma);
 
 // y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output
 // head). x [n, in] and y [n, out] row-major, x 16-byte aligned (y too when the GEMMs run it, above

@@ -11,7 +11,7 @@
 // fp16 up to n = 64, >= 2.5x faster at n = 16 on the 7b shapes. From n = 128, once its grid holds
 // at least 4/11 of a wave, w4a16_gemm hands over to the wide kernel (kernels/w4a16_gemm_wide.cu,
 // 256 x 128 blocks: half the unpacking per mma); w4a16_gemm_use_wide below is the one place that
-// decides. At 33..127 rows on Hopper the same blocks run on wgmma instead
+// decides. At 17..127 rows on Hopper the same blocks run on wgmma instead
 // (kernels/sm90a/w4a16_gemm_wgmma.cu, w4a16_gemm_use_wgmma below), on some weights in n-tiles of
 // 32 and clusters of 2 (w4a16_gemm_wgmma_pairs_of_32).
 //
@@ -249,7 +249,7 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
     kernel = W4A16GemmKernel::wide;
   if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)
     return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
-  // From 33 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), in n-tiles of 32 and
+  // From 17 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), in n-tiles of 32 and
   // clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says (two_tiles_of_32 is the tiled kernel's rule).
   if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n)) {
     if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, current_sm_count(op)))
@@ -274,10 +274,15 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 // blocks beat the tiled kernel's best split on 6 of the 8 model shapes (7b w13 57.1 -> 41.9 us, 7b w2
 // 32.5 -> 24.4, 7b wqkv 18.1 -> 14.4, 1.8b wo 7.1 -> 6.3 at 48; the other two, 1.8b wqkv and w2,
 // were within 1-4% of the wgmma's best in the tiled kernel's n-tiles of 32, two_tiles_of_32, until
-// the wgmma kernel launched overlapped: see w4a16_gemm_wgmma_pairs_of_32); at 16 and 32 rows they tie
-// or lose by up to 5%. Not measured between 65 and 127 rows.
+// the wgmma kernel launched overlapped: see w4a16_gemm_wgmma_pairs_of_32). From 17 rows since it is
+// launched overlapped and splits for three blocks an SM at n-tiles of 32 ("forty-seventh", 24 / 32
+// rows, where the GEMV does not take them): 7b wqkv 12.24 / 12.12 -> 10.08 / 10.36 us, 7b w13 34.53 /
+// 34.63 -> 31.39 / 31.73, 1.8b w2 (the GEMV's before, kW4A16GemvFourTileMaxInWgmma) 9.85 / 10.96 ->
+// 8.06 / 8.12; 1.8b w13 12.48 / 12.32 -> 12.59 / 12.60 and 7b w2 20.14 / 19.97 -> 20.44 / 20.65
+// lose 1-3%. At 16 rows the GEMV or the tiled kernel is as fast or faster (7b w2 16.6 vs 18.8).
+// Not measured between 65 and 127 rows.
 bool w4a16_gemm_use_wgmma(int n) {
-  return n > 32 && n < kW4A16WideBatch && w4a16_gemm_has_wgmma();
+  return n > 16 && n < kW4A16WideBatch && w4a16_gemm_has_wgmma();
 }
 
 // H100, BM_W4A16GemmSplits at 16..64 rows with the wgmma kernel overlapped (perf/NOTES.md

@@ -3,7 +3,7 @@
 //   tiled (kernels/w4a16_gemm.cu): 128 output rows x 16/32/64 batch rows per block, cluster
 //     split-K when the grid is small: small and mid batches, every shape.
 //   wgmma (kernels/sm90a/w4a16_gemm_wgmma.cu): the tiled kernel's blocks on Hopper's warpgroup mma,
-//     built for sm_90a alone: 33..127 rows on a compute capability 9.0 GPU (w4a16_gemm_use_wgmma),
+//     built for sm_90a alone: 17..127 rows on a compute capability 9.0 GPU (w4a16_gemm_use_wgmma),
 //     in n-tiles of 32 and clusters of 2 on some weights at 33..64 (w4a16_gemm_wgmma_pairs_of_32).
 //   wide (kernels/w4a16_gemm_wide.cu): 256 output rows x 128 batch rows per block, each dequantized
 //     weight fragment feeding 16 mma, cluster split-K up to 4 ways: large batches and prefill.
@@ -34,7 +34,7 @@ enum class W4A16GemmKernel {
   wgmma_32,   // the same in n-tiles of 32 at any n
 };
 
-// True for the batches the automatic choice gives the wgmma kernel: 33..127 rows on a compute
+// True for the batches the automatic choice gives the wgmma kernel: 17..127 rows on a compute
 // capability 9.0 GPU.
 bool w4a16_gemm_use_wgmma(int n);
 // Where, of those, the automatic choice runs the wgmma kernel in n-tiles of 32 and clusters of 2

@@ -427,7 +427,7 @@ double fp16_seconds(RotatedW4A16& b, const LinearShape& g, int m, int iters) {
 // 7b w2 at M = 64 took 49 us in 8, 37 in 7 (perf/NOTES.md, "twenty-fifth").
 // Above 32 rows also in n-tiles of 32 ("t32.*": W4A16GemmKernel::tiled_32, the alternative
 // two_tiles_of_32 chooses between), so that one run maps n-tile width x splits per shape. "s*" is
-// the tiled kernel forced, "auto" the automatic choice (on Hopper the wgmma kernel at 33..127 rows,
+// the tiled kernel forced, "auto" the automatic choice (on Hopper the wgmma kernel at 17..127 rows,
 // w4a16_gemm_use_wgmma, in n-tiles of 32 and clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says),
 // "wg.*" / "wg32.*" the wgmma kernel at its own n-tile / in n-tiles of 32. M = 24 beside 16 and 32
 // for the GEMV's four-tile rows (w4a16_use_gemv), which BM_W4A16Path times.

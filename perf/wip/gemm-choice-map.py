@@ -2,7 +2,8 @@
 """What the engine's W4A16 linear runs at each (shape, rows) of a BM_W4A16GemmSplits run against the
 fastest configuration there, with BM_W4A16Path's GEMV time where w4a16_use_gemv sends the rows to the
 GEMV: the gain a dispatch or split rule could take, a line a cell. The GEMV rule below mirrors
-kernels/w4a16_linear.cpp (w4a16_use_gemv) and kernels/w4a16.cuh's constants; keep them in step.
+kernels/w4a16_linear.cpp (w4a16_use_gemv) and kernels/w4a16.cuh's constants on a Hopper card (the wgmma
+GEMM beside the GEMV); keep them in step.
 
     python3 perf/wip/gemm-choice-map.py SPLITS.json [PATH.json]
 """
@@ -12,7 +13,7 @@ import sys
 SHAPES = {"1_8b.wqkv": (2048, 4096), "1_8b.wo": (2048, 2048), "1_8b.w13": (2048, 16384),
           "1_8b.w2": (8192, 2048), "7b.wqkv": (4096, 6144), "7b.wo": (4096, 4096),
           "7b.w13": (4096, 28672), "7b.w2": (14336, 4096)}
-GEMV_MAX_ROWS, TWO_TILE_MAX_OUT, FOUR_TILE_MAX_IN, FOUR_TILE_MAX_OUT = 32, 8192, 8192, 4096
+GEMV_MAX_ROWS, TWO_TILE_MAX_OUT, FOUR_TILE_MAX_IN, FOUR_TILE_MAX_OUT = 32, 8192, 4096, 4096  # ...MaxInWgmma
 
 
 def use_gemv(n, inp, out):

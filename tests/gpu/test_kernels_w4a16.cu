@@ -558,15 +558,29 @@ TEST(KernelW4A16Linear, RejectsBrokenShapeContracts) {
                std::invalid_argument);
   EXPECT_THROW(cuda::w4a16_linear(x.get(), with([](auto& w) { w.qweight = nullptr; }), 2, y.get(), nullptr),
                std::invalid_argument);
+}
+
+// Which rows and weights the GEMV takes (w4a16_use_gemv), with and without the wgmma GEMM beside it.
+// Host logic: no GPU.
+TEST(KernelW4A16Linear, GemvTakesTheRowsAndWeightsItWasMeasuredFasterOn) {
   const int wide = cuda::kW4A16GemvTwoTileMaxOut;
   const int four_in = cuda::kW4A16GemvFourTileMaxIn, four_out = cuda::kW4A16GemvFourTileMaxOut;
-  EXPECT_TRUE(cuda::w4a16_use_gemv(1, 8192, wide) && cuda::w4a16_use_gemv(16, 8192, wide));
-  EXPECT_TRUE(cuda::w4a16_use_gemv(8, 8192, wide + 16) && !cuda::w4a16_use_gemv(9, 8192, wide + 16));
-  EXPECT_TRUE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, four_in, four_out));
-  EXPECT_TRUE(cuda::w4a16_use_gemv(16, 14336, 4096) && !cuda::w4a16_use_gemv(17, 14336, 4096));  // 7b w2
-  EXPECT_FALSE(cuda::w4a16_use_gemv(17, four_in + 128, four_out) ||
-               cuda::w4a16_use_gemv(17, four_in, four_out + 16));
-  EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 128, 16));
+  for (bool wgmma : {false, true}) {
+    SCOPED_TRACE(wgmma ? "beside the wgmma GEMM" : "beside the tiled GEMM");
+    EXPECT_TRUE(cuda::w4a16_use_gemv(1, 8192, wide, wgmma) && cuda::w4a16_use_gemv(16, 8192, wide, wgmma));
+    EXPECT_TRUE(cuda::w4a16_use_gemv(8, 8192, wide + 16, wgmma) &&
+                !cuda::w4a16_use_gemv(9, 8192, wide + 16, wgmma));
+    EXPECT_TRUE(cuda::w4a16_use_gemv(16, 14336, 4096, wgmma) &&
+                !cuda::w4a16_use_gemv(17, 14336, 4096, wgmma));  // 7b w2
+    EXPECT_TRUE(cuda::w4a16_use_gemv(32, 2048, 4096, wgmma) && cuda::w4a16_use_gemv(32, 4096, 4096, wgmma));
+    EXPECT_FALSE(cuda::w4a16_use_gemv(17, four_in + 128, four_out, wgmma) ||
+                 cuda::w4a16_use_gemv(17, four_in, four_out + 16, wgmma));
+    EXPECT_FALSE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows + 1, 128, 16, wgmma));
+  }
+  // 1.8b w2 (8192 inputs) at 17..32 rows: the GEMV beside the tiled GEMM, the wgmma GEMM on Hopper.
+  EXPECT_TRUE(cuda::w4a16_use_gemv(cuda::kW4A16GemvMaxRows, four_in, four_out, false));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(17, 8192, 2048, false) && !cuda::w4a16_use_gemv(17, 8192, 2048, true));
+  EXPECT_TRUE(cuda::w4a16_use_gemv(16, 8192, 2048, true));
 }
 
 // The wgmma kernel's n-tiles of 32 in clusters of 2 (w4a16_gemm_wgmma_pairs_of_32): on a 132-SM Hopper
