@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Forty-seventh session (~3 min from a bare machine, any Hopper card): the wgmma GEMM at 17..32 rows
 # (w4a16_gemm_use_wgmma from 17 rows, three blocks an SM at n-tiles of 32, the four-tile GEMV only up to
-# 4096 inputs on Hopper) checked and timed: the W4A16 GPU tests, BM_W4A16VsFp16 at 16 / 24 / 32 rows,
+# 4096 inputs on Hopper) checked and timed: the W4A16 GPU tests, BM_W4A16VsFp16 at 16..64 rows (on an
+# H200, issue 9's "never slower than fp16 up to 64" with the pairs of 32 of d483546 too),
 # BM_W4A16GemmSplits at 24 / 32 on every shape ("auto" is the new route; the tiled kernel's splits
 # "s*" and the GEMV's BM_W4A16Path time, the old routes, in the same run) and the w4a16 decode steps at
 # B = 24 / 32 ctx 1024 on both presets.
@@ -14,7 +15,7 @@ build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
 gpu_tests tests 90 "$W4A16_OVERLAP_TESTS"
 r=build-gpu/ridgeline
 probe_ceilings
-vsfp16 "16|24|32"
+vsfp16 "16|24|32|48|64"
 bench_shapes mid 25 'BM_W4A16GemmSplits/{}/(24|32)/' 0 1 2 3 4 5 6 7
 timeout 30 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16Path/[0-7]/(24|32)/0/' \
   --benchmark_out="$W/gemv-mid.json" --benchmark_out_format=json >/dev/null 2>&1
