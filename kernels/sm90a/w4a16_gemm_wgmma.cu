@@ -37,7 +37,7 @@ constexpr int kRedStride = 16 * kMTiles + 4;
 
 template <int BN>
 struct WgConfig {
-  // Three blocks an SM up to BN = 32 (69 KB of shared memory and 80 registers a thread), two at BN = 64
+  // Three blocks an SM up to BN = 32 (69 KB of shared memory, at most 80 registers a thread), two at 64
   // (101 KB, 95). The split rule fills the SM's slots (w4a16::strip_splits), so counting three where
   // three fit splits 7b wqkv at 24 / 32 rows in clusters of 6 rather than 4: 10.08 / 10.36 us against
   // 12.12 / 12.28 (H100, BM_W4A16GemmSplits, perf/NOTES.md "forty-seventh").
