@@ -232,7 +232,7 @@ inline constexpr int kStripThreads = 256;
 inline constexpr int kStripRows = 128;  // output rows a block (8 mma M tiles)
 struct StripLaunch {
   int smem;           // dynamic shared memory a block
-  int blocks_per_sm;  // the block slots an SM the kernel is built for
+  int blocks_per_sm;  // the blocks an SM holds (the split rule fills these slots)
   int min_groups;     // the split rule's floor of input groups a block
   bool eight_to_six;  // clusters of 8 always become 7 or 6 (see strip_splits)
 };

@@ -37,11 +37,13 @@ constexpr int kRedStride = 16 * kMTiles + 4;
 
 template <int BN>
 struct WgConfig {
-  // Three blocks an SM up to BN = 32 (69 KB of shared memory, at most 80 registers a thread), two at 64
-  // (101 KB, 95). The split rule fills the SM's slots (w4a16::strip_splits), so counting three where
-  // three fit splits 7b wqkv at 24 / 32 rows in clusters of 6 rather than 4: 10.08 / 10.36 us against
-  // 12.12 / 12.28 (H100, BM_W4A16GemmSplits, perf/NOTES.md "forty-seventh").
-  static constexpr int kBlocksPerSm = BN <= 32 ? 3 : 2;
+  static constexpr int kBlocksPerSm = 2;  // the __launch_bounds__ minimum
+  // The blocks an SM holds, which the split rule fills (w4a16::strip_splits): three up to BN = 32 (69 KB
+  // of shared memory, 78-80 registers a thread at the bound of two), two at 64 (101 KB, 95). Counting
+  // three where three fit splits 7b wqkv at 24 / 32 rows in clusters of 6 rather than 4: 10.08 / 10.36
+  // us against 12.12 / 12.28 (H100, BM_W4A16GemmSplits, perf/NOTES.md "forty-seventh"; the same
+  // binary, so those launches already held three blocks an SM).
+  static constexpr int kResidentBlocks = BN <= 32 ? 3 : 2;
   static constexpr int kStages = 4;
   static constexpr int kX = BN * kW4A16Group * 2;  // a multiple of 1024 from BN = 4
   static constexpr int kW = kMTiles * 2 * 512;     // 8 KB
@@ -272,7 +274,7 @@ __global__ void __launch_bounds__(kThreads, WgConfig<BN>::kBlocksPerSm)
 // "forty-first"), 1.8b wo 16 groups over 6 6.3 / 6.7 us against 4 (the tiled rule's floor of 4
 // groups a block) 6.9 / 7.0; 1.8b w2 (16 clusters) in 6 13.0 / 13.3 against 8 14.2 / 14.6.
 template <int BN>
-constexpr w4a16::StripLaunch kLaunch{WgConfig<BN>::kSmem, WgConfig<BN>::kBlocksPerSm, 2, true};
+constexpr w4a16::StripLaunch kLaunch{WgConfig<BN>::kSmem, WgConfig<BN>::kResidentBlocks, 2, true};
 
 template <int BN, typename OutT>
 void launch_bn(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream, int splits,
