@@ -5,7 +5,10 @@
 # H200, issue 9's "never slower than fp16 up to 64" with the pairs of 32 of d483546 too),
 # BM_W4A16GemmSplits at 24 / 32 on every shape ("auto" is the new route; the tiled kernel's splits
 # "s*" and the GEMV's BM_W4A16Path time, the old routes, in the same run) and the w4a16 decode steps at
-# B = 24 / 32 ctx 1024 on both presets.
+# B = 24 / 32 ctx 1024 on both presets. The routes before, for comparison: on an H100
+# bench/results/h100-w4a16-pairs-verify-b5e0607/ (mid.json, gemv-mid.json), on an H200 BM_W4A16VsFp16
+# at 24 / 32 rows in bench/results/h200-baselines-f195121/targets-bench.json.gz; no step baseline has
+# B = 24 / 32, so the steps show the route running end to end, not a gain.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> bash perf/wip/w4a16-mid-rows-verify.sh
 source "$(dirname "$0")/device-call.sh"
