@@ -19,14 +19,19 @@ bool w4a16_use_gemv(int n, int in, int out, bool wgmma) {
   return n <= kW4A16GemvMaxRows && in <= max_in && out <= kW4A16GemvFourTileMaxOut;
 }
 
-void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream) {
+namespace {
+template <typename OutT>
+void linear(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream) {
   if (w4a16_use_gemv(n, w.in, w.out, w4a16_gemm_has_wgmma())) return w4a16_gemv(x, w, n, y, stream);
   w4a16_gemm(x, w, n, y, stream);
 }
+}  // namespace
 
+void w4a16_linear(const half* x, const W4A16Weights& w, int n, half* y, cudaStream_t stream) {
+  linear(x, w, n, y, stream);
+}
 void w4a16_linear(const half* x, const W4A16Weights& w, int n, float* y, cudaStream_t stream) {
-  if (w4a16_use_gemv(n, w.in, w.out, w4a16_gemm_has_wgmma())) return w4a16_gemv(x, w, n, y, stream);
-  w4a16_gemm(x, w, n, y, stream);
+  linear(x, w, n, y, stream);
 }
 
 }  // namespace ridgeline::cuda

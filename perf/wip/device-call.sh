@@ -72,6 +72,29 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     print(b["name"].split("/")[2], b.get("label"), "w4a16 %.2f fp16 %.2f x %.2f" % (b["us_w4a16"], b["us_fp16"], b["x_vs_fp16"]))' \
     "$W/vsfp16.json"
 }
+# w4a16_steps BATCHES: `ridgeline sweep` of w4a16 weights, fp16 KV, ctx 1024 at BATCHES ("48,64") on
+# both presets with $W/ceilings.json (probe_ceilings first), into $W/steps-<preset>.json, 75 s each;
+# then the median step time a batch.
+w4a16_steps() {
+  local m
+  for m in internlm2-chat-1_8b internlm2-chat-7b; do
+    timeout 75 build-gpu/ridgeline sweep --model $m --weights w4a16 --kv fp16 --batch "$1" --context 1024 \
+      --ceilings "$W/ceilings.json" --out "$W/steps-$m.json" >"$W/steps-$m.log" 2>&1
+    echo "sweep $m exit $?"
+    python3 -c 'import json, sys
+for r in json.load(open(sys.argv[1]))["runs"]:
+    print(sys.argv[1].split("/")[-1], "B", r["batch"], "step us", round(r["step"]["time_us"]["median"], 1))' \
+      "$W/steps-$m.json"
+  done
+}
+# gemm_choice_map NAME ROWS: BM_W4A16Path's GEMV at ROWS ("24|32") on the 8 model shapes into
+# $W/gemv-NAME.json, then perf/wip/gemm-choice-map.py against $W/NAME.json (bench_shapes' merged
+# BM_W4A16GemmSplits at those rows): the engine's choice against the fastest configuration, a line a cell.
+gemm_choice_map() {
+  timeout 30 build-gpu/bench/ridgeline_bench --benchmark_filter="BM_W4A16Path/[0-7]/($2)/0/" \
+    --benchmark_out="$W/gemv-$1.json" --benchmark_out_format=json >/dev/null 2>&1
+  python3 perf/wip/gemm-choice-map.py "$W/$1.json" "$W/gemv-$1.json"
+}
 # bench_shapes NAME SECONDS FILTER SHAPE...: ridgeline_bench once a shape, FILTER with {} replaced by
 # the shape's index, each run within SECONDS (more than 5) and, where $BENCH_DEADLINE (epoch
 # seconds) is set, before it; so a run cut off by its limit loses one shape, not all. Logs to

@@ -16,18 +16,9 @@ trap 'tar czf "$OUT/mid.tgz" -C "$OUT" w' EXIT
 echo "card: $(card)"
 build_gpu ridgeline ridgeline_bench ridgeline_gpu_tests
 gpu_tests tests 90 "$W4A16_OVERLAP_TESTS"
-r=build-gpu/ridgeline
 probe_ceilings
 vsfp16 "16|24|32|48|64"
 bench_shapes mid 25 'BM_W4A16GemmSplits/{}/(24|32)/' 0 1 2 3 4 5 6 7
-timeout 30 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16Path/[0-7]/(24|32)/0/' \
-  --benchmark_out="$W/gemv-mid.json" --benchmark_out_format=json >/dev/null 2>&1
-python3 perf/wip/gemm-choice-map.py "$W/mid.json" "$W/gemv-mid.json"
-for m in internlm2-chat-1_8b internlm2-chat-7b; do
-  timeout 75 $r sweep --model $m --weights w4a16 --kv fp16 --batch 24,32 --context 1024 \
-    --ceilings "$W/ceilings.json" --out "$W/steps-$m.json" >"$W/steps-$m.log" 2>&1
-  echo "sweep $m exit $?"
-  python3 -c 'import json,sys
-for r in json.load(open(sys.argv[1]))["runs"]: print(sys.argv[1].split("/")[-1], "B", r["batch"], "step us", round(r["step"]["time_us"]["median"], 1))' "$W/steps-$m.json"
-done
+gemm_choice_map mid "24|32"
+w4a16_steps 24,32
 echo "done at $(( $(date +%s) - start )) s"
