@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Forty-eighth session, for an H200 (any Hopper card runs it; ~1 min on a warm machine whose build-gpu
-# is current, ~4 from bare): 7b w13 at one row on the register kernel (perf/wip/w4a16-plain-w13-
-# registers.patch: choose_plain_config gives weights of more than three strips an SM at one row 8-warp
-# blocks of one slice, 4 groups a batch, r8.1.4) against the ring kernel's 2-warp default, in one
-# call: BM_W4A16VsFp16 at M = 1 and 2 (the control: the rule is for one row) before and after, then
-# the GEMV and model-shape tests with the patch. H100: r8.1.4 22.54 / 22.57 us against 24.27 / 24.12 (two runs); on the H200 3.2x asks 18.05
-# us of the default's 19.55. Land the patch if 7b w13 at M = 1 gains there and the tests pass.
+# Forty-eighth session, for an H200 (any Hopper card runs it; ~1 min on a warm machine whose
+# build-gpu is current, ~4 from bare): 7b w13 at one row on the register kernel
+# (perf/wip/w4a16-plain-w13-registers.patch: choose_plain_config gives weights of more than three
+# strips an SM at one row 8-warp blocks of one slice, 4 groups a batch, r8.1.4) against the ring
+# kernel's 2-warp default, in one call: BM_W4A16VsFp16 at M = 1 and 2 (the control: the rule is for
+# one row) before and after, then the GEMV and model-shape tests with the patch. H100: r8.1.4 22.54 /
+# 22.57 us against 24.27 / 24.12 (two runs); on the H200 3.2x asks 18.05 us of the default's 19.55.
+# Land the patch if 7b w13 at M = 1 gains there and the tests pass.
 #
 #   OUT=/some/dir bash perf/wip/w4a16-plain-w13-registers.sh
 source "$(dirname "$0")/device-call.sh"
