@@ -101,9 +101,10 @@ inline int64_t w4a16_scale_index(int in, int o, int g) {
 
 // The one dispatch decision: decode batches up to 8 rows, up to 16 rows on weights of at most
 // kW4A16GemvTwoTileMaxOut outputs, and up to kW4A16GemvMaxRows rows on weights of at most
-// kW4A16GemvFourTileMaxIn (kW4A16GemvFourTileMaxInWgmma where `wgmma`, the device runs the wgmma GEMM)
-// inputs and kW4A16GemvFourTileMaxOut outputs, run the GEMV (each warp streams its own slice of W, one,
-// two or four mma N tiles of 8 batch rows); the rest the tensor-core GEMMs.
+// kW4A16GemvFourTileMaxIn inputs (kW4A16GemvFourTileMaxInWgmma where `wgmma`: the GEMM for those rows
+// would be the wgmma one, w4a16_gemm_use_wgmma) and kW4A16GemvFourTileMaxOut outputs, run the GEMV (each
+// warp streams its own slice of W, one, two or four mma N tiles of 8 batch rows); the rest the
+// tensor-core GEMMs.
 bool w4a16_use_gemv(int n, int in, int out, bool wgmma);
 
 // y[n, out] = x[n, in] W^T, fp32 accumulation, fp16 or fp32 out (the fp32 form for a 4-bit output

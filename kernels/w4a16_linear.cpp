@@ -22,7 +22,7 @@ bool w4a16_use_gemv(int n, int in, int out, bool wgmma) {
 namespace {
 template <typename OutT>
 void linear(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t stream) {
-  if (w4a16_use_gemv(n, w.in, w.out, w4a16_gemm_has_wgmma())) return w4a16_gemv(x, w, n, y, stream);
+  if (w4a16_use_gemv(n, w.in, w.out, w4a16_gemm_use_wgmma(n))) return w4a16_gemv(x, w, n, y, stream);
   w4a16_gemm(x, w, n, y, stream);
 }
 }  // namespace
