@@ -7,6 +7,8 @@
 # one row) before and after, then the GEMV and model-shape tests with the patch. H100: r8.1.4 22.54 /
 # 22.57 us against 24.27 / 24.12 (two runs); on the H200 3.2x asks 18.05 us of the default's 19.55.
 # Land the patch if 7b w13 at M = 1 gains there and the tests pass.
+# Run (forty-ninth session, H100, aa22f79; bench/results/h100-aa22f79-verify/): 23.25 -> 22.84 us at
+# M = 1 (the M = 2 control +0.6%), tests 11/11; not landed (the unfused linear only, no step changes).
 #
 #   OUT=/some/dir bash perf/wip/w4a16-plain-w13-registers.sh
 source "$(dirname "$0")/device-call.sh"
