@@ -45,6 +45,15 @@ inline int current_sm_count(const char* op) {
   return sms;
 }
 
+// Memory bus width of the current device in bits (with the SM count, what tells an H100 SXM, 5120,
+// from an H200, 6144, for kernels' measured tables).
+inline int current_memory_bus_bits(const char* op) {
+  int dev = 0, bits = 0;
+  RL_CUDA_CHECK(op, cudaGetDevice(&dev));
+  RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev));
+  return bits;
+}
+
 // Lets `kernel` take `bytes` of dynamic shared memory (launches above 48 KB need the opt-in). With
 // `max_shared` the SM's unified L1/shared memory is carved out as shared memory, so that several
 // large blocks fit beside each other (the kernels that ask for it load through cp.async.cg, which

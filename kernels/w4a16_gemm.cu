@@ -254,6 +254,9 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n)) {
     if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, current_sm_count(op)))
       return w4a16_gemm_wgmma(x, w, n, y, stream, kPairSplits, 32);
+    if (splits == 0)
+      splits = std::min(max_splits, w4a16_gemm_wgmma_tuned_splits(n, w.in, w.out, current_sm_count(op),
+                                                                  current_memory_bus_bits(op)));
     kernel = W4A16GemmKernel::wgmma;
   }
   if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);
@@ -300,6 +303,37 @@ bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms) {
   const int blocks = kTiles * kPairSplits * ceil_div(out, kRowsPerBlock), groups = in / kW4A16Group;
   return blocks <= sms && 2 * blocks > sms && groups >= kPairSplits &&
          groups <= kPairSplits * kMaxGroupsPerBlock;
+}
+
+// At 17..32 rows (one n-tile of 32, three blocks an SM) the wgmma kernel's split rule misses the
+// fastest split by 11-24% on three model weights, the same on every H100 SXM map (BM_W4A16GemmSplits
+// at 24 / 32 rows, five machines within 1% of each other; bench/results/h100-w4a16-mid-rows-verify-4dc4cc7,
+// h100-aa22f79-verify, h100-accbc49-mid-rows, perf/NOTES.md "forty-seventh".."fiftieth"), us at 24 / 32:
+//   1.8b w13 (2048 x 16384, 128 strips)  rule's 2: 12.66 / 12.62   1: 11.08 / 11.15
+//   7b w2    (14336 x 4096, 32 strips)   rule's 6: 20.66 / 20.58   7: 18.56 / 18.53
+//   7b wo    (4096 x 4096, 32 strips)    rule's 6:  9.83 /  9.95   8:  7.91 /  8.04 (when the GEMM runs it)
+// The landscapes are jagged (7b wo, clusters of 3..8: 9.67, 9.09, 8.58, 9.82, 9.13, 7.91 us), so they
+// are a table, not a rule, keyed on the GPU: 132 SMs and a 5120-bit bus is the H100 SXM. The H200
+// (6144 bits; the same SM count, other clocks and bandwidth) keeps the rule until a map there agrees:
+// the tiled kernel's landscapes at 32 rows matched the H100's for 7b w2 and wo (clusters of 7 the
+// fastest on both) but not for 1.8b w13 (H200, ff87d49: clusters of 2 13.8 us, 1 15.9; H100, accbc49:
+// 12.4 and 12.6).
+namespace {
+struct TunedSplit {
+  int sms, bus_bits, min_n, max_n, in, out, splits;
+};
+constexpr TunedSplit kWgmmaTunedSplits[] = {
+    {132, 5120, 17, 32, 2048, 16384, 1},  // 1.8b w13
+    {132, 5120, 17, 32, 14336, 4096, 7},  // 7b w2
+    {132, 5120, 17, 32, 4096, 4096, 8},   // 7b wo
+};
+}  // namespace
+
+int w4a16_gemm_wgmma_tuned_splits(int n, int in, int out, int sms, int bus_bits) {
+  for (const TunedSplit& t : kWgmmaTunedSplits)
+    if (t.sms == sms && t.bus_bits == bus_bits && n >= t.min_n && n <= t.max_n && t.in == in && t.out == out)
+      return t.splits;
+  return 0;
 }
 
 // Measured, not modelled (BM_W4A16GemmKernels, H200, 2026-12-01, all 8 model shapes at M = 64..2048):

@@ -41,6 +41,10 @@ bool w4a16_gemm_use_wgmma(int n);
 // rather than at its own n-tile and split: batch n on a weight of in x out on a GPU of `sms` SMs
 // (kernels/w4a16_gemm.cu, with the measurements).
 bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms);
+// The wgmma kernel's split where a measured table overrides its rule (w4a16::strip_splits) for batch n
+// on a weight of in x out, on a GPU of `sms` SMs and a `bus_bits`-bit memory bus; 0 where the rule
+// decides (every GPU and weight not in the table: kernels/w4a16_gemm.cu, with the measurements).
+int w4a16_gemm_wgmma_tuned_splits(int n, int in, int out, int sms, int bus_bits);
 // Whether the wgmma kernel launches overlapped with the kernel before it (kernels/overlap.cuh: the first
 // stages' weights requested before that kernel ends): on weights of at most
 // kW4A16WgmmaOverlapMaxCodeBytes of packed codes. Measured (H100, forty-third session, w4a16 decode

@@ -203,7 +203,7 @@ void BM_W4A16Path(benchmark::State& state) {
       (double(w4a16_weight_bytes(g.in, g.out)) + 2.0 * m * (double(g.in) + g.out)) / med / 1e9;
 }
 BENCHMARK(BM_W4A16Path)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16, 24, 32}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 4, 8, 16, 20, 24, 28, 32}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

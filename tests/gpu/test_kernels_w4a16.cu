@@ -599,6 +599,24 @@ TEST(KernelW4A16Gemm, PairsOf32TakeOnlyWeightsThatFillOneWaveWithShortBlocks) {
     EXPECT_FALSE(cuda::w4a16_gemm_wgmma_pairs_of_32(64, in, out, 132)) << in << " x " << out;
 }
 
+// The wgmma kernel's measured splits (w4a16_gemm_wgmma_tuned_splits): only on the GPU they were measured
+// on (132 SMs, 5120-bit bus: the H100 SXM), only at 17..32 rows, only on the three weights in the table.
+// Host logic: no GPU. The launches themselves are checked against the reference by the model-shape tests
+// below (31 rows).
+TEST(KernelW4A16Gemm, TunedSplitsOnlyWhereMeasured) {
+  for (int n : {17, 24, 32}) {
+    EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(n, 2048, 16384, 132, 5120), 1) << "1.8b w13 at " << n;
+    EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(n, 14336, 4096, 132, 5120), 7) << "7b w2 at " << n;
+    EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(n, 4096, 4096, 132, 5120), 8) << "7b wo at " << n;
+  }
+  for (int n : {16, 33, 64})
+    EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(n, 14336, 4096, 132, 5120), 0) << n;
+  EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 14336, 4096, 132, 6144), 0);  // H200: the rule
+  EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 14336, 4096, 114, 5120), 0);  // H100 PCIe
+  EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 4096, 6144, 132, 5120), 0);   // 7b wqkv: the rule wins
+  EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 4096, 14336, 132, 5120), 0);  // in and out swapped
+}
+
 // Every linear of the two models at decode and prefill sizes, through the dispatching launcher.
 void check_model(const LinearShape (&shapes)[4], uint32_t seed) {
   for (const LinearShape& s : shapes) {
