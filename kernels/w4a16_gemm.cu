@@ -317,7 +317,11 @@ bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms) {
 // (6144 bits; the same SM count, other clocks and bandwidth) keeps the rule until a map there agrees:
 // the tiled kernel's landscapes at 32 rows matched the H100's for 7b w2 and wo (clusters of 7 the
 // fastest on both) but not for 1.8b w13 (H200, ff87d49: clusters of 2 13.8 us, 1 15.9; H100, accbc49:
-// 12.4 and 12.6).
+// 12.4 and 12.6). In the w4a16 step (ctx 1024, A / B / A on one H100;
+// bench/results/h100-ba5a60b-tuned-splits) 1.8b B = 24 / 32 -4.0 / -6.2%, 7b -1.5 / -1.4%. A split moves the
+// step by more than its kernel time alone says, either way: the w13 entry stretched to 33..64 rows (unsplit;
+// 10% slower alone) lost 5% in the step (h100-2e91963-w13-unsplit-48-64, h100-67f9a4c-w13-timeline), so
+// entries are kept to the rows the step was measured at.
 namespace {
 struct TunedSplit {
   int sms, bus_bits, min_n, max_n, in, out, splits;
