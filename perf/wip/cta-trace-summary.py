@@ -13,7 +13,9 @@ kernel tag averaged over its launches (the layers), all in us:
   tail     last end - median end
   tail_sm  the SM of the last stamp's unit count (was the last SM a crowded one?)
 Tags: 01NNKKEE gemv_fused<N, kNorm, Epilogue> (per warp), 02GGBBRR decode_attention<group, bits,
-rope> (per block), 03000000 the split merge (per block).
+rope> (per block), 03000000 the split merge (per block); perf/wip/cta-trace-wgmma.patch's 04BBSSGG
+w4a16_gemm_wgmma_kernel<BN> with its splits and input groups, 05KK0000 add_rmsnorm_kernel<kChunks>,
+06000000 swiglu_kernel (per block). Launches are told apart by tag and stamp count (units).
 
   perf/wip/cta-trace-summary.py FILE.tsv [FILE.tsv ...]
 """
@@ -31,19 +33,24 @@ def tag_name(t):
         return f"gemv_fused<{a},{'norm' if b else 'plain'},epi{c}>"
     if site == 2:
         return f"decode_attention<g{a},{b}bit,{'rope' if c else 'q'}>"
+    if site == 4:
+        return f"w4a16_wgmma<{a}>,s{b},g{c}"
+    if site == 5:
+        return f"add_rmsnorm<{a}>"
+    if site == 6:
+        return "swiglu"
     return NAMES.get(site, f"site{site}")
 
 
 def launches(rows):
     by_tag = collections.defaultdict(list)
     for r in rows:
-        by_tag[r["tag"]].append(r)
+        by_tag[(r["tag"], r["units"])].append(r)
     out = []
-    for tag, rs in by_tag.items():
+    for (tag, n), rs in by_tag.items():
         rs.sort(key=lambda r: r["start"])
-        n = rs[0]["units"]
         for i in range(0, len(rs), n):
-            out.append((tag, rs[i:i + n]))
+            out.append(((tag, n), rs[i:i + n]))
     out.sort(key=lambda l: min(r["start"] for r in l[1]))
     return out
 
@@ -85,7 +92,7 @@ def summarize(path):
     cols = ["units", "sms", "starts", "early", "wait", "body", "span", "adv", "sm_max", "sm_mean", "tail", "tail_sm"]
     print("  %-34s %5s " % ("kernel", "n") + " ".join("%8s" % c for c in cols))
     for tag, d in sorted(per_tag.items(), key=lambda kv: -sum(kv[1]["adv"])):
-        print("  %-34s %5d " % (tag_name(tag), len(d["adv"])) +
+        print("  %-34s %5d " % (tag_name(tag[0]), len(d["adv"])) +
               " ".join("%8.2f" % statistics.mean(d[c]) for c in cols) + f"   adv sum {sum(d['adv']):.1f}")
 
 
