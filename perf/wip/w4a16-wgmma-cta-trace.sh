@@ -11,6 +11,7 @@
 # and swiglu, built with -DRIDGELINE_CTA_TRACE=ON into build-trace/), sweeps 1.8b w4a16 B = 24 / 48 ctx
 # 1024 with RIDGELINE_CTA_TRACE set at HEAD, with w4a16-tuned-splits-off.patch and with
 # w4a16-w13-unsplit-48-64.patch, and summarizes each (perf/wip/cta-trace-summary.py). $OUT/w.tgz.
+# TRACE_VARIANTS ("label:patch ...") replaces those two variants.
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> bash perf/wip/w4a16-wgmma-cta-trace.sh
 source "$(dirname "$0")/device-call.sh"
@@ -34,7 +35,8 @@ trace() {  # trace LABEL [PATCH]: build-trace with PATCH applied, the traced swe
   [ -n "${2:-}" ] && git apply -R "$2"
 }
 trace head
-trace rule-at-24 perf/wip/w4a16-tuned-splits-off.patch
-trace unsplit-at-48 perf/wip/w4a16-w13-unsplit-48-64.patch
+for v in ${TRACE_VARIANTS:-rule-at-24:perf/wip/w4a16-tuned-splits-off.patch unsplit-at-48:perf/wip/w4a16-w13-unsplit-48-64.patch}; do
+  trace "${v%%:*}" "${v#*:}"
+done
 gzip -f "$W"/trace/*.tsv
 echo "done at $(( $(date +%s) - start )) s"
