@@ -15,7 +15,9 @@ kernel tag averaged over its launches (the layers), all in us:
 Tags: 01NNKKEE gemv_fused<N, kNorm, Epilogue> (per warp), 02GGBBRR decode_attention<group, bits,
 rope> (per block), 03000000 the split merge (per block); perf/wip/cta-trace-wgmma.patch's 04BBSSGG
 w4a16_gemm_wgmma_kernel<BN> with its splits and input groups, 05KK0000 add_rmsnorm_kernel<kChunks>,
-06000000 swiglu_kernel (per block). Launches are told apart by tag and stamp count (units).
+06000000 swiglu_kernel, 07TTNNxE w4a16_gemv_kernel<kTiles, kNT> (x = 1 with the norm prologue, E the
+epilogue), 08TTBBxE w4a16_gemv_regs_kernel<kT, kB> (per block). Launches are told apart by tag and stamp
+count (units).
 
   perf/wip/cta-trace-summary.py FILE.tsv [FILE.tsv ...]
 """
@@ -39,6 +41,9 @@ def tag_name(t):
         return f"add_rmsnorm<{a}>"
     if site == 6:
         return "swiglu"
+    if site in (7, 8):
+        kind = "ring" if site == 7 else "regs"
+        return f"w4a16_gemv_{kind}<{a},{b}>{',norm' if c & 16 else ''},epi{c & 15}"
     return NAMES.get(site, f"site{site}")
 
 

@@ -11,7 +11,8 @@
 # and swiglu, built with -DRIDGELINE_CTA_TRACE=ON into build-trace/), sweeps 1.8b w4a16 B = 24 / 48 ctx
 # 1024 with RIDGELINE_CTA_TRACE set at HEAD, with w4a16-tuned-splits-off.patch and with
 # w4a16-w13-unsplit-48-64.patch, and summarizes each (perf/wip/cta-trace-summary.py). $OUT/w.tgz.
-# TRACE_VARIANTS ("label:patch ...") replaces those two variants.
+# TRACE_VARIANTS ("label:patch ...") replaces those two variants (TRACE_VARIANTS=" " runs HEAD alone);
+# TRACE_BATCHES replaces 24,48 (e.g. 1,2 for the W4A16 GEMVs of issue 9's B = 1 step, also stamped).
 #
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> bash perf/wip/w4a16-wgmma-cta-trace.sh
 source "$(dirname "$0")/device-call.sh"
@@ -29,7 +30,7 @@ trace() {  # trace LABEL [PATCH]: build-trace with PATCH applied, the traced swe
   echo "$1 built at $(( $(date +%s) - start )) s"
   [ -f "$W/ceil.json" ] || build-trace/ridgeline probe --out "$W/ceil.json" >"$W/probe.log" 2>&1
   RIDGELINE_CTA_TRACE="$W/trace/$1" timeout 90 build-trace/ridgeline sweep --model internlm2-chat-1_8b \
-    --weights w4a16 --kv fp16 --batch 24,48 --context 1024 --ceilings "$W/ceil.json" --timeline \
+    --weights w4a16 --kv fp16 --batch "${TRACE_BATCHES:-24,48}" --context 1024 --ceilings "$W/ceil.json" --timeline \
     --out "$W/$1.json" >"$W/$1.log" 2>&1 || echo "$1 sweep failed"
   python3 perf/wip/cta-trace-summary.py "$W"/trace/"$1"-*.tsv | tee "$W/summary-$1.txt"
   [ -n "${2:-}" ] && git apply -R "$2"
