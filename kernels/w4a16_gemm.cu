@@ -252,11 +252,12 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   // From 17 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), in n-tiles of 32 and
   // clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says (two_tiles_of_32 is the tiled kernel's rule).
   if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n)) {
-    if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, current_sm_count(op)))
+    const int sms = current_sm_count(op);
+    if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, sms))
       return w4a16_gemm_wgmma(x, w, n, y, stream, kPairSplits, 32);
     if (splits == 0)
-      splits = std::min(max_splits, w4a16_gemm_wgmma_tuned_splits(n, w.in, w.out, current_sm_count(op),
-                                                                  current_memory_bus_bits(op)));
+      splits = std::min(max_splits,
+                        w4a16_gemm_wgmma_tuned_splits(n, w.in, w.out, sms, current_memory_bus_bits(op)));
     kernel = W4A16GemmKernel::wgmma;
   }
   if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);
@@ -321,7 +322,10 @@ bool w4a16_gemm_wgmma_pairs_of_32(int n, int in, int out, int sms) {
 // bench/results/h100-ba5a60b-tuned-splits) 1.8b B = 24 / 32 -4.0 / -6.2%, 7b -1.5 / -1.4%. A split moves the
 // step by more than its kernel time alone says, either way: the w13 entry stretched to 33..64 rows (unsplit;
 // 10% slower alone) lost 5% in the step (h100-2e91963-w13-unsplit-48-64, h100-67f9a4c-w13-timeline), so
-// entries are kept to the rows the step was measured at.
+// entries are kept to the rows the step was measured at. A per-block trace of the step then tied that
+// to placement: inside the graph the block scheduler packs a launch's blocks unevenly where the kernel
+// holds more an SM than the grid needs (h100-26735be-wgmma-cta-trace). If launches are spread instead
+// (perf/wip/w4a16-spread-one-an-sm.patch), the 1.8b w13 entry is to be re-measured, likely to go.
 namespace {
 struct TunedSplit {
   int sms, bus_bits, min_n, max_n, in, out, splits;

@@ -16,15 +16,18 @@ build_gpu() {
     { grep -E "error|FAILED" "$W/build.log" | head -30; exit 1; }
   echo "built in $(( $(date +%s) - start )) s"
 }
+# unpatch PATCH: reverses PATCH (git apply -R, or patch -p1 -R where .git is missing).
+unpatch() {
+  git apply -R "$1" 2>/dev/null || patch -p1 -R <"$1" >>"$W/patch.log" 2>&1
+}
 # patched_build PATCH TARBALL TARGET...: applies PATCH (git apply, or patch -p1 where .git is
 # missing, as scripts/gpu-kernel-ab.sh does), arranges for it to be reversed and for $W to be tarred
 # into $OUT/TARBALL when the script exits, then build_gpu TARGET...; exits the script if PATCH does
-# not apply.
+# not apply. A script that reverses PATCH itself (unpatch) clears _applied.
 patched_build() {
   _patch=$1 _tarball=$2
   shift 2
-  trap '[ -n "${_applied:-}" ] && { git apply -R "$_patch" 2>/dev/null || patch -p1 -R <"$_patch" >>"$W/patch.log" 2>&1; }
-        tar czf "$OUT/$_tarball" -C "$OUT" w' EXIT
+  trap '[ -n "${_applied:-}" ] && unpatch "$_patch"; tar czf "$OUT/$_tarball" -C "$OUT" w' EXIT
   git apply "$_patch" 2>/dev/null || patch -p1 --forward <"$_patch" >>"$W/patch.log" 2>&1 ||
     { echo "$_patch does not apply (see patch.log)"; exit 1; }
   _applied=1
@@ -72,19 +75,21 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     print(b["name"].split("/")[2], b.get("label"), "w4a16 %.2f fp16 %.2f x %.2f" % (b["us_w4a16"], b["us_fp16"], b["x_vs_fp16"]))' \
     "$W/vsfp16.json"
 }
-# w4a16_steps BATCHES: `ridgeline sweep` of w4a16 weights, fp16 KV, ctx 1024 at BATCHES ("48,64") on
-# both presets with $W/ceilings.json (probe_ceilings first), into $W/steps-<preset>.json, 75 s each;
-# then the median step time a batch.
+# w4a16_steps BATCHES [LABEL]: `ridgeline sweep` of w4a16 weights, fp16 KV, ctx 1024 at BATCHES
+# ("48,64") on both presets (or $W4A16_STEPS_MODELS) with $W/ceilings.json (probe_ceilings first) and
+# $W4A16_STEPS_ARGS (e.g. --timeline), into $W/steps-<preset>.json (steps-LABEL-<preset>.json), 90 s
+# each; then the median step time a batch.
 w4a16_steps() {
-  local m
-  for m in internlm2-chat-1_8b internlm2-chat-7b; do
-    timeout 75 build-gpu/ridgeline sweep --model $m --weights w4a16 --kv fp16 --batch "$1" --context 1024 \
-      --ceilings "$W/ceilings.json" --out "$W/steps-$m.json" >"$W/steps-$m.log" 2>&1
+  local m out
+  for m in ${W4A16_STEPS_MODELS:-internlm2-chat-1_8b internlm2-chat-7b}; do
+    out=$W/steps-${2:+$2-}$m
+    timeout 90 build-gpu/ridgeline sweep --model $m --weights w4a16 --kv fp16 --batch "$1" --context 1024 \
+      ${W4A16_STEPS_ARGS:-} --ceilings "$W/ceilings.json" --out "$out.json" >"$out.log" 2>&1
     echo "sweep $m exit $?"
     python3 -c 'import json, sys
 for r in json.load(open(sys.argv[1]))["runs"]:
     print(sys.argv[1].split("/")[-1], "B", r["batch"], "step us", round(r["step"]["time_us"]["median"], 1))' \
-      "$W/steps-$m.json"
+      "$out.json"
   done
 }
 # gemm_choice_map NAME ROWS: BM_W4A16Path's GEMV at ROWS ("24|32") on the 8 model shapes into

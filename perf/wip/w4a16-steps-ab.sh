@@ -10,28 +10,16 @@
 #     bash perf/wip/w4a16-steps-ab.sh
 source "$(dirname "$0")/device-call.sh"
 : "${AB_PATCH:?set AB_PATCH to the patches to time}" "${AB_BATCHES:?set AB_BATCHES, e.g. 24,32}"
-models=${AB_MODELS:-internlm2-chat-1_8b internlm2-chat-7b}
 echo "card: $(card)"
-steps() {  # steps LABEL: each model into $W/steps-LABEL-<preset>.json, a line a batch
-  local m
-  for m in $models; do
-    timeout 90 build-gpu/ridgeline sweep --model $m --weights w4a16 --kv fp16 --batch "$AB_BATCHES" \
-      --context 1024 ${AB_SWEEP_ARGS:-} --ceilings "$W/ceilings.json" --out "$W/steps-$1-$m.json" \
-      >"$W/steps-$1-$m.log" 2>&1
-    python3 -c 'import json, sys
-for r in json.load(open(sys.argv[1]))["runs"]:
-    print(sys.argv[2], sys.argv[3], "B", r["batch"], "step us", round(r["step"]["time_us"]["median"], 1))' \
-      "$W/steps-$1-$m.json" "$1" "$m"
-  done
-}
+export W4A16_STEPS_MODELS=${AB_MODELS:-} W4A16_STEPS_ARGS=${AB_SWEEP_ARGS:-}
 build_gpu ridgeline
 probe_ceilings
-steps head-1
+w4a16_steps "$AB_BATCHES" head-1
 for p in $AB_PATCH; do
   patched_build "$p" ab.tgz ridgeline
-  steps "$(basename "$p" .patch)"
-  git apply -R "$p" 2>/dev/null || patch -p1 -R <"$p" >>"$W/patch.log" 2>&1
+  w4a16_steps "$AB_BATCHES" "$(basename "$p" .patch)"
+  unpatch "$p"
   _applied=
 done
 build_gpu ridgeline
-steps head-2
+w4a16_steps "$AB_BATCHES" head-2
