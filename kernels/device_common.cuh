@@ -37,21 +37,23 @@ inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+// One attribute of the current device, e.g. cudaDevAttrMultiProcessorCount.
+inline int current_device_attribute(cudaDeviceAttr attr, const char* op) {
+  int dev = 0, v = 0;
+  RL_CUDA_CHECK(op, cudaGetDevice(&dev));
+  RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&v, attr, dev));
+  return v;
+}
+
 // Multiprocessor count of the current device (split-K and grid sizing).
 inline int current_sm_count(const char* op) {
-  int dev = 0, sms = 0;
-  RL_CUDA_CHECK(op, cudaGetDevice(&dev));
-  RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  return sms;
+  return current_device_attribute(cudaDevAttrMultiProcessorCount, op);
 }
 
 // Memory bus width of the current device in bits (with the SM count, what tells an H100 SXM, 5120,
 // from an H200, 6144, for kernels' measured tables).
 inline int current_memory_bus_bits(const char* op) {
-  int dev = 0, bits = 0;
-  RL_CUDA_CHECK(op, cudaGetDevice(&dev));
-  RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev));
-  return bits;
+  return current_device_attribute(cudaDevAttrGlobalMemoryBusWidth, op);
 }
 
 // Lets `kernel` take `bytes` of dynamic shared memory (launches above 48 KB need the opt-in). With

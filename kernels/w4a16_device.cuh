@@ -237,12 +237,60 @@ struct StripLaunch {
   bool eight_to_six;  // clusters of 8 always become 7 or 6 (see strip_splits)
 };
 
+// Spread launches: a launch that the SMs hold at k = ceil(blocks / SMs) blocks each, of a kernel that
+// holds more, asks for more than 1 / (k + 1) of an SM's shared memory, so that no SM can take k + 1
+// while another idles. In the w4a16 step's graph the block scheduler packed such launches unevenly
+// (H100, 1.8b at B = 48, per-block stamps: w2's 96 blocks in clusters of 6 on 78 SMs, wqkv's pairs of 32,
+// 128 blocks, on 79, the w13 unsplit, 128 blocks, on 90; perf/NOTES.md "fiftieth",
+// bench/results/h100-26735be-wgmma-cta-trace), where alone, back to back, each launch's blocks land
+// beside the previous launch's, evenly.
+// The blocks an SM a launch is held to: k, or 0 where it is not held (k not below the kernel's `slots`,
+// or above 3: beyond that one block more or less an SM matters little).
+constexpr int spread_blocks_an_sm(int64_t blocks, int sms, int slots) {
+  if (blocks <= 0 || sms <= 0) return 0;
+  const int64_t k = (blocks + sms - 1) / sms;
+  return k < slots && k <= 3 ? int(k) : 0;
+}
+// Dynamic shared memory that holds an SM of `sm_bytes` to k blocks: more than 1 / (k + 1) of it (the
+// 1 KB each block reserves beside its dynamic shared memory keeps k + 1 out).
+constexpr int spread_smem_bytes(int k, int sm_bytes) {
+  return sm_bytes / (k + 1) + 1024;
+}
+inline int sm_smem_bytes(const char* op) {
+  static const int bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor, op);
+  return bytes;
+}
+
 // All of the SM's unified memory as shared memory, so that the kernel's blocks_per_sm blocks fit;
 // once per kernel, before any launch and before the occupancy query of strip_splits, which counts it.
+// The limit also admits a spread launch's (at most spread_smem_bytes(1, ...)).
 template <auto kKernel>
 void strip_opt_in(const StripLaunch& l, const char* op) {
-  static const bool set = (set_dynamic_smem(kKernel, l.smem, true, op), true);
+  static const bool set =
+      (set_dynamic_smem(kKernel, std::max(l.smem, spread_smem_bytes(1, sm_smem_bytes(op))), true, op), true);
   (void)set;
+}
+
+// The dynamic shared memory of a launch of `clusters` clusters of `splits` blocks: spread (above) where
+// spread_blocks_an_sm holds it to k and every cluster still fits at once at k blocks an SM; else l.smem.
+template <auto kKernel>
+int strip_launch_smem(const StripLaunch& l, int splits, int clusters, const char* op) {
+  const int sms = current_sm_count(op);
+  const int k = spread_blocks_an_sm(int64_t{splits} * clusters, sms, l.blocks_per_sm);
+  if (k == 0) return l.smem;
+  const int smem = std::max(l.smem, spread_smem_bytes(k, sm_smem_bytes(op)));
+  static std::array<std::array<int, 4>, kMaxSplits + 1> fit{};  // clusters held at once, 0: not asked
+  int& f = fit[splits][k];
+  if (f == 0) {
+    if (splits == 1) {
+      int per_sm = 0;
+      RL_CUDA_CHECK(op, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, kStripThreads, smem));
+      f = std::max(1, per_sm * sms);
+    } else {
+      f = max_active_clusters(kKernel, kStripThreads, smem, splits, op);
+    }
+  }
+  return clusters <= f ? smem : l.smem;
 }
 
 // The cluster split-K rule (its reasons and measurements at kernels/w4a16_gemm.cu's auto_splits):
@@ -283,8 +331,9 @@ void launch_strips(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStr
   if (splits == 0) splits = strip_splits<kKernel>(w, n, bn, l, max_splits, op);
   require(splits >= 1 && splits <= max_splits, op,
           "splits must be in 1.." + std::to_string(max_splits) + ", got " + std::to_string(splits));
-  launch_split(kKernel, dim3(splits, ntiles, strips), kStripThreads, l.smem, splits, overlap, stream, op, x,
-               w, n, y, splits);
+  launch_split(kKernel, dim3(splits, ntiles, strips), kStripThreads,
+               strip_launch_smem<kKernel>(l, splits, ntiles * strips, op), splits, overlap, stream, op, x, w,
+               n, y, splits);
   RL_CUDA_CHECK_LAUNCH(op);
 }
 

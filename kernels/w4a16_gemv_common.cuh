@@ -161,12 +161,7 @@ inline constexpr int kStaticSmemReserve = 256;
 
 // The opt-in shared memory maximum of the device, asked once.
 inline int optin_smem_per_block(const char* op) {
-  static const int bytes = [op] {
-    int dev = 0, v = 0;
-    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
-    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    return v;
-  }();
+  static const int bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, op);
   return bytes;
 }
 

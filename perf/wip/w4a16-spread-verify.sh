@@ -13,15 +13,18 @@
 #    changes; $OUT/tests.tgz), then w4a16-wgmma-cta-trace.sh with the spread variant only: does the
 #    placement even out (sm_max 1 for the 96- and 128-block launches at B = 48)? ($OUT/w.tgz)
 #
+# Ran in the fifty-first session with the patch not yet landed (bench/results/h100-spread-one-an-sm);
+# the spread has since landed, so the variant is now perf/wip/w4a16-spread-off.patch (HEAD / off / HEAD).
+#
 #   OUT=/some/dir RIDGELINE_GIT_COMMIT=<full hash> PART=1 bash perf/wip/w4a16-spread-verify.sh
 here=$(cd "$(dirname "$0")" && pwd)
-patch=perf/wip/w4a16-spread-one-an-sm.patch
+patch=perf/wip/w4a16-spread-off.patch
 if [ "${PART:?set PART to 1 or 2}" = 1 ]; then
   AB_PATCH=$patch AB_BATCHES=24,32,48,64 AB_SWEEP_ARGS=--timeline exec bash "$here/w4a16-steps-ab.sh"
 fi
 (
   source "$here/device-call.sh"
-  patched_build "$patch" tests.tgz ridgeline_gpu_tests
+  build_gpu ridgeline_gpu_tests
   gpu_tests spread-tests 120 "$W4A16_OVERLAP_TESTS"
 )
-TRACE_VARIANTS=spread:$patch bash "$here/w4a16-wgmma-cta-trace.sh"
+TRACE_VARIANTS=off:$patch bash "$here/w4a16-wgmma-cta-trace.sh"

@@ -23,6 +23,7 @@
 #include "engine/safetensors.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/w4a16.cuh"
+#include "kernels/w4a16_device.cuh"
 #include "kernels/w4a16_gemm_paths.cuh"
 #include "kernels/w4a16_repack.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -615,6 +616,24 @@ TEST(KernelW4A16Gemm, TunedSplitsOnlyWhereMeasured) {
   EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 14336, 4096, 114, 5120), 0);  // H100 PCIe
   EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 4096, 6144, 132, 5120), 0);   // 7b wqkv: the rule wins
   EXPECT_EQ(cuda::w4a16_gemm_wgmma_tuned_splits(24, 4096, 14336, 132, 5120), 0);  // in and out swapped
+}
+
+// Spread launches (kernels/w4a16_device.cuh): held to k = ceil(blocks / SMs) blocks an SM only where the
+// kernel would take more, and the shared memory asked keeps k + 1 out and lets k in. Host logic: no GPU.
+TEST(KernelW4A16Gemm, SpreadLaunchesHoldTheFewestBlocksAnSmThatHoldTheGrid) {
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(96, 132, 2), 1);   // 1.8b w2 at 48 rows: 16 clusters of 6
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(128, 132, 3), 1);  // 1.8b w13 unsplit at 24 rows
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(256, 132, 3), 2);  // 1.8b w13 in clusters of 2 at 24 rows
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(256, 132, 2), 0);  // ... at 48 rows: two slots, two needed
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(133, 132, 2), 0);
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(600, 132, 8), 0);  // more than three an SM: left alone
+  EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(0, 132, 2), 0);
+  constexpr int kReserved = 1024, kH100 = 233472;  // cudaDevAttrMaxSharedMemoryPerMultiprocessor
+  for (int k = 1; k <= 3; ++k) {
+    const int smem = cuda::w4a16::spread_smem_bytes(k, kH100);
+    EXPECT_LE(k * (smem + kReserved), kH100) << k;
+    EXPECT_GT((k + 1) * (smem + kReserved), kH100) << k;
+  }
 }
 
 // Every linear of the two models at decode and prefill sizes, through the dispatching launcher.
