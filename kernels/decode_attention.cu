@@ -793,17 +793,9 @@ int choose_warps(int n_seqs, int n_kv, int max_context, int n_splits, int sms, i
   return kWarps * per_sm;  // = wide_warps(bits)
 }
 
-// The shared memory that lets no more than two CTAs share an SM: more than a third of the SM's, less
-// each block's reserve, rounded up to the 128-byte allocation unit.
+// The shared memory that lets no more than two CTAs share an SM.
 size_t two_per_sm_smem(const char* op) {
-  static const size_t bytes = [op] {
-    int dev = 0, per_sm = 0, reserved = 0;
-    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
-    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev));
-    return (static_cast<size_t>(per_sm / 3 - reserved + 1) + 127) & ~size_t{127};
-  }();
-  return bytes;
+  return size_t(smem_holding_sm_to(2, op));
 }
 
 // Where choose_splits sized the grid for two CTAs an SM (a batch covering at most a quarter of the

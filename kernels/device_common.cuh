@@ -56,6 +56,19 @@ inline int current_memory_bus_bits(const char* op) {
   return current_device_attribute(cudaDevAttrGlobalMemoryBusWidth, op);
 }
 
+// Dynamic shared memory a block asks for so that at most k blocks share an SM of `sm_bytes` whose
+// blocks each reserve `reserved` bytes beside their own: more than 1 / (k + 1) of the SM, less the
+// reserve, rounded up to the 128-byte allocation unit (k of them still fit for k <= 3).
+constexpr int smem_holding_sm_to(int k, int sm_bytes, int reserved) {
+  return (sm_bytes / (k + 1) - reserved + 1 + 127) & ~127;
+}
+// The same on the current device, whose attributes are asked once.
+inline int smem_holding_sm_to(int k, const char* op) {
+  static const int per_sm = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor, op);
+  static const int reserved = current_device_attribute(cudaDevAttrReservedSharedMemoryPerBlock, op);
+  return smem_holding_sm_to(k, per_sm, reserved);
+}
+
 // Lets `kernel` take `bytes` of dynamic shared memory (launches above 48 KB need the opt-in). With
 // `max_shared` the SM's unified L1/shared memory is carved out as shared memory, so that several
 // large blocks fit beside each other (the kernels that ask for it load through cp.async.cg, which

@@ -245,51 +245,36 @@ struct StripLaunch {
 // bench/results/h100-26735be-wgmma-cta-trace), where alone, back to back, each launch's blocks land
 // beside the previous launch's, evenly.
 // The blocks an SM a launch is held to: k, or 0 where it is not held (k not below the kernel's `slots`,
-// or above 3: beyond that one block more or less an SM matters little).
+// or above 3: beyond that one block more or less an SM matters little). The shared memory that holds
+// it there is smem_holding_sm_to(k) (kernels/device_common.cuh, as decode attention holds its grids).
 constexpr int spread_blocks_an_sm(int64_t blocks, int sms, int slots) {
   if (blocks <= 0 || sms <= 0) return 0;
   const int64_t k = (blocks + sms - 1) / sms;
   return k < slots && k <= 3 ? int(k) : 0;
 }
-// Dynamic shared memory that holds an SM of `sm_bytes` to k blocks: more than 1 / (k + 1) of it (the
-// 1 KB each block reserves beside its dynamic shared memory keeps k + 1 out).
-constexpr int spread_smem_bytes(int k, int sm_bytes) {
-  return sm_bytes / (k + 1) + 1024;
-}
-inline int sm_smem_bytes(const char* op) {
-  static const int bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor, op);
-  return bytes;
-}
 
 // All of the SM's unified memory as shared memory, so that the kernel's blocks_per_sm blocks fit;
 // once per kernel, before any launch and before the occupancy query of strip_splits, which counts it.
-// The limit also admits a spread launch's (at most spread_smem_bytes(1, ...)).
+// The limit also admits a spread launch's (at most smem_holding_sm_to(1)).
 template <auto kKernel>
 void strip_opt_in(const StripLaunch& l, const char* op) {
   static const bool set =
-      (set_dynamic_smem(kKernel, std::max(l.smem, spread_smem_bytes(1, sm_smem_bytes(op))), true, op), true);
+      (set_dynamic_smem(kKernel, std::max(l.smem, smem_holding_sm_to(1, op)), true, op), true);
   (void)set;
 }
 
 // The dynamic shared memory of a launch of `clusters` clusters of `splits` blocks: spread (above) where
 // spread_blocks_an_sm holds it to k and every cluster still fits at once at k blocks an SM; else l.smem.
+// Unsplit blocks always fit (k * SMs >= blocks, k < slots); clusters must also fit a GPC's SMs.
 template <auto kKernel>
 int strip_launch_smem(const StripLaunch& l, int splits, int clusters, const char* op) {
-  const int sms = current_sm_count(op);
-  const int k = spread_blocks_an_sm(int64_t{splits} * clusters, sms, l.blocks_per_sm);
+  const int k = spread_blocks_an_sm(int64_t{splits} * clusters, current_sm_count(op), l.blocks_per_sm);
   if (k == 0) return l.smem;
-  const int smem = std::max(l.smem, spread_smem_bytes(k, sm_smem_bytes(op)));
+  const int smem = std::max(l.smem, smem_holding_sm_to(k, op));
+  if (splits == 1) return smem;
   static std::array<std::array<int, 4>, kMaxSplits + 1> fit{};  // clusters held at once, 0: not asked
   int& f = fit[splits][k];
-  if (f == 0) {
-    if (splits == 1) {
-      int per_sm = 0;
-      RL_CUDA_CHECK(op, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, kStripThreads, smem));
-      f = std::max(1, per_sm * sms);
-    } else {
-      f = max_active_clusters(kKernel, kStripThreads, smem, splits, op);
-    }
-  }
+  if (f == 0) f = max_active_clusters(kKernel, kStripThreads, smem, splits, op);
   return clusters <= f ? smem : l.smem;
 }
 
@@ -339,12 +324,8 @@ void launch_strips(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStr
 
 // Clusters exist from sm_90 on; older devices run unsplit.
 inline int max_splits_on_device(const char* op) {
-  static const int max_splits = [op] {
-    int dev = 0, major = 0;
-    RL_CUDA_CHECK(op, cudaGetDevice(&dev));
-    RL_CUDA_CHECK(op, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    return major >= 9 ? kMaxSplits : 1;
-  }();
+  static const int max_splits =
+      current_device_attribute(cudaDevAttrComputeCapabilityMajor, op) >= 9 ? kMaxSplits : 1;
   return max_splits;
 }
 

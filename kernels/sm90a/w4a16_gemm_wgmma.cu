@@ -300,13 +300,9 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
 }  // namespace
 
 bool w4a16_gemm_has_wgmma() {
-  static const bool has = [] {
-    int dev = 0, major = 0, minor = 0;
-    RL_CUDA_CHECK("w4a16_gemm_wgmma", cudaGetDevice(&dev));
-    RL_CUDA_CHECK("w4a16_gemm_wgmma", cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    RL_CUDA_CHECK("w4a16_gemm_wgmma", cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-    return major == 9 && minor == 0;
-  }();
+  static const bool has =
+      current_device_attribute(cudaDevAttrComputeCapabilityMajor, "w4a16_gemm_wgmma") == 9 &&
+      current_device_attribute(cudaDevAttrComputeCapabilityMinor, "w4a16_gemm_wgmma") == 0;
   return has;
 }
 

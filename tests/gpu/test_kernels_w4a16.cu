@@ -619,7 +619,8 @@ TEST(KernelW4A16Gemm, TunedSplitsOnlyWhereMeasured) {
 }
 
 // Spread launches (kernels/w4a16_device.cuh): held to k = ceil(blocks / SMs) blocks an SM only where the
-// kernel would take more, and the shared memory asked keeps k + 1 out and lets k in. Host logic: no GPU.
+// kernel would take more, and the shared memory asked (smem_holding_sm_to, kernels/device_common.cuh)
+// keeps k + 1 out and lets k in. Host logic: no GPU.
 TEST(KernelW4A16Gemm, SpreadLaunchesHoldTheFewestBlocksAnSmThatHoldTheGrid) {
   EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(96, 132, 2), 1);   // 1.8b w2 at 48 rows: 16 clusters of 6
   EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(128, 132, 3), 1);  // 1.8b w13 unsplit at 24 rows
@@ -628,9 +629,9 @@ TEST(KernelW4A16Gemm, SpreadLaunchesHoldTheFewestBlocksAnSmThatHoldTheGrid) {
   EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(133, 132, 2), 0);
   EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(600, 132, 8), 0);  // more than three an SM: left alone
   EXPECT_EQ(cuda::w4a16::spread_blocks_an_sm(0, 132, 2), 0);
-  constexpr int kReserved = 1024, kH100 = 233472;  // cudaDevAttrMaxSharedMemoryPerMultiprocessor
+  constexpr int kReserved = 1024, kH100 = 233472;  // an H100 block's reserve and SM's shared memory
   for (int k = 1; k <= 3; ++k) {
-    const int smem = cuda::w4a16::spread_smem_bytes(k, kH100);
+    const int smem = cuda::smem_holding_sm_to(k, kH100, kReserved);
     EXPECT_LE(k * (smem + kReserved), kH100) << k;
     EXPECT_GT((k + 1) * (smem + kReserved), kH100) << k;
   }
