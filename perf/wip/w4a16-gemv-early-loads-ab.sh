@@ -11,13 +11,14 @@
 #    (not the normed SwiGLU pair and the normed one-strip store, which would spill): the RoPE wqkv
 #    and the residual wo / w2 of every B = 1 step.
 # Same copies, same arithmetic: the bits are HEAD's, which the tests check. The summary prints
-# BM_W4A16VsFp16 at 1..8 rows and the decode benchmark's w4a16 steps (B = 1 and 16) for each side.
+# BM_W4A16VsFp16 at 1..16 rows (at 16 the 2-stage rings: 1 group in flight a warp at HEAD, up to 2
+# with the first patch) and the decode benchmark's w4a16 steps (B = 1 and 16) for each side.
 #
 #   OUT=/some/dir bash perf/wip/w4a16-gemv-early-loads-ab.sh
 cd "$(dirname "$0")/../.."
 : "${OUT:?set OUT}"
 echo "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-RIDGELINE_BENCH_FILTER='BM_W4A16VsFp16/[0-7]/(1|2|4|8)/' \
+RIDGELINE_BENCH_FILTER='BM_W4A16VsFp16/[0-7]/(1|2|4|8|16)/' \
   RIDGELINE_TEST_FILTER='KernelW4A16Gemv*:KernelRopeEpilogue*:W4A16ModelShapes*:CudaW4A16.*' \
   RIDGELINE_AB_DECODE=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets RIDGELINE_BENCH_MIN_TIME=30x \
   timeout 570 bash scripts/gpu-kernel-ab.sh "$OUT/ab" \
