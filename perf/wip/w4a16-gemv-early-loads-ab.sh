@@ -5,7 +5,7 @@
 #  - w4a16-gemv-fill-every-stage.patch: the ring GEMV fills every ring slot before its first multiply
 #    and refills a slot right after its group is multiplied (HEAD: kStages - 1 slots, the refill after
 #    the next wait). At one row 7b wo's 4 groups a warp all go out at once (HEAD: 3, the 4th a DRAM
-#    round trip later). It touches every ring GEMV launch: the plain ones up to 16 rows (at 16,
+#    round trip later). It touches every ring GEMV launch: the plain ones (1 to 32 rows; at 16,
 #    2-stage rings: 1 group in flight a warp at HEAD, 2 with the patch), the normed and fused ones at
 #    2..8.
 #  - w4a16-gemv-regs-both-batches-early.patch: the register GEMV (the B = 1 step's fused GEMVs)
