@@ -244,20 +244,21 @@ void launch(const half* x, const W4A16Weights& w, int n, OutT* y, cudaStream_t s
   require(aligned16(x) && aligned16(y), op, "x and y must be 16-byte aligned");
   if (n == 0) return;
   const int max_splits = std::min(w4a16::max_splits_on_device(op), w.in / kW4A16Group);
-  if (kernel == W4A16GemmKernel::automatic && splits == 0 &&
-      w4a16_gemm_use_wide(n, w.out, current_sm_count(op)))
+  const int sms = current_sm_count(op);
+  if (kernel == W4A16GemmKernel::automatic && splits == 0 && w4a16_gemm_use_wide(n, w.out, sms))
     kernel = W4A16GemmKernel::wide;
   if (kernel == W4A16GemmKernel::wide || kernel == W4A16GemmKernel::wide_64)
     return w4a16_gemm_wide(x, w, n, y, stream, kernel, splits);
   // From 17 rows on Hopper the same blocks on wgmma (w4a16_gemm_use_wgmma), in n-tiles of 32 and
-  // clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says (two_tiles_of_32 is the tiled kernel's rule).
+  // clusters of 2 where w4a16_gemm_wgmma_pairs_of_32 says (two_tiles_of_32 is the tiled kernel's rule),
+  // else at the measured split where w4a16_gemm_wgmma_tuned_splits has one (0: the kernel's rule).
   if (kernel == W4A16GemmKernel::automatic && w4a16_gemm_use_wgmma(n)) {
-    const int sms = current_sm_count(op);
-    if (splits == 0 && w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, sms))
-      return w4a16_gemm_wgmma(x, w, n, y, stream, kPairSplits, 32);
-    if (splits == 0)
+    if (splits == 0) {
+      if (w4a16_gemm_wgmma_pairs_of_32(n, w.in, w.out, sms))
+        return w4a16_gemm_wgmma(x, w, n, y, stream, kPairSplits, 32);
       splits = std::min(max_splits,
                         w4a16_gemm_wgmma_tuned_splits(n, w.in, w.out, sms, current_memory_bus_bits(op)));
+    }
     kernel = W4A16GemmKernel::wgmma;
   }
   if (kernel == W4A16GemmKernel::wgmma) return w4a16_gemm_wgmma(x, w, n, y, stream, splits);

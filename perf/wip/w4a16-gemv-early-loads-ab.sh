@@ -17,9 +17,8 @@
 # with the first patch) and the decode benchmark's w4a16 steps (B = 1 and 16) for each side.
 #
 #   OUT=/some/dir bash perf/wip/w4a16-gemv-early-loads-ab.sh
-cd "$(dirname "$0")/../.."
-: "${OUT:?set OUT}"
-echo "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+source "$(dirname "$0")/device-call.sh"
+echo "card: $(card)"
 RIDGELINE_BENCH_FILTER='BM_W4A16VsFp16/[0-7]/(1|2|4|8|16)/' \
   RIDGELINE_TEST_FILTER='KernelW4A16Gemv*:KernelRopeEpilogue*:W4A16ModelShapes*:CudaW4A16.*' \
   RIDGELINE_AB_DECODE=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets RIDGELINE_BENCH_MIN_TIME=30x \
