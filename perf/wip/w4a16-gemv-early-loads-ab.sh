@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fifty-second session, written and compile-checked, not run (the session's device time ran out): two
-# GEMV changes that request weights earlier, each measured alone against HEAD on one machine
+# Fifty-second session; run in the fifty-third on an H100 at b467400, both slower, neither landed
+# (bench/results/h100-early-loads-ab-b467400/). Two GEMV changes that request weights earlier, each
+# measured alone against HEAD on one machine
 # (scripts/gpu-kernel-ab.sh's "A.patch,B.patch" form; ~8-9 min from a bare machine):
 #  - w4a16-gemv-fill-every-stage.patch: the ring GEMV fills every ring slot before its first multiply
 #    and refills a slot right after its group is multiplied (HEAD: kStages - 1 slots, the refill after
