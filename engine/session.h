@@ -25,7 +25,7 @@ struct TurnStats {
   int reply_tokens = 0;   // tokens generated, the stop token included
   int decode_tokens = 0;  // decode steps
   double decode_ms = 0.0;
-  int64_t context_after_prefill = 0;  // tokens in the cache when decoding began (for bytes per step)
+  int64_t context_after_prefill = 0;          // tokens cached when decoding began (bytes per step)
   StopReason stop_reason = StopReason::none;  // generate()'s
 
   double prefill_tokens_per_s() const { return prefill_ms > 0 ? prefill_tokens / (prefill_ms / 1e3) : 0.0; }
