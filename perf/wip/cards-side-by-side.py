@@ -63,18 +63,16 @@ def main():
         print(f"\n| preset | B | fp16 us {na} | {nb} | faster | w4a16 us {na} | {nb} | faster |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for pa_path, pb_path in zip(args.steps[0].split(","), args.steps[1].split(",")):
-            ua, ub = decode_runs(load(pa_path)), decode_runs(load(pb_path))
-            preset = load(pa_path).get("model", {}).get("name", os.path.basename(pa_path))
+            rep_a = load(pa_path)
+            ua, ub = decode_runs(rep_a), decode_runs(load(pb_path))
+            preset = rep_a["model"]["name"]
             for batch in (1, 16):
-                t = {}
-                for w in ("fp16", "w4a16"):
-                    ka = (batch, 1024, w, "fp16")
-                    if ka in ua and ka in ub:
-                        t[w] = (median_us(ua[ka]["step"]), median_us(ub[ka]["step"]))
-                if len(t) == 2:
-                    (fa, fb), (qa, qb) = t["fp16"], t["w4a16"]
-                    print(f"| {preset} | {batch} | {fa:.0f} | {fb:.0f} | {fa / fb:.2f} | {qa:.0f} | "
-                          f"{qb:.0f} | {qa / qb:.2f} |")
+                keys = [(batch, 1024, w, "fp16") for w in ("fp16", "w4a16")]
+                if not all(k in ua and k in ub for k in keys):
+                    continue
+                (fa, fb), (qa, qb) = ((median_us(ua[k]["step"]), median_us(ub[k]["step"])) for k in keys)
+                print(f"| {preset} | {batch} | {fa:.0f} | {fb:.0f} | {fa / fb:.2f} | {qa:.0f} | "
+                      f"{qb:.0f} | {qa / qb:.2f} |")
 
 
 if __name__ == "__main__":
