@@ -26,6 +26,8 @@
 // "dequant" (Gemm::run_w4a16_dequant: W dequantized to fp16 in slabs, each through cuBLASLt)
 // against fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
 // w4a16_gemm_use_wide and w4a16_use_dequant_gemm.
+// BM_W4A16ReadFloor times a kernel that only reads a weight's packed bytes, launched as the GEMVs are:
+// the floor no one-launch W4A16 kernel beats, and the best x_vs_fp16 that floor allows.
 // BM_W4A16Fusions times the decode step's fused W4A16 GEMVs (w4a16_gemv_fused) against the kernels
 // they replace, at M = 1 and 2: the evidence behind cuda_fusions' w4a16 rule (engine/ops.cpp).
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
@@ -539,6 +541,94 @@ void BM_W4A16GemmKernels(benchmark::State& state) {
 }
 BENCHMARK(BM_W4A16GemmKernels)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {64, 128, 256, 512, 1024, 2048}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMicrosecond);
+
+// The read floor of one W4A16 launch: a kernel that reads the packed codes and the scale/zero records
+// of one weight (16-byte loads, each thread a grid-strided run of kUnroll chunks at a time), does
+// nothing with them but fold them into one word, and launches overlapped as the GEMVs do (the first
+// batch requested before overlap_enter). No GEMV or GEMM that reads those bytes once, in one launch,
+// can beat its best layout in this harness: us_fp16 / us_floor_read (x_floor_vs_fp16) is the most any
+// such kernel can be faster than fp16 here, whatever its arithmetic, against x_vs_fp16 of the engine's
+// w4a16_linear timed in the same run. At M = 16 the floor leaves out x (16 rows of `in` halves, at
+// most 1.5% of the bytes).
+template <int kUnroll>
+__global__ void read_floor_kernel(const uint4* __restrict__ codes, int64_t n_codes,
+                                  const uint4* __restrict__ records, int64_t n_records, uint32_t never,
+                                  uint32_t* sink) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x, n = n_codes + n_records;
+  auto chunk = [&](int64_t i) { return i < n_codes ? __ldg(codes + i) : __ldg(records + (i - n_codes)); };
+  uint32_t acc = 0;
+  int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  bool first = true;
+  for (; i < n || first; i += kUnroll * stride) {
+    uint4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      v[u] = i + u * stride < n ? chunk(i + u * stride) : make_uint4(0, 0, 0, 0);
+    if (first) overlap_enter(), first = false;  // weights are never written: requested before the wait
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  if (acc == never) sink[int64_t{blockIdx.x} * blockDim.x + threadIdx.x] = acc;  // keeps the loads
+}
+
+void BM_W4A16ReadFloor(benchmark::State& state) {
+  if (!gpu_answers()) return state.SkipWithError("GPU not available");
+  const LinearShape& g = kShapes[state.range(0)];
+  const int m = int(state.range(1));
+  RotatedW4A16 b(g, m);
+  const cudaStream_t s = b.stream.get();
+  constexpr int kIters = 15;
+  const int sms = current_sm_count("bench_w4a16");
+  const int64_t n_codes = 4 * w4a16_qweight_words(g.in, g.out) / 16,
+                n_records = 2 * w4a16_scale_zero_halves(g.in, g.out) / 16;
+  DeviceBuffer<uint32_t> sink(size_t(sms) * 16 * 1024, "bench read-floor sink");
+  VariantTimes times{state};
+  auto read = [&](auto kernel, int blocks, int threads) {
+    return [&b, kernel, blocks, threads, s, n_codes, n_records, &sink](int i) {
+      const W4A16Weights w = b.w4.at(i);
+      launch_overlapped(kernel, blocks, threads, 0, s, "bench_w4a16 read floor",
+                        reinterpret_cast<const uint4*>(w.qweight), n_codes,
+                        reinterpret_cast<const uint4*>(w.scale_zero), n_records, 0xfffffffeu, sink.get());
+    };
+  };
+  // Blocks a multiple of the SMs, or just enough that each thread loads one batch (no stride).
+  auto layouts = [&](auto kernel, int unroll) {
+    for (int threads : {256, 512, 1024}) {
+      const int one_batch =
+          int((n_codes + n_records + int64_t{threads} * unroll - 1) / (int64_t{threads} * unroll));
+      for (int blocks : {sms, 2 * sms, 4 * sms, one_batch}) {
+        if (int64_t{blocks} * threads > int64_t(sink.size())) continue;
+        times.add(variant_name({"read_b", std::to_string(blocks), "t", std::to_string(threads), "u",
+                                std::to_string(unroll)}),
+                  b.time(read(kernel, blocks, threads), kIters));
+      }
+    }
+  };
+  layouts(read_floor_kernel<2>, 2);
+  layouts(read_floor_kernel<4>, 4);
+  layouts(read_floor_kernel<8>, 8);
+  const double floor_us = times.best_us;
+  const std::string floor_name = times.best_name;
+  state.counters["us_floor_overlapped"] =
+      1e6 *
+      b.time([&](int) { launch_overlapped(empty_overlapped_kernel, sms, 256, 0, s, "bench_w4a16 empty"); },
+             kIters);
+  const double w4a16_s = b.time([&](int i) { w4a16_linear(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
+  const double fp16_s = fp16_seconds(b, g, m, kIters);
+  state.counters["us_floor_read"] = floor_us;
+  state.counters["us_w4a16"] = w4a16_s * 1e6;
+  state.counters["us_fp16"] = fp16_s * 1e6;
+  state.counters["GB/s_floor_read"] = double(w4a16_weight_bytes(g.in, g.out)) / (floor_us * 1e-6) / 1e9;
+  state.counters["x_vs_fp16"] = fp16_s / w4a16_s;
+  state.counters["x_floor_vs_fp16"] = fp16_s * 1e6 / floor_us;
+  for (auto _ : state) state.SetIterationTime(floor_us * 1e-6);
+  state.SetLabel(std::string(g.name) + " floor=" + floor_name);
+}
+BENCHMARK(BM_W4A16ReadFloor)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 16}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);
