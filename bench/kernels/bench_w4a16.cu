@@ -209,6 +209,14 @@ BENCHMARK(BM_W4A16Path)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
+// The floor of the harness: a kernel that does nothing, on one block per SM, one graph node after
+// another: what no GEMV layout can beat. Plain (us_floor_empty), and overlapped as the GEMVs launch
+// (us_floor_overlapped: each node may start while the one before it runs, kernels/overlap.cuh).
+__global__ void empty_kernel() {}
+__global__ void empty_overlapped_kernel() {
+  overlap_enter();
+}
+
 // One shape and batch with its rotated W4A16 copies, x and y: what the variant benchmarks share.
 struct RotatedW4A16 {
   Stream stream;
@@ -242,6 +250,13 @@ struct RotatedW4A16 {
     for (int i = 0; i < iters; ++i) t.push_back(replay_seconds(g, count, s, start, stop));
     return median(t);
   }
+  // The overlapped launch floor: an empty kernel on one block an SM, launched as the GEMVs are.
+  double empty_overlapped_seconds(int iters) {
+    const cudaStream_t s = stream.get();
+    const int sms = current_sm_count("bench_w4a16");
+    return time([&](int) { launch_overlapped(empty_overlapped_kernel, sms, 256, 0, s, "bench_w4a16 empty"); },
+                iters);
+  }
 };
 
 // Records `us` under `name` and keeps the fastest.
@@ -265,14 +280,6 @@ struct VariantTimes {
   }
 };
 
-// The floor of the harness: a kernel that does nothing, on one block per SM, one graph node after
-// another: what no GEMV layout can beat. Plain (us_floor_empty), and overlapped as the GEMVs launch
-// (us_floor_overlapped: each node may start while the one before it runs, kernels/overlap.cuh).
-__global__ void empty_kernel() {}
-__global__ void empty_overlapped_kernel() {
-  overlap_enter();
-}
-
 // Every GEMV layout on the same weights. A layout that does not fit (shared memory at this M, splits
 // above in/128) is left out, with its reason on stderr.
 void BM_W4A16GemvVariants(benchmark::State& state) {
@@ -285,10 +292,7 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
   VariantTimes times{state};
   const int sms = current_sm_count("bench_w4a16");
   state.counters["us_floor_empty"] = 1e6 * b.time([&](int) { empty_kernel<<<sms, 256, 0, s>>>(); }, kIters);
-  state.counters["us_floor_overlapped"] =
-      1e6 *
-      b.time([&](int) { launch_overlapped(empty_overlapped_kernel, sms, 256, 0, s, "bench_w4a16 empty"); },
-             kIters);
+  state.counters["us_floor_overlapped"] = 1e6 * b.empty_overlapped_seconds(kIters);
   auto try_time = [&](const std::string& name, auto&& launch) {
     try {
       times.add(name, b.time(launch, kIters));
@@ -612,10 +616,7 @@ void BM_W4A16ReadFloor(benchmark::State& state) {
   layouts(read_floor_kernel<8>, 8);
   const double floor_us = times.best_us;
   const std::string floor_name = times.best_name;
-  state.counters["us_floor_overlapped"] =
-      1e6 *
-      b.time([&](int) { launch_overlapped(empty_overlapped_kernel, sms, 256, 0, s, "bench_w4a16 empty"); },
-             kIters);
+  state.counters["us_floor_overlapped"] = 1e6 * b.empty_overlapped_seconds(kIters);
   const double w4a16_s = b.time([&](int i) { w4a16_linear(b.x.get(), b.w4.at(i), m, b.y.get(), s); }, kIters);
   const double fp16_s = fp16_seconds(b, g, m, kIters);
   state.counters["us_floor_read"] = floor_us;
