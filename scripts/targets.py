@@ -321,8 +321,8 @@ def issue9_from_bench(t, bench):
             # The read floor's ratio: fp16 of the same cell over the floor (x_floor_vs_fp16 of
             # BM_W4A16ReadFloor has its own fp16 time; this one compares like with the row).
             floor = read_floors(bench, m)
-            fx = {n: bench[f"BM_W4A16VsFp16/{SHAPES.index(n)}/{m}"]["us_fp16"] / us for n, us in floor.items()
-                  if n.startswith("7b.") and f"BM_W4A16VsFp16/{SHAPES.index(n)}/{m}" in bench}
+            fx = {SHAPES[int(s)]: bench[f"BM_W4A16VsFp16/{s}/{m}"]["us_fp16"] / floor[SHAPES[int(s)]]
+                  for s in "4567" if (s, m) in x and SHAPES[int(s)] in floor}
             note = ""
             if worst[1] in fx:
                 note = f"; the read floor allows {fx[worst[1]]:.2f}x there"
