@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Where the W4A16 GEMV's time goes at M = 1 and 16 (perf/wip/w4a16-stream-only-call.sh).
+
+Per shape and M: fp16, the read floor (BM_W4A16ReadFloor's best layout), and for the engine's
+default layout and the fastest as-built layout, the as-built time against the same layout with
+perf/wip/w4a16-gemv-stream-only.patch (weights moved, nothing computed). The x columns are fp16 over
+each time: what issue 9 reads at M = 1 (3.2x on 7b) and M = 16 (2.5x).
+
+    python3 perf/wip/stream-only-summary.py READ_FLOOR_JSON VARIANTS_HEAD_JSON VARIANTS_STREAM_JSON
+"""
+import json
+import sys
+
+
+def cells(path, bench):
+    """{(shape, m): row} of one benchmark's rows in a Google Benchmark JSON."""
+    out = {}
+    for b in json.load(open(path))["benchmarks"]:
+        parts = b["name"].split("/")
+        if parts[0] == bench and "error_message" not in b:
+            out[(int(parts[1]), int(parts[2]))] = b
+    return out
+
+
+def layouts(row):
+    return {k[3:]: v for k, v in row.items() if k.startswith("us_") and k not in ("us_best",)
+            and not k.startswith("us_floor")}
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    floor = cells(sys.argv[1], "BM_W4A16ReadFloor")
+    head = cells(sys.argv[2], "BM_W4A16GemvVariants")
+    stream = cells(sys.argv[3], "BM_W4A16GemvVariants")
+    print("| shape | M | fp16 us | read floor us (x) | default: as built / stream-only us (x) | "
+          "fastest as built: layout, us / stream-only (x) | fastest stream-only: layout, us |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for key in sorted(head):
+        h, s, f = layouts(head[key]), layouts(stream.get(key, {})), floor.get(key)
+        if not h:
+            continue
+        name = head[key].get("label", "").split()[0]
+        fp16 = f.get("us_fp16", float("nan")) if f else float("nan")
+        best = min(h, key=h.get)
+        sbest = min(s, key=s.get) if s else None
+        fl = f"{f['us_floor_read']:.2f} ({fp16 / f['us_floor_read']:.2f}x)" if f else "-"
+        d = f"{h['default']:.2f} / {s.get('default', float('nan')):.2f} ({fp16 / h['default']:.2f}x)"
+        b = f"{best}, {h[best]:.2f} / {s.get(best, float('nan')):.2f} ({fp16 / h[best]:.2f}x)"
+        sb = f"{sbest}, {s[sbest]:.2f}" if sbest else "-"
+        print(f"| {name} | {key[1]} | {fp16:.2f} | {fl} | {d} | {b} | {sb} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Where the W4A16 GEMV's small-batch time goes, on any Hopper card (~8 min from a bare machine, all
+# within RIDGELINE_CALL_SECONDS of the build's start, default 570): the read floor (BM_W4A16ReadFloor,
+# M = 1 / 16), then twice, as built and with perf/wip/w4a16-gemv-stream-only.patch (both GEMV kernels
+# keep their loads, ring traffic, x staging, reductions and stores but fold the weight words instead
+# of dequantizing and multiplying; outputs wrong): BM_W4A16GemvVariants at M = 1 / 16, BM_W4A16Fusions
+# at M = 1 (the B = 1 step's fused GEMVs) and DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets (the
+# steps; fp16 untouched by the patch, so the stream-only w4a16 B = 1 step against it is the ratio
+# issue 9's B = 1 rows would read if the GEMVs' arithmetic cost nothing). Per layout, real minus
+# stream-only is the arithmetic the layout does not hide, stream-only minus the read floor what its
+# own streaming costs (the patch also frees registers, so more warps may fit: regs-*.txt has
+# each kernel's count). perf/wip/stream-only-summary.py prints the kernel table. Everything comes back
+# in $OUT/stream-only.tgz.
+#
+#   OUT=/some/dir bash perf/wip/w4a16-stream-only-call.sh
+source "$(dirname "$0")/device-call.sh"
+echo "card: $(card)"
+left() {  # left SECONDS: SECONDS, or what is left of the call if less
+  local l=$(( ${RIDGELINE_CALL_SECONDS:-570} - ($(date +%s) - t0) ))
+  echo $(( l < $1 ? (l > 1 ? l : 1) : $1 ))
+}
+bench() {  # bench NAME SECONDS FILTER: ridgeline_bench FILTER into $W/NAME.json
+  timeout "$(left "$2")" build-gpu/bench/ridgeline_bench --benchmark_filter="$3" \
+    --benchmark_out="$W/$1.json" --benchmark_out_format=json >"$W/$1.log" 2>&1
+  echo "$1 exit $? at $(( $(date +%s) - t0 )) s"
+}
+measure() {  # measure NAME: the GEMV kernels' registers, the variants, the fusions and the steps of this build
+  cuobjdump -res-usage build-gpu/bench/ridgeline_bench 2>/dev/null | grep -A1 "w4a16_gemv" >"$W/regs-$1.txt"
+  bench "variants-$1" 120 'BM_W4A16GemvVariants/[0-7]/(1|16)/'
+  bench "fusions-$1" 40 'BM_W4A16Fusions/[0-7]/1/'
+  RIDGELINE_REQUIRE_GPU=1 timeout "$(left 120)" build-gpu/tests/ridgeline_gpu_tests \
+    --gtest_filter=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets >"$W/decode-$1.log" 2>&1
+  echo "decode $1 exit $? at $(( $(date +%s) - t0 )) s"
+  grep "w4a16-bench" "$W/decode-$1.log"
+  python3 -c 'import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    print(sys.argv[2], b.get("label"), {k: round(v, 2) for k, v in b.items() if k.startswith("us_")})' \
+    "$W/fusions-$1.json" "$1" 2>/dev/null
+}
+trap 'tar czf "$OUT/stream-only.tgz" -C "$OUT" w' EXIT
+build_gpu ridgeline_bench ridgeline_gpu_tests
+t0=$start
+bench read-floor 150 'BM_W4A16ReadFloor/'
+measure head
+patched_build perf/wip/w4a16-gemv-stream-only.patch stream-only.tgz ridgeline_bench ridgeline_gpu_tests
+measure stream
+python3 perf/wip/stream-only-summary.py "$W/read-floor.json" "$W/variants-head.json" "$W/variants-stream.json" |
+  tee "$W/summary.txt"
