@@ -33,8 +33,8 @@ def main():
     floor = cells(sys.argv[1], "BM_W4A16ReadFloor")
     head = cells(sys.argv[2], "BM_W4A16GemvVariants")
     stream = cells(sys.argv[3], "BM_W4A16GemvVariants")
-    print("| shape | M | fp16 us | read floor us (x) | default: as built / stream-only us (x) | "
-          "fastest as built: layout, us / stream-only (x) | fastest stream-only: layout, us |")
+    print("| shape | M | fp16 us | read floor us (x) | default: as built (x) / stream-only (x) | "
+          "fastest as built: layout, us (x) / stream-only (x) | fastest stream-only: layout, us (x) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in sorted(head):
         h, s, f = layouts(head[key]), layouts(stream.get(key, {})), floor.get(key)
@@ -44,10 +44,12 @@ def main():
         fp16 = f.get("us_fp16", float("nan")) if f else float("nan")
         best = min(h, key=h.get)
         sbest = min(s, key=s.get) if s else None
-        fl = f"{f['us_floor_read']:.2f} ({fp16 / f['us_floor_read']:.2f}x)" if f else "-"
-        d = f"{h['default']:.2f} / {s.get('default', float('nan')):.2f} ({fp16 / h['default']:.2f}x)"
-        b = f"{best}, {h[best]:.2f} / {s.get(best, float('nan')):.2f} ({fp16 / h[best]:.2f}x)"
-        sb = f"{sbest}, {s[sbest]:.2f}" if sbest else "-"
+        def us_x(us):  # "us (fp16 / us x)"
+            return f"{us:.2f} ({fp16 / us:.2f}x)" if us == us else "-"
+        fl = us_x(f["us_floor_read"]) if f else "-"
+        d = f"{us_x(h['default'])} / {us_x(s.get('default', float('nan')))}"
+        b = f"{best}, {us_x(h[best])} / {us_x(s.get(best, float('nan')))}"
+        sb = f"{sbest}, {us_x(s[sbest])}" if sbest else "-"
         print(f"| {name} | {key[1]} | {fp16:.2f} | {fl} | {d} | {b} | {sb} |")
 
 
