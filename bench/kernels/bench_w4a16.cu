@@ -27,7 +27,8 @@
 // against fp16 from M = 64 to prefill (M = 2048), with TFLOP/s of each: the evidence behind
 // w4a16_gemm_use_wide and w4a16_use_dequant_gemm.
 // BM_W4A16ReadFloor times a kernel that only reads a weight's packed bytes, launched as the GEMVs are:
-// the floor no one-launch W4A16 kernel beats, and the best x_vs_fp16 that floor allows.
+// the floor no one-launch W4A16 kernel beats, and the best x_vs_fp16 that floor allows;
+// BM_W4A16ReadFloorStrips the same reads in the GEMVs' order (each warp one contiguous run).
 // BM_W4A16Fusions times the decode step's fused W4A16 GEMVs (w4a16_gemv_fused) against the kernels
 // they replace, at M = 1 and 2: the evidence behind cuda_fusions' w4a16 rule (engine/ops.cpp).
 // Run: ridgeline_bench --benchmark_filter=W4A16 --benchmark_out=w4a16.json --benchmark_out_format=json
@@ -557,25 +558,61 @@ BENCHMARK(BM_W4A16GemmKernels)
 // such kernel can be faster than fp16 here, whatever its arithmetic, against x_vs_fp16 of the engine's
 // w4a16_linear timed in the same run. At M = 16 the floor leaves out x (16 rows of `in` halves, at
 // most 1.5% of the bytes).
-template <int kUnroll>
+// kStrips: each warp reads one contiguous run of the chunks instead, 32 consecutive chunks (512 B) a
+// step, as a GEMV warp streams its slice of a strip (BM_W4A16ReadFloorStrips).
+template <int kUnroll, bool kStrips = false>
 __global__ void read_floor_kernel(const uint4* __restrict__ codes, int64_t n_codes,
                                   const uint4* __restrict__ records, int64_t n_records, uint32_t never,
                                   uint32_t* sink) {
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x, n = n_codes + n_records;
+  const int64_t n = n_codes + n_records;
   auto chunk = [&](int64_t i) { return i < n_codes ? __ldg(codes + i) : __ldg(records + (i - n_codes)); };
+  int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x, end = n,
+          stride = int64_t{gridDim.x} * blockDim.x;
+  if constexpr (kStrips) {
+    const int64_t warps = int64_t{gridDim.x} * (blockDim.x >> 5), warp = i >> 5;
+    i = warp * n / warps + (threadIdx.x & 31), end = (warp + 1) * n / warps, stride = 32;
+  }
   uint32_t acc = 0;
-  int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   bool first = true;
-  for (; i < n || first; i += kUnroll * stride) {
+  for (; i < end || first; i += kUnroll * stride) {
     uint4 v[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
-      v[u] = i + u * stride < n ? chunk(i + u * stride) : make_uint4(0, 0, 0, 0);
+      v[u] = i + u * stride < end ? chunk(i + u * stride) : make_uint4(0, 0, 0, 0);
     if (first) overlap_enter(), first = false;  // weights are never written: requested before the wait
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
   }
   if (acc == never) sink[int64_t{blockIdx.x} * blockDim.x + threadIdx.x] = acc;  // keeps the loads
+}
+
+// Times read_floor_kernel<u, kStrips> on copy i of b's rotation at every (blocks, threads) that
+// grids(chunks, u) lists, for u = 2, 4, 8 chunks a thread in flight, into `times` ("read_" or "strips_" + the
+// layout); grids too large for the sink are skipped.
+template <bool kStrips, class Grids>
+void time_read_floors(RotatedW4A16& b, const LinearShape& g, int iters, VariantTimes& times, Grids&& grids) {
+  const cudaStream_t s = b.stream.get();
+  const int64_t n_codes = 4 * w4a16_qweight_words(g.in, g.out) / 16,
+                n_records = 2 * w4a16_scale_zero_halves(g.in, g.out) / 16;
+  DeviceBuffer<uint32_t> sink(size_t(current_sm_count("bench_w4a16")) * 16 * 1024, "bench read-floor sink");
+  auto layouts = [&](auto kernel, int unroll) {
+    for (const std::pair<int, int>& grid : grids(n_codes + n_records, unroll)) {
+      const int blocks = grid.first, threads = grid.second;
+      if (int64_t{blocks} * threads > int64_t(sink.size())) continue;
+      auto read = [&](int i) {
+        const W4A16Weights w = b.w4.at(i);
+        launch_overlapped(kernel, blocks, threads, 0, s, "bench_w4a16 read floor",
+                          reinterpret_cast<const uint4*>(w.qweight), n_codes,
+                          reinterpret_cast<const uint4*>(w.scale_zero), n_records, 0xfffffffeu, sink.get());
+      };
+      times.add(variant_name({kStrips ? "strips_b" : "read_b", std::to_string(blocks), "t",
+                              std::to_string(threads), "u", std::to_string(unroll)}),
+                b.time(read, iters));
+    }
+  };
+  layouts(read_floor_kernel<2, kStrips>, 2);
+  layouts(read_floor_kernel<4, kStrips>, 4);
+  layouts(read_floor_kernel<8, kStrips>, 8);
 }
 
 void BM_W4A16ReadFloor(benchmark::State& state) {
@@ -586,34 +623,16 @@ void BM_W4A16ReadFloor(benchmark::State& state) {
   const cudaStream_t s = b.stream.get();
   constexpr int kIters = 15;
   const int sms = current_sm_count("bench_w4a16");
-  const int64_t n_codes = 4 * w4a16_qweight_words(g.in, g.out) / 16,
-                n_records = 2 * w4a16_scale_zero_halves(g.in, g.out) / 16;
-  DeviceBuffer<uint32_t> sink(size_t(sms) * 16 * 1024, "bench read-floor sink");
   VariantTimes times{state};
-  auto read = [&](auto kernel, int blocks, int threads) {
-    return [&b, kernel, blocks, threads, s, n_codes, n_records, &sink](int i) {
-      const W4A16Weights w = b.w4.at(i);
-      launch_overlapped(kernel, blocks, threads, 0, s, "bench_w4a16 read floor",
-                        reinterpret_cast<const uint4*>(w.qweight), n_codes,
-                        reinterpret_cast<const uint4*>(w.scale_zero), n_records, 0xfffffffeu, sink.get());
-    };
-  };
   // Blocks a multiple of the SMs, or just enough that each thread loads one batch (no stride).
-  auto layouts = [&](auto kernel, int unroll) {
+  time_read_floors<false>(b, g, kIters, times, [sms](int64_t chunks, int unroll) {
+    std::vector<std::pair<int, int>> grids;
     for (int threads : {256, 512, 1024}) {
-      const int one_batch =
-          int((n_codes + n_records + int64_t{threads} * unroll - 1) / (int64_t{threads} * unroll));
-      for (int blocks : {sms, 2 * sms, 4 * sms, one_batch}) {
-        if (int64_t{blocks} * threads > int64_t(sink.size())) continue;
-        times.add(variant_name({"read_b", std::to_string(blocks), "t", std::to_string(threads), "u",
-                                std::to_string(unroll)}),
-                  b.time(read(kernel, blocks, threads), kIters));
-      }
+      const int one_batch = int((chunks + int64_t{threads} * unroll - 1) / (int64_t{threads} * unroll));
+      for (int blocks : {sms, 2 * sms, 4 * sms, one_batch}) grids.emplace_back(blocks, threads);
     }
-  };
-  layouts(read_floor_kernel<2>, 2);
-  layouts(read_floor_kernel<4>, 4);
-  layouts(read_floor_kernel<8>, 8);
+    return grids;
+  });
   const double floor_us = times.best_us;
   const std::string floor_name = times.best_name;
   state.counters["us_floor_overlapped"] = 1e6 * b.empty_overlapped_seconds(kIters);
@@ -630,6 +649,35 @@ void BM_W4A16ReadFloor(benchmark::State& state) {
 }
 BENCHMARK(BM_W4A16ReadFloor)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 16}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMicrosecond);
+
+// The read floor in the GEMVs' order: each warp one contiguous run of the weight, as a GEMV warp
+// streams its slice of a strip, at 8, 16 and 32 warps an SM in blocks of 2, 8 and 16 warps (the
+// GEMVs' range: 7b w13's one-row default is 2-warp blocks). Against BM_W4A16ReadFloor's grid-strided
+// best in the same run it says what that order costs by itself (perf/wip/w4a16-stream-only-call.sh).
+// M does not change the bytes read: M = 1 only.
+void BM_W4A16ReadFloorStrips(benchmark::State& state) {
+  if (!gpu_answers()) return state.SkipWithError("GPU not available");
+  const LinearShape& g = kShapes[state.range(0)];
+  RotatedW4A16 b(g, 1);
+  const int sms = current_sm_count("bench_w4a16");
+  VariantTimes times{state};
+  time_read_floors<true>(b, g, 15, times, [sms](int64_t, int) {
+    std::vector<std::pair<int, int>> grids;
+    for (int threads : {64, 256, 512})
+      for (int warps_per_sm : {8, 16, 32}) grids.emplace_back(sms * warps_per_sm * 32 / threads, threads);
+    return grids;
+  });
+  state.counters["us_floor_strips"] = times.best_us;
+  state.counters["GB/s_floor_strips"] =
+      double(w4a16_weight_bytes(g.in, g.out)) / (times.best_us * 1e-6) / 1e9;
+  for (auto _ : state) state.SetIterationTime(times.best_us * 1e-6);
+  state.SetLabel(std::string(g.name) + " floor=" + times.best_name);
+}
+BENCHMARK(BM_W4A16ReadFloorStrips)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMicrosecond);

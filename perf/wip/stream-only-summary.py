@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the W4A16 GEMV's time goes at M = 1 and 16 (perf/wip/w4a16-stream-only-call.sh).
 
-Per shape and M: fp16, the read floor (BM_W4A16ReadFloor's best layout), and for the engine's
+Per shape and M: fp16, the read floor (BM_W4A16ReadFloor's best layout, grid-strided), the same reads
+in the GEMVs' order (BM_W4A16ReadFloorStrips: each warp one contiguous run), and for the engine's
 default layout and the fastest as-built layout, the as-built time against the same layout with
 perf/wip/w4a16-gemv-stream-only.patch (weights moved, nothing computed). The x columns are fp16 over
 each time: what issue 9 reads at M = 1 (3.2x on 7b) and M = 16 (2.5x).
@@ -13,12 +14,12 @@ import sys
 
 
 def cells(path, bench):
-    """{(shape, m): row} of one benchmark's rows in a Google Benchmark JSON."""
+    """{(shape, m): row} of one benchmark's rows in a Google Benchmark JSON ((shape,) where it has no M)."""
     out = {}
     for b in json.load(open(path))["benchmarks"]:
         parts = b["name"].split("/")
         if parts[0] == bench and "error_message" not in b:
-            out[(int(parts[1]), int(parts[2]))] = b
+            out[tuple(int(p) for p in parts[1:3] if p.isdigit())] = b
     return out
 
 
@@ -31,11 +32,12 @@ def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     floor = cells(sys.argv[1], "BM_W4A16ReadFloor")
+    strips = cells(sys.argv[1], "BM_W4A16ReadFloorStrips")
     head = cells(sys.argv[2], "BM_W4A16GemvVariants")
     stream = cells(sys.argv[3], "BM_W4A16GemvVariants")
-    print("| shape | M | fp16 us | read floor us (x) | default: as built (x) / stream-only (x) | "
+    print("| shape | M | fp16 us | read floor us (x) | in the GEMVs' order us (x) | default: as built (x) / stream-only (x) | "
           "fastest as built: layout, us (x) / stream-only (x) | fastest stream-only: layout, us (x) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in sorted(head):
         h, s, f = layouts(head[key]), layouts(stream.get(key, {})), floor.get(key)
         if not h:
@@ -47,10 +49,11 @@ def main():
         def us_x(us):  # "us (fp16 / us x)"
             return f"{us:.2f} ({fp16 / us:.2f}x)" if us == us else "-"
         fl = us_x(f["us_floor_read"]) if f else "-"
+        st = us_x(strips[key[:1]]["us_floor_strips"]) if key[:1] in strips else "-"
         d = f"{us_x(h['default'])} / {us_x(s.get('default', float('nan')))}"
         b = f"{best}, {us_x(h[best])} / {us_x(s.get(best, float('nan')))}"
         sb = f"{sbest}, {us_x(s[sbest])}" if sbest else "-"
-        print(f"| {name} | {key[1]} | {fp16:.2f} | {fl} | {d} | {b} | {sb} |")
+        print(f"| {name} | {key[1]} | {fp16:.2f} | {fl} | {st} | {d} | {b} | {sb} |")
 
 
 if __name__ == "__main__":

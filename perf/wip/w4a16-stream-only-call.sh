@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the W4A16 GEMV's small-batch time goes, on any Hopper card (~8 min from a bare machine, all
 # within RIDGELINE_CALL_SECONDS of the build's start, default 570): the read floor (BM_W4A16ReadFloor,
-# M = 1 / 16), then twice, as built and with perf/wip/w4a16-gemv-stream-only.patch (both GEMV kernels
+# M = 1 / 16) and the same reads in the GEMVs' order (BM_W4A16ReadFloorStrips), then twice, as built and with perf/wip/w4a16-gemv-stream-only.patch (both GEMV kernels
 # keep their loads, ring traffic, x staging, reductions and stores but fold the weight words instead
 # of dequantizing and multiplying; outputs wrong): BM_W4A16GemvVariants at M = 1 / 16, BM_W4A16Fusions
 # at M = 1 (the B = 1 step's fused GEMVs) and DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets (the
@@ -40,7 +40,7 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
 trap 'tar czf "$OUT/stream-only.tgz" -C "$OUT" w' EXIT
 build_gpu ridgeline_bench ridgeline_gpu_tests
 t0=$start
-bench read-floor 150 'BM_W4A16ReadFloor/'
+bench read-floor 180 'BM_W4A16ReadFloor/|BM_W4A16ReadFloorStrips/'
 measure head
 patched_build perf/wip/w4a16-gemv-stream-only.patch stream-only.tgz ridgeline_bench ridgeline_gpu_tests
 measure stream
