@@ -317,12 +317,15 @@ void BM_W4A16GemvVariants(benchmark::State& state) {
                  [&](int i) { w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s, c); });
       }
   // The ring kernel's own choice, and the register kernel's layouts ("rW.S.B": W warps a block, S
-  // slices a strip, B groups a register batch) up to its 8 rows.
+  // slices a strip, B groups a register batch) up to its 8 rows. Blocks of 1 and 2 warps balance the
+  // SMs' shares where whole 4-16-warp blocks cannot: 7b w13's 1792 one-slice strips are 13.6 warps
+  // an SM, which 8-warp blocks give as 16 on most SMs and 8 on the rest (1.18x the mean), 2-warp
+  // blocks as 14 or 12 (1.03x; perf/NOTES.md, "fifty-sixth").
   try_time("ring", [&](int i) {
     w4a16_gemv(b.x.get(), b.w4.at(i), m, b.y.get(), s, {.kernel = W4A16GemvKernel::ring});
   });
   if (m <= 8)
-    for (int warps : {4, 8, 16})
+    for (int warps : {1, 2, 4, 8, 16})
       for (int slices = 1; slices <= std::min(warps, g.in / kW4A16Group); slices *= 2)
         for (int batch : {2, 4}) {
           const W4A16GemvConfig c{
