@@ -657,10 +657,10 @@ BENCHMARK(BM_W4A16ReadFloor)
     ->Unit(benchmark::kMicrosecond);
 
 // The read floor in the GEMVs' order: each warp one contiguous run of the weight, as a GEMV warp
-// streams its slice of a strip, at 8, 16 and 32 warps an SM in blocks of 2, 8 and 16 warps (the
-// GEMVs' range: 7b w13's one-row default is 2-warp blocks). Against BM_W4A16ReadFloor's grid-strided
-// best in the same run it says what that order costs by itself (perf/wip/w4a16-stream-only-call.sh).
-// M does not change the bytes read: M = 1 only.
+// streams its slice of a strip, at 8, 16 and 32 warps an SM in blocks of 2, 8 and 16 warps, none
+// larger than an SM's share (the GEMVs' range: 7b w13's one-row default is 2-warp blocks). Against
+// BM_W4A16ReadFloor's grid-strided best in the same run it says what that order costs by itself
+// (perf/wip/w4a16-stream-only-call.sh). M does not change the bytes read: M = 1 only.
 void BM_W4A16ReadFloorStrips(benchmark::State& state) {
   if (!gpu_answers()) return state.SkipWithError("GPU not available");
   const LinearShape& g = kShapes[state.range(0)];
@@ -670,7 +670,8 @@ void BM_W4A16ReadFloorStrips(benchmark::State& state) {
   time_read_floors<true>(b, g, 15, times, [sms](int64_t, int) {
     std::vector<std::pair<int, int>> grids;
     for (int threads : {64, 256, 512})
-      for (int warps_per_sm : {8, 16, 32}) grids.emplace_back(sms * warps_per_sm * 32 / threads, threads);
+      for (int warps_per_sm : {8, 16, 32})  // no block larger than an SM's share: every SM gets one
+        if (warps_per_sm * 32 >= threads) grids.emplace_back(sms * warps_per_sm * 32 / threads, threads);
     return grids;
   });
   state.counters["us_floor_strips"] = times.best_us;
