@@ -591,7 +591,7 @@ __global__ void read_floor_kernel(const uint4* __restrict__ codes, int64_t n_cod
 
 // Times read_floor_kernel<u, kStrips> on copy i of b's rotation at every (blocks, threads) that
 // grids(chunks, u) lists, for u = 2, 4, 8 chunks a thread in flight, into `times` ("read_" or "strips_" + the
-// layout); grids too large for the sink are skipped.
+// layout); grids too large for the sink (and, in strips, blocks of part warps) are skipped.
 template <bool kStrips, class Grids>
 void time_read_floors(RotatedW4A16& b, const LinearShape& g, int iters, VariantTimes& times, Grids&& grids) {
   const cudaStream_t s = b.stream.get();
@@ -602,6 +602,7 @@ void time_read_floors(RotatedW4A16& b, const LinearShape& g, int iters, VariantT
     for (const std::pair<int, int>& grid : grids(n_codes + n_records, unroll)) {
       const int blocks = grid.first, threads = grid.second;
       if (int64_t{blocks} * threads > int64_t(sink.size())) continue;
+      if (kStrips && threads % 32 != 0) continue;  // the strips kernel counts whole warps
       auto read = [&](int i) {
         const W4A16Weights w = b.w4.at(i);
         launch_overlapped(kernel, blocks, threads, 0, s, "bench_w4a16 read floor",

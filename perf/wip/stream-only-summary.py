@@ -13,10 +13,30 @@ import json
 import sys
 
 
+def benchmarks(path):
+    """The rows of a Google Benchmark JSON; of one cut off by its time limit (Google Benchmark writes
+    each row as it finishes), the rows up to the last whole one."""
+    try:
+        text = open(path).read()
+    except OSError as e:
+        print(f"{path}: {e}", file=sys.stderr)
+        return []
+    try:
+        return json.loads(text)["benchmarks"]
+    except (ValueError, KeyError):
+        end = text.rfind("\n    }")
+        try:
+            rows = json.loads(text[:end + 6] + "\n  ]\n}")["benchmarks"] if end >= 0 else []
+        except (ValueError, KeyError):
+            rows = []
+        print(f"{path}: cut off; {len(rows)} whole rows read", file=sys.stderr)
+        return rows
+
+
 def cells(path, bench):
     """{(shape, m): row} of one benchmark's rows in a Google Benchmark JSON ((shape,) where it has no M)."""
     out = {}
-    for b in json.load(open(path))["benchmarks"]:
+    for b in benchmarks(path):
         parts = b["name"].split("/")
         if parts[0] == bench and "error_message" not in b:
             out[tuple(int(p) for p in parts[1:3] if p.isdigit())] = b

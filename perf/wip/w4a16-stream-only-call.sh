@@ -2,8 +2,9 @@
 # Where the W4A16 GEMV's small-batch time goes, on any Hopper card (~8 min from a bare machine, all
 # within RIDGELINE_CALL_SECONDS of the build's start, default 570): the read floor (BM_W4A16ReadFloor,
 # M = 1 / 16) and the same reads in the GEMVs' order (BM_W4A16ReadFloorStrips), then twice, as built and with perf/wip/w4a16-gemv-stream-only.patch (both GEMV kernels
-# keep their loads, ring traffic, x staging, reductions and stores but fold the weight words instead
-# of dequantizing and multiplying; outputs wrong): BM_W4A16GemvVariants at M = 1 / 16, BM_W4A16Fusions
+# keep their weight loads and ring copies, the shared-memory reads of the weight words, x staging,
+# reductions and stores, but fold the weight words instead of reading x by ldmatrix, dequantizing
+# and multiplying; outputs wrong): BM_W4A16GemvVariants at M = 1 / 16, BM_W4A16Fusions
 # at M = 1 (the B = 1 step's fused GEMVs) and DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets (the
 # steps; fp16 untouched by the patch, so the stream-only w4a16 B = 1 step against it is the ratio
 # issue 9's B = 1 rows would read if the GEMVs' arithmetic cost nothing). Per layout, real minus
