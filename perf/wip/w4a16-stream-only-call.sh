@@ -14,6 +14,8 @@
 # in $OUT/stream-only.tgz.
 #
 #   OUT=/some/dir bash perf/wip/w4a16-stream-only-call.sh
+#   OUT=/some/dir RIDGELINE_AB_PATCH=perf/wip/w4a16-gemv-regs-block-sum-x.patch RIDGELINE_AB_NAME=sumx \
+#     RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_TESTS='KernelW4A16Gemv.*' bash perf/wip/w4a16-stream-only-call.sh
 source "$(dirname "$0")/device-call.sh"
 echo "card: $(card)"
 left() {  # left SECONDS: SECONDS, or what is left of the call if less
@@ -27,7 +29,7 @@ bench() {  # bench NAME SECONDS FILTER: ridgeline_bench FILTER into $W/NAME.json
 }
 measure() {  # measure NAME: the GEMV kernels' registers, the variants, the fusions and the steps of this build
   cuobjdump -res-usage build-gpu/bench/ridgeline_bench 2>/dev/null | grep -A1 "w4a16_gemv" >"$W/regs-$1.txt"
-  bench "variants-$1" 120 'BM_W4A16GemvVariants/[0-7]/(1|16)/'
+  bench "variants-$1" 120 "BM_W4A16GemvVariants/[0-7]/(${RIDGELINE_AB_ROWS:-1|16})/"
   bench "fusions-$1" 40 'BM_W4A16Fusions/[0-7]/1/'
   RIDGELINE_REQUIRE_GPU=1 timeout "$(left 120)" build-gpu/tests/ridgeline_gpu_tests \
     --gtest_filter=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets >"$W/decode-$1.log" 2>&1
@@ -38,12 +40,30 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     print(sys.argv[2], b.get("label"), {k: round(v, 2) for k, v in b.items() if k.startswith("us_")})' \
     "$W/fusions-$1.json" "$1" 2>/dev/null
 }
-trap 'tar czf "$OUT/stream-only.tgz" -C "$OUT" w' EXIT
+# The same A/B for another GEMV patch: RIDGELINE_AB_PATCH (default the stream-only patch) named
+# RIDGELINE_AB_NAME (default stream; the tarball is then $OUT/<name>.tgz), RIDGELINE_AB_FLOOR=0 leaves
+# the read floors out, RIDGELINE_AB_TESTS a gtest filter of GPU tests run on the patched build,
+# RIDGELINE_AB_ROWS the variants' rows (default "1|16").
+patch=${RIDGELINE_AB_PATCH:-perf/wip/w4a16-gemv-stream-only.patch} name=${RIDGELINE_AB_NAME:-stream}
+tarball=$([ "$name" = stream ] && echo stream-only.tgz || echo "$name.tgz")
+trap 'tar czf "$OUT/$tarball" -C "$OUT" w' EXIT
 build_gpu ridgeline_bench ridgeline_gpu_tests
 t0=$start
-bench read-floor 180 'BM_W4A16ReadFloor/|BM_W4A16ReadFloorStrips/'
+[ "${RIDGELINE_AB_FLOOR:-1}" = 0 ] || bench read-floor 180 'BM_W4A16ReadFloor/|BM_W4A16ReadFloorStrips/'
 measure head
-patched_build perf/wip/w4a16-gemv-stream-only.patch stream-only.tgz ridgeline_bench ridgeline_gpu_tests
-measure stream
-python3 perf/wip/stream-only-summary.py "$W/read-floor.json" "$W/variants-head.json" "$W/variants-stream.json" |
-  tee "$W/summary.txt"
+patched_build "$patch" "$tarball" ridgeline_bench ridgeline_gpu_tests
+[ -z "${RIDGELINE_AB_TESTS:-}" ] || gpu_tests "tests-$name" "$(left 150)" "$RIDGELINE_AB_TESTS"
+measure "$name"
+if [ -f "$W/read-floor.json" ]; then
+  python3 perf/wip/stream-only-summary.py "$W/read-floor.json" "$W/variants-head.json" "$W/variants-$name.json" |
+    tee "$W/summary.txt"
+else  # default and fastest layout a cell, as built and patched
+  python3 -c 'import json, sys
+rows = [{b["name"]: b for b in json.load(open(f))["benchmarks"]} for f in sys.argv[1:3]]
+for k, h in rows[0].items():
+    p = rows[1].get(k, {})
+    best = lambda b: min(((v, n[3:]) for n, v in b.items() if n.startswith("us_") and "floor" not in n and n not in ("us_best", "us_default")), default=(0, "-"))
+    print(k.split("/")[1], k.split("/")[2], "default %.2f -> %.2f" % (h["us_default"], p.get("us_default", 0)),
+          "best %.2f %s -> %.2f %s" % (best(h) + best(p)))' "$W/variants-head.json" "$W/variants-$name.json" |
+    tee "$W/summary.txt"
+fi
