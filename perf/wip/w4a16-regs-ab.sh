@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Register-GEMV patches against HEAD on any Hopper card, one after the other (~3 min from a bare
+# machine for the first, ~1 min each after): for each, the GEMV tests on the patched build (both keep
+# HEAD's bits, so the bits tests must pass), then BM_W4A16GemvVariants at one row, BM_W4A16Fusions at
+# one row and the B = 1 / 16 steps, as built and patched (perf/wip/w4a16-stream-only-call.sh's A/B
+# form). Each comes back in $OUT/<name>.tgz.
+#   - early2: perf/wip/w4a16-gemv-regs-second-batch-early.patch (second batch before x's staging);
+#   - refill: perf/wip/w4a16-gemv-regs-refill.patch (each slot re-requested as its group is done).
+#
+#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: early2 refill)
+here=$(cd "$(dirname "$0")" && pwd)
+export RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_ROWS=1 RIDGELINE_CALL_SECONDS=${RIDGELINE_CALL_SECONDS:-300} \
+  RIDGELINE_AB_TESTS='KernelW4A16Gemv.*:KernelW4A16GemvFused.*:KernelRopeEpilogue.*:CudaW4A16.*'
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(early2 refill)
+for name in "${names[@]}"; do
+  case $name in
+    early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
+    refill) patch=w4a16-gemv-regs-refill.patch ;;
+    *) echo "unknown patch name $name (early2, refill)"; exit 1 ;;
+  esac
+  echo "== $name"
+  RIDGELINE_AB_PATCH=perf/wip/$patch RIDGELINE_AB_NAME=$name bash "$here/w4a16-stream-only-call.sh"
+done
