@@ -20,5 +20,6 @@ for name in "${names[@]}"; do
     *) echo "unknown patch name $name (early2, refill)"; exit 1 ;;
   esac
   echo "== $name"
+  rm -rf "$OUT/w"  # the previous run's files are in its tarball; none may stand in for this run's
   RIDGELINE_AB_PATCH=perf/wip/$patch RIDGELINE_AB_NAME=$name bash "$here/w4a16-stream-only-call.sh"
 done

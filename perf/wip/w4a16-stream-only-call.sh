@@ -15,7 +15,9 @@
 #
 #   OUT=/some/dir bash perf/wip/w4a16-stream-only-call.sh
 #   OUT=/some/dir RIDGELINE_AB_PATCH=perf/wip/w4a16-gemv-regs-block-sum-x.patch RIDGELINE_AB_NAME=sumx \
-#     RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_TESTS='KernelW4A16Gemv.*' bash perf/wip/w4a16-stream-only-call.sh
+#     RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_ROWS=1 \
+#     RIDGELINE_AB_TESTS='KernelW4A16Gemv.*:KernelW4A16GemvFused.*:KernelRopeEpilogue.*:CudaW4A16.*' \
+#     bash perf/wip/w4a16-stream-only-call.sh   (perf/wip/w4a16-regs-ab.sh wraps this form)
 source "$(dirname "$0")/device-call.sh"
 echo "card: $(card)"
 left() {  # left SECONDS: SECONDS, or what is left of the call if less
