@@ -5,9 +5,11 @@ Per shape and M: fp16, the read floor (BM_W4A16ReadFloor's best layout, grid-str
 in the GEMVs' order (BM_W4A16ReadFloorStrips: each warp one contiguous run), and for the engine's
 default layout and the fastest as-built layout, the as-built time against the same layout with
 perf/wip/w4a16-gemv-stream-only.patch (weights moved, nothing computed). The x columns are fp16 over
-each time: what issue 9 reads at M = 1 (3.2x on 7b) and M = 16 (2.5x).
+each time: what issue 9 reads at M = 1 (3.2x on 7b) and M = 16 (2.5x). For another patch's A/B
+(w4a16-stream-only-call.sh's RIDGELINE_AB_*), NAME heads its columns, and READ_FLOOR_JSON may be "-"
+(no floors, no fp16, no ratios).
 
-    python3 perf/wip/stream-only-summary.py READ_FLOOR_JSON VARIANTS_HEAD_JSON VARIANTS_STREAM_JSON
+    python3 perf/wip/stream-only-summary.py READ_FLOOR_JSON VARIANTS_HEAD_JSON VARIANTS_STREAM_JSON [NAME]
 """
 import json
 import sys
@@ -15,7 +17,9 @@ import sys
 
 def benchmarks(path):
     """The rows of a Google Benchmark JSON; of one cut off by its time limit (Google Benchmark writes
-    each row as it finishes), the rows up to the last whole one."""
+    each row as it finishes), the rows up to the last whole one; none for "-"."""
+    if path == "-":
+        return []
     try:
         text = open(path).read()
     except OSError as e:
@@ -49,14 +53,15 @@ def layouts(row):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
+    patched = sys.argv[4] if len(sys.argv) == 5 else "stream-only"
     floor = cells(sys.argv[1], "BM_W4A16ReadFloor")
     strips = cells(sys.argv[1], "BM_W4A16ReadFloorStrips")
     head = cells(sys.argv[2], "BM_W4A16GemvVariants")
     stream = cells(sys.argv[3], "BM_W4A16GemvVariants")
-    print("| shape | M | fp16 us | read floor us (x) | in the GEMVs' order us (x) | default: as built (x) / stream-only (x) | "
-          "fastest as built: layout, us (x) / stream-only (x) | fastest stream-only: layout, us (x) |")
+    print(f"| shape | M | fp16 us | read floor us (x) | in the GEMVs' order us (x) | default: as built (x) / {patched} (x) | "
+          f"fastest as built: layout, us (x) / {patched} (x) | fastest {patched}: layout, us (x) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in sorted(head):
         h, s, f = layouts(head[key]), layouts(stream.get(key, {})), floor.get(key)
@@ -67,13 +72,15 @@ def main():
         best = min(h, key=h.get)
         sbest = min(s, key=s.get) if s else None
         def us_x(us):  # "us (fp16 / us x)"
-            return f"{us:.2f} ({fp16 / us:.2f}x)" if us == us else "-"
+            if us != us:
+                return "-"
+            return f"{us:.2f} ({fp16 / us:.2f}x)" if fp16 == fp16 else f"{us:.2f}"
         fl = us_x(f["us_floor_read"]) if f else "-"
         st = us_x(strips[key[:1]]["us_floor_strips"]) if key[:1] in strips else "-"
         d = f"{us_x(h['default'])} / {us_x(s.get('default', float('nan')))}"
         b = f"{best}, {us_x(h[best])} / {us_x(s.get(best, float('nan')))}"
         sb = f"{sbest}, {us_x(s[sbest])}" if sbest else "-"
-        print(f"| {name} | {key[1]} | {fp16:.2f} | {fl} | {st} | {d} | {b} | {sb} |")
+        print(f"| {name} | {key[1]} | {fp16:.2f} | {fl} | {st} | {d} | {b} | {sb} |".replace("| nan |", "| - |"))
 
 
 if __name__ == "__main__":

@@ -56,16 +56,7 @@ measure head
 patched_build "$patch" "$tarball" ridgeline_bench ridgeline_gpu_tests
 [ -z "${RIDGELINE_AB_TESTS:-}" ] || gpu_tests "tests-$name" "$(left 150)" "$RIDGELINE_AB_TESTS"
 measure "$name"
-if [ -f "$W/read-floor.json" ]; then
-  python3 perf/wip/stream-only-summary.py "$W/read-floor.json" "$W/variants-head.json" "$W/variants-$name.json" |
-    tee "$W/summary.txt"
-else  # default and fastest layout a cell, as built and patched
-  python3 -c 'import json, sys
-rows = [{b["name"]: b for b in json.load(open(f))["benchmarks"]} for f in sys.argv[1:3]]
-for k, h in rows[0].items():
-    p = rows[1].get(k, {})
-    best = lambda b: min(((v, n[3:]) for n, v in b.items() if n.startswith("us_") and "floor" not in n and n not in ("us_best", "us_default")), default=(0, "-"))
-    print(k.split("/")[1], k.split("/")[2], "default %.2f -> %.2f" % (h["us_default"], p.get("us_default", 0)),
-          "best %.2f %s -> %.2f %s" % (best(h) + best(p)))' "$W/variants-head.json" "$W/variants-$name.json" |
-    tee "$W/summary.txt"
-fi
+floor=$W/read-floor.json
+[ -f "$floor" ] || floor=-
+python3 perf/wip/stream-only-summary.py "$floor" "$W/variants-head.json" "$W/variants-$name.json" "$name" |
+  tee "$W/summary.txt"
