@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The side-stream L2 prefetch experiment (perf/wip/l2-side-prefetch.patch), on any Hopper card
-# (~4 min from a bare machine): each decode layer forks a side stream that asks the L2 for the
+# (~5 min from a bare machine): each decode layer forks a side stream that asks the L2 for the
 # layer's wo, w13 and w2 while wqkv and attention (latency-bound, DRAM mostly idle) run. One patched
-# build; DecodeBench (fp16 and w4a16, B = 1 / 16, both presets) with the knob off, then at several
-# caps, modes and CTA counts, then off again; then the engine tests with the knob on (the prefetch
-# has no architectural effect, so they must pass). Everything comes back in $OUT/l2-side.tgz.
+# build; DecodeBench (fp16 and w4a16, B = 1 / 16, both presets) with the knob off and at the two
+# most telling caps, then BM_W4A16Fusions at one row with the weights from DRAM and from the L2
+# (RIDGELINE_BENCH_HOT=1: the most a prefetch can give a GEMV), then more settings and off again,
+# then the engine tests with the knob on (a prefetch has no architectural effect, so they must
+# pass). Steps past RIDGELINE_CALL_SECONDS (default 420) from the build's start are skipped.
+# Everything comes back in $OUT/l2-side.tgz.
 #
 #   OUT=/some/dir bash perf/wip/l2-side-prefetch.sh
 source "$(dirname "$0")/device-call.sh"
 echo "card: $(card)"
-patched_build perf/wip/l2-side-prefetch.patch l2-side.tgz ridgeline_gpu_tests
+patched_build perf/wip/l2-side-prefetch.patch l2-side.tgz ridgeline_gpu_tests ridgeline_bench
 t0=$start
 budget=${RIDGELINE_CALL_SECONDS:-420}  # seconds from the build's start; later steps are skipped
 step() {  # step NAME [VAR=VALUE...]: DecodeBench with those knobs into $W/decode-NAME.log
@@ -27,6 +30,23 @@ step off
 step c32-bulk-32 ${P}_MB=32 ${P}_CTAS=32
 step c48-bulk-32 ${P}_MB=48 ${P}_CTAS=32
 step c32-line-32 ${P}_MB=32 ${P}_CTAS=32 ${P}_MODE=1
+# The bound on what a prefetch can give a GEMV: the step's fused GEMVs at one row with their weights
+# rotated through DRAM (as always) and with one copy left in the L2 (RIDGELINE_BENCH_HOT=1; 7b w13's
+# 58 MB does not fit).
+fusions() {  # fusions NAME [VAR=VALUE...]
+  local name=$1
+  shift
+  if (( $(date +%s) - t0 > budget - 40 )); then echo "== fusions-$name skipped (call budget)"; return; fi
+  env "$@" timeout 40 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16Fusions/[0-7]/1/' \
+    --benchmark_out="$W/fusions-$name.json" --benchmark_out_format=json >"$W/fusions-$name.log" 2>&1
+  echo "== fusions-$name exit $?"
+  python3 -c 'import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    print(sys.argv[2], b.get("label"), "fused %.2f us, plain gemv %.2f us" % (b.get("us_fused", -1), b.get("us_gemv", -1)))' \
+    "$W/fusions-$name.json" "$name" 2>/dev/null
+}
+fusions cold
+fusions hot RIDGELINE_BENCH_HOT=1
 step c32-bulk-32-att ${P}_MB=32 ${P}_CTAS=32 ${P}_AT=attention
 step off2
 step c32-bulk-8 ${P}_MB=32
