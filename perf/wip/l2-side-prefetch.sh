@@ -2,8 +2,8 @@
 # The side-stream L2 prefetch experiment (perf/wip/l2-side-prefetch.patch), on any Hopper card
 # (~5 min from a bare machine): each decode layer forks a side stream that asks the L2 for the
 # layer's wo, w13 and w2 while wqkv and attention (latency-bound, DRAM mostly idle) run. One patched
-# build; DecodeBench (fp16 and w4a16, B = 1 / 16, both presets) with the knob off and at the two
-# most telling caps, then BM_W4A16Fusions at one row with the weights from DRAM and from the L2
+# build; DecodeBench (fp16 and w4a16, B = 1 / 16, both presets) with the knob off, the control (the
+# fork with no prefetch) and the two most telling caps, then BM_W4A16Fusions at one row with the weights from DRAM and from the L2
 # (RIDGELINE_BENCH_HOT=1: the most a prefetch can give a GEMV), then more settings and off again,
 # then the engine tests with the knob on (a prefetch has no architectural effect, so they must
 # pass). Steps past RIDGELINE_CALL_SECONDS (default 420) from the build's start are skipped.
@@ -18,7 +18,7 @@ budget=${RIDGELINE_CALL_SECONDS:-420}  # seconds from the build's start; later s
 step() {  # step NAME [VAR=VALUE...]: DecodeBench with those knobs into $W/decode-NAME.log
   local name=$1
   shift
-  if (( $(date +%s) - t0 > budget - 30 )); then echo "== $name skipped (call budget)"; return; fi
+  if (( $(date +%s) - t0 > budget - 60 )); then echo "== $name skipped (call budget)"; return; fi
   env "$@" RIDGELINE_REQUIRE_GPU=1 timeout 60 build-gpu/tests/ridgeline_gpu_tests \
     --gtest_filter=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets >"$W/decode-$name.log" 2>&1
   echo "== $name ($*) exit $? at $(( $(date +%s) - t0 )) s"
@@ -27,6 +27,8 @@ step() {  # step NAME [VAR=VALUE...]: DecodeBench with those knobs into $W/decod
 P=RIDGELINE_L2_SIDE_PREFETCH
 # The most telling settings first, so a short call still answers the question.
 step off
+# The control: the same fork and kernel launch at every layer, no prefetch (what the fork alone costs).
+step ctrl ${P}_MB=32 ${P}_CTAS=32 ${P}_MODE=3
 step c32-bulk-32 ${P}_MB=32 ${P}_CTAS=32
 step c48-bulk-32 ${P}_MB=48 ${P}_CTAS=32
 step c32-line-32 ${P}_MB=32 ${P}_CTAS=32 ${P}_MODE=1
@@ -55,4 +57,4 @@ step c12-bulk-32 ${P}_MB=12 ${P}_CTAS=32
 step c32-bulk-132 ${P}_MB=32 ${P}_CTAS=132
 export ${P}_MB=32 ${P}_CTAS=32
 left=$(( budget - ($(date +%s) - t0) ))
-(( left > 20 )) && gpu_tests tests-c32 "$left" 'CudaEngine*:CudaW4A16*'
+if (( left > 20 )); then gpu_tests tests-c32 "$left" 'CudaEngine*:CudaW4A16*'; else echo "tests-c32 skipped (call budget)"; fi
