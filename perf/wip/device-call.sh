@@ -51,6 +51,22 @@ gpu_tests() {
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|^\[ RUN      \]" "$W/$1.log" | tail -4
   grep -E "^\[  FAILED  \]" "$W/$1.log" | head -10
 }
+# decode_bench NAME SECONDS [VAR=VALUE...]: DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets (the fp16 and
+# w4a16 steps at B = 1 / 16 on both presets) with those variables set, into $W/decode-NAME.log within
+# SECONDS; returns its exit status.
+decode_bench() {
+  local name=$1 secs=$2
+  shift 2
+  env "$@" RIDGELINE_REQUIRE_GPU=1 timeout "$secs" build-gpu/tests/ridgeline_gpu_tests \
+    --gtest_filter=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets >"$W/decode-$name.log" 2>&1
+}
+# us_counters JSON NAME: a line per benchmark of a Google Benchmark JSON: NAME, its label, its us_* counters.
+us_counters() {
+  python3 -c 'import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    print(sys.argv[2], b.get("label"), {k: round(v, 2) for k, v in b.items() if k.startswith("us_")})' \
+    "$1" "$2" 2>/dev/null
+}
 # memcheck NAME SECONDS FILTER: compute-sanitizer's memcheck over those tests, into $W/NAME.log.
 memcheck() {
   timeout "$2" compute-sanitizer --tool memcheck build-gpu/tests/ridgeline_gpu_tests --gtest_filter="$3" \

@@ -19,8 +19,7 @@ step() {  # step NAME [VAR=VALUE...]: DecodeBench with those knobs into $W/decod
   local name=$1
   shift
   if (( $(date +%s) - t0 > budget - 60 )); then echo "== $name skipped (call budget)"; return; fi
-  env "$@" RIDGELINE_REQUIRE_GPU=1 timeout 60 build-gpu/tests/ridgeline_gpu_tests \
-    --gtest_filter=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets >"$W/decode-$name.log" 2>&1
+  decode_bench "$name" 60 "$@"
   echo "== $name ($*) exit $? at $(( $(date +%s) - t0 )) s"
   grep -E "l2-side-prefetch|ms/step" "$W/decode-$name.log" | sed -E 's/\(p10.*//; s/\[w4a16-bench\] decode internlm2-chat-//'
 }
@@ -42,10 +41,7 @@ fusions() {  # fusions NAME [VAR=VALUE...]
   env "$@" timeout 40 build-gpu/bench/ridgeline_bench --benchmark_filter='BM_W4A16Fusions/[0-7]/1/' \
     --benchmark_out="$W/fusions-$name.json" --benchmark_out_format=json >"$W/fusions-$name.log" 2>&1
   echo "== fusions-$name exit $?"
-  python3 -c 'import json, sys
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    print(sys.argv[2], b.get("label"), "fused %.2f us, plain gemv %.2f us" % (b.get("us_fused", -1), b.get("us_gemv", -1)))' \
-    "$W/fusions-$name.json" "$name" 2>/dev/null
+  us_counters "$W/fusions-$name.json" "$name"
 }
 fusions cold
 fusions hot RIDGELINE_BENCH_HOT=1

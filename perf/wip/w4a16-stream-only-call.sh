@@ -33,14 +33,10 @@ measure() {  # measure NAME: the GEMV kernels' registers, the variants, the fusi
   cuobjdump -res-usage build-gpu/bench/ridgeline_bench 2>/dev/null | grep -A1 "w4a16_gemv" >"$W/regs-$1.txt"
   bench "variants-$1" 120 "BM_W4A16GemvVariants/[0-7]/(${RIDGELINE_AB_ROWS:-1|16})/"
   bench "fusions-$1" 40 'BM_W4A16Fusions/[0-7]/1/'
-  RIDGELINE_REQUIRE_GPU=1 timeout "$(left 120)" build-gpu/tests/ridgeline_gpu_tests \
-    --gtest_filter=DecodeBench.W4A16VsFp16OnThe1_8bAnd7bPresets >"$W/decode-$1.log" 2>&1
+  decode_bench "$1" "$(left 120)"
   echo "decode $1 exit $? at $(( $(date +%s) - t0 )) s"
   grep "w4a16-bench" "$W/decode-$1.log"
-  python3 -c 'import json, sys
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    print(sys.argv[2], b.get("label"), {k: round(v, 2) for k, v in b.items() if k.startswith("us_")})' \
-    "$W/fusions-$1.json" "$1" 2>/dev/null
+  us_counters "$W/fusions-$1.json" "$1"
 }
 # The same A/B for another GEMV patch: RIDGELINE_AB_PATCH (default the stream-only patch) named
 # RIDGELINE_AB_NAME (default stream; the tarball is then $OUT/<name>.tgz), RIDGELINE_AB_FLOOR=0 leaves
