@@ -5,19 +5,22 @@
 # one row and the B = 1 / 16 steps, as built and patched (perf/wip/w4a16-stream-only-call.sh's A/B
 # form). Each comes back in $OUT/<name>.tgz.
 #   - early2: perf/wip/w4a16-gemv-regs-second-batch-early.patch (second batch before x's staging);
-#   - refill: perf/wip/w4a16-gemv-regs-refill.patch (each slot re-requested as its group is done).
+#   - refill: perf/wip/w4a16-gemv-regs-refill.patch (each slot re-requested as its group is done);
+#   - xasync: perf/wip/w4a16-gemv-regs-x-async.patch (x staged by cp.async: one L2 round trip, not
+#     one per chunk a thread has).
 #
-#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: early2 refill)
+#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync early2 refill)
 here=$(cd "$(dirname "$0")" && pwd)
 export RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_ROWS=1 RIDGELINE_CALL_SECONDS=${RIDGELINE_CALL_SECONDS:-300} \
   RIDGELINE_AB_TESTS='KernelW4A16Gemv.*:KernelW4A16GemvFused.*:KernelRopeEpilogue.*:CudaW4A16.*'
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(early2 refill)
+[ ${#names[@]} -gt 0 ] || names=(xasync early2 refill)
 for name in "${names[@]}"; do
   case $name in
     early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
     refill) patch=w4a16-gemv-regs-refill.patch ;;
-    *) echo "unknown patch name $name (early2, refill)"; exit 1 ;;
+    xasync) patch=w4a16-gemv-regs-x-async.patch ;;
+    *) echo "unknown patch name $name (xasync, early2, refill)"; exit 1 ;;
   esac
   echo "== $name"
   rm -rf "$OUT/w"  # the previous run's files are in its tarball; none may stand in for this run's
