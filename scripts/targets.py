@@ -20,6 +20,9 @@ The bench rows a table needs and the benchmarks that give them:
                                M = 1 / 16 rows and B = 1 step rows also say the most a one-launch
                                W4A16 linear could reach, every linear at the time of a kernel that
                                only reads its packed bytes)
+Issue 9's B = 1 step rows always add the step with every layer linear at its roofline and the other
+ops as measured (from the decode report alone), and what share of the read peak the linears would need
+on average to meet the goal one op after another.
 A row whose measurements are missing says so instead of a figure.
 
 --breakdown adds, for each decode-step row that is not met, where that step's time goes: every op
@@ -142,6 +145,21 @@ def step_at_floor(run, floors, name):
     return sum(o["time_us"] for o in run["ops"]) - saved, median_us(run["step"]) - saved
 
 
+def step_at_peak(run, goal_us):
+    """The w4a16 step with every layer linear at its roofline (at B = 1 its bytes at the report's
+    read peak) and the other ops as measured, as step_at_floor takes it two ways (one op after
+    another; the measured step less the savings), then what share of that peak the linears would
+    need on average for the ops one after another to take goal_us (None where the other ops alone
+    take longer), and the other ops' time. Needs no kernel benchmark: a bound from the decode report
+    alone."""
+    lin = [o for o in run["ops"] if op_group(o["name"]) in LINEARS]
+    us = sum(o["time_us"] for o in lin)
+    other = sum(o["time_us"] for o in run["ops"]) - us
+    roof = sum(o["roofline_time_us"] for o in lin)
+    share = roof / (goal_us - other) if goal_us > other else None
+    return other + roof, median_us(run["step"]) - (us - roof), share, other
+
+
 def issue9_from_baselines(t, decode, floors=None):
     goal = ISSUE9_B1_GOAL
     for name, rep in decode.items():
@@ -157,7 +175,13 @@ def issue9_from_baselines(t, decode, floors=None):
                 bound = step_at_floor(q, floors or {}, name)
                 floor = (f"; every linear at its read floor: {fp16_us / bound[0]:.2f}x one op after another, "
                          f"{fp16_us / bound[1]:.2f}x overlapped" if bound else "")
-                t.add("9", f"{target} >= {goal[name]}x", f"{x:.2f}x{floor}", x >= goal[name])
+                serial, overlapped, share, other = step_at_peak(q, fp16_us / goal[name])
+                need = (f"the goal asks the linears for {share:.2f} of the read peak there" if share is not None
+                        else f"the other ops alone take {other:.0f} us, more than the goal's "
+                        f"{fp16_us / goal[name]:.0f}")
+                peak = (f"; every linear at its roofline, the rest as measured: {fp16_us / serial:.2f}x one op "
+                        f"after another ({need}), {fp16_us / overlapped:.2f}x overlapped")
+                t.add("9", f"{target} >= {goal[name]}x", f"{x:.2f}x{floor}{peak}", x >= goal[name])
             else:
                 t.add("9", f"{target} (reported, no target)", f"{x:.2f}x", None)
 

@@ -33,7 +33,7 @@ if [ -n "$patch" ]; then
   git apply "$patch"
   trap 'git apply -R "$patch"; rm -rf "$tmp"' EXIT
 fi
-nvcc -std=c++20 -O3 -arch=$arch -cubin -I. -Xptxas -v -o "$tmp/k.cubin" "$src" 2>"$out.ptxas"
+nvcc -std=c++20 -O3 -arch=$arch --expt-relaxed-constexpr -lineinfo -cubin -I. -Xptxas -v -o "$tmp/k.cubin" "$src" 2>"$out.ptxas"
 python3 "$here/sass-tools.py" elf7 "$tmp/k.cubin" "$tmp/k7.cubin"
 "$tools/usr/bin/cuobjdump" -sass "$tmp/k7.cubin" >"$out"
 echo "$out: $(grep -c 'Function :' "$out") functions; ptxas's registers and spills in $out.ptxas"

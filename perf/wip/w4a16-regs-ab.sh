@@ -7,7 +7,9 @@
 #   - early2: perf/wip/w4a16-gemv-regs-second-batch-early.patch (second batch before x's staging);
 #   - refill: perf/wip/w4a16-gemv-regs-refill.patch (each slot re-requested as its group is done);
 #   - xasync: perf/wip/w4a16-gemv-regs-x-async.patch (x staged by cp.async: one L2 round trip, not
-#     one per chunk a thread has).
+#     one per chunk a thread has);
+#   - xearly2: xasync and early2 together (perf/wip/w4a16-gemv-regs-x-async-early2.patch; not in
+#     the default list: run it when each alone gains).
 #
 #   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync early2 refill)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +22,8 @@ for name in "${names[@]}"; do
     early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
     refill) patch=w4a16-gemv-regs-refill.patch ;;
     xasync) patch=w4a16-gemv-regs-x-async.patch ;;
-    *) echo "unknown patch name $name (xasync, early2, refill)"; exit 1 ;;
+    xearly2) patch=w4a16-gemv-regs-x-async-early2.patch ;;
+    *) echo "unknown patch name $name (xasync, early2, refill, xearly2)"; exit 1 ;;
   esac
   echo "== $name"
   rm -rf "$OUT/w"  # the previous run's files are in its tarball; none may stand in for this run's
