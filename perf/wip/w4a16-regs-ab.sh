@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Register-GEMV patches against HEAD on any Hopper card, one after the other (~3 min from a bare
-# machine for the first, ~1 min each after): for each, the GEMV tests on the patched build (both keep
+# Register-GEMV patches against HEAD on any Hopper card, one after the other (~3.5 min each, HEAD
+# measured again beside every patch): for each, the GEMV tests on the patched build (each keeps
 # HEAD's bits, so the bits tests must pass), then BM_W4A16GemvVariants at one row, BM_W4A16Fusions at
 # one row and the B = 1 / 16 steps, as built and patched (perf/wip/w4a16-stream-only-call.sh's A/B
 # form). Each comes back in $OUT/<name>.tgz.
@@ -8,22 +8,26 @@
 #   - refill: perf/wip/w4a16-gemv-regs-refill.patch (each slot re-requested as its group is done);
 #   - xasync: perf/wip/w4a16-gemv-regs-x-async.patch (x staged by cp.async: one L2 round trip, not
 #     one per chunk a thread has);
+#   - ropeearly: perf/wip/w4a16-gemv-regs-rope-early.patch (the RoPE pair's position, cache block and
+#     angle read and computed before the wait, as the ring kernel and rope_kv_write do, not in the tail);
 #   - xearly2: xasync and early2 together (perf/wip/w4a16-gemv-regs-x-async-early2.patch; not in
 #     the default list: run it when each alone gains).
 #
-#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync early2 refill)
+#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync ropeearly early2 refill;
+#   each A/B measures HEAD and the patch, ~3.5 min, so name two a device call)
 here=$(cd "$(dirname "$0")" && pwd)
 export RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_ROWS=1 RIDGELINE_CALL_SECONDS=${RIDGELINE_CALL_SECONDS:-300} \
   RIDGELINE_AB_TESTS='KernelW4A16Gemv.*:KernelW4A16GemvFused.*:KernelRopeEpilogue.*:CudaW4A16.*'
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(xasync early2 refill)
+[ ${#names[@]} -gt 0 ] || names=(xasync ropeearly early2 refill)
 for name in "${names[@]}"; do
   case $name in
     early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
     refill) patch=w4a16-gemv-regs-refill.patch ;;
     xasync) patch=w4a16-gemv-regs-x-async.patch ;;
     xearly2) patch=w4a16-gemv-regs-x-async-early2.patch ;;
-    *) echo "unknown patch name $name (xasync, early2, refill, xearly2)"; exit 1 ;;
+    ropeearly) patch=w4a16-gemv-regs-rope-early.patch ;;
+    *) echo "unknown patch name $name (xasync, ropeearly, early2, refill, xearly2)"; exit 1 ;;
   esac
   echo "== $name"
   rm -rf "$OUT/w"  # the previous run's files are in its tarball; none may stand in for this run's
