@@ -8,26 +8,27 @@
 #   - refill: perf/wip/w4a16-gemv-regs-refill.patch (each slot re-requested as its group is done);
 #   - xasync: perf/wip/w4a16-gemv-regs-x-async.patch (x staged by cp.async: one L2 round trip, not
 #     one per chunk a thread has);
-#   - ropeearly: perf/wip/w4a16-gemv-regs-rope-early.patch (the RoPE pair's position, cache block and
-#     angle read and computed before the wait, as the ring kernel and rope_kv_write do, not in the tail);
+#   - epiearly: perf/wip/w4a16-gemv-regs-epilogue-early.patch (what the epilogues read, the RoPE pair's
+#     position, cache block and angle and the residual GEMVs' residual entry, read before the wait
+#     instead of in the tail);
 #   - xearly2: xasync and early2 together (perf/wip/w4a16-gemv-regs-x-async-early2.patch; not in
 #     the default list: run it when each alone gains).
 #
-#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync ropeearly early2 refill;
+#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync epiearly early2 refill;
 #   each A/B measures HEAD and the patch, ~3.5 min, so name two a device call)
 here=$(cd "$(dirname "$0")" && pwd)
 export RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_ROWS=1 RIDGELINE_CALL_SECONDS=${RIDGELINE_CALL_SECONDS:-300} \
   RIDGELINE_AB_TESTS='KernelW4A16Gemv.*:KernelW4A16GemvFused.*:KernelRopeEpilogue.*:CudaW4A16.*'
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(xasync ropeearly early2 refill)
+[ ${#names[@]} -gt 0 ] || names=(xasync epiearly early2 refill)
 for name in "${names[@]}"; do
   case $name in
     early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
     refill) patch=w4a16-gemv-regs-refill.patch ;;
     xasync) patch=w4a16-gemv-regs-x-async.patch ;;
     xearly2) patch=w4a16-gemv-regs-x-async-early2.patch ;;
-    ropeearly) patch=w4a16-gemv-regs-rope-early.patch ;;
-    *) echo "unknown patch name $name (xasync, ropeearly, early2, refill, xearly2)"; exit 1 ;;
+    epiearly) patch=w4a16-gemv-regs-epilogue-early.patch ;;
+    *) echo "unknown patch name $name (xasync, epiearly, early2, refill, xearly2)"; exit 1 ;;
   esac
   echo "== $name"
   rm -rf "$OUT/w"  # the previous run's files are in its tarball; none may stand in for this run's
