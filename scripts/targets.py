@@ -146,12 +146,11 @@ def step_at_floor(run, floors, name):
 
 
 def step_at_peak(run, goal_us):
-    """The w4a16 step with every layer linear at its roofline (at B = 1 its bytes at the report's
-    read peak) and the other ops as measured, as step_at_floor takes it two ways (one op after
-    another; the measured step less the savings), then what share of that peak the linears would
-    need on average for the ops one after another to take goal_us (None where the other ops alone
-    take longer), and the other ops' time. Needs no kernel benchmark: a bound from the decode report
-    alone."""
+    """A bound from the decode report alone: the w4a16 step with every layer linear at its roofline
+    (at B = 1, its bytes at the report's read peak) and the other ops as measured, both ways
+    step_at_floor gives (ops one after another; the measured step less the savings). Also the share
+    of the read peak the linears would need on average for the ops one after another to take goal_us
+    (None where the other ops alone take longer), and the other ops' time."""
     lin = [o for o in run["ops"] if op_group(o["name"]) in LINEARS]
     us = sum(o["time_us"] for o in lin)
     other = sum(o["time_us"] for o in run["ops"]) - us
