@@ -14,13 +14,13 @@
 #   - xearly2: xasync and early2 together (perf/wip/w4a16-gemv-regs-x-async-early2.patch; not in
 #     the default list: run it when each alone gains).
 #
-#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync epiearly early2 refill;
-#   each A/B measures HEAD and the patch, ~3.5 min, so name two a device call)
+#   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync epiearly; each A/B
+#   measures HEAD and the patch, ~3.5 min, so two fit a device call: `early2 refill` the next one)
 here=$(cd "$(dirname "$0")" && pwd)
 export RIDGELINE_AB_FLOOR=0 RIDGELINE_AB_ROWS=1 RIDGELINE_CALL_SECONDS=${RIDGELINE_CALL_SECONDS:-300} \
   RIDGELINE_AB_TESTS='KernelW4A16Gemv.*:KernelW4A16GemvFused.*:KernelRopeEpilogue.*:CudaW4A16.*'
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(xasync epiearly early2 refill)
+[ ${#names[@]} -gt 0 ] || names=(xasync epiearly)
 for name in "${names[@]}"; do
   case $name in
     early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
