@@ -47,6 +47,8 @@ def seq(path, pattern):
             op = unpredicated(i).split(" ")[0]
             if op.startswith("LDGSTS"):
                 out.append("c")
+            elif op.startswith("LDGDEPBAR"):
+                continue
             elif op.startswith("LDG"):
                 out.append("L" if ".128" in op else "r")
             elif op.startswith("HMMA"):
@@ -87,7 +89,7 @@ def serial_loads(paths):
                 loads = waited = 0
                 for j, (_, b) in enumerate(body):
                     parts = unpredicated(b).split(None, 1)
-                    if len(parts) < 2 or not parts[0].startswith("LDG") or parts[0].startswith("LDGSTS"):
+                    if len(parts) < 2 or not parts[0].startswith("LDG") or parts[0].startswith(("LDGSTS", "LDGDEPBAR")):
                         continue
                     loads += 1
                     width = 4 if ".128" in parts[0] else 2 if ".64" in parts[0] else 1
