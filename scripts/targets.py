@@ -134,29 +134,32 @@ def linears_at_floor(run, floors, name):
     return rows
 
 
+def step_saving(run, saved):
+    """The w4a16 step with its linears `saved` us shorter, two ways: the per-op times summed (the sweep
+    times ops one after another), and the measured step less the saving (optimistic: it keeps all of
+    the step's overlap, part of which hides the linears' own time)."""
+    return sum(o["time_us"] for o in run["ops"]) - saved, median_us(run["step"]) - saved
+
+
 def step_at_floor(run, floors, name):
-    """The w4a16 step with its linears at their read floors, two ways: the per-op times summed (the
-    sweep times ops one after another), and the measured step less what the linears would save
-    (optimistic: it keeps all of the step's overlap, part of which hides the linears' own time)."""
+    """The w4a16 step with its linears at their read floors (step_saving's two ways), or None."""
     rows = linears_at_floor(run, floors, name)
     if rows is None:
         return None
-    saved = sum(us - at for _, _, us, _, at in rows)
-    return sum(o["time_us"] for o in run["ops"]) - saved, median_us(run["step"]) - saved
+    return step_saving(run, sum(us - at for _, _, us, _, at in rows))
 
 
 def step_at_peak(run, goal_us):
     """A bound from the decode report alone: the w4a16 step with every layer linear at its roofline
-    (at B = 1, its bytes at the report's read peak) and the other ops as measured, both ways
-    step_at_floor gives (ops one after another; the measured step less the savings). Also the share
-    of the read peak the linears would need on average for the ops one after another to take goal_us
-    (None where the other ops alone take longer), and the other ops' time."""
+    (at B = 1, its bytes at the report's read peak) and the other ops as measured (step_saving's two
+    ways); then the share of the read peak the linears would need on average for the ops one after
+    another to take goal_us (None where the other ops alone take longer), and the other ops' time."""
     lin = [o for o in run["ops"] if op_group(o["name"]) in LINEARS]
     us = sum(o["time_us"] for o in lin)
-    other = sum(o["time_us"] for o in run["ops"]) - us
     roof = sum(o["roofline_time_us"] for o in lin)
+    other = sum(o["time_us"] for o in run["ops"]) - us
     share = roof / (goal_us - other) if goal_us > other else None
-    return other + roof, median_us(run["step"]) - (us - roof), share, other
+    return (*step_saving(run, us - roof), share, other)
 
 
 def issue9_from_baselines(t, decode, floors=None):

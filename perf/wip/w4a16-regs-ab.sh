@@ -11,9 +11,7 @@
 #     one per chunk a thread has);
 #   - epiearly: perf/wip/w4a16-gemv-regs-epilogue-early.patch (what the epilogues read, the RoPE pair's
 #     position, cache block and angle and the residual GEMVs' residual entry, read before the wait
-#     instead of in the tail);
-#   - xearly2: xasync and early2 together (perf/wip/w4a16-gemv-regs-x-async-early2.patch; not in
-#     the default list: run it when each alone gains).
+#     instead of in the tail).
 #
 #   OUT=/some/dir bash perf/wip/w4a16-regs-ab.sh [NAME...]   (default: xasync epiearly; each A/B
 #   measures HEAD and the patch, ~3.5 min, so two fit a device call: `early2 refill` the next one)
@@ -27,9 +25,8 @@ for name in "${names[@]}"; do
     early2) patch=w4a16-gemv-regs-second-batch-early.patch ;;
     refill) patch=w4a16-gemv-regs-refill.patch ;;
     xasync) patch=w4a16-gemv-regs-x-async.patch ;;
-    xearly2) patch=w4a16-gemv-regs-x-async-early2.patch ;;
     epiearly) patch=w4a16-gemv-regs-epilogue-early.patch ;;
-    *) echo "unknown patch name $name (xasync, epiearly, early2, refill, xearly2)"; exit 1 ;;
+    *) echo "unknown patch name $name (xasync, epiearly, early2, refill)"; exit 1 ;;
   esac
   echo "== $name"
   rm -rf "$OUT/w"  # the previous run's files are in its tarball; none may stand in for this run's
